@@ -1,0 +1,43 @@
+//! Sans-IO core of the REDCap API toolkit.
+//!
+//! Everything a REDCap client needs except the network: validated [`Token`] and [`ApiUrl`],
+//! the [`Method`] trait that generated request types implement, form and multipart encoding,
+//! REDCap's error envelopes, and decoding of every response kind. Transports (blocking, async,
+//! or your own) send a [`PreparedRequest`] and hand the response back to [`handle_response`].
+#![warn(missing_docs)]
+
+pub mod decode;
+pub mod download;
+pub mod envelope;
+mod error;
+pub mod form;
+mod method;
+pub mod model;
+pub mod param;
+mod token;
+pub mod types;
+mod url;
+
+pub use bytes::Bytes;
+pub use decode::{DataResponse, Row};
+pub use download::{DownloadHead, sanitize_file_name};
+pub use error::{ApiError, ApiErrorKind, DecodeError, EncodeError, Error, ImportErrorLine, ResponseError};
+pub use form::{Form, FormField, Multipart, Upload, UploadSource};
+pub use method::{
+    Body, DecodeContext, DynamicCall, Method, MethodInfo, PreparedRequest, ResponseKind, check_response,
+    handle_response, prepare, prepare_with_boundary, random_boundary,
+};
+pub use model::{AutoId, FileDownload, FileRepositoryEntry, Folder, ImportOutcome, RepositoryFile, Version};
+pub use param::{BoolWire, ParamInfo, ParamValue, Shape, ToParam, ValueType};
+pub use token::{Token, TokenError, TokenKind, TokenRequirement};
+pub use types::{
+    CsvDelimiter, DateFormat, DecimalCharacter, Format, LogType, OverwriteBehavior, RawOrLabel, RecordType,
+    ReturnContent, ReturnFormat, WireEnum,
+};
+pub use url::{ApiUrl, UrlError};
+
+#[doc(hidden)]
+pub mod __private {
+    //! Re-exports for generated code.
+    pub use http;
+}
