@@ -71,6 +71,72 @@ pub struct MethodInfo {
 }
 
 impl MethodInfo {
+    /// A method with no parameters, rights or version; fill in with the builders below.
+    pub const fn new(
+        id: &'static str,
+        content: &'static str,
+        action: Option<&'static str>,
+        response: ResponseKind,
+        idempotent: bool,
+    ) -> Self {
+        MethodInfo {
+            id,
+            content,
+            action,
+            summary: "",
+            token: TokenRequirement::Project,
+            idempotent,
+            streaming: false,
+            response,
+            params: &[],
+            fixed: &[],
+            rights: &[],
+            since: None,
+        }
+    }
+
+    /// Sets the summary.
+    pub const fn summary(mut self, summary: &'static str) -> Self {
+        self.summary = summary;
+        self
+    }
+
+    /// Sets the token requirement.
+    pub const fn token(mut self, token: TokenRequirement) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// Marks the response as streamed.
+    pub const fn streaming(mut self) -> Self {
+        self.streaming = true;
+        self
+    }
+
+    /// Sets the parameters.
+    pub const fn params(mut self, params: &'static [ParamInfo]) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// Sets the fixed fields.
+    pub const fn fixed(mut self, fixed: &'static [(&'static str, &'static str)]) -> Self {
+        self.fixed = fixed;
+        self
+    }
+
+    /// Sets the documented rights.
+    pub const fn rights(mut self, rights: &'static [&'static str]) -> Self {
+        self.rights = rights;
+        self
+    }
+
+    /// Sets the version that introduced the method.
+    pub const fn since(mut self, version: &'static str) -> Self {
+        self.since = Some(version);
+        self
+    }
+
     /// Whether the body is multipart (the method uploads a file).
     pub fn is_multipart(&self) -> bool {
         self.params.iter().any(|p| p.ty == ValueType::File)

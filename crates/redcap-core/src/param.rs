@@ -88,6 +88,42 @@ impl ParamInfo {
         }
     }
 
+    /// Makes it required.
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// Sends it even when false or empty.
+    pub const fn always(mut self) -> Self {
+        self.always = true;
+        self
+    }
+
+    /// Sets the list shape.
+    pub const fn shape(mut self, shape: Shape) -> Self {
+        self.shape = shape;
+        self
+    }
+
+    /// Narrows the allowed spellings.
+    pub const fn allowed(mut self, allowed: &'static [&'static str]) -> Self {
+        self.allowed = allowed;
+        self
+    }
+
+    /// Records REDCap's default.
+    pub const fn server_default(mut self, value: &'static str) -> Self {
+        self.server_default = Some(value);
+        self
+    }
+
+    /// Sets the description.
+    pub const fn doc(mut self, doc: &'static str) -> Self {
+        self.doc = doc;
+        self
+    }
+
     /// The spellings a value may take: `allowed`, else the enum's values.
     pub fn allowed_values(&self) -> Option<&'static [&'static str]> {
         if !self.allowed.is_empty() {

@@ -1,0 +1,351 @@
+//! The spec's data model and its loading from TOML, with errors that name file, method and key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A problem in the spec: which file, which method, which key, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecError {
+    /// The spec file, as given to the loader (e.g. `spec/record.toml`).
+    pub file: String,
+    /// The method's name, when the problem is inside one.
+    pub method: Option<String>,
+    /// The key, as a dotted path inside the method or file (e.g. `params.doc_id.type`).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(m) = &self.method {
+            write!(f, ": method `{m}`")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": key `{}`", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// Several problems at once (validation reports all it finds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecErrors {}
+
+impl From<SpecError> for SpecErrors {
+    fn from(e: SpecError) -> Self {
+        SpecErrors(vec![e])
+    }
+}
+
+/// One enum of wire values (`spec/enums.toml`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnumSpec {
+    /// Rust name, e.g. `Format` (the type lives in `redcap_core`).
+    pub name: String,
+    /// Description.
+    pub doc: String,
+    /// Values in documentation order.
+    pub values: Vec<EnumValue>,
+}
+
+/// One enum value.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnumValue {
+    /// Exact wire spelling.
+    pub wire: String,
+    /// Rust variant name in `redcap_core`.
+    pub variant: String,
+}
+
+impl EnumSpec {
+    /// The wire spellings.
+    pub fn wires(&self) -> Vec<String> {
+        self.values.iter().map(|v| v.wire.clone()).collect()
+    }
+}
+
+/// One spec file: an area of the API (`spec/<area>.toml`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AreaSpec {
+    /// The file it came from.
+    pub file: String,
+    /// Module name, e.g. `file_repository`.
+    pub area: String,
+    /// Human title.
+    pub title: String,
+    /// Methods in file order.
+    pub methods: Vec<MethodSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AreaHeader {
+    area: String,
+    title: String,
+    #[serde(default, rename = "method")]
+    _methods: Vec<toml::Value>,
+}
+
+/// One REDCap API method.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodSpec {
+    /// Module name inside the area, e.g. `export`.
+    pub name: String,
+    /// `content` value.
+    pub content: String,
+    /// `action` value, where the method sends one.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// One-line summary.
+    pub summary: String,
+    /// Longer notes (quirks, evidence), rendered into the module docs.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// What a success returns.
+    pub response: String,
+    /// `project` (default), `super` or `either`.
+    #[serde(default = "default_token")]
+    pub token: String,
+    /// May the call be repeated harmlessly (and so retried)?
+    pub idempotent: bool,
+    /// Must the success body be streamed?
+    #[serde(default)]
+    pub streaming: bool,
+    /// Rights the documentation names.
+    #[serde(default)]
+    pub rights: Vec<String>,
+    /// REDCap version that introduced it, where known.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Where the facts come from.
+    pub reference: String,
+    /// Fields always sent with a fixed value (e.g. an External Module's `prefix`).
+    #[serde(default)]
+    pub fixed: BTreeMap<String, String>,
+    /// Parameters in wire order.
+    #[serde(default, rename = "param")]
+    pub params: Vec<ParamSpec>,
+    /// Example calls; each becomes a snapshot test.
+    #[serde(default, rename = "example")]
+    pub examples: Vec<ExampleSpec>,
+}
+
+fn default_token() -> String {
+    "project".to_owned()
+}
+
+/// One parameter.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    /// Wire name (case-sensitive).
+    pub name: String,
+    /// `string`, `int`, `bool`, `timestamp`, `minute`, `file`, `enum:<Name>`, or `list<…>` of a
+    /// scalar type.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Must be given.
+    #[serde(default)]
+    pub required: bool,
+    /// For lists: `indexed` (`name[0]=…`) or `comma`.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// For flags: `true_false` (default), `one_zero` or `presence`.
+    #[serde(default)]
+    pub wire: Option<String>,
+    /// Send even when false/empty.
+    #[serde(default)]
+    pub always: bool,
+    /// Allowed spellings, narrower than the type.
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    /// REDCap's default (documentation only).
+    #[serde(default)]
+    pub default: Option<String>,
+    /// What `Request::new` fills in (the client's choice, e.g. `format = json`).
+    #[serde(default)]
+    pub client_default: Option<toml::Value>,
+    /// One-line description.
+    pub doc: String,
+    /// REDCap version that added the parameter, where known.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Rust field name when the snake-cased wire name does not fit (keywords).
+    #[serde(default)]
+    pub rust_name: Option<String>,
+}
+
+/// An example call.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExampleSpec {
+    /// Snapshot name.
+    pub name: String,
+    /// Parameter values by wire name.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+}
+
+/// The whole spec: enums and areas.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// Enums by name.
+    pub enums: BTreeMap<String, EnumSpec>,
+    /// Areas in file-name order.
+    pub areas: Vec<AreaSpec>,
+}
+
+/// The enums of `redcap_core::types`, described for the generator (which never links core).
+pub const CORE_ENUMS_TOML: &str = include_str!("core_enums.toml");
+
+/// The parsed [`CORE_ENUMS_TOML`].
+pub fn core_enums() -> BTreeMap<String, EnumSpec> {
+    parse_enums("redcap-codegen/src/core_enums.toml", CORE_ENUMS_TOML).expect("the built-in enum table parses")
+}
+
+fn toml_error(file: &str, method: Option<String>, key: &str, text: &str, e: &toml::de::Error) -> SpecError {
+    let location = e
+        .span()
+        .map(|s| {
+            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        })
+        .unwrap_or_default();
+    SpecError {
+        file: file.to_owned(),
+        method,
+        key: key.to_owned(),
+        message: format!("{}{location}", e.message()),
+    }
+}
+
+/// Parses the enums file.
+pub fn parse_enums(file: &str, text: &str) -> Result<BTreeMap<String, EnumSpec>, SpecError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct EnumsFile {
+        #[serde(rename = "enum")]
+        enums: Vec<EnumSpec>,
+    }
+    let parsed: EnumsFile = toml::from_str(text).map_err(|e| toml_error(file, None, "", text, &e))?;
+    let mut out = BTreeMap::new();
+    for e in parsed.enums {
+        if out.contains_key(&e.name) {
+            return Err(SpecError {
+                file: file.to_owned(),
+                method: None,
+                key: format!("enum.{}", e.name),
+                message: "defined twice".into(),
+            });
+        }
+        out.insert(e.name.clone(), e);
+    }
+    Ok(out)
+}
+
+/// Parses one area file. Each method is read on its own so an error can name it.
+pub fn parse_area(file: &str, text: &str) -> Result<AreaSpec, SpecError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(file, None, "", text, &e))?;
+    let header: AreaHeader =
+        AreaHeader::deserialize(toml::Value::Table(table.clone())).map_err(|e| toml_error(file, None, "", text, &e))?;
+    let raw_methods = match table.get("method") {
+        Some(toml::Value::Array(items)) => items.clone(),
+        Some(_) => {
+            return Err(SpecError {
+                file: file.to_owned(),
+                method: None,
+                key: "method".into(),
+                message: "must be an array of tables ([[method]])".into(),
+            });
+        }
+        None => Vec::new(),
+    };
+    let mut methods = Vec::new();
+    for (i, raw) in raw_methods.into_iter().enumerate() {
+        let name = raw
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("#{}", i + 1));
+        let method = MethodSpec::deserialize(raw).map_err(|e| SpecError {
+            file: file.to_owned(),
+            method: Some(name),
+            key: String::new(),
+            message: e.message().to_owned(),
+        })?;
+        methods.push(method);
+    }
+    Ok(AreaSpec {
+        file: file.to_owned(),
+        area: header.area,
+        title: header.title,
+        methods,
+    })
+}
+
+/// Loads every `*.toml` of a directory, in file-name order, and validates the whole.
+/// `display_dir` is how file names appear in errors and stamps (e.g. `spec`).
+pub fn load_dir(dir: &Path, display_dir: &str) -> Result<Spec, SpecErrors> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| SpecError {
+            file: display_dir.to_owned(),
+            method: None,
+            key: String::new(),
+            message: format!("cannot list: {e}"),
+        })?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    let mut areas = Vec::new();
+    let mut errors = Vec::new();
+    for name in names {
+        let file = format!("{display_dir}/{name}");
+        let parsed = std::fs::read_to_string(dir.join(&name))
+            .map_err(|e| SpecError {
+                file: file.clone(),
+                method: None,
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            })
+            .and_then(|text| parse_area(&file, &text));
+        match parsed {
+            Ok(a) => areas.push(a),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(SpecErrors(errors));
+    }
+    let spec = Spec {
+        enums: core_enums(),
+        areas,
+    };
+    crate::validate::validate(&spec)?;
+    Ok(spec)
+}

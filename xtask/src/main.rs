@@ -1,0 +1,58 @@
+//! `cargo xtask codegen` regenerates `crates/redcap-api/src/generated/` from `spec/`;
+//! `cargo xtask codegen --check` fails when the checked-in files are stale.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask codegen [--check]";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["codegen"] => codegen(false),
+        ["codegen", "--check"] => codegen(true),
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn codegen(check: bool) -> ExitCode {
+    let root = root();
+    let out_dir = root.join("crates/redcap-api/src/generated");
+    let files = match redcap_codegen::generate_dir(&root.join("spec"), "spec") {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("the spec is invalid:\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if check {
+        let stale = redcap_codegen::stale_files(&files, &out_dir);
+        if stale.is_empty() {
+            println!("generated code is up to date ({} files)", files.len());
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("generated code is stale; run `cargo xtask codegen` and commit the result. Stale files:");
+        for s in stale {
+            eprintln!("  crates/redcap-api/src/generated/{s}");
+        }
+        return ExitCode::FAILURE;
+    }
+    match redcap_codegen::write_files(&files, &out_dir) {
+        Ok(()) => {
+            println!("wrote {} files to crates/redcap-api/src/generated", files.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write generated files: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
