@@ -6,7 +6,8 @@ use redcap_tests::workspace_root;
 #[test]
 fn generated_code_is_fresh() {
     let root = workspace_root();
-    let files = redcap_codegen::generate_dir(&root.join("spec"), "spec").unwrap_or_else(|e| panic!("spec invalid:\n{e}"));
+    let files =
+        redcap_codegen::generate_dir(&root.join("spec"), "spec").unwrap_or_else(|e| panic!("spec invalid:\n{e}"));
     let stale = redcap_codegen::stale_files(&files, &root.join("crates/redcap-api/src/generated"));
     assert!(
         stale.is_empty(),

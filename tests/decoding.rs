@@ -40,7 +40,10 @@ fn created_folder_id_in_three_formats() {
     for (f, body) in [
         (Format::Json, r#"[{"folder_id":45}]"#),
         (Format::Csv, "folder_id\n45\n"),
-        (Format::Xml, "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><folders><folder><folder_id>45</folder_id></folder></folders>"),
+        (
+            Format::Xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><folders><folder><folder_id>45</folder_id></folder></folders>",
+        ),
     ] {
         assert_eq!(run(&req(f), 200, &[], body), "Ok(\n    45,\n)", "{f}");
     }
@@ -51,10 +54,16 @@ fn created_folder_id_in_three_formats() {
 fn file_download_head() {
     let req = file_repository::export::Request::new(201);
     let text = "text/plain; name=\"test.txt\"; charset=UTF-8";
-    insta::assert_snapshot!("fr_export_text", run(&req, 200, &[("content-type", text), ("content-length", "5")], "hello"));
+    insta::assert_snapshot!(
+        "fr_export_text",
+        run(&req, 200, &[("content-type", text), ("content-length", "5")], "hello")
+    );
     // An HTML page without a file name where a file was expected is an error, not a download.
     let page = "<!DOCTYPE html><html><head><title>REDCap: Error</title></head><body>oops</body></html>";
-    insta::assert_snapshot!("fr_export_html_error", run(&req, 200, &[("content-type", "text/html; charset=UTF-8")], page));
+    insta::assert_snapshot!(
+        "fr_export_html_error",
+        run(&req, 200, &[("content-type", "text/html; charset=UTF-8")], page)
+    );
 }
 
 #[test]
@@ -62,16 +71,34 @@ fn error_envelopes() {
     let no_api = "You do not have permissions to use the API";
     insta::assert_snapshot!(
         "error_403_json",
-        run(&list(Format::Json), 403, &[("content-type", "application/json; charset=utf-8")], &format!("{{\"error\":\"{no_api}\"}}"))
+        run(
+            &list(Format::Json),
+            403,
+            &[("content-type", "application/json; charset=utf-8")],
+            &format!("{{\"error\":\"{no_api}\"}}")
+        )
     );
     insta::assert_snapshot!("error_403_csv", run(&list(Format::Csv), 403, &[], &format!("ERROR: {no_api}")));
     insta::assert_snapshot!(
         "error_403_xml",
-        run(&list(Format::Xml), 403, &[], &format!("<?xml version=\"1.0\" encoding=\"UTF-8\" ?><hash><error>{no_api}</error></hash>"))
+        run(
+            &list(Format::Xml),
+            403,
+            &[],
+            &format!("<?xml version=\"1.0\" encoding=\"UTF-8\" ?><hash><error>{no_api}</error></hash>")
+        )
     );
     let folder = "ERROR: The File Repository folder folder_id=99 does not exist or else you do not have permission to that folder because it is DAG-restricted or Role-restricted.";
     insta::assert_snapshot!("error_400_folder_csv", run(&list(Format::Csv), 400, &[], folder));
-    insta::assert_snapshot!("error_501_xml", run(&list(Format::Json), 501, &[], "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><hash><error>The requested method is not implemented.</error></hash>"));
+    insta::assert_snapshot!(
+        "error_501_xml",
+        run(
+            &list(Format::Json),
+            501,
+            &[],
+            "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><hash><error>The requested method is not implemented.</error></hash>"
+        )
+    );
     insta::assert_snapshot!("error_500_empty", run(&list(Format::Json), 500, &[], ""));
 }
 
@@ -79,7 +106,10 @@ fn error_envelopes() {
 fn errors_disguised_as_success() {
     let html = "<html><head><title>Service Unavailable</title></head></html>";
     insta::assert_snapshot!("ok_html_page", run(&list(Format::Json), 200, &[("content-type", "text/html")], html));
-    insta::assert_snapshot!("ok_json_error", run(&list(Format::Json), 200, &[], r#"{"error":"REDCap ran out of server memory."}"#));
+    insta::assert_snapshot!(
+        "ok_json_error",
+        run(&list(Format::Json), 200, &[], r#"{"error":"REDCap ran out of server memory."}"#)
+    );
     insta::assert_snapshot!("ok_db_text", run(&list(Format::Json), 200, &[], "Could not connect to the database"));
 }
 

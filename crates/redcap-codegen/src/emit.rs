@@ -24,9 +24,7 @@ impl std::fmt::Debug for Paths {
 
 impl Default for Paths {
     fn default() -> Self {
-        Paths {
-            core: syn::parse_quote!(::redcap_core),
-        }
+        Paths { core: syn::parse_quote!(::redcap_core) }
     }
 }
 
@@ -204,16 +202,17 @@ fn header(area: &AreaSpec, m: &MethodSpec) -> String {
 }
 
 /// The body of one method's module.
-pub fn method_module(area: &AreaSpec, m: &MethodSpec, enums: &BTreeMap<String, EnumSpec>, paths: &Paths) -> TokenStream {
+pub fn method_module(
+    area: &AreaSpec,
+    m: &MethodSpec,
+    enums: &BTreeMap<String, EnumSpec>,
+    paths: &Paths,
+) -> TokenStream {
     let core = &paths.core;
     let params: Vec<Resolved<'_>> = m
         .params
         .iter()
-        .map(|p| Resolved {
-            spec: p,
-            ty: parse_type(&p.ty).expect("validated type"),
-            field: ident(&rust_name(p)),
-        })
+        .map(|p| Resolved { spec: p, ty: parse_type(&p.ty).expect("validated type"), field: ident(&rust_name(p)) })
         .collect();
 
     // Static facts.
@@ -295,7 +294,9 @@ pub fn method_module(area: &AreaSpec, m: &MethodSpec, enums: &BTreeMap<String, E
         let f = &p.field;
         let s = p.scalar_type(core);
         match (&p.ty.scalar, p.ty.list) {
-            (Scalar::String | Scalar::Timestamp | Scalar::Minute, false) => quote!(#f: impl ::core::convert::Into<::std::string::String>),
+            (Scalar::String | Scalar::Timestamp | Scalar::Minute, false) => {
+                quote!(#f: impl ::core::convert::Into<::std::string::String>)
+            }
             (Scalar::String | Scalar::Timestamp | Scalar::Minute, true) => {
                 quote!(#f: impl ::core::iter::IntoIterator<Item = impl ::core::convert::Into<::std::string::String>>)
             }
@@ -325,7 +326,9 @@ pub fn method_module(area: &AreaSpec, m: &MethodSpec, enums: &BTreeMap<String, E
     });
     let defaults: Vec<String> = params
         .iter()
-        .filter_map(|p| p.spec.client_default.as_ref().map(|v| format!("`{}` = `{}`", p.spec.name, v.to_string().trim_matches('"'))))
+        .filter_map(|p| {
+            p.spec.client_default.as_ref().map(|v| format!("`{}` = `{}`", p.spec.name, v.to_string().trim_matches('"')))
+        })
         .collect();
     let new_doc = doc_lines(&if defaults.is_empty() {
         "Creates a new `Request` with the given required parameters.".to_owned()
@@ -537,7 +540,10 @@ pub fn files(spec: &crate::spec::Spec, spec_dir: &str, paths: &Paths) -> BTreeMa
             quote!(#[doc = #doc] pub mod #name;)
         });
         let title = format!(" {}: {} method(s).", a.title, a.methods.len());
-        out.insert(format!("{}/mod.rs", a.area), format!("{}{}", stamp(&a.file), pretty(quote!(#![doc = #title] #(#mods)*))));
+        out.insert(
+            format!("{}/mod.rs", a.area),
+            format!("{}{}", stamp(&a.file), pretty(quote!(#![doc = #title] #(#mods)*))),
+        );
     }
     let mods = spec.areas.iter().map(|a| {
         let area = format_ident!("{}", a.area);

@@ -29,10 +29,7 @@ pub fn generate_dir(spec_dir: &Path, display_dir: &str) -> Result<BTreeMap<Strin
 /// Parses and validates one area file (a downstream crate's own methods) against the core enums.
 pub fn load_area(display_name: &str, text: &str) -> Result<AreaSpec, SpecErrors> {
     let area = spec::parse_area(display_name, text)?;
-    let spec = Spec {
-        enums: core_enums(),
-        areas: vec![area],
-    };
+    let spec = Spec { enums: core_enums(), areas: vec![area] };
     validate::validate(&spec)?;
     Ok(spec.areas.into_iter().next().expect("one area"))
 }

@@ -235,12 +235,7 @@ fn toml_error(file: &str, method: Option<String>, key: &str, text: &str, e: &tom
             format!(" (line {line})")
         })
         .unwrap_or_default();
-    SpecError {
-        file: file.to_owned(),
-        method,
-        key: key.to_owned(),
-        message: format!("{}{location}", e.message()),
-    }
+    SpecError { file: file.to_owned(), method, key: key.to_owned(), message: format!("{}{location}", e.message()) }
 }
 
 /// Parses the enums file.
@@ -286,11 +281,7 @@ pub fn parse_area(file: &str, text: &str) -> Result<AreaSpec, SpecError> {
     };
     let mut methods = Vec::new();
     for (i, raw) in raw_methods.into_iter().enumerate() {
-        let name = raw
-            .get("name")
-            .and_then(|n| n.as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("#{}", i + 1));
+        let name = raw.get("name").and_then(|n| n.as_str()).map(str::to_owned).unwrap_or_else(|| format!("#{}", i + 1));
         let method = MethodSpec::deserialize(raw).map_err(|e| SpecError {
             file: file.to_owned(),
             method: Some(name),
@@ -299,12 +290,7 @@ pub fn parse_area(file: &str, text: &str) -> Result<AreaSpec, SpecError> {
         })?;
         methods.push(method);
     }
-    Ok(AreaSpec {
-        file: file.to_owned(),
-        area: header.area,
-        title: header.title,
-        methods,
-    })
+    Ok(AreaSpec { file: file.to_owned(), area: header.area, title: header.title, methods })
 }
 
 /// Loads every `*.toml` of a directory, in file-name order, and validates the whole.
@@ -342,10 +328,7 @@ pub fn load_dir(dir: &Path, display_dir: &str) -> Result<Spec, SpecErrors> {
     if !errors.is_empty() {
         return Err(SpecErrors(errors));
     }
-    let spec = Spec {
-        enums: core_enums(),
-        areas,
-    };
+    let spec = Spec { enums: core_enums(), areas };
     crate::validate::validate(&spec)?;
     Ok(spec)
 }

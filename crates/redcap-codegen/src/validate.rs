@@ -139,11 +139,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecErrors> {
     let mut areas = BTreeSet::new();
     let mut keys: BTreeMap<(String, Option<String>, bool), String> = BTreeMap::new();
     for area in &spec.areas {
-        let mut ctx = Ctx {
-            file: &area.file,
-            method: None,
-            errors: Vec::new(),
-        };
+        let mut ctx = Ctx { file: &area.file, method: None, errors: Vec::new() };
         if !is_snake_ident(&area.area) {
             ctx.err("area", format!("`{}` is not a snake_case identifier", area.area));
         }
@@ -168,11 +164,7 @@ pub fn validate_area(
     let mut errors = Vec::new();
     let mut names = BTreeSet::new();
     for m in &area.methods {
-        let mut ctx = Ctx {
-            file: &area.file,
-            method: Some(&m.name),
-            errors: Vec::new(),
-        };
+        let mut ctx = Ctx { file: &area.file, method: Some(&m.name), errors: Vec::new() };
         if !names.insert(m.name.clone()) {
             ctx.err("name", "another method of this file has the same name");
         }
@@ -212,7 +204,10 @@ fn validate_method(ctx: &mut Ctx<'_>, m: &MethodSpec, enums: &BTreeMap<String, E
         ctx.err("reference", "must cite where the facts come from");
     }
     if !RESPONSE_KINDS.contains(&m.response.as_str()) {
-        ctx.err("response", format!("unknown response kind `{}` (expected one of: {})", m.response, RESPONSE_KINDS.join(", ")));
+        ctx.err(
+            "response",
+            format!("unknown response kind `{}` (expected one of: {})", m.response, RESPONSE_KINDS.join(", ")),
+        );
     }
     if m.response == "bytes" && !m.streaming {
         ctx.err("streaming", "a method that returns file bytes must be streaming = true");
@@ -366,10 +361,7 @@ fn validate_method(ctx: &mut Ctx<'_>, m: &MethodSpec, enums: &BTreeMap<String, E
 pub fn check_value(ty: &ParamType, value: &toml::Value, allowed: Option<&[String]>) -> Result<(), String> {
     if ty.list {
         let items = value.as_array().ok_or("expected an array")?;
-        let scalar = ParamType {
-            scalar: ty.scalar.clone(),
-            list: false,
-        };
+        let scalar = ParamType { scalar: ty.scalar.clone(), list: false };
         return items.iter().try_for_each(|v| check_value(&scalar, v, allowed));
     }
     match (&ty.scalar, value) {
@@ -382,17 +374,22 @@ pub fn check_value(ty: &ParamType, value: &toml::Value, allowed: Option<&[String
         (Scalar::Timestamp, toml::Value::String(s)) if is_pattern(s, "dddd-dd-dd dd:dd:dd") => Ok(()),
         (Scalar::Minute, toml::Value::String(s)) if is_pattern(s, "dddd-dd-dd dd:dd") => Ok(()),
         (Scalar::File, toml::Value::Table(t))
-            if t.get("name").is_some_and(|v| v.is_str()) && t.get("text").is_some_and(|v| v.is_str()) && t.len() == 2 =>
+            if t.get("name").is_some_and(|v| v.is_str())
+                && t.get("text").is_some_and(|v| v.is_str())
+                && t.len() == 2 =>
         {
             Ok(())
         }
-        (scalar, v) => Err(format!("`{v}` does not fit type {scalar:?}{}", match scalar {
-            Scalar::File => " (expected { name = \"…\", text = \"…\" })",
-            Scalar::Int => " (expected a non-negative integer)",
-            Scalar::Timestamp => " (expected \"YYYY-MM-DD HH:MM:SS\")",
-            Scalar::Minute => " (expected \"YYYY-MM-DD HH:MM\")",
-            _ => "",
-        })),
+        (scalar, v) => Err(format!(
+            "`{v}` does not fit type {scalar:?}{}",
+            match scalar {
+                Scalar::File => " (expected { name = \"…\", text = \"…\" })",
+                Scalar::Int => " (expected a non-negative integer)",
+                Scalar::Timestamp => " (expected \"YYYY-MM-DD HH:MM:SS\")",
+                Scalar::Minute => " (expected \"YYYY-MM-DD HH:MM\")",
+                _ => "",
+            }
+        )),
     }
 }
 

@@ -24,10 +24,7 @@ pub struct DataResponse {
 
 impl std::fmt::Debug for DataResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataResponse")
-            .field("format", &self.format)
-            .field("bytes", &self.body.len())
-            .finish()
+        f.debug_struct("DataResponse").field("format", &self.format).field("bytes", &self.body.len()).finish()
     }
 }
 
@@ -67,10 +64,8 @@ impl DataResponse {
         self.rows()?
             .into_iter()
             .map(|row| {
-                serde_json::from_value(Value::Object(row)).map_err(|e| DecodeError::Syntax {
-                    format: "row",
-                    reason: e.to_string(),
-                })
+                serde_json::from_value(Value::Object(row))
+                    .map_err(|e| DecodeError::Syntax { format: "row", reason: e.to_string() })
             })
             .collect()
     }
@@ -80,10 +75,8 @@ fn json_rows(body: &[u8]) -> Result<Vec<Row>, DecodeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| DecodeError::Syntax {
-        format: "json",
-        reason: e.to_string(),
-    })?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| DecodeError::Syntax { format: "json", reason: e.to_string() })?;
     match value {
         Value::Array(items) => items
             .into_iter()
@@ -124,10 +117,7 @@ fn csv_rows(body: &[u8], delimiter: Option<CsvDelimiter>) -> Result<Vec<Row>, De
     let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
     let delim = delimiter.map(CsvDelimiter::byte).unwrap_or_else(|| sniff_delimiter(body));
     let mut reader = csv::ReaderBuilder::new().delimiter(delim).from_reader(body);
-    let syntax = |e: csv::Error| DecodeError::Syntax {
-        format: "csv",
-        reason: e.to_string(),
-    };
+    let syntax = |e: csv::Error| DecodeError::Syntax { format: "csv", reason: e.to_string() };
     let headers = reader.headers().map_err(syntax)?.clone();
     let mut rows = Vec::new();
     for rec in reader.records() {
@@ -217,10 +207,7 @@ fn xml_rows(body: &[u8]) -> Result<Vec<Row>, DecodeError> {
 }
 
 fn body_text(body: &[u8]) -> Result<&str, DecodeError> {
-    std::str::from_utf8(body).map_err(|e| DecodeError::Syntax {
-        format: "text",
-        reason: e.to_string(),
-    })
+    std::str::from_utf8(body).map_err(|e| DecodeError::Syntax { format: "text", reason: e.to_string() })
 }
 
 /// Structured data.
@@ -231,10 +218,7 @@ pub fn data(ctx: &DecodeContext, response: http::Response<Bytes>) -> Result<Data
 /// A raw file and its headers.
 pub fn bytes(_: &DecodeContext, response: http::Response<Bytes>) -> Result<FileDownload, DecodeError> {
     let head = crate::download::DownloadHead::from_headers(response.headers());
-    Ok(FileDownload {
-        head,
-        bytes: response.into_body(),
-    })
+    Ok(FileDownload { head, bytes: response.into_body() })
 }
 
 /// A bare string, trailing whitespace removed.
@@ -298,9 +282,9 @@ pub fn import(ctx: &DecodeContext, response: http::Response<Bytes>) -> Result<Im
         };
     }
     match ctx.return_content.unwrap_or(ReturnContent::Count) {
-        ReturnContent::Count => parse_count(body)
-            .map(ImportOutcome::Count)
-            .ok_or_else(|| DecodeError::unexpected("a count", body)),
+        ReturnContent::Count => {
+            parse_count(body).map(ImportOutcome::Count).ok_or_else(|| DecodeError::unexpected("a count", body))
+        }
         ReturnContent::Nothing => Ok(ImportOutcome::Nothing),
         kind @ (ReturnContent::Ids | ReturnContent::AutoIds) => {
             let ids = id_list(body, result_format)?;
@@ -309,10 +293,7 @@ pub fn import(ctx: &DecodeContext, response: http::Response<Bytes>) -> Result<Im
             }
             ids.into_iter()
                 .map(|pair| match pair.split_once(',') {
-                    Some((new, original)) => Ok(AutoId {
-                        new: new.to_owned(),
-                        original: original.to_owned(),
-                    }),
+                    Some((new, original)) => Ok(AutoId { new: new.to_owned(), original: original.to_owned() }),
                     None => Err(DecodeError::unexpected("`new,original` pairs", pair.as_bytes())),
                 })
                 .collect::<Result<_, _>>()
@@ -329,10 +310,8 @@ fn id_list(body: &[u8], format: ReturnFormat) -> Result<Vec<String>, DecodeError
     }
     match format {
         ReturnFormat::Json => {
-            let values: Vec<Value> = serde_json::from_str(text).map_err(|e| DecodeError::Syntax {
-                format: "json",
-                reason: e.to_string(),
-            })?;
+            let values: Vec<Value> = serde_json::from_str(text)
+                .map_err(|e| DecodeError::Syntax { format: "json", reason: e.to_string() })?;
             Ok(values
                 .into_iter()
                 .map(|v| match v {
@@ -374,9 +353,7 @@ pub fn new_token(_: &DecodeContext, response: http::Response<Bytes>) -> Result<T
 
 /// `MAJOR.MINOR.PATCH`.
 pub fn version(_: &DecodeContext, response: http::Response<Bytes>) -> Result<Version, DecodeError> {
-    body_text(response.body())?
-        .parse()
-        .map_err(|_| DecodeError::unexpected("a version like 14.5.2", response.body()))
+    body_text(response.body())?.parse().map_err(|_| DecodeError::unexpected("a version like 14.5.2", response.body()))
 }
 
 /// The id of a new folder, from `[{"folder_id":45}]` or its CSV/XML equivalents.
@@ -388,9 +365,7 @@ pub fn folder_id(ctx: &DecodeContext, response: http::Response<Bytes>) -> Result
     }
     let body = response.body().clone();
     let rows: Vec<Created> = data(ctx, response)?.rows_as()?;
-    rows.into_iter()
-        .find_map(|c| c.folder_id)
-        .ok_or_else(|| DecodeError::unexpected("[{\"folder_id\": N}]", &body))
+    rows.into_iter().find_map(|c| c.folder_id).ok_or_else(|| DecodeError::unexpected("[{\"folder_id\": N}]", &body))
 }
 
 /// A File Repository listing.
@@ -421,7 +396,13 @@ mod tests {
 
     #[test]
     fn counts() {
-        for body in ["3", "3\n", "{\"count\": 3}", "{\"count\":\"3\"}", "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><count>3</count>"] {
+        for body in [
+            "3",
+            "3\n",
+            "{\"count\": 3}",
+            "{\"count\":\"3\"}",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><count>3</count>",
+        ] {
             assert_eq!(count(&ctx(Format::Json), resp(body)).unwrap(), 3, "{body}");
         }
         assert!(count(&ctx(Format::Json), resp("[]")).is_err());

@@ -31,10 +31,7 @@ impl DownloadHead {
         let cd = headers.get(CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()).unwrap_or("");
         let (_, cd_params) = split_params(cd);
         let get = |params: &[(String, String)], key: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| v.clone())
+            params.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone())
         };
         let extended = get(&cd_params, "filename*").and_then(|v| decode_ext_value(&v));
         let server_name = extended
@@ -220,7 +217,8 @@ mod tests {
     fn content_disposition_wins() {
         let h = head("application/pdf; name=\"x.pdf\"", Some("attachment; filename=\"consent_form_v3.pdf\""));
         assert_eq!(h.server_name.as_deref(), Some("consent_form_v3.pdf"));
-        let h = head("application/pdf", Some("attachment; filename=\"fallback.pdf\"; filename*=UTF-8''%C3%A9t%C3%A9.pdf"));
+        let h =
+            head("application/pdf", Some("attachment; filename=\"fallback.pdf\"; filename*=UTF-8''%C3%A9t%C3%A9.pdf"));
         assert_eq!(h.server_name.as_deref(), Some("été.pdf"));
         let h = head("application/pdf", Some("attachment; filename=plain.pdf"));
         assert_eq!(h.server_name.as_deref(), Some("plain.pdf"));

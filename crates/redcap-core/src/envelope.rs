@@ -13,10 +13,7 @@ use crate::types::ReturnFormat;
 /// Renders an error body in `format`, byte-for-byte as REDCap does. Returns (content type, body).
 pub fn render(format: ReturnFormat, message: &str) -> (&'static str, String) {
     match format {
-        ReturnFormat::Json => (
-            "application/json; charset=utf-8",
-            serde_json::json!({ "error": message }).to_string(),
-        ),
+        ReturnFormat::Json => ("application/json; charset=utf-8", serde_json::json!({ "error": message }).to_string()),
         ReturnFormat::Csv => ("text/csv; charset=utf-8", format!("ERROR: {message}")),
         ReturnFormat::Xml => (
             "text/xml; charset=utf-8",
@@ -54,8 +51,7 @@ fn parse_json(text: &str) -> Option<String> {
 
 fn parse_csv(text: &str) -> Option<String> {
     let head = text.get(..6)?;
-    head.eq_ignore_ascii_case("error:")
-        .then(|| text[6..].trim().to_owned())
+    head.eq_ignore_ascii_case("error:").then(|| text[6..].trim().to_owned())
 }
 
 fn parse_xml(text: &str) -> Option<String> {
@@ -66,21 +62,13 @@ fn parse_xml(text: &str) -> Option<String> {
     let end = text[start..].find("</error>")? + start;
     let raw = &text[start..end];
     // Escaping of `<` and `&` is unverified: unescape when it parses, else keep the raw text.
-    Some(
-        quick_xml::escape::unescape(raw)
-            .map(|c| c.into_owned())
-            .unwrap_or_else(|_| raw.to_owned()),
-    )
+    Some(quick_xml::escape::unescape(raw).map(|c| c.into_owned()).unwrap_or_else(|_| raw.to_owned()))
 }
 
 /// Whether a body looks like an HTML page.
 pub fn is_html(body: &[u8]) -> bool {
-    let start: Vec<u8> = body
-        .iter()
-        .skip_while(|b| b.is_ascii_whitespace())
-        .take(64)
-        .map(|b| b.to_ascii_lowercase())
-        .collect();
+    let start: Vec<u8> =
+        body.iter().skip_while(|b| b.is_ascii_whitespace()).take(64).map(|b| b.to_ascii_lowercase()).collect();
     start.starts_with(b"<!doctype html") || start.starts_with(b"<html") || start.starts_with(b"<head")
 }
 
@@ -110,11 +98,7 @@ pub fn classify(status: StatusCode, body: &[u8], expected: ReturnFormat) -> Opti
     if status.is_success() {
         return None;
     }
-    let message = if text.is_empty() {
-        status.canonical_reason().unwrap_or("no message").to_owned()
-    } else {
-        text
-    };
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("no message").to_owned() } else { text };
     Some(ApiError::new(status, message, ApiErrorKind::Text))
 }
 
@@ -142,9 +126,7 @@ pub fn parse_import_lines(message: &str) -> Vec<ImportErrorLine> {
         if !line.starts_with('"') {
             return Vec::new();
         }
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(line.as_bytes());
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
         let Some(Ok(rec)) = reader.records().next() else {
             return Vec::new();
         };
@@ -206,9 +188,14 @@ mod tests {
 
     #[test]
     fn auth_and_permission() {
-        let e = classify(StatusCode::FORBIDDEN, render(ReturnFormat::Json, NO_API).1.as_bytes(), ReturnFormat::Json).unwrap();
+        let e = classify(StatusCode::FORBIDDEN, render(ReturnFormat::Json, NO_API).1.as_bytes(), ReturnFormat::Json)
+            .unwrap();
         assert!(e.is_auth() && !e.is_permission());
-        let e = ApiError::new(StatusCode::FORBIDDEN, "You do not have API Import/Update privileges", ApiErrorKind::Envelope);
+        let e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "You do not have API Import/Update privileges",
+            ApiErrorKind::Envelope,
+        );
         assert!(!e.is_auth() && e.is_permission());
     }
 

@@ -61,11 +61,7 @@ pub enum EncodeError {
 
 impl EncodeError {
     pub(crate) fn type_mismatch(info: &ParamInfo, expected: &str) -> Self {
-        EncodeError::InvalidValue {
-            param: info.name,
-            value: String::new(),
-            reason: format!("expected {expected}"),
-        }
+        EncodeError::InvalidValue { param: info.name, value: String::new(), reason: format!("expected {expected}") }
     }
 }
 
@@ -108,12 +104,7 @@ impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>, kind: ApiErrorKind) -> Self {
         let message = message.into();
         let lines = crate::envelope::parse_import_lines(&message);
-        ApiError {
-            status,
-            message,
-            lines,
-            kind,
-        }
+        ApiError { status, message, lines, kind }
     }
 
     /// HTTP status (200 for errors REDCap sends with a success status).
@@ -145,8 +136,7 @@ impl ApiError {
 
     /// The token is valid but lacks a right (other 403s, and REDCap's "Insufficient privileges" 400s).
     pub fn is_permission(&self) -> bool {
-        (self.status == StatusCode::FORBIDDEN && !self.is_auth())
-            || self.message.contains("privileges")
+        (self.status == StatusCode::FORBIDDEN && !self.is_auth()) || self.message.contains("privileges")
     }
 
     /// A server-side failure that may pass (5xx, or an HTML/text page where data was expected).
@@ -198,10 +188,7 @@ pub enum DecodeError {
 
 impl DecodeError {
     pub(crate) fn unexpected(expected: &'static str, body: &[u8]) -> Self {
-        DecodeError::Unexpected {
-            expected,
-            excerpt: excerpt(body),
-        }
+        DecodeError::Unexpected { expected, excerpt: excerpt(body) }
     }
 }
 

@@ -43,27 +43,17 @@ impl Upload {
     /// An upload of a file on disk, named after the path's last component, typed by extension.
     pub fn from_path(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "upload".to_owned());
+        let file_name =
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "upload".to_owned());
         let content_type = guess_mime(&path);
-        Upload {
-            file_name,
-            content_type,
-            source: UploadSource::Path(path),
-        }
+        Upload { file_name, content_type, source: UploadSource::Path(path) }
     }
 
     /// An upload of bytes in memory under `file_name`.
     pub fn from_bytes(file_name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
         let file_name = file_name.into();
         let content_type = guess_mime(Path::new(&file_name));
-        Upload {
-            file_name,
-            content_type,
-            source: UploadSource::Bytes(bytes.into()),
-        }
+        Upload { file_name, content_type, source: UploadSource::Bytes(bytes.into()) }
     }
 
     /// Replaces the stored name.
@@ -74,10 +64,7 @@ impl Upload {
 }
 
 fn guess_mime(path: &Path) -> String {
-    mime_guess::from_path(path)
-        .first_raw()
-        .unwrap_or("application/octet-stream")
-        .to_owned()
+    mime_guess::from_path(path).first_raw().unwrap_or("application/octet-stream").to_owned()
 }
 
 /// One form field.
@@ -321,11 +308,7 @@ impl Multipart {
 }
 
 fn check_value(info: &ParamInfo, value: &str) -> Result<(), EncodeError> {
-    let invalid = |reason: String| EncodeError::InvalidValue {
-        param: info.name,
-        value: value.to_owned(),
-        reason,
-    };
+    let invalid = |reason: String| EncodeError::InvalidValue { param: info.name, value: value.to_owned(), reason };
     if let Some(allowed) = info.allowed_values() {
         if !allowed.contains(&value) {
             return Err(invalid(format!("expected one of: {}", allowed.join(", "))));
@@ -347,10 +330,7 @@ fn check_value(info: &ParamInfo, value: &str) -> Result<(), EncodeError> {
 
 fn matches_pattern(value: &str, pattern: &str) -> bool {
     value.len() == pattern.len()
-        && value
-            .bytes()
-            .zip(pattern.bytes())
-            .all(|(v, p)| if p == b'd' { v.is_ascii_digit() } else { v == p })
+        && value.bytes().zip(pattern.bytes()).all(|(v, p)| if p == b'd' { v.is_ascii_digit() } else { v == p })
 }
 
 #[cfg(test)]
@@ -358,10 +338,7 @@ mod tests {
     use super::*;
     use crate::param::ValueType;
 
-    const RECORDS: ParamInfo = ParamInfo {
-        shape: Shape::Indexed,
-        ..ParamInfo::new("records", ValueType::String)
-    };
+    const RECORDS: ParamInfo = ParamInfo { shape: Shape::Indexed, ..ParamInfo::new("records", ValueType::String) };
 
     #[test]
     fn indexed_arrays_and_omission() {
@@ -376,10 +353,8 @@ mod tests {
     fn flags() {
         let flag = ParamInfo::new("exportSurveyFields", ValueType::Bool(BoolWire::TrueFalse));
         let all = ParamInfo::new("allRecords", ValueType::Bool(BoolWire::Presence));
-        let logging = ParamInfo {
-            always: true,
-            ..ParamInfo::new("delete_logging", ValueType::Bool(BoolWire::OneZero))
-        };
+        let logging =
+            ParamInfo { always: true, ..ParamInfo::new("delete_logging", ValueType::Bool(BoolWire::OneZero)) };
         let mut form = Form::new();
         form.put(&flag, ParamValue::Bool(false)).unwrap();
         form.put(&all, ParamValue::Bool(false)).unwrap();
@@ -387,18 +362,13 @@ mod tests {
         form.put(&flag, ParamValue::Bool(true)).unwrap();
         form.put(&all, ParamValue::Bool(true)).unwrap();
         form.put(&logging, ParamValue::Bool(false)).unwrap();
-        assert_eq!(
-            &form.to_urlencoded().unwrap()[..],
-            b"exportSurveyFields=true&allRecords=1&delete_logging=0"
-        );
+        assert_eq!(&form.to_urlencoded().unwrap()[..], b"exportSurveyFields=true&allRecords=1&delete_logging=0");
     }
 
     #[test]
     fn values_are_checked() {
-        let format = ParamInfo {
-            allowed: &["json", "csv", "xml"],
-            ..ParamInfo::new("format", ValueType::Enum("Format"))
-        };
+        let format =
+            ParamInfo { allowed: &["json", "csv", "xml"], ..ParamInfo::new("format", ValueType::Enum("Format")) };
         let err = Form::new().put(&format, ParamValue::Text("odm".into())).unwrap_err();
         assert_eq!(err.to_string(), "parameter `format`: `odm` is not accepted (expected one of: json, csv, xml)");
         let int = ParamInfo::new("doc_id", ValueType::Int);

@@ -179,9 +179,7 @@ impl DecodeContext {
 
     /// The format of error bodies: `returnFormat`, else `format`, else xml (REDCap's rule).
     pub fn error_format(&self) -> ReturnFormat {
-        self.return_format
-            .or(self.format.map(ReturnFormat::from))
-            .unwrap_or(ReturnFormat::Xml)
+        self.return_format.or(self.format.map(ReturnFormat::from)).unwrap_or(ReturnFormat::Xml)
     }
 
     /// The format of data in the response (`format`, REDCap's default xml).
@@ -282,10 +280,9 @@ impl PreparedRequest {
                     out.push_str("token=[redacted]\n");
                 }
                 crate::form::FormField::Text(v) => out.push_str(&format!("{name}={v}\n")),
-                crate::form::FormField::File(u) => out.push_str(&format!(
-                    "{name}=<file {:?}, {}, {:?}>\n",
-                    u.file_name, u.content_type, u.source
-                )),
+                crate::form::FormField::File(u) => {
+                    out.push_str(&format!("{name}=<file {:?}, {}, {:?}>\n", u.file_name, u.content_type, u.source))
+                }
             }
         }
         if let Body::Form(_) = &self.body {
@@ -352,13 +349,7 @@ fn assemble(
         Body::Form(form.to_urlencoded()?)
     };
     let ctx = DecodeContext::from_form(&form);
-    Ok(PreparedRequest {
-        info,
-        url: url.clone(),
-        form,
-        body,
-        ctx,
-    })
+    Ok(PreparedRequest { info, url: url.clone(), form, body, ctx })
 }
 
 /// A boundary unlikely to occur in any file: 32 hex digits from the standard library's
@@ -432,10 +423,8 @@ impl DynamicCall {
     pub fn new(info: &'static MethodInfo, pairs: &[(String, String)]) -> Result<Self, EncodeError> {
         let mut values: Vec<(&'static ParamInfo, ParamValue)> = Vec::new();
         for (name, raw) in pairs {
-            let param = info.param(name).ok_or_else(|| EncodeError::UnknownParam {
-                method: info.id,
-                param: name.clone(),
-            })?;
+            let param =
+                info.param(name).ok_or_else(|| EncodeError::UnknownParam { method: info.id, param: name.clone() })?;
             let value = match param.ty {
                 ValueType::Bool(_) => ParamValue::Bool(parse_flag(param, raw)?),
                 ValueType::File => ParamValue::File(crate::form::Upload::from_path(raw)),
@@ -482,7 +471,12 @@ fn parse_flag(param: &'static ParamInfo, raw: &str) -> Result<bool, EncodeError>
     }
 }
 
-fn prepare_dynamic(call: &DynamicCall, url: &ApiUrl, token: &Token, boundary: &str) -> Result<PreparedRequest, EncodeError> {
+fn prepare_dynamic(
+    call: &DynamicCall,
+    url: &ApiUrl,
+    token: &Token,
+    boundary: &str,
+) -> Result<PreparedRequest, EncodeError> {
     assemble(call.info, url, token, boundary, |form| {
         for param in call.info.params {
             let value = call

@@ -87,12 +87,9 @@ impl TryFrom<RawEntry> for FileRepositoryEntry {
     type Error = String;
     fn try_from(r: RawEntry) -> Result<Self, String> {
         match (r.folder_id, r.doc_id) {
-            (Some(folder_id), None) => Ok(FileRepositoryEntry::Folder(Folder {
-                folder_id,
-                name: r.name,
-                role: r.role,
-                dag: r.dag,
-            })),
+            (Some(folder_id), None) => {
+                Ok(FileRepositoryEntry::Folder(Folder { folder_id, name: r.name, role: r.role, dag: r.dag }))
+            }
             (None, Some(doc_id)) => Ok(FileRepositoryEntry::File(RepositoryFile { doc_id, name: r.name })),
             _ => Err(format!("entry `{}` has neither or both of folder_id and doc_id", r.name)),
         }

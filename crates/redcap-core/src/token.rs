@@ -58,9 +58,7 @@ pub enum TokenError {
     )]
     Length(usize),
     /// A character that is not a hexadecimal digit, at this 0-based position.
-    #[error(
-        "the API token has a character that is not a hexadecimal digit at position {0} (spaces and quotes count)"
-    )]
+    #[error("the API token has a character that is not a hexadecimal digit at position {0} (spaces and quotes count)")]
     NotHex(usize),
 }
 
@@ -78,10 +76,7 @@ pub struct Token {
 impl Token {
     /// Validates `raw` as a project or super token.
     pub fn new(raw: &str) -> Result<Self, TokenError> {
-        let trimmed = raw
-            .strip_suffix("\r\n")
-            .or_else(|| raw.strip_suffix('\n'))
-            .unwrap_or(raw);
+        let trimmed = raw.strip_suffix("\r\n").or_else(|| raw.strip_suffix('\n')).unwrap_or(raw);
         if trimmed.is_empty() {
             return Err(TokenError::Empty);
         }
@@ -93,10 +88,7 @@ impl Token {
             64 => TokenKind::Super,
             n => return Err(TokenError::Length(n)),
         };
-        Ok(Token {
-            secret: trimmed.to_owned(),
-            kind,
-        })
+        Ok(Token { secret: trimmed.to_owned(), kind })
     }
 
     /// Project or super token.

@@ -163,8 +163,15 @@ pub fn enum_values(name: &str) -> Option<&'static [&'static str]> {
         "RecordType" => &["flat", "eav"],
         "DateFormat" => &["YMD", "MDY", "DMY"],
         "LogType" => &[
-            "export", "manage", "user", "record", "record_add", "record_edit", "record_delete",
-            "lock_record", "page_view",
+            "export",
+            "manage",
+            "user",
+            "record",
+            "record_add",
+            "record_edit",
+            "record_delete",
+            "lock_record",
+            "page_view",
         ],
         _ => return None,
     })

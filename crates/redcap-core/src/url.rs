@@ -29,7 +29,9 @@ pub enum UrlError {
     #[error("the API URL must not have a query string or fragment; REDCap's endpoint is `<base>/api/`")]
     QueryOrFragment,
     /// A path that does not point at the API endpoint.
-    #[error("the API URL path `{0}` is not REDCap's API endpoint; it should end with `/api/` (e.g. https://redcap.example.edu/api/)")]
+    #[error(
+        "the API URL path `{0}` is not REDCap's API endpoint; it should end with `/api/` (e.g. https://redcap.example.edu/api/)"
+    )]
     Path(String),
 }
 
@@ -54,10 +56,8 @@ impl ApiUrl {
     }
 
     fn parse_inner(input: &str, allow_http: bool) -> Result<Self, UrlError> {
-        let mut url = url::Url::parse(input.trim()).map_err(|e| UrlError::Parse {
-            url: input.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let mut url = url::Url::parse(input.trim())
+            .map_err(|e| UrlError::Parse { url: input.to_owned(), reason: e.to_string() })?;
         match url.scheme() {
             "https" => {}
             "http" if allow_http => {}
@@ -148,10 +148,7 @@ mod tests {
         assert_eq!(ApiUrl::parse("ftp://r/api/"), Err(UrlError::Scheme("ftp".into())));
         assert_eq!(ApiUrl::parse("https://u:p@r/api/"), Err(UrlError::Credentials));
         assert_eq!(ApiUrl::parse("https://r/api/?x=1"), Err(UrlError::QueryOrFragment));
-        assert_eq!(
-            ApiUrl::parse("https://r/redcap/index.php"),
-            Err(UrlError::Path("/redcap/index.php".into()))
-        );
+        assert_eq!(ApiUrl::parse("https://r/redcap/index.php"), Err(UrlError::Path("/redcap/index.php".into())));
         assert!(matches!(ApiUrl::parse("not a url"), Err(UrlError::Parse { .. })));
     }
 }

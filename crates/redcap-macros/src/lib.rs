@@ -45,7 +45,8 @@ pub fn methods(input: TokenStream) -> TokenStream {
 
 fn expand(args: Args) -> syn::Result<proc_macro2::TokenStream> {
     let span = args.file.span();
-    let dir = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| syn::Error::new(span, "CARGO_MANIFEST_DIR is not set"))?;
+    let dir =
+        std::env::var("CARGO_MANIFEST_DIR").map_err(|_| syn::Error::new(span, "CARGO_MANIFEST_DIR is not set"))?;
     let path = std::path::Path::new(&dir).join(args.file.value());
     let text = std::fs::read_to_string(&path)
         .map_err(|e| syn::Error::new(span, format!("cannot read {}: {e}", path.display())))?;
