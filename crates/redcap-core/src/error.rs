@@ -214,25 +214,37 @@ pub enum ResponseError {
     Decode(#[from] DecodeError),
 }
 
-/// Any failure of a call, with the transport's error type `T`.
+/// Any failure of a call.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error<T> {
+pub enum Error {
     /// The request could not be built; nothing was sent.
     #[error("invalid request: {0}")]
     Encode(#[source] EncodeError),
     /// The transport failed; the request may or may not have reached REDCap.
     #[error("could not reach REDCap: {0}")]
-    Transport(#[source] T),
+    Transport(#[source] crate::transport::TransportError),
+    /// The server redirected the call somewhere it must not follow.
+    #[error("{0}")]
+    Redirect(#[source] crate::policy::RedirectError),
     /// REDCap answered with an error.
     #[error("{0}")]
     Api(#[source] ApiError),
     /// REDCap answered, but the body did not decode.
     #[error("could not read REDCap's answer: {0}")]
     Decode(#[source] DecodeError),
+    /// A local file could not be read or written (nothing was left at the final path).
+    #[error("local file {path}: {source}")]
+    Local {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What happened.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-impl<T> Error<T> {
+impl Error {
     /// The HTTP status, when REDCap answered.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
@@ -240,15 +252,29 @@ impl<T> Error<T> {
             _ => None,
         }
     }
+
+    /// The REDCap error, if REDCap answered with one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
-impl<T> From<EncodeError> for Error<T> {
+impl From<EncodeError> for Error {
     fn from(e: EncodeError) -> Self {
         Error::Encode(e)
     }
 }
 
-impl<T> From<ResponseError> for Error<T> {
+impl From<crate::transport::TransportError> for Error {
+    fn from(e: crate::transport::TransportError) -> Self {
+        Error::Transport(e)
+    }
+}
+
+impl From<ResponseError> for Error {
     fn from(e: ResponseError) -> Self {
         match e {
             ResponseError::Api(e) => Error::Api(e),

@@ -10,11 +10,14 @@ pub mod decode;
 pub mod download;
 pub mod envelope;
 mod error;
+pub mod exchange;
 pub mod form;
 mod method;
 pub mod model;
 pub mod param;
+pub mod policy;
 mod token;
+pub mod transport;
 pub mod types;
 mod url;
 
@@ -29,7 +32,9 @@ pub use method::{
 };
 pub use model::{AutoId, FileDownload, FileRepositoryEntry, Folder, ImportOutcome, RepositoryFile, Version};
 pub use param::{BoolWire, ParamInfo, ParamValue, Shape, ToParam, ValueType};
+pub use policy::{AfterStatus, Attempts, Pacer, RedirectError, RetryPolicy};
 pub use token::{Token, TokenError, TokenKind, TokenRequirement};
+pub use transport::{FailureKind, Transport, TransportConfig, TransportError};
 pub use types::{
     CsvDelimiter, DateFormat, DecimalCharacter, Format, LogType, OverwriteBehavior, RawOrLabel, RecordType,
     ReturnContent, ReturnFormat, WireEnum,

@@ -1,0 +1,519 @@
+//! The async client: one retry/redirect loop around any async [`Transport`], with bounded
+//! concurrency and optional pacing.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{Stream, StreamExt};
+use redcap_core::exchange::{self, Outcome, StreamPlan, Target};
+use redcap_core::{
+    AfterStatus, ApiUrl, Attempts, Bytes, DownloadHead, DynamicCall, EncodeError, Error, FailureKind, Method,
+    MethodInfo, Pacer, PreparedRequest, RetryPolicy, Token, Transport, TransportConfig, TransportError, prepare,
+};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+use crate::transport::ReqwestTransport;
+
+/// The largest body `call` buffers (use `stream` or `download_to` for more).
+pub const DEFAULT_MAX_BUFFERED: usize = 512 << 20;
+
+/// Calls in flight at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// What a streamed call wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Streamed {
+    /// The response's file name, type and length headers.
+    pub head: DownloadHead,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// A file written by [`Client::download_to`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Downloaded {
+    /// Where it is.
+    pub path: PathBuf,
+    /// The response headers' view of it.
+    pub head: DownloadHead,
+    /// Its size.
+    pub bytes: u64,
+}
+
+#[derive(Debug)]
+struct Limits {
+    permits: Semaphore,
+    concurrency: usize,
+    pacer: Option<Mutex<Pacer>>,
+}
+
+/// An async REDCap client: one API URL, one token, one transport. Cheap to clone; clones share
+/// the concurrency bound and the pacing.
+#[derive(Debug, Clone)]
+pub struct Client<T = ReqwestTransport> {
+    url: ApiUrl,
+    token: Token,
+    transport: Arc<T>,
+    policy: RetryPolicy,
+    max_buffered: usize,
+    limits: Arc<Limits>,
+}
+
+/// Builds a [`Client`] over the reqwest transport. URL and token are validated by `build`,
+/// before any request.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    token: String,
+    allow_http: bool,
+    config: TransportConfig,
+    policy: RetryPolicy,
+    max_buffered: usize,
+    concurrency: usize,
+    per_minute: u32,
+}
+
+impl ClientBuilder {
+    /// Accepts a plain-http URL (a local emulator, a test server). Off by default.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// Connect timeout.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
+        self
+    }
+
+    /// Longest wait for the response to start or between reads.
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.config.read_timeout = d;
+        self
+    }
+
+    /// Longest time for a whole call (`None`: no overall limit).
+    pub fn overall_timeout(mut self, d: Option<Duration>) -> Self {
+        self.config.overall_timeout = d;
+        self
+    }
+
+    /// Trust the certificates of this PEM file in addition to the built-in roots.
+    pub fn extra_roots_pem(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.extra_roots_pem = Some(path.into());
+        self
+    }
+
+    /// Whether to honour the proxy environment variables (on by default).
+    pub fn proxy_from_env(mut self, on: bool) -> Self {
+        self.config.proxy_from_env = on;
+        self
+    }
+
+    /// The retry policy.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The largest body [`Client::call`] buffers.
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.max_buffered = bytes;
+        self
+    }
+
+    /// At most `n` calls in flight at once (REDCap servers ban clients that flood them).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// At most `n` calls started per minute (0: no pacing).
+    pub fn requests_per_minute(mut self, n: u32) -> Self {
+        self.per_minute = n;
+        self
+    }
+
+    /// Validates URL and token and builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let url = if self.allow_http { ApiUrl::parse_allow_http(&self.url) } else { ApiUrl::parse(&self.url) }
+            .map_err(|e| Error::Encode(EncodeError::Url(e)))?;
+        let token = Token::new(&self.token).map_err(|e| Error::Encode(EncodeError::Token(e)))?;
+        let transport = ReqwestTransport::new(&self.config)?;
+        Ok(Client::with_transport(url, token, transport)
+            .with_retry(self.policy)
+            .with_limits(self.concurrency, self.per_minute)
+            .with_max_buffered(self.max_buffered))
+    }
+}
+
+impl Client<ReqwestTransport> {
+    /// Starts building a client for `url` with `token`.
+    pub fn builder(url: impl Into<String>, token: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            token: token.into(),
+            allow_http: false,
+            config: TransportConfig::default(),
+            policy: RetryPolicy::default(),
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            concurrency: DEFAULT_CONCURRENCY,
+            per_minute: 0,
+        }
+    }
+}
+
+impl<T, S> Client<T>
+where
+    // `'static`: a higher-ranked bound on a GAT implies it anyway (a type-system limitation).
+    T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
+    S: Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
+{
+    /// A client over any async transport (a recorder, a test double).
+    pub fn with_transport(url: ApiUrl, token: Token, transport: T) -> Self {
+        Client {
+            url,
+            token,
+            transport: Arc::new(transport),
+            policy: RetryPolicy::default(),
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            limits: Arc::new(Limits {
+                permits: Semaphore::new(DEFAULT_CONCURRENCY),
+                concurrency: DEFAULT_CONCURRENCY,
+                pacer: None,
+            }),
+        }
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the concurrency bound and the pacing (0: none).
+    pub fn with_limits(mut self, concurrency: usize, per_minute: u32) -> Self {
+        let concurrency = concurrency.max(1);
+        self.limits = Arc::new(Limits {
+            permits: Semaphore::new(concurrency),
+            concurrency,
+            pacer: (per_minute > 0).then(|| Mutex::new(Pacer::per_minute(per_minute))),
+        });
+        self
+    }
+
+    fn with_max_buffered(mut self, bytes: usize) -> Self {
+        self.max_buffered = bytes;
+        self
+    }
+
+    /// The API URL.
+    pub fn url(&self) -> &ApiUrl {
+        &self.url
+    }
+
+    /// How many calls may be in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.limits.concurrency
+    }
+
+    /// Calls `method` and decodes its answer (the body is buffered; see [`Client::stream`]).
+    pub async fn call<M: Method>(&self, method: &M) -> Result<M::Output, Error> {
+        let prepared = prepare(method, &self.url, &self.token)?;
+        let ctx = *prepared.context();
+        let limit = self.max_buffered;
+        self.run(M::INFO, prepared, async |parts, body| {
+            match read_all(body, limit, exchange::content_length(&parts)).await {
+                Ok(bytes) => exchange::buffered::<M>(&ctx, parts, bytes),
+                Err(outcome) => outcome,
+            }
+        })
+        .await
+    }
+
+    /// Calls `method` and streams its success body into `sink` in constant memory. Errors are
+    /// detected before the first byte is written. A call that fails mid-body leaves what was
+    /// written in `sink` and is not retried; use [`Client::download_to`] for an all-or-nothing file.
+    pub async fn stream<M: Method, W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        method: &M,
+        sink: &mut W,
+    ) -> Result<Streamed, Error> {
+        let prepared = prepare(method, &self.url, &self.token)?;
+        self.stream_prepared(M::INFO, prepared, sink).await
+    }
+
+    /// Runs a call built at run time and streams its body to `sink`.
+    pub async fn stream_dynamic<W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        call: &DynamicCall,
+        sink: &mut W,
+    ) -> Result<Streamed, Error> {
+        let prepared = call.prepare(&self.url, &self.token)?;
+        self.stream_prepared(call.info(), prepared, sink).await
+    }
+
+    async fn stream_prepared<W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        info: &'static MethodInfo,
+        prepared: PreparedRequest,
+        sink: &mut W,
+    ) -> Result<Streamed, Error> {
+        let ctx = *prepared.context();
+        self.run(info, prepared, async |parts, mut body| {
+            let (prefix, rest) = match first_bytes(info, &ctx, &parts, &mut body).await {
+                Ok(p) => p,
+                Err(outcome) => return outcome,
+            };
+            let head = DownloadHead::from_headers(&parts.headers);
+            let expected = exchange::content_length(&parts);
+            let local = |e: std::io::Error| Error::Local { path: PathBuf::from("<output>"), source: e };
+            if let Err(e) = sink.write_all(&prefix).await {
+                return Outcome::Done(Err(local(e)));
+            }
+            if let Err(e) = sink.write_all(&rest).await {
+                return Outcome::Done(Err(local(e)));
+            }
+            // Bytes are out now: a failure from here on cannot be retried into the same sink.
+            let result = copy(&mut body, sink).await.map_err(|e| match e {
+                CopyError::Read(e) => Error::Transport(e),
+                CopyError::Write(e) => local(e),
+            });
+            let result = match result {
+                Ok(n) => {
+                    let total = (prefix.len() + rest.len()) as u64 + n;
+                    match exchange::check_length(expected, total) {
+                        Ok(()) => sink.flush().await.map(|_| Streamed { head, bytes: total }).map_err(local),
+                        Err(e) => Err(Error::Transport(e)),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            Outcome::Done(result)
+        })
+        .await
+    }
+
+    /// Downloads a file (File Repository, record file, PDF) to `target`. The bytes go to a
+    /// temporary file beside the final path, are checked against Content-Length and synced,
+    /// then renamed into place: on any failure nothing is left at the final path. An
+    /// interrupted download of an idempotent method is retried from the start.
+    pub async fn download_to<M: Method>(&self, method: &M, target: &Target) -> Result<Downloaded, Error> {
+        let prepared = prepare(method, &self.url, &self.token)?;
+        let ctx = *prepared.context();
+        let info = M::INFO;
+        self.run(info, prepared, async |parts, mut body| {
+            let (prefix, rest) = match first_bytes(info, &ctx, &parts, &mut body).await {
+                Ok(p) => p,
+                Err(outcome) => return outcome,
+            };
+            let head = DownloadHead::from_headers(&parts.headers);
+            let final_path = target.final_path(&head);
+            let local = |e: std::io::Error| Outcome::Done(Err(Error::Local { path: final_path.clone(), source: e }));
+            let tmp = match tempfile::Builder::new().prefix(".redcap-download-").tempfile_in(target.dir()) {
+                Ok(t) => t,
+                Err(e) => return local(e),
+            };
+            let std_file = match tmp.as_file().try_clone() {
+                Ok(f) => f,
+                Err(e) => return local(e),
+            };
+            let mut file = tokio::fs::File::from_std(std_file);
+            for chunk in [&prefix, &rest] {
+                if let Err(e) = file.write_all(chunk).await {
+                    return local(e);
+                }
+            }
+            let n = match copy(&mut body, &mut file).await {
+                Ok(n) => n,
+                Err(CopyError::Read(e)) => return Outcome::Interrupted(e),
+                Err(CopyError::Write(e)) => return local(e),
+            };
+            let total = (prefix.len() + rest.len()) as u64 + n;
+            if let Err(e) = exchange::check_length(exchange::content_length(&parts), total) {
+                return Outcome::Interrupted(e);
+            }
+            if let Err(e) = file.flush().await {
+                return local(e);
+            }
+            if let Err(e) = file.sync_all().await {
+                return local(e);
+            }
+            drop(file);
+            match tmp.persist(&final_path) {
+                Ok(_) => Outcome::Done(Ok(Downloaded { path: final_path.clone(), head, bytes: total })),
+                Err(e) => local(e.error),
+            }
+        })
+        .await
+    }
+
+    /// The retry/redirect loop. `handle` reads the body; its outcome says whether to retry.
+    async fn run<R>(
+        &self,
+        info: &'static MethodInfo,
+        mut prepared: PreparedRequest,
+        mut handle: impl AsyncFnMut(http::response::Parts, S) -> Outcome<R>,
+    ) -> Result<R, Error> {
+        let _permit =
+            self.limits.permits.acquire().await.map_err(|_| {
+                Error::Transport(TransportError::new(FailureKind::Other, "the client is shutting down"))
+            })?;
+        let mut attempts = Attempts::new(&self.policy, info);
+        loop {
+            if let Some(pacer) = &self.limits.pacer {
+                let wait = pacer.lock().map(|mut p| p.reserve(Instant::now())).unwrap_or_default();
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let span = tracing::info_span!(
+                "redcap.call",
+                method = info.id,
+                attempt = attempts.attempt(),
+                status = tracing::field::Empty,
+            );
+            let started = Instant::now();
+            let wait = match tracing::Instrument::instrument(self.transport.send(&prepared), span.clone()).await {
+                Err(e) => match attempts.after_failure(e.kind()) {
+                    Some(wait) => {
+                        tracing::warn!(parent: &span, error = %e, "transport failure; retrying");
+                        wait
+                    }
+                    None => return Err(Error::Transport(e)),
+                },
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    span.record("status", parts.status.as_u16());
+                    match attempts.after_status(prepared.url(), parts.status, &parts.headers) {
+                        AfterStatus::Proceed => {}
+                        AfterStatus::Retry(wait) => {
+                            tracing::warn!(parent: &span, status = parts.status.as_u16(), ?wait, "transient status; retrying");
+                            drop(body);
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                        AfterStatus::Redirect(url) => {
+                            tracing::warn!(parent: &span, from = %prepared.url(), to = %url, "the API URL moved; re-sending the POST there (update the URL)");
+                            prepared.set_url(url);
+                            continue;
+                        }
+                        AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
+                        _ => {}
+                    }
+                    match handle(parts, body).await {
+                        Outcome::Done(result) => {
+                            tracing::debug!(parent: &span, elapsed = ?started.elapsed(), ok = result.is_ok(), "call finished");
+                            return result;
+                        }
+                        Outcome::Interrupted(e) => match attempts.after_failure(e.kind()) {
+                            Some(wait) => {
+                                tracing::warn!(parent: &span, error = %e, "response interrupted; retrying");
+                                wait
+                            }
+                            None => return Err(Error::Transport(e)),
+                        },
+                        Outcome::Disguised(e) => match attempts.after_api_error(&e) {
+                            Some(wait) => {
+                                tracing::warn!(parent: &span, error = %e, "error page with a success status; retrying");
+                                wait
+                            }
+                            None => return Err(Error::Api(e)),
+                        },
+                        _ => {
+                            return Err(Error::Transport(TransportError::new(FailureKind::Other, "unhandled outcome")));
+                        }
+                    }
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Reads a whole body, up to `limit` bytes.
+async fn read_all<R, S>(mut body: S, limit: usize, expected: Option<u64>) -> Result<Bytes, Outcome<R>>
+where
+    S: Stream<Item = Result<Bytes, TransportError>> + Unpin,
+{
+    let mut buf = Vec::with_capacity(expected.map_or(8192, |n| (n as usize).min(limit)));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Outcome::Interrupted(interrupted(e)))?;
+        buf.extend_from_slice(&chunk);
+        if buf.len() > limit {
+            return Err(Outcome::Done(Err(Error::Transport(TransportError::new(
+                FailureKind::Other,
+                format!("the response is larger than {limit} bytes; stream it to a file instead"),
+            )))));
+        }
+    }
+    exchange::check_length(expected, buf.len() as u64).map_err(Outcome::Interrupted)?;
+    Ok(Bytes::from(buf))
+}
+
+/// Reads what the stream plan needs before anything is written. Returns the inspected prefix
+/// and any bytes of the last chunk beyond it, or the error outcome.
+async fn first_bytes<R, S>(
+    info: &'static MethodInfo,
+    ctx: &redcap_core::DecodeContext,
+    parts: &http::response::Parts,
+    body: &mut S,
+) -> Result<(Bytes, Bytes), Outcome<R>>
+where
+    S: Stream<Item = Result<Bytes, TransportError>> + Unpin,
+{
+    let (limit, error) = match exchange::stream_plan(info, parts) {
+        StreamPlan::ReadError(limit) => (limit, true),
+        StreamPlan::Sniff(limit) => (limit, false),
+        _ => (0, false),
+    };
+    let mut buf = Vec::new();
+    while buf.len() < limit {
+        match body.next().await {
+            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+            Some(Err(e)) => return Err(Outcome::Interrupted(interrupted(e))),
+            None => break,
+        }
+    }
+    let mut prefix = Bytes::from(buf);
+    let rest = if prefix.len() > limit { prefix.split_off(limit) } else { Bytes::new() };
+    if error {
+        return Err(exchange::streamed_error(info, ctx, parts.clone(), prefix));
+    }
+    match exchange::sniff(info, ctx, parts, &prefix) {
+        Some(outcome) => Err(outcome),
+        None => Ok((prefix, rest)),
+    }
+}
+
+/// A body read error: the connection broke or timed out.
+fn interrupted(e: TransportError) -> TransportError {
+    match e.kind() {
+        FailureKind::Timeout | FailureKind::Interrupted => e,
+        _ => TransportError::new(FailureKind::Interrupted, format!("reading the response failed: {e}")).with_source(e),
+    }
+}
+
+enum CopyError {
+    Read(TransportError),
+    Write(std::io::Error),
+}
+
+async fn copy<S, W>(body: &mut S, sink: &mut W) -> Result<u64, CopyError>
+where
+    S: Stream<Item = Result<Bytes, TransportError>> + Unpin,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mut total = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| CopyError::Read(interrupted(e)))?;
+        sink.write_all(&chunk).await.map_err(CopyError::Write)?;
+        total += chunk.len() as u64;
+    }
+    Ok(total)
+}

@@ -1,0 +1,136 @@
+//! The reqwest transport.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use redcap_core::transport::read_pem_file;
+use redcap_core::{
+    Body, Bytes, FailureKind, PreparedRequest, Transport, TransportConfig, TransportError, UploadSource,
+};
+use rustls::pki_types::pem::PemObject;
+
+/// A response body arriving from the connection.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>;
+
+/// The future [`ReqwestTransport::send`] returns.
+pub type ResponseFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<http::Response<ByteStream>, TransportError>> + Send + 'a>>;
+
+/// Sends requests with a [`reqwest::Client`] (connection pooling, rustls with the ring provider).
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// A transport configured by `config`: timeouts, extra CA roots, proxy from the environment.
+    /// Redirects are not followed (the client decides).
+    pub fn new(config: &TransportConfig) -> Result<Self, TransportError> {
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        if let Some(path) = &config.extra_roots_pem {
+            let pem = read_pem_file(path)?;
+            let tls_error = |what: String| TransportError::new(FailureKind::Tls, what);
+            let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| tls_error(format!("cannot parse CA certificates in {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(tls_error(format!("no certificate found in {}", path.display())));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| tls_error(format!("unusable CA certificate in {}: {e}", path.display())))?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TransportError::new(FailureKind::Tls, format!("TLS set-up failed: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .user_agent(config.user_agent.as_str());
+        if let Some(overall) = config.overall_timeout {
+            builder = builder.timeout(overall);
+        }
+        if !config.proxy_from_env {
+            builder = builder.no_proxy();
+        }
+        let client = builder.build().map_err(map_error)?;
+        Ok(ReqwestTransport { client })
+    }
+
+    async fn send_inner(&self, request: &PreparedRequest) -> Result<http::Response<ByteStream>, TransportError> {
+        let mut builder =
+            self.client.post(request.url().as_str()).header(http::header::CONTENT_TYPE, request.content_type());
+        builder = match request.body() {
+            Body::Form(bytes) => builder.body(bytes.clone()),
+            Body::Multipart(mp) => {
+                // head, then the file streamed from its source, then tail: constant memory.
+                let (file, len): (ByteStream, u64) = match mp.upload().map(|u| &u.source) {
+                    Some(UploadSource::Path(p)) => {
+                        let f = tokio::fs::File::open(p).await.map_err(|e| {
+                            TransportError::new(FailureKind::Request, format!("cannot open {}: {e}", p.display()))
+                                .with_source(e)
+                        })?;
+                        let len = f.metadata().await.map_err(TransportError::from)?.len();
+                        let stream = tokio_util::io::ReaderStream::with_capacity(
+                            tokio::io::AsyncReadExt::take(f, len),
+                            64 * 1024,
+                        )
+                        .map_err(TransportError::from);
+                        (Box::pin(stream), len)
+                    }
+                    Some(UploadSource::Bytes(b)) => {
+                        (Box::pin(futures_util::stream::iter([Ok(b.clone())])), b.len() as u64)
+                    }
+                    _ => (Box::pin(futures_util::stream::empty()), 0),
+                };
+                let head = futures_util::stream::iter([Ok::<_, TransportError>(mp.head().clone())]);
+                let tail = futures_util::stream::iter([Ok::<_, TransportError>(mp.tail().clone())]);
+                builder
+                    .header(http::header::CONTENT_LENGTH, mp.content_length(len))
+                    .body(reqwest::Body::wrap_stream(head.chain(file).chain(tail)))
+            }
+            _ => return Err(TransportError::new(FailureKind::Request, "unsupported request body")),
+        };
+        let response = builder.send().await.map_err(map_error)?;
+        let mut out = http::Response::builder().status(response.status());
+        if let Some(headers) = out.headers_mut() {
+            *headers = response.headers().clone();
+        }
+        let body: ByteStream = Box::pin(response.bytes_stream().map_err(map_error));
+        out.body(body).map_err(|e| TransportError::new(FailureKind::Other, e.to_string()))
+    }
+}
+
+impl Transport for ReqwestTransport {
+    type Body = ByteStream;
+    type Reply<'a> = ResponseFuture<'a>;
+
+    fn send<'a>(&'a self, request: &'a PreparedRequest) -> Self::Reply<'a> {
+        Box::pin(self.send_inner(request))
+    }
+}
+
+fn map_error(e: reqwest::Error) -> TransportError {
+    let kind = if e.is_timeout() {
+        FailureKind::Timeout
+    } else if e.is_connect() {
+        FailureKind::Connect
+    } else if e.is_body() || e.is_decode() || e.is_request() {
+        FailureKind::Interrupted
+    } else if e.is_builder() {
+        FailureKind::Request
+    } else {
+        FailureKind::Other
+    };
+    // Display without the URL's query (there is none) keeps messages short and token-free.
+    TransportError::new(kind, e.to_string()).with_source(e)
+}

@@ -1,0 +1,409 @@
+//! The blocking client: one retry/redirect loop around any blocking [`Transport`].
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use redcap_core::exchange::{self, Outcome, StreamPlan, Target};
+use redcap_core::{
+    AfterStatus, ApiUrl, Attempts, Bytes, DownloadHead, DynamicCall, EncodeError, Error, FailureKind, Method,
+    MethodInfo, PreparedRequest, RetryPolicy, Token, Transport, TransportConfig, TransportError, prepare,
+};
+
+use crate::transport::UreqTransport;
+
+/// The largest body `call` buffers (use `stream` or `download_to` for more).
+pub const DEFAULT_MAX_BUFFERED: usize = 512 << 20;
+
+/// What a streamed call wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Streamed {
+    /// The response's file name, type and length headers.
+    pub head: DownloadHead,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// A file written by [`Client::download_to`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Downloaded {
+    /// Where it is.
+    pub path: PathBuf,
+    /// The response headers' view of it.
+    pub head: DownloadHead,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// A blocking REDCap client: one API URL, one token, one transport.
+#[derive(Debug, Clone)]
+pub struct Client<T = UreqTransport> {
+    url: ApiUrl,
+    token: Token,
+    transport: T,
+    policy: RetryPolicy,
+    max_buffered: usize,
+}
+
+/// Builds a [`Client`] over the ureq transport. URL and token are validated by `build`, before
+/// any request.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    token: String,
+    allow_http: bool,
+    config: TransportConfig,
+    policy: RetryPolicy,
+    max_buffered: usize,
+}
+
+impl ClientBuilder {
+    /// Accepts a plain-http URL (a local emulator, a test server). Off by default.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// Connect timeout.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
+        self
+    }
+
+    /// Longest wait for the response to start or between reads.
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.config.read_timeout = d;
+        self
+    }
+
+    /// Longest time for a whole call (`None`: no overall limit).
+    pub fn overall_timeout(mut self, d: Option<Duration>) -> Self {
+        self.config.overall_timeout = d;
+        self
+    }
+
+    /// Trust the certificates of this PEM file in addition to the built-in roots.
+    pub fn extra_roots_pem(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.extra_roots_pem = Some(path.into());
+        self
+    }
+
+    /// Whether to honour the proxy environment variables (on by default).
+    pub fn proxy_from_env(mut self, on: bool) -> Self {
+        self.config.proxy_from_env = on;
+        self
+    }
+
+    /// The retry policy.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The largest body [`Client::call`] buffers.
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.max_buffered = bytes;
+        self
+    }
+
+    /// Validates URL and token and builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let url = if self.allow_http { ApiUrl::parse_allow_http(&self.url) } else { ApiUrl::parse(&self.url) }
+            .map_err(|e| Error::Encode(EncodeError::Url(e)))?;
+        let token = Token::new(&self.token).map_err(|e| Error::Encode(EncodeError::Token(e)))?;
+        let transport = UreqTransport::new(&self.config)?;
+        Ok(Client { url, token, transport, policy: self.policy, max_buffered: self.max_buffered })
+    }
+}
+
+impl Client<UreqTransport> {
+    /// Starts building a client for `url` with `token`.
+    pub fn builder(url: impl Into<String>, token: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            token: token.into(),
+            allow_http: false,
+            config: TransportConfig::default(),
+            policy: RetryPolicy::default(),
+            max_buffered: DEFAULT_MAX_BUFFERED,
+        }
+    }
+}
+
+impl<T> Client<T>
+where
+    // `'static`: a higher-ranked bound on a GAT implies it anyway (a type-system limitation).
+    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + 'static,
+    T::Body: Read,
+{
+    /// A client over any blocking transport (a recorder, a test double).
+    pub fn with_transport(url: ApiUrl, token: Token, transport: T) -> Self {
+        Client { url, token, transport, policy: RetryPolicy::default(), max_buffered: DEFAULT_MAX_BUFFERED }
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The API URL.
+    pub fn url(&self) -> &ApiUrl {
+        &self.url
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Calls `method` and decodes its answer (the body is buffered; see [`Client::stream`]).
+    pub fn call<M: Method>(&self, method: &M) -> Result<M::Output, Error> {
+        let prepared = prepare(method, &self.url, &self.token)?;
+        let ctx = *prepared.context();
+        let limit = self.max_buffered;
+        self.run(M::INFO, prepared, |parts, body| match read_all(body, limit, exchange::content_length(&parts)) {
+            Ok(bytes) => exchange::buffered::<M>(&ctx, parts, bytes),
+            Err(outcome) => outcome,
+        })
+    }
+
+    /// Calls `method` and streams its success body into `sink` in constant memory (files,
+    /// PDFs, large exports). Errors are detected before the first byte is written. A call that
+    /// fails mid-body leaves what was written in `sink` and is not retried; use
+    /// [`Client::download_to`] for an all-or-nothing file.
+    pub fn stream<M: Method>(&self, method: &M, sink: &mut dyn Write) -> Result<Streamed, Error> {
+        let prepared = prepare(method, &self.url, &self.token)?;
+        self.stream_prepared(M::INFO, prepared, sink)
+    }
+
+    /// Runs a call built at run time (the CLI's `redcap call`) and streams its body to `sink`.
+    pub fn stream_dynamic(&self, call: &DynamicCall, sink: &mut dyn Write) -> Result<Streamed, Error> {
+        let prepared = call.prepare(&self.url, &self.token)?;
+        self.stream_prepared(call.info(), prepared, sink)
+    }
+
+    fn stream_prepared(
+        &self,
+        info: &'static MethodInfo,
+        prepared: PreparedRequest,
+        sink: &mut dyn Write,
+    ) -> Result<Streamed, Error> {
+        let ctx = *prepared.context();
+        self.run(info, prepared, |parts, mut body| {
+            let prefix = match first_bytes(info, &ctx, &parts, &mut body) {
+                Ok(prefix) => prefix,
+                Err(outcome) => return outcome,
+            };
+            let head = DownloadHead::from_headers(&parts.headers);
+            let expected = exchange::content_length(&parts);
+            let local = |e: std::io::Error| Error::Local { path: PathBuf::from("<output>"), source: e };
+            if let Err(e) = sink.write_all(&prefix) {
+                return Outcome::Done(Err(local(e)));
+            }
+            // Bytes are out now: a failure from here on cannot be retried into the same sink.
+            let result = copy(&mut body, sink).map_err(|e| match e {
+                CopyError::Read(e) => Error::Transport(e),
+                CopyError::Write(e) => local(e),
+            });
+            Outcome::Done(result.and_then(|n| {
+                let total = prefix.len() as u64 + n;
+                exchange::check_length(expected, total)?;
+                sink.flush().map_err(local)?;
+                Ok(Streamed { head, bytes: total })
+            }))
+        })
+    }
+
+    /// Downloads a file (File Repository, record file, PDF) to `target`. The bytes go to a
+    /// temporary file beside the final path, are checked against Content-Length and synced,
+    /// then renamed into place: on any failure nothing is left at the final path. An
+    /// interrupted download of an idempotent method is retried from the start.
+    pub fn download_to<M: Method>(&self, method: &M, target: &Target) -> Result<Downloaded, Error> {
+        let prepared = prepare(method, &self.url, &self.token)?;
+        let ctx = *prepared.context();
+        let info = M::INFO;
+        self.run(info, prepared, |parts, mut body| {
+            let prefix = match first_bytes(info, &ctx, &parts, &mut body) {
+                Ok(prefix) => prefix,
+                Err(outcome) => return outcome,
+            };
+            let head = DownloadHead::from_headers(&parts.headers);
+            let final_path = target.final_path(&head);
+            let local = |e: std::io::Error| Outcome::Done(Err(Error::Local { path: final_path.clone(), source: e }));
+            let mut tmp = match tempfile::Builder::new().prefix(".redcap-download-").tempfile_in(target.dir()) {
+                Ok(t) => t,
+                Err(e) => return local(e),
+            };
+            if let Err(e) = tmp.write_all(&prefix) {
+                return local(e);
+            }
+            let n = match copy(&mut body, tmp.as_file_mut()) {
+                Ok(n) => n,
+                Err(CopyError::Read(e)) => return Outcome::Interrupted(e),
+                Err(CopyError::Write(e)) => return local(e),
+            };
+            let total = prefix.len() as u64 + n;
+            if let Err(e) = exchange::check_length(exchange::content_length(&parts), total) {
+                return Outcome::Interrupted(e);
+            }
+            if let Err(e) = tmp.as_file().sync_all() {
+                return local(e);
+            }
+            match tmp.persist(&final_path) {
+                Ok(_) => Outcome::Done(Ok(Downloaded { path: final_path.clone(), head, bytes: total })),
+                Err(e) => local(e.error),
+            }
+        })
+    }
+
+    /// The retry/redirect loop. `handle` reads the body; its outcome says whether to retry.
+    fn run<R>(
+        &self,
+        info: &'static MethodInfo,
+        mut prepared: PreparedRequest,
+        mut handle: impl FnMut(http::response::Parts, T::Body) -> Outcome<R>,
+    ) -> Result<R, Error> {
+        let mut attempts = Attempts::new(&self.policy, info);
+        loop {
+            let span = tracing::info_span!(
+                "redcap.call",
+                method = info.id,
+                attempt = attempts.attempt(),
+                status = tracing::field::Empty,
+            );
+            let _entered = span.enter();
+            let started = Instant::now();
+            let wait = match self.transport.send(&prepared) {
+                Err(e) => match attempts.after_failure(e.kind()) {
+                    Some(wait) => {
+                        tracing::warn!(error = %e, "transport failure; retrying");
+                        wait
+                    }
+                    None => return Err(Error::Transport(e)),
+                },
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    span.record("status", parts.status.as_u16());
+                    match attempts.after_status(prepared.url(), parts.status, &parts.headers) {
+                        AfterStatus::Proceed => {}
+                        AfterStatus::Retry(wait) => {
+                            tracing::warn!(status = parts.status.as_u16(), ?wait, "transient status; retrying");
+                            drop(body);
+                            std::thread::sleep(wait);
+                            continue;
+                        }
+                        AfterStatus::Redirect(url) => {
+                            tracing::warn!(from = %prepared.url(), to = %url, "the API URL moved; re-sending the POST there (update the URL)");
+                            prepared.set_url(url);
+                            continue;
+                        }
+                        AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
+                        _ => {}
+                    }
+                    match handle(parts, body) {
+                        Outcome::Done(result) => {
+                            tracing::debug!(elapsed = ?started.elapsed(), ok = result.is_ok(), "call finished");
+                            return result;
+                        }
+                        Outcome::Interrupted(e) => match attempts.after_failure(e.kind()) {
+                            Some(wait) => {
+                                tracing::warn!(error = %e, "response interrupted; retrying");
+                                wait
+                            }
+                            None => return Err(Error::Transport(e)),
+                        },
+                        Outcome::Disguised(e) => match attempts.after_api_error(&e) {
+                            Some(wait) => {
+                                tracing::warn!(error = %e, "error page with a success status; retrying");
+                                wait
+                            }
+                            None => return Err(Error::Api(e)),
+                        },
+                        _ => {
+                            return Err(Error::Transport(TransportError::new(FailureKind::Other, "unhandled outcome")));
+                        }
+                    }
+                }
+            };
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// Reads a whole body, up to `limit` bytes.
+fn read_all<R>(body: impl Read, limit: usize, expected: Option<u64>) -> Result<Bytes, Outcome<R>> {
+    let mut buf = Vec::with_capacity(expected.map_or(8192, |n| (n as usize).min(limit)));
+    let read = body.take(limit as u64 + 1).read_to_end(&mut buf);
+    if let Err(e) = read {
+        return Err(Outcome::Interrupted(interrupted(e)));
+    }
+    if buf.len() > limit {
+        return Err(Outcome::Done(Err(Error::Transport(TransportError::new(
+            FailureKind::Other,
+            format!("the response is larger than {limit} bytes; stream it to a file instead"),
+        )))));
+    }
+    if let Err(e) = exchange::check_length(expected, buf.len() as u64) {
+        return Err(Outcome::Interrupted(e));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Reads what the stream plan needs before anything is written, and returns the error outcome
+/// when the response is one.
+fn first_bytes<R>(
+    info: &'static MethodInfo,
+    ctx: &redcap_core::DecodeContext,
+    parts: &http::response::Parts,
+    body: &mut impl Read,
+) -> Result<Bytes, Outcome<R>> {
+    match exchange::stream_plan(info, parts) {
+        StreamPlan::ReadError(limit) => {
+            let prefix = read_up_to(body, limit).map_err(|e| Outcome::Interrupted(interrupted(e)))?;
+            Err(exchange::streamed_error(info, ctx, parts.clone(), prefix))
+        }
+        StreamPlan::Sniff(limit) => {
+            let prefix = read_up_to(body, limit).map_err(|e| Outcome::Interrupted(interrupted(e)))?;
+            match exchange::sniff(info, ctx, parts, &prefix) {
+                Some(outcome) => Err(outcome),
+                None => Ok(prefix),
+            }
+        }
+        _ => Ok(Bytes::new()),
+    }
+}
+
+fn read_up_to(body: &mut impl Read, limit: usize) -> std::io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(limit.min(64 * 1024));
+    body.take(limit as u64).read_to_end(&mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
+/// A body read error: the connection broke or timed out.
+fn interrupted(e: std::io::Error) -> TransportError {
+    let kind = if e.kind() == std::io::ErrorKind::TimedOut { FailureKind::Timeout } else { FailureKind::Interrupted };
+    TransportError::new(kind, format!("reading the response failed: {e}")).with_source(e)
+}
+
+enum CopyError {
+    Read(TransportError),
+    Write(std::io::Error),
+}
+
+fn copy(body: &mut impl Read, sink: &mut (impl Write + ?Sized)) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(interrupted(e))),
+        };
+        sink.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+    }
+}

@@ -1,0 +1,211 @@
+//! What a client does with a response, decided without I/O: the blocking and async clients
+//! read bodies their own way and hand the bytes here.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http::response::Parts;
+
+use crate::download::DownloadHead;
+use crate::error::{ApiError, Error};
+use crate::method::{DecodeContext, Method, MethodInfo, ResponseKind, check_response};
+use crate::transport::{FailureKind, TransportError};
+
+/// Most bytes of an error body read before it is decoded (error bodies are short; a larger one
+/// is cut, which only shortens the message).
+pub const ERROR_BODY_LIMIT: usize = 1 << 20;
+
+/// Bytes of a streamed success body inspected before any is written, to catch errors that
+/// REDCap sends with status 200 (HTML pages, error envelopes).
+pub const SNIFF_LIMIT: usize = 64 * 1024;
+
+/// The result of handling one response.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outcome<R> {
+    /// Finished, well or badly.
+    Done(Result<R, Error>),
+    /// The body broke off: retry if the method allows.
+    Interrupted(TransportError),
+    /// A success status with an error page or server text: retry if the method allows.
+    Disguised(ApiError),
+}
+
+impl<R> Outcome<R> {
+    fn from_api(error: ApiError) -> Self {
+        if error.status().is_success() { Outcome::Disguised(error) } else { Outcome::Done(Err(Error::Api(error))) }
+    }
+}
+
+/// Handles a fully read response of `M`.
+pub fn buffered<M: Method + ?Sized>(ctx: &DecodeContext, parts: Parts, body: Bytes) -> Outcome<M::Output> {
+    let response = http::Response::from_parts(parts, body);
+    if let Err(e) = check_response(M::INFO, ctx, &response) {
+        return Outcome::from_api(e);
+    }
+    Outcome::Done(M::decode(ctx, response).map_err(Error::Decode))
+}
+
+/// What to do with the body of a response that would be streamed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamPlan {
+    /// Read at most this many bytes and pass them to [`streamed_error`]: it is an error.
+    ReadError(usize),
+    /// Read up to this many bytes and pass them to [`sniff`] before writing anything.
+    Sniff(usize),
+}
+
+/// Decides from the head whether a streamed body is an error or may be data.
+pub fn stream_plan(info: &MethodInfo, parts: &Parts) -> StreamPlan {
+    if !parts.status.is_success() {
+        return StreamPlan::ReadError(ERROR_BODY_LIMIT);
+    }
+    if info.response == ResponseKind::Bytes {
+        let head = DownloadHead::from_headers(&parts.headers);
+        // A file download always has a name; an unnamed HTML page is an error page.
+        if head.mime.as_deref() == Some("text/html") && head.server_name.is_none() {
+            return StreamPlan::ReadError(ERROR_BODY_LIMIT);
+        }
+    }
+    StreamPlan::Sniff(SNIFF_LIMIT)
+}
+
+/// The error carried by a response [`stream_plan`] sent to `ReadError`.
+pub fn streamed_error<R>(info: &MethodInfo, ctx: &DecodeContext, parts: Parts, prefix: Bytes) -> Outcome<R> {
+    let response = http::Response::from_parts(parts, prefix);
+    match check_response(info, ctx, &response) {
+        Err(e) => Outcome::from_api(e),
+        Ok(()) => Outcome::Done(Err(Error::Api(ApiError::new(
+            response.status(),
+            "the server sent an HTML page instead of the file",
+            crate::error::ApiErrorKind::HtmlPage,
+        )))),
+    }
+}
+
+/// Checks the first bytes of a streamed success body; `None` means write them and go on.
+/// File bodies are never sniffed: a file may be anything, including HTML.
+pub fn sniff<R>(info: &MethodInfo, ctx: &DecodeContext, parts: &Parts, prefix: &Bytes) -> Option<Outcome<R>> {
+    if info.response == ResponseKind::Bytes {
+        return None;
+    }
+    let mut response = http::Response::new(prefix.clone());
+    *response.status_mut() = parts.status;
+    *response.headers_mut() = parts.headers.clone();
+    check_response(info, ctx, &response).err().map(Outcome::from_api)
+}
+
+/// Checks a finished body's length against `Content-Length`.
+pub fn check_length(expected: Option<u64>, received: u64) -> Result<(), TransportError> {
+    match expected {
+        Some(n) if n != received => Err(TransportError::new(
+            FailureKind::Interrupted,
+            format!("the response ended after {received} of {n} bytes"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `Content-Length` of a response head.
+pub fn content_length(parts: &Parts) -> Option<u64> {
+    parts.headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Where a download goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Target {
+    /// Into this directory, under the server's (sanitised) name, else `fallback`.
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// Name used when the server gives none that is usable.
+        fallback: String,
+    },
+    /// Exactly this file.
+    File(PathBuf),
+}
+
+impl Target {
+    /// The final path for a download with this head.
+    pub fn final_path(&self, head: &DownloadHead) -> PathBuf {
+        match self {
+            Target::Dir { dir, fallback } => {
+                dir.join(head.safe_name().unwrap_or_else(|| {
+                    crate::download::sanitize_file_name(fallback).unwrap_or_else(|| "download".into())
+                }))
+            }
+            Target::File(p) => p.clone(),
+        }
+    }
+
+    /// The directory the temporary file must be created in (same file system, so the final
+    /// rename is atomic).
+    pub fn dir(&self) -> &Path {
+        match self {
+            Target::Dir { dir, .. } => dir,
+            Target::File(p) => match p.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => Path::new("."),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(status: u16, headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    static FILE: MethodInfo = MethodInfo::new("t.export", "t", None, ResponseKind::Bytes, true);
+    static DATA: MethodInfo = MethodInfo::new("t.records", "t", None, ResponseKind::Data, true);
+
+    #[test]
+    fn plans() {
+        assert_eq!(stream_plan(&FILE, &parts(400, &[])), StreamPlan::ReadError(ERROR_BODY_LIMIT));
+        assert_eq!(
+            stream_plan(&FILE, &parts(200, &[("content-type", "text/html")])),
+            StreamPlan::ReadError(ERROR_BODY_LIMIT)
+        );
+        assert_eq!(
+            stream_plan(&FILE, &parts(200, &[("content-type", "text/html; name=\"page.html\"")])),
+            StreamPlan::Sniff(SNIFF_LIMIT)
+        );
+        assert_eq!(stream_plan(&DATA, &parts(200, &[])), StreamPlan::Sniff(SNIFF_LIMIT));
+    }
+
+    #[test]
+    fn sniffing_catches_disguised_errors_but_not_files() {
+        let ctx = DecodeContext {
+            format: None,
+            return_format: None,
+            return_content: None,
+            csv_delimiter: None,
+            background: false,
+        };
+        let html = Bytes::from_static(b"<html><title>Down</title></html>");
+        assert!(matches!(sniff::<()>(&DATA, &ctx, &parts(200, &[]), &html), Some(Outcome::Disguised(_))));
+        assert!(sniff::<()>(&FILE, &ctx, &parts(200, &[]), &html).is_none());
+        assert!(sniff::<()>(&DATA, &ctx, &parts(200, &[]), &Bytes::from_static(b"[{\"a\":1}]")).is_none());
+    }
+
+    #[test]
+    fn lengths_and_targets() {
+        assert!(check_length(Some(5), 5).is_ok());
+        assert_eq!(check_length(Some(5), 3).unwrap_err().kind(), FailureKind::Interrupted);
+        assert!(check_length(None, 3).is_ok());
+        let head = DownloadHead { server_name: Some("../x.pdf".into()), ..Default::default() };
+        let t = Target::Dir { dir: "out".into(), fallback: "doc_7".into() };
+        assert_eq!(t.final_path(&head), PathBuf::from("out/.._x.pdf"));
+        assert_eq!(t.final_path(&DownloadHead::default()), PathBuf::from("out/doc_7"));
+        assert_eq!(Target::File("a.pdf".into()).dir(), Path::new("."));
+    }
+}

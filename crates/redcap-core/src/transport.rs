@@ -1,0 +1,154 @@
+//! The transport trait, its error type, and the configuration both built-in transports share.
+//!
+//! A transport POSTs a [`PreparedRequest`] and returns the response head with a streaming body.
+//! One trait serves both modes: `Reply` is the response itself for a blocking transport and a
+//! future of it for an async one, so a third-party transport (a recorder, a test double, another
+//! HTTP stack) implements one trait whichever client drives it. All decisions (retries,
+//! redirects, error bodies, decoding) stay in this crate; a transport only moves bytes.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::method::PreparedRequest;
+
+/// Sends prepared requests.
+pub trait Transport: Send + Sync {
+    /// The response body: `std::io::Read` for blocking transports, a stream of
+    /// `Result<Bytes, TransportError>` for async ones.
+    type Body: Send;
+    /// What [`Transport::send`] returns: `Result<http::Response<Self::Body>, TransportError>`
+    /// for blocking transports, a future of it for async ones.
+    type Reply<'a>: Send + 'a
+    where
+        Self: 'a;
+
+    /// POSTs `request` (body streamed: an upload is read from its source as it is sent). Must not
+    /// follow redirects or retry: the client decides both.
+    fn send<'a>(&'a self, request: &'a PreparedRequest) -> Self::Reply<'a>;
+}
+
+/// What kind of failure a transport met; drives the retry decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The connection could not be made (refused, DNS, unreachable): nothing reached REDCap.
+    Connect,
+    /// A timeout elapsed.
+    Timeout,
+    /// The connection broke or the body ended early (reset, truncated body).
+    Interrupted,
+    /// TLS failed (certificate not trusted, handshake).
+    Tls,
+    /// The request could not be sent as built (bad header, file unreadable).
+    Request,
+    /// Anything else.
+    Other,
+}
+
+impl FailureKind {
+    /// Whether repeating an idempotent call may succeed.
+    pub fn is_transient(self) -> bool {
+        matches!(self, FailureKind::Connect | FailureKind::Timeout | FailureKind::Interrupted)
+    }
+}
+
+/// A transport failure. Never contains the token (transports never see it outside the body).
+#[derive(Debug)]
+pub struct TransportError {
+    kind: FailureKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TransportError {
+    /// A failure of `kind` described by `message`.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        TransportError { kind, message: message.into(), source: None }
+    }
+
+    /// Attaches the underlying error.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
+    /// The description.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<std::io::Error> for TransportError {
+    fn from(e: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let kind = match e.kind() {
+            K::ConnectionRefused
+            | K::NotConnected
+            | K::AddrNotAvailable
+            | K::HostUnreachable
+            | K::NetworkUnreachable => FailureKind::Connect,
+            K::TimedOut | K::WouldBlock => FailureKind::Timeout,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => FailureKind::Interrupted,
+            _ => FailureKind::Other,
+        };
+        TransportError::new(kind, e.to_string()).with_source(e)
+    }
+}
+
+/// Settings both built-in transports honour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransportConfig {
+    /// Time to establish a connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Longest wait for the response to start, or between two reads of the body.
+    pub read_timeout: Duration,
+    /// Longest time for a whole call; `None` for no overall limit (large downloads).
+    pub overall_timeout: Option<Duration>,
+    /// Extra trusted root certificates (PEM file), added to the built-in roots.
+    pub extra_roots_pem: Option<PathBuf>,
+    /// Honour `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY`.
+    pub proxy_from_env: bool,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            connect_timeout: Duration::from_secs(30),
+            // REDCap can take minutes to start answering a large export.
+            read_timeout: Duration::from_secs(300),
+            overall_timeout: Some(Duration::from_secs(6 * 3600)),
+            extra_roots_pem: None,
+            proxy_from_env: true,
+            user_agent: concat!("redcap-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// Reads every certificate of a PEM file (for transports that add extra roots).
+pub fn read_pem_file(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
+    std::fs::read(path).map_err(|e| {
+        TransportError::new(FailureKind::Tls, format!("cannot read CA certificates from {}: {e}", path.display()))
+            .with_source(e)
+    })
+}

@@ -1,0 +1,62 @@
+//! A toolkit for the [REDCap](https://projectredcap.org) HTTP API.
+//!
+//! Every API method is a typed request in its own module (`redcap::record::export`,
+//! `redcap::file_repository::list`, …), generated from the project's spec. The same request
+//! works with the blocking client (feature `blocking`, on by default) and the async client
+//! (feature `async`); both features may be enabled together.
+//!
+//! ```no_run
+//! # #[cfg(feature = "blocking")]
+//! # fn main() -> Result<(), redcap::Error> {
+//! use redcap::file_repository;
+//!
+//! let client = redcap::blocking::Client::builder("https://redcap.example.edu/api/", "0123456789ABCDEF0123456789ABCDEF").build()?;
+//! let entries = client.call(&file_repository::list::Request::new())?;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "blocking"))] fn main() {}
+//! ```
+//!
+//! With the `async` feature the call is the same, awaited:
+//!
+//! ```no_run
+//! # #[cfg(feature = "async")]
+//! # async fn run() -> Result<(), redcap::Error> {
+//! use redcap::file_repository;
+//!
+//! let client = redcap::asynchronous::Client::builder("https://redcap.example.edu/api/", "0123456789ABCDEF0123456789ABCDEF").build()?;
+//! let entries = client.call(&file_repository::list::Request::new()).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Tokens are validated before any request and never appear in `Debug`, `Display`, errors or
+//! logs. Only idempotent calls (exports, lists) are retried; uploads, imports, deletes and
+//! folder creation never are.
+#![warn(missing_docs)]
+
+pub use redcap_api::*;
+pub use redcap_core::{
+    ApiError, ApiErrorKind, ApiUrl, CsvDelimiter, DataResponse, DateFormat, DecimalCharacter, DownloadHead, Error,
+    FileDownload, FileRepositoryEntry, Folder, Format, ImportOutcome, LogType, Method, MethodInfo, OverwriteBehavior,
+    RawOrLabel, RecordType, RepositoryFile, RetryPolicy, ReturnContent, ReturnFormat, Row, Token, TokenError, Upload,
+    UrlError, Version,
+};
+
+/// The sans-IO core (encoding, decoding, the transport trait) for transport authors.
+pub use redcap_core as core;
+
+/// Where a download goes (a directory, under the server's sanitised name, or a file).
+pub use redcap_core::exchange::Target;
+
+/// The blocking client (ureq).
+#[cfg(feature = "blocking")]
+pub mod blocking {
+    pub use redcap_blocking::{Client, ClientBuilder, Downloaded, Streamed, UreqTransport};
+}
+
+/// The async client (reqwest + tokio).
+#[cfg(feature = "async")]
+pub mod asynchronous {
+    pub use redcap_async::{Client, ClientBuilder, Downloaded, ReqwestTransport, Streamed};
+}
