@@ -49,7 +49,7 @@ fn wrong_token_kind_is_refused_before_sending() {
     let err = redcap_core::prepare(&request, &url(), &super_token()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "method `file_repository.list` needs a project token (32 hex characters), but a Super was given"
+        "method `file_repository.list` needs a project token (32 hex characters), but a super token (64 hex characters) was given"
     );
     assert_eq!(token().kind(), TokenKind::Project);
 }
