@@ -119,3 +119,50 @@ fn empty_bodies() {
     assert_eq!(run(&upload, 200, &[], ""), "Ok(\n    (),\n)");
     insta::assert_snapshot!("fr_import_unexpected_body", run(&upload, 200, &[], "surprise"));
 }
+
+fn import(content: redcap_core::ReturnContent, rf: ReturnFormat) -> redcap_api::record::import::Request {
+    let mut r = redcap_api::record::import::Request::new("[]").return_content(content).return_format(rf);
+    r.format = Some(Format::Json);
+    r
+}
+
+#[test]
+fn import_results_follow_return_content_and_return_format() {
+    use redcap_core::ReturnContent::*;
+    // count: {"count": n} in JSON, the bare number in CSV, <count> in XML (reference §4.8).
+    for (rf, body) in [
+        (ReturnFormat::Json, r#"{"count": 3}"#),
+        (ReturnFormat::Csv, "3"),
+        (ReturnFormat::Xml, "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><count>3</count>"),
+    ] {
+        assert_eq!(run(&import(Count, rf), 200, &[], body), "Ok(\n    Count(\n        3,\n    ),\n)", "{rf}");
+    }
+    insta::assert_snapshot!("import_ids_json", run(&import(Ids, ReturnFormat::Json), 200, &[], r#"["1","2","3"]"#));
+    assert_eq!(
+        run(&import(Ids, ReturnFormat::Csv), 200, &[], "id\n1\n2\n3\n"),
+        run(&import(Ids, ReturnFormat::Json), 200, &[], r#"["1","2","3"]"#)
+    );
+    insta::assert_snapshot!("import_auto_ids_json", run(&import(AutoIds, ReturnFormat::Json), 200, &[], r#"["1101,1","1102,2"]"#));
+    assert_eq!(run(&import(Nothing, ReturnFormat::Json), 200, &[], ""), "Ok(\n    Nothing,\n)");
+    let validation = "\"1\",\"weight_kg\",\"22\",\"The value you provided could not be validated because it does not follow the expected format. Please try again.\"";
+    insta::assert_snapshot!(
+        "import_validation_error",
+        run(&import(Count, ReturnFormat::Json), 400, &[], &serde_json_error(validation))
+    );
+}
+
+fn serde_json_error(message: &str) -> String {
+    redcap_core::envelope::render(ReturnFormat::Json, message).1
+}
+
+#[test]
+fn text_one_token_and_version_bodies() {
+    let version = redcap_api::version::export::Request::new();
+    assert_eq!(run(&version, 200, &[], "14.5.2\n"), "Ok(\n    Version {\n        major: 14,\n        minor: 5,\n        patch: 2,\n    },\n)");
+    insta::assert_snapshot!("version_garbage", run(&version, 200, &[], "not a version"));
+    let rename = redcap_api::record::rename::Request::new("1", "2");
+    assert_eq!(run(&rename, 200, &[], "1"), "Ok(\n    (),\n)");
+    insta::assert_snapshot!("rename_not_one", run(&rename, 200, &[], "0"));
+    let next = redcap_api::record::generate_next_name::Request::new();
+    assert_eq!(run(&next, 200, &[], "20-1"), "Ok(\n    \"20-1\",\n)");
+}
