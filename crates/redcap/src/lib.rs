@@ -35,6 +35,8 @@
 //! folder creation never are.
 #![warn(missing_docs)]
 
+pub mod workflow;
+
 pub use redcap_api::*;
 pub use redcap_core::{
     ApiError, ApiErrorKind, ApiUrl, CsvDelimiter, DataResponse, DateFormat, DecimalCharacter, DownloadHead, Error,
@@ -52,11 +54,19 @@ pub use redcap_core::exchange::Target;
 /// The blocking client (ureq).
 #[cfg(feature = "blocking")]
 pub mod blocking {
+    pub use crate::blocking_ext::Workflows;
     pub use redcap_blocking::{Client, ClientBuilder, Downloaded, Streamed, UreqTransport};
 }
+
+#[cfg(feature = "blocking")]
+mod blocking_ext;
 
 /// The async client (reqwest + tokio).
 #[cfg(feature = "async")]
 pub mod asynchronous {
+    pub use crate::async_ext::Workflows;
     pub use redcap_async::{Client, ClientBuilder, Downloaded, ReqwestTransport, Streamed};
 }
+
+#[cfg(feature = "async")]
+mod async_ext;

@@ -1,0 +1,143 @@
+//! Multi-step jobs users script today, as pure plans shared by both clients.
+//!
+//! Everything here decides without doing I/O: which folder to list next, which files a pull
+//! must fetch and where they go, which folders a push must create, how records are batched,
+//! and whether a batched export came back complete. The blocking and async drivers only
+//! perform the calls these plans ask for.
+
+mod error;
+pub mod files;
+pub mod progress;
+pub mod records;
+pub mod report;
+
+pub use error::WorkflowError;
+pub(crate) use error::local;
+pub use files::{
+    LocalFile, Manifest, ManifestEntry, PullItem, PullPlan, PushPlan, RemoteFile, RemoteFolder, RemoteTree, TreeWalk,
+};
+pub use progress::{NoProgress, Progress, ProgressEvent};
+pub use records::{BatchPlan, ExportCheck, RecordBatches};
+pub use report::{ReportId, ReportOptions};
+
+/// What a pull or push did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransferSummary {
+    /// Files transferred.
+    pub transferred: u64,
+    /// Files already present (by the manifest), not transferred again.
+    pub skipped: u64,
+    /// Folders created (push).
+    pub folders_created: u64,
+    /// Local files removed because they are gone remotely (pull with `delete`).
+    pub removed: u64,
+    /// Bytes transferred.
+    pub bytes: u64,
+    /// Files that failed, with the reason; the others went on.
+    pub failed: Vec<(String, String)>,
+    /// Uploaded files and the `doc_id` each was given (push).
+    pub uploaded: Vec<(String, u64)>,
+}
+
+impl TransferSummary {
+    /// Whether every file made it.
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Options of a pull.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PullOptions {
+    /// Remove local files whose remote file is gone (off: a pull never deletes by default).
+    pub delete: bool,
+}
+
+/// Options of a push.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PushOptions {
+    /// Upload files the manifest says were already uploaded.
+    pub force: bool,
+}
+
+/// Options of a batched record export or import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchOptions {
+    /// Records per call (REDCapR's default is 100).
+    pub batch_size: usize,
+    /// Pause between calls, to spare the server.
+    pub pause: std::time::Duration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions { batch_size: 100, pause: std::time::Duration::ZERO }
+    }
+}
+
+impl BatchOptions {
+    /// Sets the batch size.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Sets the pause.
+    pub fn pause(mut self, d: std::time::Duration) -> Self {
+        self.pause = d;
+        self
+    }
+}
+
+/// The record-id field: the first field of the data dictionary.
+pub fn id_field(metadata: &[redcap_core::Row]) -> Result<String, WorkflowError> {
+    metadata.first().and_then(|r| records::cell(r, "field_name")).ok_or(WorkflowError::NoIdField)
+}
+
+/// The id-only export that starts a batched export: the caller's record, event and filter
+/// choices, only the id field, flat JSON.
+pub fn id_request(template: &crate::record::export::Request, id_field: &str) -> crate::record::export::Request {
+    let mut r = template.clone();
+    r.fields = vec![id_field.to_owned()];
+    r.forms = Vec::new();
+    r.format = Some(redcap_core::Format::Json);
+    r.record_type = Some(redcap_core::RecordType::Flat);
+    r.raw_or_label = None;
+    r.export_checkbox_label = false;
+    r
+}
+
+/// One batch of a batched export: the template for these records, as flat JSON, with the id
+/// field added when the caller named fields without it (so completeness can be checked).
+pub fn batch_request(
+    template: &crate::record::export::Request,
+    id_field: &str,
+    ids: &[String],
+) -> crate::record::export::Request {
+    let mut r = template.clone();
+    r.records = ids.to_vec();
+    if !r.fields.is_empty() && !r.fields.iter().any(|f| f == id_field) {
+        r.fields.insert(0, id_field.to_owned());
+    }
+    r.format = Some(redcap_core::Format::Json);
+    r.record_type = Some(redcap_core::RecordType::Flat);
+    r
+}
+
+/// One batch of a batched import: the template's options with these rows as JSON data, asking
+/// for a count so it can be checked.
+pub fn import_request(
+    template: &crate::record::import::Request,
+    rows: &[redcap_core::Row],
+) -> crate::record::import::Request {
+    let mut r = template.clone();
+    r.data = serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_owned());
+    r.format = Some(redcap_core::Format::Json);
+    r.return_content = Some(redcap_core::ReturnContent::Count);
+    r.background_process = false;
+    r
+}
