@@ -10,6 +10,7 @@ pub mod files;
 pub mod progress;
 pub mod records;
 pub mod report;
+mod session;
 
 pub use error::WorkflowError;
 pub(crate) use error::local;
@@ -19,6 +20,7 @@ pub use files::{
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use records::{BatchPlan, ExportCheck, RecordBatches};
 pub use report::{ReportId, ReportOptions};
+pub use session::{ExportSession, ImportSession, PullSession, PushSession, PushUpload};
 
 /// What a pull or push did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -140,4 +142,13 @@ pub fn import_request(
     r.return_content = Some(redcap_core::ReturnContent::Count);
     r.background_process = false;
     r
+}
+
+/// The listing request of one folder (`None`: the top level).
+pub fn list_request(folder: Option<u64>) -> crate::file_repository::list::Request {
+    let r = crate::file_repository::list::Request::new();
+    match folder {
+        Some(id) => r.folder_id(id),
+        None => r,
+    }
 }

@@ -63,3 +63,9 @@ impl<F: Fn(ProgressEvent) + Send + Sync> Progress for F {
         self(event)
     }
 }
+
+impl std::fmt::Debug for dyn Progress + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}

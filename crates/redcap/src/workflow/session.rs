@@ -1,0 +1,384 @@
+//! The bookkeeping of running workflows, shared by both drivers: manifests, summaries, progress
+//! events and checks. A driver asks a session what to call next and reports what happened;
+//! only the calls themselves are per mode. Local file operations here are small and synchronous
+//! in both modes (directories, the manifest).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use redcap_core::{FileRepositoryEntry, ImportOutcome, Row, Upload};
+
+use super::files::{PushedEntry, local_path, resolve_doc_id, scan_local};
+use super::{
+    BatchOptions, BatchPlan, ExportCheck, LocalFile, Manifest, ManifestEntry, Progress, ProgressEvent, PullItem,
+    PullOptions, PullPlan, PushOptions, PushPlan, RecordBatches, RemoteTree, TransferSummary, WorkflowError, local,
+};
+use crate::{file_repository, record};
+
+/// A pull in progress.
+#[derive(Debug)]
+pub struct PullSession<'p> {
+    dir: PathBuf,
+    manifest: Manifest,
+    plan: PullPlan,
+    summary: TransferSummary,
+    progress: &'p dyn Progress,
+}
+
+impl<'p> PullSession<'p> {
+    /// Plans the pull of `tree` into `dir` and creates the local folders.
+    pub fn start(dir: &Path, tree: &RemoteTree, progress: &'p dyn Progress) -> Result<Self, WorkflowError> {
+        std::fs::create_dir_all(dir).map_err(local(dir))?;
+        let manifest = Manifest::load(dir).map_err(local(dir))?;
+        let plan = PullPlan::new(tree, &manifest, |rel| {
+            local_path(dir, rel).and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len())
+        });
+        for folder in &plan.folders {
+            if let Some(p) = local_path(dir, folder) {
+                std::fs::create_dir_all(&p).map_err(local(&p))?;
+            }
+        }
+        progress.event(ProgressEvent::Planned { items: plan.fetch.len() as u64, bytes: None });
+        for path in &plan.skip {
+            progress.event(ProgressEvent::Skipped { item: path.clone() });
+        }
+        let summary = TransferSummary { skipped: plan.skip.len() as u64, ..Default::default() };
+        Ok(PullSession { dir: dir.to_owned(), manifest, plan, summary, progress })
+    }
+
+    /// The downloads to make: the request and the final path of each.
+    pub fn downloads(&self) -> Vec<(PullItem, file_repository::export::Request, PathBuf)> {
+        self.plan
+            .fetch
+            .iter()
+            .filter_map(|item| {
+                let target = local_path(&self.dir, &item.path)?;
+                Some((item.clone(), file_repository::export::Request::new(item.doc_id), target))
+            })
+            .collect()
+    }
+
+    /// Reports that a download starts.
+    pub fn started(&self, item: &PullItem) {
+        self.progress.event(ProgressEvent::Started { item: item.path.clone(), bytes: None });
+    }
+
+    /// Records a download's result (bytes written, or the error text); a failure does not stop
+    /// the pull.
+    pub fn finished(&mut self, item: &PullItem, result: Result<u64, String>) -> Result<(), WorkflowError> {
+        match result {
+            Ok(bytes) => {
+                self.manifest.pulled.insert(item.doc_id, ManifestEntry { path: item.path.clone(), bytes });
+                self.manifest.save(&self.dir).map_err(local(&self.dir))?;
+                self.summary.transferred += 1;
+                self.summary.bytes += bytes;
+                self.progress.event(ProgressEvent::Finished { item: item.path.clone(), bytes });
+            }
+            Err(error) => {
+                self.progress.event(ProgressEvent::Failed { item: item.path.clone(), error: error.clone() });
+                self.summary.failed.push((item.path.clone(), error));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes local files gone remotely (only with `delete`) and returns the summary.
+    pub fn finish(mut self, options: &PullOptions) -> Result<TransferSummary, WorkflowError> {
+        if options.delete && !self.plan.gone.is_empty() {
+            for path in &self.plan.gone {
+                if let Some(p) = local_path(&self.dir, path) {
+                    match std::fs::remove_file(&p) {
+                        Ok(()) => self.summary.removed += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(local(&p)(e)),
+                    }
+                }
+            }
+            let gone: std::collections::BTreeSet<&String> = self.plan.gone.iter().collect();
+            self.manifest.pulled.retain(|_, m| !gone.contains(&m.path));
+            self.manifest.save(&self.dir).map_err(local(&self.dir))?;
+        }
+        Ok(self.summary)
+    }
+}
+
+/// A push in progress.
+#[derive(Debug)]
+pub struct PushSession<'p> {
+    dir: PathBuf,
+    manifest: Manifest,
+    plan: PushPlan,
+    ids: BTreeMap<String, Option<u64>>,
+    next_folder: usize,
+    listings: BTreeMap<Option<u64>, Vec<FileRepositoryEntry>>,
+    summary: TransferSummary,
+    progress: &'p dyn Progress,
+}
+
+/// One upload of a push.
+#[derive(Clone, Debug)]
+pub struct PushUpload {
+    /// The local file.
+    pub file: LocalFile,
+    /// The remote folder (`None`: top level).
+    pub folder: Option<u64>,
+    /// The request.
+    pub request: file_repository::import::Request,
+    name: String,
+}
+
+fn parent_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+impl<'p> PushSession<'p> {
+    /// Plans the push of `dir` into `root`, given the remote `tree` under `root`.
+    pub fn start(
+        dir: &Path,
+        root: Option<u64>,
+        tree: &RemoteTree,
+        options: &PushOptions,
+        progress: &'p dyn Progress,
+    ) -> Result<Self, WorkflowError> {
+        let (folders, files) = scan_local(dir).map_err(local(dir))?;
+        let manifest = Manifest::load(dir).map_err(local(dir))?;
+        let plan = PushPlan::new(tree, &manifest, &folders, &files, options.force);
+        let mut ids: BTreeMap<String, Option<u64>> =
+            plan.existing.iter().map(|(p, id)| (p.clone(), Some(*id))).collect();
+        ids.insert(String::new(), root);
+        let summary = TransferSummary { skipped: plan.skip.len() as u64, ..Default::default() };
+        Ok(PushSession {
+            dir: dir.to_owned(),
+            manifest,
+            plan,
+            ids,
+            next_folder: 0,
+            listings: BTreeMap::new(),
+            summary,
+            progress,
+        })
+    }
+
+    /// The next folder to create (parents come first), as its local path and request.
+    pub fn next_folder(&mut self) -> Option<(String, file_repository::create_folder::Request)> {
+        let path = self.plan.create.get(self.next_folder)?.clone();
+        self.next_folder += 1;
+        let name = path.rsplit('/').next().unwrap_or(&path);
+        let mut req = file_repository::create_folder::Request::new(name);
+        req.folder_id = self.ids.get(parent_of(&path)).copied().flatten();
+        Some((path, req))
+    }
+
+    /// Records a created folder.
+    pub fn folder_created(&mut self, path: String, folder_id: u64) {
+        self.ids.insert(path, Some(folder_id));
+        self.summary.folders_created += 1;
+    }
+
+    /// The uploads to make (call after all folders exist).
+    pub fn uploads(&self) -> Vec<PushUpload> {
+        self.progress.event(ProgressEvent::Planned {
+            items: self.plan.upload.len() as u64,
+            bytes: Some(self.plan.upload.iter().map(|f| f.bytes).sum()),
+        });
+        self.plan
+            .upload
+            .iter()
+            .filter_map(|file| {
+                let source = local_path(&self.dir, &file.path)?;
+                let folder = self.ids.get(parent_of(&file.path)).copied().flatten();
+                let upload = Upload::from_path(source);
+                let name = upload.file_name.clone();
+                let mut request = file_repository::import::Request::new(upload);
+                request.folder_id = folder;
+                Some(PushUpload { file: file.clone(), folder, request, name })
+            })
+            .collect()
+    }
+
+    /// The folder's listing from before an upload, if the session still holds it (otherwise
+    /// the driver lists the folder and passes it to [`PushSession::uploaded`]).
+    pub fn cached_listing(&mut self, upload: &PushUpload) -> Option<Vec<FileRepositoryEntry>> {
+        self.progress.event(ProgressEvent::Started { item: upload.file.path.clone(), bytes: Some(upload.file.bytes) });
+        self.listings.remove(&upload.folder)
+    }
+
+    /// Records an upload whose import call failed (never retried: it could duplicate).
+    pub fn upload_failed(&mut self, upload: &PushUpload, error: String, before: Vec<FileRepositoryEntry>) {
+        self.progress.event(ProgressEvent::Failed { item: upload.file.path.clone(), error: error.clone() });
+        self.summary.failed.push((upload.file.path.clone(), error));
+        self.listings.insert(upload.folder, before);
+    }
+
+    /// Records a finished upload, resolving its `doc_id` from the listings before and after.
+    pub fn uploaded(
+        &mut self,
+        upload: &PushUpload,
+        before: Vec<FileRepositoryEntry>,
+        after: Vec<FileRepositoryEntry>,
+    ) -> Result<(), WorkflowError> {
+        let path = upload.file.path.clone();
+        match resolve_doc_id(&before, &after, &upload.name) {
+            Some(doc_id) => {
+                self.manifest.pushed.insert(path.clone(), PushedEntry { doc_id, bytes: upload.file.bytes });
+                self.manifest.save(&self.dir).map_err(local(&self.dir))?;
+                self.summary.transferred += 1;
+                self.summary.bytes += upload.file.bytes;
+                self.summary.uploaded.push((path.clone(), doc_id));
+                self.progress.event(ProgressEvent::Finished { item: path, bytes: upload.file.bytes });
+            }
+            None => {
+                let e = WorkflowError::Unresolved(path.clone());
+                self.progress.event(ProgressEvent::Failed { item: path.clone(), error: e.to_string() });
+                self.summary.failed.push((path, e.to_string()));
+            }
+        }
+        self.listings.insert(upload.folder, after);
+        Ok(())
+    }
+
+    /// The summary.
+    pub fn finish(self) -> TransferSummary {
+        self.summary
+    }
+}
+
+/// A batched export in progress.
+#[derive(Debug)]
+pub struct ExportSession<'p> {
+    template: record::export::Request,
+    id_field: String,
+    batches: RecordBatches,
+    next: usize,
+    pause: std::time::Duration,
+    rows: Vec<Row>,
+    progress: &'p dyn Progress,
+}
+
+impl<'p> ExportSession<'p> {
+    /// The id-only request to send first, given the project's metadata rows.
+    pub fn id_request(
+        template: &record::export::Request,
+        metadata: &[Row],
+    ) -> Result<(String, record::export::Request), WorkflowError> {
+        let id_field = super::id_field(metadata)?;
+        let req = super::id_request(template, &id_field);
+        Ok((id_field, req))
+    }
+
+    /// Plans the batches from the id-only export's rows.
+    pub fn start(
+        template: &record::export::Request,
+        id_field: String,
+        id_rows: &[Row],
+        options: &BatchOptions,
+        progress: &'p dyn Progress,
+    ) -> Self {
+        let batches = RecordBatches::from_id_rows(id_rows, &id_field, options.batch_size);
+        progress.event(ProgressEvent::Planned { items: batches.batches.len() as u64, bytes: None });
+        ExportSession {
+            template: template.clone(),
+            id_field,
+            batches,
+            next: 0,
+            pause: options.pause,
+            rows: Vec::new(),
+            progress,
+        }
+    }
+
+    /// The next batch's request, and how long to pause before sending it.
+    pub fn next_batch(&mut self) -> Option<(record::export::Request, std::time::Duration)> {
+        let batch = self.batches.batches.get(self.next)?;
+        let pause = if self.next > 0 { self.pause } else { std::time::Duration::ZERO };
+        self.next += 1;
+        self.progress.event(ProgressEvent::Started { item: self.label(), bytes: None });
+        Some((super::batch_request(&self.template, &self.id_field, batch), pause))
+    }
+
+    fn label(&self) -> String {
+        format!("batch {}/{}", self.next, self.batches.batches.len())
+    }
+
+    /// Checks the last batch's rows (every requested record must be there) and keeps them.
+    pub fn add(&mut self, rows: Vec<Row>) -> Result<(), WorkflowError> {
+        let requested = &self.batches.batches[self.next - 1];
+        let check = ExportCheck::new(requested, &rows, &self.id_field);
+        if !check.is_complete() {
+            return Err(WorkflowError::MissingRecords { missing: check.missing });
+        }
+        self.progress.event(ProgressEvent::Finished { item: self.label(), bytes: rows.len() as u64 });
+        self.rows.extend(rows);
+        Ok(())
+    }
+
+    /// All rows.
+    pub fn finish(self) -> Vec<Row> {
+        self.rows
+    }
+}
+
+/// A batched import in progress.
+#[derive(Debug)]
+pub struct ImportSession<'p> {
+    template: record::import::Request,
+    plan: BatchPlan,
+    next: usize,
+    pause: std::time::Duration,
+    total: u64,
+    progress: &'p dyn Progress,
+}
+
+impl<'p> ImportSession<'p> {
+    /// Plans batches of whole records, given the project's metadata rows.
+    pub fn start(
+        rows: Vec<Row>,
+        template: &record::import::Request,
+        metadata: &[Row],
+        options: &BatchOptions,
+        progress: &'p dyn Progress,
+    ) -> Result<Self, WorkflowError> {
+        let id_field = super::id_field(metadata)?;
+        let plan = BatchPlan::new(rows, &id_field, options.batch_size);
+        progress.event(ProgressEvent::Planned { items: plan.batches.len() as u64, bytes: None });
+        Ok(ImportSession { template: template.clone(), plan, next: 0, pause: options.pause, total: 0, progress })
+    }
+
+    /// The next batch's request, and how long to pause before sending it.
+    pub fn next_batch(&mut self) -> Option<(record::import::Request, std::time::Duration)> {
+        let (rows, _) = self.plan.batches.get(self.next)?;
+        let pause = if self.next > 0 { self.pause } else { std::time::Duration::ZERO };
+        self.next += 1;
+        self.progress.event(ProgressEvent::Started { item: self.label(), bytes: None });
+        Some((super::import_request(&self.template, rows), pause))
+    }
+
+    fn label(&self) -> String {
+        format!("batch {}/{}", self.next, self.plan.batches.len())
+    }
+
+    /// Checks the last batch's count against the records sent.
+    pub fn add(&mut self, outcome: ImportOutcome) -> Result<(), WorkflowError> {
+        let sent = self.plan.batches[self.next - 1].1;
+        let imported = match outcome {
+            ImportOutcome::Count(n) => n,
+            other => {
+                return Err(WorkflowError::Call(redcap_core::Error::Decode(redcap_core::DecodeError::Unexpected {
+                    expected: "a count",
+                    excerpt: format!("{other:?}"),
+                })));
+            }
+        };
+        if imported != sent {
+            return Err(WorkflowError::ImportCount { batch: self.next, sent, imported });
+        }
+        self.total += imported;
+        self.progress.event(ProgressEvent::Finished { item: self.label(), bytes: imported });
+        Ok(())
+    }
+
+    /// Records imported in all.
+    pub fn finish(self) -> u64 {
+        self.total
+    }
+}
