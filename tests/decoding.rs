@@ -142,7 +142,10 @@ fn import_results_follow_return_content_and_return_format() {
         run(&import(Ids, ReturnFormat::Csv), 200, &[], "id\n1\n2\n3\n"),
         run(&import(Ids, ReturnFormat::Json), 200, &[], r#"["1","2","3"]"#)
     );
-    insta::assert_snapshot!("import_auto_ids_json", run(&import(AutoIds, ReturnFormat::Json), 200, &[], r#"["1101,1","1102,2"]"#));
+    insta::assert_snapshot!(
+        "import_auto_ids_json",
+        run(&import(AutoIds, ReturnFormat::Json), 200, &[], r#"["1101,1","1102,2"]"#)
+    );
     assert_eq!(run(&import(Nothing, ReturnFormat::Json), 200, &[], ""), "Ok(\n    Nothing,\n)");
     let validation = "\"1\",\"weight_kg\",\"22\",\"The value you provided could not be validated because it does not follow the expected format. Please try again.\"";
     insta::assert_snapshot!(
@@ -158,7 +161,10 @@ fn serde_json_error(message: &str) -> String {
 #[test]
 fn text_one_token_and_version_bodies() {
     let version = redcap_api::version::export::Request::new();
-    assert_eq!(run(&version, 200, &[], "14.5.2\n"), "Ok(\n    Version {\n        major: 14,\n        minor: 5,\n        patch: 2,\n    },\n)");
+    assert_eq!(
+        run(&version, 200, &[], "14.5.2\n"),
+        "Ok(\n    Version {\n        major: 14,\n        minor: 5,\n        patch: 2,\n    },\n)"
+    );
     insta::assert_snapshot!("version_garbage", run(&version, 200, &[], "not a version"));
     let rename = redcap_api::record::rename::Request::new("1", "2");
     assert_eq!(run(&rename, 200, &[], "1"), "Ok(\n    (),\n)");
