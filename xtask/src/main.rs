@@ -1,10 +1,13 @@
 //! `cargo xtask codegen` regenerates `crates/redcap-api/src/generated/` from `spec/`;
-//! `cargo xtask codegen --check` fails when the checked-in files are stale.
+//! `cargo xtask codegen --check` fails when the checked-in files are stale;
+//! `cargo xtask bench` runs the transfer and call benchmarks (see `bench.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask codegen [--check]";
+mod bench;
+
+const USAGE: &str = "usage: cargo xtask codegen [--check] | cargo xtask bench";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
@@ -16,6 +19,14 @@ fn main() -> ExitCode {
     match args.as_slice() {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
+        ["bench"] => match bench::bench(&root()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("benchmark failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

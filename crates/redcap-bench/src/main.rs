@@ -1,0 +1,112 @@
+//! Benchmark driver: each measured operation runs in its own process so its peak RSS is its
+//! own. `cargo xtask bench` orchestrates it; run by hand only to debug the benchmark.
+//!
+//! ```text
+//! redcap-bench serve DATA_DIR FIXTURE.xml        # prints "URL TOKEN", serves until stdin closes
+//! redcap-bench upload URL TOKEN FILE              # prints "<ms> <peak_rss_kib> <doc_id>"
+//! redcap-bench download URL TOKEN DOC_ID OUT      # prints "<ms> <peak_rss_kib> <bytes>"
+//! redcap-bench small-blocking URL TOKEN N         # prints "<ms> <peak_rss_kib>"
+//! redcap-bench small-async URL TOKEN N CONCURRENCY
+//! ```
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use redcap::blocking::Workflows as _;
+use redcap::{Target, file_repository, version};
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn blocking(url: &str, token: &str) -> redcap::blocking::Client {
+    redcap::blocking::Client::builder(url, token).allow_http(true).overall_timeout(None).build().expect("client")
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    match a.as_slice() {
+        ["serve", dir, fixture] => {
+            let emu = redcap_emulator::Emulator::builder()
+                .project_xml_file(fixture)
+                .expect("fixture")
+                .data_dir(*dir)
+                .max_upload_bytes(4 << 30)
+                .start()
+                .expect("emulator");
+            let pid = emu.project_ids()[0];
+            println!("{} {}", emu.url(), emu.token(pid, "admin").expect("token"));
+            // Serve until the orchestrator closes our stdin.
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        }
+        ["upload", url, token, file] => {
+            let client = blocking(url, token);
+            let started = Instant::now();
+            let upload = redcap::Upload::from_path(Path::new(file));
+            let name = upload.file_name.clone();
+            client.call(&file_repository::import::Request::new(upload)).expect("upload");
+            let ms = started.elapsed().as_millis();
+            let doc = client
+                .walk(None, &redcap::workflow::NoProgress)
+                .expect("list")
+                .files
+                .iter()
+                .filter(|f| f.name == name)
+                .map(|f| f.doc_id)
+                .max()
+                .expect("uploaded file listed");
+            println!("{ms} {} {doc}", peak_rss_kib());
+        }
+        ["download", url, token, doc, out] => {
+            let client = blocking(url, token);
+            let started = Instant::now();
+            let done = client
+                .download_to(
+                    &file_repository::export::Request::new(doc.parse().expect("doc_id")),
+                    &Target::File((*out).into()),
+                )
+                .expect("download");
+            println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), done.bytes);
+        }
+        ["small-blocking", url, token, n] => {
+            let client = blocking(url, token);
+            let started = Instant::now();
+            for _ in 0..n.parse::<u32>().expect("n") {
+                client.call(&version::export::Request::new()).expect("call");
+            }
+            println!("{} {}", started.elapsed().as_millis(), peak_rss_kib());
+        }
+        ["small-async", url, token, n, concurrency] => {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            let c: usize = concurrency.parse().expect("concurrency");
+            let client = redcap::asynchronous::Client::builder(*url, *token)
+                .allow_http(true)
+                .concurrency(c)
+                .build()
+                .expect("client");
+            let started = Instant::now();
+            rt.block_on(async {
+                use futures_util::StreamExt;
+                let n: usize = n.parse().expect("n");
+                futures_util::stream::iter(0..n)
+                    .for_each_concurrent(c, |_| async {
+                        client.call(&version::export::Request::new()).await.expect("call");
+                    })
+                    .await;
+            });
+            println!("{} {}", started.elapsed().as_millis(), peak_rss_kib());
+        }
+        _ => {
+            eprintln!("usage: see the crate docs (driven by `cargo xtask bench`)");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}

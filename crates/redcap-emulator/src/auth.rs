@@ -1,0 +1,212 @@
+//! Users' rights and API tokens.
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Data export level (the `data_export` right; wire codes 0 none, 2 de-identified, 3 remove
+/// identifiers, 1 full).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataExport {
+    /// No Access: data exports fail.
+    NoAccess,
+    /// De-identified: identifier fields, free text and dates are left out.
+    DeIdentified,
+    /// Remove all identifier fields.
+    RemoveIdentifiers,
+    /// Full data set.
+    #[default]
+    Full,
+}
+
+impl DataExport {
+    /// The code REDCap uses in user exports and imports.
+    pub fn code(self) -> i64 {
+        match self {
+            DataExport::NoAccess => 0,
+            DataExport::Full => 1,
+            DataExport::DeIdentified => 2,
+            DataExport::RemoveIdentifiers => 3,
+        }
+    }
+
+    /// From a user-import code.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            0 => DataExport::NoAccess,
+            1 => DataExport::Full,
+            2 => DataExport::DeIdentified,
+            3 => DataExport::RemoveIdentifiers,
+            _ => return None,
+        })
+    }
+}
+
+/// What one user may do in one project. [`Rights::full`] grants everything; [`Rights::none`]
+/// nothing. Fields are public so tests can build any combination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Rights {
+    /// API Export.
+    pub api_export: bool,
+    /// API Import/Update.
+    pub api_import: bool,
+    /// File Repository.
+    pub file_repository: bool,
+    /// Data export level.
+    pub data_export: DataExport,
+    /// User Rights (manage users and roles).
+    pub user_rights: bool,
+    /// Data Access Groups (manage DAGs).
+    pub data_access_groups: bool,
+    /// Project Design and Setup.
+    pub design: bool,
+    /// Logging.
+    pub logging: bool,
+    /// Reports and report builder.
+    pub reports: bool,
+    /// Create records.
+    pub record_create: bool,
+    /// Rename records.
+    pub record_rename: bool,
+    /// Delete records.
+    pub record_delete: bool,
+}
+
+impl Default for Rights {
+    fn default() -> Self {
+        Rights::full()
+    }
+}
+
+impl Rights {
+    /// Every right, full data export.
+    pub fn full() -> Self {
+        Rights {
+            api_export: true,
+            api_import: true,
+            file_repository: true,
+            data_export: DataExport::Full,
+            user_rights: true,
+            data_access_groups: true,
+            design: true,
+            logging: true,
+            reports: true,
+            record_create: true,
+            record_rename: true,
+            record_delete: true,
+        }
+    }
+
+    /// No rights at all (data export: no access).
+    pub fn none() -> Self {
+        Rights {
+            api_export: false,
+            api_import: false,
+            file_repository: false,
+            data_export: DataExport::NoAccess,
+            user_rights: false,
+            data_access_groups: false,
+            design: false,
+            logging: false,
+            reports: false,
+            record_create: false,
+            record_rename: false,
+            record_delete: false,
+        }
+    }
+}
+
+/// Who a token belongs to.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// A project token.
+    Project(ProjectUser),
+    /// A super token.
+    Super {
+        /// Its owner.
+        username: String,
+    },
+}
+
+/// A user's membership in a project, resolved from a token.
+#[derive(Clone, Debug)]
+pub struct ProjectUser {
+    pub project_id: i64,
+    pub username: String,
+    /// Effective rights (the role's when the user has one).
+    pub rights: Rights,
+    pub dag_id: Option<i64>,
+    pub role_id: Option<i64>,
+}
+
+/// Makes tokens: REDCap-style upper-case hex, random or from a seed.
+#[derive(Debug)]
+pub struct TokenGen {
+    state: Mutex<u64>,
+    seeded: bool,
+}
+
+impl TokenGen {
+    /// Random tokens.
+    pub fn random() -> Self {
+        TokenGen { state: Mutex::new(0), seeded: false }
+    }
+
+    /// Reproducible tokens from `seed` (tests only: they are guessable).
+    pub fn seeded(seed: u64) -> Self {
+        TokenGen { state: Mutex::new(seed), seeded: true }
+    }
+
+    /// A token of `hex_len` hexadecimal characters.
+    pub fn make(&self, hex_len: usize) -> String {
+        let mut bytes = vec![0u8; hex_len / 2];
+        if self.seeded {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            for chunk in bytes.chunks_mut(8) {
+                let v = splitmix64(&mut state).to_le_bytes();
+                chunk.copy_from_slice(&v[..chunk.len()]);
+            }
+        } else if getrandom::fill(&mut bytes).is_err() {
+            // No OS randomness: fall back to time-seeded mixing (still unique per instance).
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if *state == 0 {
+                *state = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1);
+            }
+            for chunk in bytes.chunks_mut(8) {
+                let v = splitmix64(&mut state).to_le_bytes();
+                chunk.copy_from_slice(&v[..chunk.len()]);
+            }
+        }
+        bytes.iter().map(|b| format!("{b:02X}")).collect()
+    }
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        let a = TokenGen::seeded(7);
+        let b = TokenGen::seeded(7);
+        let t = a.make(32);
+        assert_eq!(t, b.make(32));
+        assert_eq!(t.len(), 32);
+        assert!(t.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+        assert_ne!(a.make(32), t);
+        let r = TokenGen::random();
+        assert_ne!(r.make(64), r.make(64));
+    }
+}

@@ -1,0 +1,144 @@
+//! Export Version, Export Project Info, Create Project.
+
+use serde_json::Value;
+
+use super::{Ctx, Env, HResult, NO_API, Reply, bad, forbidden};
+use crate::auth::Rights;
+use crate::input;
+use crate::model::{Arm, Event, Field, Form, ProjectDef};
+use crate::odm::{self, LoadedProject};
+use crate::params::Params;
+use crate::render::{self, Table};
+use crate::store::Store;
+
+/// Export Version (project token: needs API Export).
+pub fn version(ctx: &mut Ctx) -> HResult {
+    ctx.need_export()?;
+    Ok(Reply::text(ctx.env.version.clone()))
+}
+
+/// Calls made with a super token: Export Version and Create Project.
+pub fn super_call(store: &mut Store, env: &Env, params: Params, username: &str, content: &str) -> HResult {
+    match content {
+        "version" => Ok(Reply::text(env.version.clone())),
+        "project" if params.has("data") || params.has("odm") => create(store, &params, username),
+        _ => Err(forbidden(NO_API)),
+    }
+}
+
+/// Create Project: `data` (project attributes) and optional `odm` (a whole project XML).
+fn create(store: &mut Store, params: &Params, username: &str) -> HResult {
+    let format = params.get_nonempty("format").unwrap_or("xml");
+    let rows = match params.get_nonempty("data") {
+        Some(d) => input::rows(format, d, b',').map_err(bad)?,
+        None => Vec::new(),
+    };
+    let attrs = rows.into_iter().next().unwrap_or_default();
+    let mut loaded = match params.get_nonempty("odm") {
+        Some(xml) => odm::parse(xml).map_err(|e| bad(format!("The ODM document could not be imported: {e}")))?,
+        None => blank_project(),
+    };
+    let get = |k: &str| input::get(&attrs, k).map(str::to_owned);
+    if let Some(t) = get("project_title").filter(|t| !t.trim().is_empty()) {
+        loaded.def.info.title = t;
+    }
+    if loaded.def.info.title.trim().is_empty() {
+        return Err(bad("The parameter 'project_title' is missing from the data"));
+    }
+    if let Some(p) = get("purpose") {
+        loaded.def.info.purpose = p.trim().parse().map_err(|_| bad("The value of 'purpose' is not valid"))?;
+        if !(0..=4).contains(&loaded.def.info.purpose) {
+            return Err(bad("The value of 'purpose' is not valid"));
+        }
+    }
+    for (key, slot) in
+        [("purpose_other", &mut loaded.def.info.purpose_other), ("project_notes", &mut loaded.def.info.notes)]
+    {
+        if let Some(v) = get(key) {
+            *slot = v;
+        }
+    }
+    if let Some(v) = get("surveys_enabled") {
+        loaded.def.info.surveys_enabled = v.trim() == "1";
+    }
+    if let Some(v) = get("record_autonumbering_enabled") {
+        loaded.def.info.record_autonumbering_enabled = v.trim() == "1";
+    }
+    let id = store.insert_project(loaded)?;
+    let token = store.set_project_user(id, username, &Rights::full(), None, None)?;
+    store.log(id, username, "manage", "Manage/Design", "Create project (API)", "", None)?;
+    Ok(Reply::text(token))
+}
+
+/// What a new project without `odm` contains: one instrument with the record-id field.
+fn blank_project() -> LoadedProject {
+    let def = ProjectDef {
+        record_id_field: "record_id".into(),
+        forms: vec![Form { name: "my_first_instrument".into(), label: "My First Instrument".into() }],
+        fields: vec![Field {
+            name: "record_id".into(),
+            form: "my_first_instrument".into(),
+            field_type: "text".into(),
+            label: "Record ID".into(),
+            ..Default::default()
+        }],
+        arms: vec![Arm { num: 1, name: "Arm 1".into() }],
+        events: vec![Event {
+            id: 0,
+            unique_name: "event_1_arm_1".into(),
+            name: "Event 1".into(),
+            arm_num: 1,
+            day_offset: "0".into(),
+            offset_min: "0".into(),
+            offset_max: "0".into(),
+            custom_label: String::new(),
+        }],
+        form_events: vec![("event_1_arm_1".into(), "my_first_instrument".into())],
+        ..Default::default()
+    };
+    LoadedProject { def, ..Default::default() }
+}
+
+/// Export Project Info: one object (JSON object, CSV header + row).
+pub fn export_info(ctx: &mut Ctx) -> HResult {
+    ctx.need_export()?;
+    let out = ctx.out(false)?;
+    let p = &ctx.project;
+    let i = &p.def.info;
+    let b = |v: bool| Value::from(i64::from(v));
+    let s = |v: &str| Value::from(v.to_owned());
+    let cols: Vec<(&str, Value)> = vec![
+        ("project_id", Value::from(p.id())),
+        ("project_title", s(&i.title)),
+        ("creation_time", s(&i.creation_time)),
+        ("production_time", s(&i.production_time)),
+        ("in_production", b(i.in_production)),
+        ("project_language", s(&i.project_language)),
+        ("purpose", Value::from(i.purpose)),
+        ("purpose_other", s(&i.purpose_other)),
+        ("project_notes", s(&i.notes)),
+        ("custom_record_label", s(&i.custom_record_label)),
+        ("secondary_unique_field", s(&i.secondary_unique_field)),
+        ("is_longitudinal", b(p.def.longitudinal)),
+        ("has_repeating_instruments_or_events", b(p.has_repeating())),
+        ("surveys_enabled", b(i.surveys_enabled)),
+        ("scheduling_enabled", b(i.scheduling_enabled)),
+        ("record_autonumbering_enabled", b(i.record_autonumbering_enabled)),
+        ("randomization_enabled", b(i.randomization_enabled)),
+        ("ddp_enabled", b(false)),
+        ("project_irb_number", s(&i.irb_number)),
+        ("project_grant_number", s(&i.grant_number)),
+        ("project_pi_firstname", s(&i.pi_firstname)),
+        ("project_pi_lastname", s(&i.pi_lastname)),
+        ("project_pi_email", s(&i.pi_email)),
+        ("display_today_now_button", b(i.display_today_now_button)),
+        ("missing_data_codes", s(&i.missing_data_codes)),
+        ("external_modules", s("")),
+        // Recorded as the string "0" (REDCapR project-info fixture).
+        ("bypass_branching_erase_field_prompt", s(if i.bypass_branching_erase_field_prompt { "1" } else { "0" })),
+    ];
+    let mut t = Table::new(cols.iter().map(|(k, _)| *k));
+    t.rows.push(cols.into_iter().map(|(_, v)| v).collect());
+    let (ct, body) = render::single(out, &t);
+    Ok(Reply::Body { content_type: ct.into(), body })
+}

@@ -1,0 +1,835 @@
+//! Export / Import / Delete / Rename Records and Generate Next Record Name.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use redcap_core::{ReturnFormat, WireEnum};
+use serde_json::Value;
+
+use super::{Ctx, Failure, HResult, Reply, bad, forbidden};
+use crate::input;
+use crate::logic;
+use crate::model::{Project, checkbox_column};
+use crate::records::{self, CellOptions, Col, Dataset, hidden_by_export_level};
+use crate::render::{self, Out, Table};
+use crate::store::RowKey;
+
+/// `'a', 'b'` as REDCap lists bad values.
+fn quoted_list(items: &[String]) -> String {
+    items.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
+}
+
+/// Cell options from `rawOrLabel`, `rawOrLabelHeaders`, `exportCheckboxLabel`, `decimalCharacter`.
+pub(super) fn cell_options(ctx: &Ctx) -> Result<CellOptions, Failure> {
+    let raw_or_label = |name: &str| -> Result<bool, Failure> {
+        match ctx.params.get_nonempty(name) {
+            None | Some("raw") => Ok(false),
+            Some("label") => Ok(true),
+            Some(_) => Err(bad(format!("The value of the parameter \"{name}\" is not valid"))),
+        }
+    };
+    let labels = raw_or_label("rawOrLabel")?;
+    let decimal = match ctx.params.get_nonempty("decimalCharacter") {
+        None => None,
+        Some(".") => Some('.'),
+        Some(",") => Some(','),
+        Some(_) => return Err(bad("The value of the parameter \"decimalCharacter\" is not valid")),
+    };
+    Ok(CellOptions {
+        labels,
+        label_headers: raw_or_label("rawOrLabelHeaders")?,
+        checkbox_labels: labels && ctx.params.flag("exportCheckboxLabel"),
+        decimal,
+        remove_line_breaks: false,
+        blank_gray_status: ctx.params.flag("exportBlankForGrayFormStatus"),
+    })
+}
+
+/// Renders rows; label headers only apply to CSV (reference §3.1).
+pub(super) fn render_rows(ctx: &Ctx, out: Out, cols: &[Col], rows: Vec<Vec<Value>>, opts: &CellOptions) -> HResult {
+    let label_headers = opts.label_headers && matches!(out, Out::Csv(_));
+    let t = Table { columns: records::headers(&ctx.project, cols, label_headers), rows };
+    let (ct, body) = render::table(out, &t, "records");
+    Ok(Reply::Body { content_type: ct.into(), body })
+}
+
+/// Export Records (flat).
+pub fn export(ctx: &mut Ctx) -> HResult {
+    ctx.need_export()?;
+    let level = ctx.need_data_export()?;
+    match ctx.params.get_nonempty("type") {
+        None | Some("flat") => {}
+        Some("eav") => {
+            return Err(bad("The emulator does not implement \"Export Records\" with type=eav (content=record) yet"));
+        }
+        Some(_) => return Err(bad("The value of the parameter \"type\" is not valid")),
+    }
+    if ctx.params.get("format") == Some("odm") {
+        return Err(bad("The emulator does not implement \"Export Records\" with format=odm (content=record) yet"));
+    }
+    let out = ctx.out(false)?;
+    let opts = cell_options(ctx)?;
+    let project = ctx.project.clone();
+    let p = &*project;
+
+    // Field and form selection.
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let fields = ctx.params.list("fields");
+    let forms = ctx.params.list("forms");
+    if let Some(fields) = &fields {
+        let mut invalid = Vec::new();
+        for f in fields {
+            if f == &p.def.record_id_field || p.field(f).is_some() || p.complete_form(f).is_some() {
+                wanted.insert(f.clone());
+            } else if let Some(base) = checkbox_base(p, f) {
+                wanted.insert(base);
+            } else {
+                invalid.push(f.clone());
+            }
+        }
+        if !invalid.is_empty() {
+            return Err(bad(format!(
+                "The following values in the parameter \"fields\" are not valid: {}",
+                quoted_list(&invalid)
+            )));
+        }
+    }
+    if let Some(forms) = &forms {
+        let invalid: Vec<String> = forms.iter().filter(|f| !p.has_form(f)).cloned().collect();
+        if !invalid.is_empty() {
+            return Err(bad(format!(
+                "The following values in the parameter \"forms\" are not valid: {}",
+                quoted_list(&invalid)
+            )));
+        }
+    }
+    let names = records::names_in_metadata_order(p, |name, form| {
+        if fields.is_none() && forms.is_none() {
+            return true;
+        }
+        wanted.contains(name) || forms.as_ref().is_some_and(|fs| fs.iter().any(|f| f == form))
+    });
+    let names: Vec<String> = names.into_iter().filter(|n| !hidden_by_export_level(p, level, n)).collect();
+
+    let events = ctx.params.list("events");
+    if let (Some(events), true) = (&events, p.def.longitudinal) {
+        let invalid: Vec<String> = events.iter().filter(|e| p.event(e).is_none()).cloned().collect();
+        if !invalid.is_empty() {
+            return Err(bad(format!(
+                "The following values in the parameter \"events\" are not valid: {}",
+                quoted_list(&invalid)
+            )));
+        }
+    }
+    let records_filter: Option<HashSet<String>> = ctx.params.list("records").map(|v| v.into_iter().collect());
+    // dateRangeBegin/End: records created or modified in the range (server time, here UTC).
+    let (begin, end) = (ctx.params.get_nonempty("dateRangeBegin"), ctx.params.get_nonempty("dateRangeEnd"));
+    let in_range: Option<HashSet<String>> = if begin.is_some() || end.is_some() {
+        Some(ctx.store.records_modified_between(p.id(), begin, end)?.into_iter().collect())
+    } else {
+        None
+    };
+    let filter = logic::compile(p, ctx.params.get("filterLogic").unwrap_or(""))?;
+    // exportDataAccessGroups has no effect for users in a DAG.
+    let with_dag = ctx.params.flag("exportDataAccessGroups") && ctx.user.dag_id.is_none();
+    let cols = records::columns(p, &names, with_dag, false);
+
+    let data = Dataset::load(ctx.store, p)?;
+    let mut rows = Vec::new();
+    for row in &data.rows {
+        let key = &row.key;
+        if let Some(dag) = ctx.user.dag_id {
+            if data.dag_of(&key.record) != Some(dag) {
+                continue;
+            }
+        }
+        if records_filter.as_ref().is_some_and(|r| !r.contains(&key.record)) {
+            continue;
+        }
+        if in_range.as_ref().is_some_and(|r| !r.contains(&key.record)) {
+            continue;
+        }
+        if p.def.longitudinal && events.as_ref().is_some_and(|e| !e.contains(&key.event)) {
+            continue;
+        }
+        if !records::row_relevant(p, &cols, key) {
+            continue;
+        }
+        if let Some(f) = &filter {
+            if !f.matches(p, &data, row) {
+                continue;
+            }
+        }
+        rows.push(records::cells(p, &data, row, &cols, &opts));
+    }
+    let n = rows.len();
+    let r = render_rows(ctx, out, &cols, rows, &opts);
+    ctx.log("export", "Data export (API)", &format!("Export records (API): {n} rows"), "")?;
+    r
+}
+
+fn checkbox_base(p: &Project, name: &str) -> Option<String> {
+    let (base, _) = name.split_once("___")?;
+    let f = p.field(base)?;
+    (f.field_type == "checkbox" && f.choice_list().iter().any(|(c, _)| checkbox_column(base, c) == name))
+        .then(|| base.to_owned())
+}
+
+/// One planned write: a field, and either checkbox toggles (code, checked) or a value.
+type Write = (String, Vec<(String, bool)>, Option<String>);
+
+/// What one imported cell does.
+enum Target {
+    Field(String),
+    Checkbox(String, String),
+}
+
+/// Import Records (flat).
+pub fn import(ctx: &mut Ctx) -> HResult {
+    ctx.need_import()?;
+    let project = ctx.project.clone();
+    let p = &*project;
+    match ctx.params.get_nonempty("type") {
+        None | Some("flat") => {}
+        Some("eav") => {
+            return Err(bad("The emulator does not implement \"Import Records\" with type=eav (content=record) yet"));
+        }
+        Some(_) => return Err(bad("The value of the parameter \"type\" is not valid")),
+    }
+    let format = ctx.params.get_nonempty("format").unwrap_or("xml").to_owned();
+    if format == "odm" {
+        return Err(bad("The emulator does not implement \"Import Records\" with format=odm (content=record) yet"));
+    }
+    let overwrite = match ctx.params.get_nonempty("overwriteBehavior") {
+        None | Some("normal") => false,
+        Some("overwrite") => true,
+        Some(_) => return Err(bad("The value of the parameter \"overwriteBehavior\" is not valid")),
+    };
+    let return_content = match ctx.params.get_nonempty("returnContent") {
+        None => redcap_core::ReturnContent::Count,
+        Some(v) => redcap_core::ReturnContent::from_wire(v)
+            .ok_or_else(|| bad("The value of the parameter \"returnContent\" is not valid"))?,
+    };
+    let date_format = ctx.params.get_nonempty("dateFormat").unwrap_or("YMD").to_owned();
+    if !["YMD", "MDY", "DMY"].contains(&date_format.as_str()) {
+        return Err(bad("The value of the parameter \"dateFormat\" is not valid"));
+    }
+    let force_auto = ctx.params.flag("forceAutoNumber");
+    if ctx.params.flag("backgroundProcess") {
+        return Err(bad(
+            "The emulator does not implement \"Import Records\" with backgroundProcess=true (content=record) yet",
+        ));
+    }
+    let delim = ctx.csv_delimiter()?;
+    let data = ctx.params.get("data").unwrap_or("").to_owned();
+    let rows = input::rows(&format, &data, delim).map_err(bad)?;
+    let rid = p.def.record_id_field.clone();
+
+    // Columns must be known.
+    let mut targets: HashMap<String, Option<Target>> = HashMap::new();
+    let mut unknown = Vec::new();
+    for row in &rows {
+        for (k, _) in row {
+            if targets.contains_key(k) {
+                continue;
+            }
+            let t = if k == &rid
+                || matches!(
+                    k.as_str(),
+                    "redcap_event_name"
+                        | "redcap_repeat_instrument"
+                        | "redcap_repeat_instance"
+                        | "redcap_data_access_group"
+                        | "redcap_survey_identifier"
+                ) {
+                None
+            } else if p.field(k).is_some_and(|f| f.field_type != "checkbox") || p.complete_form(k).is_some() {
+                Some(Target::Field(k.clone()))
+            } else if let Some(base) = checkbox_base(p, k) {
+                let code = p
+                    .field(&base)
+                    .map(|f| f.choice_list())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|(c, _)| checkbox_column(&base, c) == *k)
+                    .map(|(c, _)| c)
+                    .unwrap_or_default();
+                Some(Target::Checkbox(base, code))
+            } else if k.ends_with("_timestamp") && p.has_form(k.trim_end_matches("_timestamp")) {
+                None
+            } else {
+                unknown.push(k.clone());
+                None
+            };
+            targets.insert(k.clone(), t);
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(bad(format!(
+            "The following fields were not found in the project (or cannot be imported): {}",
+            quoted_list(&unknown)
+        )));
+    }
+    if !rows.is_empty() && rows.iter().any(|r| input::get(r, &rid).is_none()) {
+        return Err(bad(format!("The record id field ({rid}) is missing.")));
+    }
+
+    let existing = Dataset::load(ctx.store, p)?;
+    let mut errors: Vec<String> = Vec::new();
+    let err = |errors: &mut Vec<String>, rec: &str, field: &str, value: &str, msg: &str| {
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        errors.push(format!("{},{},{},{}", q(rec), q(field), q(value), q(msg)));
+    };
+
+    // Auto-numbering: originals map to new names in order of first appearance.
+    let mut auto: Vec<(String, String)> = Vec::new();
+    if force_auto {
+        let mut next = next_number(&existing, ctx.user.dag_id);
+        for row in &rows {
+            let orig = input::get(row, &rid).unwrap_or("").trim().to_owned();
+            if !auto.iter().any(|(o, _)| o == &orig) {
+                let name = match ctx.user.dag_id {
+                    Some(d) => format!("{d}-{next}"),
+                    None => next.to_string(),
+                };
+                next += 1;
+                auto.push((orig, name));
+            }
+        }
+    }
+
+    // Validate and plan every write.
+    struct Planned {
+        key: RowKey,
+        record: String,
+        new_dag: Option<Option<i64>>,
+        writes: Vec<Write>,
+    }
+    let mut plans: Vec<Planned> = Vec::new();
+    let mut instance_counter: HashMap<(String, String, String), i64> = HashMap::new();
+    for row in &rows {
+        let orig = input::get(row, &rid).unwrap_or("").trim().to_owned();
+        let record = if force_auto {
+            auto.iter().find(|(o, _)| o == &orig).map(|(_, n)| n.clone()).unwrap_or_default()
+        } else {
+            orig.clone()
+        };
+        if record.is_empty() {
+            err(&mut errors, &orig, &rid, "", "The record name cannot be blank.");
+            continue;
+        }
+        // DAG users may only touch their own DAG's records.
+        if let (Some(d), false) = (ctx.user.dag_id, force_auto) {
+            if existing.has_record(&record) && existing.dag_of(&record) != Some(d) {
+                err(
+                    &mut errors,
+                    &record,
+                    &rid,
+                    &record,
+                    "The record belongs to a Data Access Group you do not have access to.",
+                );
+                continue;
+            }
+        }
+        let event = if p.def.longitudinal {
+            let e = input::get(row, "redcap_event_name").unwrap_or("").trim().to_owned();
+            if p.event(&e).is_none() {
+                err(
+                    &mut errors,
+                    &record,
+                    "redcap_event_name",
+                    &e,
+                    "The event name is missing or is not a valid unique event name.",
+                );
+                continue;
+            }
+            e
+        } else {
+            p.def.events.first().map(|e| e.unique_name.clone()).unwrap_or_default()
+        };
+        let rep_form = input::get(row, "redcap_repeat_instrument").unwrap_or("").trim().to_owned();
+        let rep_inst = input::get(row, "redcap_repeat_instance").unwrap_or("").trim().to_owned();
+        let (instrument, instance) = if !rep_form.is_empty() {
+            if !p.is_repeating_form(&event, &rep_form) {
+                err(
+                    &mut errors,
+                    &record,
+                    "redcap_repeat_instrument",
+                    &rep_form,
+                    "The instrument is not a repeating instrument in this event.",
+                );
+                continue;
+            }
+            (rep_form.clone(), rep_inst.clone())
+        } else if p.is_repeating_event(&event) {
+            (String::new(), if rep_inst.is_empty() { "1".to_owned() } else { rep_inst.clone() })
+        } else {
+            if !rep_inst.is_empty() && rep_inst != "1" {
+                err(
+                    &mut errors,
+                    &record,
+                    "redcap_repeat_instance",
+                    &rep_inst,
+                    "A repeat instance was given for data that does not repeat.",
+                );
+                continue;
+            }
+            (String::new(), "1".to_owned())
+        };
+        let instance: i64 = if instance == "new" {
+            let k = (record.clone(), event.clone(), instrument.clone());
+            let max_existing = existing
+                .rows
+                .iter()
+                .filter(|r| r.key.record == record && r.key.event == event && r.key.instrument == instrument)
+                .map(|r| r.key.instance)
+                .max()
+                .unwrap_or(0);
+            let c = instance_counter.entry(k).or_insert(max_existing);
+            *c += 1;
+            *c
+        } else {
+            match instance.parse::<i64>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    err(
+                        &mut errors,
+                        &record,
+                        "redcap_repeat_instance",
+                        &instance,
+                        "The repeat instance must be a positive integer or \"new\".",
+                    );
+                    continue;
+                }
+            }
+        };
+        let key = RowKey { record: record.clone(), event: event.clone(), instrument: instrument.clone(), instance };
+        let new_dag = match input::get(row, "redcap_data_access_group") {
+            Some(u) if ctx.user.dag_id.is_none() => {
+                let u = u.trim();
+                if u.is_empty() {
+                    if overwrite { Some(None) } else { None }
+                } else if let Some(d) = p.dag_by_unique(u) {
+                    Some(Some(d.id))
+                } else {
+                    err(
+                        &mut errors,
+                        &record,
+                        "redcap_data_access_group",
+                        u,
+                        "The value is not a valid unique Data Access Group name.",
+                    );
+                    continue;
+                }
+            }
+            _ => None,
+        };
+        let mut writes = Vec::new();
+        for (k, v) in row {
+            let Some(Some(target)) = targets.get(k) else { continue };
+            let (field, form) = match target {
+                Target::Field(f) | Target::Checkbox(f, _) => (f.clone(), p.form_of(f).unwrap_or("").to_owned()),
+            };
+            if v.trim().is_empty() && !overwrite {
+                continue;
+            }
+            if !records::form_in_row(p, &key, &form) {
+                if v.trim().is_empty() {
+                    continue;
+                }
+                err(
+                    &mut errors,
+                    &record,
+                    &field,
+                    v,
+                    &format!(
+                        "This field ('{field}') exists on an instrument that is not designated for the event named '{event}'. You are not allowed to import data for this field into this event."
+                    ),
+                );
+                continue;
+            }
+            match target {
+                Target::Checkbox(f, code) => match v.trim() {
+                    "1" => writes.push((f.clone(), vec![(code.clone(), true)], None)),
+                    "0" | "" => writes.push((f.clone(), vec![(code.clone(), false)], None)),
+                    _ => err(
+                        &mut errors,
+                        &record,
+                        k,
+                        v,
+                        "The value you provided could not be validated because it does not follow the expected format. Please try again.",
+                    ),
+                },
+                Target::Field(f) => match validate(p, f, v, &date_format) {
+                    Ok(value) => writes.push((f.clone(), Vec::new(), Some(value))),
+                    Err(msg) => err(&mut errors, &record, f, v, &msg),
+                },
+            }
+        }
+        plans.push(Planned { key, record, new_dag, writes });
+    }
+    if !errors.is_empty() {
+        return Err(bad(errors.join("\n")));
+    }
+
+    // Write everything in one transaction.
+    let pid = p.id();
+    let user_dag = ctx.user.dag_id;
+    let username = ctx.user.username.clone();
+    let mut touched: Vec<String> = Vec::new();
+    ctx.store.transaction(|s| {
+        let mut created: HashSet<String> = HashSet::new();
+        for plan in &plans {
+            let new = s.ensure_record(pid, &plan.record, user_dag)?;
+            if new {
+                created.insert(plan.record.clone());
+            }
+            if let Some(d) = plan.new_dag {
+                s.set_record_dag(pid, &plan.record, d)?;
+            }
+            // The record-id value marks the row (and the event's base row) as existing.
+            s.set_values(pid, &plan.key, &rid, std::slice::from_ref(&plan.record))?;
+            if !plan.key.instrument.is_empty() {
+                let base = RowKey { instrument: String::new(), instance: 1, ..plan.key.clone() };
+                s.set_values(pid, &base, &rid, std::slice::from_ref(&plan.record))?;
+            }
+            let current = existing_values(&existing, &plan.key);
+            let mut checkbox_state: HashMap<String, BTreeSet<String>> = HashMap::new();
+            let mut details = Vec::new();
+            for (field, toggles, value) in &plan.writes {
+                if let Some(v) = value {
+                    let vals: Vec<String> = if v.is_empty() { Vec::new() } else { vec![v.clone()] };
+                    s.set_values(pid, &plan.key, field, &vals)?;
+                    details.push(format!("{field} = '{v}'"));
+                } else {
+                    let state = checkbox_state
+                        .entry(field.clone())
+                        .or_insert_with(|| current.get(field).cloned().unwrap_or_default().into_iter().collect());
+                    for (code, on) in toggles {
+                        if *on {
+                            state.insert(code.clone());
+                        } else {
+                            state.remove(code);
+                        }
+                        details.push(format!("{}({code}) = {}", field, if *on { "checked" } else { "unchecked" }));
+                    }
+                }
+            }
+            for (field, state) in checkbox_state {
+                let vals: Vec<String> = state.into_iter().collect();
+                s.set_values(pid, &plan.key, &field, &vals)?;
+            }
+            let (kind, verb) = if created.contains(&plan.record) {
+                ("record_add", "Create record")
+            } else {
+                ("record_edit", "Update record")
+            };
+            s.log(
+                pid,
+                &username,
+                kind,
+                &format!("{verb} (API) {}", plan.record),
+                &details.join(", "),
+                &plan.record,
+                user_dag,
+            )?;
+            if !touched.contains(&plan.record) {
+                touched.push(plan.record.clone());
+            }
+        }
+        Ok(())
+    })?;
+
+    // The result's format follows returnFormat, then format (reference §1).
+    let rf = match ctx.params.error_format() {
+        ReturnFormat::Json => Out::Json,
+        ReturnFormat::Csv => Out::Csv(b','),
+        _ => Out::Xml,
+    };
+    let body = match return_content {
+        redcap_core::ReturnContent::Nothing => return Ok(Reply::Empty),
+        redcap_core::ReturnContent::Count => match rf {
+            Out::Json => serde_json::json!({ "count": touched.len() }).to_string(),
+            Out::Csv(_) => touched.len().to_string(),
+            Out::Xml => format!("<?xml version=\"1.0\" encoding=\"UTF-8\" ?><count>{}</count>", touched.len()),
+        },
+        rc => {
+            let ids: Vec<String> = if rc == redcap_core::ReturnContent::AutoIds {
+                if force_auto {
+                    auto.iter().map(|(o, n)| format!("{n},{o}")).collect()
+                } else {
+                    // Without forceAutoNumber the names are kept: new and original are the same.
+                    touched.iter().map(|r| format!("{r},{r}")).collect()
+                }
+            } else {
+                touched.clone()
+            };
+            match rf {
+                Out::Json => serde_json::to_string(&ids).unwrap_or_default(),
+                Out::Csv(_) => {
+                    let mut s = String::from("id\n");
+                    for id in &ids {
+                        s.push_str(id);
+                        s.push('\n');
+                    }
+                    s
+                }
+                // XML shape UNVERIFIED: <ids><id>…</id></ids>.
+                Out::Xml => {
+                    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\" ?><ids>");
+                    for id in &ids {
+                        s.push_str(&format!("<id>{}</id>", render::esc(id)));
+                    }
+                    s.push_str("</ids>");
+                    s
+                }
+            }
+        }
+    };
+    let ct = match rf {
+        Out::Json => render::JSON,
+        Out::Csv(_) => render::CSV,
+        Out::Xml => render::XML,
+    };
+    Ok(Reply::Body { content_type: ct.into(), body: body.into_bytes() })
+}
+
+fn existing_values(data: &Dataset, key: &RowKey) -> HashMap<String, Vec<String>> {
+    data.rows.iter().find(|r| &r.key == key).map(|r| r.values.clone()).unwrap_or_default()
+}
+
+/// Validates one imported value; returns the value to store.
+fn validate(p: &Project, field: &str, value: &str, date_format: &str) -> Result<String, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    const FORMAT: &str = "The value you provided could not be validated because it does not follow the expected format. Please try again.";
+    if p.complete_form(field).is_some() && p.field(field).is_none() {
+        return if ["0", "1", "2"].contains(&v) {
+            Ok(v.to_owned())
+        } else {
+            Err(format!("The value is not a valid category for {field}"))
+        };
+    }
+    let Some(f) = p.field(field) else { return Ok(value.to_owned()) };
+    if f.has_choices() {
+        return if f.choice_list().iter().any(|(c, _)| c == v) {
+            Ok(v.to_owned())
+        } else {
+            Err(format!("The value is not a valid category for {field}"))
+        };
+    }
+    if f.field_type != "text" {
+        return Ok(value.to_owned());
+    }
+    let val = f.validation.as_str();
+    let ok = match val {
+        "integer" => v.parse::<i64>().is_ok(),
+        "number" | "number_1dp" | "number_2dp" | "number_3dp" | "number_4dp" => v.parse::<f64>().is_ok(),
+        v2 if v2.starts_with("number") && v2.ends_with("comma_decimal") => v.replace(',', ".").parse::<f64>().is_ok(),
+        v2 if v2.starts_with("date_") || v2.starts_with("datetime_") => {
+            let converted = to_ymd(v, date_format);
+            return match converted {
+                Some(c) if valid_ymd(&c[..10.min(c.len())]) => Ok(c),
+                _ => Err(FORMAT.into()),
+            };
+        }
+        "email" => v.contains('@') && !v.contains(' '),
+        _ => true,
+    };
+    if ok { Ok(v.to_owned()) } else { Err(FORMAT.into()) }
+}
+
+/// Converts a date(time) in `MDY`/`DMY` (slashes or dashes) to `YYYY-MM-DD[ rest]`.
+fn to_ymd(v: &str, fmt: &str) -> Option<String> {
+    let (date, rest) = match v.split_once(' ') {
+        Some((d, r)) => (d, format!(" {r}")),
+        None => (v, String::new()),
+    };
+    let parts: Vec<&str> = date.split(['-', '/']).collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let (y, m, d) = match fmt {
+        "MDY" => (parts[2], parts[0], parts[1]),
+        "DMY" => (parts[2], parts[1], parts[0]),
+        _ => (parts[0], parts[1], parts[2]),
+    };
+    let y: u32 = y.parse().ok()?;
+    let m: u32 = m.parse().ok()?;
+    let d: u32 = d.parse().ok()?;
+    Some(format!("{y:04}-{m:02}-{d:02}{rest}"))
+}
+
+fn valid_ymd(s: &str) -> bool {
+    let parts: Vec<u32> = s.split('-').filter_map(|p| p.parse().ok()).collect();
+    matches!(parts.as_slice(), [y, m, d] if *y >= 1 && (1..=12).contains(m) && (1..=31).contains(d))
+}
+
+/// Next numeric record name (max + 1; with a DAG, the max of `<dag>-<n>` names).
+fn next_number(data: &Dataset, dag: Option<i64>) -> i64 {
+    let max = data
+        .records
+        .iter()
+        .filter_map(|(r, _)| match dag {
+            Some(d) => r.strip_prefix(&format!("{d}-")).and_then(|n| n.parse::<i64>().ok()),
+            None => r.parse::<i64>().ok(),
+        })
+        .max()
+        .unwrap_or(0);
+    max + 1
+}
+
+/// Generate Next Record Name.
+pub fn next_name(ctx: &mut Ctx) -> HResult {
+    ctx.need_export()?;
+    let data = Dataset::load(ctx.store, &ctx.project)?;
+    let n = next_number(&data, ctx.user.dag_id);
+    Ok(Reply::text(match ctx.user.dag_id {
+        Some(d) => format!("{d}-{n}"),
+        None => n.to_string(),
+    }))
+}
+
+/// Delete Records (all-or-nothing when a record is missing).
+pub fn delete(ctx: &mut Ctx) -> HResult {
+    if !ctx.user.rights.record_delete {
+        return Err(forbidden("You do not have Delete Record privileges"));
+    }
+    let project = ctx.project.clone();
+    let p = &*project;
+    let Some(names) = ctx.params.list("records") else {
+        return Err(bad("The parameter \"records\" is missing"));
+    };
+    let data = Dataset::load(ctx.store, p)?;
+    let visible = |r: &str| data.has_record(r) && ctx.user.dag_id.is_none_or(|d| data.dag_of(r) == Some(d));
+    let missing: Vec<String> = names.iter().filter(|r| !visible(r)).cloned().collect();
+    if !missing.is_empty() {
+        return Err(bad(format!(
+            "One or more of the records provided cannot be deleted because they do not exist in the project. The following records do not exist: {}",
+            missing.join(", ")
+        )));
+    }
+    let arm: Option<i64> = match ctx.params.get_nonempty("arm") {
+        None => None,
+        Some(a) => Some(a.trim().parse().map_err(|_| bad("The value of the parameter \"arm\" is not valid"))?),
+    };
+    let instrument = ctx.params.get_nonempty("instrument").map(str::to_owned);
+    if let Some(i) = &instrument {
+        if !p.has_form(i) {
+            return Err(bad(format!("The value of the parameter \"instrument\" is not valid: '{i}'")));
+        }
+    }
+    let event = ctx.params.get_nonempty("event").map(str::to_owned);
+    if let Some(e) = &event {
+        if p.event(e).is_none() {
+            return Err(bad(format!("The value of the parameter \"event\" is not valid: '{e}'")));
+        }
+    }
+    let instance: Option<i64> = match ctx.params.get_nonempty("repeat_instance") {
+        None => None,
+        Some(v) => {
+            Some(v.trim().parse().map_err(|_| bad("The value of the parameter \"repeat_instance\" is not valid"))?)
+        }
+    };
+    let pid = p.id();
+    let username = ctx.user.username.clone();
+    let dag = ctx.user.dag_id;
+    let mut unique: Vec<String> = Vec::new();
+    for n in names {
+        if !unique.contains(&n) {
+            unique.push(n);
+        }
+    }
+    let count = unique.len();
+    ctx.store.transaction(|s| {
+        for rec in &unique {
+            let partial = instrument.is_some() || event.is_some() || arm.is_some();
+            if !partial {
+                s.delete_record(pid, rec)?;
+                s.log(pid, &username, "record_delete", &format!("Delete record (API) {rec}"), "", rec, dag)?;
+                continue;
+            }
+            for row in data.rows.iter().filter(|r| &r.key.record == rec) {
+                let ev = p.event(&row.key.event);
+                if arm.is_some_and(|a| ev.is_none_or(|e| e.arm_num != a)) {
+                    continue;
+                }
+                if event.as_ref().is_some_and(|e| e != &row.key.event) {
+                    continue;
+                }
+                if instance.is_some_and(|i| i != row.key.instance) {
+                    continue;
+                }
+                for field in row.values.keys() {
+                    let in_form = match &instrument {
+                        None => true,
+                        Some(form) => field != &p.def.record_id_field && p.form_of(field) == Some(form.as_str()),
+                    };
+                    if in_form {
+                        s.set_values(pid, &row.key, field, &[])?;
+                    }
+                }
+            }
+            let left: i64 = s.conn.query_row(
+                "SELECT COUNT(*) FROM data WHERE project_id = ?1 AND record = ?2",
+                rusqlite::params![pid, rec],
+                |r| r.get(0),
+            )?;
+            if left == 0 {
+                s.delete_record(pid, rec)?;
+            }
+            s.log(pid, &username, "record_delete", &format!("Delete record (API) {rec}"), "partial delete", rec, dag)?;
+        }
+        Ok(())
+    })?;
+    Ok(Reply::text(count.to_string()))
+}
+
+/// Rename Record: answers `1`.
+pub fn rename(ctx: &mut Ctx) -> HResult {
+    if !ctx.user.rights.record_rename {
+        // UNVERIFIED text.
+        return Err(forbidden("You do not have Rename Record privileges"));
+    }
+    let record =
+        ctx.params.get_nonempty("record").ok_or_else(|| bad("The parameter \"record\" is missing"))?.to_owned();
+    let new_name = ctx
+        .params
+        .get_nonempty("new_record_name")
+        .ok_or_else(|| bad("The parameter \"new_record_name\" is missing"))?
+        .trim()
+        .to_owned();
+    let data = Dataset::load(ctx.store, &ctx.project)?;
+    let visible = data.has_record(&record) && ctx.user.dag_id.is_none_or(|d| data.dag_of(&record) == Some(d));
+    if !visible {
+        return Err(bad(format!("The record \"{record}\" does not exist")));
+    }
+    if data.has_record(&new_name) {
+        return Err(bad(format!("The record \"{new_name}\" already exists")));
+    }
+    let pid = ctx.project.id();
+    let rid = ctx.project.def.record_id_field.clone();
+    ctx.store.transaction(|s| {
+        s.conn.execute(
+            "UPDATE data SET value = ?3 WHERE project_id = ?1 AND record = ?2 AND field = ?4",
+            rusqlite::params![pid, record, new_name, rid],
+        )?;
+        s.conn.execute(
+            "UPDATE data SET record = ?3 WHERE project_id = ?1 AND record = ?2",
+            rusqlite::params![pid, record, new_name],
+        )?;
+        s.conn.execute(
+            "UPDATE records SET record = ?3 WHERE project_id = ?1 AND record = ?2",
+            rusqlite::params![pid, record, new_name],
+        )?;
+        Ok(())
+    })?;
+    ctx.log(
+        "record_edit",
+        &format!("Update record (API) {new_name}"),
+        &format!("Rename record {record} to {new_name}"),
+        &new_name,
+    )?;
+    Ok(Reply::text("1"))
+}

@@ -1,0 +1,457 @@
+//! A local server that behaves like a REDCap server's `/api/` endpoint.
+//!
+//! Projects come from REDCap project XML (CDISC ODM with `redcap:` extensions); state lives in
+//! SQLite (in memory for tests, or under a data directory); the HTTP side answers with REDCap's
+//! status codes, bodies and headers (see `shared/reference/redcap-api.md`).
+//!
+//! ```no_run
+//! use redcap_emulator::{Emulator, Rights, User};
+//!
+//! let emu = Emulator::builder()
+//!     .project_xml_file("fixtures/redcapr-simple.xml")?
+//!     .in_memory()
+//!     .deterministic_tokens(42)
+//!     .start()?;
+//! let pid = emu.project_ids()[0];
+//! let admin = emu.token(pid, "admin").unwrap();
+//! let reader = emu.add_user(pid, User::new("reader").rights(Rights { api_import: false, ..Rights::full() }))?;
+//! println!("POST to {} with token {admin} or {reader}", emu.url());
+//! emu.faults().fail_next(1, 503);
+//! # Ok::<(), redcap_emulator::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+mod auth;
+mod faults;
+mod handlers;
+mod input;
+mod logic;
+mod model;
+mod odm;
+mod params;
+mod records;
+mod render;
+mod server;
+mod store;
+
+pub use auth::{DataExport, Rights};
+pub use faults::{Fault, Faults};
+pub use odm::OdmError;
+pub use store::StoreError;
+
+use auth::TokenGen;
+use handlers::Env;
+use server::{Limits, Shared};
+use store::Store;
+
+/// Errors of the library API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read, or the server could not bind.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A project XML file did not load.
+    #[error(transparent)]
+    Odm(#[from] OdmError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bad argument (unknown project, DAG, role …).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The user every loaded project gets, with full rights and the instance's super token.
+pub const DEFAULT_ADMIN: &str = "admin";
+
+/// A user to add to a project.
+#[derive(Clone, Debug)]
+pub struct User {
+    /// Username.
+    pub username: String,
+    /// Rights (ignored in favour of the role's rights when `role` is set, as in REDCap).
+    pub rights: Rights,
+    /// Unique DAG name, if the user is in a DAG.
+    pub dag: Option<String>,
+    /// Unique role name, if the user has a role.
+    pub role: Option<String>,
+}
+
+impl User {
+    /// A user with full rights, in no DAG and no role.
+    pub fn new(username: impl Into<String>) -> Self {
+        User { username: username.into(), rights: Rights::full(), dag: None, role: None }
+    }
+
+    /// Sets the rights.
+    pub fn rights(mut self, rights: Rights) -> Self {
+        self.rights = rights;
+        self
+    }
+
+    /// Puts the user in a DAG (unique group name).
+    pub fn dag(mut self, unique_name: impl Into<String>) -> Self {
+        self.dag = Some(unique_name.into());
+        self
+    }
+
+    /// Gives the user a role (unique role name).
+    pub fn role(mut self, unique_role_name: impl Into<String>) -> Self {
+        self.role = Some(unique_role_name.into());
+        self
+    }
+}
+
+/// Configures an emulator. Start with [`Emulator::builder`].
+#[derive(Debug)]
+pub struct EmulatorBuilder {
+    projects: Vec<String>,
+    data_dir: Option<PathBuf>,
+    seed: Option<u64>,
+    bind: SocketAddr,
+    version: String,
+    limits: Limits,
+    content_disposition: bool,
+    admin: String,
+}
+
+impl EmulatorBuilder {
+    /// Adds a project from a REDCap project XML file (read now).
+    pub fn project_xml_file(mut self, path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let xml = std::fs::read_to_string(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        self.projects.push(xml);
+        Ok(self)
+    }
+
+    /// Adds a project from REDCap project XML text.
+    pub fn project_xml(mut self, xml: impl Into<String>) -> Self {
+        self.projects.push(xml.into());
+        self
+    }
+
+    /// Keeps state in memory, with blobs in a temporary directory (the default).
+    pub fn in_memory(mut self) -> Self {
+        self.data_dir = None;
+        self
+    }
+
+    /// Keeps state under `dir` (`emulator.sqlite` and `blobs/`); a restart with the same
+    /// directory keeps everything. A project XML already loaded into it is not loaded twice.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Makes tokens reproducible from `seed` (tests only: such tokens are guessable).
+    pub fn deterministic_tokens(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Address to listen on (default `127.0.0.1:0`, any free port).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// What Export Version answers (default `14.5.2`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Largest urlencoded body or non-file multipart part (default 64 MiB).
+    pub fn max_form_bytes(mut self, n: u64) -> Self {
+        self.limits.max_form_bytes = n;
+        self
+    }
+
+    /// Largest uploaded file (default 4 GiB).
+    pub fn max_upload_bytes(mut self, n: u64) -> Self {
+        self.limits.max_upload_bytes = n;
+        self
+    }
+
+    /// Whether file downloads also carry `Content-Disposition: attachment; filename="…"`
+    /// (default on; REDCap's documented header is the `name=` of Content-Type, which is always sent).
+    pub fn content_disposition(mut self, on: bool) -> Self {
+        self.content_disposition = on;
+        self
+    }
+
+    /// Name of the user that gets full rights on every loaded project and the super token
+    /// (default [`DEFAULT_ADMIN`]).
+    pub fn admin_username(mut self, name: impl Into<String>) -> Self {
+        self.admin = name.into();
+        self
+    }
+
+    /// Opens the store and loads the projects, without serving.
+    pub fn build(self) -> Result<Emulator, Error> {
+        let tokens = match self.seed {
+            Some(s) => TokenGen::seeded(s),
+            None => TokenGen::random(),
+        };
+        let (store, temp) = match &self.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                (Store::open(Some(&dir.join("emulator.sqlite")), dir.join("blobs"), tokens)?, None)
+            }
+            None => {
+                let temp = tempfile::Builder::new().prefix("redcap-emulator-").tempdir()?;
+                (Store::open(None, temp.path().join("blobs"), tokens)?, Some(temp))
+            }
+        };
+        let tmp_dir = store.blob_dir().join("tmp");
+        let emu = Emulator {
+            shared: Arc::new(Shared {
+                store: Mutex::new(store),
+                env: Env { version: self.version, content_disposition: self.content_disposition },
+                faults: Faults::default(),
+                limits: self.limits,
+                tmp_dir,
+            }),
+            admin: self.admin,
+            _temp: temp.map(Arc::new),
+        };
+        {
+            let mut store = emu.store();
+            store.super_token_of(&emu.admin)?;
+        }
+        for xml in &self.projects {
+            emu.load_project_xml(xml)?;
+        }
+        Ok(emu)
+    }
+
+    /// Builds, then serves on its own thread and Tokio runtime.
+    pub fn start(self) -> Result<RunningEmulator, Error> {
+        let bind = self.bind;
+        self.build()?.serve(bind)
+    }
+}
+
+/// An emulator's state, with or without a server running. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+    admin: String,
+    _temp: Option<Arc<tempfile::TempDir>>,
+}
+
+impl Emulator {
+    /// A builder with the defaults: in memory, random tokens, `127.0.0.1:0`, version `14.5.2`.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder {
+            projects: Vec::new(),
+            data_dir: None,
+            seed: None,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            version: "14.5.2".into(),
+            limits: Limits::default(),
+            content_disposition: true,
+            admin: DEFAULT_ADMIN.into(),
+        }
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.shared.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads a project from project XML (unless this exact XML was loaded before into the same
+    /// data directory) and gives the admin user full rights on it. Returns the project id.
+    pub fn load_project_xml(&self, xml: &str) -> Result<i64, Error> {
+        let hash = fnv1a(xml.as_bytes());
+        let mut store = self.store();
+        if let Some(id) = store.project_for_source(&hash)? {
+            return Ok(id);
+        }
+        let loaded = odm::parse(xml)?;
+        let id = store.insert_project(loaded)?;
+        store.remember_source(&hash, id)?;
+        store.set_project_user(id, &self.admin, &Rights::full(), None, None)?;
+        Ok(id)
+    }
+
+    /// Ids of every project.
+    pub fn project_ids(&self) -> Vec<i64> {
+        self.store().project_ids().unwrap_or_default()
+    }
+
+    /// A project's title.
+    pub fn project_title(&self, project_id: i64) -> Option<String> {
+        self.store().project(project_id).ok().flatten().map(|p| p.def.info.title.clone())
+    }
+
+    /// The token of `username` in a project.
+    pub fn token(&self, project_id: i64, username: &str) -> Option<String> {
+        self.store().token_of(project_id, username).ok().flatten()
+    }
+
+    /// The admin user's super token (64 hex characters).
+    pub fn super_token(&self) -> String {
+        self.store().super_token_of(&self.admin).unwrap_or_default()
+    }
+
+    /// Adds a user to a project (or updates their rights, DAG and role) and returns their token.
+    pub fn add_user(&self, project_id: i64, user: User) -> Result<String, Error> {
+        let mut store = self.store();
+        let p = store.project(project_id)?.ok_or_else(|| Error::Invalid(format!("no project with id {project_id}")))?;
+        let dag = match &user.dag {
+            None => None,
+            Some(u) => Some(
+                p.dag_by_unique(u)
+                    .ok_or_else(|| Error::Invalid(format!("project {project_id} has no DAG named `{u}`")))?
+                    .id,
+            ),
+        };
+        let role = match &user.role {
+            None => None,
+            Some(u) => Some(
+                p.def
+                    .roles
+                    .iter()
+                    .find(|r| &r.unique == u)
+                    .ok_or_else(|| Error::Invalid(format!("project {project_id} has no role named `{u}`")))?
+                    .id,
+            ),
+        };
+        Ok(store.set_project_user(project_id, &user.username, &user.rights, dag, role)?)
+    }
+
+    /// The numeric id of a report, by unique report name (`R-…`) or title.
+    pub fn report_id(&self, project_id: i64, name_or_title: &str) -> Option<i64> {
+        let p = self.store().project(project_id).ok().flatten()?;
+        p.def.reports.iter().find(|r| r.unique_name == name_or_title || r.title == name_or_title).map(|r| r.id)
+    }
+
+    /// The numeric id of a DAG (`dag_id` of createFolder), by unique group name.
+    pub fn dag_id(&self, project_id: i64, unique_name: &str) -> Option<i64> {
+        let p = self.store().project(project_id).ok().flatten()?;
+        p.dag_by_unique(unique_name).map(|d| d.id)
+    }
+
+    /// The numeric id of a role (`role_id` of createFolder), by unique role name.
+    pub fn role_id(&self, project_id: i64, unique_role_name: &str) -> Option<i64> {
+        let p = self.store().project(project_id).ok().flatten()?;
+        p.def.roles.iter().find(|r| r.unique == unique_role_name).map(|r| r.id)
+    }
+
+    /// Number of (forms, fields, records) of a project; fields exclude `<form>_complete`.
+    pub fn project_counts(&self, project_id: i64) -> Option<(usize, usize, usize)> {
+        let mut store = self.store();
+        let p = store.project(project_id).ok().flatten()?;
+        let records = store.records(project_id).ok()?.len();
+        Some((p.def.forms.len(), p.def.fields.len(), records))
+    }
+
+    /// Doc ids in a project's File Repository recycle bin.
+    pub fn recycled_files(&self, project_id: i64) -> Vec<i64> {
+        self.store().recycled_files(project_id).unwrap_or_default()
+    }
+
+    /// The fault-injection handle.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults.clone()
+    }
+
+    /// Serves on `bind` from a new thread with its own Tokio runtime.
+    pub fn serve(self, bind: SocketAddr) -> Result<RunningEmulator, Error> {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<std::io::Result<SocketAddr>>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let shared = self.shared.clone();
+        let thread = std::thread::Builder::new().name("redcap-emulator".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("redcap-emulator-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = addr_tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::bind(bind).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = addr_tx.send(listener.local_addr());
+                server::serve(listener, shared, stop_rx).await;
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+        })?;
+        let addr = addr_rx.recv().map_err(|_| Error::Invalid("the server thread ended before binding".into()))??;
+        Ok(RunningEmulator { emulator: self, addr, stop: Some(stop_tx), thread: Some(thread) })
+    }
+}
+
+/// A serving emulator. Dereferences to [`Emulator`] for tokens, users and faults; stops on
+/// [`RunningEmulator::shutdown`] or drop.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    emulator: Emulator,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for RunningEmulator {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        &self.emulator
+    }
+}
+
+impl RunningEmulator {
+    /// The API URL, e.g. `http://127.0.0.1:41234/api/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/api/", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and waits for the server thread.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}-{}", bytes.len())
+}

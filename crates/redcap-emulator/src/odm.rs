@@ -1,0 +1,630 @@
+//! Loader of REDCap project XML (CDISC ODM 1.3.1 with `redcap:` extensions).
+//!
+//! The files are at most a few MB, so they are read into a small element tree first and then
+//! interpreted. Element and attribute names keep their prefix (`redcap:Reports`).
+
+use std::collections::{HashMap, HashSet};
+
+use quick_xml::events::{BytesStart, Event as XmlEvent};
+
+use crate::auth::{DataExport, Rights};
+use crate::model::{
+    Arm, Dag, Event, Field, Form, ProjectDef, Repeating, Report, Role, checkbox_column, parse_choices, unique_dag_name,
+};
+
+/// Why a project XML file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("project XML: {0}")]
+pub struct OdmError(pub String);
+
+/// One stored value of the project's data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataValue {
+    pub record: String,
+    pub event: String,
+    /// Repeating instrument name, or empty.
+    pub instrument: String,
+    pub instance: i64,
+    pub field: String,
+    pub value: String,
+}
+
+/// A file attached to a record's file-upload field.
+#[derive(Clone, Debug)]
+pub struct DataFile {
+    pub record: String,
+    pub event: String,
+    pub instrument: String,
+    pub instance: i64,
+    pub field: String,
+    pub name: String,
+    pub mime: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A loaded project: definition plus clinical data.
+#[derive(Debug, Default)]
+pub struct LoadedProject {
+    pub def: ProjectDef,
+    pub values: Vec<DataValue>,
+    pub files: Vec<DataFile>,
+    /// record → unique DAG name.
+    pub record_dags: Vec<(String, String)>,
+    /// Record names in file order.
+    pub records: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Element {
+    name: String,
+    attrs: Vec<(String, String)>,
+    children: Vec<Element>,
+    text: String,
+}
+
+impl Element {
+    fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    fn a(&self, name: &str) -> String {
+        self.attr(name).unwrap_or("").to_owned()
+    }
+    fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+    fn children<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+    fn child_text(&self, name: &str) -> String {
+        self.child(name).map(|c| c.text.clone()).unwrap_or_default()
+    }
+}
+
+fn unescape(raw: &str) -> String {
+    // Fall back to the raw text for entities XML does not define (REDCap exports HTML text).
+    quick_xml::escape::unescape(raw).map(|c| c.into_owned()).unwrap_or_else(|_| raw.to_owned())
+}
+
+fn start_element(e: &BytesStart) -> Result<Element, OdmError> {
+    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+    let mut attrs = Vec::new();
+    for a in e.attributes().with_checks(false) {
+        let a = a.map_err(|err| OdmError(format!("bad attribute in <{name}>: {err}")))?;
+        let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+        let raw = String::from_utf8_lossy(&a.value);
+        attrs.push((key, unescape(&raw)));
+    }
+    Ok(Element { name, attrs, ..Default::default() })
+}
+
+fn parse_tree(xml: &str) -> Result<Element, OdmError> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut stack: Vec<Element> = vec![Element::default()];
+    loop {
+        let ev = reader
+            .read_event()
+            .map_err(|e| OdmError(format!("not well-formed XML at byte {}: {e}", reader.error_position())))?;
+        match ev {
+            XmlEvent::Start(e) => stack.push(start_element(&e)?),
+            XmlEvent::Empty(e) => {
+                let el = start_element(&e)?;
+                stack.last_mut().expect("root").children.push(el);
+            }
+            XmlEvent::End(_) => {
+                let el = stack.pop().expect("balanced");
+                let parent = stack.last_mut().ok_or_else(|| OdmError("unbalanced end tag".into()))?;
+                parent.children.push(el);
+            }
+            XmlEvent::Text(t) => {
+                let raw = String::from_utf8_lossy(t.as_ref()).into_owned();
+                stack.last_mut().expect("root").text.push_str(&unescape(&raw));
+            }
+            XmlEvent::CData(t) => {
+                stack.last_mut().expect("root").text.push_str(&String::from_utf8_lossy(t.as_ref()));
+            }
+            XmlEvent::Eof => break,
+            _ => {}
+        }
+        if stack.is_empty() {
+            return Err(OdmError("unbalanced end tag".into()));
+        }
+    }
+    if stack.len() != 1 {
+        return Err(OdmError("the document ends inside an element".into()));
+    }
+    let root = stack.pop().expect("root");
+    root.children.into_iter().find(|c| c.name == "ODM").ok_or_else(|| OdmError("no <ODM> root element".into()))
+}
+
+fn flag(s: &str) -> bool {
+    s.trim() == "1"
+}
+
+/// Parses a project XML document. Ids of events, DAGs, roles and reports are left 0 for the store
+/// to assign.
+pub fn parse(xml: &str) -> Result<LoadedProject, OdmError> {
+    let odm = parse_tree(xml)?;
+    let study = odm.child("Study").ok_or_else(|| OdmError("no <Study> element".into()))?;
+    let gv = study.child("GlobalVariables").ok_or_else(|| OdmError("no <GlobalVariables> element".into()))?;
+    let mdv = study.child("MetaDataVersion").ok_or_else(|| OdmError("no <MetaDataVersion> element".into()))?;
+
+    let mut def = ProjectDef::default();
+    let info = &mut def.info;
+    info.title = gv.child_text("StudyName");
+    info.purpose = gv.child_text("redcap:Purpose").trim().parse().unwrap_or(0);
+    info.purpose_other = gv.child_text("redcap:PurposeOther");
+    info.notes = gv.child_text("redcap:ProjectNotes");
+    info.custom_record_label = gv.child_text("redcap:CustomRecordLabel");
+    info.secondary_unique_field = gv.child_text("redcap:SecondaryUniqueField");
+    info.surveys_enabled = flag(&gv.child_text("redcap:SurveysEnabled"));
+    info.scheduling_enabled = flag(&gv.child_text("redcap:SchedulingEnabled"));
+    info.record_autonumbering_enabled = flag(&gv.child_text("redcap:RecordAutonumberingEnabled"));
+    info.randomization_enabled = flag(&gv.child_text("redcap:RandomizationEnabled"));
+    info.display_today_now_button = flag(&gv.child_text("redcap:DisplayTodayNowButton"));
+    info.bypass_branching_erase_field_prompt = flag(&gv.child_text("redcap:PreventBranchingEraseValues"));
+    info.missing_data_codes = gv.child_text("redcap:MissingDataCodes");
+    info.project_language = "English".into();
+
+    def.record_id_field = mdv.a("redcap:RecordIdField");
+
+    // Forms and fields.
+    let item_groups: HashMap<&str, &Element> =
+        mdv.children("ItemGroupDef").map(|g| (g.attr("OID").unwrap_or(""), g)).collect();
+    let item_defs: HashMap<&str, &Element> =
+        mdv.children("ItemDef").map(|d| (d.attr("OID").unwrap_or(""), d)).collect();
+    let code_lists: HashMap<&str, &Element> =
+        mdv.children("CodeList").map(|c| (c.attr("OID").unwrap_or(""), c)).collect();
+    let mut seen = HashSet::new();
+    // ItemOID of a checkbox option → (field, code).
+    let mut checkbox_items: HashMap<String, (String, String)> = HashMap::new();
+    for form in mdv.children("FormDef") {
+        let form_name = form.a("redcap:FormName");
+        def.forms.push(Form { name: form_name.clone(), label: form.a("Name") });
+        for gref in form.children("ItemGroupRef") {
+            let Some(group) = item_groups.get(gref.attr("ItemGroupOID").unwrap_or("")) else {
+                continue;
+            };
+            for iref in group.children("ItemRef") {
+                let oid = iref.attr("ItemOID").unwrap_or("");
+                let Some(item) = item_defs.get(oid) else { continue };
+                // Pseudo-fields (DAG, survey identifier, timestamps) have no field type.
+                let Some(ftype) = item.attr("redcap:FieldType") else { continue };
+                let var = item.attr("redcap:Variable").unwrap_or(oid).to_owned();
+                if var == format!("{form_name}_complete") {
+                    continue;
+                }
+                if !seen.insert(var.clone()) {
+                    if ftype == "checkbox" {
+                        note_checkbox_item(&mut checkbox_items, &def.fields, &var, oid);
+                    }
+                    continue;
+                }
+                let field = field_from_item(item, &var, &form_name, ftype, &code_lists);
+                def.fields.push(field);
+                if ftype == "checkbox" {
+                    note_checkbox_item(&mut checkbox_items, &def.fields, &var, oid);
+                }
+            }
+        }
+    }
+    if def.record_id_field.is_empty() {
+        def.record_id_field = def.fields.first().map(|f| f.name.clone()).unwrap_or_default();
+    }
+
+    // Events and arms.
+    let event_defs: Vec<&Element> = mdv.children("StudyEventDef").collect();
+    if event_defs.is_empty() {
+        def.longitudinal = false;
+        def.arms.push(Arm { num: 1, name: "Arm 1".into() });
+        def.events.push(Event {
+            id: 0,
+            unique_name: "event_1_arm_1".into(),
+            name: "Event 1".into(),
+            arm_num: 1,
+            day_offset: "0".into(),
+            offset_min: "0".into(),
+            offset_max: "0".into(),
+            custom_label: String::new(),
+        });
+        for f in &def.forms {
+            def.form_events.push(("event_1_arm_1".into(), f.name.clone()));
+        }
+    } else {
+        def.longitudinal = true;
+        // Protocol gives the event order; fall back to document order.
+        let mut ordered: Vec<&Element> = Vec::new();
+        if let Some(protocol) = mdv.child("Protocol") {
+            for r in protocol.children("StudyEventRef") {
+                let oid = r.attr("StudyEventOID").unwrap_or("");
+                if let Some(e) = event_defs.iter().find(|e| e.attr("OID") == Some(oid)) {
+                    ordered.push(e);
+                }
+            }
+        }
+        for e in &event_defs {
+            if !ordered.iter().any(|o| std::ptr::eq(*o, *e)) {
+                ordered.push(e);
+            }
+        }
+        for e in ordered {
+            let arm_num: i64 = e.a("redcap:ArmNum").parse().unwrap_or(1);
+            if !def.arms.iter().any(|a| a.num == arm_num) {
+                def.arms.push(Arm { num: arm_num, name: e.a("redcap:ArmName") });
+            }
+            let unique = e.a("redcap:UniqueEventName");
+            for fr in e.children("FormRef") {
+                def.form_events.push((unique.clone(), fr.a("redcap:FormName")));
+            }
+            def.events.push(Event {
+                id: 0,
+                unique_name: unique,
+                name: if e.attr("redcap:EventName").is_some() { e.a("redcap:EventName") } else { e.a("Name") },
+                arm_num,
+                day_offset: e.a("redcap:DayOffset"),
+                offset_min: e.a("redcap:OffsetMin"),
+                offset_max: e.a("redcap:OffsetMax"),
+                custom_label: e.a("redcap:CustomEventLabel"),
+            });
+        }
+        def.arms.sort_by_key(|a| a.num);
+    }
+
+    // Repeating setup.
+    if let Some(rep) = gv.child("redcap:RepeatingInstrumentsAndEvents") {
+        for ev in rep.children("redcap:RepeatingEvent") {
+            def.repeating.push(Repeating { event: ev.a("redcap:UniqueEventName"), form: None, label: String::new() });
+        }
+        for group in rep.children("redcap:RepeatingInstruments") {
+            for ri in group.children("redcap:RepeatingInstrument") {
+                def.repeating.push(Repeating {
+                    event: ri.a("redcap:UniqueEventName"),
+                    form: Some(ri.a("redcap:RepeatInstrument")),
+                    label: ri.a("redcap:CustomLabel"),
+                });
+            }
+        }
+    }
+
+    // DAGs, roles, surveys, reports.
+    if let Some(group) = gv.child("redcap:DataAccessGroupsGroup") {
+        for d in group.children("redcap:DataAccessGroups") {
+            let name = d.a("group_name");
+            def.dags.push(Dag { id: 0, unique: unique_dag_name(&name), name });
+        }
+    }
+    if let Some(group) = gv.child("redcap:UserRolesGroup") {
+        for r in group.children("redcap:UserRoles") {
+            def.roles.push(Role {
+                id: 0,
+                unique: r.a("unique_role_name"),
+                label: r.a("role_name"),
+                rights: role_rights(r),
+            });
+        }
+    }
+    if let Some(group) = gv.child("redcap:SurveysGroup") {
+        for s in group.children("redcap:Surveys") {
+            def.surveys.push(s.a("form_name"));
+        }
+    }
+    if let Some(group) = gv.child("redcap:ReportsGroup") {
+        let mut reports: Vec<(i64, Report)> =
+            group.children("redcap:Reports").map(|r| (r.a("report_order").parse().unwrap_or(0), report(r))).collect();
+        reports.sort_by_key(|(order, _)| *order);
+        def.reports = reports.into_iter().map(|(_, r)| r).collect();
+    }
+
+    let mut loaded = LoadedProject { def, ..Default::default() };
+    if let Some(clinical) = odm.child("ClinicalData") {
+        load_clinical(clinical, &mut loaded, &checkbox_items)?;
+    }
+    Ok(loaded)
+}
+
+fn note_checkbox_item(map: &mut HashMap<String, (String, String)>, fields: &[Field], var: &str, oid: &str) {
+    if let Some(field) = fields.iter().find(|f| f.name == var) {
+        for (code, _) in field.choice_list() {
+            if checkbox_column(var, &code) == oid {
+                map.insert(oid.to_owned(), (var.to_owned(), code));
+            }
+        }
+    }
+}
+
+fn field_from_item(item: &Element, var: &str, form: &str, ftype: &str, code_lists: &HashMap<&str, &Element>) -> Field {
+    let question = item.child("Question");
+    let label = question
+        .and_then(|q| q.child("redcap:FormattedTranslatedText").or_else(|| q.child("TranslatedText")))
+        .map(|t| t.text.clone())
+        .unwrap_or_default();
+    let code_list = item.child("CodeListRef").and_then(|r| code_lists.get(r.attr("CodeListOID").unwrap_or("")));
+    let field_type = match ftype {
+        "textarea" => "notes",
+        "select" => "dropdown",
+        other => other,
+    }
+    .to_owned();
+    let choices = match field_type.as_str() {
+        "checkbox" => code_list
+            .and_then(|c| c.attr("redcap:CheckboxChoices"))
+            .map(|s| render_choices(&parse_choices(s)))
+            .unwrap_or_default(),
+        "radio" | "dropdown" => code_list
+            .map(|c| {
+                let pairs: Vec<(String, String)> = c
+                    .children("CodeListItem")
+                    .map(|i| {
+                        let label = i
+                            .child("Decode")
+                            .and_then(|d| d.child("TranslatedText"))
+                            .map(|t| t.text.clone())
+                            .unwrap_or_default();
+                        (i.a("CodedValue"), label)
+                    })
+                    .collect();
+                render_choices(&pairs)
+            })
+            .unwrap_or_default(),
+        "calc" => item.a("redcap:Calculation"),
+        "slider" => item.a("redcap:SliderLabels"),
+        _ => String::new(),
+    };
+    let validation = match item.attr("redcap:TextValidationType").unwrap_or("") {
+        "float" => "number",
+        "int" => "integer",
+        other => other,
+    }
+    .to_owned();
+    let mut min = String::new();
+    let mut max = String::new();
+    for rc in item.children("RangeCheck") {
+        let v = rc.child_text("CheckValue");
+        match rc.attr("Comparator") {
+            Some("GE") | Some("GT") => min = v,
+            Some("LE") | Some("LT") => max = v,
+            _ => {}
+        }
+    }
+    Field {
+        name: var.to_owned(),
+        form: form.to_owned(),
+        section_header: item.a("redcap:SectionHeader"),
+        field_type,
+        label,
+        choices,
+        note: item.a("redcap:FieldNote"),
+        validation,
+        min,
+        max,
+        identifier: item.attr("redcap:Identifier") == Some("y"),
+        branching_logic: item.a("redcap:BranchingLogic"),
+        required: item.attr("redcap:RequiredField") == Some("y"),
+        alignment: item.a("redcap:CustomAlignment"),
+        question_number: item.a("redcap:QuestionNumber"),
+        matrix_group: item.a("redcap:MatrixGroupName"),
+        matrix_ranking: item.attr("redcap:MatrixRanking") == Some("y"),
+        annotation: item.a("redcap:FieldAnnotation"),
+    }
+}
+
+/// `1, Yes | 2, No`, as Export Metadata writes choices.
+pub fn render_choices(pairs: &[(String, String)]) -> String {
+    pairs.iter().map(|(c, l)| format!("{c}, {l}")).collect::<Vec<_>>().join(" | ")
+}
+
+fn role_rights(r: &Element) -> Rights {
+    let on = |k: &str| flag(&r.a(k));
+    // `data_export_tool` is blank on servers with per-form export rights; then the best
+    // per-instrument level stands for the role (`[form,1]` = full, 2 de-identified, 3 remove ids).
+    let data_export = match r.attr("data_export_tool").unwrap_or("").trim() {
+        "" => {
+            let codes: Vec<i64> = r
+                .a("data_export_instruments")
+                .split('[')
+                .filter_map(|p| p.trim_end_matches(']').rsplit_once(',').and_then(|(_, c)| c.trim().parse().ok()))
+                .collect();
+            [1, 3, 2]
+                .into_iter()
+                .find(|c| codes.contains(c))
+                .and_then(DataExport::from_code)
+                .unwrap_or(DataExport::NoAccess)
+        }
+        code => code.parse().ok().and_then(DataExport::from_code).unwrap_or(DataExport::NoAccess),
+    };
+    Rights {
+        api_export: on("api_export"),
+        api_import: on("api_import"),
+        file_repository: on("file_repository"),
+        data_export,
+        user_rights: on("user_rights"),
+        data_access_groups: on("data_access_groups"),
+        design: on("design"),
+        logging: on("data_logging"),
+        reports: on("reports"),
+        record_create: on("record_create"),
+        record_rename: on("record_rename"),
+        record_delete: on("record_delete"),
+    }
+}
+
+fn report(r: &Element) -> Report {
+    let list =
+        |k: &str| -> Vec<String> { r.a(k).split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect() };
+    let mut order_by = Vec::new();
+    for i in 1..=3 {
+        let f = r.a(&format!("orderby_field{i}"));
+        if !f.is_empty() {
+            order_by.push((f, r.a(&format!("orderby_sort{i}")) != "DESC"));
+        }
+    }
+    Report {
+        id: 0,
+        title: r.a("title"),
+        unique_name: r.a("unique_report_name"),
+        fields: list("redcap_reports_fields"),
+        order_by,
+        advanced_logic: r.a("advanced_logic").trim().to_owned(),
+        filter_type: r.a("filter_type"),
+        filter_dags: list("redcap_reports_filter_dags"),
+        filter_events: list("redcap_reports_filter_events"),
+        combine_checkbox_values: flag(&r.a("combine_checkbox_values")),
+        output_dags: flag(&r.a("output_dags")),
+        output_survey_fields: flag(&r.a("output_survey_fields")),
+        remove_line_breaks: flag(&r.a("remove_line_breaks_in_values")),
+        user_access: r.a("user_access"),
+    }
+}
+
+fn load_clinical(
+    clinical: &Element,
+    out: &mut LoadedProject,
+    checkbox_items: &HashMap<String, (String, String)>,
+) -> Result<(), OdmError> {
+    let def = &out.def;
+    let default_event = def.events.first().map(|e| e.unique_name.clone()).unwrap_or_default();
+    let form_by_oid: HashMap<String, String> =
+        def.forms.iter().map(|f| (format!("Form.{}", f.name), f.name.clone())).collect();
+    let fields: HashMap<&str, &Field> = def.fields.iter().map(|f| (f.name.as_str(), f)).collect();
+    let is_rep_event = |ev: &str| def.repeating.iter().any(|r| r.event == ev && r.form.is_none());
+    let is_rep_form =
+        |ev: &str, form: &str| def.repeating.iter().any(|r| r.event == ev && r.form.as_deref() == Some(form));
+    let mut values = Vec::new();
+    let mut files = Vec::new();
+    let mut record_dags = Vec::new();
+    let mut records = Vec::new();
+    for subject in clinical.children("SubjectData") {
+        let record = subject.a("SubjectKey");
+        if !records.contains(&record) {
+            records.push(record.clone());
+        }
+        // Classic projects may put FormData straight under SubjectData.
+        let mut blocks: Vec<(String, i64, &Element)> = Vec::new();
+        for sed in subject.children("StudyEventData") {
+            let ev = sed
+                .attr("redcap:UniqueEventName")
+                .map(str::to_owned)
+                .unwrap_or_else(|| sed.a("StudyEventOID").trim_start_matches("Event.").to_owned());
+            let key = sed.a("StudyEventRepeatKey").parse().unwrap_or(1);
+            blocks.push((ev, key, sed));
+        }
+        if blocks.is_empty() {
+            blocks.push((default_event.clone(), 1, subject));
+        }
+        for (event, event_key, block) in blocks {
+            for fd in block.children("FormData") {
+                let form = form_by_oid.get(fd.attr("FormOID").unwrap_or("")).cloned().unwrap_or_default();
+                let form_key: i64 = fd.a("FormRepeatKey").parse().unwrap_or(1);
+                let (instrument, instance) = if is_rep_event(&event) {
+                    (String::new(), event_key)
+                } else if is_rep_form(&event, &form) {
+                    (form.clone(), form_key)
+                } else {
+                    (String::new(), 1)
+                };
+                for group in fd.children("ItemGroupData") {
+                    for item in &group.children {
+                        let oid = item.a("ItemOID");
+                        if item.name == "ItemDataBase64Binary" {
+                            let bytes = base64_decode(item.text.trim())
+                                .ok_or_else(|| OdmError(format!("bad base64 in file of {oid}")))?;
+                            files.push(DataFile {
+                                record: record.clone(),
+                                event: event.clone(),
+                                instrument: instrument.clone(),
+                                instance,
+                                field: oid,
+                                name: item.a("redcap:DocName"),
+                                mime: item.a("redcap:MimeType"),
+                                bytes,
+                            });
+                            continue;
+                        }
+                        if item.name != "ItemData" {
+                            continue;
+                        }
+                        let value = item.a("Value");
+                        if oid == "redcap_data_access_group" {
+                            if !value.is_empty() && !record_dags.iter().any(|(r, _)| r == &record) {
+                                record_dags.push((record.clone(), value));
+                            }
+                            continue;
+                        }
+                        if value.is_empty() {
+                            continue;
+                        }
+                        let (field, value) = if let Some((field, code)) = checkbox_items.get(&oid) {
+                            if value != "1" {
+                                continue;
+                            }
+                            (field.clone(), code.clone())
+                        } else if fields.contains_key(oid.as_str()) || oid.ends_with("_complete") {
+                            (oid, value)
+                        } else {
+                            // Survey timestamps and identifiers: not stored as data.
+                            continue;
+                        };
+                        values.push(DataValue {
+                            record: record.clone(),
+                            event: event.clone(),
+                            instrument: instrument.clone(),
+                            instance,
+                            field,
+                            value,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out.values = values;
+    out.files = files;
+    out.record_dags = record_dags;
+    out.records = records;
+    Ok(())
+}
+
+/// Standard base64 (whitespace ignored).
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            c if c.is_ascii_whitespace() => continue,
+            _ => return None,
+        };
+        buf = (buf << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_decode("dGVzdCB1cGxvYWQK").unwrap(), b"test upload\n");
+        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+        assert!(base64_decode("a*b").is_none());
+    }
+
+    #[test]
+    fn rejects_non_odm() {
+        assert!(parse("<foo/>").is_err());
+        assert!(parse("<ODM><Study>").is_err());
+        assert!(parse("not xml <<<").is_err());
+    }
+}

@@ -1,0 +1,426 @@
+//! The data engine shared by Export Records and Export Reports: a project's values grouped into
+//! flat rows (record × event × repeating instrument × instance), column selection, and cell
+//! rendering (raw/label, checkbox labels, decimal mark, line breaks).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::auth::DataExport;
+use crate::model::{Project, checkbox_column};
+use crate::store::{RowKey, Store, StoreError};
+
+/// field → values.
+type Values = HashMap<String, Vec<String>>;
+
+/// One flat row's stored values.
+#[derive(Debug)]
+pub struct RowData {
+    pub key: RowKey,
+    /// field → values (several for a checkbox: the checked codes).
+    pub values: HashMap<String, Vec<String>>,
+}
+
+/// All rows of a project, in export order.
+#[derive(Debug)]
+pub struct Dataset {
+    /// Record names in export order, with their DAG.
+    pub records: Vec<(String, Option<i64>)>,
+    pub rows: Vec<RowData>,
+    index: HashMap<RowKey, usize>,
+    /// The project's missing-data codes.
+    pub missing_codes: Vec<String>,
+    /// doc_id → file name, for file-upload fields.
+    pub doc_names: HashMap<String, String>,
+}
+
+/// Natural order of record names: numbers numerically first, then text.
+pub fn record_cmp(a: &str, b: &str) -> Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal).then_with(|| a.cmp(b)),
+        (Ok(_), Err(_)) => Ordering::Less,
+        (Err(_), Ok(_)) => Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+impl Dataset {
+    /// Loads every value of `project`.
+    pub fn load(store: &Store, project: &Project) -> Result<Self, StoreError> {
+        let pid = project.id();
+        let mut records = store.records(pid)?;
+        records.sort_by(|a, b| record_cmp(&a.0, &b.0));
+        let rec_pos: HashMap<&str, usize> = records.iter().enumerate().map(|(i, (r, _))| (r.as_str(), i)).collect();
+        let ev_pos: HashMap<&str, usize> =
+            project.def.events.iter().enumerate().map(|(i, e)| (e.unique_name.as_str(), i)).collect();
+        let form_pos: HashMap<&str, usize> =
+            project.def.forms.iter().enumerate().map(|(i, f)| (f.name.as_str(), i + 1)).collect();
+        // Sorted by (record, event, instrument, instance) positions.
+        let mut grouped: BTreeMap<(usize, usize, usize, i64, RowKey), Values> = BTreeMap::new();
+        let mut file_fields = Vec::new();
+        for v in store.values(pid)? {
+            let Some(&rp) = rec_pos.get(v.record.as_str()) else { continue };
+            let ep = ev_pos.get(v.event.as_str()).copied().unwrap_or(usize::MAX);
+            let fp = if v.instrument.is_empty() {
+                0
+            } else {
+                form_pos.get(v.instrument.as_str()).copied().unwrap_or(usize::MAX)
+            };
+            let key = RowKey { record: v.record, event: v.event, instrument: v.instrument, instance: v.instance };
+            if project.field(&v.field).is_some_and(|f| f.field_type == "file") {
+                file_fields.push(v.value.clone());
+            }
+            grouped.entry((rp, ep, fp, key.instance, key)).or_default().entry(v.field).or_default().push(v.value);
+        }
+        let mut rows = Vec::with_capacity(grouped.len());
+        let mut index = HashMap::new();
+        for ((_, _, _, _, key), values) in grouped {
+            index.insert(key.clone(), rows.len());
+            rows.push(RowData { key, values });
+        }
+        let mut doc_names = HashMap::new();
+        for id in file_fields {
+            if let Ok(n) = id.parse::<i64>() {
+                if let Some(doc) = store.doc(n)? {
+                    doc_names.insert(id, doc.name);
+                }
+            }
+        }
+        let missing_codes =
+            crate::model::parse_choices(&project.def.info.missing_data_codes).into_iter().map(|(c, _)| c).collect();
+        Ok(Dataset { records, rows, index, missing_codes, doc_names })
+    }
+
+    /// Values of one field in one row (empty when absent).
+    pub fn values_at(&self, record: &str, event: &str, instrument: &str, instance: i64, field: &str) -> &[String] {
+        let key =
+            RowKey { record: record.to_owned(), event: event.to_owned(), instrument: instrument.to_owned(), instance };
+        self.index.get(&key).and_then(|&i| self.rows[i].values.get(field)).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// A record's DAG.
+    pub fn dag_of(&self, record: &str) -> Option<i64> {
+        self.records.iter().find(|(r, _)| r == record).and_then(|(_, d)| *d)
+    }
+
+    /// Whether a record exists.
+    pub fn has_record(&self, record: &str) -> bool {
+        self.records.iter().any(|(r, _)| r == record)
+    }
+}
+
+/// One output column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Col {
+    RecordId,
+    EventName,
+    RepeatInstrument,
+    RepeatInstance,
+    Dag,
+    /// A non-checkbox field.
+    Field(String),
+    /// One option of a checkbox field.
+    Checkbox(String, String),
+    /// All checked options of a checkbox in one cell (reports with combine_checkbox_values).
+    Combined(String),
+    /// `<form>_complete`.
+    Complete(String),
+}
+
+/// How cells are written.
+#[derive(Clone, Debug, Default)]
+pub struct CellOptions {
+    pub labels: bool,
+    pub label_headers: bool,
+    pub checkbox_labels: bool,
+    /// `Some('.')` or `Some(',')` forces the decimal mark of numeric fields.
+    pub decimal: Option<char>,
+    pub remove_line_breaks: bool,
+    /// Blank instead of `0` for the status of forms never started (`exportBlankForGrayFormStatus`).
+    pub blank_gray_status: bool,
+}
+
+/// Which fields a caller's data export level hides: identifiers (both restricted levels), and for
+/// De-identified also free text and dates. The record-id field is never hidden. (REDCap also
+/// hashes record names for de-identified exports; the emulator does not.)
+pub fn hidden_by_export_level(project: &Project, level: DataExport, field: &str) -> bool {
+    if field == project.def.record_id_field {
+        return false;
+    }
+    let Some(f) = project.field(field) else { return false };
+    match level {
+        DataExport::Full => false,
+        DataExport::NoAccess => true,
+        DataExport::RemoveIdentifiers => f.identifier,
+        DataExport::DeIdentified => {
+            f.identifier
+                || f.field_type == "notes"
+                || (f.field_type == "text" && f.validation.is_empty())
+                || f.validation.starts_with("date")
+        }
+    }
+}
+
+/// Builds the columns for `names` (field names and `<form>_complete`), in the given order.
+/// The pseudo-columns come after the record id, and only when it is selected.
+pub fn columns(project: &Project, names: &[String], with_dag: bool, combine_checkboxes: bool) -> Vec<Col> {
+    let rid = &project.def.record_id_field;
+    let mut cols = Vec::new();
+    if names.iter().any(|n| n == rid) {
+        cols.push(Col::RecordId);
+        if project.def.longitudinal {
+            cols.push(Col::EventName);
+        }
+        if project.has_repeating() {
+            cols.push(Col::RepeatInstrument);
+            cols.push(Col::RepeatInstance);
+        }
+        if with_dag {
+            cols.push(Col::Dag);
+        }
+    }
+    for n in names {
+        if n == rid {
+            continue;
+        }
+        if let Some(f) = project.field(n) {
+            if !f.is_exported() {
+                continue;
+            }
+            if f.field_type == "checkbox" {
+                if combine_checkboxes {
+                    cols.push(Col::Combined(n.clone()));
+                } else {
+                    for (code, _) in f.choice_list() {
+                        cols.push(Col::Checkbox(n.clone(), code));
+                    }
+                }
+            } else {
+                cols.push(Col::Field(n.clone()));
+            }
+        } else if let Some(form) = project.complete_form(n) {
+            cols.push(Col::Complete(form.to_owned()));
+        }
+    }
+    cols
+}
+
+/// All field names (and `<form>_complete`) of `forms`, in metadata order.
+pub fn names_in_metadata_order(project: &Project, pick: impl Fn(&str, &str) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for form in &project.def.forms {
+        for f in project.form_fields(&form.name) {
+            if pick(&f.name, &form.name) {
+                out.push(f.name.clone());
+            }
+        }
+        let complete = format!("{}_complete", form.name);
+        if pick(&complete, &form.name) {
+            out.push(complete);
+        }
+    }
+    out
+}
+
+/// Whether `form` is part of `key`'s row.
+pub fn form_in_row(project: &Project, key: &RowKey, form: &str) -> bool {
+    if !key.instrument.is_empty() {
+        return key.instrument == form;
+    }
+    project.form_in_event(&key.event, form)
+        && (project.is_repeating_event(&key.event) || !project.is_repeating_form(&key.event, form))
+}
+
+/// Whether a row has anything to show for `cols`: a selected field's form belongs to it, or it is
+/// a record's base row and the record id is selected.
+pub fn row_relevant(project: &Project, cols: &[Col], key: &RowKey) -> bool {
+    cols.iter().any(|c| match c {
+        Col::RecordId => key.instrument.is_empty(),
+        Col::Field(f) | Col::Checkbox(f, _) | Col::Combined(f) => {
+            project.form_of(f).is_some_and(|form| form_in_row(project, key, form))
+        }
+        Col::Complete(form) => form_in_row(project, key, form),
+        _ => false,
+    })
+}
+
+fn header(project: &Project, col: &Col, labels: bool) -> String {
+    let rid = &project.def.record_id_field;
+    if !labels {
+        return match col {
+            Col::RecordId => rid.clone(),
+            Col::EventName => "redcap_event_name".into(),
+            Col::RepeatInstrument => "redcap_repeat_instrument".into(),
+            Col::RepeatInstance => "redcap_repeat_instance".into(),
+            Col::Dag => "redcap_data_access_group".into(),
+            Col::Field(f) | Col::Combined(f) => f.clone(),
+            Col::Checkbox(f, code) => checkbox_column(f, code),
+            Col::Complete(form) => format!("{form}_complete"),
+        };
+    }
+    match col {
+        Col::RecordId => project.field(rid).map(|f| f.label.clone()).unwrap_or_else(|| rid.clone()),
+        Col::EventName => "Event Name".into(),
+        Col::RepeatInstrument => "Repeat Instrument".into(),
+        Col::RepeatInstance => "Repeat Instance".into(),
+        Col::Dag => "Data Access Group".into(),
+        Col::Field(f) | Col::Combined(f) => project.field(f).map(|x| x.label.clone()).unwrap_or_default(),
+        Col::Checkbox(f, code) => {
+            let field = project.field(f);
+            let label = field.map(|x| x.label.clone()).unwrap_or_default();
+            let choice = field
+                .and_then(|x| x.choice_list().into_iter().find(|(c, _)| c == code))
+                .map(|(_, l)| l)
+                .unwrap_or_default();
+            format!("{label} (choice={choice})")
+        }
+        Col::Complete(_) => "Complete?".into(),
+    }
+}
+
+/// Column headers.
+pub fn headers(project: &Project, cols: &[Col], labels: bool) -> Vec<String> {
+    cols.iter().map(|c| header(project, c, labels)).collect()
+}
+
+/// The cells of one row.
+pub fn cells(project: &Project, data: &Dataset, row: &RowData, cols: &[Col], o: &CellOptions) -> Vec<Value> {
+    let key = &row.key;
+    cols.iter()
+        .map(|col| match col {
+            Col::RecordId => Value::from(key.record.clone()),
+            Col::EventName => {
+                let ev = project.event(&key.event);
+                Value::from(match (o.labels, ev) {
+                    (true, Some(e)) => {
+                        let arm = project.def.arms.iter().find(|a| a.num == e.arm_num);
+                        format!("{} (Arm {}: {})", e.name, e.arm_num, arm.map(|a| a.name.as_str()).unwrap_or(""))
+                    }
+                    _ => key.event.clone(),
+                })
+            }
+            Col::RepeatInstrument => Value::from(if key.instrument.is_empty() {
+                String::new()
+            } else if o.labels {
+                project
+                    .def
+                    .forms
+                    .iter()
+                    .find(|f| f.name == key.instrument)
+                    .map(|f| f.label.clone())
+                    .unwrap_or_else(|| key.instrument.clone())
+            } else {
+                key.instrument.clone()
+            }),
+            Col::RepeatInstance => {
+                if !key.instrument.is_empty() || project.is_repeating_event(&key.event) {
+                    Value::from(key.instance)
+                } else {
+                    Value::from("")
+                }
+            }
+            Col::Dag => Value::from(
+                data.dag_of(&key.record)
+                    .and_then(|d| project.dag(d))
+                    .map(|d| if o.labels { d.name.clone() } else { d.unique.clone() })
+                    .unwrap_or_default(),
+            ),
+            Col::Field(f) => Value::from(field_cell(project, data, row, f, o)),
+            Col::Checkbox(f, code) => {
+                let in_row = project.form_of(f).is_some_and(|form| form_in_row(project, key, form));
+                if !in_row {
+                    return Value::from("");
+                }
+                let checked = row.values.get(f).is_some_and(|v| v.iter().any(|x| x == code));
+                let s = match (o.labels, o.checkbox_labels, checked) {
+                    (false, _, c) => if c { "1" } else { "0" }.to_owned(),
+                    (true, false, c) => if c { "Checked" } else { "Unchecked" }.to_owned(),
+                    (true, true, true) => project
+                        .field(f)
+                        .and_then(|x| x.choice_list().into_iter().find(|(c, _)| c == code))
+                        .map(|(_, l)| l)
+                        .unwrap_or_default(),
+                    (true, true, false) => String::new(),
+                };
+                Value::from(s)
+            }
+            Col::Combined(f) => {
+                let in_row = project.form_of(f).is_some_and(|form| form_in_row(project, key, form));
+                if !in_row {
+                    return Value::from("");
+                }
+                let Some(field) = project.field(f) else { return Value::from("") };
+                let checked = row.values.get(f).cloned().unwrap_or_default();
+                let parts: Vec<String> = field
+                    .choice_list()
+                    .into_iter()
+                    .filter(|(c, _)| checked.contains(c))
+                    .map(|(c, l)| if o.labels { l } else { c })
+                    .collect();
+                Value::from(parts.join(","))
+            }
+            Col::Complete(form) => {
+                if !form_in_row(project, key, form) {
+                    return Value::from("");
+                }
+                let gray = if o.blank_gray_status { "" } else { "0" };
+                let raw = row
+                    .values
+                    .get(&format!("{form}_complete"))
+                    .and_then(|v| v.first().cloned())
+                    .unwrap_or_else(|| gray.into());
+                Value::from(if o.labels {
+                    match raw.as_str() {
+                        "0" => "Incomplete".into(),
+                        "1" => "Unverified".into(),
+                        "2" => "Complete".into(),
+                        _ => raw,
+                    }
+                } else {
+                    raw
+                })
+            }
+        })
+        .collect()
+}
+
+fn field_cell(project: &Project, data: &Dataset, row: &RowData, name: &str, o: &CellOptions) -> String {
+    let Some(field) = project.field(name) else { return String::new() };
+    if !form_in_row(project, &row.key, &field.form) {
+        return String::new();
+    }
+    let Some(raw) = row.values.get(name).and_then(|v| v.first()) else {
+        return String::new();
+    };
+    let mut v = raw.clone();
+    if field.field_type == "file" {
+        v = data.doc_names.get(raw).cloned().unwrap_or_else(|| "[document]".into());
+    } else if o.labels && field.has_choices() {
+        if let Some((_, label)) = field.choice_list().into_iter().find(|(c, _)| c == raw) {
+            v = label;
+        }
+    }
+    if let Some(mark) = o.decimal {
+        if field.is_numeric() {
+            v = match mark {
+                ',' => v.replace('.', ","),
+                _ => v.replace(',', "."),
+            };
+        }
+    }
+    if o.remove_line_breaks {
+        v = v.replace(['\r', '\n'], " ");
+    }
+    v
+}
+
+/// Compares two cell values for report ordering: numbers numerically, else text.
+pub fn value_cmp(a: &Value, b: &Value) -> Ordering {
+    let text = |v: &Value| crate::render::text_of(v);
+    let (a, b) = (text(a), text(b));
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        _ => a.cmp(&b),
+    }
+}

@@ -1,0 +1,378 @@
+//! HTTP layer: axum routing on a hand-driven hyper connection loop (so a fault can reset a
+//! connection), body parsing (form and multipart, bounded), fault application and streaming.
+
+use std::convert::Infallible;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::any;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::{HeaderValue, Method, StatusCode, header};
+use redcap_core::ReturnFormat;
+use redcap_core::envelope;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::faults::{Fault, Faults};
+use crate::handlers::{self, Env, Failure, Reply};
+use crate::params::{Params, Upload};
+use crate::render;
+use crate::store::Store;
+
+/// Body size limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest urlencoded body, and largest non-file multipart part.
+    pub max_form_bytes: u64,
+    /// Largest uploaded file.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_form_bytes: 64 << 20, max_upload_bytes: 4 << 30 }
+    }
+}
+
+/// State shared by every request.
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Mutex<Store>,
+    pub env: Env,
+    pub faults: Faults,
+    pub limits: Limits,
+    pub tmp_dir: PathBuf,
+}
+
+/// A second handle on an accepted socket, so a fault can turn the close into a reset.
+#[derive(Debug)]
+struct ConnHandle {
+    dup: Option<std::net::TcpStream>,
+}
+
+impl ConnHandle {
+    fn reset(&self) {
+        if let Some(s) = &self.dup {
+            // Linger 0: the close that follows sends RST instead of FIN.
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+/// Serves until `shutdown` fires.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
+    let app = Router::new().route("/api/", any(api)).route("/api", any(api)).fallback(not_found).with_state(shared);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => a,
+        };
+        let Ok((tcp, _)) = accepted else { continue };
+        let _ = tcp.set_nodelay(true);
+        let (tcp, dup) = match tcp.into_std().and_then(|s| {
+            let dup = s.try_clone()?;
+            Ok((tokio::net::TcpStream::from_std(s)?, dup))
+        }) {
+            Ok(pair) => pair,
+            Err(_) => continue,
+        };
+        let conn = Arc::new(ConnHandle { dup: Some(dup) });
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(conn.clone());
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(app.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {})) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+async fn not_found() -> Response {
+    // What a web server in front of REDCap answers for a wrong URL (reference §5.1).
+    response(
+        StatusCode::NOT_FOUND,
+        "text/html; charset=utf-8",
+        Body::from(
+            "<!DOCTYPE html><html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>",
+        ),
+    )
+}
+
+fn response(status: StatusCode, content_type: &str, body: Body) -> Response {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn error_response(status: StatusCode, format: ReturnFormat, message: &str) -> Response {
+    let (ct, body) = envelope::render(format, message);
+    response(status, ct, Body::from(body))
+}
+
+async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    if req.method() != Method::POST {
+        return error_response(
+            StatusCode::NOT_IMPLEMENTED,
+            ReturnFormat::Xml,
+            "The requested method is not implemented.",
+        );
+    }
+    let conn = req.extensions().get::<Arc<ConnHandle>>().cloned();
+    let (latency, fault) = shared.faults.next_call();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let params = match read_params(&shared, req).await {
+        Ok(p) => p,
+        Err((status, msg)) => return error_response(status, ReturnFormat::Xml, &msg),
+    };
+    let err_format = params.error_format();
+    match &fault {
+        Some(Fault::Status { status, message }) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return error_response(status, err_format, message);
+        }
+        Some(Fault::HtmlPage) => {
+            return response(
+                StatusCode::OK,
+                "text/html; charset=UTF-8",
+                Body::from(
+                    "<!DOCTYPE html><html><head><title>REDCap crashed due to an unexpected error</title></head>\
+                     <body><p>An unknown error occurred. (injected by the REDCap emulator)</p></body></html>",
+                ),
+            );
+        }
+        Some(Fault::RateLimited { retry_after_secs }) => {
+            let mut r = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                err_format,
+                "Too many requests (injected by the REDCap emulator)",
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            return r;
+        }
+        _ => {}
+    }
+    let shared2 = shared.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut store = shared2.store.lock().unwrap_or_else(|e| e.into_inner());
+        handlers::handle(&mut store, &shared2.env, params)
+    })
+    .await;
+    let reply = match outcome {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(Failure { status, message })) => return error_response(status, err_format, &message),
+        Err(_) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                err_format,
+                "The REDCap emulator failed while handling this request.",
+            );
+        }
+    };
+    let cut = match fault {
+        Some(Fault::ResetAfter { bytes }) => Some((bytes, conn)),
+        Some(Fault::Truncate { bytes }) => Some((bytes, None)),
+        _ => None,
+    };
+    build_reply(reply, cut, err_format, shared.env.content_disposition).await
+}
+
+type BoxStream = std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+async fn build_reply(
+    reply: Reply,
+    cut: Option<(u64, Option<Arc<ConnHandle>>)>,
+    err_format: ReturnFormat,
+    content_disposition: bool,
+) -> Response {
+    let (content_type, len, stream, extra): (String, u64, BoxStream, Vec<(header::HeaderName, HeaderValue)>) =
+        match reply {
+            Reply::Body { content_type, body } => {
+                let len = body.len() as u64;
+                if cut.is_none() {
+                    return response(StatusCode::OK, &content_type, Body::from(body));
+                }
+                let s: BoxStream = Box::pin(futures_util::stream::once(async move { Ok(Bytes::from(body)) }));
+                (content_type, len, s, Vec::new())
+            }
+            Reply::Empty => {
+                return response(StatusCode::OK, render::TEXT, Body::empty());
+            }
+            Reply::File { path, mime, name, size } => {
+                let file = match tokio::fs::File::open(&path).await {
+                    Ok(f) => f,
+                    Err(_) => {
+                        return error_response(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            err_format,
+                            "The stored file could not be read.",
+                        );
+                    }
+                };
+                let s: BoxStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10));
+                let mut ct = format!("{mime}; name=\"{}\"", quote(&name));
+                if mime.starts_with("text/") {
+                    ct.push_str("; charset=UTF-8");
+                }
+                let mut extra = Vec::new();
+                if content_disposition {
+                    let mut cd = format!("attachment; filename=\"{}\"", quote(&name));
+                    if !name.is_ascii() {
+                        cd.push_str(&format!("; filename*=UTF-8''{}", pct(&name)));
+                    }
+                    if let Ok(v) = HeaderValue::from_bytes(cd.as_bytes()) {
+                        extra.push((header::CONTENT_DISPOSITION, v));
+                    }
+                }
+                (ct, size, s, extra)
+            }
+        };
+    let stream: BoxStream = match cut {
+        Some((keep, conn)) => Box::pin(cut_stream(stream, keep, conn)),
+        None => stream,
+    };
+    let mut r = Response::new(Body::from_stream(stream));
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_bytes(content_type.as_bytes()) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    for (k, v) in extra {
+        h.insert(k, v);
+    }
+    r
+}
+
+/// Passes `keep` bytes, then resets the connection (`conn` given) or ends early (truncation).
+fn cut_stream(inner: BoxStream, keep: u64, conn: Option<Arc<ConnHandle>>) -> impl Stream<Item = io::Result<Bytes>> {
+    futures_util::stream::unfold((inner, keep, false), move |(mut inner, remaining, done)| {
+        let conn = conn.clone();
+        async move {
+            if done {
+                return None;
+            }
+            if remaining == 0 {
+                return match conn {
+                    Some(c) => {
+                        c.reset();
+                        Some((
+                            Err(io::Error::new(io::ErrorKind::ConnectionReset, "injected connection reset")),
+                            (inner, 0, true),
+                        ))
+                    }
+                    None => None,
+                };
+            }
+            match inner.next().await {
+                None => None,
+                Some(Err(e)) => Some((Err(e), (inner, 0, true))),
+                Some(Ok(mut b)) => {
+                    if b.len() as u64 > remaining {
+                        b.truncate(remaining as usize);
+                    }
+                    let rem = remaining - b.len() as u64;
+                    Some((Ok(b), (inner, rem, false)))
+                }
+            }
+        }
+    })
+}
+
+fn quote(name: &str) -> String {
+    name.replace('\\', "\\\\").replace('"', "\\\"").replace(['\r', '\n'], " ")
+}
+
+fn pct(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn read_params(shared: &Shared, req: Request) -> Result<Params, (StatusCode, String)> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let limits = shared.limits;
+    let too_large = |what: &str, n: u64| {
+        (StatusCode::PAYLOAD_TOO_LARGE, format!("The request {what} is larger than the emulator's limit of {n} bytes."))
+    };
+    if ct.to_ascii_lowercase().starts_with("multipart/form-data") {
+        let boundary = multer::parse_boundary(&ct)
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("The multipart request could not be parsed: {e}")))?;
+        let constraints = multer::Constraints::new().size_limit(
+            multer::SizeLimit::new()
+                .whole_stream(limits.max_upload_bytes.saturating_add(limits.max_form_bytes))
+                .per_field(limits.max_form_bytes)
+                .for_field("file", limits.max_upload_bytes),
+        );
+        let mut mp = multer::Multipart::with_constraints(req.into_body().into_data_stream(), boundary, constraints);
+        let mut params = Params::default();
+        let map_err = |e: multer::Error| match e {
+            multer::Error::FieldSizeExceeded { limit, field_name } => {
+                too_large(&format!("part \"{}\"", field_name.unwrap_or_default()), limit)
+            }
+            multer::Error::StreamSizeExceeded { limit } => too_large("body", limit),
+            other => (StatusCode::BAD_REQUEST, format!("The multipart request could not be parsed: {other}")),
+        };
+        while let Some(mut field) = mp.next_field().await.map_err(map_err)? {
+            let name = field.name().unwrap_or("").to_owned();
+            if let Some(file_name) = field.file_name().map(str::to_owned) {
+                if name != "file" {
+                    // Only `file` carries an upload; drain anything else.
+                    while field.chunk().await.map_err(map_err)?.is_some() {}
+                    continue;
+                }
+                let content_type = field.content_type().map(|m| m.to_string()).unwrap_or_default();
+                let tmp = tempfile::Builder::new()
+                    .prefix("upload-")
+                    .tempfile_in(&shared.tmp_dir)
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
+                let std_file = tmp
+                    .as_file()
+                    .try_clone()
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
+                let path = tmp.into_temp_path();
+                let mut out = tokio::io::BufWriter::with_capacity(256 << 10, tokio::fs::File::from_std(std_file));
+                while let Some(chunk) = field.chunk().await.map_err(map_err)? {
+                    out.write_all(&chunk)
+                        .await
+                        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
+                }
+                out.flush()
+                    .await
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
+                params.upload = Some(Upload { path, file_name, content_type });
+            } else {
+                let text = field.text().await.map_err(map_err)?;
+                params.push(name, text);
+            }
+        }
+        Ok(params)
+    } else {
+        let limit = limits.max_form_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), usize::try_from(limit).unwrap_or(usize::MAX))
+            .await
+            .map_err(|_| too_large("body", limit))?;
+        Ok(Params::from_urlencoded(&bytes))
+    }
+}

@@ -1,0 +1,740 @@
+//! Durable state: SQLite (projects, users, tokens, data, File Repository, logging) plus a blob
+//! directory for file contents.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::auth::{Caller, ProjectUser, Rights, TokenGen};
+use crate::model::{Project, ProjectDef};
+use crate::odm::LoadedProject;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A blob could not be written or read.
+    #[error("blob storage: {0}")]
+    Io(#[from] std::io::Error),
+    /// Stored JSON did not decode.
+    #[error("stored definition: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Something the caller asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS projects (id INTEGER PRIMARY KEY, def TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY, email TEXT NOT NULL DEFAULT '', firstname TEXT NOT NULL DEFAULT '',
+    lastname TEXT NOT NULL DEFAULT '', super_token TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS project_users (
+    project_id INTEGER NOT NULL, username TEXT NOT NULL, token TEXT UNIQUE, rights TEXT NOT NULL,
+    dag_id INTEGER, role_id INTEGER, expiration TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (project_id, username));
+CREATE TABLE IF NOT EXISTS records (
+    project_id INTEGER NOT NULL, record TEXT NOT NULL, dag_id INTEGER, seq INTEGER NOT NULL,
+    created TEXT NOT NULL, modified TEXT NOT NULL, PRIMARY KEY (project_id, record));
+CREATE TABLE IF NOT EXISTS data (
+    project_id INTEGER NOT NULL, record TEXT NOT NULL, event TEXT NOT NULL, instrument TEXT NOT NULL,
+    instance INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS data_record ON data (project_id, record);
+CREATE TABLE IF NOT EXISTS docs (
+    doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT NOT NULL, mime TEXT NOT NULL,
+    size INTEGER NOT NULL, path TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fr_folders (
+    folder_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, parent_id INTEGER, name TEXT NOT NULL,
+    dag_id INTEGER, role_id INTEGER);
+CREATE TABLE IF NOT EXISTS fr_files (
+    doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, folder_id INTEGER, recycled TEXT);
+CREATE TABLE IF NOT EXISTS sources (hash TEXT PRIMARY KEY, project_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS log (
+    id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, ts TEXT NOT NULL, username TEXT NOT NULL,
+    action TEXT NOT NULL, details TEXT NOT NULL, record TEXT NOT NULL DEFAULT '', event TEXT NOT NULL DEFAULT '',
+    dag_id INTEGER, kind TEXT NOT NULL);
+"#;
+
+/// One stored value (see [`crate::odm::DataValue`]).
+pub use crate::odm::DataValue;
+
+/// A stored file.
+#[derive(Clone, Debug)]
+pub struct Doc {
+    pub doc_id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub mime: String,
+    pub size: u64,
+    pub path: PathBuf,
+}
+
+/// A File Repository folder.
+#[derive(Clone, Debug)]
+pub struct Folder {
+    pub folder_id: i64,
+    pub project_id: i64,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub dag_id: Option<i64>,
+    pub role_id: Option<i64>,
+}
+
+/// A logged event.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    pub ts: String,
+    pub username: String,
+    pub action: String,
+    pub details: String,
+    pub record: String,
+    pub kind: String,
+    pub dag_id: Option<i64>,
+}
+
+/// The emulator's state.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) conn: Connection,
+    blob_dir: PathBuf,
+    cache: HashMap<i64, Arc<Project>>,
+    tokens: TokenGen,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `db` (`None`: in memory) with blobs under `blob_dir`.
+    pub fn open(db: Option<&Path>, blob_dir: PathBuf, tokens: TokenGen) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(blob_dir.join("tmp"))?;
+        let conn = match db {
+            Some(p) => {
+                let c = Connection::open(p)?;
+                c.pragma_update(None, "journal_mode", "WAL")?;
+                c.pragma_update(None, "synchronous", "NORMAL")?;
+                c
+            }
+            None => Connection::open_in_memory()?,
+        };
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn, blob_dir, cache: HashMap::new(), tokens })
+    }
+
+    /// Where blobs live.
+    pub fn blob_dir(&self) -> &Path {
+        &self.blob_dir
+    }
+
+    /// Runs `f` in one transaction: all or nothing.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                // Cached definitions may have been changed inside the failed transaction.
+                self.cache.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// The next value of a global id sequence (events, DAGs, roles, reports …), starting at `start`.
+    pub fn next_id(&mut self, name: &str, start: i64) -> Result<i64, StoreError> {
+        let cur: Option<i64> =
+            self.conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        let next = cur.map(|v| v + 1).unwrap_or(start);
+        self.conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![name, next],
+        )?;
+        Ok(next)
+    }
+
+    /// A new token of `hex_len` characters.
+    pub fn make_token(&self, hex_len: usize) -> String {
+        self.tokens.make(hex_len)
+    }
+
+    // ---------------------------------------------------------------- projects
+
+    /// Stores a loaded project (definition, data, files) and returns its id.
+    pub fn insert_project(&mut self, mut loaded: LoadedProject) -> Result<i64, StoreError> {
+        self.transaction(|s| {
+            let id = s.next_id("project", 1)?;
+            let def = &mut loaded.def;
+            def.id = id;
+            if def.info.creation_time.is_empty() {
+                def.info.creation_time = now_seconds();
+            }
+            for e in &mut def.events {
+                e.id = s.next_id("event", 40)?;
+            }
+            for d in &mut def.dags {
+                d.id = s.next_id("dag", 1)?;
+            }
+            for r in &mut def.roles {
+                r.id = s.next_id("role", 1)?;
+            }
+            for r in &mut def.reports {
+                r.id = s.next_id("report", 1)?;
+            }
+            s.conn.execute(
+                "INSERT INTO projects (id, def) VALUES (?1, ?2)",
+                params![id, serde_json::to_string(&*def)?],
+            )?;
+            let now = now_seconds();
+            let dag_of: HashMap<&str, i64> = loaded
+                .record_dags
+                .iter()
+                .filter_map(|(r, u)| def.dags.iter().find(|d| &d.unique == u).map(|d| (r.as_str(), d.id)))
+                .collect();
+            for (seq, record) in loaded.records.iter().enumerate() {
+                s.conn.execute(
+                    "INSERT OR IGNORE INTO records (project_id, record, dag_id, seq, created, modified)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    params![id, record, dag_of.get(record.as_str()), seq as i64, now],
+                )?;
+            }
+            {
+                let mut stmt = s.conn.prepare(
+                    "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for v in &loaded.values {
+                    stmt.execute(params![id, v.record, v.event, v.instrument, v.instance, v.field, v.value])?;
+                }
+            }
+            for f in &loaded.files {
+                let doc = s.put_blob(id, &f.name, &f.mime, &f.bytes)?;
+                s.conn.execute(
+                    "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![id, f.record, f.event, f.instrument, f.instance, f.field, doc.to_string()],
+                )?;
+            }
+            Ok(id)
+        })
+    }
+
+    /// A project by id, from the cache.
+    pub fn project(&mut self, id: i64) -> Result<Option<Arc<Project>>, StoreError> {
+        if let Some(p) = self.cache.get(&id) {
+            return Ok(Some(p.clone()));
+        }
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT def FROM projects WHERE id = ?1 AND deleted = 0", [id], |r| r.get(0))
+            .optional()?;
+        let Some(json) = json else { return Ok(None) };
+        let def: ProjectDef = serde_json::from_str(&json)?;
+        let p = Arc::new(Project::new(def));
+        self.cache.insert(id, p.clone());
+        Ok(Some(p))
+    }
+
+    /// The project loaded from XML with this content hash, if any.
+    pub fn project_for_source(&self, hash: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row("SELECT project_id FROM sources WHERE hash = ?1", [hash], |r| r.get(0)).optional()?)
+    }
+
+    /// Remembers which project an XML document became.
+    pub fn remember_source(&mut self, hash: &str, project_id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO sources (hash, project_id) VALUES (?1, ?2)", params![hash, project_id])?;
+        Ok(())
+    }
+
+    /// Ids of all projects.
+    pub fn project_ids(&self) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id FROM projects WHERE deleted = 0 ORDER BY id")?;
+        let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    // ---------------------------------------------------------------- users and tokens
+
+    /// Creates the user if new.
+    pub fn ensure_user(&mut self, username: &str) -> Result<(), StoreError> {
+        self.conn.execute("INSERT OR IGNORE INTO users (username) VALUES (?1)", [username])?;
+        Ok(())
+    }
+
+    /// Adds `username` to a project (or updates rights, DAG and role) and returns their token,
+    /// creating one if they had none.
+    pub fn set_project_user(
+        &mut self,
+        project_id: i64,
+        username: &str,
+        rights: &Rights,
+        dag_id: Option<i64>,
+        role_id: Option<i64>,
+    ) -> Result<String, StoreError> {
+        self.ensure_user(username)?;
+        let existing: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT token FROM project_users WHERE project_id = ?1 AND username = ?2",
+                params![project_id, username],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let rights_json = serde_json::to_string(rights)?;
+        let token = match existing {
+            Some(Some(t)) => {
+                self.conn.execute(
+                    "UPDATE project_users SET rights = ?3, dag_id = ?4, role_id = ?5
+                     WHERE project_id = ?1 AND username = ?2",
+                    params![project_id, username, rights_json, dag_id, role_id],
+                )?;
+                t
+            }
+            _ => {
+                let t = self.make_token(32);
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO project_users (project_id, username, token, rights, dag_id, role_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![project_id, username, t, rights_json, dag_id, role_id],
+                )?;
+                t
+            }
+        };
+        Ok(token)
+    }
+
+    /// The token of a project member.
+    pub fn token_of(&self, project_id: i64, username: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT token FROM project_users WHERE project_id = ?1 AND username = ?2",
+                params![project_id, username],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Gives `username` a super token (once) and returns it.
+    pub fn super_token_of(&mut self, username: &str) -> Result<String, StoreError> {
+        self.ensure_user(username)?;
+        let t: Option<String> =
+            self.conn.query_row("SELECT super_token FROM users WHERE username = ?1", [username], |r| r.get(0))?;
+        if let Some(t) = t {
+            return Ok(t);
+        }
+        let t = self.make_token(64);
+        self.conn.execute("UPDATE users SET super_token = ?2 WHERE username = ?1", params![username, t])?;
+        Ok(t)
+    }
+
+    /// Who owns a token. Matching is exact (REDCap tokens are upper-case hex).
+    pub fn caller(&mut self, token: &str) -> Result<Option<Caller>, StoreError> {
+        if token.len() == 64 {
+            let user: Option<String> = self
+                .conn
+                .query_row("SELECT username FROM users WHERE super_token = ?1", [token], |r| r.get(0))
+                .optional()?;
+            return Ok(user.map(|username| Caller::Super { username }));
+        }
+        type MemberKey = (i64, String, String, Option<i64>, Option<i64>);
+        let row: Option<MemberKey> = self
+            .conn
+            .query_row(
+                "SELECT project_id, username, rights, dag_id, role_id FROM project_users WHERE token = ?1",
+                [token],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let Some((project_id, username, rights, dag_id, role_id)) = row else {
+            return Ok(None);
+        };
+        let mut rights: Rights = serde_json::from_str(&rights)?;
+        if let Some(role_id) = role_id {
+            if let Some(p) = self.project(project_id)? {
+                if let Some(role) = p.role(role_id) {
+                    rights = role.rights.clone();
+                }
+            }
+        }
+        Ok(Some(Caller::Project(ProjectUser { project_id, username, rights, dag_id, role_id })))
+    }
+
+    /// Members of a project: (username, rights, dag, role, expiration, email, first, last).
+    pub fn project_users(&self, project_id: i64) -> Result<Vec<MemberRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT pu.username, pu.rights, pu.dag_id, pu.role_id, pu.expiration, u.email, u.firstname, u.lastname
+             FROM project_users pu JOIN users u ON u.username = pu.username
+             WHERE pu.project_id = ?1 ORDER BY pu.username",
+        )?;
+        let rows = stmt
+            .query_map([project_id], |r| {
+                Ok(MemberRow {
+                    username: r.get(0)?,
+                    rights: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_else(|_| Rights::none()),
+                    dag_id: r.get(2)?,
+                    role_id: r.get(3)?,
+                    expiration: r.get(4)?,
+                    email: r.get(5)?,
+                    firstname: r.get(6)?,
+                    lastname: r.get(7)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    // ---------------------------------------------------------------- records and data
+
+    /// Records of a project in creation order, with their DAG.
+    pub fn records(&self, project_id: i64) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT record, dag_id FROM records WHERE project_id = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Records whose last change lies within [begin, end] (`YYYY-MM-DD HH:MM:SS`, inclusive;
+    /// either bound optional).
+    pub fn records_modified_between(
+        &self,
+        project_id: i64,
+        begin: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT record FROM records WHERE project_id = ?1 AND (?2 IS NULL OR modified >= ?2) AND (?3 IS NULL OR modified <= ?3)",
+        )?;
+        let rows = stmt.query_map(params![project_id, begin, end], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// All values of a project.
+    pub fn values(&self, project_id: i64) -> Result<Vec<DataValue>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT record, event, instrument, instance, field, value FROM data WHERE project_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt
+            .query_map([project_id], |r| {
+                Ok(DataValue {
+                    record: r.get(0)?,
+                    event: r.get(1)?,
+                    instrument: r.get(2)?,
+                    instance: r.get(3)?,
+                    field: r.get(4)?,
+                    value: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Creates a record if missing; returns whether it was new.
+    pub fn ensure_record(&mut self, project_id: i64, record: &str, dag_id: Option<i64>) -> Result<bool, StoreError> {
+        let now = now_seconds();
+        let seq: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(seq), -1) + 1 FROM records WHERE project_id = ?1",
+            [project_id],
+            |r| r.get(0),
+        )?;
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO records (project_id, record, dag_id, seq, created, modified) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![project_id, record, dag_id, seq, now],
+        )?;
+        if n == 0 {
+            self.conn.execute(
+                "UPDATE records SET modified = ?3 WHERE project_id = ?1 AND record = ?2",
+                params![project_id, record, now],
+            )?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Sets a record's DAG.
+    pub fn set_record_dag(&mut self, project_id: i64, record: &str, dag_id: Option<i64>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE records SET dag_id = ?3 WHERE project_id = ?1 AND record = ?2",
+            params![project_id, record, dag_id],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the value(s) of one field in one row; an empty `values` erases it.
+    pub fn set_values(
+        &mut self,
+        project_id: i64,
+        key: &RowKey,
+        field: &str,
+        values: &[String],
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM data WHERE project_id = ?1 AND record = ?2 AND event = ?3 AND instrument = ?4
+             AND instance = ?5 AND field = ?6",
+            params![project_id, key.record, key.event, key.instrument, key.instance, field],
+        )?;
+        for v in values {
+            self.conn.execute(
+                "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![project_id, key.record, key.event, key.instrument, key.instance, field, v],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a record and all its data.
+    pub fn delete_record(&mut self, project_id: i64, record: &str) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM data WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
+        self.conn.execute("DELETE FROM records WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- blobs and docs
+
+    /// Writes `bytes` as a new doc and returns its id.
+    pub fn put_blob(&mut self, project_id: i64, name: &str, mime: &str, bytes: &[u8]) -> Result<i64, StoreError> {
+        let tmp = self.blob_dir.join("tmp").join(format!("load-{}", self.make_token(16)));
+        std::fs::write(&tmp, bytes)?;
+        self.adopt_blob(project_id, name, mime, &tmp)
+    }
+
+    /// Moves a finished temp file into the blob store as a new doc and returns its id.
+    pub fn adopt_blob(&mut self, project_id: i64, name: &str, mime: &str, tmp: &Path) -> Result<i64, StoreError> {
+        let size = std::fs::metadata(tmp)?.len();
+        let doc_id = self.next_id("doc", 1)?;
+        let rel = format!("{project_id}/{doc_id}");
+        let dest = self.blob_dir.join(&rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::rename(tmp, &dest)?;
+        self.conn.execute(
+            "INSERT INTO docs (doc_id, project_id, name, mime, size, path, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![doc_id, project_id, name, mime, size as i64, rel, now_seconds()],
+        )?;
+        Ok(doc_id)
+    }
+
+    /// A doc by id.
+    pub fn doc(&self, doc_id: i64) -> Result<Option<Doc>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT doc_id, project_id, name, mime, size, path FROM docs WHERE doc_id = ?1", [doc_id], |r| {
+                Ok(Doc {
+                    doc_id: r.get(0)?,
+                    project_id: r.get(1)?,
+                    name: r.get(2)?,
+                    mime: r.get(3)?,
+                    size: r.get::<_, i64>(4)? as u64,
+                    path: self.blob_dir.join(r.get::<_, String>(5)?),
+                })
+            })
+            .optional()?)
+    }
+
+    // ---------------------------------------------------------------- File Repository
+
+    /// Creates a folder.
+    pub fn create_folder(
+        &mut self,
+        project_id: i64,
+        parent: Option<i64>,
+        name: &str,
+        dag_id: Option<i64>,
+        role_id: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let id = self.next_id("folder", 1)?;
+        self.conn.execute(
+            "INSERT INTO fr_folders (folder_id, project_id, parent_id, name, dag_id, role_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, project_id, parent, name, dag_id, role_id],
+        )?;
+        Ok(id)
+    }
+
+    /// A folder by id.
+    pub fn folder(&self, folder_id: i64) -> Result<Option<Folder>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT folder_id, project_id, parent_id, name, dag_id, role_id FROM fr_folders WHERE folder_id = ?1",
+                [folder_id],
+                folder_row,
+            )
+            .optional()?)
+    }
+
+    /// Sub-folders of `parent` (top level: `None`), by name.
+    pub fn folders_in(&self, project_id: i64, parent: Option<i64>) -> Result<Vec<Folder>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT folder_id, project_id, parent_id, name, dag_id, role_id FROM fr_folders
+             WHERE project_id = ?1 AND parent_id IS ?2 ORDER BY name COLLATE NOCASE, folder_id",
+        )?;
+        let rows = stmt.query_map(params![project_id, parent], folder_row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Live files in a folder (top level: `None`), by name: (doc_id, name).
+    pub fn files_in(&self, project_id: i64, folder: Option<i64>) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT f.doc_id, d.name FROM fr_files f JOIN docs d ON d.doc_id = f.doc_id
+             WHERE f.project_id = ?1 AND f.folder_id IS ?2 AND f.recycled IS NULL
+             ORDER BY d.name COLLATE NOCASE, f.doc_id",
+        )?;
+        let rows =
+            stmt.query_map(params![project_id, folder], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Registers a doc as a File Repository file.
+    pub fn add_repository_file(&mut self, project_id: i64, doc_id: i64, folder: Option<i64>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO fr_files (doc_id, project_id, folder_id) VALUES (?1, ?2, ?3)",
+            params![doc_id, project_id, folder],
+        )?;
+        Ok(())
+    }
+
+    /// A live repository file: (doc, folder).
+    pub fn repository_file(&self, doc_id: i64) -> Result<Option<(Doc, Option<i64>)>, StoreError> {
+        let row: Option<(Option<i64>,)> = self
+            .conn
+            .query_row("SELECT folder_id FROM fr_files WHERE doc_id = ?1 AND recycled IS NULL", [doc_id], |r| {
+                Ok((r.get(0)?,))
+            })
+            .optional()?;
+        let Some((folder,)) = row else { return Ok(None) };
+        Ok(self.doc(doc_id)?.map(|d| (d, folder)))
+    }
+
+    /// Moves a repository file to the recycle bin.
+    pub fn recycle_repository_file(&mut self, doc_id: i64) -> Result<(), StoreError> {
+        self.conn.execute("UPDATE fr_files SET recycled = ?2 WHERE doc_id = ?1", params![doc_id, now_seconds()])?;
+        Ok(())
+    }
+
+    /// Docs in the recycle bin of a project.
+    pub fn recycled_files(&self, project_id: i64) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT doc_id FROM fr_files WHERE project_id = ?1 AND recycled IS NOT NULL ORDER BY doc_id")?;
+        let rows = stmt.query_map([project_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    // ---------------------------------------------------------------- logging
+
+    /// Appends a log entry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn log(
+        &mut self,
+        project_id: i64,
+        username: &str,
+        kind: &str,
+        action: &str,
+        details: &str,
+        record: &str,
+        dag_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO log (project_id, ts, username, action, details, record, dag_id, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![project_id, now_seconds(), username, action, details, record, dag_id, kind],
+        )?;
+        Ok(())
+    }
+
+    /// Log entries of a project, newest first.
+    pub fn log_entries(&self, project_id: i64) -> Result<Vec<LogEntry>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT ts, username, action, details, record, kind, dag_id FROM log WHERE project_id = ?1 ORDER BY id DESC",
+        )?;
+        let rows = stmt
+            .query_map([project_id], |r| {
+                Ok(LogEntry {
+                    ts: r.get(0)?,
+                    username: r.get(1)?,
+                    action: r.get(2)?,
+                    details: r.get(3)?,
+                    record: r.get(4)?,
+                    kind: r.get(5)?,
+                    dag_id: r.get(6)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+}
+
+fn folder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
+    Ok(Folder {
+        folder_id: r.get(0)?,
+        project_id: r.get(1)?,
+        parent_id: r.get(2)?,
+        name: r.get(3)?,
+        dag_id: r.get(4)?,
+        role_id: r.get(5)?,
+    })
+}
+
+/// A project member as stored.
+#[derive(Clone, Debug)]
+pub struct MemberRow {
+    pub username: String,
+    pub rights: Rights,
+    pub dag_id: Option<i64>,
+    pub role_id: Option<i64>,
+    pub expiration: String,
+    pub email: String,
+    pub firstname: String,
+    pub lastname: String,
+}
+
+/// Identifies one flat row: record, event, repeating instrument (or empty) and instance.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowKey {
+    pub record: String,
+    pub event: String,
+    pub instrument: String,
+    pub instance: i64,
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM:SS` (the emulator's "server time" is UTC).
+pub fn now_seconds() -> String {
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    format_time(secs)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time.
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_format() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00");
+        assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13:20");
+    }
+}

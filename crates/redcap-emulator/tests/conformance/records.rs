@@ -1,0 +1,350 @@
+//! Export / Import / Delete / Rename Records and Generate Next Record Name.
+
+use crate::common::*;
+use redcap_emulator::{DataExport, Rights, RunningEmulator, User};
+
+fn export(emu: &RunningEmulator, t: &str, extra: &[(&str, &str)]) -> Resp {
+    let mut f = vec![("token", t), ("content", "record"), ("format", "json")];
+    f.extend_from_slice(extra);
+    post(&emu.url(), &f)
+}
+
+fn import(emu: &RunningEmulator, t: &str, data: &str, extra: &[(&str, &str)]) -> Resp {
+    let mut f = vec![("token", t), ("content", "record"), ("format", "json"), ("data", data)];
+    f.extend_from_slice(extra);
+    post(&emu.url(), &f)
+}
+
+#[test]
+fn export_all_records_flat_json() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let v = export(&emu, &t, &[]).json();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let keys: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(&keys[..3], ["record_id", "name_first", "name_last"]);
+    assert!(keys.contains(&"race___6") && keys.contains(&"demographics_complete"));
+    assert!(!keys.contains(&"redcap_event_name") && !keys.contains(&"redcap_repeat_instance"));
+    assert_eq!(rows[0]["record_id"], "1");
+    assert_eq!(rows[0]["name_first"], "Nutmeg");
+    assert_eq!(rows[0]["address"], "14 Rose Cottage St.\nKenning UK, 323232");
+    assert_eq!(rows[0]["mugshot"], "mugshot-1.jpg");
+    assert_eq!(rows[3]["race___2"], "1");
+    assert_eq!(rows[3]["race___1"], "0");
+    assert_eq!(rows[4]["record_id"], "5");
+}
+
+#[test]
+fn export_filters_and_formats() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    // records + fields; without the record id field there is no id column (reference §4.6).
+    let v = export(&emu, &t, &[("records[0]", "2"), ("records[1]", "4"), ("fields[0]", "age")]).json();
+    assert_eq!(v, serde_json::json!([{"age": "11"}, {"age": "61"}]));
+    // Comma-joined lists are accepted too; forms add their _complete field.
+    let v = export(&emu, &t, &[("records", "1,3"), ("fields", "record_id"), ("forms", "health")]).json();
+    let keys: Vec<&str> = v[0].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["record_id", "height", "weight", "bmi", "comments", "mugshot", "health_complete"]);
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    // CSV with a tab delimiter, labels, label headers, checkbox labels.
+    let r = export(
+        &emu,
+        &t,
+        &[
+            ("format", "csv"),
+            ("csvDelimiter", "tab"),
+            ("fields[0]", "record_id"),
+            ("fields[1]", "sex"),
+            ("fields[2]", "race"),
+            ("rawOrLabel", "label"),
+            ("rawOrLabelHeaders", "label"),
+            ("exportCheckboxLabel", "true"),
+            ("records[0]", "4"),
+        ],
+    );
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0].split('\t').next(), Some("\"Study ID\""));
+    assert!(lines[0].contains("\"Race (Select all that apply) (choice=Asian)\""));
+    assert_eq!(lines[1], "4\tFemale\t\tAsian\t\t\tWhite\t");
+    // XML.
+    let x =
+        export(&emu, &t, &[("format", "xml"), ("records[0]", "1"), ("fields[0]", "record_id"), ("fields[1]", "email")])
+            .text();
+    assert_eq!(
+        x,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<records>\n<item><record_id>1</record_id><email>nutty@mouse.com</email></item>\n</records>\n"
+    );
+    // Unknown names.
+    export(&emu, &t, &[("fields[0]", "nope"), ("fields[1]", "redcap_event_name")]).expect(
+        400,
+        "{\"error\":\"The following values in the parameter \\\"fields\\\" are not valid: 'nope', 'redcap_event_name'\"}",
+    );
+    assert_eq!(export(&emu, &t, &[("forms[0]", "nope")]).status, 400);
+    // A record that does not exist is no error.
+    export(&emu, &t, &[("records[0]", "20000")]).expect(200, "[]");
+}
+
+#[test]
+fn filter_logic() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let v = export(&emu, &t, &[("fields", "record_id,age"), ("filterLogic", "[age] >= 61")]).json();
+    assert_eq!(v, serde_json::json!([{"record_id": "3", "age": "80"}, {"record_id": "4", "age": "61"}]));
+    let v =
+        export(&emu, &t, &[("fields", "record_id"), ("filterLogic", "[name_first] = 'John Lee' or [race(2)] = '1'")])
+            .json();
+    assert_eq!(v, serde_json::json!([{"record_id": "4"}, {"record_id": "5"}]));
+    // Empty filterLogic (REDCapR always sends it) means no filter.
+    assert_eq!(export(&emu, &t, &[("filterLogic", "")]).json().as_array().unwrap().len(), 5);
+    let r = export(&emu, &t, &[("filterLogic", "[age] >>> 3")]);
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().starts_with("The filter logic is not valid"));
+    let r = export(&emu, &t, &[("filterLogic", "[no_such_field] = 1")]);
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn dag_users_see_their_dag_only() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let pid = emu.project_ids()[0];
+    let site = emu.add_user(pid, User::new("site2").dag("dag_2")).unwrap();
+    let v = export(&emu, &site, &[("fields", "record_id"), ("exportDataAccessGroups", "true")]).json();
+    assert_eq!(v, serde_json::json!([{"record_id": "5"}]), "and no DAG column for a DAG user");
+    let v = export(&emu, &t, &[("fields", "record_id"), ("exportDataAccessGroups", "true")]).json();
+    let dags: Vec<&str> =
+        v.as_array().unwrap().iter().map(|r| r["redcap_data_access_group"].as_str().unwrap()).collect();
+    assert_eq!(dags, ["dag_1", "dag_1", "dag_1", "", "dag_2"]);
+    // Next record name for a DAG user is prefixed with the DAG id.
+    let dag2 = emu.dag_id(pid, "dag_2").unwrap();
+    post(&emu.url(), &[("token", &site), ("content", "generateNextRecordName")]).expect(200, &format!("{dag2}-1"));
+    post(&emu.url(), &[("token", &t), ("content", "generateNextRecordName")]).expect(200, "6");
+}
+
+#[test]
+fn data_export_rights() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let pid = emu.project_ids()[0];
+    let none = emu
+        .add_user(pid, User::new("none").rights(Rights { data_export: DataExport::NoAccess, ..Rights::full() }))
+        .unwrap();
+    assert_eq!(export(&emu, &none, &[]).status, 403);
+    let deid = emu
+        .add_user(
+            pid,
+            User::new("deid").rights(Rights { data_export: DataExport::RemoveIdentifiers, ..Rights::full() }),
+        )
+        .unwrap();
+    let v = export(&emu, &deid, &[("records[0]", "1")]).json();
+    let keys: Vec<&str> = v[0].as_object().unwrap().keys().map(String::as_str).collect();
+    assert!(keys.contains(&"record_id") && keys.contains(&"age"));
+    assert!(!keys.contains(&"name_first") && !keys.contains(&"dob"), "identifiers removed: {keys:?}");
+}
+
+#[test]
+fn import_round_trip_and_return_content() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let data = r#"[{"record_id":"10","name_first":"Ann","sex":"0","race___2":"1","race___5":"1","demographics_complete":"2"},
+                   {"record_id":"11","name_first":"Bob","age":42}]"#;
+    import(&emu, &t, data, &[]).expect(200, "{\"count\":2}");
+    let v = export(
+        &emu,
+        &t,
+        &[("records", "10,11"), ("fields", "record_id,name_first,sex,age,race,demographics_complete")],
+    )
+    .json();
+    assert_eq!(v[0]["name_first"], "Ann");
+    assert_eq!(v[0]["race___2"], "1");
+    assert_eq!(v[0]["race___1"], "0");
+    assert_eq!(v[0]["demographics_complete"], "2");
+    assert_eq!(v[1]["age"], "42");
+    // normal ignores blanks; overwrite erases.
+    import(&emu, &t, r#"[{"record_id":"10","name_first":"","race___2":"0"}]"#, &[]).expect(200, "{\"count\":1}");
+    let v = export(&emu, &t, &[("records", "10"), ("fields", "name_first,race")]).json();
+    assert_eq!(
+        (v[0]["name_first"].as_str(), v[0]["race___2"].as_str(), v[0]["race___5"].as_str()),
+        (Some("Ann"), Some("0"), Some("1"))
+    );
+    import(&emu, &t, r#"[{"record_id":"10","name_first":""}]"#, &[("overwriteBehavior", "overwrite")])
+        .expect(200, "{\"count\":1}");
+    assert_eq!(export(&emu, &t, &[("records", "10"), ("fields", "name_first")]).json()[0]["name_first"], "");
+    // returnContent and returnFormat.
+    import(&emu, &t, r#"[{"record_id":"12"},{"record_id":"13"}]"#, &[("returnContent", "ids")])
+        .expect(200, "[\"12\",\"13\"]");
+    import(&emu, &t, r#"[{"record_id":"12"}]"#, &[("returnContent", "nothing")]).expect(200, "");
+    import(&emu, &t, r#"[{"record_id":"12"}]"#, &[("returnFormat", "csv")]).expect(200, "1");
+    import(&emu, &t, r#"[{"record_id":"12"}]"#, &[("returnFormat", "xml")])
+        .expect(200, "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><count>1</count>");
+    import(
+        &emu,
+        &t,
+        r#"[{"record_id":"a"},{"record_id":"a"},{"record_id":"b"}]"#,
+        &[("forceAutoNumber", "true"), ("returnContent", "auto_ids")],
+    )
+    .expect(200, "[\"14,a\",\"15,b\"]");
+    // CSV data.
+    let r = post(
+        &emu.url(),
+        &[
+            ("token", &t),
+            ("content", "record"),
+            ("format", "csv"),
+            ("data", "record_id,name_last\n16,\"Smith, Jr\"\n"),
+            ("returnFormat", "json"),
+        ],
+    );
+    r.expect(200, "{\"count\":1}");
+    assert_eq!(export(&emu, &t, &[("records", "16"), ("fields", "name_last")]).json()[0]["name_last"], "Smith, Jr");
+}
+
+#[test]
+fn import_validation_is_all_or_nothing() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let r = import(&emu, &t, r#"[{"record_id":"20","sex":"7"},{"record_id":"21","weight":"heavy"}]"#, &[]);
+    assert_eq!(r.status, 400);
+    let msg = r.json()["error"].as_str().unwrap().to_owned();
+    let lines: Vec<&str> = msg.lines().collect();
+    assert_eq!(lines.len(), 2, "{msg}");
+    assert!(lines[0].starts_with("\"20\",\"sex\",\"7\","));
+    assert_eq!(
+        lines[1],
+        "\"21\",\"weight\",\"heavy\",\"The value you provided could not be validated because it does not follow the expected format. Please try again.\""
+    );
+    export(&emu, &t, &[("records", "20,21")]).expect(200, "[]");
+    let r = import(&emu, &t, r#"[{"record_id":"22","bogus":"1"}]"#, &[]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("bogus"));
+    import(&emu, &t, r#"[{"name_first":"x"}]"#, &[])
+        .expect(400, "{\"error\":\"The record id field (record_id) is missing.\"}");
+    assert_eq!(import(&emu, &t, "{not json", &[]).status, 400);
+    let ro = emu
+        .add_user(emu.project_ids()[0], User::new("ro").rights(Rights { api_import: false, ..Rights::full() }))
+        .unwrap();
+    import(&emu, &ro, r#"[{"record_id":"30"}]"#, &[])
+        .expect(403, "{\"error\":\"You do not have API Import/Update privileges\"}");
+}
+
+#[test]
+fn delete_records() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let del = |recs: &[&str]| {
+        let keys: Vec<String> = (0..recs.len()).map(|i| format!("records[{i}]")).collect();
+        let mut f = vec![("token", t.as_str()), ("content", "record"), ("action", "delete"), ("returnFormat", "json")];
+        for (k, v) in keys.iter().zip(recs) {
+            f.push((k, v));
+        }
+        post(&emu.url(), &f)
+    };
+    del(&["1", "99", "98"]).expect(
+        400,
+        "{\"error\":\"One or more of the records provided cannot be deleted because they do not exist in the project. The following records do not exist: 99, 98\"}",
+    );
+    assert_eq!(export(&emu, &t, &[("fields", "record_id")]).json().as_array().unwrap().len(), 5, "nothing deleted");
+    del(&["1", "2"]).expect(200, "2");
+    let left: Vec<String> = export(&emu, &t, &[("fields", "record_id")])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, ["3", "4", "5"]);
+    let pid = emu.project_ids()[0];
+    let nodel =
+        emu.add_user(pid, User::new("nodel").rights(Rights { record_delete: false, ..Rights::full() })).unwrap();
+    post(
+        &emu.url(),
+        &[("token", &nodel), ("content", "record"), ("action", "delete"), ("records[0]", "3"), ("returnFormat", "csv")],
+    )
+    .expect(403, "ERROR: You do not have Delete Record privileges");
+}
+
+#[test]
+fn rename_record() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    post(
+        &emu.url(),
+        &[("token", &t), ("content", "record"), ("action", "rename"), ("record", "1"), ("new_record_name", "100")],
+    )
+    .expect(200, "1");
+    let v = export(&emu, &t, &[("records", "100"), ("fields", "record_id,name_first")]).json();
+    assert_eq!(v, serde_json::json!([{"record_id": "100", "name_first": "Nutmeg"}]));
+    assert_eq!(
+        post(
+            &emu.url(),
+            &[("token", &t), ("content", "record"), ("action", "rename"), ("record", "1"), ("new_record_name", "2")]
+        )
+        .status,
+        400
+    );
+}
+
+#[test]
+fn repeating_and_longitudinal_rows() {
+    let emu = start(&["redcapr-repeating-instruments.xml", "pycap-doctest_project.xml"]);
+    let t = admin(&emu);
+    let v = export(&emu, &t, &[("records", "1"), ("fields", "record_id,first_name,bp_systolic")]).json();
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"record_id": "1", "redcap_repeat_instrument": "", "redcap_repeat_instance": "", "first_name": "aaa", "bp_systolic": ""},
+            {"record_id": "1", "redcap_repeat_instrument": "bp", "redcap_repeat_instance": 1, "first_name": "", "bp_systolic": "110"},
+            {"record_id": "1", "redcap_repeat_instrument": "bp", "redcap_repeat_instance": 2, "first_name": "", "bp_systolic": "111"},
+            {"record_id": "1", "redcap_repeat_instrument": "bp", "redcap_repeat_instance": 3, "first_name": "", "bp_systolic": "112"}
+        ])
+    );
+    // Import a new instance with "new".
+    import(
+        &emu,
+        &t,
+        r#"[{"record_id":"1","redcap_repeat_instrument":"bp","redcap_repeat_instance":"new","bp_systolic":"120"}]"#,
+        &[],
+    )
+    .expect(200, "{\"count\":1}");
+    let v = export(
+        &emu,
+        &t,
+        &[("records", "1"), ("fields", "record_id,bp_systolic"), ("filterLogic", "[bp_systolic] = '120'")],
+    )
+    .json();
+    assert_eq!(v[0]["redcap_repeat_instance"], 4);
+    // Longitudinal project: redcap_event_name is required on import and exported.
+    let lt = emu.token(emu.project_ids()[1], "admin").unwrap();
+    let r = import(&emu, &lt, r#"[{"record_id":"9","field_1":"1"}]"#, &[]);
+    assert_eq!(r.status, 400);
+    import(
+        &emu,
+        &lt,
+        r#"[{"record_id":"9","redcap_event_name":"event_1_arm_1","redcap_repeat_instance":"1","field_1":"1"}]"#,
+        &[],
+    )
+    .expect(200, "{\"count\":1}");
+    let v = export(&emu, &lt, &[("records", "9"), ("fields", "record_id,field_1")]).json();
+    assert_eq!(
+        v,
+        serde_json::json!([{"record_id": "9", "redcap_event_name": "event_1_arm_1", "redcap_repeat_instrument": "", "redcap_repeat_instance": 1, "field_1": "1"}])
+    );
+}
+
+#[test]
+fn date_range_and_gray_status() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    // Loaded records were all created "now": a range in the future or the past yields nothing.
+    export(&emu, &t, &[("dateRangeBegin", "2999-01-01 00:00:00")]).expect(200, "[]");
+    export(&emu, &t, &[("dateRangeEnd", "2000-01-01 00:00:00")]).expect(200, "[]");
+    assert_eq!(export(&emu, &t, &[("dateRangeBegin", "2000-01-01 00:00:00")]).json().as_array().unwrap().len(), 5);
+    // A record with only demographics: the other forms are gray.
+    import(&emu, &t, r#"[{"record_id":"40","name_first":"Gray"}]"#, &[]).expect(200, "{\"count\":1}");
+    let f = [("records", "40"), ("fields", "health_complete")];
+    assert_eq!(export(&emu, &t, &f).json()[0]["health_complete"], "0");
+    let mut g = f.to_vec();
+    g.push(("exportBlankForGrayFormStatus", "true"));
+    assert_eq!(export(&emu, &t, &g).json()[0]["health_complete"], "");
+}

@@ -1,0 +1,729 @@
+//! One scenario suite, written once and run against both clients (blocking and async), with
+//! the emulator started in-process on 127.0.0.1. Each scenario asserts what the user sees and
+//! that nothing was lost or duplicated.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use redcap::workflow::{
+    BatchOptions, PullOptions, PushOptions, RemoteTree, ReportId, ReportOptions, TransferSummary, WorkflowError,
+};
+use redcap::{Error, FileRepositoryEntry, Format, Method, Row, Target, file_repository, record};
+use redcap_core::RetryPolicy;
+use redcap_emulator::{Emulator, Fault, Rights, RunningEmulator, User};
+
+/// What a scenario can do with a client; implemented by both modes.
+trait Api: Sized {
+    fn connect(url: &str, token: &str) -> Result<Self, Error>;
+    fn call<M: Method>(&self, m: &M) -> Result<M::Output, Error>;
+    fn stream<M: Method>(&self, m: &M, sink: &mut Vec<u8>) -> Result<u64, Error>;
+    fn download_to<M: Method>(&self, m: &M, target: &Target) -> Result<PathBuf, Error>;
+    fn walk(&self, root: Option<u64>) -> Result<RemoteTree, WorkflowError>;
+    fn pull(
+        &self,
+        root: Option<u64>,
+        dir: &Path,
+        progress: &dyn redcap::workflow::Progress,
+    ) -> Result<TransferSummary, WorkflowError>;
+    fn push(&self, dir: &Path, root: Option<u64>) -> Result<TransferSummary, WorkflowError>;
+    fn export_report_rows(&self, id: ReportId) -> Result<Vec<Row>, WorkflowError>;
+    fn export_batched(&self, template: &record::export::Request, batch: usize) -> Result<Vec<Row>, WorkflowError>;
+    fn import_batched(&self, rows: Vec<Row>, batch: usize) -> Result<u64, WorkflowError>;
+}
+
+fn policy() -> RetryPolicy {
+    // Fast retries keep the suite quick; the number of attempts is the default (4).
+    RetryPolicy::default().with_base_delay(Duration::from_millis(5))
+}
+
+struct Blocking(redcap::blocking::Client);
+
+impl Api for Blocking {
+    fn connect(url: &str, token: &str) -> Result<Self, Error> {
+        redcap::blocking::Client::builder(url, token).allow_http(true).retry(policy()).build().map(Blocking)
+    }
+    fn call<M: Method>(&self, m: &M) -> Result<M::Output, Error> {
+        self.0.call(m)
+    }
+    fn stream<M: Method>(&self, m: &M, sink: &mut Vec<u8>) -> Result<u64, Error> {
+        self.0.stream(m, sink).map(|s| s.bytes)
+    }
+    fn download_to<M: Method>(&self, m: &M, target: &Target) -> Result<PathBuf, Error> {
+        self.0.download_to(m, target).map(|d| d.path)
+    }
+    fn walk(&self, root: Option<u64>) -> Result<RemoteTree, WorkflowError> {
+        use redcap::blocking::Workflows;
+        self.0.walk(root, &redcap::workflow::NoProgress)
+    }
+    fn pull(
+        &self,
+        root: Option<u64>,
+        dir: &Path,
+        progress: &dyn redcap::workflow::Progress,
+    ) -> Result<TransferSummary, WorkflowError> {
+        use redcap::blocking::Workflows;
+        self.0.pull(root, dir, &PullOptions::default(), progress)
+    }
+    fn push(&self, dir: &Path, root: Option<u64>) -> Result<TransferSummary, WorkflowError> {
+        use redcap::blocking::Workflows;
+        self.0.push(dir, root, &PushOptions::default(), &redcap::workflow::NoProgress)
+    }
+    fn export_report_rows(&self, id: ReportId) -> Result<Vec<Row>, WorkflowError> {
+        use redcap::blocking::Workflows;
+        self.0.export_report(id, &ReportOptions::default())
+    }
+    fn export_batched(&self, template: &record::export::Request, batch: usize) -> Result<Vec<Row>, WorkflowError> {
+        use redcap::blocking::Workflows;
+        self.0.export_records_batched(
+            template,
+            &BatchOptions::default().batch_size(batch),
+            &redcap::workflow::NoProgress,
+        )
+    }
+    fn import_batched(&self, rows: Vec<Row>, batch: usize) -> Result<u64, WorkflowError> {
+        use redcap::blocking::Workflows;
+        let template = record::import::Request::new("");
+        self.0.import_records_batched(
+            rows,
+            &template,
+            &BatchOptions::default().batch_size(batch),
+            &redcap::workflow::NoProgress,
+        )
+    }
+}
+
+struct Async {
+    client: redcap::asynchronous::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Api for Async {
+    fn connect(url: &str, token: &str) -> Result<Self, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let client = redcap::asynchronous::Client::builder(url, token).allow_http(true).retry(policy()).build()?;
+        Ok(Async { client, rt })
+    }
+    fn call<M: Method>(&self, m: &M) -> Result<M::Output, Error> {
+        self.rt.block_on(self.client.call(m))
+    }
+    fn stream<M: Method>(&self, m: &M, sink: &mut Vec<u8>) -> Result<u64, Error> {
+        self.rt.block_on(self.client.stream(m, sink)).map(|s| s.bytes)
+    }
+    fn download_to<M: Method>(&self, m: &M, target: &Target) -> Result<PathBuf, Error> {
+        self.rt.block_on(self.client.download_to(m, target)).map(|d| d.path)
+    }
+    fn walk(&self, root: Option<u64>) -> Result<RemoteTree, WorkflowError> {
+        use redcap::asynchronous::Workflows;
+        self.rt.block_on(self.client.walk(root, &redcap::workflow::NoProgress))
+    }
+    fn pull(
+        &self,
+        root: Option<u64>,
+        dir: &Path,
+        progress: &dyn redcap::workflow::Progress,
+    ) -> Result<TransferSummary, WorkflowError> {
+        use redcap::asynchronous::Workflows;
+        self.rt.block_on(self.client.pull(root, dir, &PullOptions::default(), progress))
+    }
+    fn push(&self, dir: &Path, root: Option<u64>) -> Result<TransferSummary, WorkflowError> {
+        use redcap::asynchronous::Workflows;
+        self.rt.block_on(self.client.push(dir, root, &PushOptions::default(), &redcap::workflow::NoProgress))
+    }
+    fn export_report_rows(&self, id: ReportId) -> Result<Vec<Row>, WorkflowError> {
+        use redcap::asynchronous::Workflows;
+        self.rt.block_on(self.client.export_report(id, &ReportOptions::default()))
+    }
+    fn export_batched(&self, template: &record::export::Request, batch: usize) -> Result<Vec<Row>, WorkflowError> {
+        use redcap::asynchronous::Workflows;
+        self.rt.block_on(self.client.export_records_batched(
+            template,
+            &BatchOptions::default().batch_size(batch),
+            &redcap::workflow::NoProgress,
+        ))
+    }
+    fn import_batched(&self, rows: Vec<Row>, batch: usize) -> Result<u64, WorkflowError> {
+        use redcap::asynchronous::Workflows;
+        let template = record::import::Request::new("");
+        self.rt.block_on(self.client.import_records_batched(
+            rows,
+            &template,
+            &BatchOptions::default().batch_size(batch),
+            &redcap::workflow::NoProgress,
+        ))
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    redcap_tests::workspace_root().join("crates/redcap-emulator/fixtures").join(name)
+}
+
+/// An emulator with one project loaded from `xml`, and a client for its admin.
+struct Env<A> {
+    emu: RunningEmulator,
+    pid: i64,
+    api: A,
+}
+
+impl<A: Api> Env<A> {
+    fn with_xml(xml: String) -> Self {
+        let emu =
+            Emulator::builder().project_xml(xml).in_memory().deterministic_tokens(7).start().expect("emulator starts");
+        let pid = emu.project_ids()[0];
+        let token = emu.token(pid, "admin").expect("admin token");
+        let api = A::connect(&emu.url(), &token).expect("client");
+        Env { emu, pid, api }
+    }
+
+    fn new(fixture_name: &str) -> Self {
+        Self::with_xml(std::fs::read_to_string(fixture(fixture_name)).expect("fixture"))
+    }
+
+    fn client_for(&self, user: User) -> A {
+        let token = self.emu.add_user(self.pid, user).expect("user added");
+        A::connect(&self.emu.url(), &token).expect("client")
+    }
+}
+
+fn files_in(entries: &[FileRepositoryEntry]) -> Vec<(u64, String)> {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            FileRepositoryEntry::File(f) => Some((f.doc_id, f.name.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn upload_bytes<A: Api>(api: &A, name: &str, bytes: &[u8], folder: Option<u64>) -> Result<(), Error> {
+    let mut req = file_repository::import::Request::new(redcap::Upload::from_bytes(name.to_owned(), bytes.to_vec()));
+    req.folder_id = folder;
+    api.call(&req)
+}
+
+// ---- File Repository ---------------------------------------------------------------------
+
+fn file_repository_round_trip<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let folder = env.api.call(&file_repository::create_folder::Request::new("Protocols")).unwrap();
+    upload_bytes(&env.api, "consent.txt", b"signed consent v3\n", Some(folder)).unwrap();
+    let listing = env.api.call(&file_repository::list::Request::new().folder_id(folder)).unwrap();
+    let files = files_in(&listing);
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].1, "consent.txt");
+    let top = env.api.call(&file_repository::list::Request::new()).unwrap();
+    assert!(
+        top.iter()
+            .any(|e| matches!(e, FileRepositoryEntry::Folder(f) if f.folder_id == folder && f.name == "Protocols"))
+    );
+
+    // Buffered, streamed and atomic downloads all give the same bytes and name.
+    let doc = files[0].0;
+    let got = env.api.call(&file_repository::export::Request::new(doc)).unwrap();
+    assert_eq!(&got.bytes[..], b"signed consent v3\n");
+    assert_eq!(got.head.server_name.as_deref(), Some("consent.txt"));
+    let mut sink = Vec::new();
+    assert_eq!(env.api.stream(&file_repository::export::Request::new(doc), &mut sink).unwrap(), 18);
+    assert_eq!(sink, b"signed consent v3\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = env
+        .api
+        .download_to(
+            &file_repository::export::Request::new(doc),
+            &Target::Dir { dir: dir.path().into(), fallback: "x".into() },
+        )
+        .unwrap();
+    assert_eq!(path, dir.path().join("consent.txt"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"signed consent v3\n");
+
+    // Delete: gone from the listing, and exporting it is an error REDCap-style.
+    env.api.call(&file_repository::delete::Request::new(doc)).unwrap();
+    assert!(files_in(&env.api.call(&file_repository::list::Request::new().folder_id(folder)).unwrap()).is_empty());
+    let err = env.api.call(&file_repository::export::Request::new(doc)).unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(400), "{err}");
+}
+
+fn file_repository_listing_in_every_format<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let folder = env.api.call(&file_repository::create_folder::Request::new("A & B <docs>")).unwrap();
+    upload_bytes(&env.api, "x.txt", b"x", None).unwrap();
+    let json = env.api.call(&file_repository::list::Request::new()).unwrap();
+    for format in [Format::Csv, Format::Xml] {
+        let req = file_repository::list::Request::new().format(format);
+        assert_eq!(env.api.call(&req).unwrap(), json, "{format}");
+    }
+    assert!(
+        json.iter()
+            .any(|e| matches!(e, FileRepositoryEntry::Folder(f) if f.folder_id == folder && f.name == "A & B <docs>"))
+    );
+}
+
+fn restricted_folders_are_hidden_from_outsiders<A: Api>() {
+    let env = Env::<A>::new("redcapr-dag.xml");
+    let dags: Vec<Row> = env.api.call(&redcap::dag::export::Request::new()).unwrap().rows().unwrap();
+    let unique = |i: usize| dags[i]["unique_group_name"].as_str().unwrap().to_owned();
+    let (dag_a, dag_b) = (unique(0), unique(1));
+    let dag_a_id = env.emu.dag_id(env.pid, &dag_a).unwrap() as u64;
+    let restricted =
+        env.api.call(&file_repository::create_folder::Request::new("Site A only").dag_id(dag_a_id)).unwrap();
+    let open = env.api.call(&file_repository::create_folder::Request::new("Everyone")).unwrap();
+    let inside = env.client_for(User::new("in_a").dag(dag_a.clone()));
+    let outside = env.client_for(User::new("in_b").dag(dag_b));
+    let ids = |entries: Vec<FileRepositoryEntry>| -> Vec<(u64, Option<String>)> {
+        entries
+            .into_iter()
+            .filter_map(|e| match e {
+                FileRepositoryEntry::Folder(f) => Some((f.folder_id, f.dag)),
+                _ => None,
+            })
+            .collect()
+    };
+    let seen_inside = ids(inside.call(&file_repository::list::Request::new()).unwrap());
+    assert!(seen_inside.contains(&(restricted, Some(dag_a))), "{seen_inside:?}");
+    assert!(seen_inside.contains(&(open, None)));
+    let seen_outside = ids(outside.call(&file_repository::list::Request::new()).unwrap());
+    assert_eq!(seen_outside, [(open, None)]);
+    let err = outside.call(&file_repository::list::Request::new().folder_id(restricted)).unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(400));
+    assert!(err.to_string().contains("DAG-restricted or Role-restricted"), "{err}");
+}
+
+fn missing_rights_are_reported<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let reader = env.client_for(User::new("reader").rights(Rights { api_import: false, ..Rights::full() }));
+    let err = reader.call(&file_repository::create_folder::Request::new("x")).unwrap_err();
+    let api = err.api().expect("an API error");
+    assert_eq!(api.status().as_u16(), 403);
+    assert!(api.is_permission() && !api.is_auth(), "{err}");
+}
+
+// ---- Errors and tokens -----------------------------------------------------------------
+
+fn rejected_and_malformed_tokens<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let stranger = A::connect(&env.emu.url(), "0123456789ABCDEF0123456789ABCDEF").unwrap();
+    let err = stranger.call(&redcap::version::export::Request::new()).unwrap_err();
+    assert!(err.api().is_some_and(|e| e.is_auth()), "{err}");
+    assert!(!format!("{err} {err:?}").contains("0123456789ABCDEF"), "the token must not appear in errors");
+
+    let calls = env.emu.faults().calls();
+    for bad in ["not-a-token", "0123456789ABCDEF0123456789ABCDE", "0123456789ABCDEF0123456789ABCDEFG"] {
+        let err = A::connect(&env.emu.url(), bad).err().expect("refused");
+        assert!(matches!(err, Error::Encode(_)), "{err}");
+        assert!(!err.to_string().contains(bad));
+    }
+    assert_eq!(env.emu.faults().calls(), calls, "nothing was sent");
+}
+
+fn error_envelopes_in_every_format<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    for format in [Format::Json, Format::Csv, Format::Xml] {
+        let req = file_repository::list::Request::new().folder_id(999_999).format(format).return_format(format.into());
+        let err = env.api.call(&req).unwrap_err();
+        let api = err.api().expect("API error");
+        assert_eq!(api.status().as_u16(), 400);
+        assert_eq!(api.kind(), redcap::ApiErrorKind::Envelope, "{format}");
+        assert!(
+            api.message().starts_with("The File Repository folder folder_id=999999 does not exist"),
+            "{format}: {}",
+            api.message()
+        );
+    }
+}
+
+// ---- Reports and records --------------------------------------------------------------
+
+fn reports_in_every_format<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let id = env.emu.report_id(env.pid, "test-report-1").unwrap() as u64;
+    let req = |f: Format| redcap::report::export::Request::new(id).format(f);
+    let json = env.api.call(&req(Format::Json)).unwrap().rows().unwrap();
+    assert!(!json.is_empty());
+    assert_eq!(json[0].keys().collect::<Vec<_>>(), ["record_id", "height", "health_complete", "address", "ethnicity"]);
+    for f in [Format::Csv, Format::Xml] {
+        let rows = env.api.call(&req(f)).unwrap().rows().unwrap();
+        let as_text = |rows: &[Row]| -> Vec<Vec<String>> {
+            rows.iter()
+                .map(|r| r.values().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect())
+                .collect()
+        };
+        assert_eq!(as_text(&rows), as_text(&json), "{f}");
+    }
+    let odm = env.api.call(&req(Format::Odm)).unwrap();
+    assert!(odm.text().contains("<ODM"), "ODM output");
+    assert_eq!(env.api.export_report_rows(ReportId(id)).unwrap(), json);
+}
+
+fn report_with_filter_logic<A: Api>() {
+    let xml = std::fs::read_to_string(fixture("redcapr-simple.xml")).unwrap();
+    let xml = xml.replacen("advanced_logic=\"\"", "advanced_logic=\"[height] &gt;= 160\"", 1);
+    let env = Env::<A>::with_xml(xml);
+    let id = env.emu.report_id(env.pid, "test-report-1").unwrap() as u64;
+    let rows = env.api.export_report_rows(ReportId(id)).unwrap();
+    let all = env.api.call(&record::export::Request::new().fields(["record_id", "height"])).unwrap().rows().unwrap();
+    let expected: Vec<&Row> = all
+        .iter()
+        .filter(|r| r["height"].as_str().and_then(|h| h.parse::<f64>().ok()).is_some_and(|h| h >= 160.0))
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < all.len(), "the filter must keep some rows and drop others");
+    let got: Vec<&str> = rows.iter().map(|r| r["record_id"].as_str().unwrap()).collect();
+    let want: Vec<&str> = expected.iter().map(|r| r["record_id"].as_str().unwrap()).collect();
+    assert_eq!(got, want);
+}
+
+fn records_import_then_export<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let data = r#"[{"record_id":"901","name_first":"Ada","name_last":"Lovelace","height":"165"},{"record_id":"902","name_first":"Alan","name_last":"Turing","height":"180"}]"#;
+    let outcome = env.api.call(&record::import::Request::new(data)).unwrap();
+    assert_eq!(outcome, redcap::ImportOutcome::Count(2));
+    let rows = env
+        .api
+        .call(&record::export::Request::new().records(["901", "902"]).fields(["record_id", "name_first", "height"]))
+        .unwrap()
+        .rows()
+        .unwrap();
+    let got: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r["record_id"].as_str().unwrap(), r["name_first"].as_str().unwrap(), r["height"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, [("901", "Ada", "165"), ("902", "Alan", "180")]);
+}
+
+// ---- Faults ---------------------------------------------------------------------------------
+
+fn transient_503_is_retried<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    env.emu.faults().fail_next(2, 503);
+    let v = env.api.call(&redcap::version::export::Request::new()).unwrap();
+    assert!(v.major >= 6);
+    assert_eq!(env.emu.faults().pending(), 0);
+}
+
+fn rate_limit_honours_retry_after<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    env.emu.faults().inject(Fault::RateLimited { retry_after_secs: 1 }, 1);
+    let started = std::time::Instant::now();
+    env.api.call(&redcap::version::export::Request::new()).unwrap();
+    // Not a speed assertion: the client must have waited for the server's Retry-After.
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+fn html_error_page_at_200<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    // An export is retried past it.
+    env.emu.faults().inject(Fault::HtmlPage, 1);
+    env.api.call(&file_repository::list::Request::new()).unwrap();
+    // An upload is not: the error is reported and no file was stored.
+    env.emu.faults().inject(Fault::HtmlPage, 1);
+    let err = upload_bytes(&env.api, "a.txt", b"a", None).unwrap_err();
+    assert_eq!(err.api().map(|e| e.kind()), Some(redcap::ApiErrorKind::HtmlPage), "{err}");
+    assert!(files_in(&env.api.call(&file_repository::list::Request::new()).unwrap()).is_empty());
+}
+
+fn failed_upload_is_never_duplicated<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    env.emu.faults().fail_next(1, 503);
+    let err = upload_bytes(&env.api, "once.txt", b"1", None).unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
+    upload_bytes(&env.api, "once.txt", b"1", None).unwrap();
+    let files = files_in(&env.api.call(&file_repository::list::Request::new()).unwrap());
+    assert_eq!(files.len(), 1, "exactly one copy: the failed attempt was not retried behind the user's back");
+}
+
+fn download_survives_reset_and_truncation<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    upload_bytes(&env.api, "big.bin", &payload, None).unwrap();
+    let doc = files_in(&env.api.call(&file_repository::list::Request::new()).unwrap())[0].0;
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::File(dir.path().join("big.bin"));
+    for fault in [Fault::ResetAfter { bytes: 70_000 }, Fault::Truncate { bytes: 150_000 }] {
+        env.emu.faults().inject(fault, 1);
+        let path = env.api.download_to(&file_repository::export::Request::new(doc), &target).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), payload);
+    }
+    // Broken every time: an error, and nothing at the final path nor left behind.
+    std::fs::remove_file(dir.path().join("big.bin")).unwrap();
+    env.emu.faults().inject(Fault::Truncate { bytes: 1000 }, 10);
+    let err = env.api.download_to(&file_repository::export::Request::new(doc), &target).unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no partial or temporary file remains");
+    env.emu.faults().clear();
+    // Streaming into a caller's writer: an attempt that broke before any byte reached the writer
+    // is retried; once bytes are out, the error is returned instead (a retry would write them
+    // twice). Which case happens depends on when the transport notices the cut.
+    env.emu.faults().inject(Fault::Truncate { bytes: 100_000 }, 10);
+    let mut sink = Vec::new();
+    let result = env.api.stream(&file_repository::export::Request::new(doc), &mut sink);
+    assert!(matches!(result, Err(Error::Transport(_))), "{result:?}");
+    assert!(sink.len() < payload.len() && payload.starts_with(&sink), "only a clean prefix was written");
+    if !sink.is_empty() {
+        assert_eq!(env.emu.faults().pending(), 9, "no retry after bytes reached the writer");
+    }
+    env.emu.faults().clear();
+}
+
+// ---- Workflows ------------------------------------------------------------------------------
+
+/// Three levels with DAG- and role-restricted folders.
+fn build_tree<A: Api>(env: &Env<A>, dag_id: u64, role_id: Option<u64>) -> (u64, u64, u64) {
+    let top = env.api.call(&file_repository::create_folder::Request::new("Study")).unwrap();
+    let site =
+        env.api.call(&file_repository::create_folder::Request::new("Site A").folder_id(top).dag_id(dag_id)).unwrap();
+    let mut coord = file_repository::create_folder::Request::new("Coordinators").folder_id(site);
+    coord.role_id = role_id;
+    let coord = env.api.call(&coord).unwrap();
+    upload_bytes(&env.api, "protocol.txt", b"protocol v1", Some(top)).unwrap();
+    upload_bytes(&env.api, "site-a.txt", b"site a notes", Some(site)).unwrap();
+    upload_bytes(&env.api, "roster.csv", b"id,name\n1,x\n", Some(coord)).unwrap();
+    upload_bytes(&env.api, "roster.csv", b"id,name\n2,y\n", Some(coord)).unwrap();
+    (top, site, coord)
+}
+
+fn tree_walk_pull_twice_and_restrictions<A: Api>() {
+    let env = Env::<A>::new("redcapr-dag.xml");
+    let dags: Vec<Row> = env.api.call(&redcap::dag::export::Request::new()).unwrap().rows().unwrap();
+    let dag_a = dags[0]["unique_group_name"].as_str().unwrap().to_owned();
+    let dag_b = dags[1]["unique_group_name"].as_str().unwrap().to_owned();
+    build_tree(&env, env.emu.dag_id(env.pid, &dag_a).unwrap() as u64, None);
+
+    let tree = env.api.walk(None).unwrap();
+    let paths: Vec<&str> = tree.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "Study/Site A/Coordinators/roster (doc_id 4).csv",
+            "Study/Site A/Coordinators/roster.csv",
+            "Study/Site A/site-a.txt",
+            "Study/protocol.txt"
+        ]
+    );
+    assert_eq!(tree.folder_at("Study/Site A").unwrap().dag.as_deref(), Some(dag_a.as_str()));
+    let outsider = env.client_for(User::new("b_user").dag(dag_b));
+    let seen: Vec<String> = outsider.walk(None).unwrap().files.into_iter().map(|f| f.path).collect();
+    assert_eq!(seen, ["Study/protocol.txt"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let first = env.api.pull(None, dir.path(), &redcap::workflow::NoProgress).unwrap();
+    assert_eq!((first.transferred, first.skipped), (4, 0));
+    assert_eq!(std::fs::read(dir.path().join("Study/Site A/Coordinators/roster.csv")).unwrap(), b"id,name\n1,x\n");
+    assert_eq!(
+        std::fs::read(dir.path().join("Study/Site A/Coordinators/roster (doc_id 4).csv")).unwrap(),
+        b"id,name\n2,y\n"
+    );
+    let second = env.api.pull(None, dir.path(), &redcap::workflow::NoProgress).unwrap();
+    assert_eq!((second.transferred, second.skipped, second.bytes), (0, 4, 0), "the second run transfers nothing");
+}
+
+fn push_then_pull_round_trips<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("a/b/c")).unwrap();
+    let files: [(&str, Vec<u8>); 3] = [
+        ("top.txt", b"top".to_vec()),
+        ("a/b/mid.bin", (0..5000u32).map(|i| (i * 7 % 256) as u8).collect()),
+        ("a/b/c/deep.txt", b"deep".to_vec()),
+    ];
+    for (p, bytes) in &files {
+        std::fs::write(src.path().join(p), bytes).unwrap();
+    }
+    let pushed = env.api.push(src.path(), None).unwrap();
+    assert_eq!((pushed.transferred, pushed.folders_created), (3, 3));
+    assert!(pushed.uploaded.iter().all(|(_, doc)| *doc > 0));
+    // Resolved doc_ids are the real ones: export each and compare.
+    for (path, doc) in &pushed.uploaded {
+        let got = env.api.call(&file_repository::export::Request::new(*doc)).unwrap();
+        let want = &files.iter().find(|(p, _)| p == path).unwrap().1;
+        assert_eq!(&got.bytes[..], &want[..], "{path}");
+    }
+    // A re-run uploads nothing; the same name elsewhere is a new file with its own doc_id.
+    assert_eq!(env.api.push(src.path(), None).unwrap().transferred, 0);
+    let dst = tempfile::tempdir().unwrap();
+    env.api.pull(None, dst.path(), &redcap::workflow::NoProgress).unwrap();
+    for (p, bytes) in &files {
+        assert_eq!(&std::fs::read(dst.path().join(p)).unwrap(), bytes, "{p}");
+    }
+}
+
+fn push_resolves_doc_id_when_the_name_exists<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    upload_bytes(&env.api, "same.txt", b"old", None).unwrap();
+    let old = files_in(&env.api.call(&file_repository::list::Request::new()).unwrap())[0].0;
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("same.txt"), b"new").unwrap();
+    let pushed = env.api.push(src.path(), None).unwrap();
+    let (_, new) = pushed.uploaded[0];
+    assert_ne!(new, old, "REDCap keeps both; the new doc_id is the one that was not there before");
+    assert_eq!(&env.api.call(&file_repository::export::Request::new(new)).unwrap().bytes[..], b"new");
+    assert_eq!(&env.api.call(&file_repository::export::Request::new(old)).unwrap().bytes[..], b"old");
+}
+
+fn failure_mid_pull_loses_nothing<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    for i in 0..4 {
+        upload_bytes(&env.api, &format!("f{i}.txt"), format!("file {i}").as_bytes(), None).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let faults = env.emu.faults();
+    // Break every attempt of the third download (the default policy makes 4), nothing else.
+    let progress = move |e: redcap::workflow::ProgressEvent| {
+        if let redcap::workflow::ProgressEvent::Started { item, .. } = e
+            && item == "f2.txt"
+        {
+            faults.inject(Fault::Status { status: 500, message: "boom".into() }, 4);
+        }
+    };
+    let first = env.api.pull(None, dir.path(), &progress).unwrap();
+    assert_eq!(first.transferred, 3);
+    assert_eq!(first.failed.len(), 1);
+    assert_eq!(first.failed[0].0, "f2.txt");
+    assert!(!dir.path().join("f2.txt").exists(), "a failed download leaves nothing at its path");
+    let second = env.api.pull(None, dir.path(), &redcap::workflow::NoProgress).unwrap();
+    assert_eq!((second.transferred, second.skipped), (1, 3));
+    assert_eq!(std::fs::read(dir.path().join("f2.txt")).unwrap(), b"file 2");
+}
+
+fn batched_export_equals_one_shot<A: Api>() {
+    let env = Env::<A>::new("redcapr-vignette-repeating.xml");
+    let template = record::export::Request::new();
+    let one_shot = env.api.call(&template).unwrap().rows().unwrap();
+    let batched = env.api.export_batched(&template, 2).unwrap();
+    assert!(one_shot.len() > 2);
+    let key = |r: &Row| serde_json::to_string(r).unwrap();
+    let mut a: Vec<String> = one_shot.iter().map(key).collect();
+    let mut b: Vec<String> = batched.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}
+
+fn batched_import_checks_counts<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let rows: Vec<Row> = serde_json::from_str(
+        r#"[{"record_id":"801","name_first":"A"},{"record_id":"802","name_first":"B"},{"record_id":"803","name_first":"C"}]"#,
+    )
+    .unwrap();
+    assert_eq!(env.api.import_batched(rows, 2).unwrap(), 3);
+    let back = env
+        .api
+        .call(&record::export::Request::new().records(["801", "802", "803"]).fields(["record_id"]))
+        .unwrap()
+        .rows()
+        .unwrap();
+    assert_eq!(back.len(), 3);
+}
+
+macro_rules! for_both_clients {
+    ($group:ident: $($name:ident),* $(,)?) => {
+        mod $group {
+            mod blocking {
+                $(#[test] fn $name() { super::super::$name::<super::super::Blocking>() })*
+            }
+            mod asynchronous {
+                $(#[test] fn $name() { super::super::$name::<super::super::Async>() })*
+            }
+        }
+    };
+}
+
+for_both_clients!(
+    emulator:
+    file_repository_round_trip,
+    file_repository_listing_in_every_format,
+    restricted_folders_are_hidden_from_outsiders,
+    missing_rights_are_reported,
+    rejected_and_malformed_tokens,
+    error_envelopes_in_every_format,
+    reports_in_every_format,
+    report_with_filter_logic,
+    records_import_then_export,
+    transient_503_is_retried,
+    rate_limit_honours_retry_after,
+    html_error_page_at_200,
+    failed_upload_is_never_duplicated,
+    download_survives_reset_and_truncation,
+    tree_walk_pull_twice_and_restrictions,
+    push_then_pull_round_trips,
+    push_resolves_doc_id_when_the_name_exists,
+    failure_mid_pull_loses_nothing,
+    batched_export_equals_one_shot,
+    batched_import_checks_counts,
+);
+
+// ---- Redirects (a loopback stand-in: the emulator never redirects) ------------------------
+
+/// A one-thread HTTP server on 127.0.0.1 that records each request's method, path and body,
+/// and answers with `reply(path)`.
+struct StandIn {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+}
+
+impl StandIn {
+    fn start(reply: impl Fn(&str, u16) -> String + Send + 'static) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h == "\r\n" || h.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                log.lock().unwrap().push((method, path.clone(), String::from_utf8_lossy(&body).into_owned()));
+                let mut out = stream;
+                let _ = out.write_all(reply(&path, port).as_bytes());
+            }
+        });
+        StandIn { port, seen }
+    }
+}
+
+fn http(status: &str, headers: &str, body: &str) -> String {
+    format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}", body.len())
+}
+
+fn redirect_on_the_same_server_is_re_posted<A: Api>() {
+    let server = StandIn::start(|path, _| match path {
+        "/old/api/" => http("307 Temporary Redirect", "Location: /api/\r\n", ""),
+        _ => http("200 OK", "Content-Type: text/csv\r\n", "14.5.2"),
+    });
+    let api = A::connect(&format!("http://127.0.0.1:{}/old/api/", server.port), redcap_tests::FAKE_TOKEN).unwrap();
+    let version = api.call(&redcap::version::export::Request::new()).unwrap();
+    assert_eq!(version, redcap::Version::new(14, 5, 2));
+    let seen = server.seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!((seen[1].0.as_str(), seen[1].1.as_str()), ("POST", "/api/"), "re-POSTed, never turned into a GET");
+    assert_eq!(seen[1].2, seen[0].2, "the same body");
+}
+
+fn redirect_to_another_server_is_refused<A: Api>() {
+    let elsewhere = StandIn::start(|_, _| http("200 OK", "", "14.5.2"));
+    let other = elsewhere.port;
+    let server =
+        StandIn::start(move |_, _| http("302 Found", &format!("Location: http://127.0.0.1:{other}/api/\r\n"), ""));
+    let api = A::connect(&format!("http://127.0.0.1:{}/api/", server.port), redcap_tests::FAKE_TOKEN).unwrap();
+    let err = api.call(&redcap::version::export::Request::new()).unwrap_err();
+    assert!(matches!(err, Error::Redirect(_)), "{err}");
+    assert!(err.to_string().contains("not following a redirect to another server"), "{err}");
+    assert!(elsewhere.seen.lock().unwrap().is_empty(), "the token was not sent to the other server");
+}
+
+for_both_clients!(stand_in: redirect_on_the_same_server_is_re_posted, redirect_to_another_server_is_refused);

@@ -1,0 +1,189 @@
+//! `cargo xtask bench`: the transfer and call benchmarks against the emulator on loopback.
+//!
+//! Measures (issue "Benchmark"): a 1 GiB File Repository upload and download with our blocking
+//! client, wall time and peak RSS, beside curl doing the same transfer; and 2,000 small calls,
+//! blocking (keep-alive) and async with concurrency 16. Targets: peak RSS under 32 MiB for the
+//! 1 GiB transfers, download wall time within 1.25x of curl's. Size and call count can be
+//! lowered with REDCAP_BENCH_MIB and REDCAP_BENCH_CALLS for a quick run.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn run(bin: &Path, args: &[&str]) -> Result<Vec<String>, String> {
+    let out = Command::new(bin).args(args).output().map_err(|e| format!("{}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} {args:?} failed: {}", bin.display(), String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect())
+}
+
+fn curl(args: &[String]) -> Result<f64, String> {
+    let started = Instant::now();
+    let status = Command::new("curl")
+        .args(["--silent", "--show-error", "--fail"])
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("curl is needed for the comparison (apt-get install curl): {e}"))?;
+    if !status.success() {
+        return Err(format!("curl failed: {status}"));
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
+}
+
+fn write_payload(path: &Path, mib: u64) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut block = vec![0u8; 1 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..mib {
+        for b in block.iter_mut() {
+            // xorshift: incompressible bytes without a dependency.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        f.write_all(&block)?;
+    }
+    f.flush()
+}
+
+pub fn bench(root: &Path) -> Result<bool, String> {
+    let mib = env_num("REDCAP_BENCH_MIB", 1024);
+    let calls = env_num("REDCAP_BENCH_CALLS", 2000);
+    eprintln!("building the benchmark driver (release)…");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "-p", "redcap-bench"])
+        .current_dir(root)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("cargo build -p redcap-bench failed".into());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let bin = target.join("release/redcap-bench");
+    let work = target.join("bench-work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("data")).map_err(|e| e.to_string())?;
+    let payload = work.join("payload.bin");
+    eprintln!("writing a {mib} MiB payload…");
+    write_payload(&payload, mib).map_err(|e| e.to_string())?;
+
+    let fixture = root.join("crates/redcap-emulator/fixtures/redcapr-simple.xml");
+    let mut server = Command::new(&bin)
+        .args(["serve", &work.join("data").to_string_lossy(), &fixture.to_string_lossy()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().ok_or("no stdout")?).read_line(&mut line).map_err(|e| e.to_string())?;
+    let mut parts = line.split_whitespace();
+    let (url, token) = (parts.next().ok_or("no URL")?.to_owned(), parts.next().ok_or("no token")?.to_owned());
+    let result = measure(&bin, &url, &token, &payload, &work, mib, calls);
+    drop(server.stdin.take());
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+fn measure(
+    bin: &Path,
+    url: &str,
+    token: &str,
+    payload: &Path,
+    work: &Path,
+    mib: u64,
+    calls: u64,
+) -> Result<bool, String> {
+    let p = payload.to_string_lossy().into_owned();
+    let up = run(bin, &["upload", url, token, &p])?;
+    let (up_ms, up_rss, doc) = (up[0].parse::<f64>().unwrap_or(0.0), up[1].parse::<u64>().unwrap_or(0), up[2].clone());
+    let curl_up = curl(&[
+        "-F".into(),
+        format!("token={token}"),
+        "-F".into(),
+        "content=fileRepository".into(),
+        "-F".into(),
+        "action=import".into(),
+        "-F".into(),
+        format!("file=@{p}"),
+        url.into(),
+    ])?;
+    let out = work.join("download.bin").to_string_lossy().into_owned();
+    let down = run(bin, &["download", url, token, &doc, &out])?;
+    let (down_ms, down_rss) = (down[0].parse::<f64>().unwrap_or(0.0), down[1].parse::<u64>().unwrap_or(0));
+    let curl_out = work.join("curl.bin").to_string_lossy().into_owned();
+    let curl_down = curl(&[
+        "-o".into(),
+        curl_out,
+        "-d".into(),
+        format!("token={token}"),
+        "-d".into(),
+        "content=fileRepository".into(),
+        "-d".into(),
+        "action=export".into(),
+        "-d".into(),
+        format!("doc_id={doc}"),
+        url.into(),
+    ])?;
+    let n = calls.to_string();
+    let blocking = run(bin, &["small-blocking", url, token, &n])?;
+    let asynchronous = run(bin, &["small-async", url, token, &n, "16"])?;
+
+    let mb = mib as f64 * 1.048_576;
+    let rate = |ms: f64| if ms > 0.0 { mb / (ms / 1000.0) } else { 0.0 };
+    println!("redcap-rs benchmark against the emulator on loopback ({mib} MiB payload, {calls} small calls)\n");
+    println!("{:<34} {:>10} {:>10} {:>14}", "operation", "wall ms", "MB/s", "peak RSS MiB");
+    println!(
+        "{:<34} {:>10.0} {:>10.0} {:>14.1}",
+        "upload, redcap blocking client",
+        up_ms,
+        rate(up_ms),
+        up_rss as f64 / 1024.0
+    );
+    println!("{:<34} {:>10.0} {:>10.0} {:>14}", "upload, curl", curl_up, rate(curl_up), "-");
+    println!(
+        "{:<34} {:>10.0} {:>10.0} {:>14.1}",
+        "download, redcap blocking client",
+        down_ms,
+        rate(down_ms),
+        down_rss as f64 / 1024.0
+    );
+    println!("{:<34} {:>10.0} {:>10.0} {:>14}", "download, curl", curl_down, rate(curl_down), "-");
+    let per = |v: &[String]| v[0].parse::<f64>().unwrap_or(0.0);
+    println!(
+        "{:<34} {:>10.0} {:>10.0} {:>14.1}",
+        format!("{calls} calls, blocking keep-alive"),
+        per(&blocking),
+        calls as f64 / (per(&blocking) / 1000.0),
+        blocking[1].parse::<f64>().unwrap_or(0.0) / 1024.0
+    );
+    println!(
+        "{:<34} {:>10.0} {:>10.0} {:>14.1}",
+        format!("{calls} calls, async x16"),
+        per(&asynchronous),
+        calls as f64 / (per(&asynchronous) / 1000.0),
+        asynchronous[1].parse::<f64>().unwrap_or(0.0) / 1024.0
+    );
+    println!("(MB/s is calls per second for the small-call rows)\n");
+
+    let checks = [
+        ("upload peak RSS < 32 MiB", up_rss < 32 * 1024),
+        ("download peak RSS < 32 MiB", down_rss < 32 * 1024),
+        ("download within 1.25x of curl", down_ms <= curl_down * 1.25),
+        ("emulator serves the export faster than 500 MB/s (curl's view)", rate(curl_down) > 500.0),
+    ];
+    let mut ok = true;
+    for (what, pass) in checks {
+        println!("{} {what}", if pass { "PASS" } else { "MISS" });
+        ok &= pass;
+    }
+    Ok(ok)
+}
