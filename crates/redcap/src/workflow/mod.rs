@@ -1,5 +1,59 @@
 //! Multi-step jobs users script today, as pure plans shared by both clients.
 //!
+//! With the blocking client (`use redcap::blocking::Workflows`):
+//!
+//! ```no_run
+//! # #[cfg(feature = "blocking")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use redcap::blocking::{Client, Workflows};
+//! use redcap::workflow::{BatchOptions, NoProgress, PullOptions, PushOptions, ReportOptions};
+//!
+//! let client = Client::builder("https://redcap.example.edu/api/", std::env::var("REDCAP_API_TOKEN")?).build()?;
+//!
+//! // Mirror the whole File Repository; a second run downloads only what is new.
+//! let summary = client.pull(None, "repository".as_ref(), &PullOptions::default(), &NoProgress)?;
+//! println!("{} downloaded, {} already there, {} failed", summary.transferred, summary.skipped, summary.failed.len());
+//!
+//! // Upload a directory tree into folder 45 and learn each new file's doc_id.
+//! let pushed = client.push("outgoing".as_ref(), Some(45), &PushOptions::default(), &NoProgress)?;
+//! for (path, doc_id) in &pushed.uploaded {
+//!     println!("{path} -> doc_id {doc_id}");
+//! }
+//!
+//! // A report into your own type.
+//! #[derive(serde::Deserialize)]
+//! struct Row { record_id: String, age: String }
+//! let rows: Vec<Row> = client.export_report("42".parse()?, &ReportOptions::default())?;
+//!
+//! // All records, 200 at a time, checked for completeness.
+//! let records = client.export_records_batched(
+//!     &redcap::record::export::Request::new().fields(["record_id", "age"]),
+//!     &BatchOptions::default().batch_size(200),
+//!     &NoProgress,
+//! )?;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "blocking"))] fn main() {}
+//! ```
+//!
+//! The async client has the same methods (`use redcap::asynchronous::Workflows`), awaited; its
+//! tree walk lists folders concurrently within the client's concurrency bound:
+//!
+//! ```no_run
+//! # #[cfg(feature = "async")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use redcap::asynchronous::{Client, Workflows};
+//! use redcap::workflow::{NoProgress, PullOptions};
+//!
+//! let client = Client::builder("https://redcap.example.edu/api/", std::env::var("REDCAP_API_TOKEN")?)
+//!     .concurrency(4)
+//!     .build()?;
+//! let tree = client.walk(None, &NoProgress).await?;
+//! let summary = client.pull(None, "repository".as_ref(), &PullOptions::default(), &NoProgress).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Everything here decides without doing I/O: which folder to list next, which files a pull
 //! must fetch and where they go, which folders a push must create, how records are batched,
 //! and whether a batched export came back complete. The blocking and async drivers only
