@@ -55,7 +55,12 @@ fn parse_csv(text: &str) -> Option<String> {
 }
 
 fn parse_xml(text: &str) -> Option<String> {
-    if !text.starts_with('<') {
+    // The envelope's root is <hash>: data with a field named `error` must not match.
+    let mut rest = text;
+    if rest.starts_with("<?xml") {
+        rest = rest[rest.find("?>")? + 2..].trim_start();
+    }
+    if !rest.starts_with("<hash>") {
         return None;
     }
     let start = text.find("<error>")? + "<error>".len();
@@ -81,6 +86,18 @@ const SERVER_TEXT_MARKERS: &[&str] = &[
     "ran out of server memory",
 ];
 
+/// A short single-line message naming a server failure. Data never looks like this: JSON and
+/// XML start with a bracket, and CSV with data has a header line and at least one row.
+fn is_server_text(body: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(body) else { return false };
+    let text = text.trim();
+    if text.is_empty() || text.len() > 1000 || text.contains('\n') || text.starts_with(['[', '{', '<']) {
+        return false;
+    }
+    let lower = text.to_ascii_lowercase();
+    SERVER_TEXT_MARKERS.iter().any(|m| lower.contains(m))
+}
+
 /// Builds the error for a non-success status, or for a success status whose body is an error.
 /// `None` means the body is not an error (only possible for a success status).
 pub fn classify(status: StatusCode, body: &[u8], expected: ReturnFormat) -> Option<ApiError> {
@@ -91,8 +108,7 @@ pub fn classify(status: StatusCode, body: &[u8], expected: ReturnFormat) -> Opti
         return Some(ApiError::new(status, html_summary(body), ApiErrorKind::HtmlPage));
     }
     let text = crate::error::excerpt(body);
-    let lower = text.to_ascii_lowercase();
-    if SERVER_TEXT_MARKERS.iter().any(|m| lower.contains(m)) && text.len() < 1000 {
+    if is_server_text(body) {
         return Some(ApiError::new(status, text, ApiErrorKind::Text));
     }
     if status.is_success() {
@@ -171,8 +187,19 @@ mod tests {
 
     #[test]
     fn data_is_not_an_error() {
-        for body in [&b"[]"[..], b"record_id,name\n1,x\n", b"<records></records>", b"13.10.3", b"", b"1"] {
-            assert_eq!(classify(StatusCode::OK, body, ReturnFormat::Json), None);
+        for body in [
+            &b"[]"[..],
+            b"record_id,name\n1,x\n",
+            b"<records></records>",
+            b"13.10.3",
+            b"",
+            b"1",
+            // Data that merely mentions the words of an error.
+            b"record_id,notes\n1,could not connect to the database\n",
+            b"[{\"notes\":\"ran out of server memory\"}]",
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\" ?><records><item><record_id>1</record_id><error>x</error></item></records>",
+        ] {
+            assert_eq!(classify(StatusCode::OK, body, ReturnFormat::Xml), None, "{}", String::from_utf8_lossy(body));
         }
     }
 
