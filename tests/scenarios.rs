@@ -296,6 +296,50 @@ fn missing_rights_are_reported<A: Api>() {
     assert!(api.is_permission() && !api.is_auth(), "{err}");
 }
 
+fn upload_from_a_reader<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 13) as u8).collect();
+    let reader = std::io::Cursor::new(payload.clone());
+    let upload = redcap::Upload::from_reader("from-reader.bin", reader, payload.len() as u64);
+    env.api.call(&file_repository::import::Request::new(upload)).unwrap();
+    let doc = files_in(&env.api.call(&file_repository::list::Request::new()).unwrap())[0].0;
+    assert_eq!(&env.api.call(&file_repository::export::Request::new(doc)).unwrap().bytes[..], &payload[..]);
+}
+
+fn traces_carry_call_facts_without_the_token<A: Api>() {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let token = env.emu.token(env.pid, "admin").unwrap();
+    let buffer = Buffer::default();
+    let sink = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        env.emu.faults().fail_next(1, 503);
+        env.api.call(&redcap::version::export::Request::new()).unwrap();
+    });
+    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("method=\"version.export\"") || log.contains("method=version.export"), "{log}");
+    assert!(log.contains("attempt=2"), "{log}");
+    assert!(log.contains("status=503") && log.contains("status=200"), "{log}");
+    assert!(log.contains("bytes="), "{log}");
+    assert!(!log.contains(&token), "the token must never reach a log");
+}
+
 // ---- Errors and tokens -----------------------------------------------------------------
 
 fn rejected_and_malformed_tokens<A: Api>() {
@@ -629,6 +673,8 @@ for_both_clients!(
     emulator:
     file_repository_round_trip,
     file_repository_listing_in_every_format,
+    upload_from_a_reader,
+    traces_carry_call_facts_without_the_token,
     restricted_folders_are_hidden_from_outsiders,
     missing_rights_are_reported,
     rejected_and_malformed_tokens,

@@ -229,7 +229,10 @@ where
         let limit = self.max_buffered;
         self.run(M::INFO, prepared, async |parts, body| {
             match read_all(body, limit, exchange::content_length(&parts)).await {
-                Ok(bytes) => exchange::buffered::<M>(&ctx, parts, bytes),
+                Ok(bytes) => {
+                    tracing::Span::current().record("bytes", bytes.len());
+                    exchange::buffered::<M>(&ctx, parts, bytes)
+                }
                 Err(outcome) => outcome,
             }
         })
@@ -287,6 +290,7 @@ where
             let result = match result {
                 Ok(n) => {
                     let total = (prefix.len() + rest.len()) as u64 + n;
+                    tracing::Span::current().record("bytes", total);
                     match exchange::check_length(expected, total) {
                         Ok(()) => sink.flush().await.map(|_| Streamed { head, bytes: total }).map_err(local),
                         Err(e) => Err(Error::Transport(e)),
@@ -335,6 +339,7 @@ where
                 Err(CopyError::Write(e)) => return local(e),
             };
             let total = (prefix.len() + rest.len()) as u64 + n;
+            tracing::Span::current().record("bytes", total);
             if let Err(e) = exchange::check_length(exchange::content_length(&parts), total) {
                 return Outcome::Interrupted(e);
             }
@@ -377,6 +382,7 @@ where
                 method = info.id,
                 attempt = attempts.attempt(),
                 status = tracing::field::Empty,
+                bytes = tracing::field::Empty,
             );
             let started = Instant::now();
             let wait = match tracing::Instrument::instrument(self.transport.send(&prepared), span.clone()).await {
@@ -406,7 +412,7 @@ where
                         AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
                         _ => {}
                     }
-                    match handle(parts, body).await {
+                    match tracing::Instrument::instrument(handle(parts, body), span.clone()).await {
                         Outcome::Done(result) => {
                             tracing::debug!(parent: &span, elapsed = ?started.elapsed(), ok = result.is_ok(), "call finished");
                             return result;

@@ -90,6 +90,15 @@ impl ReqwestTransport {
                     Some(UploadSource::Bytes(b)) => {
                         (Box::pin(futures_util::stream::iter([Ok(b.clone())])), b.len() as u64)
                     }
+                    Some(UploadSource::Reader(r)) => {
+                        let reader = r.take().ok_or_else(|| {
+                            TransportError::new(
+                                FailureKind::Request,
+                                "the upload's reader was already used by another request",
+                            )
+                        })?;
+                        (reader_stream(reader), r.len())
+                    }
                     _ => (Box::pin(futures_util::stream::empty()), 0),
                 };
                 let head = futures_util::stream::iter([Ok::<_, TransportError>(mp.head().clone())]);
@@ -117,6 +126,28 @@ impl Transport for ReqwestTransport {
     fn send<'a>(&'a self, request: &'a PreparedRequest) -> Self::Reply<'a> {
         Box::pin(self.send_inner(request))
     }
+}
+
+/// Streams a blocking reader: a blocking task reads 64 KiB chunks into a bounded channel, so
+/// memory stays constant and the async executor is never blocked.
+fn reader_stream(mut reader: Box<dyn std::io::Read + Send>) -> ByteStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, TransportError>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let item = match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => Ok(Bytes::copy_from_slice(&buf[..n])),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(TransportError::from(e)),
+            };
+            let stop = item.is_err();
+            if tx.blocking_send(item).is_err() || stop {
+                return;
+            }
+        }
+    });
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
 }
 
 fn map_error(e: reqwest::Error) -> TransportError {

@@ -165,7 +165,10 @@ where
         let ctx = *prepared.context();
         let limit = self.max_buffered;
         self.run(M::INFO, prepared, |parts, body| match read_all(body, limit, exchange::content_length(&parts)) {
-            Ok(bytes) => exchange::buffered::<M>(&ctx, parts, bytes),
+            Ok(bytes) => {
+                tracing::Span::current().record("bytes", bytes.len());
+                exchange::buffered::<M>(&ctx, parts, bytes)
+            }
             Err(outcome) => outcome,
         })
     }
@@ -210,6 +213,7 @@ where
             });
             Outcome::Done(result.and_then(|n| {
                 let total = prefix.len() as u64 + n;
+                tracing::Span::current().record("bytes", total);
                 exchange::check_length(expected, total)?;
                 sink.flush().map_err(local)?;
                 Ok(Streamed { head, bytes: total })
@@ -246,6 +250,7 @@ where
                 Err(CopyError::Write(e)) => return local(e),
             };
             let total = prefix.len() as u64 + n;
+            tracing::Span::current().record("bytes", total);
             if let Err(e) = exchange::check_length(exchange::content_length(&parts), total) {
                 return Outcome::Interrupted(e);
             }
@@ -273,6 +278,7 @@ where
                 method = info.id,
                 attempt = attempts.attempt(),
                 status = tracing::field::Empty,
+                bytes = tracing::field::Empty,
             );
             let _entered = span.enter();
             let started = Instant::now();

@@ -83,6 +83,15 @@ impl UreqTransport {
                         (Box::new(f), len)
                     }
                     Some(UploadSource::Bytes(b)) => (Box::new(Cursor::new(b.clone())), b.len() as u64),
+                    Some(UploadSource::Reader(r)) => {
+                        let reader = r.take().ok_or_else(|| {
+                            TransportError::new(
+                                FailureKind::Request,
+                                "the upload's reader was already used by another request",
+                            )
+                        })?;
+                        (reader, r.len())
+                    }
                     _ => (Box::new(std::io::empty()), 0),
                 };
                 let body = Cursor::new(mp.head().clone()).chain(file.take(len)).chain(Cursor::new(mp.tail().clone()));

@@ -17,6 +17,8 @@ pub enum UploadSource {
     Path(PathBuf),
     /// Bytes already in memory.
     Bytes(Bytes),
+    /// A reader of known length, read once as the request is sent (uploads are never retried).
+    Reader(ReaderSource),
 }
 
 impl fmt::Debug for UploadSource {
@@ -24,9 +26,49 @@ impl fmt::Debug for UploadSource {
         match self {
             UploadSource::Path(p) => f.debug_tuple("Path").field(p).finish(),
             UploadSource::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            UploadSource::Reader(r) => write!(f, "Reader({} bytes)", r.len),
         }
     }
 }
+
+/// A one-shot reader for an upload. Clones share it; the first transport to take it reads it.
+#[derive(Clone)]
+pub struct ReaderSource {
+    reader: std::sync::Arc<std::sync::Mutex<Option<Box<dyn std::io::Read + Send>>>>,
+    len: u64,
+}
+
+impl ReaderSource {
+    /// The number of bytes the reader yields (sent as part of Content-Length).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the reader yields nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Takes the reader, limited to `len` bytes; `None` if it was already taken.
+    pub fn take(&self) -> Option<Box<dyn std::io::Read + Send>> {
+        let reader = self.reader.lock().ok()?.take()?;
+        Some(Box::new(std::io::Read::take(reader, self.len)))
+    }
+}
+
+impl fmt::Debug for ReaderSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReaderSource({} bytes)", self.len)
+    }
+}
+
+impl PartialEq for ReaderSource {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.reader, &other.reader)
+    }
+}
+
+impl Eq for ReaderSource {}
 
 /// A file to upload (multipart part named after its parameter, i.e. `file`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +96,21 @@ impl Upload {
         let file_name = file_name.into();
         let content_type = guess_mime(Path::new(&file_name));
         Upload { file_name, content_type, source: UploadSource::Bytes(bytes.into()) }
+    }
+
+    /// An upload read from `reader`, which must yield exactly `len` bytes, stored as
+    /// `file_name`. The reader is consumed by the one request that sends it.
+    pub fn from_reader(file_name: impl Into<String>, reader: impl std::io::Read + Send + 'static, len: u64) -> Self {
+        let file_name = file_name.into();
+        let content_type = guess_mime(Path::new(&file_name));
+        Upload {
+            file_name,
+            content_type,
+            source: UploadSource::Reader(ReaderSource {
+                reader: std::sync::Arc::new(std::sync::Mutex::new(Some(Box::new(reader)))),
+                len,
+            }),
+        }
     }
 
     /// Replaces the stored name.

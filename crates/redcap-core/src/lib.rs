@@ -25,7 +25,7 @@ pub use bytes::Bytes;
 pub use decode::{DataResponse, Row};
 pub use download::{DownloadHead, sanitize_file_name};
 pub use error::{ApiError, ApiErrorKind, DecodeError, EncodeError, Error, ImportErrorLine, ResponseError};
-pub use form::{Form, FormField, Multipart, Upload, UploadSource};
+pub use form::{Form, FormField, Multipart, ReaderSource, Upload, UploadSource};
 pub use method::{
     Body, DecodeContext, DynamicCall, Method, MethodInfo, PreparedRequest, ResponseKind, check_response,
     handle_response, prepare, prepare_with_boundary, random_boundary,
