@@ -151,7 +151,15 @@ fn reader_stream(mut reader: Box<dyn std::io::Read + Send>) -> ByteStream {
 }
 
 fn map_error(e: reqwest::Error) -> TransportError {
-    let kind = if e.is_timeout() {
+    let tls = redcap_core::transport::in_source_chain(&e, |s| {
+        s.is::<rustls::Error>()
+            || s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).is_some_and(|inner| inner.is::<rustls::Error>())
+            // The TLS connector passes rustls' certificate error on as text inside an io::Error.
+            || s.to_string().starts_with("invalid peer certificate")
+    });
+    let kind = if tls {
+        FailureKind::Tls
+    } else if e.is_timeout() {
         FailureKind::Timeout
     } else if e.is_connect() {
         FailureKind::Connect

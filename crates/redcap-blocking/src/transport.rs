@@ -122,7 +122,13 @@ fn request_error(e: http::Error) -> TransportError {
 }
 
 fn map_error(e: ureq::Error) -> TransportError {
+    // ureq's Io variant does not expose its io::Error as a source: look inside it directly.
+    let tls = match &e {
+        ureq::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
+        other => redcap_core::transport::in_source_chain(other, |s| s.is::<rustls::Error>()),
+    };
     let kind = match &e {
+        _ if tls => FailureKind::Tls,
         ureq::Error::Timeout(_) => FailureKind::Timeout,
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::ConnectProxyFailed(_) => {
             FailureKind::Connect

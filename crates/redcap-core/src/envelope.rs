@@ -224,6 +224,12 @@ mod tests {
             ApiErrorKind::Envelope,
         );
         assert!(!e.is_auth() && e.is_permission());
+        let e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "The API request cannot complete because report_id=7 does not belong to this project.",
+            ApiErrorKind::Envelope,
+        );
+        assert!(!e.is_auth() && !e.is_permission());
     }
 
     #[test]

@@ -134,9 +134,11 @@ impl ApiError {
                 && self.message.contains("You do not have permissions to use the API"))
     }
 
-    /// The token is valid but lacks a right (other 403s, and REDCap's "Insufficient privileges" 400s).
+    /// The token is valid but its user lacks a right: REDCap names it "… privileges" (403s such
+    /// as "You do not have API Import/Update privileges", and 400s such as "Insufficient user
+    /// privileges"). Other 403s (a report of another project) are not about rights.
     pub fn is_permission(&self) -> bool {
-        (self.status == StatusCode::FORBIDDEN && !self.is_auth()) || self.message.contains("privileges")
+        !self.is_auth() && self.message.to_ascii_lowercase().contains("privileges")
     }
 
     /// A server-side failure that may pass (5xx, or an HTML/text page where data was expected).

@@ -113,6 +113,23 @@ impl From<std::io::Error> for TransportError {
     }
 }
 
+/// Whether `error` or any error in its source chain satisfies `test`. Transports use it to
+/// find their TLS library's error (an untrusted certificate, a failed handshake) behind the
+/// I/O or connect error their HTTP stack reports, which would otherwise look transient.
+pub fn in_source_chain(
+    error: &(dyn std::error::Error + 'static),
+    test: impl Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if test(e) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 /// Settings both built-in transports honour.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -168,7 +168,8 @@ pub fn id_request(template: &crate::record::export::Request, id_field: &str) -> 
 }
 
 /// One batch of a batched export: the template for these records, as flat JSON, with the id
-/// field added when the caller named fields without it (so completeness can be checked).
+/// field added when the caller named fields or forms without it (REDCap returns the id only when
+/// it or its form is asked for, and completeness is checked by id).
 pub fn batch_request(
     template: &crate::record::export::Request,
     id_field: &str,
@@ -176,7 +177,8 @@ pub fn batch_request(
 ) -> crate::record::export::Request {
     let mut r = template.clone();
     r.records = ids.to_vec();
-    if !r.fields.is_empty() && !r.fields.iter().any(|f| f == id_field) {
+    let narrowed = !r.fields.is_empty() || !r.forms.is_empty();
+    if narrowed && !r.fields.iter().any(|f| f == id_field) {
         r.fields.insert(0, id_field.to_owned());
     }
     r.format = Some(redcap_core::Format::Json);
@@ -204,5 +206,21 @@ pub fn list_request(folder: Option<u64>) -> crate::file_repository::list::Reques
     match folder {
         Some(id) => r.folder_id(id),
         None => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_always_ask_for_the_id_field_when_narrowed() {
+        let ids = ["1".to_owned()];
+        let by_form = crate::record::export::Request::new().forms(["visit"]);
+        assert_eq!(batch_request(&by_form, "record_id", &ids).fields, ["record_id"]);
+        let by_field = crate::record::export::Request::new().fields(["age"]);
+        assert_eq!(batch_request(&by_field, "record_id", &ids).fields, ["record_id", "age"]);
+        let everything = crate::record::export::Request::new();
+        assert!(batch_request(&everything, "record_id", &ids).fields.is_empty(), "all fields include the id already");
     }
 }

@@ -1,0 +1,120 @@
+//! TLS: certificates are verified by default, and extra roots from a PEM file are trusted.
+//! A loopback HTTPS stand-in with a self-signed certificate answers Export Version.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+
+use redcap::{Error, version};
+use redcap_core::FailureKind;
+
+struct HttpsStandIn {
+    port: u16,
+    pem: tempfile::NamedTempFile,
+}
+
+fn start() -> HttpsStandIn {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let mut pem = tempfile::NamedTempFile::new().unwrap();
+    pem.write_all(key.cert.pem().as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![key.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut reader = BufReader::new(&mut tls);
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    // A client that rejects the certificate closes the handshake: stop quietly.
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n14.5.2");
+                let _ = tls.flush();
+            });
+        }
+    });
+    HttpsStandIn { port, pem }
+}
+
+fn url(s: &HttpsStandIn) -> String {
+    format!("https://localhost:{}/api/", s.port)
+}
+
+fn assert_untrusted(err: Error) {
+    match err {
+        Error::Transport(e) => assert_eq!(e.kind(), FailureKind::Tls, "{e}"),
+        other => panic!("expected a TLS failure, got {other}"),
+    }
+}
+
+#[test]
+fn blocking_verifies_and_accepts_extra_roots() {
+    let server = start();
+    let plain = redcap::blocking::Client::builder(url(&server), redcap_tests::FAKE_TOKEN).build().unwrap();
+    assert_untrusted(plain.call(&version::export::Request::new()).unwrap_err());
+    let trusting = redcap::blocking::Client::builder(url(&server), redcap_tests::FAKE_TOKEN)
+        .extra_roots_pem(server.pem.path())
+        .build()
+        .unwrap();
+    assert_eq!(trusting.call(&version::export::Request::new()).unwrap(), redcap::Version::new(14, 5, 2));
+}
+
+#[test]
+fn async_verifies_and_accepts_extra_roots() {
+    let server = start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let plain = redcap::asynchronous::Client::builder(url(&server), redcap_tests::FAKE_TOKEN).build().unwrap();
+    assert_untrusted(rt.block_on(plain.call(&version::export::Request::new())).unwrap_err());
+    let trusting = redcap::asynchronous::Client::builder(url(&server), redcap_tests::FAKE_TOKEN)
+        .extra_roots_pem(server.pem.path())
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(trusting.call(&version::export::Request::new())).unwrap(), redcap::Version::new(14, 5, 2));
+}
+
+#[test]
+fn unreadable_or_empty_root_files_are_refused_at_build() {
+    for client in [
+        redcap::blocking::Client::builder("https://localhost/api/", redcap_tests::FAKE_TOKEN)
+            .extra_roots_pem("/nonexistent.pem")
+            .build()
+            .err(),
+        redcap::blocking::Client::builder("https://localhost/api/", redcap_tests::FAKE_TOKEN)
+            .extra_roots_pem("/dev/null")
+            .build()
+            .err(),
+    ] {
+        assert!(matches!(client, Some(Error::Transport(ref e)) if e.kind() == FailureKind::Tls), "{client:?}");
+    }
+    let err = redcap::asynchronous::Client::builder("https://localhost/api/", redcap_tests::FAKE_TOKEN)
+        .extra_roots_pem("/dev/null")
+        .build()
+        .err();
+    assert!(matches!(err, Some(Error::Transport(ref e)) if e.kind() == FailureKind::Tls), "{err:?}");
+}
