@@ -1,0 +1,118 @@
+//! `redcap call <method> --param k=v …`: any method, driven by the spec.
+
+use std::path::Path;
+
+use redcap::MethodInfo;
+use redcap::core::{DynamicCall, ValueType};
+
+use crate::cli::MethodCall;
+use crate::error::{CallContext, CliError, from_call};
+use crate::methods::defaults_to_json;
+use crate::output::{self, human_bytes};
+use crate::progress::Ui;
+use crate::session::Session;
+
+/// Turns `NAME=VALUE` strings into pairs: `NAME` alone is `NAME=` (a flag's "true"), a value
+/// `@FILE` is read from FILE (`@@…` is a literal `@…`), and `format`/`returnFormat` default to
+/// json. File parameters must name a readable file.
+pub fn pairs(info: &'static MethodInfo, raw: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    let mut out = Vec::new();
+    for item in raw {
+        let (name, value) = item.split_once('=').unwrap_or((item.as_str(), ""));
+        let name = name.trim();
+        let Some(param) = info.param(name) else {
+            let known: Vec<&str> = info.params.iter().map(|p| p.name).collect();
+            return Err(CliError::usage(format!("method `{}` has no parameter `{name}`", info.id)).hint(
+                if known.is_empty() {
+                    "it takes no parameters".to_owned()
+                } else {
+                    format!("its parameters are {} (see `redcap methods show {}`)", known.join(", "), info.id)
+                },
+            ));
+        };
+        let value = if param.ty == ValueType::File {
+            let path = value.strip_prefix('@').unwrap_or(value);
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_file() => path.to_owned(),
+                Ok(_) => return Err(CliError::new(crate::error::ExitKind::Local, format!("{path} is not a file"))),
+                Err(e) => return Err(CliError::local(Path::new(path), "read", &e)),
+            }
+        } else if let Some(rest) = value.strip_prefix("@@") {
+            format!("@{rest}")
+        } else if let Some(path) = value.strip_prefix('@') {
+            std::fs::read_to_string(path).map_err(|e| CliError::local(Path::new(path), "read", &e))?
+        } else {
+            value.to_owned()
+        };
+        out.push((name.to_owned(), value));
+    }
+    for p in info.params {
+        if defaults_to_json(p) && !out.iter().any(|(n, _)| n == p.name) {
+            out.push((p.name.to_owned(), "json".to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the call and writes REDCap's answer to stdout or `-o FILE`.
+pub fn run(call: &MethodCall, session: &Session, ui: &Ui) -> Result<(), CliError> {
+    let info = call.info;
+    let methods = [info];
+    let ctx = CallContext { output: call.output.as_deref(), raw_call: true, ..session.ctx(&methods) };
+    let pairs = pairs(info, &call.params)?;
+    let dynamic = DynamicCall::new(info, &pairs).map_err(|e| from_call(&redcap::Error::Encode(e), &ctx))?;
+    let streamed = output::to_destination(call.output.as_deref(), |w| {
+        session.client.stream_dynamic(&dynamic, w).map_err(|e| from_call(&e, &ctx))
+    })?;
+    if let Some(path) = call.output.as_deref().filter(|p| p.as_os_str() != "-") {
+        ui.status(format!("Wrote {} to {}.", human_bytes(streamed.bytes), path.display()));
+    } else if streamed.bytes == 0 {
+        ui.status(format!("{}: done (REDCap's answer is empty).", info.id));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ExitKind;
+
+    fn p(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let m = redcap::method("record.export").unwrap();
+        let got = pairs(m, &p(&["format=csv", "exportSurveyFields", "fields=a,b"])).unwrap();
+        assert!(got.contains(&("format".into(), "csv".into())));
+        assert!(got.contains(&("exportSurveyFields".into(), String::new())));
+        assert!(got.contains(&("returnFormat".into(), "json".into())), "{got:?}");
+        assert!(!got.iter().any(|(n, v)| n == "format" && v == "json"));
+        assert!(DynamicCall::new(m, &got).is_ok());
+    }
+
+    #[test]
+    fn values_from_files_and_literal_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("logic.txt");
+        std::fs::write(&f, "[age] > 30").unwrap();
+        let m = redcap::method("record.export").unwrap();
+        let got = pairs(m, &p(&[&format!("filterLogic=@{}", f.display())])).unwrap();
+        assert!(got.contains(&("filterLogic".into(), "[age] > 30".into())));
+        let got = pairs(m, &p(&["filterLogic=@@x"])).unwrap();
+        assert!(got.contains(&("filterLogic".into(), "@x".into())));
+        let e = pairs(m, &p(&["filterLogic=@/no/such/file"])).unwrap_err();
+        assert_eq!(e.kind, ExitKind::Local);
+    }
+
+    #[test]
+    fn unknown_params_and_missing_files() {
+        let m = redcap::method("record.export").unwrap();
+        let e = pairs(m, &p(&["nope=1"])).unwrap_err();
+        assert_eq!(e.kind, ExitKind::Usage);
+        assert!(e.hint.unwrap().contains("filterLogic"));
+        let up = redcap::method("file_repository.import").unwrap();
+        assert_eq!(pairs(up, &p(&["file=/no/such/file"])).unwrap_err().kind, ExitKind::Local);
+    }
+}

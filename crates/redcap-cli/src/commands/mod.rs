@@ -1,0 +1,9 @@
+//! One module per command group.
+
+pub mod call;
+pub mod data;
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod files;
+pub mod info;
+pub mod profile;

@@ -1,0 +1,5 @@
+//! The `redcap` binary.
+
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(redcap_cli::run(std::env::args_os()))
+}

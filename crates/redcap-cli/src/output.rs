@@ -1,0 +1,222 @@
+//! Output: rows as JSON, CSV or an aligned table, and files written atomically.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use comfy_table::{ContentArrangement, Table};
+use redcap::Row;
+use serde_json::Value;
+
+use crate::error::CliError;
+
+/// How rows are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A JSON array of objects.
+    Json,
+    /// CSV with a header row.
+    Csv,
+    /// Aligned columns, for reading.
+    Table,
+}
+
+/// A cell as text: strings as they are, blanks for null, other JSON as JSON.
+pub fn cell_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Every column of `rows`, in first-seen order.
+pub fn columns(rows: &[Row]) -> Vec<String> {
+    let mut cols: Vec<String> = Vec::new();
+    for row in rows {
+        for k in row.keys() {
+            if !cols.iter().any(|c| c == k) {
+                cols.push(k.clone());
+            }
+        }
+    }
+    cols
+}
+
+/// Writes `rows` in `format`.
+pub fn write_rows(rows: &[Row], format: Format, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, rows).map_err(std::io::Error::other)?;
+            writeln!(out)
+        }
+        Format::Csv => {
+            let cols = columns(rows);
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(&cols).map_err(std::io::Error::other)?;
+            for row in rows {
+                let rec: Vec<String> = cols.iter().map(|c| row.get(c).map(cell_text).unwrap_or_default()).collect();
+                w.write_record(&rec).map_err(std::io::Error::other)?;
+            }
+            w.flush()
+        }
+        Format::Table => {
+            let cols = columns(rows);
+            let body: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| cols.iter().map(|c| r.get(c).map(cell_text).unwrap_or_default()).collect())
+                .collect();
+            write!(out, "{}", table(&cols, &body))
+        }
+    }
+}
+
+/// An aligned table with a rule under the header.
+pub fn table(header: &[impl AsRef<str>], rows: &[Vec<String>]) -> String {
+    let mut t = Table::new();
+    // Only a rule under the header: columns are separated by their padding.
+    t.load_preset("     ──            ");
+    // Never wrap cells: a row stays one line, in a terminal and in a file alike.
+    t.set_content_arrangement(ContentArrangement::Disabled);
+    t.set_header(header.iter().map(|h| h.as_ref().to_owned()));
+    for r in rows {
+        t.add_row(r.clone());
+    }
+    // Without borders the last column is padded with blanks: drop them, and end the rule
+    // where the widest line ends.
+    let lines: Vec<String> = t.lines().map(|l| l.trim_end().to_owned()).collect();
+    let is_rule = |l: &str| !l.is_empty() && l.chars().all(|c| c == '─');
+    let width = lines.iter().filter(|l| !is_rule(l)).map(|l| l.chars().count()).max().unwrap_or(0);
+    let mut s: String =
+        lines.iter().map(|l| if is_rule(l) { format!("{}\n", "─".repeat(width)) } else { format!("{l}\n") }).collect();
+    if s.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+/// Runs `write` against standard output (`None` or `-`) or a file written atomically: the
+/// bytes go to a temporary file beside it that is renamed into place only when `write`
+/// succeeded, so a failure never leaves a partial file.
+pub fn to_destination<T>(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    match path {
+        None => write_stdout(write),
+        Some(p) if p.as_os_str() == "-" => write_stdout(write),
+        Some(p) => {
+            let dir = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".redcap-output-")
+                .tempfile_in(&dir)
+                .map_err(|e| CliError::write_failed(p, &e))?;
+            let value = {
+                let mut buf = std::io::BufWriter::new(tmp.as_file_mut());
+                let value = write(&mut buf)?;
+                buf.flush().map_err(|e| CliError::write_failed(p, &e))?;
+                value
+            };
+            tmp.as_file().sync_all().map_err(|e| CliError::write_failed(p, &e))?;
+            tmp.persist(p).map_err(|e| CliError::write_failed(p, &e.error))?;
+            Ok(value)
+        }
+    }
+}
+
+fn write_stdout<T>(write: impl FnOnce(&mut dyn Write) -> Result<T, CliError>) -> Result<T, CliError> {
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    let value = write(&mut lock)?;
+    lock.flush().map_err(|e| CliError::stdout(&e))?;
+    Ok(value)
+}
+
+/// Prints one line on stdout (an error, not a panic, when stdout is closed).
+pub fn line(text: impl AsRef<str>) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", text.as_ref()).and_then(|()| out.flush()).map_err(|e| CliError::stdout(&e))
+}
+
+/// Prints text as it is on stdout.
+pub fn text(text: impl AsRef<str>) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_ref().as_bytes()).and_then(|()| out.flush()).map_err(|e| CliError::stdout(&e))
+}
+
+/// Human byte counts: `512 B`, `1.5 KiB`, `3.0 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ExitKind;
+
+    fn rows() -> Vec<Row> {
+        serde_json::from_str(r#"[{"id":"1","name":"Ada, L."},{"id":"2","age":7,"name":null}]"#).unwrap()
+    }
+
+    fn render(format: Format) -> String {
+        let mut out = Vec::new();
+        write_rows(&rows(), format, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn csv_has_every_column_and_quotes() {
+        assert_eq!(render(Format::Csv), "id,name,age\n1,\"Ada, L.\",\n2,,7\n");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = render(Format::Table);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("id") && lines[0].contains("name") && lines[0].contains("age"), "{t}");
+        let col = |l: &str| l.find("Ada").or_else(|| l.find("name"));
+        assert_eq!(col(lines[0]), col(lines[2]), "{t}");
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let back: Vec<Row> = serde_json::from_str(&render(Format::Json)).unwrap();
+        assert_eq!(back, rows());
+    }
+
+    #[test]
+    fn atomic_file_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.txt");
+        to_destination(Some(&p), |w| w.write_all(b"hello").map_err(|e| CliError::stdout(&e))).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "hello");
+        let failed: Result<(), CliError> = to_destination(Some(&p), |w| {
+            w.write_all(b"partial").unwrap();
+            Err(CliError::usage("stop"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "hello", "a failed write leaves the old file");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+        let e = to_destination(Some(&dir.path().join("missing/out.txt")), |_| Ok(())).unwrap_err();
+        assert_eq!(e.kind, ExitKind::Local);
+    }
+
+    #[test]
+    fn bytes() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+}

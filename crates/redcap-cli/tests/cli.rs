@@ -1,0 +1,399 @@
+//! The `redcap` binary driven as a subprocess against the emulator, started in-process.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use redcap_emulator::{Emulator, Rights, RunningEmulator, User};
+
+const DEMO_XML: &str = include_str!("../demo/demo-project.xml");
+
+/// A running emulator with the demo project, a token, and an empty config directory.
+struct Fixture {
+    emu: RunningEmulator,
+    pid: i64,
+    token: String,
+    config: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let emu = Emulator::builder().project_xml(DEMO_XML).in_memory().start().expect("emulator starts");
+        let pid = emu.project_ids()[0];
+        let token = emu.token(pid, redcap_emulator::DEFAULT_ADMIN).expect("admin token");
+        Fixture { emu, pid, token, config: tempfile::tempdir().unwrap(), work: tempfile::tempdir().unwrap() }
+    }
+
+    /// `redcap` with no connection settings but an isolated config directory.
+    fn bare(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_redcap"));
+        cmd.current_dir(self.work.path())
+            .env("REDCAP_CONFIG_DIR", self.config.path())
+            .env_remove("REDCAP_API_URL")
+            .env_remove("REDCAP_API_TOKEN")
+            .env_remove("REDCAP_PROFILE");
+        cmd
+    }
+
+    /// `redcap` connected to the emulator through the environment.
+    fn redcap(&self) -> Command {
+        let mut cmd = self.bare();
+        cmd.env("REDCAP_API_URL", self.emu.url()).env("REDCAP_API_TOKEN", &self.token);
+        cmd
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.work.path().join(rel)
+    }
+
+    /// Runs and returns stdout, asserting success.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.redcap().args(args).output().unwrap();
+        assert_no_token(&out, &self.token);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+fn assert_no_token(out: &Output, token: &str) {
+    for stream in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        assert!(!text.contains(token), "the token appears in the output:\n{text}");
+        assert!(!text.to_lowercase().contains(&token.to_lowercase()));
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn files_commands() {
+    let f = Fixture::new();
+    let folder = f.ok(&["files", "mkdir", "Protocols"]).trim().parse::<u64>().expect("mkdir prints the folder_id");
+    let folder_s = folder.to_string();
+    let sub = f.ok(&["files", "mkdir", "Amendments", "--parent", &folder_s]).trim().to_owned();
+
+    write(&f.path("up/protocol.txt"), "protocol v1\n");
+    let doc = f.ok(&["files", "put", "up/protocol.txt", "--folder", &folder_s]);
+    let doc: u64 = doc.trim().parse().expect("put prints only the doc_id on stdout");
+
+    let ls = f.ok(&["files", "ls", &folder_s]);
+    assert!(ls.contains("protocol.txt") && ls.contains("Amendments/") && ls.contains(&doc.to_string()), "{ls}");
+    let ls = json(&f.ok(&["files", "ls", &folder_s, "--format", "json"]));
+    assert_eq!(ls.as_array().unwrap().len(), 2);
+    let top = f.ok(&["files", "ls", "--format", "csv"]);
+    assert!(top.starts_with("kind,id,name,dag,role\n") && top.contains("folder,"), "{top}");
+
+    let tree = f.ok(&["files", "tree"]);
+    assert!(tree.contains("└── Protocols/") && tree.contains("    └── protocol.txt  (doc_id"), "{tree}");
+    let tree = json(&f.ok(&["files", "tree", "--format", "json"]));
+    assert_eq!(tree["files"][0]["path"], "Protocols/protocol.txt");
+
+    // get: to a file, into a directory under REDCap's name, and to stdout.
+    let saved = f.ok(&["files", "get", &doc.to_string(), "-o", "copy.txt"]);
+    assert_eq!(saved.trim(), "copy.txt");
+    assert_eq!(std::fs::read_to_string(f.path("copy.txt")).unwrap(), "protocol v1\n");
+    std::fs::create_dir(f.path("dl")).unwrap();
+    f.ok(&["files", "get", &doc.to_string(), "-o", "dl"]);
+    assert!(f.path("dl/protocol.txt").is_file());
+    assert_eq!(f.ok(&["files", "get", &doc.to_string(), "-o", "-"]), "protocol v1\n");
+
+    // push a tree, then pull the folder back.
+    write(&f.path("site/readme.md"), "# site\n");
+    write(&f.path("site/forms/consent.txt"), "consent\n");
+    let pushed = f.ok(&["files", "push", "site", "--folder", &sub]);
+    assert!(pushed.contains("forms/consent.txt\tdoc_id ") && pushed.contains("Pushed 2 files"), "{pushed}");
+    let again = f.ok(&["files", "push", "site", "--folder", &sub]);
+    assert!(again.contains("Pushed 0 files") && again.contains("2 already pushed"), "{again}");
+
+    let pulled = f.ok(&["files", "pull", "--folder", &folder_s, "mirror"]);
+    assert!(pulled.contains("Pulled 3 files"), "{pulled}");
+    assert_eq!(std::fs::read_to_string(f.path("mirror/Amendments/forms/consent.txt")).unwrap(), "consent\n");
+    let again = f.ok(&["files", "pull", "--folder", &folder_s, "mirror"]);
+    assert!(again.contains("Pulled 0 files") && again.contains("3 already there"), "{again}");
+
+    // rm, then a pull with --delete removes the local copy.
+    f.ok(&["files", "rm", &doc.to_string()]);
+    assert!(!f.ok(&["files", "ls", &folder_s]).contains("protocol.txt"));
+    let pruned = f.ok(&["files", "pull", "--folder", &folder_s, "mirror", "--delete"]);
+    assert!(pruned.contains("removed 1"), "{pruned}");
+    assert!(!f.path("mirror/protocol.txt").exists());
+}
+
+#[test]
+fn reports_and_records() {
+    let f = Fixture::new();
+    let report = f.emu.report_id(f.pid, "R-DEMOSHORT1").unwrap().to_string();
+    let rows = json(&f.ok(&["report", "export", &report]));
+    let ids: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["record_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["4", "1", "7"], "the report's filter logic and order");
+    let csv = f.ok(&["report", "export", &report, "--format", "csv"]);
+    assert!(csv.starts_with("record_id,"), "{csv}");
+    assert_eq!(csv.lines().count(), 4);
+    let table = f.ok(&["report", "export", &report, "--format", "table", "--labels"]);
+    assert!(table.contains("Very poorly") && table.lines().nth(1).unwrap().starts_with('─'), "{table}");
+
+    let all = json(&f.ok(&["records", "export", "--batch-size", "3"]));
+    assert_eq!(all.as_array().unwrap().len(), 8);
+    let some = f.ok(&["records", "export", "--fields", "record_id,age", "--filter", "[age] < 18", "--format", "csv"]);
+    assert_eq!(some, "record_id,age\n3,16\n");
+    std::fs::create_dir(f.path("out")).unwrap();
+    let printed = f.ok(&["records", "export", "--forms", "sleep_diary", "--format", "csv", "-o", "out/records.csv"]);
+    assert_eq!(printed, "", "with -o nothing goes to stdout");
+    let csv = std::fs::read_to_string(f.path("out/records.csv")).unwrap();
+    assert!(csv.starts_with("record_id,hours_sleep,"), "{csv}");
+    assert_eq!(csv.lines().count(), 9);
+    let table = f.ok(&["records", "export", "--records", "2,5", "--format", "table"]);
+    assert_eq!(table.lines().count(), 4, "{table}");
+
+    write(&f.path("new.json"), r#"[{"record_id":"9","age":"30"},{"record_id":"10","age":"41"}]"#);
+    assert!(f.ok(&["records", "import", "new.json", "--batch-size", "1"]).contains("Imported 2 records"));
+    write(&f.path("new.csv"), "record_id,age,hours_sleep\n11,22,7\n");
+    assert!(f.ok(&["records", "import", "new.csv"]).contains("Imported 1 record "));
+    let all = json(&f.ok(&["records", "export", "--fields", "record_id"]));
+    assert_eq!(all.as_array().unwrap().len(), 11);
+
+    // REDCap's per-value import errors are listed under the sentence.
+    write(&f.path("bad.csv"), "record_id,age\n12,old\n");
+    let out = f.redcap().args(["records", "import", "bad.csv"]).output().unwrap();
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("age"), "{}", stderr(&out));
+}
+
+#[test]
+fn call_and_methods() {
+    let f = Fixture::new();
+    assert_eq!(f.ok(&["call", "version.export"]).trim(), "14.5.2");
+    let csv = f.ok(&[
+        "call",
+        "record.export",
+        "-p",
+        "format=csv",
+        "-p",
+        "fields=record_id,age",
+        "-p",
+        "records=1",
+        "-p",
+        "records=2",
+    ]);
+    assert_eq!(csv.lines().next().unwrap(), "record_id,age");
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    // json by default; -o writes a file and nothing to stdout.
+    assert_eq!(f.ok(&["call", "metadata.export", "-p", "fields=age", "-o", "meta.json"]), "");
+    assert_eq!(json(&std::fs::read_to_string(f.path("meta.json")).unwrap())[0]["field_name"], "age");
+    // a File parameter takes a path.
+    write(&f.path("x.txt"), "x");
+    f.ok(&["call", "file_repository.import", "-p", "file=x.txt"]);
+    assert!(f.ok(&["files", "ls"]).contains("x.txt"));
+
+    let list = f.ok(&["call", "--list"]);
+    assert_eq!(list.lines().filter(|l| l.starts_with("  ")).count(), 55, "{list}");
+    assert_eq!(f.ok(&["methods", "list"]).lines().count(), 55);
+    let help = f.ok(&["call", "record.export", "--help"]);
+    for needle in ["filterLogic", "one of: json, csv, xml, odm", "REDCap's default: xml", "Rights: API Export"] {
+        assert!(help.contains(needle), "{needle} missing:\n{help}");
+    }
+    assert!(f.ok(&["methods", "show", "file_repository.create_folder"]).contains("dag_id"));
+}
+
+#[test]
+fn exit_codes() {
+    let f = Fixture::new();
+    // A port with nothing listening: any request would fail with 5.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/api/", l.local_addr().unwrap())
+    };
+
+    // 3: a malformed token is refused before any request.
+    let out = f.bare().args(["files", "ls", "--url", &dead]).env("REDCAP_API_TOKEN", "not-a-token").output().unwrap();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("REDCAP_API_TOKEN") && stderr(&out).contains("nothing was sent"));
+
+    // 3: a well-formed token REDCap does not know.
+    let unknown = "0123456789ABCDEF0123456789ABCDEF";
+    let out = f.redcap().env("REDCAP_API_TOKEN", unknown).args(["files", "ls"]).output().unwrap();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("rejected the API token"), "{}", stderr(&out));
+    assert_no_token(&out, unknown);
+
+    // 4: REDCap says no.
+    let out = f.redcap().args(["report", "export", "999"]).output().unwrap();
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error: ") && stderr(&out).contains("report_id=999"), "{}", stderr(&out));
+
+    // 4, with the right named: a user without File Repository rights.
+    let no_files = Rights { file_repository: false, ..Rights::full() };
+    let limited = f.emu.add_user(f.pid, User::new("nofiles").rights(no_files)).unwrap();
+    let out = f.redcap().env("REDCAP_API_TOKEN", &limited).args(["files", "ls"]).output().unwrap();
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint: this needs the user right") && stderr(&out).contains("File Repository"));
+    assert_no_token(&out, &limited);
+
+    // 5: nothing listening; and a URL that is not the API.
+    let out = f.redcap().args(["files", "ls", "--url", &dead]).output().unwrap();
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    let wrong = f.emu.url().replace("/api/", "/redcap/api/");
+    let out = f.redcap().args(["info", "--url", &wrong]).output().unwrap();
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(stderr(&out).contains("/api/"), "{}", stderr(&out));
+
+    // 6: -o into a directory that does not exist; nothing is left behind.
+    let out = f.redcap().args(["call", "version.export", "-o", "no/such/dir/v.txt"]).output().unwrap();
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    let out = f.redcap().args(["files", "put", "missing.pdf"]).output().unwrap();
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+
+    // 2: clap's usage errors, and missing configuration.
+    let out = f.redcap().args(["files", "get", "abc"]).output().unwrap();
+    assert_eq!(code(&out), 2);
+    let out = f.redcap().args(["call", "record.export", "-p", "nope=1"]).output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let out = f.bare().args(["files", "ls"]).output().unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("REDCAP_API_URL"), "{}", stderr(&out));
+    let out = f.redcap().args(["info", "--url", "https://redcap.example.edu/index.php"]).output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
+
+#[test]
+fn profiles_are_checked_private_and_secret() {
+    let f = Fixture::new();
+    let url = f.emu.url();
+
+    // A rejected token is not saved.
+    let out = f
+        .bare()
+        .args(["profile", "add", "lab", "--url", &url, "--token-stdin"])
+        .write_stdin("0123456789ABCDEF0123456789ABCDEF\n")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(!f.config.path().join("config.toml").exists());
+
+    let out = f
+        .bare()
+        .args(["profile", "add", "lab", "--url", &url, "--token-stdin"])
+        .write_stdin(format!("{}\n", f.token))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_token(&out, &f.token);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REDCap 14.5.2"));
+    let file = f.config.path().join("config.toml");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(std::fs::read_to_string(&file).unwrap().contains(&f.token), "the profile holds the token");
+
+    // The default profile connects; list never shows the token.
+    let out = f.bare().args(["info"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_token(&out, &f.token);
+    let out = f.bare().args(["profile", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lab"));
+    assert_no_token(&out, &f.token);
+
+    // --profile and REDCAP_PROFILE pick a profile; an unknown one is a usage error.
+    f.bare().args(["files", "ls", "--profile", "lab"]).assert().success();
+    f.bare().env("REDCAP_PROFILE", "lab").args(["files", "ls"]).assert().success();
+    f.bare().args(["files", "ls", "--profile", "nope"]).assert().code(2);
+
+    f.bare().args(["profile", "remove", "lab"]).assert().success();
+    f.bare().args(["profile", "remove", "lab"]).assert().code(2);
+    f.bare().args(["info"]).assert().code(2);
+}
+
+#[test]
+fn the_token_never_appears() {
+    let f = Fixture::new();
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["info"],
+        vec!["info", "--format", "json"],
+        vec!["--help"],
+        vec!["files", "--help"],
+        vec!["call", "project.export_info", "-p", "format=csv"],
+        vec!["call", "record.export", "-p", "bogus=1"],
+        vec!["report", "export", "12345"],
+        vec!["records", "import", "missing.json"],
+        vec!["info", "--url", "http://127.0.0.1:9/api/"],
+    ];
+    for args in runs {
+        for via_flag in [false, true] {
+            let mut cmd = f.redcap();
+            if via_flag {
+                cmd.env_remove("REDCAP_API_TOKEN").args(["--token", &f.token]);
+            }
+            let out = cmd.args(&args).output().unwrap();
+            assert_no_token(&out, &f.token);
+        }
+    }
+    // A mistyped token is not echoed either.
+    let typo = format!("{}Z", &f.token[..31]);
+    let out = f.redcap().env("REDCAP_API_TOKEN", &typo).args(["info"]).output().unwrap();
+    assert_eq!(code(&out), 3);
+    assert_no_token(&out, &typo);
+}
+
+#[test]
+fn help_and_completions() {
+    let f = Fixture::new();
+    let top = f.bare().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(text.contains("Exit codes:") && text.contains("REDCAP_API_TOKEN") && text.contains("ps"), "{text}");
+    for sub in ["call", "methods", "info", "files", "report", "records", "profile", "demo", "completions"] {
+        f.bare().args([sub, "--help"]).assert().success().stdout(predicate::str::contains("Usage: redcap"));
+    }
+    for sub in ["ls", "tree", "get", "put", "mkdir", "rm", "pull", "push"] {
+        f.bare().args(["files", sub, "--help"]).assert().success();
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        f.bare()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("redcap").and(predicate::str::contains("record.export")));
+    }
+}
+
+#[cfg(feature = "demo")]
+#[test]
+fn the_demo_runs_on_its_own() {
+    let f = Fixture::new();
+    let out = f.bare().arg("demo").timeout(std::time::Duration::from_secs(120)).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "$ redcap call version.export",
+        "$ redcap info",
+        "$ redcap files tree",
+        "role U-DEMOCOORD",
+        "DAG site_a",
+        "Amendments/",
+        "$ redcap files put",
+        "Pulled 3 files",
+        "Adults sleeping under 6 hours",
+        "Try next",
+        "redcap-emulator",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from the demo:\n{text}");
+    }
+}
