@@ -508,29 +508,34 @@ fn download_survives_reset_and_truncation<A: Api>() {
 
 // ---- Workflows ------------------------------------------------------------------------------
 
-/// Three levels with DAG- and role-restricted folders.
-fn build_tree<A: Api>(env: &Env<A>, dag_id: u64, role_id: Option<u64>) -> (u64, u64, u64) {
-    let top = env.api.call(&file_repository::create_folder::Request::new("Study")).unwrap();
-    let site =
-        env.api.call(&file_repository::create_folder::Request::new("Site A").folder_id(top).dag_id(dag_id)).unwrap();
-    let mut coord = file_repository::create_folder::Request::new("Coordinators").folder_id(site);
-    coord.role_id = role_id;
-    let coord = env.api.call(&coord).unwrap();
-    upload_bytes(&env.api, "protocol.txt", b"protocol v1", Some(top)).unwrap();
-    upload_bytes(&env.api, "site-a.txt", b"site a notes", Some(site)).unwrap();
-    upload_bytes(&env.api, "roster.csv", b"id,name\n1,x\n", Some(coord)).unwrap();
-    upload_bytes(&env.api, "roster.csv", b"id,name\n2,y\n", Some(coord)).unwrap();
-    (top, site, coord)
+/// Three levels: an open folder, a DAG-restricted one in it, and a role-restricted one in that.
+fn build_tree<A: Api>(api: &A, dag_id: u64, role_id: u64) {
+    let top = api.call(&file_repository::create_folder::Request::new("Study")).unwrap();
+    let site = api.call(&file_repository::create_folder::Request::new("Site A").folder_id(top).dag_id(dag_id)).unwrap();
+    let coord = api
+        .call(&file_repository::create_folder::Request::new("Coordinators").folder_id(site).role_id(role_id))
+        .unwrap();
+    upload_bytes(api, "protocol.txt", b"protocol v1", Some(top)).unwrap();
+    upload_bytes(api, "site-a.txt", b"site a notes", Some(site)).unwrap();
+    upload_bytes(api, "roster.csv", b"id,name\n1,x\n", Some(coord)).unwrap();
+    upload_bytes(api, "roster.csv", b"id,name\n2,y\n", Some(coord)).unwrap();
 }
 
 fn tree_walk_pull_twice_and_restrictions<A: Api>() {
-    let env = Env::<A>::new("redcapr-dag.xml");
+    // The CLI's demo project: two DAGs and a Coordinator role that may upload.
+    let xml = std::fs::read_to_string(redcap_tests::workspace_root().join("crates/redcap-cli/demo/demo-project.xml"))
+        .unwrap();
+    let env = Env::<A>::with_xml(xml);
     let dags: Vec<Row> = env.api.call(&redcap::dag::export::Request::new()).unwrap().rows().unwrap();
     let dag_a = dags[0]["unique_group_name"].as_str().unwrap().to_owned();
     let dag_b = dags[1]["unique_group_name"].as_str().unwrap().to_owned();
-    build_tree(&env, env.emu.dag_id(env.pid, &dag_a).unwrap() as u64, None);
+    let role = "U-DEMOCOORD";
+    let dag_a_id = env.emu.dag_id(env.pid, &dag_a).unwrap() as u64;
+    let role_id = env.emu.role_id(env.pid, role).unwrap() as u64;
+    let insider = env.client_for(User::new("coordinator").dag(dag_a.clone()).role(role));
+    build_tree(&insider, dag_a_id, role_id);
 
-    let tree = env.api.walk(None).unwrap();
+    let tree = insider.walk(None).unwrap();
     let paths: Vec<&str> = tree.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -542,19 +547,25 @@ fn tree_walk_pull_twice_and_restrictions<A: Api>() {
         ]
     );
     assert_eq!(tree.folder_at("Study/Site A").unwrap().dag.as_deref(), Some(dag_a.as_str()));
-    let outsider = env.client_for(User::new("b_user").dag(dag_b));
-    let seen: Vec<String> = outsider.walk(None).unwrap().files.into_iter().map(|f| f.path).collect();
-    assert_eq!(seen, ["Study/protocol.txt"]);
+    assert_eq!(tree.folder_at("Study/Site A/Coordinators").unwrap().role.as_deref(), Some(role));
+
+    let seen = |api: &A| -> Vec<String> { api.walk(None).unwrap().files.into_iter().map(|f| f.path).collect() };
+    let same_dag_no_role = env.client_for(User::new("a_user").dag(dag_a.clone()));
+    assert_eq!(seen(&same_dag_no_role), ["Study/Site A/site-a.txt", "Study/protocol.txt"]);
+    let other_dag = env.client_for(User::new("b_user").dag(dag_b));
+    assert_eq!(seen(&other_dag), ["Study/protocol.txt"]);
+    // No DAG sees every DAG's folders (as in REDCap), but a role's folder only with the role.
+    assert_eq!(seen(&env.api), ["Study/Site A/site-a.txt", "Study/protocol.txt"]);
 
     let dir = tempfile::tempdir().unwrap();
-    let first = env.api.pull(None, dir.path(), &redcap::workflow::NoProgress).unwrap();
+    let first = insider.pull(None, dir.path(), &redcap::workflow::NoProgress).unwrap();
     assert_eq!((first.transferred, first.skipped), (4, 0));
     assert_eq!(std::fs::read(dir.path().join("Study/Site A/Coordinators/roster.csv")).unwrap(), b"id,name\n1,x\n");
     assert_eq!(
         std::fs::read(dir.path().join("Study/Site A/Coordinators/roster (doc_id 4).csv")).unwrap(),
         b"id,name\n2,y\n"
     );
-    let second = env.api.pull(None, dir.path(), &redcap::workflow::NoProgress).unwrap();
+    let second = insider.pull(None, dir.path(), &redcap::workflow::NoProgress).unwrap();
     assert_eq!((second.transferred, second.skipped, second.bytes), (0, 4, 0), "the second run transfers nothing");
 }
 

@@ -4,46 +4,19 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::{Stream, StreamExt};
 use redcap_core::exchange::{self, Outcome, StreamPlan, Target};
 use redcap_core::{
-    AfterStatus, ApiUrl, Attempts, Bytes, DownloadHead, DynamicCall, EncodeError, Error, FailureKind, Method,
-    MethodInfo, Pacer, PreparedRequest, RetryPolicy, Token, Transport, TransportConfig, TransportError, prepare,
+    AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED,
+    DownloadHead, Downloaded, DynamicCall, Error, FailureKind, Method, MethodInfo, Pacer, PreparedRequest, RetryPolicy,
+    Streamed, Token, Transport, TransportError, prepare,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use crate::transport::ReqwestTransport;
-
-/// The largest body `call` buffers (use `stream` or `download_to` for more).
-pub const DEFAULT_MAX_BUFFERED: usize = 512 << 20;
-
-/// Calls in flight at once by default.
-pub const DEFAULT_CONCURRENCY: usize = 8;
-
-/// What a streamed call wrote.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Streamed {
-    /// The response's file name, type and length headers.
-    pub head: DownloadHead,
-    /// Bytes written.
-    pub bytes: u64,
-}
-
-/// A file written by [`Client::download_to`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Downloaded {
-    /// Where it is.
-    pub path: PathBuf,
-    /// The response headers' view of it.
-    pub head: DownloadHead,
-    /// Its size.
-    pub bytes: u64,
-}
 
 #[derive(Debug)]
 struct Limits {
@@ -64,107 +37,31 @@ pub struct Client<T = ReqwestTransport> {
     limits: Arc<Limits>,
 }
 
-/// Builds a [`Client`] over the reqwest transport. URL and token are validated by `build`,
-/// before any request.
-#[derive(Debug, Clone)]
-pub struct ClientBuilder {
-    url: String,
-    token: String,
-    allow_http: bool,
-    config: TransportConfig,
-    policy: RetryPolicy,
-    max_buffered: usize,
-    concurrency: usize,
-    per_minute: u32,
-}
+/// Builds the async client over reqwest: `Client::builder(url, token)…build()`.
+pub type ClientBuilder = redcap_core::ClientBuilder<Async>;
 
-impl ClientBuilder {
-    /// Accepts a plain-http URL (a local emulator, a test server). Off by default.
-    pub fn allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
-        self
-    }
+/// The async mode of [`redcap_core::ClientBuilder`].
+#[derive(Debug, Clone, Copy)]
+pub struct Async;
 
-    /// Connect timeout.
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.config.connect_timeout = d;
-        self
-    }
+impl Build for Async {
+    type Client = Client;
 
-    /// Longest wait for the response to start or between reads.
-    pub fn read_timeout(mut self, d: Duration) -> Self {
-        self.config.read_timeout = d;
-        self
-    }
-
-    /// Longest time for a whole call (`None`: no overall limit).
-    pub fn overall_timeout(mut self, d: Option<Duration>) -> Self {
-        self.config.overall_timeout = d;
-        self
-    }
-
-    /// Trust the certificates of this PEM file in addition to the built-in roots.
-    pub fn extra_roots_pem(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config.extra_roots_pem = Some(path.into());
-        self
-    }
-
-    /// Whether to honour the proxy environment variables (on by default).
-    pub fn proxy_from_env(mut self, on: bool) -> Self {
-        self.config.proxy_from_env = on;
-        self
-    }
-
-    /// The retry policy.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// The largest body [`Client::call`] buffers.
-    pub fn max_buffered(mut self, bytes: usize) -> Self {
-        self.max_buffered = bytes;
-        self
-    }
-
-    /// At most `n` calls in flight at once (REDCap servers ban clients that flood them).
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
-        self
-    }
-
-    /// At most `n` calls started per minute (0: no pacing).
-    pub fn requests_per_minute(mut self, n: u32) -> Self {
-        self.per_minute = n;
-        self
-    }
-
-    /// Validates URL and token and builds the client.
-    pub fn build(self) -> Result<Client, Error> {
-        let url = if self.allow_http { ApiUrl::parse_allow_http(&self.url) } else { ApiUrl::parse(&self.url) }
-            .map_err(|e| Error::Encode(EncodeError::Url(e)))?;
-        let token = Token::new(&self.token).map_err(|e| Error::Encode(EncodeError::Token(e)))?;
-        let transport = ReqwestTransport::new(&self.config)?;
-        Ok(Client::with_transport(url, token, transport)
-            .with_retry(self.policy)
-            .with_limits(self.concurrency, self.per_minute)
-            .with_max_buffered(self.max_buffered))
+    fn build(settings: ClientSettings) -> Result<Client, Error> {
+        let (url, token) = settings.endpoint()?;
+        let transport = ReqwestTransport::new(&settings.transport)?;
+        let mut client = Client::with_transport(url, token, transport)
+            .with_retry(settings.retry)
+            .with_limits(settings.concurrency, settings.requests_per_minute);
+        client.max_buffered = settings.max_buffered;
+        Ok(client)
     }
 }
 
 impl Client<ReqwestTransport> {
-    /// Starts building a client for `url` with `token`.
+    /// Starts building a client for `url` with `token` (both validated by `build`).
     pub fn builder(url: impl Into<String>, token: impl Into<String>) -> ClientBuilder {
-        ClientBuilder {
-            url: url.into(),
-            token: token.into(),
-            allow_http: false,
-            config: TransportConfig::default(),
-            policy: RetryPolicy::default(),
-            max_buffered: DEFAULT_MAX_BUFFERED,
-            concurrency: DEFAULT_CONCURRENCY,
-            per_minute: 0,
-        }
+        ClientBuilder::new(url, token)
     }
 }
 
@@ -204,11 +101,6 @@ where
             concurrency,
             pacer: (per_minute > 0).then(|| Mutex::new(Pacer::per_minute(per_minute))),
         });
-        self
-    }
-
-    fn with_max_buffered(mut self, bytes: usize) -> Self {
-        self.max_buffered = bytes;
         self
     }
 
@@ -292,7 +184,7 @@ where
                     let total = (prefix.len() + rest.len()) as u64 + n;
                     tracing::Span::current().record("bytes", total);
                     match exchange::check_length(expected, total) {
-                        Ok(()) => sink.flush().await.map(|_| Streamed { head, bytes: total }).map_err(local),
+                        Ok(()) => sink.flush().await.map(|_| Streamed::new(head, total)).map_err(local),
                         Err(e) => Err(Error::Transport(e)),
                     }
                 }
@@ -351,7 +243,7 @@ where
             }
             drop(file);
             match tmp.persist(&final_path) {
-                Ok(_) => Outcome::Done(Ok(Downloaded { path: final_path.clone(), head, bytes: total })),
+                Ok(_) => Outcome::Done(Ok(Downloaded::new(final_path.clone(), head, total))),
                 Err(e) => local(e.error),
             }
         })

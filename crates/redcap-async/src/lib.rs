@@ -22,6 +22,7 @@
 mod client;
 mod transport;
 
-pub use client::{Client, ClientBuilder, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED, Downloaded, Streamed};
+pub use client::{Async, Client, ClientBuilder};
 pub use redcap_core::exchange::Target;
+pub use redcap_core::{DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED, Downloaded, Streamed};
 pub use transport::{ByteStream, ReqwestTransport, ResponseFuture};

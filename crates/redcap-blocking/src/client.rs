@@ -2,40 +2,16 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use redcap_core::exchange::{self, Outcome, StreamPlan, Target};
 use redcap_core::{
-    AfterStatus, ApiUrl, Attempts, Bytes, DownloadHead, DynamicCall, EncodeError, Error, FailureKind, Method,
-    MethodInfo, PreparedRequest, RetryPolicy, Token, Transport, TransportConfig, TransportError, prepare,
+    AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_MAX_BUFFERED, DownloadHead, Downloaded,
+    DynamicCall, Error, FailureKind, Method, MethodInfo, PreparedRequest, RetryPolicy, Streamed, Token, Transport,
+    TransportError, prepare,
 };
 
 use crate::transport::UreqTransport;
-
-/// The largest body `call` buffers (use `stream` or `download_to` for more).
-pub const DEFAULT_MAX_BUFFERED: usize = 512 << 20;
-
-/// What a streamed call wrote.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Streamed {
-    /// The response's file name, type and length headers.
-    pub head: DownloadHead,
-    /// Bytes written.
-    pub bytes: u64,
-}
-
-/// A file written by [`Client::download_to`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Downloaded {
-    /// Where it is.
-    pub path: PathBuf,
-    /// The response headers' view of it.
-    pub head: DownloadHead,
-    /// Its size.
-    pub bytes: u64,
-}
 
 /// A blocking REDCap client: one API URL, one token, one transport.
 #[derive(Debug, Clone)]
@@ -47,88 +23,27 @@ pub struct Client<T = UreqTransport> {
     max_buffered: usize,
 }
 
-/// Builds a [`Client`] over the ureq transport. URL and token are validated by `build`, before
-/// any request.
-#[derive(Debug, Clone)]
-pub struct ClientBuilder {
-    url: String,
-    token: String,
-    allow_http: bool,
-    config: TransportConfig,
-    policy: RetryPolicy,
-    max_buffered: usize,
-}
+/// Builds the blocking client over ureq: `Client::builder(url, token)…build()`.
+pub type ClientBuilder = redcap_core::ClientBuilder<Blocking>;
 
-impl ClientBuilder {
-    /// Accepts a plain-http URL (a local emulator, a test server). Off by default.
-    pub fn allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
-        self
-    }
+/// The blocking mode of [`redcap_core::ClientBuilder`].
+#[derive(Debug, Clone, Copy)]
+pub struct Blocking;
 
-    /// Connect timeout.
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.config.connect_timeout = d;
-        self
-    }
+impl Build for Blocking {
+    type Client = Client;
 
-    /// Longest wait for the response to start or between reads.
-    pub fn read_timeout(mut self, d: Duration) -> Self {
-        self.config.read_timeout = d;
-        self
-    }
-
-    /// Longest time for a whole call (`None`: no overall limit).
-    pub fn overall_timeout(mut self, d: Option<Duration>) -> Self {
-        self.config.overall_timeout = d;
-        self
-    }
-
-    /// Trust the certificates of this PEM file in addition to the built-in roots.
-    pub fn extra_roots_pem(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config.extra_roots_pem = Some(path.into());
-        self
-    }
-
-    /// Whether to honour the proxy environment variables (on by default).
-    pub fn proxy_from_env(mut self, on: bool) -> Self {
-        self.config.proxy_from_env = on;
-        self
-    }
-
-    /// The retry policy.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// The largest body [`Client::call`] buffers.
-    pub fn max_buffered(mut self, bytes: usize) -> Self {
-        self.max_buffered = bytes;
-        self
-    }
-
-    /// Validates URL and token and builds the client.
-    pub fn build(self) -> Result<Client, Error> {
-        let url = if self.allow_http { ApiUrl::parse_allow_http(&self.url) } else { ApiUrl::parse(&self.url) }
-            .map_err(|e| Error::Encode(EncodeError::Url(e)))?;
-        let token = Token::new(&self.token).map_err(|e| Error::Encode(EncodeError::Token(e)))?;
-        let transport = UreqTransport::new(&self.config)?;
-        Ok(Client { url, token, transport, policy: self.policy, max_buffered: self.max_buffered })
+    fn build(settings: ClientSettings) -> Result<Client, Error> {
+        let (url, token) = settings.endpoint()?;
+        let transport = UreqTransport::new(&settings.transport)?;
+        Ok(Client { url, token, transport, policy: settings.retry, max_buffered: settings.max_buffered })
     }
 }
 
 impl Client<UreqTransport> {
-    /// Starts building a client for `url` with `token`.
+    /// Starts building a client for `url` with `token` (both validated by `build`).
     pub fn builder(url: impl Into<String>, token: impl Into<String>) -> ClientBuilder {
-        ClientBuilder {
-            url: url.into(),
-            token: token.into(),
-            allow_http: false,
-            config: TransportConfig::default(),
-            policy: RetryPolicy::default(),
-            max_buffered: DEFAULT_MAX_BUFFERED,
-        }
+        ClientBuilder::new(url, token)
     }
 }
 
@@ -216,7 +131,7 @@ where
                 tracing::Span::current().record("bytes", total);
                 exchange::check_length(expected, total)?;
                 sink.flush().map_err(local)?;
-                Ok(Streamed { head, bytes: total })
+                Ok(Streamed::new(head, total))
             }))
         })
     }
@@ -258,7 +173,7 @@ where
                 return local(e);
             }
             match tmp.persist(&final_path) {
-                Ok(_) => Outcome::Done(Ok(Downloaded { path: final_path.clone(), head, bytes: total })),
+                Ok(_) => Outcome::Done(Ok(Downloaded::new(final_path.clone(), head, total))),
                 Err(e) => local(e.error),
             }
         })

@@ -18,6 +18,7 @@
 mod client;
 mod transport;
 
-pub use client::{Client, ClientBuilder, DEFAULT_MAX_BUFFERED, Downloaded, Streamed};
+pub use client::{Blocking, Client, ClientBuilder};
 pub use redcap_core::exchange::Target;
+pub use redcap_core::{DEFAULT_MAX_BUFFERED, Downloaded, Streamed};
 pub use transport::{ResponseBody, UreqTransport};

@@ -6,6 +6,7 @@
 //! or your own) send a [`PreparedRequest`] and hand the response back to [`handle_response`].
 #![warn(missing_docs)]
 
+mod client;
 pub mod decode;
 pub mod download;
 pub mod envelope;
@@ -22,6 +23,9 @@ pub mod types;
 mod url;
 
 pub use bytes::Bytes;
+pub use client::{
+    Build, ClientBuilder, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED, Downloaded, Streamed,
+};
 pub use decode::{DataResponse, Row};
 pub use download::{DownloadHead, sanitize_file_name};
 pub use error::{ApiError, ApiErrorKind, DecodeError, EncodeError, Error, ImportErrorLine, ResponseError};
