@@ -109,6 +109,11 @@ where
         &self.url
     }
 
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
     /// How many calls may be in flight at once.
     pub fn concurrency(&self) -> usize {
         self.limits.concurrency
