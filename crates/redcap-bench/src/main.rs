@@ -5,6 +5,7 @@
 //! redcap-bench serve DATA_DIR FIXTURE.xml        # prints "URL TOKEN", serves until stdin closes
 //! redcap-bench upload URL TOKEN FILE              # prints "<ms> <peak_rss_kib> <doc_id>"
 //! redcap-bench download URL TOKEN DOC_ID OUT      # prints "<ms> <peak_rss_kib> <bytes>"
+//! redcap-bench download-null URL TOKEN DOC_ID     # the same into /dev/null
 //! redcap-bench small-blocking URL TOKEN N         # prints "<ms> <peak_rss_kib>"
 //! redcap-bench small-async URL TOKEN N CONCURRENCY
 //! ```
@@ -72,6 +73,14 @@ fn main() -> ExitCode {
                     &file_repository::export::Request::new(doc.parse().expect("doc_id")),
                     &Target::File((*out).into()),
                 )
+                .expect("download");
+            println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), done.bytes);
+        }
+        ["download-null", url, token, doc] => {
+            let client = blocking(url, token);
+            let started = Instant::now();
+            let done = client
+                .stream(&file_repository::export::Request::new(doc.parse().expect("doc_id")), &mut std::io::sink())
                 .expect("download");
             println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), done.bytes);
         }
