@@ -34,6 +34,15 @@ pub enum Fault {
         /// Value of the Retry-After header, in seconds.
         retry_after_secs: u64,
     },
+    /// Answer with a redirect, `status` (e.g. 301, 302, 307, 308) and `Location: <location>`,
+    /// without running the call: what a web server in front of REDCap does when the API URL
+    /// moved or http is sent to https (reference §1, "Redirects").
+    Redirect {
+        /// HTTP status.
+        status: u16,
+        /// Value of the Location header.
+        location: String,
+    },
 }
 
 impl Fault {

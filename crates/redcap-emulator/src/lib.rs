@@ -4,6 +4,12 @@
 //! SQLite (in memory for tests, or under a data directory); the HTTP side answers with REDCap's
 //! status codes, bodies and headers (see `shared/reference/redcap-api.md`).
 //!
+//! Every documented method is emulated except surveys (links, codes, participant list), Export
+//! PDF and Randomize Record, which answer a 400 naming the method rather than fake data. Records
+//! and reports export as json/csv/xml/odm (flat or eav), Export Project XML writes a document
+//! this emulator loads again, and structure, users, roles and DAGs can be imported and deleted.
+//! Choices where REDCap's behaviour is not public are marked UNVERIFIED in the code.
+//!
 //! ```no_run
 //! use redcap_emulator::{Emulator, Rights, User};
 //!
@@ -33,6 +39,7 @@ mod input;
 mod logic;
 mod model;
 mod odm;
+mod odm_out;
 mod params;
 mod records;
 mod render;
@@ -350,6 +357,39 @@ impl Emulator {
         let p = store.project(project_id).ok().flatten()?;
         let records = store.records(project_id).ok()?.len();
         Some((p.def.forms.len(), p.def.fields.len(), records))
+    }
+
+    /// Moves a project to Production status (`true`) or back to Development. Import Metadata,
+    /// Delete Arms / Events, override imports and mapping imports are refused in Production.
+    pub fn set_in_production(&self, project_id: i64, on: bool) -> Result<(), Error> {
+        let mut store = self.store();
+        let p = store.project(project_id)?.ok_or_else(|| Error::Invalid(format!("no project with id {project_id}")))?;
+        let mut def = p.def.clone();
+        def.info.in_production = on;
+        if on && def.info.production_time.is_empty() {
+            def.info.production_time = store::now_seconds();
+        }
+        store.save_def(def)?;
+        Ok(())
+    }
+
+    /// Sets the DAGs `username` may move to with Switch DAG (unique group names; `""` stands for
+    /// "no DAG"), replacing earlier entries. REDCap keeps this on its DAG Switcher page.
+    pub fn set_dag_switcher(&self, project_id: i64, username: &str, dags: &[&str]) -> Result<(), Error> {
+        let mut store = self.store();
+        let p = store.project(project_id)?.ok_or_else(|| Error::Invalid(format!("no project with id {project_id}")))?;
+        let ids = dags
+            .iter()
+            .map(|u| match *u {
+                "" => Ok(None),
+                u => p
+                    .dag_by_unique(u)
+                    .map(|d| Some(d.id))
+                    .ok_or_else(|| Error::Invalid(format!("project {project_id} has no DAG named `{u}`"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        store.set_dag_switcher(project_id, username, &ids)?;
+        Ok(())
     }
 
     /// Doc ids in a project's File Repository recycle bin.

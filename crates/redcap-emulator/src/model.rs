@@ -244,6 +244,19 @@ impl Project {
         self.complete_form(name)
     }
 
+    /// The form a stored name belongs to: fields, `<form>_complete` and `<form>_timestamp`
+    /// (the survey identifier belongs to the record-id field's form).
+    pub fn owner_form(&self, name: &str) -> Option<&str> {
+        if let Some(f) = self.form_of(name) {
+            return Some(f);
+        }
+        if name == "redcap_survey_identifier" {
+            return self.form_of(&self.def.record_id_field);
+        }
+        let form = name.strip_suffix("_timestamp")?;
+        self.def.forms.iter().find(|f| f.name == form).map(|f| f.name.as_str())
+    }
+
     /// The form whose status field is `name`.
     pub fn complete_form(&self, name: &str) -> Option<&str> {
         let form = name.strip_suffix("_complete")?;
@@ -283,6 +296,11 @@ impl Project {
     /// Whether anything repeats.
     pub fn has_repeating(&self) -> bool {
         !self.def.repeating.is_empty()
+    }
+
+    /// Whether `form` is enabled as a survey (surveys on, form listed).
+    pub fn is_survey(&self, form: &str) -> bool {
+        self.def.info.surveys_enabled && self.def.surveys.iter().any(|s| s == form)
     }
 
     /// A DAG by id.

@@ -289,7 +289,13 @@ pub fn parse(xml: &str) -> Result<LoadedProject, OdmError> {
     if let Some(group) = gv.child("redcap:DataAccessGroupsGroup") {
         for d in group.children("redcap:DataAccessGroups") {
             let name = d.a("group_name");
-            def.dags.push(Dag { id: 0, unique: unique_dag_name(&name), name });
+            // `unique_group_name` is written by the emulator's own export; REDCap's files derive
+            // the unique name from the label.
+            let unique = match d.attr("unique_group_name").filter(|u| !u.is_empty()) {
+                Some(u) => u.to_owned(),
+                None => unique_dag_name(&name),
+            };
+            def.dags.push(Dag { id: 0, unique, name });
         }
     }
     if let Some(group) = gv.child("redcap:UserRolesGroup") {
@@ -475,45 +481,47 @@ fn report(r: &Element) -> Report {
     }
 }
 
-fn load_clinical(
-    clinical: &Element,
-    out: &mut LoadedProject,
-    checkbox_items: &HashMap<String, (String, String)>,
-) -> Result<(), OdmError> {
-    let def = &out.def;
+/// One `FormData` of ClinicalData with the row it belongs to.
+struct Block<'a> {
+    record: String,
+    event: String,
+    /// Repeating instrument, or empty.
+    instrument: String,
+    instance: i64,
+    form: String,
+    form_data: &'a Element,
+}
+
+/// Walks SubjectData → (StudyEventData →) FormData, resolving each form's row the way REDCap
+/// numbers instances: the event's repeat key for repeating events, the form's for repeating
+/// instruments, 1 otherwise.
+fn blocks<'a>(clinical: &'a Element, def: &ProjectDef) -> Vec<Block<'a>> {
     let default_event = def.events.first().map(|e| e.unique_name.clone()).unwrap_or_default();
     let form_by_oid: HashMap<String, String> =
         def.forms.iter().map(|f| (format!("Form.{}", f.name), f.name.clone())).collect();
-    let fields: HashMap<&str, &Field> = def.fields.iter().map(|f| (f.name.as_str(), f)).collect();
     let is_rep_event = |ev: &str| def.repeating.iter().any(|r| r.event == ev && r.form.is_none());
     let is_rep_form =
         |ev: &str, form: &str| def.repeating.iter().any(|r| r.event == ev && r.form.as_deref() == Some(form));
-    let mut values = Vec::new();
-    let mut files = Vec::new();
-    let mut record_dags = Vec::new();
-    let mut records = Vec::new();
+    let mut out = Vec::new();
     for subject in clinical.children("SubjectData") {
         let record = subject.a("SubjectKey");
-        if !records.contains(&record) {
-            records.push(record.clone());
-        }
-        // Classic projects may put FormData straight under SubjectData.
-        let mut blocks: Vec<(String, i64, &Element)> = Vec::new();
+        // Classic projects put FormData straight under SubjectData.
+        let mut events: Vec<(String, i64, &Element)> = Vec::new();
         for sed in subject.children("StudyEventData") {
             let ev = sed
                 .attr("redcap:UniqueEventName")
                 .map(str::to_owned)
                 .unwrap_or_else(|| sed.a("StudyEventOID").trim_start_matches("Event.").to_owned());
-            let key = sed.a("StudyEventRepeatKey").parse().unwrap_or(1);
-            blocks.push((ev, key, sed));
+            let key = sed.a("StudyEventRepeatKey").trim().parse().unwrap_or(1);
+            events.push((ev, key, sed));
         }
-        if blocks.is_empty() {
-            blocks.push((default_event.clone(), 1, subject));
+        if events.is_empty() {
+            events.push((default_event.clone(), 1, subject));
         }
-        for (event, event_key, block) in blocks {
-            for fd in block.children("FormData") {
+        for (event, event_key, parent) in events {
+            for fd in parent.children("FormData") {
                 let form = form_by_oid.get(fd.attr("FormOID").unwrap_or("")).cloned().unwrap_or_default();
-                let form_key: i64 = fd.a("FormRepeatKey").parse().unwrap_or(1);
+                let form_key: i64 = fd.a("FormRepeatKey").trim().parse().unwrap_or(1);
                 let (instrument, instance) = if is_rep_event(&event) {
                     (String::new(), event_key)
                 } else if is_rep_form(&event, &form) {
@@ -521,59 +529,102 @@ fn load_clinical(
                 } else {
                     (String::new(), 1)
                 };
-                for group in fd.children("ItemGroupData") {
-                    for item in &group.children {
-                        let oid = item.a("ItemOID");
-                        if item.name == "ItemDataBase64Binary" {
-                            let bytes = base64_decode(item.text.trim())
-                                .ok_or_else(|| OdmError(format!("bad base64 in file of {oid}")))?;
-                            files.push(DataFile {
-                                record: record.clone(),
-                                event: event.clone(),
-                                instrument: instrument.clone(),
-                                instance,
-                                field: oid,
-                                name: item.a("redcap:DocName"),
-                                mime: item.a("redcap:MimeType"),
-                                bytes,
-                            });
-                            continue;
-                        }
-                        if item.name != "ItemData" {
-                            continue;
-                        }
-                        let value = item.a("Value");
-                        if oid == "redcap_data_access_group" {
-                            if !value.is_empty() && !record_dags.iter().any(|(r, _)| r == &record) {
-                                record_dags.push((record.clone(), value));
-                            }
-                            continue;
-                        }
-                        if value.is_empty() {
-                            continue;
-                        }
-                        let (field, value) = if let Some((field, code)) = checkbox_items.get(&oid) {
-                            if value != "1" {
-                                continue;
-                            }
-                            (field.clone(), code.clone())
-                        } else if fields.contains_key(oid.as_str()) || oid.ends_with("_complete") {
-                            (oid, value)
-                        } else {
-                            // Survey timestamps and identifiers: not stored as data.
-                            continue;
-                        };
-                        values.push(DataValue {
-                            record: record.clone(),
-                            event: event.clone(),
-                            instrument: instrument.clone(),
-                            instance,
-                            field,
-                            value,
-                        });
-                    }
-                }
+                out.push(Block {
+                    record: record.clone(),
+                    event: event.clone(),
+                    instrument,
+                    instance,
+                    form,
+                    form_data: fd,
+                });
             }
+        }
+    }
+    out
+}
+
+/// Items of a FormData, in document order.
+fn items<'a>(fd: &'a Element) -> impl Iterator<Item = &'a Element> + 'a {
+    fd.children("ItemGroupData").flat_map(|g| g.children.iter())
+}
+
+fn load_clinical(
+    clinical: &Element,
+    out: &mut LoadedProject,
+    checkbox_items: &HashMap<String, (String, String)>,
+) -> Result<(), OdmError> {
+    let def = &out.def;
+    let fields: HashMap<&str, &Field> = def.fields.iter().map(|f| (f.name.as_str(), f)).collect();
+    let mut values = Vec::new();
+    let mut files = Vec::new();
+    let mut record_dags = Vec::new();
+    let mut records = Vec::new();
+    for subject in clinical.children("SubjectData") {
+        let record = subject.a("SubjectKey");
+        if !records.contains(&record) {
+            records.push(record);
+        }
+    }
+    for b in blocks(clinical, def) {
+        for item in items(b.form_data) {
+            let oid = item.a("ItemOID");
+            if item.name == "ItemDataBase64Binary" {
+                let bytes =
+                    base64_decode(item.text.trim()).ok_or_else(|| OdmError(format!("bad base64 in file of {oid}")))?;
+                files.push(DataFile {
+                    record: b.record.clone(),
+                    event: b.event.clone(),
+                    instrument: b.instrument.clone(),
+                    instance: b.instance,
+                    field: oid,
+                    name: item.a("redcap:DocName"),
+                    mime: item.a("redcap:MimeType"),
+                    bytes,
+                });
+                continue;
+            }
+            if item.name != "ItemData" {
+                continue;
+            }
+            let value = item.a("Value");
+            if oid == "redcap_data_access_group" {
+                if !value.is_empty() && !record_dags.iter().any(|(r, _)| r == &b.record) {
+                    record_dags.push((b.record.clone(), value));
+                }
+                continue;
+            }
+            if value.is_empty() {
+                continue;
+            }
+            let (field, value) = if let Some((field, code)) = checkbox_items.get(&oid) {
+                if value != "1" {
+                    continue;
+                }
+                (field.clone(), code.clone())
+            } else if let Some(f) = fields.get(oid.as_str()) {
+                // A File Upload value without the file (no base64) cannot become a stored file.
+                if f.field_type == "file" {
+                    continue;
+                }
+                (oid, value)
+            } else if oid.ends_with("_complete")
+                || oid == "redcap_survey_identifier"
+                || oid.strip_suffix("_timestamp").is_some_and(|f| def.forms.iter().any(|x| x.name == f))
+            {
+                // Survey identifiers and timestamps are kept as pseudo-fields for
+                // `exportSurveyFields`; REDCap ignores them on import.
+                (oid, value)
+            } else {
+                continue;
+            };
+            values.push(DataValue {
+                record: b.record.clone(),
+                event: b.event.clone(),
+                instrument: b.instrument.clone(),
+                instance: b.instance,
+                field,
+                value,
+            });
         }
     }
     out.values = values;
@@ -581,6 +632,49 @@ fn load_clinical(
     out.record_dags = record_dags;
     out.records = records;
     Ok(())
+}
+
+/// Import Records with `format=odm`: the ClinicalData of an ODM document as flat import rows
+/// (record id, `redcap_event_name`, `redcap_repeat_instrument`/`_instance`, the DAG, and fields
+/// with checkbox options as `<field>___<code>`). Files, survey identifiers and timestamps are
+/// left out: Import Records does not take them.
+pub fn clinical_rows(xml: &str, def: &ProjectDef) -> Result<Vec<Vec<(String, String)>>, OdmError> {
+    let odm = parse_tree(xml)?;
+    let clinical = odm.child("ClinicalData").ok_or_else(|| OdmError("no <ClinicalData> element".into()))?;
+    let rid = def.record_id_field.as_str();
+    let mut rows: Vec<Vec<(String, String)>> = Vec::new();
+    let mut index: HashMap<(String, String, String, i64), usize> = HashMap::new();
+    for b in blocks(clinical, def) {
+        let key = (b.record.clone(), b.event.clone(), b.instrument.clone(), b.instance);
+        let i = *index.entry(key).or_insert_with(|| {
+            let mut row = vec![(rid.to_owned(), b.record.clone())];
+            if def.longitudinal {
+                row.push(("redcap_event_name".into(), b.event.clone()));
+            }
+            let repeats =
+                !b.instrument.is_empty() || def.repeating.iter().any(|r| r.event == b.event && r.form.is_none());
+            if repeats {
+                row.push(("redcap_repeat_instrument".into(), b.instrument.clone()));
+                row.push(("redcap_repeat_instance".into(), b.instance.to_string()));
+            }
+            rows.push(row);
+            rows.len() - 1
+        });
+        for item in items(b.form_data) {
+            if item.name != "ItemData" {
+                continue;
+            }
+            let oid = item.a("ItemOID");
+            let skip = oid == rid
+                || oid == "redcap_survey_identifier"
+                || oid.strip_suffix("_timestamp").is_some_and(|f| f == b.form);
+            if skip || rows[i].iter().any(|(k, _)| k == &oid) {
+                continue;
+            }
+            rows[i].push((oid, item.a("Value")));
+        }
+    }
+    Ok(rows)
 }
 
 /// Standard base64 (whitespace ignored).

@@ -29,6 +29,8 @@ pub struct Dataset {
     pub records: Vec<(String, Option<i64>)>,
     pub rows: Vec<RowData>,
     index: HashMap<RowKey, usize>,
+    /// record → its DAG.
+    dags: HashMap<String, Option<i64>>,
     /// The project's missing-data codes.
     pub missing_codes: Vec<String>,
     /// doc_id → file name, for file-upload fields.
@@ -89,7 +91,8 @@ impl Dataset {
         }
         let missing_codes =
             crate::model::parse_choices(&project.def.info.missing_data_codes).into_iter().map(|(c, _)| c).collect();
-        Ok(Dataset { records, rows, index, missing_codes, doc_names })
+        let dags = records.iter().cloned().collect();
+        Ok(Dataset { records, rows, index, dags, missing_codes, doc_names })
     }
 
     /// Values of one field in one row (empty when absent).
@@ -101,12 +104,12 @@ impl Dataset {
 
     /// A record's DAG.
     pub fn dag_of(&self, record: &str) -> Option<i64> {
-        self.records.iter().find(|(r, _)| r == record).and_then(|(_, d)| *d)
+        self.dags.get(record).copied().flatten()
     }
 
     /// Whether a record exists.
     pub fn has_record(&self, record: &str) -> bool {
-        self.records.iter().any(|(r, _)| r == record)
+        self.dags.contains_key(record)
     }
 }
 
@@ -118,6 +121,10 @@ pub enum Col {
     RepeatInstrument,
     RepeatInstance,
     Dag,
+    /// `redcap_survey_identifier` (exportSurveyFields).
+    SurveyId,
+    /// `<form>_timestamp` of a survey form (exportSurveyFields).
+    SurveyTimestamp(String),
     /// A non-checkbox field.
     Field(String),
     /// One option of a checkbox field.
@@ -163,10 +170,28 @@ pub fn hidden_by_export_level(project: &Project, level: DataExport, field: &str)
 }
 
 /// Builds the columns for `names` (field names and `<form>_complete`), in the given order.
-/// The pseudo-columns come after the record id, and only when it is selected.
-pub fn columns(project: &Project, names: &[String], with_dag: bool, combine_checkboxes: bool) -> Vec<Col> {
+/// The pseudo-columns come after the record id, and only when it is selected. With `survey`
+/// (exportSurveyFields), `redcap_survey_identifier` follows them and each survey form's
+/// `<form>_timestamp` comes before the form's first column (column order UNVERIFIED).
+pub fn columns(
+    project: &Project,
+    names: &[String],
+    with_dag: bool,
+    combine_checkboxes: bool,
+    survey: bool,
+) -> Vec<Col> {
     let rid = &project.def.record_id_field;
+    let survey = survey && project.def.forms.iter().any(|f| project.is_survey(&f.name));
     let mut cols = Vec::new();
+    let mut stamped: Vec<String> = Vec::new();
+    let mut stamp = |cols: &mut Vec<Col>, name: &str| {
+        if let Some(form) = project.form_of(name) {
+            if survey && project.is_survey(form) && !stamped.iter().any(|f| f == form) {
+                stamped.push(form.to_owned());
+                cols.push(Col::SurveyTimestamp(form.to_owned()));
+            }
+        }
+    };
     if names.iter().any(|n| n == rid) {
         cols.push(Col::RecordId);
         if project.def.longitudinal {
@@ -179,10 +204,17 @@ pub fn columns(project: &Project, names: &[String], with_dag: bool, combine_chec
         if with_dag {
             cols.push(Col::Dag);
         }
+        if survey {
+            cols.push(Col::SurveyId);
+        }
+        stamp(&mut cols, rid);
     }
     for n in names {
         if n == rid {
             continue;
+        }
+        if project.field(n).is_some_and(|f| f.is_exported()) || project.complete_form(n).is_some() {
+            stamp(&mut cols, n);
         }
         if let Some(f) = project.field(n) {
             if !f.is_exported() {
@@ -254,6 +286,8 @@ fn header(project: &Project, col: &Col, labels: bool) -> String {
             Col::RepeatInstrument => "redcap_repeat_instrument".into(),
             Col::RepeatInstance => "redcap_repeat_instance".into(),
             Col::Dag => "redcap_data_access_group".into(),
+            Col::SurveyId => "redcap_survey_identifier".into(),
+            Col::SurveyTimestamp(form) => format!("{form}_timestamp"),
             Col::Field(f) | Col::Combined(f) => f.clone(),
             Col::Checkbox(f, code) => checkbox_column(f, code),
             Col::Complete(form) => format!("{form}_complete"),
@@ -265,6 +299,8 @@ fn header(project: &Project, col: &Col, labels: bool) -> String {
         Col::RepeatInstrument => "Repeat Instrument".into(),
         Col::RepeatInstance => "Repeat Instance".into(),
         Col::Dag => "Data Access Group".into(),
+        Col::SurveyId => "Survey Identifier".into(),
+        Col::SurveyTimestamp(_) => "Survey Timestamp".into(),
         Col::Field(f) | Col::Combined(f) => project.field(f).map(|x| x.label.clone()).unwrap_or_default(),
         Col::Checkbox(f, code) => {
             let field = project.field(f);
@@ -326,6 +362,14 @@ pub fn cells(project: &Project, data: &Dataset, row: &RowData, cols: &[Col], o: 
                     .map(|d| if o.labels { d.name.clone() } else { d.unique.clone() })
                     .unwrap_or_default(),
             ),
+            Col::SurveyId => Value::from(
+                row.values.get("redcap_survey_identifier").and_then(|v| v.first().cloned()).unwrap_or_default(),
+            ),
+            Col::SurveyTimestamp(form) => Value::from(if form_in_row(project, key, form) {
+                row.values.get(&format!("{form}_timestamp")).and_then(|v| v.first().cloned()).unwrap_or_default()
+            } else {
+                String::new()
+            }),
             Col::Field(f) => Value::from(field_cell(project, data, row, f, o)),
             Col::Checkbox(f, code) => {
                 let in_row = project.form_of(f).is_some_and(|form| form_in_row(project, key, form));

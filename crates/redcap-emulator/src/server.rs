@@ -157,6 +157,20 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 ),
             );
         }
+        Some(Fault::Redirect { status, location }) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            // The body an Apache server sends with its redirects; clients must not rely on it.
+            let body = format!(
+                "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head><title>{status}</title></head><body>\
+                 <h1>Moved</h1><p>The document has moved <a href=\"{}\">here</a>.</p></body></html>\n",
+                render::esc(location)
+            );
+            let mut r = response(status, "text/html; charset=iso-8859-1", Body::from(body));
+            if let Ok(v) = HeaderValue::from_str(location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            return r;
+        }
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut r = error_response(
                 StatusCode::TOO_MANY_REQUESTS,

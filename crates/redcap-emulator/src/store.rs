@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS fr_folders (
 CREATE TABLE IF NOT EXISTS fr_files (
     doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, folder_id INTEGER, recycled TEXT);
 CREATE TABLE IF NOT EXISTS sources (hash TEXT PRIMARY KEY, project_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dag_switcher (
+    project_id INTEGER NOT NULL, username TEXT NOT NULL, dag_id INTEGER,
+    UNIQUE (project_id, username, dag_id));
 CREATE TABLE IF NOT EXISTS log (
     id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, ts TEXT NOT NULL, username TEXT NOT NULL,
     action TEXT NOT NULL, details TEXT NOT NULL, record TEXT NOT NULL DEFAULT '', event TEXT NOT NULL DEFAULT '',
@@ -240,6 +243,28 @@ impl Store {
         Ok(Some(p))
     }
 
+    /// Replaces a project's definition (metadata, events, DAGs, roles …) and refreshes the cache.
+    pub fn save_def(&mut self, def: ProjectDef) -> Result<Arc<Project>, StoreError> {
+        self.conn
+            .execute("UPDATE projects SET def = ?2 WHERE id = ?1", params![def.id, serde_json::to_string(&def)?])?;
+        let p = Arc::new(Project::new(def));
+        self.cache.insert(p.id(), p.clone());
+        Ok(p)
+    }
+
+    /// Deletes the values of the given events, then records left without any value.
+    pub fn delete_event_data(&mut self, project_id: i64, events: &[String]) -> Result<(), StoreError> {
+        for e in events {
+            self.conn.execute("DELETE FROM data WHERE project_id = ?1 AND event = ?2", params![project_id, e])?;
+        }
+        self.conn.execute(
+            "DELETE FROM records WHERE project_id = ?1
+             AND record NOT IN (SELECT DISTINCT record FROM data WHERE project_id = ?1)",
+            [project_id],
+        )?;
+        Ok(())
+    }
+
     /// The project loaded from XML with this content hash, if any.
     pub fn project_for_source(&self, hash: &str) -> Result<Option<i64>, StoreError> {
         Ok(self.conn.query_row("SELECT project_id FROM sources WHERE hash = ?1", [hash], |r| r.get(0)).optional()?)
@@ -307,6 +332,128 @@ impl Store {
             }
         };
         Ok(token)
+    }
+
+    /// Adds or updates a member without giving a new member a token (REDCap creates tokens only
+    /// on request). Returns whether the member is new.
+    pub fn set_member(
+        &mut self,
+        project_id: i64,
+        username: &str,
+        rights: &Rights,
+        dag_id: Option<i64>,
+        role_id: Option<i64>,
+        expiration: &str,
+    ) -> Result<bool, StoreError> {
+        self.ensure_user(username)?;
+        let rights_json = serde_json::to_string(rights)?;
+        let n = self.conn.execute(
+            "UPDATE project_users SET rights = ?3, dag_id = ?4, role_id = ?5, expiration = ?6
+             WHERE project_id = ?1 AND username = ?2",
+            params![project_id, username, rights_json, dag_id, role_id, expiration],
+        )?;
+        if n == 0 {
+            self.conn.execute(
+                "INSERT INTO project_users (project_id, username, token, rights, dag_id, role_id, expiration)
+                 VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6)",
+                params![project_id, username, rights_json, dag_id, role_id, expiration],
+            )?;
+        }
+        Ok(n == 0)
+    }
+
+    /// Updates a user's e-mail and names (instance-wide, as in REDCap).
+    pub fn set_user_profile(&mut self, username: &str, email: &str, first: &str, last: &str) -> Result<(), StoreError> {
+        self.ensure_user(username)?;
+        self.conn.execute(
+            "UPDATE users SET email = ?2, firstname = ?3, lastname = ?4 WHERE username = ?1",
+            params![username, email, first, last],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a member (and their token and DAG-switcher entries) from a project.
+    pub fn remove_member(&mut self, project_id: i64, username: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM project_users WHERE project_id = ?1 AND username = ?2",
+            params![project_id, username],
+        )?;
+        self.conn.execute(
+            "DELETE FROM dag_switcher WHERE project_id = ?1 AND username = ?2",
+            params![project_id, username],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a member's DAG.
+    pub fn set_member_dag(&mut self, project_id: i64, username: &str, dag_id: Option<i64>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE project_users SET dag_id = ?3 WHERE project_id = ?1 AND username = ?2",
+            params![project_id, username, dag_id],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a member's role.
+    pub fn set_member_role(&mut self, project_id: i64, username: &str, role_id: Option<i64>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE project_users SET role_id = ?3 WHERE project_id = ?1 AND username = ?2",
+            params![project_id, username, role_id],
+        )?;
+        Ok(())
+    }
+
+    /// Takes a deleted DAG off records, members, File Repository folders and the DAG switcher.
+    pub fn forget_dag(&mut self, project_id: i64, dag_id: i64) -> Result<(), StoreError> {
+        for table in ["records", "project_users", "fr_folders"] {
+            self.conn.execute(
+                &format!("UPDATE {table} SET dag_id = NULL WHERE project_id = ?1 AND dag_id = ?2"),
+                params![project_id, dag_id],
+            )?;
+        }
+        self.conn
+            .execute("DELETE FROM dag_switcher WHERE project_id = ?1 AND dag_id = ?2", params![project_id, dag_id])?;
+        Ok(())
+    }
+
+    /// Takes a deleted role off members (who keep its rights as their own) and folders.
+    pub fn forget_role(&mut self, project_id: i64, role_id: i64, rights: &Rights) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE project_users SET role_id = NULL, rights = ?3 WHERE project_id = ?1 AND role_id = ?2",
+            params![project_id, role_id, serde_json::to_string(rights)?],
+        )?;
+        self.conn.execute(
+            "UPDATE fr_folders SET role_id = NULL WHERE project_id = ?1 AND role_id = ?2",
+            params![project_id, role_id],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the DAGs a member may switch to (`None`: no DAG).
+    pub fn set_dag_switcher(
+        &mut self,
+        project_id: i64,
+        username: &str,
+        dags: &[Option<i64>],
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM dag_switcher WHERE project_id = ?1 AND username = ?2",
+            params![project_id, username],
+        )?;
+        for d in dags {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO dag_switcher (project_id, username, dag_id) VALUES (?1, ?2, ?3)",
+                params![project_id, username, d],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The DAGs a member may switch to (`None`: no DAG).
+    pub fn dag_switcher(&self, project_id: i64, username: &str) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT dag_id FROM dag_switcher WHERE project_id = ?1 AND username = ?2")?;
+        let rows = stmt.query_map(params![project_id, username], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// The token of a project member.

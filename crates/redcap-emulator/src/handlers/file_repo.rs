@@ -206,18 +206,9 @@ pub fn import(ctx: &mut Ctx) -> HResult {
     need_file_repository(ctx)?;
     let folder = target_folder(ctx)?;
     let Some(upload) = ctx.params.upload.take() else {
-        return Err(bad(
-            "No file was uploaded: send the file as a multipart/form-data part named \"file\" with a filename",
-        ));
+        return Err(bad(NO_UPLOAD));
     };
-    // Browsers and clients send a base name; drop any directory part defensively.
-    let name = upload.file_name.rsplit(['/', '\\']).next().unwrap_or("").trim().to_owned();
-    let name = if name.is_empty() { "file".to_owned() } else { name };
-    let mime = mime_guess::from_path(&name)
-        .first()
-        .map(|m| m.essence_str().to_owned())
-        .or_else(|| Some(upload.content_type.clone()).filter(|c| !c.is_empty()))
-        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let (name, mime) = name_and_mime(&upload);
     let pid = ctx.project.id();
     let doc_id = ctx.store.transaction(|s| {
         let doc_id = s.adopt_blob(pid, &name, &mime, &upload.path)?;
@@ -234,6 +225,23 @@ pub fn import(ctx: &mut Ctx) -> HResult {
     )?;
     Ok(Reply::Empty)
 }
+
+/// The stored name and MIME type of an upload: the part's base name (clients send one; any
+/// directory part is dropped defensively), and the type guessed from it, else the part's.
+pub(super) fn name_and_mime(upload: &crate::params::Upload) -> (String, String) {
+    let name = upload.file_name.rsplit(['/', '\\']).next().unwrap_or("").trim().to_owned();
+    let name = if name.is_empty() { "file".to_owned() } else { name };
+    let mime = mime_guess::from_path(&name)
+        .first()
+        .map(|m| m.essence_str().to_owned())
+        .or_else(|| Some(upload.content_type.clone()).filter(|c| !c.is_empty()))
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    (name, mime)
+}
+
+/// The answer when a call that needs an upload has none.
+pub(super) const NO_UPLOAD: &str =
+    "No file was uploaded: send the file as a multipart/form-data part named \"file\" with a filename";
 
 /// Delete a File: API Import + File Repository; moves the file to the recycle bin; empty 200.
 pub fn delete(ctx: &mut Ctx) -> HResult {

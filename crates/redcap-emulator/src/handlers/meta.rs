@@ -154,9 +154,13 @@ pub fn form_event_mapping(ctx: &mut Ctx) -> HResult {
     ctx.table(&t, "items")
 }
 
-/// Export Repeating Instruments and Events.
+/// Export Repeating Instruments and Events: API Export + Project Design (API help).
 pub fn repeating(ctx: &mut Ctx) -> HResult {
     ctx.need_export()?;
+    if !ctx.user.rights.design {
+        // UNVERIFIED text, as for the structure imports.
+        return Err(super::forbidden("You do not have Project Design and Setup privileges"));
+    }
     let p = ctx.project.clone();
     if !p.has_repeating() {
         return Err(bad(

@@ -7,6 +7,7 @@ use crate::auth::Rights;
 use crate::input;
 use crate::model::{Arm, Event, Field, Form, ProjectDef};
 use crate::odm::{self, LoadedProject};
+use crate::odm_out;
 use crate::params::Params;
 use crate::render::{self, Table};
 use crate::store::Store;
@@ -141,4 +142,64 @@ pub fn export_info(ctx: &mut Ctx) -> HResult {
     t.rows.push(cols.into_iter().map(|(_, v)| v).collect());
     let (ct, body) = render::single(out, &t);
     Ok(Reply::Body { content_type: ct.into(), body })
+}
+
+/// Largest total of file bytes a Project XML export embeds (`exportFiles`): the document is built
+/// in memory, so bigger exports get an honest error instead.
+const MAX_EMBEDDED_FILES: u64 = 256 << 20;
+
+/// Export Project XML: the whole project as CDISC ODM 1.3.1 with REDCap's extensions, loadable
+/// by this emulator (and by Create Project's `odm`). The data filters (`records`, `fields`,
+/// `events`, `filterLogic`) apply to ClinicalData only; the metadata is always complete.
+pub fn export_xml(ctx: &mut Ctx) -> HResult {
+    ctx.need_export()?;
+    let project = ctx.project.clone();
+    let p = &*project;
+    let version = ctx.env.version.clone();
+    let body = if ctx.params.flag("returnMetadataOnly") {
+        odm_out::project_document(p, &version, None)
+    } else {
+        let level = ctx.need_data_export()?;
+        let with_dag = ctx.params.flag("exportDataAccessGroups") && ctx.user.dag_id.is_none();
+        let survey = ctx.params.flag("exportSurveyFields");
+        let sel = super::records::select(ctx, level, with_dag, survey)?;
+        let rows: Vec<&crate::records::RowData> = sel.rows.iter().map(|&i| &sel.data.rows[i]).collect();
+        let embed = ctx.params.flag("exportFiles");
+        if embed {
+            let mut total = 0u64;
+            for row in &rows {
+                for (name, values) in &row.values {
+                    if p.field(name).is_some_and(|f| f.field_type == "file") && sel.names.contains(name) {
+                        let doc = values.first().and_then(|v| v.parse::<i64>().ok());
+                        if let Some(d) = doc.map(|d| ctx.store.doc(d)).transpose()?.flatten() {
+                            total += d.size;
+                        }
+                    }
+                }
+            }
+            if total > MAX_EMBEDDED_FILES {
+                return Err(bad(format!(
+                    "The emulator does not embed more than {} MiB of files in a Project XML export ({total} bytes \
+                     requested): export without exportFiles and download the files with Export a File",
+                    MAX_EMBEDDED_FILES >> 20
+                )));
+            }
+        }
+        let store = &*ctx.store;
+        let lookup = |doc: &str| -> Option<odm_out::Embedded> {
+            let d = store.doc(doc.parse().ok()?).ok()??;
+            let bytes = std::fs::read(&d.path).ok()?;
+            Some(odm_out::Embedded { name: d.name, mime: d.mime, bytes })
+        };
+        let clinical = odm_out::Clinical {
+            rows,
+            names: sel.names.iter().cloned().collect(),
+            dag: with_dag,
+            survey,
+            files: if embed { Some(&lookup) } else { None },
+        };
+        odm_out::project_document(p, &version, Some((&sel.data, &clinical)))
+    };
+    ctx.log("export", "Data export (API)", "Export project XML (API)", "")?;
+    Ok(Reply::Body { content_type: render::XML.into(), body: body.into_bytes() })
 }

@@ -6,9 +6,12 @@ use redcap_core::{ReturnFormat, WireEnum};
 use serde_json::Value;
 
 use super::{Ctx, Failure, HResult, Reply, bad, forbidden};
+use crate::auth::DataExport;
 use crate::input;
 use crate::logic;
 use crate::model::{Project, checkbox_column};
+use crate::odm;
+use crate::odm_out;
 use crate::records::{self, CellOptions, Col, Dataset, hidden_by_export_level};
 use crate::render::{self, Out, Table};
 use crate::store::RowKey;
@@ -52,26 +55,22 @@ pub(super) fn render_rows(ctx: &Ctx, out: Out, cols: &[Col], rows: Vec<Vec<Value
     Ok(Reply::Body { content_type: ct.into(), body })
 }
 
-/// Export Records (flat).
-pub fn export(ctx: &mut Ctx) -> HResult {
-    ctx.need_export()?;
-    let level = ctx.need_data_export()?;
-    match ctx.params.get_nonempty("type") {
-        None | Some("flat") => {}
-        Some("eav") => {
-            return Err(bad("The emulator does not implement \"Export Records\" with type=eav (content=record) yet"));
-        }
-        Some(_) => return Err(bad("The value of the parameter \"type\" is not valid")),
-    }
-    if ctx.params.get("format") == Some("odm") {
-        return Err(bad("The emulator does not implement \"Export Records\" with format=odm (content=record) yet"));
-    }
-    let out = ctx.out(false)?;
-    let opts = cell_options(ctx)?;
+/// The rows and names an export selects: `fields`, `forms`, `events`, `records`,
+/// `dateRangeBegin`/`End` and `filterLogic`, limited by the caller's DAG and export level.
+pub(super) struct Selection {
+    /// Selected names (fields, the record id, `<form>_complete`) in metadata order.
+    pub names: Vec<String>,
+    /// Flat columns for `names`.
+    pub cols: Vec<Col>,
+    pub data: Dataset,
+    /// Indexes of the selected rows in `data.rows`.
+    pub rows: Vec<usize>,
+}
+
+/// Parses the selection parameters shared by Export Records and Export Project XML.
+pub(super) fn select(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: bool) -> Result<Selection, Failure> {
     let project = ctx.project.clone();
     let p = &*project;
-
-    // Field and form selection.
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     let fields = ctx.params.list("fields");
     let forms = ctx.params.list("forms");
@@ -129,13 +128,11 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         None
     };
     let filter = logic::compile(p, ctx.params.get("filterLogic").unwrap_or(""))?;
-    // exportDataAccessGroups has no effect for users in a DAG.
-    let with_dag = ctx.params.flag("exportDataAccessGroups") && ctx.user.dag_id.is_none();
-    let cols = records::columns(p, &names, with_dag, false);
+    let cols = records::columns(p, &names, with_dag, false, survey);
 
     let data = Dataset::load(ctx.store, p)?;
     let mut rows = Vec::new();
-    for row in &data.rows {
+    for (i, row) in data.rows.iter().enumerate() {
         let key = &row.key;
         if let Some(dag) = ctx.user.dag_id {
             if data.dag_of(&key.record) != Some(dag) {
@@ -159,12 +156,119 @@ pub fn export(ctx: &mut Ctx) -> HResult {
                 continue;
             }
         }
-        rows.push(records::cells(p, &data, row, &cols, &opts));
+        rows.push(i);
     }
-    let n = rows.len();
-    let r = render_rows(ctx, out, &cols, rows, &opts);
+    Ok(Selection { names, cols, data, rows })
+}
+
+/// Export Records: flat or eav in json/csv/xml, or ODM (ClinicalData).
+pub fn export(ctx: &mut Ctx) -> HResult {
+    ctx.need_export()?;
+    let level = ctx.need_data_export()?;
+    let eav = match ctx.params.get_nonempty("type") {
+        None | Some("flat") => false,
+        Some("eav") => true,
+        Some(_) => return Err(bad("The value of the parameter \"type\" is not valid")),
+    };
+    let odm = ctx.params.format() == Ok(redcap_core::Format::Odm);
+    let out = if odm { Out::Xml } else { ctx.out(false)? };
+    let opts = cell_options(ctx)?;
+    // exportDataAccessGroups has no effect for users in a DAG.
+    let with_dag = ctx.params.flag("exportDataAccessGroups") && ctx.user.dag_id.is_none();
+    let survey = ctx.params.flag("exportSurveyFields");
+    let sel = select(ctx, level, with_dag, survey)?;
+    let project = ctx.project.clone();
+    let p = &*project;
+    let n = sel.rows.len();
+    let reply = if odm {
+        let clinical = odm_out::Clinical {
+            rows: sel.rows.iter().map(|&i| &sel.data.rows[i]).collect(),
+            names: sel.names.iter().cloned().collect(),
+            dag: with_dag,
+            survey,
+            files: None,
+        };
+        let body = odm_out::clinical_document(p, &ctx.env.version, &sel.data, &clinical);
+        Ok(Reply::Body { content_type: render::XML.into(), body: body.into_bytes() })
+    } else if eav {
+        let t = eav_table(p, &sel, &opts);
+        let (ct, body) = render::table(out, &t, "records");
+        Ok(Reply::Body { content_type: ct.into(), body })
+    } else {
+        let rows =
+            sel.rows.iter().map(|&i| records::cells(p, &sel.data, &sel.data.rows[i], &sel.cols, &opts)).collect();
+        render_rows(ctx, out, &sel.cols, rows, &opts)
+    };
     ctx.log("export", "Data export (API)", &format!("Export records (API): {n} rows"), "")?;
-    r
+    reply
+}
+
+/// EAV rows: `record, field_name, value`, then `redcap_event_name` (longitudinal) and the repeat
+/// columns (projects with repeating data; UNVERIFIED, the help lists only the event column). Only
+/// non-blank values are listed. A checkbox gives one row per checked option under its own name,
+/// with the code (raw) or the option label (label) as value: the help's "0 or 1" wording cannot
+/// tell options apart, so the code is used (UNVERIFIED).
+fn eav_table(p: &Project, sel: &Selection, opts: &CellOptions) -> Table {
+    let mut columns = vec!["record", "field_name", "value"];
+    if p.def.longitudinal {
+        columns.push("redcap_event_name");
+    }
+    if p.has_repeating() {
+        columns.extend(["redcap_repeat_instrument", "redcap_repeat_instance"]);
+    }
+    let mut t = Table::new(columns);
+    let cell_opts = CellOptions { checkbox_labels: true, blank_gray_status: true, ..opts.clone() };
+    let mut dag_done: HashSet<&str> = HashSet::new();
+    for &i in &sel.rows {
+        let row = &sel.data.rows[i];
+        let key = &row.key;
+        let cells = records::cells(p, &sel.data, row, &sel.cols, &cell_opts);
+        let tail: Vec<Value> = {
+            let mut v = Vec::new();
+            if p.def.longitudinal {
+                v.push(Value::from(key.event.clone()));
+            }
+            if p.has_repeating() {
+                v.push(Value::from(key.instrument.clone()));
+                let repeats = !key.instrument.is_empty() || p.is_repeating_event(&key.event);
+                v.push(if repeats { Value::from(key.instance) } else { Value::from("") });
+            }
+            v
+        };
+        let mut push = |name: &str, value: String| {
+            let mut r = vec![Value::from(key.record.clone()), Value::from(name.to_owned()), Value::from(value)];
+            r.extend(tail.iter().cloned());
+            t.rows.push(r);
+        };
+        for (col, cell) in sel.cols.iter().zip(cells) {
+            let text = render::text_of(&cell);
+            match col {
+                Col::EventName | Col::RepeatInstrument | Col::RepeatInstance => {}
+                Col::RecordId => {
+                    if key.instrument.is_empty() {
+                        push(&p.def.record_id_field, key.record.clone());
+                    }
+                }
+                Col::Dag => {
+                    if !text.is_empty() && dag_done.insert(key.record.as_str()) {
+                        push("redcap_data_access_group", text);
+                    }
+                }
+                Col::Checkbox(f, code) => {
+                    if row.values.get(f).is_some_and(|v| v.contains(code)) {
+                        push(f, if opts.labels { text } else { code.clone() });
+                    }
+                }
+                _ => {
+                    if !text.is_empty() {
+                        let name = records::headers(p, std::slice::from_ref(col), false).remove(0);
+                        push(&name, text);
+                    }
+                }
+            }
+        }
+    }
+    t
 }
 
 fn checkbox_base(p: &Project, name: &str) -> Option<String> {
@@ -183,21 +287,17 @@ enum Target {
     Checkbox(String, String),
 }
 
-/// Import Records (flat).
+/// Import Records: flat or eav data in json/csv/xml, or ODM ClinicalData.
 pub fn import(ctx: &mut Ctx) -> HResult {
     ctx.need_import()?;
-    let project = ctx.project.clone();
-    let p = &*project;
-    match ctx.params.get_nonempty("type") {
-        None | Some("flat") => {}
-        Some("eav") => {
-            return Err(bad("The emulator does not implement \"Import Records\" with type=eav (content=record) yet"));
-        }
+    let eav = match ctx.params.get_nonempty("type") {
+        None | Some("flat") => false,
+        Some("eav") => true,
         Some(_) => return Err(bad("The value of the parameter \"type\" is not valid")),
-    }
+    };
     let format = ctx.params.get_nonempty("format").unwrap_or("xml").to_owned();
-    if format == "odm" {
-        return Err(bad("The emulator does not implement \"Import Records\" with format=odm (content=record) yet"));
+    if !["json", "csv", "xml", "odm"].contains(&format.as_str()) {
+        return Err(bad("The value of the parameter \"format\" is not valid"));
     }
     let overwrite = match ctx.params.get_nonempty("overwriteBehavior") {
         None | Some("normal") => false,
@@ -214,20 +314,161 @@ pub fn import(ctx: &mut Ctx) -> HResult {
         return Err(bad("The value of the parameter \"dateFormat\" is not valid"));
     }
     let force_auto = ctx.params.flag("forceAutoNumber");
-    if ctx.params.flag("backgroundProcess") {
-        return Err(bad(
-            "The emulator does not implement \"Import Records\" with backgroundProcess=true (content=record) yet",
-        ));
-    }
     let delim = ctx.csv_delimiter()?;
-    let data = ctx.params.get("data").unwrap_or("").to_owned();
-    let rows = input::rows(&format, &data, delim).map_err(bad)?;
+    let background = ctx.params.flag("backgroundProcess");
+    let opts = ImportOpts { overwrite, date_format, force_auto };
+    let applied = parse_rows(ctx, &format, eav, delim).and_then(|rows| apply_rows(ctx, &rows, &opts));
+    let rf = match ctx.params.error_format() {
+        ReturnFormat::Json => Out::Json,
+        ReturnFormat::Csv => Out::Csv(b','),
+        _ => Out::Xml,
+    };
+    let ct = match rf {
+        Out::Json => render::JSON,
+        Out::Csv(_) => render::CSV,
+        Out::Xml => render::XML,
+    };
+    if background {
+        // backgroundProcess: the answer is only a success flag (reference §5.6). The exact bytes are
+        // UNVERIFIED; the emulator answers {"success":true} in JSON, and `true` / <success>true</success>
+        // in CSV / XML by analogy with the count bodies. The import runs at once; a data problem
+        // (which REDCap would report later by e-mail) gives success:false and is written to the log.
+        let ok = match applied {
+            Ok(_) => true,
+            Err(f) if f.status == http::StatusCode::BAD_REQUEST => {
+                ctx.log("record", "Data import (API)", &format!("Background data import failed: {}", f.message), "")?;
+                false
+            }
+            Err(f) => return Err(f),
+        };
+        let body = match rf {
+            Out::Json => serde_json::json!({ "success": ok }).to_string(),
+            Out::Csv(_) => ok.to_string(),
+            Out::Xml => format!("<?xml version=\"1.0\" encoding=\"UTF-8\" ?><success>{ok}</success>"),
+        };
+        return Ok(Reply::Body { content_type: ct.into(), body: body.into_bytes() });
+    }
+    let (touched, auto) = applied?;
+    import_result(return_content, rf, ct, &touched, &auto, force_auto)
+}
+
+/// How rows are written.
+struct ImportOpts {
+    overwrite: bool,
+    date_format: String,
+    force_auto: bool,
+}
+
+/// The `data` parameter as flat rows, whatever its type and format.
+fn parse_rows(ctx: &Ctx, format: &str, eav: bool, delim: u8) -> Result<Vec<input::InRow>, Failure> {
+    let data = ctx.params.get("data").unwrap_or("");
+    if format == "odm" {
+        return odm::clinical_rows(data, &ctx.project.def)
+            .map_err(|e| bad(format!("The ODM data could not be imported: {}", e.0)));
+    }
+    let rows = input::rows(format, data, delim).map_err(bad)?;
+    if eav { eav_to_flat(&ctx.project, rows) } else { Ok(rows) }
+}
+
+/// EAV rows (`record, field_name, value` plus optional `redcap_event_name`,
+/// `redcap_repeat_instrument`, `redcap_repeat_instance`) grouped into flat rows. A checkbox
+/// option may come as `<field>___<code>` with 0/1 (KB RC-API-03) or as the field's own name with
+/// the checked code (the emulator's EAV export).
+fn eav_to_flat(p: &Project, rows: Vec<input::InRow>) -> Result<Vec<input::InRow>, Failure> {
+    let rid = p.def.record_id_field.as_str();
+    let mut out: Vec<input::InRow> = Vec::new();
+    let mut index: HashMap<(String, String, String, String), usize> = HashMap::new();
+    let mut errors = Vec::new();
+    for row in rows {
+        let (Some(record), Some(field)) = (input::get(&row, "record"), input::get(&row, "field_name")) else {
+            return Err(bad("The data is not in EAV format: every item needs \"record\" and \"field_name\""));
+        };
+        let record = record.trim().to_owned();
+        let field = field.trim().to_owned();
+        let value = input::get(&row, "value").unwrap_or("").to_owned();
+        let event = input::get(&row, "redcap_event_name").unwrap_or("").trim().to_owned();
+        let form = input::get(&row, "redcap_repeat_instrument").unwrap_or("").trim().to_owned();
+        let instance = input::get(&row, "redcap_repeat_instance").unwrap_or("").trim().to_owned();
+        if instance == "new" {
+            errors.push(csv_line(
+                &record,
+                "redcap_repeat_instance",
+                &instance,
+                "instance numbering with new cannot be used with type=eav",
+            ));
+            continue;
+        }
+        let key = (record.clone(), event.clone(), form.clone(), instance.clone());
+        let i = *index.entry(key).or_insert_with(|| {
+            let mut r = vec![(rid.to_owned(), record.clone())];
+            for (k, v) in [
+                ("redcap_event_name", &event),
+                ("redcap_repeat_instrument", &form),
+                ("redcap_repeat_instance", &instance),
+            ] {
+                if input::get(&row, k).is_some() {
+                    r.push((k.to_owned(), v.clone()));
+                }
+            }
+            out.push(r);
+            out.len() - 1
+        });
+        if field == rid {
+            continue;
+        }
+        let (column, value) = match p.field(&field) {
+            Some(f) if f.field_type == "checkbox" => {
+                let code = value.trim();
+                if code.is_empty() {
+                    continue;
+                }
+                match f.choice_list().into_iter().find(|(c, _)| c == code) {
+                    Some((c, _)) => (checkbox_column(&field, &c), "1".to_owned()),
+                    None => {
+                        errors.push(csv_line(
+                            &record,
+                            &field,
+                            code,
+                            &format!("The value is not a valid category for {field}"),
+                        ));
+                        continue;
+                    }
+                }
+            }
+            _ => (field, value),
+        };
+        out[i].retain(|(k, _)| k != &column);
+        out[i].push((column, value));
+    }
+    if !errors.is_empty() {
+        return Err(bad(errors.join("\n")));
+    }
+    Ok(out)
+}
+
+/// One line of an import error: `"record","field","value","message"`.
+fn csv_line(record: &str, field: &str, value: &str, message: &str) -> String {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    format!("{},{},{},{}", q(record), q(field), q(value), q(message))
+}
+
+/// Validates and writes flat rows in one transaction; returns the touched records and the
+/// auto-numbering map (original, new).
+#[allow(clippy::type_complexity)]
+fn apply_rows(
+    ctx: &mut Ctx,
+    rows: &[input::InRow],
+    o: &ImportOpts,
+) -> Result<(Vec<String>, Vec<(String, String)>), Failure> {
+    let project = ctx.project.clone();
+    let p = &*project;
+    let (overwrite, force_auto, date_format) = (o.overwrite, o.force_auto, o.date_format.clone());
     let rid = p.def.record_id_field.clone();
 
     // Columns must be known.
     let mut targets: HashMap<String, Option<Target>> = HashMap::new();
     let mut unknown = Vec::new();
-    for row in &rows {
+    for row in rows {
         for (k, _) in row {
             if targets.contains_key(k) {
                 continue;
@@ -241,6 +482,10 @@ pub fn import(ctx: &mut Ctx) -> HResult {
                         | "redcap_data_access_group"
                         | "redcap_survey_identifier"
                 ) {
+                None
+            } else if p.field(k).is_some_and(|f| f.field_type == "file") {
+                // A File Upload value is a file name here; files come only through Import a File.
+                // The column is ignored so that an export can be imported again (UNVERIFIED).
                 None
             } else if p.field(k).is_some_and(|f| f.field_type != "checkbox") || p.complete_form(k).is_some() {
                 Some(Target::Field(k.clone()))
@@ -276,15 +521,14 @@ pub fn import(ctx: &mut Ctx) -> HResult {
     let existing = Dataset::load(ctx.store, p)?;
     let mut errors: Vec<String> = Vec::new();
     let err = |errors: &mut Vec<String>, rec: &str, field: &str, value: &str, msg: &str| {
-        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        errors.push(format!("{},{},{},{}", q(rec), q(field), q(value), q(msg)));
+        errors.push(csv_line(rec, field, value, msg));
     };
 
     // Auto-numbering: originals map to new names in order of first appearance.
     let mut auto: Vec<(String, String)> = Vec::new();
     if force_auto {
         let mut next = next_number(&existing, ctx.user.dag_id);
-        for row in &rows {
+        for row in rows {
             let orig = input::get(row, &rid).unwrap_or("").trim().to_owned();
             if !auto.iter().any(|(o, _)| o == &orig) {
                 let name = match ctx.user.dag_id {
@@ -306,7 +550,7 @@ pub fn import(ctx: &mut Ctx) -> HResult {
     }
     let mut plans: Vec<Planned> = Vec::new();
     let mut instance_counter: HashMap<(String, String, String), i64> = HashMap::new();
-    for row in &rows {
+    for row in rows {
         let orig = input::get(row, &rid).unwrap_or("").trim().to_owned();
         let record = if force_auto {
             auto.iter().find(|(o, _)| o == &orig).map(|(_, n)| n.clone()).unwrap_or_default()
@@ -539,12 +783,19 @@ pub fn import(ctx: &mut Ctx) -> HResult {
         Ok(())
     })?;
 
-    // The result's format follows returnFormat, then format (reference §1).
-    let rf = match ctx.params.error_format() {
-        ReturnFormat::Json => Out::Json,
-        ReturnFormat::Csv => Out::Csv(b','),
-        _ => Out::Xml,
-    };
+    Ok((touched, auto))
+}
+
+/// The success body of Import Records per returnContent; its format follows returnFormat, then
+/// format (reference §1).
+fn import_result(
+    return_content: redcap_core::ReturnContent,
+    rf: Out,
+    ct: &str,
+    touched: &[String],
+    auto: &[(String, String)],
+    force_auto: bool,
+) -> HResult {
     let body = match return_content {
         redcap_core::ReturnContent::Nothing => return Ok(Reply::Empty),
         redcap_core::ReturnContent::Count => match rf {
@@ -561,7 +812,7 @@ pub fn import(ctx: &mut Ctx) -> HResult {
                     touched.iter().map(|r| format!("{r},{r}")).collect()
                 }
             } else {
-                touched.clone()
+                touched.to_vec()
             };
             match rf {
                 Out::Json => serde_json::to_string(&ids).unwrap_or_default(),
@@ -584,11 +835,6 @@ pub fn import(ctx: &mut Ctx) -> HResult {
                 }
             }
         }
-    };
-    let ct = match rf {
-        Out::Json => render::JSON,
-        Out::Csv(_) => render::CSV,
-        Out::Xml => render::XML,
     };
     Ok(Reply::Body { content_type: ct.into(), body: body.into_bytes() })
 }
@@ -764,7 +1010,7 @@ pub fn delete(ctx: &mut Ctx) -> HResult {
                 for field in row.values.keys() {
                     let in_form = match &instrument {
                         None => true,
-                        Some(form) => field != &p.def.record_id_field && p.form_of(field) == Some(form.as_str()),
+                        Some(form) => field != &p.def.record_id_field && p.owner_form(field) == Some(form.as_str()),
                     };
                     if in_form {
                         s.set_values(pid, &row.key, field, &[])?;

@@ -5,9 +5,11 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::records::{cell_options, render_rows};
-use super::{Ctx, HResult, bad, forbidden};
+use super::{Ctx, HResult, Reply, bad, forbidden};
 use crate::logic;
+use crate::odm_out;
 use crate::records::{self, CellOptions, Col, Dataset, hidden_by_export_level, record_cmp};
+use crate::render::{self, Out};
 
 /// Export Reports: the report's fields, order, filters and options; always flat.
 pub fn export(ctx: &mut Ctx) -> HResult {
@@ -28,10 +30,8 @@ pub fn export(ctx: &mut Ctx) -> HResult {
             "The API request cannot complete because report_id={id} does not belong to this project."
         )));
     };
-    if ctx.params.get("format") == Some("odm") {
-        return Err(bad("The emulator does not implement \"Export Reports\" with format=odm (content=report) yet"));
-    }
-    let out = ctx.out(false)?;
+    let odm = ctx.params.format() == Ok(redcap_core::Format::Odm);
+    let out = if odm { Out::Xml } else { ctx.out(false)? };
     let mut opts = cell_options(ctx)?;
     opts.remove_line_breaks = report.remove_line_breaks;
 
@@ -43,7 +43,8 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         .cloned()
         .collect();
     let with_dag = report.output_dags && ctx.user.dag_id.is_none();
-    let cols = records::columns(p, &names, with_dag, report.combine_checkbox_values);
+    let survey = report.output_survey_fields;
+    let cols = records::columns(p, &names, with_dag, report.combine_checkbox_values, survey);
     let filter = logic::compile(p, &report.advanced_logic)?;
     let dag_filter: Option<HashSet<i64>> = (!report.filter_dags.is_empty())
         .then(|| report.filter_dags.iter().filter_map(|u| p.dag_by_unique(u).map(|d| d.id)).collect());
@@ -97,9 +98,22 @@ pub fn export(ctx: &mut Ctx) -> HResult {
             if *asc { o } else { o.reverse() }
         });
     }
-    let rows: Vec<Vec<Value>> = selected.iter().map(|row| records::cells(p, &data, row, &cols, &opts)).collect();
-    let n = rows.len();
-    let r = render_rows(ctx, out, &cols, rows, &opts);
+    let n = selected.len();
+    let r = if odm {
+        // Values are raw in ODM whatever rawOrLabel says (labels live in the CodeLists).
+        let clinical = odm_out::Clinical {
+            rows: selected,
+            names: names.iter().cloned().collect(),
+            dag: with_dag,
+            survey,
+            files: None,
+        };
+        let body = odm_out::clinical_document(p, &ctx.env.version, &data, &clinical);
+        Ok(Reply::Body { content_type: render::XML.into(), body: body.into_bytes() })
+    } else {
+        let rows: Vec<Vec<Value>> = selected.iter().map(|row| records::cells(p, &data, row, &cols, &opts)).collect();
+        render_rows(ctx, out, &cols, rows, &opts)
+    };
     ctx.log("export", "Data export (API)", &format!("Export report (API) report_id={id}: {n} rows"), "")?;
     r
 }

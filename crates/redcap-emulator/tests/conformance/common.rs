@@ -75,6 +75,18 @@ pub fn try_post(url: &str, fields: &[(&str, &str)]) -> Result<Resp, ureq::Error>
     read(r)
 }
 
+/// POSTs urlencoded form fields without following redirects.
+pub fn post_no_redirect(url: &str, fields: &[(&str, &str)]) -> Resp {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+    let r = agent
+        .post(url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(body.as_bytes())
+        .expect("request succeeds");
+    read(r).expect("body reads")
+}
+
 /// POSTs multipart/form-data with an optional `file` part (name, bytes).
 pub fn post_multipart(url: &str, fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Resp {
     let boundary = "----redcapEmulatorTestBoundary7MA4YWxk";

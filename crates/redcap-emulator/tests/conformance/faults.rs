@@ -108,3 +108,23 @@ fn truncated_body_under_its_content_length() {
         try_post(&emu.url(), &[("token", &t), ("content", "fileRepository"), ("action", "export"), ("doc_id", &doc)]);
     assert!(r.is_err());
 }
+
+#[test]
+fn redirect_with_location_without_running_the_call() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let moved = "https://redcap.example.org/redcap/api/";
+    emu.faults().inject(Fault::Redirect { status: 301, location: moved.into() }, 1);
+    emu.faults().inject(Fault::Redirect { status: 307, location: moved.into() }, 1);
+    let import =
+        [("token", t.as_str()), ("content", "record"), ("format", "json"), ("data", r#"[{"record_id":"66"}]"#)];
+    for status in [301, 307] {
+        let r = post_no_redirect(&emu.url(), &import);
+        assert_eq!(r.status, status);
+        assert_eq!(r.header("location").as_deref(), Some(moved));
+        assert!(r.text().contains("The document has moved"));
+    }
+    post(&emu.url(), &[("token", &t), ("content", "record"), ("format", "json"), ("records[0]", "66")])
+        .expect(200, "[]");
+    assert!(!Fault::Redirect { status: 302, location: String::new() }.runs_call());
+}

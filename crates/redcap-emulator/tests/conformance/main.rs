@@ -4,9 +4,16 @@
 mod common;
 
 mod basics;
+mod concurrency;
+mod eav;
 mod faults;
 mod file_repo;
+mod files;
 mod fixtures;
 mod meta;
+mod odm;
+mod project_xml;
 mod records;
 mod reports;
+mod structure;
+mod users;

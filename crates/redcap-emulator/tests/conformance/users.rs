@@ -1,0 +1,249 @@
+//! Writes of users, roles, DAGs and their mappings, and Switch DAG.
+
+use crate::common::*;
+use redcap_emulator::{Rights, RunningEmulator, User};
+use serde_json::{Value, json};
+
+fn call(emu: &RunningEmulator, t: &str, fields: &[(&str, &str)]) -> Resp {
+    let mut f = vec![("token", t), ("format", "json"), ("returnFormat", "json")];
+    f.extend_from_slice(fields);
+    post(&emu.url(), &f)
+}
+
+fn import(emu: &RunningEmulator, t: &str, content: &str, data: &Value, extra: &[(&str, &str)]) -> Resp {
+    let data = data.to_string();
+    let mut f = vec![("content", content), ("data", data.as_str())];
+    f.extend_from_slice(extra);
+    call(emu, t, &f)
+}
+
+fn find(list: &Value, key: &str, value: &str) -> Option<Value> {
+    list.as_array().unwrap().iter().find(|x| x[key] == value).cloned()
+}
+
+#[test]
+fn dags_create_rename_delete() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let data = json!([{"data_access_group_name": "Site C", "unique_group_name": ""}, {"data_access_group_name": "Renamed One", "unique_group_name": "dag_1"}]);
+    import(&emu, &t, "dag", &data, &[("action", "import")]).expect(200, "2");
+    let dags = call(&emu, &t, &[("content", "dag")]).json();
+    assert!(find(&dags, "unique_group_name", "site_c").is_some(), "{dags}");
+    let renamed = find(&dags, "data_access_group_name", "Renamed One").unwrap();
+    assert_eq!(renamed["unique_group_name"], "renamed_one", "the unique name follows the label");
+    let recs =
+        call(&emu, &t, &[("content", "record"), ("fields[0]", "record_id"), ("exportDataAccessGroups", "true")]).json();
+    assert_eq!(recs[0]["redcap_data_access_group"], "renamed_one", "records stay in the renamed DAG");
+    // A second "Site C" gets a distinct unique name.
+    import(
+        &emu,
+        &t,
+        "dag",
+        &json!([{"data_access_group_name": "Site C", "unique_group_name": ""}]),
+        &[("action", "import")],
+    )
+    .expect(200, "1");
+    assert!(find(&call(&emu, &t, &[("content", "dag")]).json(), "unique_group_name", "site_c_2").is_some());
+    let r = import(
+        &emu,
+        &t,
+        "dag",
+        &json!([{"data_access_group_name": "X", "unique_group_name": "nope"}]),
+        &[("action", "import")],
+    );
+    assert_eq!(r.status, 400);
+    // Delete: records become unassigned.
+    call(&emu, &t, &[("content", "dag"), ("action", "delete"), ("dags[0]", "renamed_one")]).expect(200, "1");
+    let recs =
+        call(&emu, &t, &[("content", "record"), ("fields[0]", "record_id"), ("exportDataAccessGroups", "true")]).json();
+    assert_eq!(recs[0]["redcap_data_access_group"], "");
+    call(&emu, &t, &[("content", "dag"), ("action", "delete"), ("dags[0]", "renamed_one")])
+        .expect(400, "{\"error\":\"The following values in the parameter \\\"dags\\\" are not valid: 'renamed_one'\"}");
+    let pid = emu.project_ids()[0];
+    let nodag =
+        emu.add_user(pid, User::new("nodag").rights(Rights { data_access_groups: false, ..Rights::full() })).unwrap();
+    import(&emu, &nodag, "dag", &json!([{"data_access_group_name": "Z", "unique_group_name": ""}]), &[("action", "import")]).expect(
+        400,
+        "{\"error\":\"Insufficient user privileges: You must have 'API Import/Update' privileges and 'Data Access Groups' privileges in the project.\"}",
+    );
+    let log = call(&emu, &t, &[("content", "log"), ("logtype", "manage")]).json();
+    let details: Vec<&str> = log.as_array().unwrap().iter().map(|r| r["details"].as_str().unwrap()).collect();
+    assert!(details.contains(&"Create data access group 'site_c' (API)"), "{details:?}");
+    assert!(details.contains(&"Delete data access group 'renamed_one' (API)"), "{details:?}");
+}
+
+#[test]
+fn user_dag_mapping_and_switch_dag() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let pid = emu.project_ids()[0];
+    let site = emu.add_user(pid, User::new("site").dag("dag_1")).unwrap();
+    let ids = |tok: &str| -> Vec<String> {
+        call(&emu, tok, &[("content", "record"), ("fields[0]", "record_id")])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["record_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&site), ["1", "2", "3"]);
+    // Without a DAG Switcher entry the switch is refused.
+    let r = call(&emu, &site, &[("content", "dag"), ("action", "switch"), ("dag", "dag_2")]);
+    assert_eq!(r.status, 400);
+    emu.set_dag_switcher(pid, "site", &["dag_1", "dag_2"]).unwrap();
+    call(&emu, &site, &[("content", "dag"), ("action", "switch"), ("dag", "dag_2")]).expect(200, "1");
+    assert_eq!(ids(&site), ["5"]);
+    assert_eq!(
+        call(&emu, &site, &[("content", "dag"), ("action", "switch"), ("dag", "")]).status,
+        400,
+        "no DAG is not on the list"
+    );
+    assert_eq!(call(&emu, &site, &[("content", "dag"), ("action", "switch"), ("dag", "nope")]).status, 400);
+    // User-DAG assignments.
+    import(
+        &emu,
+        &t,
+        "userDagMapping",
+        &json!([{"username": "site", "redcap_data_access_group": ""}]),
+        &[("action", "import")],
+    )
+    .expect(200, "1");
+    assert_eq!(ids(&site).len(), 5);
+    let map = call(&emu, &t, &[("content", "userDagMapping")]).json();
+    assert_eq!(find(&map, "username", "site").unwrap()["redcap_data_access_group"], "");
+    let r =
+        import(&emu, &t, "userDagMapping", &json!([{"username": "ghost", "redcap_data_access_group": "dag_1"}]), &[]);
+    assert_eq!(r.status, 400);
+    let r = import(&emu, &t, "userDagMapping", &json!([{"username": "site", "redcap_data_access_group": "nope"}]), &[]);
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn users_import_update_and_delete() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let pid = emu.project_ids()[0];
+    let data = json!([{"username": "newbie", "email": "n@example.org", "firstname": "New", "lastname": "Bie",
+        "api_export": "1", "data_access_group": "dag_1", "forms_export": {"demographics": 2, "health": 2}}]);
+    import(&emu, &t, "user", &data, &[]).expect(200, "1");
+    let users = call(&emu, &t, &[("content", "user")]).json();
+    let nb = find(&users, "username", "newbie").unwrap();
+    assert_eq!(
+        (nb["email"].as_str(), nb["api_export"].as_i64(), nb["api_import"].as_i64()),
+        (Some("n@example.org"), Some(1), Some(0))
+    );
+    assert_eq!((nb["design"].as_i64(), nb["data_access_group"].as_str()), (Some(0), Some("dag_1")));
+    assert_eq!(nb["forms_export"]["health"], 2, "de-identified");
+    assert_eq!(emu.token(pid, "newbie"), None, "imported users get no token");
+    // An update changes only what the row holds.
+    import(&emu, &t, "user", &json!([{"username": "newbie", "api_import": 1}]), &[]).expect(200, "1");
+    let nb = find(&call(&emu, &t, &[("content", "user")]).json(), "username", "newbie").unwrap();
+    assert_eq!(
+        (nb["api_export"].as_i64(), nb["api_import"].as_i64(), nb["email"].as_str()),
+        (Some(1), Some(1), Some("n@example.org"))
+    );
+    // CSV forms_export cells and errors.
+    let csv = "username,api_export,forms_export\nother,1,\"demographics:1,health:0\"\n";
+    post(&emu.url(), &[("token", &t), ("content", "user"), ("format", "csv"), ("data", csv)]).expect(200, "1");
+    let r = import(&emu, &t, "user", &json!([{"username": "x", "api_export": "yes"}]), &[]);
+    assert_eq!(r.status, 400);
+    assert_eq!(import(&emu, &t, "user", &json!([{"username": "x", "data_access_group": "nope"}]), &[]).status, 400);
+    // Delete: the user and their token are gone.
+    let tok = emu.add_user(pid, User::new("leaver")).unwrap();
+    call(&emu, &t, &[("content", "user"), ("action", "delete"), ("users[0]", "leaver"), ("users[1]", "newbie")])
+        .expect(200, "2");
+    assert!(find(&call(&emu, &t, &[("content", "user")]).json(), "username", "leaver").is_none());
+    assert_eq!(call(&emu, &tok, &[("content", "version")]).status, 403);
+    assert_eq!(call(&emu, &t, &[("content", "user"), ("action", "delete"), ("users[0]", "ghost")]).status, 400);
+    let nur = emu.add_user(pid, User::new("nur").rights(Rights { user_rights: false, ..Rights::full() })).unwrap();
+    import(&emu, &nur, "user", &json!([{"username": "y"}]), &[])
+        .expect(403, "{\"error\":\"You do not have User Rights privileges\"}");
+    let log = call(&emu, &t, &[("content", "log"), ("logtype", "user")]).json();
+    let actions: Vec<&str> = log.as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert!(
+        actions.contains(&"Add user") && actions.contains(&"Edit user") && actions.contains(&"Delete user"),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn roles_import_assign_and_delete() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let pid = emu.project_ids()[0];
+    import(
+        &emu,
+        &t,
+        "userRole",
+        &json!([{"unique_role_name": "", "role_label": "Reviewers", "api_export": "1", "data_export": "2"}]),
+        &[],
+    )
+    .expect(200, "1");
+    let roles = call(&emu, &t, &[("content", "userRole")]).json();
+    let rev = find(&roles, "role_label", "Reviewers").unwrap();
+    let unique = rev["unique_role_name"].as_str().unwrap().to_owned();
+    assert!(unique.starts_with("U-") && unique.len() == 12, "{unique}");
+    assert_eq!((rev["api_export"].as_str(), rev["api_import"].as_str()), (Some("1"), Some("0")));
+    import(
+        &emu,
+        &t,
+        "userRole",
+        &json!([{"unique_role_name": unique, "role_label": "Readers", "api_import": "1"}]),
+        &[],
+    )
+    .expect(200, "1");
+    let rev = find(&call(&emu, &t, &[("content", "userRole")]).json(), "unique_role_name", &unique).unwrap();
+    assert_eq!(
+        (rev["role_label"].as_str(), rev["api_import"].as_str(), rev["api_export"].as_str()),
+        (Some("Readers"), Some("1"), Some("1"))
+    );
+    assert_eq!(
+        import(&emu, &t, "userRole", &json!([{"unique_role_name": "U-NOPE", "role_label": "x"}]), &[]).status,
+        400
+    );
+    assert_eq!(import(&emu, &t, "userRole", &json!([{"unique_role_name": ""}]), &[]).status, 400);
+    // Assign (the role's rights then apply) with a DAG, as PyCap sends it (no action).
+    let tok = emu.add_user(pid, User::new("member").rights(Rights::none())).unwrap();
+    assert_eq!(call(&emu, &tok, &[("content", "version")]).status, 403);
+    import(
+        &emu,
+        &t,
+        "userRoleMapping",
+        &json!([{"username": "member", "unique_role_name": unique, "data_access_group": "dag_2"}]),
+        &[],
+    )
+    .expect(200, "1");
+    assert_eq!(call(&emu, &tok, &[("content", "version")]).status, 200, "the role grants API Export");
+    let map = call(&emu, &t, &[("content", "userRoleMapping")]).json();
+    assert_eq!(
+        find(&map, "username", "member").unwrap(),
+        json!({"username": "member", "unique_role_name": unique, "data_access_group": "dag_2"})
+    );
+    assert_eq!(
+        import(&emu, &t, "userRoleMapping", &json!([{"username": "member", "unique_role_name": "U-NOPE"}]), &[]).status,
+        400
+    );
+    // Delete: the member keeps the rights the role gave.
+    call(&emu, &t, &[("content", "userRole"), ("action", "delete"), ("roles[0]", &unique)]).expect(200, "1");
+    assert!(find(&call(&emu, &t, &[("content", "userRole")]).json(), "unique_role_name", &unique).is_none());
+    let map = call(&emu, &t, &[("content", "userRoleMapping")]).json();
+    assert_eq!(find(&map, "username", "member").unwrap()["unique_role_name"], "");
+    assert_eq!(call(&emu, &tok, &[("content", "version")]).status, 200);
+    assert_eq!(call(&emu, &t, &[("content", "userRole"), ("action", "delete"), ("roles[0]", &unique)]).status, 400);
+    // Blank role removes an assignment.
+    let api = "U-639NX7EKW8";
+    import(
+        &emu,
+        &t,
+        "userRoleMapping",
+        &json!([{"username": "member", "unique_role_name": api}]),
+        &[("action", "import")],
+    )
+    .expect(200, "1");
+    import(&emu, &t, "userRoleMapping", &json!([{"username": "member", "unique_role_name": ""}]), &[]).expect(200, "1");
+    assert_eq!(
+        find(&call(&emu, &t, &[("content", "userRoleMapping")]).json(), "username", "member").unwrap()["unique_role_name"],
+        ""
+    );
+}
