@@ -2,7 +2,8 @@
 //!
 //! Measures (issue "Benchmark"): a 1 GiB File Repository upload and download with our blocking
 //! client, wall time and peak RSS, beside curl doing the same transfer; and 2,000 small calls,
-//! blocking (keep-alive) and async with concurrency 16. Targets: peak RSS under 32 MiB for the
+//! blocking (keep-alive) and async with concurrency 16 and 64 (the emulator holding 64
+//! concurrent clients). Targets: peak RSS under 32 MiB for the
 //! 1 GiB transfers, download wall time within 1.25x of curl's. Size and call count can be
 //! lowered with REDCAP_BENCH_MIB and REDCAP_BENCH_CALLS for a quick run.
 
@@ -154,6 +155,8 @@ fn measure(
     let n = calls.to_string();
     let blocking = run(bin, &["small-blocking", url, token, &n])?;
     let asynchronous = run(bin, &["small-async", url, token, &n, "16"])?;
+    // 64 calls in flight: the emulator holds 64 concurrent client connections.
+    let wide = run(bin, &["small-async", url, token, &n, "64"])?;
 
     let mb = mib as f64 * 1.048_576;
     let rate = |ms: f64| if ms > 0.0 { mb / (ms / 1000.0) } else { 0.0 };
@@ -197,6 +200,13 @@ fn measure(
         per(&asynchronous),
         calls as f64 / (per(&asynchronous) / 1000.0),
         asynchronous[1].parse::<f64>().unwrap_or(0.0) / 1024.0
+    );
+    println!(
+        "{:<34} {:>10.0} {:>10.0} {:>14.1}",
+        format!("{calls} calls, async x64"),
+        per(&wide),
+        calls as f64 / (per(&wide) / 1000.0),
+        wide[1].parse::<f64>().unwrap_or(0.0) / 1024.0
     );
     println!("(MB/s is calls per second for the small-call rows)\n");
 
