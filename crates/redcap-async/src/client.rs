@@ -180,7 +180,7 @@ where
                 return Outcome::Done(Err(local(e)));
             }
             // Bytes are out now: a failure from here on cannot be retried into the same sink.
-            let result = copy(&mut body, sink).await.map_err(|e| match e {
+            let result = copy(&mut body, sink, 0, &|_| {}).await.map_err(|e| match e {
                 CopyError::Read(e) => Error::Transport(e),
                 CopyError::Write(e) => local(e),
             });
@@ -205,6 +205,17 @@ where
     /// then renamed into place: on any failure nothing is left at the final path. An
     /// interrupted download of an idempotent method is retried from the start.
     pub async fn download_to<M: Method>(&self, method: &M, target: &Target) -> Result<Downloaded, Error> {
+        self.download_to_observed(method, target, &|_| {}).await
+    }
+
+    /// [`Client::download_to`], telling `on_bytes` how many bytes are written so far (for a
+    /// progress bar; the count restarts if a broken download is retried).
+    pub async fn download_to_observed<M: Method>(
+        &self,
+        method: &M,
+        target: &Target,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<Downloaded, Error> {
         let prepared = prepare(method, &self.url, &self.token)?;
         let ctx = *prepared.context();
         let info = M::INFO;
@@ -230,7 +241,9 @@ where
                     return local(e);
                 }
             }
-            let n = match copy(&mut body, &mut file).await {
+            let start = (prefix.len() + rest.len()) as u64;
+            on_bytes(start);
+            let n = match copy(&mut body, &mut file, start, on_bytes).await {
                 Ok(n) => n,
                 Err(CopyError::Read(e)) => return Outcome::Interrupted(e),
                 Err(CopyError::Write(e)) => return local(e),
@@ -407,7 +420,8 @@ enum CopyError {
     Write(std::io::Error),
 }
 
-async fn copy<S, W>(body: &mut S, sink: &mut W) -> Result<u64, CopyError>
+/// Copies the rest of a body into `sink`; `on_bytes` hears the running total (plus `start`).
+async fn copy<S, W>(body: &mut S, sink: &mut W, start: u64, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<u64, CopyError>
 where
     S: Stream<Item = Result<Bytes, TransportError>> + Unpin,
     W: AsyncWrite + Unpin + ?Sized,
@@ -417,6 +431,7 @@ where
         let chunk = chunk.map_err(|e| CopyError::Read(interrupted(e)))?;
         sink.write_all(&chunk).await.map_err(CopyError::Write)?;
         total += chunk.len() as u64;
+        on_bytes(start + total);
     }
     Ok(total)
 }

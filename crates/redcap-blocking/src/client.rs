@@ -122,7 +122,7 @@ where
                 return Outcome::Done(Err(local(e)));
             }
             // Bytes are out now: a failure from here on cannot be retried into the same sink.
-            let result = copy(&mut body, sink).map_err(|e| match e {
+            let result = copy(&mut body, sink, 0, &|_| {}).map_err(|e| match e {
                 CopyError::Read(e) => Error::Transport(e),
                 CopyError::Write(e) => local(e),
             });
@@ -141,6 +141,17 @@ where
     /// then renamed into place: on any failure nothing is left at the final path. An
     /// interrupted download of an idempotent method is retried from the start.
     pub fn download_to<M: Method>(&self, method: &M, target: &Target) -> Result<Downloaded, Error> {
+        self.download_to_observed(method, target, &|_| {})
+    }
+
+    /// [`Client::download_to`], telling `on_bytes` how many bytes are written so far (for a
+    /// progress bar; the count restarts if a broken download is retried).
+    pub fn download_to_observed<M: Method>(
+        &self,
+        method: &M,
+        target: &Target,
+        on_bytes: &dyn Fn(u64),
+    ) -> Result<Downloaded, Error> {
         let prepared = prepare(method, &self.url, &self.token)?;
         let ctx = *prepared.context();
         let info = M::INFO;
@@ -159,7 +170,8 @@ where
             if let Err(e) = tmp.write_all(&prefix) {
                 return local(e);
             }
-            let n = match copy(&mut body, tmp.as_file_mut()) {
+            on_bytes(prefix.len() as u64);
+            let n = match copy(&mut body, tmp.as_file_mut(), prefix.len() as u64, on_bytes) {
                 Ok(n) => n,
                 Err(CopyError::Read(e)) => return Outcome::Interrupted(e),
                 Err(CopyError::Write(e)) => return local(e),
@@ -314,7 +326,13 @@ enum CopyError {
     Write(std::io::Error),
 }
 
-fn copy(body: &mut impl Read, sink: &mut (impl Write + ?Sized)) -> Result<u64, CopyError> {
+/// Copies the rest of a body into `sink`; `on_bytes` hears the running total (plus `start`).
+fn copy(
+    body: &mut impl Read,
+    sink: &mut (impl Write + ?Sized),
+    start: u64,
+    on_bytes: &dyn Fn(u64),
+) -> Result<u64, CopyError> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {
@@ -326,5 +344,6 @@ fn copy(body: &mut impl Read, sink: &mut (impl Write + ?Sized)) -> Result<u64, C
         };
         sink.write_all(&buf[..n]).map_err(CopyError::Write)?;
         total += n as u64;
+        on_bytes(start + total);
     }
 }

@@ -37,16 +37,17 @@ impl Ui {
         if self.bars { Box::new(Bars::default()) } else { Box::new(NoProgress) }
     }
 
-    /// A spinner for one long call (download, upload), or none.
-    pub fn spinner(&self, msg: impl Into<String>) -> Option<ProgressBar> {
+    /// A byte bar for one transfer (`total` known: a bar; unknown: a running count), or none.
+    pub fn transfer(&self, msg: impl Into<String>, total: Option<u64>) -> Option<ProgressBar> {
         if !self.bars {
             return None;
         }
-        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
+        let pb = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+        let template = match total {
+            Some(_) => "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}  {msg}",
+            None => "{spinner} {msg}: {bytes} ({bytes_per_sec})",
+        };
+        pb.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
         pb.set_message(msg.into());
         pb.enable_steady_tick(Duration::from_millis(120));
         Some(pb)

@@ -233,10 +233,15 @@ pub fn get(session: &Session, doc_id: u64, output: Option<&Path>, ui: &Ui) -> Re
         Some(p) if p.is_dir() => Target::Dir { dir: p.to_path_buf(), fallback: format!("doc_{doc_id}") },
         Some(p) => Target::File(p.to_path_buf()),
     };
-    let spinner = ui.spinner(format!("downloading doc_id {doc_id}"));
-    let done = session.client.download_to(&file_repository::export::Request::new(doc_id), &target);
-    if let Some(s) = spinner {
-        s.finish_and_clear();
+    let bar = ui.transfer(format!("doc_id {doc_id}"), None);
+    let on_bytes = |n: u64| {
+        if let Some(b) = &bar {
+            b.set_position(n);
+        }
+    };
+    let done = session.client.download_to_observed(&file_repository::export::Request::new(doc_id), &target, &on_bytes);
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     let done = done.map_err(|e| from_call(&e, &session.ctx(EXPORT)))?;
     Ok((done.path, done.bytes))
@@ -254,14 +259,23 @@ pub fn put(session: &Session, path: &Path, folder: Option<u64>, ui: &Ui) -> Resu
     }
     let ctx = session.ctx(IMPORT);
     let before = list(session, folder)?;
-    let upload = Upload::from_path(path);
+    let size = std::fs::metadata(path).map_err(|e| CliError::local(path, "read", &e))?.len();
+    let bar = ui.transfer(format!("uploading {}", path.display()), Some(size));
+    let upload = match &bar {
+        // On a terminal, read through the bar so it moves as the bytes go out.
+        Some(b) => {
+            let file = std::fs::File::open(path).map_err(|e| CliError::local(path, "read", &e))?;
+            let name = Upload::from_path(path).file_name;
+            Upload::from_reader(name, b.wrap_read(file), size)
+        }
+        None => Upload::from_path(path),
+    };
     let name = upload.file_name.clone();
     let mut req = file_repository::import::Request::new(upload);
     req.folder_id = folder;
-    let spinner = ui.spinner(format!("uploading {}", path.display()));
     let sent = session.client.call(&req);
-    if let Some(s) = spinner {
-        s.finish_and_clear();
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     sent.map_err(|e| from_call(&e, &ctx))?;
     let after = list(session, folder)?;
