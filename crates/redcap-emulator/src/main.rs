@@ -42,6 +42,10 @@ struct ServeArgs {
     /// What Export Version answers.
     #[arg(long, default_value = "14.5.2")]
     redcap_version: String,
+    /// Derive the tokens from this number, so every start gives the same ones (for scripts and
+    /// documentation; never for anything reachable by others). Default: random tokens.
+    #[arg(long, value_name = "N")]
+    token_seed: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +141,9 @@ fn serve(args: ServeArgs) -> Result<(), redcap_emulator::Error> {
         (Some(d), _) => b.data_dir(d),
         _ => b.in_memory(),
     };
+    if let Some(seed) = args.token_seed {
+        b = b.deterministic_tokens(seed);
+    }
     for p in &args.projects {
         b = b.project_xml_file(p)?;
     }
