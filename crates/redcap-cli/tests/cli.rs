@@ -397,3 +397,15 @@ fn the_demo_runs_on_its_own() {
         assert!(text.contains(needle), "`{needle}` missing from the demo:\n{text}");
     }
 }
+
+#[test]
+fn a_moved_api_url_is_followed_with_a_warning() {
+    let fx = Fixture::new();
+    // The server answers 307 to the same API URL once: the POST is re-sent and the user told.
+    fx.emu.faults().inject(redcap_emulator::Fault::Redirect { status: 307, location: fx.emu.url() }, 1);
+    let out = fx.redcap().args(["call", "version.export"]).output().unwrap();
+    assert_no_token(&out, &fx.token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARN") && stderr.contains("the API URL moved"), "{stderr}");
+}
