@@ -1,4 +1,7 @@
 //! The command line: every subcommand, its options and its help.
+// The doc comments below are clap's help text, written for a terminal: URLs and REDCap
+// logic such as [age] are meant literally, not as rustdoc links.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 
