@@ -409,3 +409,65 @@ fn a_moved_api_url_is_followed_with_a_warning() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("WARN") && stderr.contains("the API URL moved"), "{stderr}");
 }
+
+#[test]
+fn the_proxy_environment_variables_are_honoured() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    // A stand-in proxy on loopback: records the request line and answers like REDCap.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        // Reads one request head and body; returns its request line.
+        fn request(reader: &mut impl BufRead) -> String {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h == "\r\n" || h.is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            line.trim().to_owned()
+        }
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut out = stream;
+            let mut line = request(&mut reader);
+            if line.starts_with("CONNECT ") {
+                // A tunnel: establish it, then serve the request that comes through it.
+                log.lock().unwrap().push(line);
+                out.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").unwrap();
+                line = request(&mut reader);
+            }
+            log.lock().unwrap().push(line);
+            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n14.5.2");
+        }
+    });
+    let token = "0123456789ABCDEF0123456789ABCDEF";
+    // redcap.invalid does not resolve: only the proxy can answer.
+    let out = Command::new(env!("CARGO_BIN_EXE_redcap"))
+        .args(["--url", "http://redcap.invalid/api/", "--allow-http", "call", "version.export"])
+        .env("REDCAP_API_TOKEN", token)
+        .env("HTTP_PROXY", format!("http://127.0.0.1:{port}"))
+        .env("http_proxy", format!("http://127.0.0.1:{port}"))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "14.5.2");
+    // Through the proxy, as a forwarded request or inside a CONNECT tunnel to the API host.
+    let seen = seen.lock().unwrap();
+    let via_proxy = seen.as_slice() == ["POST http://redcap.invalid/api/ HTTP/1.1"]
+        || (seen.len() == 2 && seen[0].starts_with("CONNECT redcap.invalid:80 ") && seen[1].starts_with("POST /api/ "));
+    assert!(via_proxy, "{seen:?}");
+}
