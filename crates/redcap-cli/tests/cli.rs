@@ -412,7 +412,7 @@ fn a_moved_api_url_is_followed_with_a_warning() {
 
 #[test]
 fn the_proxy_environment_variables_are_honoured() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader, Write};
     // A stand-in proxy on loopback: records the request line and answers like REDCap.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
