@@ -390,6 +390,8 @@ pub fn method_module(
         }
     });
 
+    // A method without parameters does not touch the form.
+    let unused_form = params.is_empty().then(|| quote!(let _ = form;));
     let head = inner_doc_lines(&header(area, m));
     let struct_doc = doc_lines(&format!("Parameters of *{}*.", m.summary.trim_end_matches('.')));
     let param_list = if params.is_empty() { quote!(&[]) } else { quote!(PARAMS) };
@@ -433,7 +435,7 @@ pub fn method_module(
 
             fn encode(&self, form: &mut #core::Form) -> ::core::result::Result<(), #core::EncodeError> {
                 #(#encodes)*
-                let _ = form;
+                #unused_form
                 ::core::result::Result::Ok(())
             }
 

@@ -78,7 +78,6 @@ impl ::redcap_core::Method for Request {
             &PARAMS[1usize],
             ::redcap_core::ToParam::to_param(&self.return_format),
         )?;
-        let _ = form;
         ::core::result::Result::Ok(())
     }
     fn decode(

@@ -122,7 +122,6 @@ impl ::redcap_core::Method for Request {
             ::redcap_core::ToParam::to_param(&self.return_format),
         )?;
         form.put(&PARAMS[4usize], ::redcap_core::ToParam::to_param(&self.return_alt))?;
-        let _ = form;
         ::core::result::Result::Ok(())
     }
     fn decode(

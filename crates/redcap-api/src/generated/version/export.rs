@@ -69,7 +69,6 @@ impl ::redcap_core::Method for Request {
             &PARAMS[0usize],
             ::redcap_core::ToParam::to_param(&self.return_format),
         )?;
-        let _ = form;
         ::core::result::Result::Ok(())
     }
     fn decode(
