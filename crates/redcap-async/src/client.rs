@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::{Stream, StreamExt};
-use redcap_core::exchange::{self, Outcome, StreamPlan, Target};
+use redcap_core::exchange::{self, Next, Outcome, StreamPlan, Target};
 use redcap_core::{
     AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED,
     DownloadHead, Downloaded, DynamicCall, Error, FailureKind, Method, MethodInfo, Pacer, PreparedRequest, RetryPolicy,
@@ -295,14 +295,8 @@ where
                 bytes = tracing::field::Empty,
             );
             let started = Instant::now();
-            let wait = match tracing::Instrument::instrument(self.transport.send(&prepared), span.clone()).await {
-                Err(e) => match attempts.after_failure(e.kind()) {
-                    Some(wait) => {
-                        tracing::warn!(parent: &span, error = %e, "transport failure; retrying");
-                        wait
-                    }
-                    None => return Err(Error::Transport(e)),
-                },
+            let next = match tracing::Instrument::instrument(self.transport.send(&prepared), span.clone()).await {
+                Err(e) => attempts.after_send_error(e),
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
                     span.record("status", parts.status.as_u16());
@@ -322,32 +316,20 @@ where
                         AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
                         _ => {}
                     }
-                    match tracing::Instrument::instrument(handle(parts, body), span.clone()).await {
-                        Outcome::Done(result) => {
-                            tracing::debug!(parent: &span, elapsed = ?started.elapsed(), ok = result.is_ok(), "call finished");
-                            return result;
-                        }
-                        Outcome::Interrupted(e) => match attempts.after_failure(e.kind()) {
-                            Some(wait) => {
-                                tracing::warn!(parent: &span, error = %e, "response interrupted; retrying");
-                                wait
-                            }
-                            None => return Err(Error::Transport(e)),
-                        },
-                        Outcome::Disguised(e) => match attempts.after_api_error(&e) {
-                            Some(wait) => {
-                                tracing::warn!(parent: &span, error = %e, "error page with a success status; retrying");
-                                wait
-                            }
-                            None => return Err(Error::Api(e)),
-                        },
-                        _ => {
-                            return Err(Error::Transport(TransportError::new(FailureKind::Other, "unhandled outcome")));
-                        }
-                    }
+                    attempts.after_outcome(tracing::Instrument::instrument(handle(parts, body), span.clone()).await)
                 }
             };
-            tokio::time::sleep(wait).await;
+            match next {
+                Next::Return(result) => {
+                    tracing::debug!(parent: &span, elapsed = ?started.elapsed(), ok = result.is_ok(), "call finished");
+                    return result;
+                }
+                Next::Retry { wait, why } => {
+                    tracing::warn!(parent: &span, %why, ?wait, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(Error::Transport(TransportError::new(FailureKind::Other, "unhandled retry decision"))),
+            }
         }
     }
 }

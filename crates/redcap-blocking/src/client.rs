@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use redcap_core::exchange::{self, Outcome, StreamPlan, Target};
+use redcap_core::exchange::{self, Next, Outcome, StreamPlan, Target};
 use redcap_core::{
     AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_MAX_BUFFERED, DownloadHead, Downloaded,
     DynamicCall, Error, FailureKind, Method, MethodInfo, PreparedRequest, RetryPolicy, Streamed, Token, Transport,
@@ -209,59 +209,41 @@ where
             );
             let _entered = span.enter();
             let started = Instant::now();
-            let wait = match self.transport.send(&prepared) {
-                Err(e) => match attempts.after_failure(e.kind()) {
-                    Some(wait) => {
-                        tracing::warn!(error = %e, "transport failure; retrying");
-                        wait
-                    }
-                    None => return Err(Error::Transport(e)),
-                },
+            let next = match self.transport.send(&prepared) {
+                Err(e) => attempts.after_send_error(e),
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
                     span.record("status", parts.status.as_u16());
                     match attempts.after_status(prepared.url(), parts.status, &parts.headers) {
                         AfterStatus::Proceed => {}
                         AfterStatus::Retry(wait) => {
-                            tracing::warn!(status = parts.status.as_u16(), ?wait, "transient status; retrying");
+                            tracing::warn!(parent: &span, status = parts.status.as_u16(), ?wait, "transient status; retrying");
                             drop(body);
                             std::thread::sleep(wait);
                             continue;
                         }
                         AfterStatus::Redirect(url) => {
-                            tracing::warn!(from = %prepared.url(), to = %url, "the API URL moved; re-sending the POST there (update the URL)");
+                            tracing::warn!(parent: &span, from = %prepared.url(), to = %url, "the API URL moved; re-sending the POST there (update the URL)");
                             prepared.set_url(url);
                             continue;
                         }
                         AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
                         _ => {}
                     }
-                    match handle(parts, body) {
-                        Outcome::Done(result) => {
-                            tracing::debug!(elapsed = ?started.elapsed(), ok = result.is_ok(), "call finished");
-                            return result;
-                        }
-                        Outcome::Interrupted(e) => match attempts.after_failure(e.kind()) {
-                            Some(wait) => {
-                                tracing::warn!(error = %e, "response interrupted; retrying");
-                                wait
-                            }
-                            None => return Err(Error::Transport(e)),
-                        },
-                        Outcome::Disguised(e) => match attempts.after_api_error(&e) {
-                            Some(wait) => {
-                                tracing::warn!(error = %e, "error page with a success status; retrying");
-                                wait
-                            }
-                            None => return Err(Error::Api(e)),
-                        },
-                        _ => {
-                            return Err(Error::Transport(TransportError::new(FailureKind::Other, "unhandled outcome")));
-                        }
-                    }
+                    attempts.after_outcome(handle(parts, body))
                 }
             };
-            std::thread::sleep(wait);
+            match next {
+                Next::Return(result) => {
+                    tracing::debug!(parent: &span, elapsed = ?started.elapsed(), ok = result.is_ok(), "call finished");
+                    return result;
+                }
+                Next::Retry { wait, why } => {
+                    tracing::warn!(parent: &span, %why, ?wait, "retrying");
+                    std::thread::sleep(wait);
+                }
+                _ => return Err(Error::Transport(TransportError::new(FailureKind::Other, "unhandled retry decision"))),
+            }
         }
     }
 }

@@ -37,6 +37,47 @@ impl<R> Outcome<R> {
     }
 }
 
+/// What a client does after an attempt: return, or wait and send again.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Next<R> {
+    /// The call is over.
+    Return(Result<R, Error>),
+    /// Send again after `wait`; `why` is for the log.
+    Retry {
+        /// How long to wait first.
+        wait: std::time::Duration,
+        /// What went wrong, for the warning.
+        why: String,
+    },
+}
+
+impl crate::policy::Attempts<'_> {
+    /// After the transport failed to send or to get a response head.
+    pub fn after_send_error<R>(&mut self, error: TransportError) -> Next<R> {
+        match self.after_failure(error.kind()) {
+            Some(wait) => Next::Retry { wait, why: format!("transport failure: {error}") },
+            None => Next::Return(Err(Error::Transport(error))),
+        }
+    }
+
+    /// After a response's body was handled: retry an interrupted body or an error page sent
+    /// with a success status, when the method may be repeated; otherwise return.
+    pub fn after_outcome<R>(&mut self, outcome: Outcome<R>) -> Next<R> {
+        match outcome {
+            Outcome::Done(result) => Next::Return(result),
+            Outcome::Interrupted(e) => match self.after_failure(e.kind()) {
+                Some(wait) => Next::Retry { wait, why: format!("response interrupted: {e}") },
+                None => Next::Return(Err(Error::Transport(e))),
+            },
+            Outcome::Disguised(e) => match self.after_api_error(&e) {
+                Some(wait) => Next::Retry { wait, why: format!("error page with a success status: {e}") },
+                None => Next::Return(Err(Error::Api(e))),
+            },
+        }
+    }
+}
+
 /// Handles a fully read response of `M`.
 pub fn buffered<M: Method + ?Sized>(ctx: &DecodeContext, parts: Parts, body: Bytes) -> Outcome<M::Output> {
     let response = http::Response::from_parts(parts, body);
@@ -195,6 +236,24 @@ mod tests {
         assert!(matches!(sniff::<()>(&DATA, &ctx, &parts(200, &[]), &html), Some(Outcome::Disguised(_))));
         assert!(sniff::<()>(&FILE, &ctx, &parts(200, &[]), &html).is_none());
         assert!(sniff::<()>(&DATA, &ctx, &parts(200, &[]), &Bytes::from_static(b"[{\"a\":1}]")).is_none());
+    }
+
+    #[test]
+    fn outcomes_decide_retries_by_idempotency() {
+        let policy = crate::policy::RetryPolicy::default();
+        let mut export = crate::policy::Attempts::new(&policy, &DATA);
+        let cut = || TransportError::new(FailureKind::Interrupted, "cut");
+        assert!(matches!(export.after_outcome::<()>(Outcome::Interrupted(cut())), Next::Retry { .. }));
+        assert!(matches!(export.after_send_error::<()>(cut()), Next::Retry { .. }));
+        static UPLOAD: MethodInfo = MethodInfo::new("t.import", "t", Some("import"), ResponseKind::Empty, false);
+        let mut upload = crate::policy::Attempts::new(&policy, &UPLOAD);
+        assert!(matches!(
+            upload.after_outcome::<()>(Outcome::Interrupted(cut())),
+            Next::Return(Err(Error::Transport(_)))
+        ));
+        let page = ApiError::new(http::StatusCode::OK, "down", crate::error::ApiErrorKind::HtmlPage);
+        assert!(matches!(upload.after_outcome::<()>(Outcome::Disguised(page)), Next::Return(Err(Error::Api(_)))));
+        assert!(matches!(upload.after_outcome(Outcome::Done(Ok(7))), Next::Return(Ok(7))));
     }
 
     #[test]
