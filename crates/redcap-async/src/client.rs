@@ -2,7 +2,6 @@
 //! concurrency and optional pacing.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -172,7 +171,7 @@ where
             };
             let head = DownloadHead::from_headers(&parts.headers);
             let expected = exchange::content_length(&parts);
-            let local = |e: std::io::Error| Error::Local { path: PathBuf::from("<output>"), source: e };
+            let local = Error::Output;
             if let Err(e) = sink.write_all(&prefix).await {
                 return Outcome::Done(Err(local(e)));
             }
@@ -393,7 +392,7 @@ where
 fn interrupted(e: TransportError) -> TransportError {
     match e.kind() {
         FailureKind::Timeout | FailureKind::Interrupted => e,
-        _ => TransportError::new(FailureKind::Interrupted, format!("reading the response failed: {e}")).with_source(e),
+        _ => TransportError::new(FailureKind::Interrupted, "reading the response failed").with_source(e),
     }
 }
 

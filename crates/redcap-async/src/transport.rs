@@ -76,7 +76,7 @@ impl ReqwestTransport {
                 let (file, len): (ByteStream, u64) = match mp.upload().map(|u| &u.source) {
                     Some(UploadSource::Path(p)) => {
                         let f = tokio::fs::File::open(p).await.map_err(|e| {
-                            TransportError::new(FailureKind::Request, format!("cannot open {}: {e}", p.display()))
+                            TransportError::new(FailureKind::Request, format!("cannot open {}", p.display()))
                                 .with_source(e)
                         })?;
                         let len = f.metadata().await.map_err(TransportError::from)?.len();
@@ -157,19 +157,31 @@ fn map_error(e: reqwest::Error) -> TransportError {
             // The TLS connector passes rustls' certificate error on as text inside an io::Error.
             || s.to_string().starts_with("invalid peer certificate")
     });
-    let kind = if tls {
-        FailureKind::Tls
+    let (kind, message) = if tls {
+        (FailureKind::Tls, "the TLS connection failed")
     } else if e.is_timeout() {
-        FailureKind::Timeout
+        (FailureKind::Timeout, "a timeout elapsed")
     } else if e.is_connect() {
-        FailureKind::Connect
-    } else if e.is_body() || e.is_decode() || e.is_request() {
-        FailureKind::Interrupted
+        // hyper-util reports a failed name lookup as a connect error ("dns error").
+        let dns = redcap_core::transport::in_source_chain(&e, |s| {
+            s.downcast_ref::<std::io::Error>().is_some_and(redcap_core::transport::is_dns_failure)
+                || s.to_string().starts_with("dns error")
+        });
+        if dns {
+            (FailureKind::Connect, "the server's name could not be resolved")
+        } else {
+            (FailureKind::Connect, "the connection could not be made")
+        }
+    } else if e.is_body() || e.is_decode() {
+        (FailureKind::Interrupted, "the connection broke while the response was read")
+    } else if e.is_request() {
+        (FailureKind::Interrupted, "the request could not be sent")
     } else if e.is_builder() {
-        FailureKind::Request
+        (FailureKind::Request, "cannot build the request")
     } else {
-        FailureKind::Other
+        (FailureKind::Other, "the HTTP request failed")
     };
-    // Display without the URL's query (there is none) keeps messages short and token-free.
-    TransportError::new(kind, e.to_string()).with_source(e)
+    // The message says what happened; reqwest's error (the source, token-free: the URL has no
+    // query) says how.
+    TransportError::new(kind, message).with_source(e)
 }

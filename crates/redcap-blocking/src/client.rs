@@ -1,19 +1,71 @@
 //! The blocking client: one retry/redirect loop around any blocking [`Transport`].
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use redcap_core::exchange::{self, Next, Outcome, StreamPlan, Target};
 use redcap_core::{
-    AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_MAX_BUFFERED, DownloadHead, Downloaded,
-    DynamicCall, Error, FailureKind, Method, MethodInfo, PreparedRequest, RetryPolicy, Streamed, Token, Transport,
-    TransportError, prepare,
+    AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED,
+    DownloadHead, Downloaded, DynamicCall, Error, FailureKind, Method, MethodInfo, Pacer, PreparedRequest, RetryPolicy,
+    Streamed, Token, Transport, TransportError, prepare,
 };
 
 use crate::transport::UreqTransport;
 
-/// A blocking REDCap client: one API URL, one token, one transport.
+/// How many calls of all threads sharing a client may be in flight, and their pacing.
+#[derive(Debug)]
+struct Limits {
+    in_flight: Mutex<usize>,
+    freed: Condvar,
+    concurrency: usize,
+    pacer: Option<Mutex<Pacer>>,
+}
+
+impl Limits {
+    fn new(concurrency: usize, per_minute: u32) -> Self {
+        Limits {
+            in_flight: Mutex::new(0),
+            freed: Condvar::new(),
+            concurrency: concurrency.max(1),
+            pacer: (per_minute > 0).then(|| Mutex::new(Pacer::per_minute(per_minute))),
+        }
+    }
+
+    /// Waits for a free slot; the slot is given back when the guard drops.
+    fn enter(&self) -> Slot<'_> {
+        let mut n = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= self.concurrency {
+            n = self.freed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        Slot(self)
+    }
+
+    /// Sleeps until the pacer's next slot (no-op without pacing).
+    fn pace(&self) {
+        if let Some(pacer) = &self.pacer {
+            let wait = pacer.lock().map(|mut p| p.reserve(Instant::now())).unwrap_or_default();
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+struct Slot<'a>(&'a Limits);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// A blocking REDCap client: one API URL, one token, one transport. Clones share the
+/// concurrency bound and the pacing, so threads sharing a client (or its clones) together keep
+/// at most `concurrency` calls in flight and start at most `requests_per_minute` a minute.
 #[derive(Debug, Clone)]
 pub struct Client<T = UreqTransport> {
     url: ApiUrl,
@@ -21,6 +73,7 @@ pub struct Client<T = UreqTransport> {
     transport: T,
     policy: RetryPolicy,
     max_buffered: usize,
+    limits: Arc<Limits>,
 }
 
 /// Builds the blocking client over ureq: `Client::builder(url, token)…build()`.
@@ -36,7 +89,11 @@ impl Build for Blocking {
     fn build(settings: ClientSettings) -> Result<Client, Error> {
         let (url, token) = settings.endpoint()?;
         let transport = UreqTransport::new(&settings.transport)?;
-        Ok(Client { url, token, transport, policy: settings.retry, max_buffered: settings.max_buffered })
+        let mut client = Client::with_transport(url, token, transport)
+            .with_retry(settings.retry)
+            .with_limits(settings.concurrency, settings.requests_per_minute);
+        client.max_buffered = settings.max_buffered;
+        Ok(client)
     }
 }
 
@@ -55,7 +112,26 @@ where
 {
     /// A client over any blocking transport (a recorder, a test double).
     pub fn with_transport(url: ApiUrl, token: Token, transport: T) -> Self {
-        Client { url, token, transport, policy: RetryPolicy::default(), max_buffered: DEFAULT_MAX_BUFFERED }
+        Client {
+            url,
+            token,
+            transport,
+            policy: RetryPolicy::default(),
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            limits: Arc::new(Limits::new(DEFAULT_CONCURRENCY, 0)),
+        }
+    }
+
+    /// Sets the concurrency bound (calls in flight across the threads sharing this client) and
+    /// the pacing (calls started per minute, 0: none).
+    pub fn with_limits(mut self, concurrency: usize, per_minute: u32) -> Self {
+        self.limits = Arc::new(Limits::new(concurrency, per_minute));
+        self
+    }
+
+    /// How many calls may be in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.limits.concurrency
     }
 
     /// Replaces the retry policy.
@@ -117,7 +193,7 @@ where
             };
             let head = DownloadHead::from_headers(&parts.headers);
             let expected = exchange::content_length(&parts);
-            let local = |e: std::io::Error| Error::Local { path: PathBuf::from("<output>"), source: e };
+            let local = Error::Output;
             if let Err(e) = sink.write_all(&prefix) {
                 return Outcome::Done(Err(local(e)));
             }
@@ -198,8 +274,10 @@ where
         mut prepared: PreparedRequest,
         mut handle: impl FnMut(http::response::Parts, T::Body) -> Outcome<R>,
     ) -> Result<R, Error> {
+        let _slot = self.limits.enter();
         let mut attempts = Attempts::new(&self.policy, info);
         loop {
+            self.limits.pace();
             let span = tracing::info_span!(
                 "redcap.call",
                 method = info.id,
@@ -300,7 +378,7 @@ fn read_up_to(body: &mut impl Read, limit: usize) -> std::io::Result<Bytes> {
 /// A body read error: the connection broke or timed out.
 fn interrupted(e: std::io::Error) -> TransportError {
     let kind = if e.kind() == std::io::ErrorKind::TimedOut { FailureKind::Timeout } else { FailureKind::Interrupted };
-    TransportError::new(kind, format!("reading the response failed: {e}")).with_source(e)
+    TransportError::new(kind, "reading the response failed").with_source(e)
 }
 
 enum CopyError {

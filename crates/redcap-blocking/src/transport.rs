@@ -76,7 +76,7 @@ impl UreqTransport {
                 let (file, len): (Box<dyn Read + Send>, u64) = match mp.upload().map(|u| &u.source) {
                     Some(UploadSource::Path(p)) => {
                         let f = std::fs::File::open(p).map_err(|e| {
-                            TransportError::new(FailureKind::Request, format!("cannot open {}: {e}", p.display()))
+                            TransportError::new(FailureKind::Request, format!("cannot open {}", p.display()))
                                 .with_source(e)
                         })?;
                         let len = f.metadata().map(|m| m.len()).map_err(TransportError::from)?;
@@ -118,7 +118,7 @@ impl Transport for UreqTransport {
 }
 
 fn request_error(e: http::Error) -> TransportError {
-    TransportError::new(FailureKind::Request, format!("cannot build the request: {e}")).with_source(e)
+    TransportError::new(FailureKind::Request, "cannot build the request").with_source(e)
 }
 
 fn map_error(e: ureq::Error) -> TransportError {
@@ -127,16 +127,21 @@ fn map_error(e: ureq::Error) -> TransportError {
         ureq::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
         other => redcap_core::transport::in_source_chain(other, |s| s.is::<rustls::Error>()),
     };
-    let kind = match &e {
-        _ if tls => FailureKind::Tls,
-        ureq::Error::Timeout(_) => FailureKind::Timeout,
-        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::ConnectProxyFailed(_) => {
-            FailureKind::Connect
+    let (kind, message) = match &e {
+        _ if tls => (FailureKind::Tls, "the TLS connection failed"),
+        ureq::Error::Timeout(_) => (FailureKind::Timeout, "a timeout elapsed"),
+        ureq::Error::HostNotFound => (FailureKind::Connect, "the server's name could not be resolved"),
+        ureq::Error::ConnectionFailed => (FailureKind::Connect, "the connection could not be made"),
+        ureq::Error::ConnectProxyFailed(_) => (FailureKind::Connect, "the connection through the proxy failed"),
+        // A failed name lookup reaches ureq as an io::Error from the resolver.
+        ureq::Error::Io(io) => redcap_core::transport::classify_io(io),
+        ureq::Error::Tls(_) | ureq::Error::Pem(_) | ureq::Error::Rustls(_) => {
+            (FailureKind::Tls, "the TLS connection failed")
         }
-        ureq::Error::Io(io) => TransportError::from(std::io::Error::new(io.kind(), "")).kind(),
-        ureq::Error::Tls(_) | ureq::Error::Pem(_) | ureq::Error::Rustls(_) => FailureKind::Tls,
-        ureq::Error::Protocol(_) | ureq::Error::BodyStalled => FailureKind::Interrupted,
-        _ => FailureKind::Other,
+        ureq::Error::Protocol(_) => (FailureKind::Interrupted, "the server broke the HTTP protocol"),
+        ureq::Error::BodyStalled => (FailureKind::Interrupted, "the response body stalled"),
+        _ => (FailureKind::Other, "the HTTP request failed"),
     };
-    TransportError::new(kind, e.to_string()).with_source(e)
+    // The message says what happened; ureq's error (the source) says how.
+    TransportError::new(kind, message).with_source(e)
 }

@@ -250,21 +250,18 @@ pub fn from_call(e: &redcap::Error, ctx: &CallContext<'_>) -> CliError {
                 }
                 _ => "try again; if it persists, check the URL and the network",
             };
-            CliError::new(ExitKind::Network, format!("could not reach REDCap at {}: {}", ctx.url, t.message()))
+            CliError::new(ExitKind::Network, format!("could not reach REDCap at {}: {}", ctx.url, with_cause(t)))
                 .hint(hint)
         }
         redcap::Error::Redirect(r) => CliError::new(ExitKind::Network, r.to_string())
             .hint("use the address the server redirects to as the API URL (ending in /api/)"),
         redcap::Error::Decode(d) => CliError::new(ExitKind::Other, format!("REDCap's answer could not be read: {d}"))
             .hint(format!("check that {} is a REDCap API endpoint", ctx.url)),
-        redcap::Error::Local { path, source } => {
-            let path =
-                if path.as_os_str() == "<output>" { ctx.output.unwrap_or(Path::new("the output")) } else { path };
-            if ctx.output.is_none() && path == Path::new("<output>") {
-                return CliError::stdout(source);
-            }
-            CliError::write_failed(path, source)
-        }
+        redcap::Error::Local { path, source } => CliError::write_failed(path, source),
+        redcap::Error::Output(source) => match ctx.output {
+            Some(path) => CliError::write_failed(path, source),
+            None => CliError::stdout(source),
+        },
         other => CliError::new(ExitKind::Other, other.to_string()),
     }
 }
@@ -301,6 +298,21 @@ pub fn from_workflow(e: &WorkflowError, ctx: &CallContext<'_>) -> CliError {
         }
         WorkflowError::NoIdField => CliError::new(ExitKind::Api, e.to_string()),
         other => CliError::new(ExitKind::Other, other.to_string()),
+    }
+}
+
+/// A transport error's message and, in parentheses, its innermost cause (the OS's or HTTP
+/// stack's own words: "Connection refused", "dns error"), which the message does not repeat.
+fn with_cause(t: &redcap::TransportError) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
+    let mut last = None;
+    while let Some(c) = cause {
+        last = Some(c);
+        cause = c.source();
+    }
+    match last.map(|c| c.to_string()) {
+        Some(text) if !text.is_empty() && !t.message().contains(&text) => format!("{} ({text})", t.message()),
+        _ => t.message().to_owned(),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::url::ApiUrl;
 /// The largest body a client's `call` buffers by default (stream larger ones).
 pub const DEFAULT_MAX_BUFFERED: usize = 512 << 20;
 
-/// Calls an async client keeps in flight at once by default.
+/// Calls a client keeps in flight at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// Everything a client is built from. URL and token are kept as given until `build`
@@ -34,9 +34,9 @@ pub struct ClientSettings {
     pub retry: RetryPolicy,
     /// The largest buffered body.
     pub max_buffered: usize,
-    /// Calls in flight at once (async clients).
+    /// Calls in flight at once (across the tasks or threads sharing a client).
     pub concurrency: usize,
-    /// Calls started per minute, 0 for no pacing (async clients).
+    /// Calls started per minute, 0 for no pacing (retries count as calls).
     pub requests_per_minute: u32,
 }
 
@@ -152,13 +152,14 @@ impl<B: Build> ClientBuilder<B> {
         self
     }
 
-    /// At most `n` calls in flight at once (async clients; REDCap servers ban floods).
+    /// At most `n` calls in flight at once, across the tasks or threads sharing the client
+    /// (REDCap servers ban floods).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.settings.concurrency = n.max(1);
         self
     }
 
-    /// At most `n` calls started per minute, 0 for no pacing (async clients).
+    /// At most `n` calls started per minute, 0 for no pacing.
     pub fn requests_per_minute(mut self, n: u32) -> Self {
         self.settings.requests_per_minute = n;
         self

@@ -216,27 +216,103 @@ pub enum ResponseError {
     Decode(#[from] DecodeError),
 }
 
-/// Any failure of a call.
+/// What kind of failure an [`Error`] is: what the caller (or the user) has to fix. Finer
+/// detail stays in the variants ([`Error::api`], [`Error::status`], the transport's
+/// [`FailureKind`](crate::transport::FailureKind)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The token is malformed or of the wrong kind (nothing was sent), or REDCap rejected it.
+    Auth,
+    /// The token is valid, but its user lacks a right ("… privileges").
+    Permission,
+    /// REDCap refused a value or a parameter (import validation, an invalid field or event).
+    Validation,
+    /// What was asked for does not exist (a record, file, folder or report; a 404 page).
+    NotFound,
+    /// REDCap could not be reached, or the connection broke (DNS, refused, reset, TLS, a
+    /// redirect that is not followed).
+    Network,
+    /// A timeout elapsed (connect, stall or overall).
+    Timeout,
+    /// The server failed (5xx, or an error page or text where data was expected).
+    Server,
+    /// The request could not be built or sent as built; nothing reached REDCap.
+    Request,
+    /// REDCap answered, but the answer is not what the method returns.
+    Decode,
+    /// A local file, or the caller's output, could not be read or written.
+    Local,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Auth => "authentication",
+            ErrorKind::Permission => "permission",
+            ErrorKind::Validation => "validation",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::Network => "network",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Server => "server",
+            ErrorKind::Request => "request",
+            ErrorKind::Decode => "decode",
+            ErrorKind::Local => "local",
+        })
+    }
+}
+
+impl ApiError {
+    /// What kind of failure this answer is (see [`ErrorKind`]).
+    pub fn error_kind(&self) -> ErrorKind {
+        if self.is_auth() {
+            return ErrorKind::Auth;
+        }
+        if self.is_permission() {
+            return ErrorKind::Permission;
+        }
+        if self.status == StatusCode::NOT_FOUND || self.names_a_missing_thing() {
+            return ErrorKind::NotFound;
+        }
+        if self.is_transient() || self.status.is_server_error() {
+            return ErrorKind::Server;
+        }
+        ErrorKind::Validation
+    }
+
+    /// REDCap's words for "no such record / field / folder / report" (it answers 400 for them).
+    fn names_a_missing_thing(&self) -> bool {
+        if self.kind != ApiErrorKind::Envelope {
+            return false;
+        }
+        let m = self.message.to_ascii_lowercase();
+        ["does not exist", "do not exist", "not found", "no longer exists"].iter().any(|w| m.contains(w))
+    }
+}
+
+/// Any failure of a call. Each variant's message says what failed without repeating its
+/// cause; the cause is its [`source`](std::error::Error::source), so error reporters that walk
+/// the chain (anyhow, eyre) print every text once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The request could not be built; nothing was sent.
-    #[error("invalid request: {0}")]
-    Encode(#[source] EncodeError),
+    #[error(transparent)]
+    Encode(EncodeError),
     /// The transport failed; the request may or may not have reached REDCap.
-    #[error("could not reach REDCap: {0}")]
-    Transport(#[source] crate::transport::TransportError),
+    #[error(transparent)]
+    Transport(crate::transport::TransportError),
     /// The server redirected the call somewhere it must not follow.
-    #[error("{0}")]
-    Redirect(#[source] crate::policy::RedirectError),
+    #[error(transparent)]
+    Redirect(crate::policy::RedirectError),
     /// REDCap answered with an error.
-    #[error("{0}")]
-    Api(#[source] ApiError),
+    #[error(transparent)]
+    Api(ApiError),
     /// REDCap answered, but the body did not decode.
-    #[error("could not read REDCap's answer: {0}")]
-    Decode(#[source] DecodeError),
+    #[error(transparent)]
+    Decode(DecodeError),
     /// A local file could not be read or written (nothing was left at the final path).
-    #[error("local file {path}: {source}")]
+    #[error("local file {}", path.display())]
     Local {
         /// The file.
         path: std::path::PathBuf,
@@ -244,6 +320,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The caller's output (the writer given to a `stream` call) failed.
+    #[error("writing the output failed")]
+    Output(#[source] std::io::Error),
 }
 
 impl Error {
@@ -261,6 +340,81 @@ impl Error {
             Error::Api(e) => Some(e),
             _ => None,
         }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        use crate::transport::FailureKind as F;
+        match self {
+            Error::Encode(EncodeError::Token(_) | EncodeError::WrongToken { .. }) => ErrorKind::Auth,
+            Error::Encode(_) => ErrorKind::Request,
+            Error::Transport(t) => match t.kind() {
+                F::Timeout => ErrorKind::Timeout,
+                F::Request => ErrorKind::Request,
+                F::Connect | F::Interrupted | F::Tls | F::Other => ErrorKind::Network,
+            },
+            Error::Redirect(_) => ErrorKind::Network,
+            Error::Api(e) => e.error_kind(),
+            Error::Decode(_) => ErrorKind::Decode,
+            Error::Local { .. } | Error::Output(_) => ErrorKind::Local,
+        }
+    }
+
+    /// The token is malformed or was rejected.
+    pub fn is_auth(&self) -> bool {
+        self.kind() == ErrorKind::Auth
+    }
+
+    /// The token's user lacks a right.
+    pub fn is_permission(&self) -> bool {
+        self.kind() == ErrorKind::Permission
+    }
+
+    /// REDCap refused a value or parameter.
+    pub fn is_validation(&self) -> bool {
+        self.kind() == ErrorKind::Validation
+    }
+
+    /// What was asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == ErrorKind::NotFound
+    }
+
+    /// REDCap could not be reached or the connection broke (timeouts are [`Error::is_timeout`]).
+    pub fn is_network(&self) -> bool {
+        self.kind() == ErrorKind::Network
+    }
+
+    /// A timeout elapsed.
+    pub fn is_timeout(&self) -> bool {
+        self.kind() == ErrorKind::Timeout
+    }
+
+    /// The server failed.
+    pub fn is_server(&self) -> bool {
+        self.kind() == ErrorKind::Server
+    }
+
+    /// A local file or the output failed.
+    pub fn is_local(&self) -> bool {
+        self.kind() == ErrorKind::Local
+    }
+
+    /// Whether the same call may succeed later (a transient network failure, a timeout, a
+    /// 5xx, 408 or 429, an error page sent with a success status). Idempotent calls were
+    /// already retried by the client before this error was returned.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transport(t) => t.kind().is_transient(),
+            Error::Api(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        Error::Decode(e)
     }
 }
 

@@ -28,7 +28,7 @@ pub use client::{
 };
 pub use decode::{DataResponse, Row};
 pub use download::{DownloadHead, sanitize_file_name};
-pub use error::{ApiError, ApiErrorKind, DecodeError, EncodeError, Error, ImportErrorLine, ResponseError};
+pub use error::{ApiError, ApiErrorKind, DecodeError, EncodeError, Error, ErrorKind, ImportErrorLine, ResponseError};
 pub use form::{Form, FormField, Multipart, ReaderSource, Upload, UploadSource};
 pub use method::{
     Body, DecodeContext, DynamicCall, Method, MethodInfo, PreparedRequest, ResponseKind, check_response,

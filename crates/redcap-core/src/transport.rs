@@ -98,19 +98,34 @@ impl std::error::Error for TransportError {
 
 impl From<std::io::Error> for TransportError {
     fn from(e: std::io::Error) -> Self {
-        use std::io::ErrorKind as K;
-        let kind = match e.kind() {
-            K::ConnectionRefused
-            | K::NotConnected
-            | K::AddrNotAvailable
-            | K::HostUnreachable
-            | K::NetworkUnreachable => FailureKind::Connect,
-            K::TimedOut | K::WouldBlock => FailureKind::Timeout,
-            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => FailureKind::Interrupted,
-            _ => FailureKind::Other,
-        };
-        TransportError::new(kind, e.to_string()).with_source(e)
+        let (kind, message) = classify_io(&e);
+        TransportError::new(kind, message).with_source(e)
     }
+}
+
+/// The failure kind of an I/O error met while talking to the server, and a message that
+/// describes it without repeating the error's own text (which stays the source).
+pub fn classify_io(e: &std::io::Error) -> (FailureKind, &'static str) {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused | K::NotConnected | K::AddrNotAvailable | K::HostUnreachable | K::NetworkUnreachable => {
+            (FailureKind::Connect, "the connection could not be made")
+        }
+        K::TimedOut | K::WouldBlock => (FailureKind::Timeout, "the connection timed out"),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            (FailureKind::Interrupted, "the connection broke")
+        }
+        _ if is_dns_failure(e) => (FailureKind::Connect, "the server's name could not be resolved"),
+        _ => (FailureKind::Other, "the connection failed"),
+    }
+}
+
+/// Whether an I/O error is a failed name lookup. The standard library reports `getaddrinfo`
+/// failures with no specific [`std::io::ErrorKind`]; its message (Unix) or the WSA code
+/// (Windows: host not found, try again, no data) tells them apart.
+pub fn is_dns_failure(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(11001 | 11002 | 11004) if cfg!(windows))
+        || e.to_string().contains("failed to lookup address information")
 }
 
 /// Whether `error` or any error in its source chain satisfies `test`. Transports use it to
@@ -165,7 +180,7 @@ impl Default for TransportConfig {
 /// Reads every certificate of a PEM file (for transports that add extra roots).
 pub fn read_pem_file(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
     std::fs::read(path).map_err(|e| {
-        TransportError::new(FailureKind::Tls, format!("cannot read CA certificates from {}: {e}", path.display()))
+        TransportError::new(FailureKind::Tls, format!("cannot read CA certificates from {}", path.display()))
             .with_source(e)
     })
 }

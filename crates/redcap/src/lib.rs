@@ -44,6 +44,11 @@ pub use redcap_core::{
     RawOrLabel, RecordType, RepositoryFile, RetryPolicy, ReturnContent, ReturnFormat, Row, Token, TokenError, Upload,
     UrlError, Version,
 };
+// The error types nested in [`Error`], so a `match` needs no path into `redcap::core`.
+pub use redcap_core::{
+    DecodeError, EncodeError, ErrorKind, FailureKind, ImportErrorLine, RedirectError, ResponseError, TransportError,
+};
+pub use workflow::WorkflowError;
 
 /// The sans-IO core (encoding, decoding, the transport trait) for transport authors.
 pub use redcap_core as core;

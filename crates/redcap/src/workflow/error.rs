@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use redcap_core::ErrorKind;
+
 /// Why a workflow stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -32,7 +34,7 @@ pub enum WorkflowError {
     #[error("cannot tell the project's record-id field: the data dictionary is empty")]
     NoIdField,
     /// A local file or directory.
-    #[error("local file {path}: {source}")]
+    #[error("local file {}", path.display())]
     Local {
         /// Which.
         path: PathBuf,
@@ -41,8 +43,85 @@ pub enum WorkflowError {
         source: std::io::Error,
     },
     /// A data body did not decode into rows.
-    #[error("could not read REDCap's answer: {0}")]
+    #[error(transparent)]
     Decode(#[from] redcap_core::DecodeError),
+}
+
+impl WorkflowError {
+    /// What kind of failure this is: a failed call's own kind; a local file is
+    /// [`ErrorKind::Local`]; an answer that does not decode is [`ErrorKind::Decode`]; REDCap's
+    /// answers contradicting each other (missing records, another import count, an upload not
+    /// in its folder, an empty data dictionary) are [`ErrorKind::Server`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WorkflowError::Call(e) => e.kind(),
+            WorkflowError::Local { .. } => ErrorKind::Local,
+            WorkflowError::Decode(_) => ErrorKind::Decode,
+            WorkflowError::MissingRecords { .. }
+            | WorkflowError::ImportCount { .. }
+            | WorkflowError::Unresolved(_)
+            | WorkflowError::NoIdField => ErrorKind::Server,
+        }
+    }
+
+    /// The failed call's error, if a call failed.
+    pub fn call(&self) -> Option<&redcap_core::Error> {
+        match self {
+            WorkflowError::Call(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The token is malformed or was rejected.
+    pub fn is_auth(&self) -> bool {
+        self.kind() == ErrorKind::Auth
+    }
+
+    /// The token's user lacks a right.
+    pub fn is_permission(&self) -> bool {
+        self.kind() == ErrorKind::Permission
+    }
+
+    /// REDCap refused a value or parameter.
+    pub fn is_validation(&self) -> bool {
+        self.kind() == ErrorKind::Validation
+    }
+
+    /// What was asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == ErrorKind::NotFound
+    }
+
+    /// REDCap could not be reached or the connection broke.
+    pub fn is_network(&self) -> bool {
+        self.kind() == ErrorKind::Network
+    }
+
+    /// A timeout elapsed.
+    pub fn is_timeout(&self) -> bool {
+        self.kind() == ErrorKind::Timeout
+    }
+
+    /// The server failed, or its answers contradict each other.
+    pub fn is_server(&self) -> bool {
+        self.kind() == ErrorKind::Server
+    }
+
+    /// A local file or the output failed.
+    pub fn is_local(&self) -> bool {
+        self.kind() == ErrorKind::Local
+    }
+
+    /// Whether running the workflow again may succeed (a transient call failure).
+    pub fn is_transient(&self) -> bool {
+        self.call().is_some_and(redcap_core::Error::is_transient)
+    }
+}
+
+impl From<redcap_core::ResponseError> for WorkflowError {
+    fn from(e: redcap_core::ResponseError) -> Self {
+        WorkflowError::Call(e.into())
+    }
 }
 
 fn preview(ids: &[String]) -> String {
