@@ -61,6 +61,7 @@ impl Dataset {
         // Sorted by (record, event, instrument, instance) positions.
         let mut grouped: BTreeMap<(usize, usize, usize, i64, RowKey), Values> = BTreeMap::new();
         let mut file_fields = Vec::new();
+        let bound = store.record_files(pid)?;
         for v in store.values(pid)? {
             let Some(&rp) = rec_pos.get(v.record.as_str()) else { continue };
             let ep = ev_pos.get(v.event.as_str()).copied().unwrap_or(usize::MAX);
@@ -71,6 +72,17 @@ impl Dataset {
             };
             let key = RowKey { record: v.record, event: v.event, instrument: v.instrument, instance: v.instance };
             if project.field(&v.field).is_some_and(|f| f.field_type == "file") {
+                // Only a doc that belongs to this very cell is its file; any other value (a doc id
+                // forged through a text field turned into a file field) is no file at all.
+                let owned = v
+                    .value
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|d| bound.get(&d))
+                    .is_some_and(|(k, f)| f == &v.field && k == &key);
+                if !owned {
+                    continue;
+                }
                 file_fields.push(v.value.clone());
             }
             grouped.entry((rp, ep, fp, key.instance, key)).or_default().entry(v.field).or_default().push(v.value);

@@ -48,6 +48,9 @@ CREATE INDEX IF NOT EXISTS data_record ON data (project_id, record);
 CREATE TABLE IF NOT EXISTS docs (
     doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT NOT NULL, mime TEXT NOT NULL,
     size INTEGER NOT NULL, path TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS record_files (
+    doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, record TEXT NOT NULL, event TEXT NOT NULL,
+    instrument TEXT NOT NULL, instance INTEGER NOT NULL, field TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS fr_folders (
     folder_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, parent_id INTEGER, name TEXT NOT NULL,
     dag_id INTEGER, role_id INTEGER);
@@ -217,6 +220,13 @@ impl Store {
             }
             for f in &loaded.files {
                 let doc = s.put_blob(id, &f.name, &f.mime, &f.bytes)?;
+                let key = RowKey {
+                    record: f.record.clone(),
+                    event: f.event.clone(),
+                    instrument: f.instrument.clone(),
+                    instance: f.instance,
+                };
+                s.bind_record_file(id, &key, &f.field, doc)?;
                 s.conn.execute(
                     "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -638,6 +648,8 @@ impl Store {
     /// Deletes a record and all its data.
     pub fn delete_record(&mut self, project_id: i64, record: &str) -> Result<(), StoreError> {
         self.conn.execute("DELETE FROM data WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
+        self.conn
+            .execute("DELETE FROM record_files WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
         self.conn.execute("DELETE FROM records WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
         Ok(())
     }
@@ -683,6 +695,60 @@ impl Store {
                 })
             })
             .optional()?)
+    }
+
+    /// Makes a doc the file of one field in one row: only that cell may give it out, whatever
+    /// value another cell is made to hold (a forged doc id reaches nothing).
+    pub fn bind_record_file(
+        &mut self,
+        project_id: i64,
+        key: &RowKey,
+        field: &str,
+        doc_id: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO record_files (doc_id, project_id, record, event, instrument, instance, field)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![doc_id, project_id, key.record, key.event, key.instrument, key.instance, field],
+        )?;
+        Ok(())
+    }
+
+    /// The record files of a project: doc id → (row, field) it belongs to.
+    pub fn record_files(&self, project_id: i64) -> Result<HashMap<i64, (RowKey, String)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT doc_id, record, event, instrument, instance, field FROM record_files WHERE project_id = ?1",
+        )?;
+        let rows = stmt
+            .query_map([project_id], |r| {
+                let key = RowKey { record: r.get(1)?, event: r.get(2)?, instrument: r.get(3)?, instance: r.get(4)? };
+                Ok((r.get(0)?, (key, r.get(5)?)))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// The doc `doc_id` if it is the file of exactly this project, row and field.
+    pub fn record_file(
+        &self,
+        project_id: i64,
+        key: &RowKey,
+        field: &str,
+        doc_id: i64,
+    ) -> Result<Option<Doc>, StoreError> {
+        let bound: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT doc_id FROM record_files WHERE doc_id = ?1 AND project_id = ?2 AND record = ?3 AND event = ?4
+                 AND instrument = ?5 AND instance = ?6 AND field = ?7",
+                params![doc_id, project_id, key.record, key.event, key.instrument, key.instance, field],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match bound {
+            Some(d) => Ok(self.doc(d)?.filter(|doc| doc.project_id == project_id)),
+            None => Ok(None),
+        }
     }
 
     // ---------------------------------------------------------------- File Repository

@@ -604,11 +604,16 @@ pub fn import_repeating(ctx: &mut Ctx) -> HResult {
             match (form, starts) {
                 (Some(form), true) => {
                     for field in form_names(form) {
-                        s.conn.execute(
-                            "UPDATE data SET instrument = ?4 WHERE project_id = ?1 AND event = ?2 AND field = ?3
-                             AND instrument = '' AND instance = 1",
-                            rusqlite::params![pid, event, field, form],
-                        )?;
+                        // The record files move with their cells.
+                        for table in ["data", "record_files"] {
+                            s.conn.execute(
+                                &format!(
+                                    "UPDATE {table} SET instrument = ?4 WHERE project_id = ?1 AND event = ?2
+                                     AND field = ?3 AND instrument = '' AND instance = 1"
+                                ),
+                                rusqlite::params![pid, event, field, form],
+                            )?;
+                        }
                     }
                 }
                 (Some(form), false) => {
@@ -616,10 +621,15 @@ pub fn import_repeating(ctx: &mut Ctx) -> HResult {
                         "DELETE FROM data WHERE project_id = ?1 AND event = ?2 AND instrument = ?3 AND instance > 1",
                         rusqlite::params![pid, event, form],
                     )?;
-                    s.conn.execute(
-                        "UPDATE data SET instrument = '' WHERE project_id = ?1 AND event = ?2 AND instrument = ?3",
-                        rusqlite::params![pid, event, form],
-                    )?;
+                    for table in ["data", "record_files"] {
+                        s.conn.execute(
+                            &format!(
+                                "UPDATE {table} SET instrument = '' WHERE project_id = ?1 AND event = ?2
+                                 AND instrument = ?3 AND instance = 1"
+                            ),
+                            rusqlite::params![pid, event, form],
+                        )?;
+                    }
                 }
                 (None, false) => {
                     s.conn.execute(

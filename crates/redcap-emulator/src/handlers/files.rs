@@ -82,7 +82,9 @@ pub fn export(ctx: &mut Ctx) -> HResult {
             t.field.name
         )));
     }
-    let doc = stored_doc(&data, &t).map(|d| ctx.store.doc(d)).transpose()?.flatten();
+    let pid = ctx.project.id();
+    let doc =
+        stored_doc(&data, &t).map(|d| ctx.store.record_file(pid, &t.key, &t.field.name, d)).transpose()?.flatten();
     let Some(doc) = doc else {
         return Err(bad(format!(
             "There is no file to download for the field '{}' of record \"{}\"",
@@ -128,6 +130,7 @@ pub fn import(ctx: &mut Ctx) -> HResult {
             s.set_values(pid, &base, &rid, std::slice::from_ref(&t.key.record))?;
         }
         s.set_values(pid, &t.key, &t.field.name, &[doc_id.to_string()])?;
+        s.bind_record_file(pid, &t.key, &t.field.name, doc_id)?;
         s.log(
             pid,
             &username,

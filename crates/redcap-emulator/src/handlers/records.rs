@@ -1069,6 +1069,10 @@ pub fn rename(ctx: &mut Ctx) -> HResult {
             "UPDATE records SET record = ?3 WHERE project_id = ?1 AND record = ?2",
             rusqlite::params![pid, record, new_name],
         )?;
+        s.conn.execute(
+            "UPDATE record_files SET record = ?3 WHERE project_id = ?1 AND record = ?2",
+            rusqlite::params![pid, record, new_name],
+        )?;
         Ok(())
     })?;
     ctx.log(

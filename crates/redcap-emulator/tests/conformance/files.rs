@@ -145,3 +145,73 @@ fn longitudinal_projects_need_the_event_and_repeat_instances_work() {
     let inst2 = rows.as_array().unwrap().iter().find(|r| r["redcap_repeat_instance"] == 2).unwrap();
     assert_eq!(inst2["upload_field"], "second.txt");
 }
+
+/// Security (issue 12): a File Upload field whose stored value was forged (a text field set to a
+/// doc id, then turned into a file field by a dictionary import) must not give out files that
+/// belong to another record, field or project: a record file belongs to one record, field, event
+/// and instance of one project.
+#[test]
+fn a_forged_doc_id_does_not_reach_other_files() {
+    let emu = start(&["redcapr-simple.xml", "redcapr-file-repo.xml"]);
+    let ids = emu.project_ids();
+    let t = emu.token(ids[0], "admin").unwrap();
+    let other = emu.token(ids[1], "admin").unwrap();
+    // A secret in the other project's File Repository, and a second record file in this project.
+    let r = post_multipart(
+        &emu.url(),
+        &[("token", &other), ("content", "fileRepository"), ("action", "import"), ("returnFormat", "json")],
+        Some(("secret.txt", b"other project's secret\n")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    upload(&emu, &t, &[("record", "2"), ("field", "mugshot")], Some(("r2.txt", b"record 2's file\n"))).expect(200, "");
+    // New records whose text field holds every plausible doc id.
+    let rows: Vec<serde_json::Value> =
+        (1..=40).map(|i| serde_json::json!({"record_id": format!("f{i}"), "name_first": i.to_string()})).collect();
+    let data = serde_json::to_string(&rows).unwrap();
+    let r = post(&emu.url(), &[("token", &t), ("content", "record"), ("format", "json"), ("data", &data)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Turn the text field into a File Upload field.
+    let mut meta = post(&emu.url(), &[("token", &t), ("content", "metadata"), ("format", "json")]).json();
+    for f in meta.as_array_mut().unwrap() {
+        if f["field_name"] == "name_first" {
+            f["field_type"] = "file".into();
+            f["text_validation_type_or_show_slider_number"] = "".into();
+        }
+    }
+    let meta = serde_json::to_string(&meta).unwrap();
+    let r = post(&emu.url(), &[("token", &t), ("content", "metadata"), ("format", "json"), ("data", &meta)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    for i in 1..=40 {
+        let rec = format!("f{i}");
+        let r = file_call(&emu, &t, "export", &[("record", &rec), ("field", "name_first")]);
+        assert_eq!(r.status, 400, "doc {i} reached through a forged value: {}", r.text());
+        assert_eq!(field_value(&emu, &t, &rec, "name_first"), "", "no file name shows for a forged value");
+    }
+    let xml = post(
+        &emu.url(),
+        &[("token", &t), ("content", "project_xml"), ("exportFiles", "true"), ("returnFormat", "json")],
+    );
+    assert_eq!(xml.status, 200);
+    let text = xml.text();
+    for secret in ["other project's secret", "record 2's file"] {
+        let b64 = base64_of(secret.as_bytes());
+        let b64 = &b64[..16];
+        assert_eq!(text.matches(b64).count(), usize::from(secret.starts_with("record")), "{secret} embedded");
+    }
+    // The genuine files still export.
+    assert_eq!(file_call(&emu, &t, "export", &[("record", "1"), ("field", "mugshot")]).status, 200);
+    file_call(&emu, &t, "export", &[("record", "2"), ("field", "mugshot")]).expect(200, "record 2's file\n");
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..=c.len() {
+            out.push(A[(n >> (18 - 6 * k)) as usize & 63] as char);
+        }
+    }
+    out
+}
