@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::{Ctx, Failure, HResult, Reply, bad};
+use super::{Ctx, Failure, HResult, Reply, bad, forbidden};
 use crate::auth::{DataExport, Rights};
 use crate::input::{self, InRow};
 use crate::model::{Dag, Role, unique_dag_name};
@@ -27,13 +27,44 @@ fn value<'a>(row: &'a InRow, key: &str) -> Option<&'a str> {
 
 /// API Import/Update and the DAG right; the text mirrors the recorded export message
 /// (REDCapR issue #558) with "API Import/Update" (UNVERIFIED).
+/// A user assigned to a DAG cannot manage DAGs or DAG assignments whatever their rights: in
+/// REDCap only unassigned users create and modify DAGs and move users between them (REDCap's
+/// DAG help as published by York and QMUL; text UNVERIFIED).
 fn need_dag_import(ctx: &Ctx) -> Result<(), Failure> {
-    if ctx.user.rights.api_import && ctx.user.rights.data_access_groups {
-        Ok(())
-    } else {
-        Err(bad(
+    if !(ctx.user.rights.api_import && ctx.user.rights.data_access_groups) {
+        return Err(bad(
             "Insufficient user privileges: You must have 'API Import/Update' privileges and 'Data Access Groups' privileges in the project.",
-        ))
+        ));
+    }
+    if ctx.user.dag_id.is_some() {
+        return Err(forbidden(IN_A_DAG));
+    }
+    Ok(())
+}
+
+const IN_A_DAG: &str = "You are assigned to a Data Access Group, so you cannot create, rename or delete Data Access Groups or change which group a user is in";
+
+/// For a DAG-assigned caller (User Rights within their own group only): the users of other
+/// groups, and unassigned users, are out of reach; `None` when the caller is unassigned.
+fn outside_my_dag(ctx: &Ctx, target: Option<&MemberRow>) -> Option<String> {
+    let mine = ctx.user.dag_id?;
+    match target {
+        Some(m) if m.dag_id != Some(mine) => Some(format!(
+            "The user \"{}\" is not in your Data Access Group: a user assigned to a Data Access Group manages only the users of that group",
+            m.username
+        )),
+        _ => None,
+    }
+}
+
+/// For a DAG-assigned caller, the DAG a user row may name: only the caller's own (UNVERIFIED text).
+fn check_dag_choice(ctx: &Ctx, who: &str, chosen: Option<i64>, errors: &mut Vec<String>) -> bool {
+    match ctx.user.dag_id {
+        Some(mine) if chosen != Some(mine) => {
+            errors.push(format!("User \"{who}\": {IN_A_DAG}"));
+            false
+        }
+        _ => true,
     }
 }
 
@@ -152,6 +183,10 @@ pub fn import_users(ctx: &mut Ctx) -> HResult {
             continue;
         }
         let old = member(&members, &username);
+        if let Some(e) = outside_my_dag(ctx, old) {
+            errors.push(e);
+            continue;
+        }
         let mut rights = old.map(|m| m.rights.clone()).unwrap_or_else(Rights::none);
         apply_rights(&mut rights, row, &format!("User \"{username}\""), &mut errors);
         let dag = match value(row, "data_access_group") {
@@ -159,8 +194,12 @@ pub fn import_users(ctx: &mut Ctx) -> HResult {
                 Some(d) => d,
                 None => continue,
             },
-            None => old.and_then(|m| m.dag_id),
+            // A new user added by a DAG-assigned user joins that user's group.
+            None => old.map_or(ctx.user.dag_id, |m| m.dag_id),
         };
+        if !check_dag_choice(ctx, &username, dag, &mut errors) {
+            continue;
+        }
         let expiration = match value(row, "expiration") {
             Some(e) if e.is_empty() || is_ymd(e) => e.to_owned(),
             Some(e) => {
@@ -220,6 +259,9 @@ pub fn delete_users(ctx: &mut Ctx) -> HResult {
     let unknown: Vec<String> = list.iter().filter(|u| member(&members, u).is_none()).cloned().collect();
     if !unknown.is_empty() {
         return Err(invalid("users", &unknown));
+    }
+    if let Some(e) = list.iter().find_map(|u| outside_my_dag(ctx, member(&members, u))) {
+        return Err(forbidden(e));
     }
     let unique: Vec<String> = list.into_iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let (me, my_dag) = (ctx.user.username.clone(), ctx.user.dag_id);
@@ -330,8 +372,12 @@ pub fn import_user_roles(ctx: &mut Ctx) -> HResult {
     let mut plans: Vec<(String, Option<i64>, Option<Option<i64>>)> = Vec::new();
     for row in &rows {
         let username = value(row, "username").unwrap_or("");
-        if member(&members, username).is_none() {
+        let Some(m) = member(&members, username) else {
             errors.push(format!("The user \"{username}\" is not a user of this project"));
+            continue;
+        };
+        if let Some(e) = outside_my_dag(ctx, Some(m)) {
+            errors.push(e);
             continue;
         }
         let role = match value(row, "unique_role_name").unwrap_or("") {
@@ -351,6 +397,11 @@ pub fn import_user_roles(ctx: &mut Ctx) -> HResult {
             },
             None => None,
         };
+        if let Some(d) = dag {
+            if !check_dag_choice(ctx, username, d, &mut errors) {
+                continue;
+            }
+        }
         plans.push((username.to_owned(), role, dag));
     }
     if !errors.is_empty() {

@@ -247,3 +247,113 @@ fn roles_import_assign_and_delete() {
         ""
     );
 }
+
+/// Security (issue 12): a user assigned to a DAG cannot manage DAGs or DAG assignments, even
+/// with every right (what `redcap-emulator token add --dag` grants). Public evidence: REDCap's
+/// DAG help as institutions publish it — "An unassigned user has access to all records across all
+/// DAG. They are able to create and modify DAG." (University of York REDCap wiki) and "Users that
+/// are not assigned to a DAG may interact with all participant records and may also reassign
+/// participants from one DAG to another" (QMUL REDCap docs); a DAG-assigned user with User Rights
+/// manages only the users of their own group (redcapAPI issue #500 shows that a user import
+/// without `data_access_group` un-assigns the user, which is exactly the escape closed here).
+#[test]
+fn dag_assigned_users_cannot_manage_dags_or_assignments() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let pid = emu.project_ids()[0];
+    let site = emu.add_user(pid, User::new("site").dag("dag_1")).unwrap();
+    emu.add_user(pid, User::new("peer").dag("dag_1").rights(Rights::none())).unwrap();
+    emu.add_user(pid, User::new("other").dag("dag_2").rights(Rights::none())).unwrap();
+    let mapping = |who: &str| -> Value {
+        find(&call(&emu, &t, &[("content", "userDagMapping")]).json(), "username", who).unwrap()
+            ["redcap_data_access_group"]
+            .clone()
+    };
+    let dags_before = call(&emu, &t, &[("content", "dag")]).json();
+    let refused = |r: Resp, what: &str| {
+        assert!(matches!(r.status, 400 | 403), "{what}: {} {}", r.status, r.text());
+    };
+    // DAG methods.
+    refused(
+        import(
+            &emu,
+            &site,
+            "dag",
+            &json!([{"data_access_group_name": "Mine", "unique_group_name": ""}]),
+            &[("action", "import")],
+        ),
+        "create a DAG",
+    );
+    refused(
+        import(
+            &emu,
+            &site,
+            "dag",
+            &json!([{"data_access_group_name": "Renamed", "unique_group_name": "dag_2"}]),
+            &[("action", "import")],
+        ),
+        "rename a DAG",
+    );
+    for d in ["dag_1", "dag_2"] {
+        refused(call(&emu, &site, &[("content", "dag"), ("action", "delete"), ("dags[0]", d)]), "delete a DAG");
+    }
+    assert_eq!(call(&emu, &t, &[("content", "dag")]).json(), dags_before, "DAGs unchanged");
+    // User-DAG assignments: neither themselves nor anyone else.
+    for (who, to) in [("site", ""), ("site", "dag_2"), ("other", "dag_1"), ("peer", ""), ("admin", "dag_1")] {
+        refused(
+            import(
+                &emu,
+                &site,
+                "userDagMapping",
+                &json!([{"username": who, "redcap_data_access_group": to}]),
+                &[("action", "import")],
+            ),
+            &format!("assign {who} to '{to}'"),
+        );
+    }
+    // Import Users: no leaving the group, no moving users, no editing users outside the group.
+    for (who, dag) in
+        [("site", Some("")), ("site", Some("dag_2")), ("peer", Some("dag_2")), ("other", None), ("admin", None)]
+    {
+        let mut row = json!({"username": who, "logging": "1"});
+        if let Some(d) = dag {
+            row["data_access_group"] = d.into();
+        }
+        refused(import(&emu, &site, "user", &json!([row]), &[]), &format!("user import of {who} with DAG {dag:?}"));
+    }
+    // Import User-Role Assignments with a DAG column.
+    refused(
+        import(
+            &emu,
+            &site,
+            "userRoleMapping",
+            &json!([{"username": "site", "unique_role_name": "", "data_access_group": ""}]),
+            &[],
+        ),
+        "role mapping that leaves the group",
+    );
+    // Delete Users outside the group.
+    for who in ["other", "admin"] {
+        refused(call(&emu, &site, &[("content", "user"), ("action", "delete"), ("users[0]", who)]), "delete");
+    }
+    for (who, dag) in [("site", "dag_1"), ("peer", "dag_1"), ("other", "dag_2"), ("admin", "")] {
+        assert_eq!(mapping(who), dag, "{who} kept their DAG");
+    }
+    // What stays allowed: a user import that leaves the DAG out keeps a group member in the
+    // group, and a new user joins the importer's group.
+    import(&emu, &site, "user", &json!([{"username": "peer", "logging": "1"}, {"username": "newbie"}]), &[])
+        .expect(200, "2");
+    assert_eq!((mapping("peer"), mapping("newbie")), (json!("dag_1"), json!("dag_1")));
+    // Switch DAG is the DAG-assigned user's own way between groups (the DAG Switcher decides).
+    emu.set_dag_switcher(pid, "site", &["dag_1", "dag_2"]).unwrap();
+    call(&emu, &site, &[("content", "dag"), ("action", "switch"), ("dag", "dag_2")]).expect(200, "1");
+    // An unassigned user with the DAG right still manages everything.
+    import(
+        &emu,
+        &t,
+        "userDagMapping",
+        &json!([{"username": "other", "redcap_data_access_group": "dag_1"}]),
+        &[("action", "import")],
+    )
+    .expect(200, "1");
+}
