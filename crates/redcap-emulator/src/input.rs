@@ -69,6 +69,9 @@ fn csv_rows(data: &str, delim: u8) -> Result<Vec<InRow>, String> {
     Ok(out)
 }
 
+/// Deepest element nesting accepted in XML data.
+const MAX_XML_DEPTH: usize = 32;
+
 fn xml_rows(data: &str) -> Result<Vec<InRow>, String> {
     // <root><item><a>1</a>…</item>…</root>, or a single <item><a>1</a></item>.
     let mut reader = quick_xml::Reader::from_str(data);
@@ -79,6 +82,12 @@ fn xml_rows(data: &str) -> Result<Vec<InRow>, String> {
     loop {
         match reader.read_event().map_err(|e| format!("The XML data could not be parsed: {e}"))? {
             Event::Start(e) => {
+                // Rows nest two or three levels; anything much deeper is not REDCap data.
+                if path.len() >= MAX_XML_DEPTH {
+                    return Err(format!(
+                        "The XML data could not be parsed: elements nest deeper than {MAX_XML_DEPTH} levels"
+                    ));
+                }
                 path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
                 max_depth = max_depth.max(path.len());
                 text.clear();

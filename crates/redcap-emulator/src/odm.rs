@@ -97,6 +97,10 @@ fn start_element(e: &BytesStart) -> Result<Element, OdmError> {
     Ok(Element { name, attrs, ..Default::default() })
 }
 
+/// Deepest element nesting accepted. REDCap's project XML nests about ten levels; the bound keeps
+/// hostile documents from exhausting the stack (the tree is dropped recursively).
+pub const MAX_DEPTH: usize = 100;
+
 fn parse_tree(xml: &str) -> Result<Element, OdmError> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut stack: Vec<Element> = vec![Element::default()];
@@ -105,7 +109,15 @@ fn parse_tree(xml: &str) -> Result<Element, OdmError> {
             .read_event()
             .map_err(|e| OdmError(format!("not well-formed XML at byte {}: {e}", reader.error_position())))?;
         match ev {
-            XmlEvent::Start(e) => stack.push(start_element(&e)?),
+            XmlEvent::Start(e) => {
+                if stack.len() > MAX_DEPTH {
+                    return Err(OdmError(format!(
+                        "elements nest deeper than {MAX_DEPTH} levels (at byte {})",
+                        reader.buffer_position()
+                    )));
+                }
+                stack.push(start_element(&e)?)
+            }
             XmlEvent::Empty(e) => {
                 let el = start_element(&e)?;
                 stack.last_mut().expect("root").children.push(el);

@@ -10,6 +10,7 @@ mod faults;
 mod file_repo;
 mod files;
 mod fixtures;
+mod hostile;
 mod meta;
 mod odm;
 mod project_xml;
