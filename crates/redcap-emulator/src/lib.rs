@@ -174,9 +174,22 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Largest urlencoded body or non-file multipart part (default 64 MiB).
+    /// Largest urlencoded body, or total of the non-file parts of a multipart body (default 64 MiB).
     pub fn max_form_bytes(mut self, n: u64) -> Self {
         self.limits.max_form_bytes = n;
+        self
+    }
+
+    /// Most parts in a multipart body (default 10,000).
+    pub fn max_parts(mut self, n: usize) -> Self {
+        self.limits.max_parts = n;
+        self
+    }
+
+    /// Time a client has to send a request's headers before its connection is closed
+    /// (default 30 s).
+    pub fn header_read_timeout(mut self, t: Duration) -> Self {
+        self.limits.header_read_timeout = t;
         self
     }
 
@@ -208,6 +221,11 @@ impl EmulatorBuilder {
         };
         let (store, temp) = match &self.data_dir {
             Some(dir) => {
+                // Owner-only from the start: it holds the database (tokens, data) and the blobs.
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+                    .create(dir)?;
+                #[cfg(not(unix))]
                 std::fs::create_dir_all(dir)?;
                 (Store::open(Some(&dir.join("emulator.sqlite")), dir.join("blobs"), tokens)?, None)
             }
@@ -404,6 +422,8 @@ impl Emulator {
 
     /// Serves on `bind` from a new thread with its own Tokio runtime.
     pub fn serve(self, bind: SocketAddr) -> Result<RunningEmulator, Error> {
+        // Uploads a crash interrupted would otherwise stay forever.
+        self.store().clean_tmp()?;
         let (addr_tx, addr_rx) = std::sync::mpsc::channel::<std::io::Result<SocketAddr>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shared = self.shared.clone();

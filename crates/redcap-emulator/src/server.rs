@@ -27,18 +27,28 @@ use crate::params::{Params, Upload};
 use crate::render;
 use crate::store::Store;
 
-/// Body size limits.
+/// Request limits: what one client may make the emulator hold or wait for.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Largest urlencoded body, and largest non-file multipart part.
+    /// Largest urlencoded body, and largest total of the non-file parts of a multipart body.
     pub max_form_bytes: u64,
     /// Largest uploaded file.
     pub max_upload_bytes: u64,
+    /// Most parts in a multipart body.
+    pub max_parts: usize,
+    /// Time a client has to send a request's headers before the connection is closed (slow
+    /// clients otherwise hold a connection open forever).
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_form_bytes: 64 << 20, max_upload_bytes: 4 << 30 }
+        Limits {
+            max_form_bytes: 64 << 20,
+            max_upload_bytes: 4 << 30,
+            max_parts: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -69,6 +79,7 @@ impl ConnHandle {
 
 /// Serves until `shutdown` fires.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
+    let header_timeout = shared.limits.header_read_timeout;
     let app = Router::new().route("/api/", any(api)).route("/api", any(api)).fallback(not_found).with_state(shared);
     loop {
         let accepted = tokio::select! {
@@ -93,6 +104,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: tok
                 async move { Ok::<_, Infallible>(app.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {})) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
                 .await;
         });
@@ -330,7 +343,15 @@ async fn read_params(shared: &Shared, req: Request) -> Result<Params, (StatusCod
     let too_large = |what: &str, n: u64| {
         (StatusCode::PAYLOAD_TOO_LARGE, format!("The request {what} is larger than the emulator's limit of {n} bytes."))
     };
-    if ct.to_ascii_lowercase().starts_with("multipart/form-data") {
+    let multipart = ct.to_ascii_lowercase().starts_with("multipart/form-data");
+    // A declared length over the limit is refused before a byte of the body is read.
+    let limit =
+        if multipart { limits.max_upload_bytes.saturating_add(limits.max_form_bytes) } else { limits.max_form_bytes };
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large("body", limit));
+    }
+    if multipart {
         let boundary = multer::parse_boundary(&ct)
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("The multipart request could not be parsed: {e}")))?;
         let constraints = multer::Constraints::new().size_limit(
@@ -341,6 +362,7 @@ async fn read_params(shared: &Shared, req: Request) -> Result<Params, (StatusCod
         );
         let mut mp = multer::Multipart::with_constraints(req.into_body().into_data_stream(), boundary, constraints);
         let mut params = Params::default();
+        let (mut parts, mut text_bytes) = (0usize, 0u64);
         let map_err = |e: multer::Error| match e {
             multer::Error::FieldSizeExceeded { limit, field_name } => {
                 too_large(&format!("part \"{}\"", field_name.unwrap_or_default()), limit)
@@ -349,6 +371,13 @@ async fn read_params(shared: &Shared, req: Request) -> Result<Params, (StatusCod
             other => (StatusCode::BAD_REQUEST, format!("The multipart request could not be parsed: {other}")),
         };
         while let Some(mut field) = mp.next_field().await.map_err(map_err)? {
+            parts += 1;
+            if parts > limits.max_parts {
+                return Err((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("The request has more than the emulator's limit of {} parts.", limits.max_parts),
+                ));
+            }
             let name = field.name().unwrap_or("").to_owned();
             if let Some(file_name) = field.file_name().map(str::to_owned) {
                 if name != "file" {
@@ -377,8 +406,16 @@ async fn read_params(shared: &Shared, req: Request) -> Result<Params, (StatusCod
                     .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
                 params.upload = Some(Upload { path, file_name, content_type });
             } else {
-                let text = field.text().await.map_err(map_err)?;
-                params.push(name, text);
+                // The text parts together, not each alone, are held to the form limit.
+                let mut buf = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(map_err)? {
+                    text_bytes += chunk.len() as u64;
+                    if text_bytes > limits.max_form_bytes {
+                        return Err(too_large("non-file parts", limits.max_form_bytes));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                params.push(name, String::from_utf8_lossy(&buf).into_owned());
             }
         }
         Ok(params)

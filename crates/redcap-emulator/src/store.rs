@@ -103,6 +103,23 @@ pub struct LogEntry {
     pub dag_id: Option<i64>,
 }
 
+/// Who a token belongs to, before rights are read.
+#[derive(Clone, Debug)]
+enum TokenOwner {
+    Super(String),
+    Member(i64, String),
+}
+
+/// Every live token, in a map keyed by a randomly keyed hash (std's SipHash): finding a token
+/// costs the same whatever its characters, so response times tell nothing about a near miss
+/// (an SQL `WHERE token = ?` compares byte by byte in an index).
+#[derive(Debug)]
+struct TokenIndex {
+    owners: HashMap<String, TokenOwner>,
+    /// SQLite's `data_version` when loaded: another process (`token add`) changes it.
+    data_version: i64,
+}
+
 /// The emulator's state.
 #[derive(Debug)]
 pub struct Store {
@@ -110,14 +127,19 @@ pub struct Store {
     blob_dir: PathBuf,
     cache: HashMap<i64, Arc<Project>>,
     tokens: TokenGen,
+    token_index: Option<TokenIndex>,
 }
 
 impl Store {
     /// Opens (or creates) the database at `db` (`None`: in memory) with blobs under `blob_dir`.
+    /// The database file and the blob directory hold tokens and study data: they are made
+    /// readable by their owner only (0600 / 0700).
     pub fn open(db: Option<&Path>, blob_dir: PathBuf, tokens: TokenGen) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(blob_dir.join("tmp"))?;
+        private_dir(&blob_dir)?;
+        private_dir(&blob_dir.join("tmp"))?;
         let conn = match db {
             Some(p) => {
+                private_file(p)?;
                 let c = Connection::open(p)?;
                 c.pragma_update(None, "journal_mode", "WAL")?;
                 c.pragma_update(None, "synchronous", "NORMAL")?;
@@ -126,7 +148,21 @@ impl Store {
             None => Connection::open_in_memory()?,
         };
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn, blob_dir, cache: HashMap::new(), tokens })
+        Ok(Store { conn, blob_dir, cache: HashMap::new(), tokens, token_index: None })
+    }
+
+    /// Removes what a crash left in the blob directory's `tmp/` (uploads and loads in flight).
+    /// Only a serving emulator calls this: `token add` opens a data directory a server may use.
+    pub fn clean_tmp(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for entry in std::fs::read_dir(self.blob_dir.join("tmp"))? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Where blobs live.
@@ -144,8 +180,9 @@ impl Store {
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
-                // Cached definitions may have been changed inside the failed transaction.
+                // Cached definitions and tokens may have been changed inside the failed transaction.
                 self.cache.clear();
+                self.token_index = None;
                 Err(e)
             }
         }
@@ -322,6 +359,7 @@ impl Store {
             )
             .optional()?;
         let rights_json = serde_json::to_string(rights)?;
+        self.token_index = None;
         let token = match existing {
             Some(Some(t)) => {
                 self.conn.execute(
@@ -384,6 +422,7 @@ impl Store {
 
     /// Removes a member (and their token and DAG-switcher entries) from a project.
     pub fn remove_member(&mut self, project_id: i64, username: &str) -> Result<(), StoreError> {
+        self.token_index = None;
         self.conn.execute(
             "DELETE FROM project_users WHERE project_id = ?1 AND username = ?2",
             params![project_id, username],
@@ -488,29 +527,36 @@ impl Store {
             return Ok(t);
         }
         let t = self.make_token(64);
+        self.token_index = None;
         self.conn.execute("UPDATE users SET super_token = ?2 WHERE username = ?1", params![username, t])?;
         Ok(t)
     }
 
     /// Who owns a token. Matching is exact (REDCap tokens are upper-case hex).
     pub fn caller(&mut self, token: &str) -> Result<Option<Caller>, StoreError> {
-        if token.len() == 64 {
-            let user: Option<String> = self
-                .conn
-                .query_row("SELECT username FROM users WHERE super_token = ?1", [token], |r| r.get(0))
-                .optional()?;
-            return Ok(user.map(|username| Caller::Super { username }));
+        let version: i64 = self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if self.token_index.as_ref().is_none_or(|i| i.data_version != version) {
+            self.token_index = Some(TokenIndex { owners: self.load_tokens()?, data_version: version });
         }
-        type MemberKey = (i64, String, String, Option<i64>, Option<i64>);
-        let row: Option<MemberKey> = self
+        let index = self.token_index.as_ref().expect("just loaded");
+        let Some((stored, owner)) = index.owners.get_key_value(token) else { return Ok(None) };
+        // The map found the candidate by hash; confirm without an early exit.
+        if !constant_time_eq(stored.as_bytes(), token.as_bytes()) {
+            return Ok(None);
+        }
+        let (project_id, username) = match owner.clone() {
+            TokenOwner::Super(username) => return Ok(Some(Caller::Super { username })),
+            TokenOwner::Member(p, u) => (p, u),
+        };
+        let row: Option<(String, Option<i64>, Option<i64>)> = self
             .conn
             .query_row(
-                "SELECT project_id, username, rights, dag_id, role_id FROM project_users WHERE token = ?1",
-                [token],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                "SELECT rights, dag_id, role_id FROM project_users WHERE project_id = ?1 AND username = ?2",
+                params![project_id, username],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let Some((project_id, username, rights, dag_id, role_id)) = row else {
+        let Some((rights, dag_id, role_id)) = row else {
             return Ok(None);
         };
         let mut rights: Rights = serde_json::from_str(&rights)?;
@@ -522,6 +568,22 @@ impl Store {
             }
         }
         Ok(Some(Caller::Project(ProjectUser { project_id, username, rights, dag_id, role_id })))
+    }
+
+    fn load_tokens(&self) -> Result<HashMap<String, TokenOwner>, StoreError> {
+        let mut owners = HashMap::new();
+        let mut stmt = self.conn.prepare("SELECT super_token, username FROM users WHERE super_token IS NOT NULL")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (t, u) = row?;
+            owners.insert(t, TokenOwner::Super(u));
+        }
+        let mut stmt =
+            self.conn.prepare("SELECT token, project_id, username FROM project_users WHERE token IS NOT NULL")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))? {
+            let (t, p, u) = row?;
+            owners.insert(t, TokenOwner::Member(p, u));
+        }
+        Ok(owners)
     }
 
     /// Members of a project: (username, rights, dag, role, expiration, email, first, last).
@@ -881,6 +943,42 @@ impl Store {
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+}
+
+/// Equal bytes, compared in time that depends only on the lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// Creates `dir` (and parents) and makes it 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates `file` if missing and makes it 0600 (SQLite gives its -wal and -shm files the
+/// database file's mode).
+fn private_file(file: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(file)?;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::OpenOptions::new().create(true).append(true).open(file).map(drop)
     }
 }
 
