@@ -2,15 +2,17 @@
 //! concurrency and optional pacing.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::{Stream, StreamExt};
+use http::response::Parts;
 use redcap_core::exchange::{self, Next, Outcome, StreamPlan, Target};
 use redcap_core::{
     AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED,
-    DownloadHead, Downloaded, DynamicCall, Error, FailureKind, Method, MethodInfo, Pacer, PreparedRequest, RetryPolicy,
-    Streamed, Token, Transport, TransportError, prepare,
+    DecodeContext, DownloadHead, Downloaded, DynamicCall, Error, FailureKind, Method, MethodInfo, Pacer,
+    PreparedRequest, RetryPolicy, Streamed, Token, Transport, TransportError, prepare,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
@@ -122,23 +124,14 @@ where
     pub async fn call<M: Method>(&self, method: &M) -> Result<M::Output, Error> {
         let prepared = prepare(method, &self.url, &self.token)?;
         let ctx = *prepared.context();
-        let limit = self.max_buffered;
-        self.run(M::INFO, prepared, async |parts, body| {
-            match read_all(body, limit, exchange::content_length(&parts)).await {
-                Ok(bytes) => {
-                    tracing::Span::current().record("bytes", bytes.len());
-                    exchange::buffered::<M>(&ctx, parts, bytes)
-                }
-                Err(outcome) => outcome,
-            }
-        })
-        .await
+        let mut handler = Buffered::<M> { ctx, limit: self.max_buffered, method: PhantomData };
+        self.run(M::INFO, prepared, &mut handler).await
     }
 
     /// Calls `method` and streams its success body into `sink` in constant memory. Errors are
     /// detected before the first byte is written. A call that fails mid-body leaves what was
     /// written in `sink` and is not retried; use [`Client::download_to`] for an all-or-nothing file.
-    pub async fn stream<M: Method, W: AsyncWrite + Unpin + ?Sized>(
+    pub async fn stream<M: Method, W: AsyncWrite + Unpin + Send + ?Sized>(
         &self,
         method: &M,
         sink: &mut W,
@@ -148,7 +141,7 @@ where
     }
 
     /// Runs a call built at run time and streams its body to `sink`.
-    pub async fn stream_dynamic<W: AsyncWrite + Unpin + ?Sized>(
+    pub async fn stream_dynamic<W: AsyncWrite + Unpin + Send + ?Sized>(
         &self,
         call: &DynamicCall,
         sink: &mut W,
@@ -157,46 +150,14 @@ where
         self.stream_prepared(call.info(), prepared, sink).await
     }
 
-    async fn stream_prepared<W: AsyncWrite + Unpin + ?Sized>(
+    async fn stream_prepared<W: AsyncWrite + Unpin + Send + ?Sized>(
         &self,
         info: &'static MethodInfo,
         prepared: PreparedRequest,
         sink: &mut W,
     ) -> Result<Streamed, Error> {
         let ctx = *prepared.context();
-        self.run(info, prepared, async |parts, mut body| {
-            let (prefix, rest) = match first_bytes(info, &ctx, &parts, &mut body).await {
-                Ok(p) => p,
-                Err(outcome) => return outcome,
-            };
-            let head = DownloadHead::from_headers(&parts.headers);
-            let expected = exchange::content_length(&parts);
-            let local = Error::Output;
-            if let Err(e) = sink.write_all(&prefix).await {
-                return Outcome::Done(Err(local(e)));
-            }
-            if let Err(e) = sink.write_all(&rest).await {
-                return Outcome::Done(Err(local(e)));
-            }
-            // Bytes are out now: a failure from here on cannot be retried into the same sink.
-            let result = copy(&mut body, sink, 0, &|_| {}).await.map_err(|e| match e {
-                CopyError::Read(e) => Error::Transport(e),
-                CopyError::Write(e) => local(e),
-            });
-            let result = match result {
-                Ok(n) => {
-                    let total = (prefix.len() + rest.len()) as u64 + n;
-                    tracing::Span::current().record("bytes", total);
-                    match exchange::check_length(expected, total) {
-                        Ok(()) => sink.flush().await.map(|_| Streamed::new(head, total)).map_err(local),
-                        Err(e) => Err(Error::Transport(e)),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            Outcome::Done(result)
-        })
-        .await
+        self.run(info, prepared, &mut ToSink { info, ctx, sink }).await
     }
 
     /// Downloads a file (File Repository, record file, PDF) to `target`. The bytes go to a
@@ -217,63 +178,16 @@ where
     ) -> Result<Downloaded, Error> {
         let prepared = prepare(method, &self.url, &self.token)?;
         let ctx = *prepared.context();
-        let info = M::INFO;
-        self.run(info, prepared, async |parts, mut body| {
-            let (prefix, rest) = match first_bytes(info, &ctx, &parts, &mut body).await {
-                Ok(p) => p,
-                Err(outcome) => return outcome,
-            };
-            let head = DownloadHead::from_headers(&parts.headers);
-            let final_path = target.final_path(&head);
-            let local = |e: std::io::Error| Outcome::Done(Err(Error::Local { path: final_path.clone(), source: e }));
-            let tmp = match tempfile::Builder::new().prefix(".redcap-download-").tempfile_in(target.dir()) {
-                Ok(t) => t,
-                Err(e) => return local(e),
-            };
-            let std_file = match tmp.as_file().try_clone() {
-                Ok(f) => f,
-                Err(e) => return local(e),
-            };
-            let mut file = tokio::fs::File::from_std(std_file);
-            for chunk in [&prefix, &rest] {
-                if let Err(e) = file.write_all(chunk).await {
-                    return local(e);
-                }
-            }
-            let start = (prefix.len() + rest.len()) as u64;
-            on_bytes(start);
-            let n = match copy(&mut body, &mut file, start, on_bytes).await {
-                Ok(n) => n,
-                Err(CopyError::Read(e)) => return Outcome::Interrupted(e),
-                Err(CopyError::Write(e)) => return local(e),
-            };
-            let total = (prefix.len() + rest.len()) as u64 + n;
-            tracing::Span::current().record("bytes", total);
-            if let Err(e) = exchange::check_length(exchange::content_length(&parts), total) {
-                return Outcome::Interrupted(e);
-            }
-            if let Err(e) = file.flush().await {
-                return local(e);
-            }
-            if let Err(e) = file.sync_all().await {
-                return local(e);
-            }
-            drop(file);
-            match tmp.persist(&final_path) {
-                Ok(_) => Outcome::Done(Ok(Downloaded::new(final_path.clone(), head, total))),
-                Err(e) => local(e.error),
-            }
-        })
-        .await
+        self.run(M::INFO, prepared, &mut ToFile { info: M::INFO, ctx, target, on_bytes }).await
     }
 
-    /// The retry/redirect loop. `handle` reads the body; its outcome says whether to retry.
-    async fn run<R>(
+    /// The retry/redirect loop. `handler` reads the body; its outcome says whether to retry.
+    async fn run<H: Handle<S>>(
         &self,
         info: &'static MethodInfo,
         mut prepared: PreparedRequest,
-        mut handle: impl AsyncFnMut(http::response::Parts, S) -> Outcome<R>,
-    ) -> Result<R, Error> {
+        handler: &mut H,
+    ) -> Result<H::Output, Error> {
         let _permit =
             self.limits.permits.acquire().await.map_err(|_| {
                 Error::Transport(TransportError::new(FailureKind::Other, "the client is shutting down"))
@@ -313,9 +227,9 @@ where
                             continue;
                         }
                         AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
-                        _ => {}
                     }
-                    attempts.after_outcome(tracing::Instrument::instrument(handle(parts, body), span.clone()).await)
+                    let outcome = tracing::Instrument::instrument(handler.handle(parts, body), span.clone()).await;
+                    attempts.after_outcome(outcome)
                 }
             };
             match next {
@@ -327,8 +241,149 @@ where
                     tracing::warn!(parent: &span, %why, ?wait, "retrying");
                     tokio::time::sleep(wait).await;
                 }
-                _ => return Err(Error::Transport(TransportError::new(FailureKind::Other, "unhandled retry decision"))),
             }
+        }
+    }
+}
+
+/// What a call does with a response body. A trait with `Send` futures rather than an async
+/// closure: the futures of closures that borrow are not provably `Send` for every lifetime,
+/// which made the client's futures impossible to spawn.
+trait Handle<S> {
+    type Output: Send;
+    fn handle(&mut self, parts: Parts, body: S) -> impl Future<Output = Outcome<Self::Output>> + Send;
+}
+
+/// Buffers the body and decodes it as `M`'s output.
+struct Buffered<M> {
+    ctx: DecodeContext,
+    limit: usize,
+    method: PhantomData<fn() -> M>,
+}
+
+impl<M: Method, S> Handle<S> for Buffered<M>
+where
+    S: Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
+{
+    type Output = M::Output;
+
+    async fn handle(&mut self, parts: Parts, body: S) -> Outcome<M::Output> {
+        match read_all(body, self.limit, exchange::content_length(&parts)).await {
+            Ok(bytes) => {
+                tracing::Span::current().record("bytes", bytes.len());
+                exchange::buffered::<M>(&self.ctx, parts, bytes)
+            }
+            Err(outcome) => outcome,
+        }
+    }
+}
+
+/// Streams the body into the caller's writer.
+struct ToSink<'a, W: ?Sized> {
+    info: &'static MethodInfo,
+    ctx: DecodeContext,
+    sink: &'a mut W,
+}
+
+impl<W, S> Handle<S> for ToSink<'_, W>
+where
+    W: AsyncWrite + Unpin + Send + ?Sized,
+    S: Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
+{
+    type Output = Streamed;
+
+    async fn handle(&mut self, parts: Parts, mut body: S) -> Outcome<Streamed> {
+        let (prefix, rest) = match first_bytes(self.info, &self.ctx, &parts, &mut body).await {
+            Ok(p) => p,
+            Err(outcome) => return outcome,
+        };
+        let head = DownloadHead::from_headers(&parts.headers);
+        let expected = exchange::content_length(&parts);
+        let sink = &mut *self.sink;
+        if let Err(e) = sink.write_all(&prefix).await {
+            return Outcome::Done(Err(Error::Output(e)));
+        }
+        if let Err(e) = sink.write_all(&rest).await {
+            return Outcome::Done(Err(Error::Output(e)));
+        }
+        // Bytes are out now: a failure from here on cannot be retried into the same sink.
+        let result = copy(&mut body, sink, 0, &|_| {}).await.map_err(|e| match e {
+            CopyError::Read(e) => Error::Transport(e),
+            CopyError::Write(e) => Error::Output(e),
+        });
+        let result = match result {
+            Ok(n) => {
+                let total = (prefix.len() + rest.len()) as u64 + n;
+                tracing::Span::current().record("bytes", total);
+                match exchange::check_length(expected, total) {
+                    Ok(()) => sink.flush().await.map(|_| Streamed::new(head, total)).map_err(Error::Output),
+                    Err(e) => Err(Error::Transport(e)),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        Outcome::Done(result)
+    }
+}
+
+/// Writes the body to a temporary file and renames it into place.
+struct ToFile<'a> {
+    info: &'static MethodInfo,
+    ctx: DecodeContext,
+    target: &'a Target,
+    on_bytes: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<S> Handle<S> for ToFile<'_>
+where
+    S: Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
+{
+    type Output = Downloaded;
+
+    async fn handle(&mut self, parts: Parts, mut body: S) -> Outcome<Downloaded> {
+        let (prefix, rest) = match first_bytes(self.info, &self.ctx, &parts, &mut body).await {
+            Ok(p) => p,
+            Err(outcome) => return outcome,
+        };
+        let head = DownloadHead::from_headers(&parts.headers);
+        let final_path = self.target.final_path(&head);
+        let local = |e: std::io::Error| Outcome::Done(Err(Error::Local { path: final_path.clone(), source: e }));
+        let tmp = match tempfile::Builder::new().prefix(".redcap-download-").tempfile_in(self.target.dir()) {
+            Ok(t) => t,
+            Err(e) => return local(e),
+        };
+        let std_file = match tmp.as_file().try_clone() {
+            Ok(f) => f,
+            Err(e) => return local(e),
+        };
+        let mut file = tokio::fs::File::from_std(std_file);
+        for chunk in [&prefix, &rest] {
+            if let Err(e) = file.write_all(chunk).await {
+                return local(e);
+            }
+        }
+        let start = (prefix.len() + rest.len()) as u64;
+        (self.on_bytes)(start);
+        let n = match copy(&mut body, &mut file, start, self.on_bytes).await {
+            Ok(n) => n,
+            Err(CopyError::Read(e)) => return Outcome::Interrupted(e),
+            Err(CopyError::Write(e)) => return local(e),
+        };
+        let total = start + n;
+        tracing::Span::current().record("bytes", total);
+        if let Err(e) = exchange::check_length(exchange::content_length(&parts), total) {
+            return Outcome::Interrupted(e);
+        }
+        if let Err(e) = file.flush().await {
+            return local(e);
+        }
+        if let Err(e) = file.sync_all().await {
+            return local(e);
+        }
+        drop(file);
+        match tmp.persist(&final_path) {
+            Ok(_) => Outcome::Done(Ok(Downloaded::new(final_path.clone(), head, total))),
+            Err(e) => local(e.error),
         }
     }
 }
@@ -367,7 +422,6 @@ where
     let (limit, error) = match exchange::stream_plan(info, parts) {
         StreamPlan::ReadError(limit) => (limit, true),
         StreamPlan::Sniff(limit) => (limit, false),
-        _ => (0, false),
     };
     let mut buf = Vec::new();
     while buf.len() < limit {

@@ -306,7 +306,6 @@ where
                             continue;
                         }
                         AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
-                        _ => {}
                     }
                     attempts.after_outcome(handle(parts, body))
                 }
@@ -320,7 +319,6 @@ where
                     tracing::warn!(parent: &span, %why, ?wait, "retrying");
                     std::thread::sleep(wait);
                 }
-                _ => return Err(Error::Transport(TransportError::new(FailureKind::Other, "unhandled retry decision"))),
             }
         }
     }
@@ -365,7 +363,6 @@ fn first_bytes<R>(
                 None => Ok(prefix),
             }
         }
-        _ => Ok(Bytes::new()),
     }
 }
 

@@ -21,7 +21,7 @@ pub const SNIFF_LIMIT: usize = 64 * 1024;
 
 /// The result of handling one response.
 #[derive(Debug)]
-#[non_exhaustive]
+// Exhaustive on purpose: a new case must fail every client's build, not fall into `_`.
 pub enum Outcome<R> {
     /// Finished, well or badly.
     Done(Result<R, Error>),
@@ -39,7 +39,7 @@ impl<R> Outcome<R> {
 
 /// What a client does after an attempt: return, or wait and send again.
 #[derive(Debug)]
-#[non_exhaustive]
+// Exhaustive on purpose: a new case must fail every client's build, not fall into `_`.
 pub enum Next<R> {
     /// The call is over.
     Return(Result<R, Error>),
@@ -89,7 +89,7 @@ pub fn buffered<M: Method + ?Sized>(ctx: &DecodeContext, parts: Parts, body: Byt
 
 /// What to do with the body of a response that would be streamed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
+// Exhaustive on purpose: a new case must fail every client's build, not fall into `_`.
 pub enum StreamPlan {
     /// Read at most this many bytes and pass them to [`streamed_error`]: it is an error.
     ReadError(usize),

@@ -193,7 +193,7 @@ pub trait Method {
     /// Static facts (content, action, parameters …).
     const INFO: &'static MethodInfo;
     /// What a successful call yields.
-    type Output;
+    type Output: Send;
     /// Writes the method's parameters (token, content, action and fixed fields are written by
     /// [`prepare`]).
     fn encode(&self, form: &mut Form) -> Result<(), EncodeError>;

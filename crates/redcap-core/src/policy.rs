@@ -93,7 +93,7 @@ pub enum RedirectError {
 
 /// The next step after a response head.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
+// Exhaustive on purpose: a new case must fail every client's build, not fall into `_`.
 pub enum AfterStatus {
     /// Read the body and handle it.
     Proceed,

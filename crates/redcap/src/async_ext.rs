@@ -16,67 +16,71 @@ use crate::workflow::{
 };
 use crate::{Target, metadata, record};
 
-/// The workflows, on the async client: `use redcap::asynchronous::Workflows;`.
-#[allow(async_fn_in_trait)]
+/// The workflows, on the async client: `use redcap::asynchronous::Workflows;`. Every future
+/// is `Send`, so a workflow can be `tokio::spawn`ed (move a clone of the client in).
 pub trait Workflows {
     /// Walks the File Repository from `root` (`None`: the top level), one listing per folder.
-    async fn walk(&self, root: Option<u64>, progress: &dyn Progress) -> Result<RemoteTree, WorkflowError>;
+    fn walk(
+        &self,
+        root: Option<u64>,
+        progress: &dyn Progress,
+    ) -> impl Future<Output = Result<RemoteTree, WorkflowError>> + Send;
 
     /// Mirrors `root` into `dir`: every file written atomically, a manifest so a re-run
     /// downloads only what is new, nothing local removed unless `options.delete`. A failure in
     /// one file is reported in the summary and the others go on.
-    async fn pull(
+    fn pull(
         &self,
         root: Option<u64>,
         dir: &Path,
         options: &PullOptions,
         progress: &dyn Progress,
-    ) -> Result<TransferSummary, WorkflowError>;
+    ) -> impl Future<Output = Result<TransferSummary, WorkflowError>> + Send;
 
     /// Uploads `dir` into `root`: creates missing folders, uploads files not yet pushed (by the
     /// manifest, unless `options.force`), and records each upload's `doc_id`. Uploads are never
     /// retried, so a failed one is reported, not duplicated.
-    async fn push(
+    fn push(
         &self,
         dir: &Path,
         root: Option<u64>,
         options: &PushOptions,
         progress: &dyn Progress,
-    ) -> Result<TransferSummary, WorkflowError>;
+    ) -> impl Future<Output = Result<TransferSummary, WorkflowError>> + Send;
 
     /// Exports report `id` into typed rows (`T: Deserialize`, or [`Row`] for generic rows).
-    async fn export_report<R: DeserializeOwned>(
+    fn export_report<R: DeserializeOwned + Send>(
         &self,
         id: ReportId,
         options: &ReportOptions,
-    ) -> Result<Vec<R>, WorkflowError>;
+    ) -> impl Future<Output = Result<Vec<R>, WorkflowError>> + Send;
 
     /// Streams report `id` as CSV into `sink`; returns the bytes written.
-    async fn export_report_csv<W: AsyncWrite + Unpin + ?Sized>(
+    fn export_report_csv<W: AsyncWrite + Unpin + Send + ?Sized>(
         &self,
         id: ReportId,
         options: &ReportOptions,
         sink: &mut W,
-    ) -> Result<u64, WorkflowError>;
+    ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
 
     /// Exports records in batches of whole records (ids first, then batches), checking that
     /// every requested record came back. `template` carries fields, forms, events, filters.
-    async fn export_records_batched(
+    fn export_records_batched(
         &self,
         template: &record::export::Request,
         options: &BatchOptions,
         progress: &dyn Progress,
-    ) -> Result<Vec<Row>, WorkflowError>;
+    ) -> impl Future<Output = Result<Vec<Row>, WorkflowError>> + Send;
 
     /// Imports `rows` in batches of whole records, checking each batch's count. `template`
     /// carries the import options (overwrite behaviour, auto-numbering, date format).
-    async fn import_records_batched(
+    fn import_records_batched(
         &self,
         rows: Vec<Row>,
         template: &record::import::Request,
         options: &BatchOptions,
         progress: &dyn Progress,
-    ) -> Result<u64, WorkflowError>;
+    ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
 }
 
 impl<T, S> Workflows for Client<T>
@@ -146,7 +150,7 @@ where
         Ok(session.finish())
     }
 
-    async fn export_report<R: DeserializeOwned>(
+    async fn export_report<R: DeserializeOwned + Send>(
         &self,
         id: ReportId,
         options: &ReportOptions,
@@ -154,7 +158,7 @@ where
         Ok(self.call(&options.request(id, redcap_core::Format::Json)).await?.rows_as()?)
     }
 
-    async fn export_report_csv<W: AsyncWrite + Unpin + ?Sized>(
+    async fn export_report_csv<W: AsyncWrite + Unpin + Send + ?Sized>(
         &self,
         id: ReportId,
         options: &ReportOptions,

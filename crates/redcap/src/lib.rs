@@ -67,6 +67,38 @@ pub mod blocking {
 mod blocking_ext;
 
 /// The async client (reqwest + tokio).
+///
+/// Every future of the client and of [`Workflows`](asynchronous::Workflows) is `Send`: move a
+/// clone of the client (clones share the connection pool and the concurrency bound) into a
+/// spawned task, a `JoinSet` or an axum handler.
+///
+/// ```no_run
+/// use redcap::asynchronous::{Client, Workflows};
+/// use redcap::workflow::NoProgress;
+///
+/// let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+/// runtime.block_on(async {
+///     let client = Client::builder("https://redcap.example.edu/api/", std::env::var("REDCAP_API_TOKEN")?).build()?;
+///     let c = client.clone();
+///     let version = tokio::spawn(async move { c.call(&redcap::version::export::Request::new()).await });
+///     let c = client.clone();
+///     let tree = tokio::spawn(async move { c.walk(None, &NoProgress).await });
+///     let mut set = tokio::task::JoinSet::new();
+///     for id in [1, 2, 3] {
+///         let c = client.clone();
+///         set.spawn(async move {
+///             let target = redcap::Target::Dir { dir: "downloads".into(), fallback: format!("doc_{id}") };
+///             c.download_to(&redcap::file_repository::export::Request::new(id), &target).await
+///         });
+///     }
+///     println!("REDCap {}, {} files", version.await??, tree.await??.files.len());
+///     while let Some(done) = set.join_next().await {
+///         println!("{}", done??.path.display());
+///     }
+///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+/// })?;
+/// # Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[cfg(feature = "async")]
 pub mod asynchronous {
     pub use crate::async_ext::Workflows;
