@@ -1,0 +1,331 @@
+//! Casting: a batch of flat raw records → one Arrow record batch per instrument, plus the
+//! problems found. Pure: no I/O, the same input always gives the same output.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, Time32SecondBuilder,
+    TimestampSecondBuilder,
+};
+use arrow_array::types::Int32Type;
+use arrow_array::{ArrayRef, DictionaryArray, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use redcap_core::Row;
+use serde_json::Value;
+
+use crate::kind::FieldKind;
+use crate::layout::{Codes, DatasetLayout, Key, Source, TableLayout};
+use crate::{Error, names, parse};
+
+/// A value that did not fit its column's type: it is null in the table and kept here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The record.
+    pub record: String,
+    /// The event (longitudinal projects).
+    pub event: Option<String>,
+    /// The repeat instance.
+    pub instance: Option<i64>,
+    /// The instrument (table).
+    pub instrument: String,
+    /// The export column (for checkboxes `<field>___<code>`).
+    pub field: String,
+    /// The raw value, as REDCap sent it.
+    pub raw: String,
+    /// Why it does not fit.
+    pub reason: String,
+}
+
+/// One batch of records, cast.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CastBatch {
+    /// One batch per table of the layout, in the layout's order (possibly with no rows).
+    pub tables: Vec<RecordBatch>,
+    /// The values that did not fit.
+    pub problems: Vec<Problem>,
+}
+
+/// The problems table's schema.
+pub fn problems_schema() -> SchemaRef {
+    let f = |n: &str, t: DataType, null: bool| Field::new(n, t, null);
+    Arc::new(Schema::new(vec![
+        f("record", DataType::Utf8, false),
+        f("event", DataType::Utf8, true),
+        f("instance", DataType::Int64, true),
+        f("instrument", DataType::Utf8, false),
+        f("field", DataType::Utf8, false),
+        f("raw", DataType::Utf8, false),
+        f("reason", DataType::Utf8, false),
+    ]))
+}
+
+/// The problems as a record batch of [`problems_schema`].
+pub fn problems_batch(problems: &[Problem]) -> Result<RecordBatch, Error> {
+    let s = |get: &dyn Fn(&Problem) -> Option<&str>| -> ArrayRef {
+        Arc::new(problems.iter().map(get).collect::<arrow_array::StringArray>())
+    };
+    let instance: ArrayRef = Arc::new(problems.iter().map(|p| p.instance).collect::<arrow_array::Int64Array>());
+    Ok(RecordBatch::try_new(
+        problems_schema(),
+        vec![
+            s(&|p| Some(&p.record)),
+            s(&|p| p.event.as_deref()),
+            instance,
+            s(&|p| Some(&p.instrument)),
+            s(&|p| Some(&p.field)),
+            s(&|p| Some(&p.raw)),
+            s(&|p| Some(&p.reason)),
+        ],
+    )?)
+}
+
+/// A raw cell as text ("" when absent or null).
+fn raw<'r>(row: &'r Row, key: &str) -> Cow<'r, str> {
+    match row.get(key) {
+        Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
+        None | Some(Value::Null) => Cow::Borrowed(""),
+        Some(other) => Cow::Owned(crate::schema::text(other)),
+    }
+}
+
+/// Where a row sits: its keys.
+struct Place<'r> {
+    record: Cow<'r, str>,
+    event: Cow<'r, str>,
+    repeat_instrument: Cow<'r, str>,
+    instance: Cow<'r, str>,
+}
+
+impl DatasetLayout {
+    /// Casts flat raw records (REDCap's `type=flat`, `rawOrLabel=raw` export; whole records) into
+    /// one batch per table. A row goes to an instrument's table when the instrument belongs to
+    /// the row (its event, its repeating instrument or event) and the row holds a value of it
+    /// (a checked box counts, a `0` form status does not); the record-id instrument keeps every
+    /// row of its events.
+    pub fn cast(&self, rows: &[Row]) -> Result<CastBatch, Error> {
+        let places: Vec<Place> = rows
+            .iter()
+            .map(|r| Place {
+                record: raw(r, &self.id_field),
+                event: raw(r, names::EVENT),
+                repeat_instrument: raw(r, "redcap_repeat_instrument"),
+                instance: raw(r, names::INSTANCE),
+            })
+            .collect();
+        let mut problems = Vec::new();
+        let mut tables = Vec::new();
+        for table in &self.tables {
+            let picked: Vec<usize> =
+                (0..rows.len()).filter(|&i| self.belongs(table, &places[i]) && has_data(table, &rows[i])).collect();
+            let mut columns = Vec::with_capacity(table.sources.len());
+            let instances: Vec<Option<i64>> = picked
+                .iter()
+                .map(|&i| {
+                    let s = &places[i].instance;
+                    if s.is_empty() {
+                        return None;
+                    }
+                    match parse::integer(s) {
+                        Ok(n) => Some(n),
+                        Err(reason) => {
+                            problems.push(Problem {
+                                record: places[i].record.to_string(),
+                                event: self.model.longitudinal.then(|| places[i].event.to_string()),
+                                instance: None,
+                                instrument: table.name.clone(),
+                                field: names::INSTANCE.into(),
+                                raw: s.to_string(),
+                                reason: reason.into(),
+                            });
+                            None
+                        }
+                    }
+                })
+                .collect();
+            for (source, field) in table.sources.iter().zip(table.schema.fields()) {
+                // `k`: the position among the picked rows.
+                let mut report = |k: usize, column: &str, value: &str, reason: &str| {
+                    let i = picked[k];
+                    problems.push(Problem {
+                        record: places[i].record.to_string(),
+                        event: self.model.longitudinal.then(|| places[i].event.to_string()),
+                        instance: instances[k],
+                        instrument: table.name.clone(),
+                        field: column.to_owned(),
+                        raw: value.to_owned(),
+                        reason: reason.to_owned(),
+                    });
+                };
+                let array: ArrayRef = match source {
+                    Source::Key(Key::Record) => Arc::new(
+                        picked.iter().map(|&i| Some(places[i].record.as_ref())).collect::<arrow_array::StringArray>(),
+                    ),
+                    Source::Key(Key::Event) => Arc::new(
+                        picked.iter().map(|&i| Some(places[i].event.as_ref())).collect::<arrow_array::StringArray>(),
+                    ),
+                    Source::Key(Key::Instance) => Arc::new(arrow_array::Int64Array::from(instances.clone())),
+                    Source::Key(Key::Dag) => Arc::new(
+                        picked
+                            .iter()
+                            .map(|&i| Some(raw(&rows[i], names::DAG)).filter(|s| !s.is_empty()))
+                            .collect::<arrow_array::StringArray>(),
+                    ),
+                    Source::Value { export, kind, codes, takes_missing, .. } => {
+                        let missing = if *takes_missing { self.missing.as_deref() } else { None };
+                        let cells = picked.iter().enumerate().map(|(k, &i)| {
+                            let v = raw(&rows[i], export);
+                            let skip = v.is_empty() || missing.is_some_and(|m| m.index.contains_key(v.as_ref()));
+                            (k, v, skip)
+                        });
+                        typed(*kind, codes.as_deref(), cells, &mut |i, v, reason| report(i, export, v, reason))?
+                    }
+                    Source::Label { export, codes, labels } => {
+                        let keys: Int32Builder = picked.iter().fold(Int32Builder::new(), |mut b, &i| {
+                            b.append_option(codes.index.get(raw(&rows[i], export).as_ref()).copied());
+                            b
+                        });
+                        dictionary(keys, labels.clone())?
+                    }
+                    Source::Checkbox { export } => {
+                        let mut b = BooleanBuilder::with_capacity(picked.len());
+                        for (k, &i) in picked.iter().enumerate() {
+                            let v = raw(&rows[i], export);
+                            match v.as_ref() {
+                                "" => b.append_null(),
+                                s => match parse::boolean(s) {
+                                    Ok(x) => b.append_value(x),
+                                    Err(reason) => {
+                                        report(k, export, s, reason);
+                                        b.append_null();
+                                    }
+                                },
+                            }
+                        }
+                        Arc::new(b.finish())
+                    }
+                    Source::Missing { exports } => {
+                        let codes = self.missing.clone().ok_or(Error::Internal("missing-code column without codes"))?;
+                        let mut keys = Int32Builder::with_capacity(picked.len());
+                        for &i in &picked {
+                            let code = exports.iter().find_map(|(export, code)| {
+                                let v = raw(&rows[i], export);
+                                match code {
+                                    // A checkbox's missing-code option, checked.
+                                    Some(code) => (v == "1").then(|| codes.index.get(code.as_str()).copied()).flatten(),
+                                    None => codes.index.get(v.as_ref()).copied(),
+                                }
+                            });
+                            keys.append_option(code);
+                        }
+                        dictionary(keys, codes.values.clone())?
+                    }
+                };
+                debug_assert_eq!(array.data_type(), field.data_type(), "{}", field.name());
+                columns.push(array);
+            }
+            let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(picked.len()));
+            tables.push(RecordBatch::try_new_with_options(table.schema.clone(), columns, &options)?);
+        }
+        Ok(CastBatch { tables, problems })
+    }
+
+    fn belongs(&self, table: &TableLayout, place: &Place) -> bool {
+        let model = &self.model;
+        if let Some(events) = &self.events {
+            if model.longitudinal && !events.contains(place.event.as_ref()) {
+                return false;
+            }
+        }
+        let event = place.event.as_ref();
+        if !place.repeat_instrument.is_empty() {
+            return place.repeat_instrument == table.name.as_str();
+        }
+        if !place.instance.is_empty() {
+            // A repeating event's instance: every form of the event.
+            return model.is_designated(event, &table.name);
+        }
+        model.is_designated(event, &table.name) && !model.is_repeating_form(event, &table.name)
+    }
+}
+
+/// Whether `row` holds a value of `table`'s instrument.
+fn has_data(table: &TableLayout, row: &Row) -> bool {
+    if table.holds_id {
+        return true;
+    }
+    table.sources.iter().any(|s| match s {
+        Source::Value { export, status, .. } => {
+            let v = raw(row, export);
+            !(v.is_empty() || *status && v == "0")
+        }
+        Source::Checkbox { export } => raw(row, export) == "1",
+        Source::Missing { exports } => exports.iter().any(|(e, code)| code.is_some() && raw(row, e) == "1"),
+        Source::Key(_) | Source::Label { .. } => false,
+    })
+}
+
+fn dictionary(keys: Int32Builder, values: Arc<arrow_array::StringArray>) -> Result<ArrayRef, Error> {
+    let mut keys = keys;
+    Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(keys.finish(), values)?))
+}
+
+type Report<'a> = dyn FnMut(usize, &str, &str) + 'a;
+
+/// Builds one typed column from `(position, raw, skip)` cells (`skip`: empty or a missing-data
+/// code, so null without a problem).
+fn typed<'r>(
+    kind: FieldKind,
+    codes: Option<&Codes>,
+    cells: impl Iterator<Item = (usize, Cow<'r, str>, bool)>,
+    report: &mut Report<'_>,
+) -> Result<ArrayRef, Error> {
+    macro_rules! build {
+        ($builder:expr, $parse:expr) => {{
+            let mut b = $builder;
+            for (i, v, skip) in cells {
+                if skip {
+                    b.append_null();
+                    continue;
+                }
+                match $parse(v.as_ref()) {
+                    Ok(x) => b.append_value(x),
+                    Err(reason) => {
+                        report(i, v.as_ref(), reason);
+                        b.append_null();
+                    }
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }};
+    }
+    Ok(match kind {
+        FieldKind::Text => {
+            let mut b = StringBuilder::new();
+            for (_, v, skip) in cells {
+                if skip { b.append_null() } else { b.append_value(v.as_ref()) }
+            }
+            Arc::new(b.finish())
+        }
+        FieldKind::Integer => build!(Int64Builder::new(), parse::integer),
+        FieldKind::Number { comma, .. } => build!(Float64Builder::new(), |s| parse::number(s, comma)),
+        FieldKind::Date => build!(Date32Builder::new(), parse::date),
+        FieldKind::DateTime { .. } => build!(TimestampSecondBuilder::new(), parse::datetime),
+        FieldKind::Time(form) => build!(Time32SecondBuilder::new(), |s| parse::time(s, form)),
+        FieldKind::Boolean => build!(BooleanBuilder::new(), parse::boolean),
+        FieldKind::Choice => {
+            let codes = codes.ok_or(Error::Internal("choice column without codes"))?;
+            let keys = build!(Int32Builder::new(), |s: &str| codes
+                .index
+                .get(s)
+                .copied()
+                .ok_or("not one of the field's choices"));
+            let keys =
+                keys.as_any().downcast_ref::<arrow_array::Int32Array>().cloned().ok_or(Error::Internal("keys"))?;
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, codes.values.clone())?)
+        }
+        FieldKind::Checkbox | FieldKind::Descriptive => return Err(Error::Internal("no single column for this kind")),
+    })
+}

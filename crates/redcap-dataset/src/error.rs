@@ -1,0 +1,49 @@
+//! Errors of building, casting and writing a dataset.
+
+use std::path::PathBuf;
+
+/// Why a dataset could not be built or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The data dictionary is empty, so there is no record-id field.
+    #[error("cannot tell the project's record-id field: the data dictionary is empty")]
+    NoIdField,
+    /// `--forms` named an instrument the project does not have.
+    #[error("the project has no instrument `{0}`")]
+    UnknownInstrument(String),
+    /// `--events` named an event the project does not have.
+    #[error("the project has no event `{0}`")]
+    UnknownEvent(String),
+    /// Arrow refused a batch (a bug of this crate if it happens).
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// The Parquet writer failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// A local file or directory.
+    #[error("local file {path}: {source}")]
+    Local {
+        /// Which.
+        path: PathBuf,
+        /// What happened.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state or manifest file could not be read.
+    #[error("{path}: {message}")]
+    State {
+        /// Which.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An inconsistency of this crate.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+pub(crate) fn local(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Local { path, source }
+}

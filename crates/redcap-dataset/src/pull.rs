@@ -1,0 +1,359 @@
+//! The bookkeeping of a pull: which records to export next, each batch cast and kept as a
+//! checkpoint, and at the end the dataset's files written and renamed into place. The client
+//! (`redcap::dataset`) only makes the calls this asks for.
+//!
+//! Each exported batch is cast at once and kept as one Arrow IPC part per table in
+//! `DIR/.redcap-pull/`, beside a state file naming the batches done; the final files are
+//! written from the parts when every batch is in. So memory is bounded by the batch (and one
+//! Parquet row group), an interrupted pull resumes after its last complete batch (`resume`),
+//! and a final path never holds a half-written file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use redcap_core::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::error::local;
+use crate::write::{OutputFormat, TableWriter, atomic_write, read_part, write_part};
+use crate::{CastBatch, DatasetLayout, Error, LayoutOptions, ProjectSchema, names, problems_batch, problems_schema};
+
+/// The folder of a pull in progress, inside the dataset's directory.
+pub const PARTIAL_DIR: &str = ".redcap-pull";
+const STATE: &str = "state.json";
+
+/// Options of a pull.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PullOptions {
+    /// File format of the tables.
+    pub format: OutputFormat,
+    /// Instruments, events, label columns.
+    pub layout: LayoutOptions,
+    /// Only these records (empty: all).
+    pub records: Vec<String>,
+    /// Records per export call.
+    pub batch_size: usize,
+    /// Continue an interrupted pull of the same project, schema and options (otherwise the pull
+    /// starts over).
+    #[serde(skip)]
+    pub resume: bool,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            format: OutputFormat::Parquet,
+            layout: LayoutOptions::default(),
+            records: Vec::new(),
+            batch_size: 500,
+            resume: false,
+        }
+    }
+}
+
+impl PullOptions {
+    /// Sets the format.
+    pub fn format(mut self, format: OutputFormat) -> Self {
+        self.format = format;
+        self
+    }
+    /// Sets the layout options.
+    pub fn layout(mut self, layout: LayoutOptions) -> Self {
+        self.layout = layout;
+        self
+    }
+    /// Only these records.
+    pub fn records(mut self, records: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.records = records.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Records per export call (at least 1).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+    /// Resume an interrupted pull.
+    pub fn resume(mut self, on: bool) -> Self {
+        self.resume = on;
+        self
+    }
+}
+
+/// One batch done: a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Checkpoint {
+    /// 1-based batch number.
+    pub batch: usize,
+    /// Records in it.
+    pub records: usize,
+    /// Its first and last record ids.
+    pub first: String,
+    /// Its last record id.
+    pub last: String,
+    /// Rows it added per table (problems included, as `_problems`).
+    pub rows: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct State {
+    schema_hash: String,
+    options: PullOptions,
+    batches: Option<Vec<Vec<String>>>,
+    done: Vec<Checkpoint>,
+}
+
+/// A table in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TableEntry {
+    /// File name in the dataset's directory.
+    pub file: String,
+    /// Rows.
+    pub rows: u64,
+}
+
+/// `_manifest.json`: what a pull wrote, from what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// This manifest's format (1).
+    pub manifest_version: u32,
+    /// The project schema's hash ([`ProjectSchema::hash`]).
+    pub schema_hash: String,
+    /// The project id.
+    pub project_id: Option<String>,
+    /// The project title.
+    pub project_title: String,
+    /// REDCap's version.
+    pub redcap_version: String,
+    /// When the pull finished (RFC 3339, UTC).
+    pub pulled_at: String,
+    /// The options.
+    pub options: PullOptions,
+    /// Records pulled.
+    pub records: u64,
+    /// The tables: instruments, then `_dictionary` and `_problems`.
+    pub tables: BTreeMap<String, TableEntry>,
+    /// The batches, as checkpoints.
+    pub batches: Vec<Checkpoint>,
+}
+
+impl Manifest {
+    /// Reads `DIR/_manifest.json`.
+    pub fn load(dir: &Path) -> Result<Manifest, Error> {
+        let path = dir.join(names::MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(local(&path))?;
+        serde_json::from_str(&text).map_err(|e| Error::State { path, message: e.to_string() })
+    }
+}
+
+/// What a pull did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PullSummary {
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// Batches taken over from an interrupted pull.
+    pub resumed_batches: usize,
+}
+
+/// A pull in progress.
+#[derive(Debug)]
+pub struct DatasetPull {
+    dir: PathBuf,
+    partial: PathBuf,
+    schema: ProjectSchema,
+    layout: DatasetLayout,
+    state: State,
+    resumed: usize,
+}
+
+impl DatasetPull {
+    /// Plans the pull of the project described by `schema` into `dir`. With `options.resume`, a
+    /// pull interrupted with the same schema hash and options continues; otherwise any
+    /// leftover of one is removed.
+    pub fn start(dir: &Path, schema: ProjectSchema, options: &PullOptions) -> Result<DatasetPull, Error> {
+        let layout = DatasetLayout::new(&schema, &options.layout)?;
+        std::fs::create_dir_all(dir).map_err(local(dir))?;
+        let partial = dir.join(PARTIAL_DIR);
+        let fresh = State {
+            schema_hash: layout.schema_hash.clone(),
+            options: options.clone(),
+            batches: None,
+            done: Vec::new(),
+        };
+        let previous = if options.resume { load_state(&partial) } else { None };
+        let (state, resumed) = match previous {
+            Some(s) if s.schema_hash == fresh.schema_hash && s.options == fresh.options => {
+                let n = s.done.len();
+                (s, n)
+            }
+            _ => {
+                match std::fs::remove_dir_all(&partial) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(local(&partial)(e)),
+                }
+                std::fs::create_dir_all(&partial).map_err(local(&partial))?;
+                (fresh, 0)
+            }
+        };
+        let pull = DatasetPull { dir: dir.to_owned(), partial, schema, layout, state, resumed };
+        pull.save()?;
+        Ok(pull)
+    }
+
+    /// The layout the records are cast into.
+    pub fn layout(&self) -> &DatasetLayout {
+        &self.layout
+    }
+
+    /// Whether the record ids must still be exported (a resumed pull keeps its plan).
+    pub fn needs_ids(&self) -> bool {
+        self.state.batches.is_none()
+    }
+
+    /// The records to pull, from the id-only export: distinct, in the server's order, in
+    /// batches of the options' size.
+    pub fn plan(&mut self, ids: impl IntoIterator<Item = String>) -> Result<(), Error> {
+        let mut seen = BTreeSet::new();
+        let ids: Vec<String> = ids.into_iter().filter(|id| !id.is_empty() && seen.insert(id.clone())).collect();
+        let size = self.state.options.batch_size.max(1);
+        self.state.batches = Some(ids.chunks(size).map(<[String]>::to_vec).collect());
+        self.save()
+    }
+
+    /// Number of batches planned.
+    pub fn batches(&self) -> usize {
+        self.state.batches.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Batches done so far.
+    pub fn done(&self) -> usize {
+        self.state.done.len()
+    }
+
+    /// The record ids of the next batch to export, or `None` when all are done.
+    pub fn next_batch(&self) -> Option<&[String]> {
+        self.state.batches.as_ref()?.get(self.state.done.len()).map(Vec::as_slice)
+    }
+
+    /// Casts the next batch's exported rows and keeps them as a checkpoint.
+    pub fn add_batch(&mut self, rows: &[Row]) -> Result<&Checkpoint, Error> {
+        let ids = self.next_batch().ok_or(Error::Internal("no batch is due"))?.to_vec();
+        let batch = self.state.done.len() + 1;
+        let CastBatch { tables, problems } = self.layout.cast(rows)?;
+        let mut counts = BTreeMap::new();
+        for (layout, table) in self.layout.tables.iter().zip(&tables) {
+            counts.insert(layout.name.clone(), table.num_rows() as u64);
+            if table.num_rows() > 0 {
+                write_part(&self.part(&layout.name, batch), table)?;
+            }
+        }
+        counts.insert(names::PROBLEMS.to_owned(), problems.len() as u64);
+        if !problems.is_empty() {
+            write_part(&self.part(names::PROBLEMS, batch), &problems_batch(&problems)?)?;
+        }
+        self.state.done.push(Checkpoint {
+            batch,
+            records: ids.len(),
+            first: ids.first().cloned().unwrap_or_default(),
+            last: ids.last().cloned().unwrap_or_default(),
+            rows: counts,
+        });
+        self.save()?;
+        Ok(self.state.done.last().expect("just pushed"))
+    }
+
+    fn part(&self, table: &str, batch: usize) -> PathBuf {
+        self.partial.join(format!("{table}.{batch:06}.arrow"))
+    }
+
+    fn save(&self) -> Result<(), Error> {
+        let bytes = serde_json::to_vec_pretty(&self.state)
+            .map_err(|e| Error::State { path: self.partial.join(STATE), message: e.to_string() })?;
+        atomic_write(&self.partial.join(STATE), &bytes)
+    }
+
+    /// Writes the final files (each under a temporary name, then renamed), the manifest last,
+    /// and removes the pull's working folder. `pulled_at` is the manifest's time stamp.
+    pub fn finish(self, pulled_at: String) -> Result<PullSummary, Error> {
+        if self.next_batch().is_some() {
+            return Err(Error::Internal("finish before every batch is done"));
+        }
+        let format = self.state.options.format;
+        let ext = format.extension();
+        let mut tables = BTreeMap::new();
+        let mut write_table = |name: &str, schema: Arc<Schema>| -> Result<(), Error> {
+            let file = format!("{name}.{ext}");
+            let mut w = TableWriter::create(&self.dir.join(&file), schema, format)?;
+            for c in &self.state.done {
+                if c.rows.get(name).copied().unwrap_or(0) > 0 {
+                    for b in read_part(&self.part(name, c.batch))? {
+                        w.write(&b)?;
+                    }
+                }
+            }
+            tables.insert(name.to_owned(), TableEntry { file, rows: w.finish()? });
+            Ok(())
+        };
+        for t in &self.layout.tables {
+            write_table(&t.name, t.schema.clone())?;
+        }
+        write_table(names::PROBLEMS, problems_schema())?;
+        let dictionary = dictionary_batch(&self.schema.metadata)?;
+        let file = format!("{}.{ext}", names::DICTIONARY);
+        let mut w = TableWriter::create(&self.dir.join(&file), dictionary.schema(), format)?;
+        w.write(&dictionary)?;
+        tables.insert(names::DICTIONARY.to_owned(), TableEntry { file, rows: w.finish()? });
+        let info = |k: &str| self.schema.project_info.get(k).map(crate::schema::text).unwrap_or_default();
+        let manifest = Manifest {
+            manifest_version: 1,
+            schema_hash: self.layout.schema_hash.clone(),
+            project_id: self.schema.project_id(),
+            project_title: info("project_title"),
+            redcap_version: self.schema.redcap_version.clone(),
+            pulled_at,
+            options: self.state.options.clone(),
+            records: self.state.done.iter().map(|c| c.records as u64).sum(),
+            tables,
+            batches: self.state.done.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::State { path: self.dir.join(names::MANIFEST), message: e.to_string() })?;
+        atomic_write(&self.dir.join(names::MANIFEST), &bytes)?;
+        std::fs::remove_dir_all(&self.partial).map_err(local(&self.partial))?;
+        Ok(PullSummary { manifest, resumed_batches: self.resumed })
+    }
+}
+
+fn load_state(partial: &Path) -> Option<State> {
+    let text = std::fs::read_to_string(partial.join(STATE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The data dictionary as a table: one `Utf8` column per dictionary column, in REDCap's order.
+pub fn dictionary_batch(metadata: &[Row]) -> Result<RecordBatch, Error> {
+    let mut columns: Vec<String> = Vec::new();
+    for row in metadata {
+        for k in row.keys() {
+            if !columns.contains(k) {
+                columns.push(k.clone());
+            }
+        }
+    }
+    let fields: Vec<Field> = columns.iter().map(|c| Field::new(c, DataType::Utf8, true)).collect();
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .map(|c| {
+            Arc::new(metadata.iter().map(|r| r.get(c).map(crate::schema::text)).collect::<StringArray>()) as ArrayRef
+        })
+        .collect();
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(metadata.len()));
+    Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)?)
+}

@@ -1,0 +1,347 @@
+//! The project schema: everything that decides the shape of a project's data, as REDCap answered
+//! it, with a stable content hash; and the one adapter that reads it into the model the layout
+//! is built from.
+
+use std::collections::{BTreeSet, HashMap};
+
+use redcap_core::Row;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+
+/// What decides the shape of a project's data, gathered by one call of the client
+/// (`redcap::dataset`): the answers of Export Metadata, Export List of Export Field Names, Export
+/// Instruments, Export Project Info, Export Events, Export Arms, Export Instrument-Event Mappings,
+/// Export Repeating Instruments and Events, Export DAGs and Export Version, as rows. Parts a
+/// project does not have (events of a classic project, DAGs the token may not see) are empty.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProjectSchema {
+    /// REDCap's version (Export Version).
+    pub redcap_version: String,
+    /// Export Project Info (one row).
+    pub project_info: Row,
+    /// The data dictionary.
+    pub metadata: Vec<Row>,
+    /// Export field names: checkbox options as `<field>___<code>`.
+    pub export_field_names: Vec<Row>,
+    /// Instruments, in project order.
+    pub instruments: Vec<Row>,
+    /// Events (longitudinal projects).
+    pub events: Vec<Row>,
+    /// Arms (longitudinal projects).
+    pub arms: Vec<Row>,
+    /// Instrument-event mappings (longitudinal projects).
+    pub mappings: Vec<Row>,
+    /// Repeating instruments and events.
+    pub repeating: Vec<Row>,
+    /// Data Access Groups.
+    pub dags: Vec<Row>,
+}
+
+impl ProjectSchema {
+    /// A stable SHA-256 (hex) of what decides the dataset's shape: the dictionary, export field
+    /// names, instruments, events, arms, mappings, repeating setup, DAGs, missing-data codes and
+    /// whether the project is longitudinal. Project settings that do not change the data (title,
+    /// production status) and the REDCap version are not part of it.
+    pub fn hash(&self) -> String {
+        let info = |k: &str| self.project_info.get(k).cloned().unwrap_or(Value::Null);
+        let content = serde_json::json!({
+            "metadata": self.metadata,
+            "export_field_names": self.export_field_names,
+            "instruments": self.instruments,
+            "events": self.events,
+            "arms": self.arms,
+            "mappings": self.mappings,
+            "repeating": self.repeating,
+            "dags": self.dags,
+            "missing_data_codes": text(&info("missing_data_codes")),
+            "is_longitudinal": text(&info("is_longitudinal")),
+        });
+        let mut h = Sha256::new();
+        h.update(canonical(&content).as_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The project id (from project info).
+    pub fn project_id(&self) -> Option<String> {
+        self.project_info.get("project_id").map(text).filter(|s| !s.is_empty())
+    }
+}
+
+/// JSON with object keys sorted and numbers and strings as REDCap sent them: a JSON answer's
+/// `1` and a CSV answer's `"1"` differ, so values are compared as text.
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> =
+                keys.iter().map(|k| format!("{}:{}", Value::String((*k).clone()), canonical(&m[k.as_str()]))).collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        other => Value::String(text(other)).to_string(),
+    }
+}
+
+/// A cell as text (REDCap sends numbers in some JSON answers and strings in CSV).
+pub(crate) fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Bool(b) => if *b { "1" } else { "0" }.to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn cell(row: &Row, key: &str) -> String {
+    row.get(key).map(text).unwrap_or_default()
+}
+
+/// One choice of a radio, dropdown or checkbox field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Choice {
+    pub code: String,
+    pub label: String,
+}
+
+/// One field of the dictionary, as the layout needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FieldDef {
+    pub name: String,
+    pub form: String,
+    pub field_type: String,
+    pub validation: String,
+    pub label: String,
+    pub choices: Vec<Choice>,
+    pub identifier: bool,
+    pub min: String,
+    pub max: String,
+    /// `@NOMISSING`: the field takes no missing-data codes.
+    pub no_missing: bool,
+}
+
+/// The project as the layout needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Model {
+    pub id_field: String,
+    pub longitudinal: bool,
+    pub fields: Vec<FieldDef>,
+    /// (name, label), in project order.
+    pub instruments: Vec<(String, String)>,
+    /// Unique event names, in project order.
+    pub events: Vec<String>,
+    /// (event, form) pairs designated (longitudinal).
+    pub designated: BTreeSet<(String, String)>,
+    /// (event, form) of repeating instruments; the event is "" in classic projects.
+    pub repeating_forms: BTreeSet<(String, String)>,
+    /// Repeating events.
+    pub repeating_events: BTreeSet<String>,
+    /// The project's missing-data codes (code, label).
+    pub missing_codes: Vec<Choice>,
+    /// (field, code) → export column of checkbox options.
+    pub checkbox_columns: HashMap<(String, String), String>,
+    /// field → its export columns and choice values, in order.
+    pub export_names: HashMap<String, Vec<(String, String)>>,
+    pub has_dags: bool,
+}
+
+/// Parses REDCap's choice text: `1, Yes | 0, No` (also `1,Yes|0,No`); the label keeps any later
+/// commas. A choice without a comma is its own label. (The only choice parser of this crate; it
+/// reads the raw dictionary until typed dictionary rows exist in the library.)
+fn choices(text: &str) -> Vec<Choice> {
+    text.split('|')
+        .filter_map(|part| {
+            let part = part.trim();
+            if part.is_empty() {
+                return None;
+            }
+            Some(match part.split_once(',') {
+                Some((code, label)) => Choice { code: code.trim().to_owned(), label: label.trim().to_owned() },
+                None => Choice { code: part.to_owned(), label: part.to_owned() },
+            })
+        })
+        .collect()
+}
+
+/// REDCap's export name of a checkbox option when the export field names do not list it: the
+/// code lower-cased, characters other than letters, digits and `_` replaced by `_`
+/// (REDCapTidieR#32: `-1` → `field____1`).
+pub(crate) fn checkbox_column(field: &str, code: &str) -> String {
+    let code: String = code
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    format!("{field}___{code}")
+}
+
+impl Model {
+    /// The adapter: the schema's raw rows → the model. The one place that reads the
+    /// dictionary's columns by name.
+    pub fn from_schema(schema: &ProjectSchema) -> Result<Model, Error> {
+        let mut fields = Vec::new();
+        for row in &schema.metadata {
+            let field_type = cell(row, "field_type");
+            let select = cell(row, "select_choices_or_calculations");
+            let has_choices = matches!(field_type.as_str(), "radio" | "dropdown" | "select" | "checkbox");
+            let mut choice_list = if has_choices { choices(&select) } else { Vec::new() };
+            match field_type.as_str() {
+                "yesno" if choice_list.is_empty() => {
+                    choice_list = vec![
+                        Choice { code: "1".into(), label: "Yes".into() },
+                        Choice { code: "0".into(), label: "No".into() },
+                    ]
+                }
+                "truefalse" if choice_list.is_empty() => {
+                    choice_list = vec![
+                        Choice { code: "1".into(), label: "True".into() },
+                        Choice { code: "0".into(), label: "False".into() },
+                    ]
+                }
+                _ => {}
+            }
+            fields.push(FieldDef {
+                name: cell(row, "field_name"),
+                form: cell(row, "form_name"),
+                field_type,
+                validation: cell(row, "text_validation_type_or_show_slider_number"),
+                label: cell(row, "field_label"),
+                choices: choice_list,
+                identifier: cell(row, "identifier") == "y",
+                min: cell(row, "text_validation_min"),
+                max: cell(row, "text_validation_max"),
+                no_missing: cell(row, "field_annotation").to_ascii_uppercase().contains("@NOMISSING"),
+            });
+        }
+        let id_field = fields.first().map(|f| f.name.clone()).filter(|n| !n.is_empty()).ok_or(Error::NoIdField)?;
+        let mut instruments: Vec<(String, String)> = schema
+            .instruments
+            .iter()
+            .map(|r| (cell(r, "instrument_name"), cell(r, "instrument_label")))
+            .filter(|(n, _)| !n.is_empty())
+            .collect();
+        for f in &fields {
+            if !instruments.iter().any(|(n, _)| n == &f.form) {
+                instruments.push((f.form.clone(), f.form.clone()));
+            }
+        }
+        let info = |k: &str| cell(&schema.project_info, k);
+        let longitudinal = info("is_longitudinal") == "1" || !schema.mappings.is_empty();
+        let events: Vec<String> =
+            schema.events.iter().map(|r| cell(r, "unique_event_name")).filter(|e| !e.is_empty()).collect();
+        let designated = schema.mappings.iter().map(|r| (cell(r, "unique_event_name"), cell(r, "form"))).collect();
+        let mut repeating_forms = BTreeSet::new();
+        let mut repeating_events = BTreeSet::new();
+        for r in &schema.repeating {
+            let event = cell(r, "event_name");
+            let form = cell(r, "form_name");
+            if form.is_empty() {
+                repeating_events.insert(event);
+            } else {
+                repeating_forms.insert((event, form));
+            }
+        }
+        let mut checkbox_columns = HashMap::new();
+        let mut export_names: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for r in &schema.export_field_names {
+            let field = cell(r, "original_field_name");
+            let code = cell(r, "choice_value");
+            let name = cell(r, "export_field_name");
+            checkbox_columns.insert((field.clone(), code.clone()), name.clone());
+            export_names.entry(field).or_default().push((name, code));
+        }
+        Ok(Model {
+            id_field,
+            longitudinal,
+            fields,
+            instruments,
+            events,
+            designated,
+            repeating_forms,
+            repeating_events,
+            missing_codes: choices(&info("missing_data_codes")),
+            checkbox_columns,
+            export_names,
+            has_dags: !schema.dags.is_empty(),
+        })
+    }
+
+    /// Whether `form` repeats in some event (as a repeating instrument or inside a repeating
+    /// event).
+    pub fn form_repeats(&self, form: &str) -> bool {
+        self.repeating_forms.iter().any(|(_, f)| f == form)
+            || self
+                .repeating_events
+                .iter()
+                .any(|e| !self.longitudinal || self.designated.contains(&(e.clone(), form.to_owned())))
+    }
+
+    /// Whether `form` is a repeating instrument in `event` ("" in classic projects).
+    pub fn is_repeating_form(&self, event: &str, form: &str) -> bool {
+        let event = if self.longitudinal { event } else { "" };
+        self.repeating_forms.contains(&(event.to_owned(), form.to_owned()))
+    }
+
+    /// Whether `form` is part of `event` (always in classic projects).
+    pub fn is_designated(&self, event: &str, form: &str) -> bool {
+        !self.longitudinal || self.designated.contains(&(event.to_owned(), form.to_owned()))
+    }
+
+    /// The export column of a checkbox option.
+    pub fn checkbox_export(&self, field: &str, code: &str) -> String {
+        self.checkbox_columns
+            .get(&(field.to_owned(), code.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| checkbox_column(field, code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(json: &str) -> Vec<Row> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn choices_in_both_separator_styles() {
+        let c = choices("1, Yes | 0, No");
+        assert_eq!(
+            c,
+            [Choice { code: "1".into(), label: "Yes".into() }, Choice { code: "0".into(), label: "No".into() }]
+        );
+        let c = choices("-1,Minus, one|abc,Letters");
+        assert_eq!(c[0], Choice { code: "-1".into(), label: "Minus, one".into() });
+        assert_eq!(c[1].code, "abc");
+    }
+
+    #[test]
+    fn checkbox_names_follow_redcap() {
+        assert_eq!(checkbox_column("race", "-1"), "race____1");
+        assert_eq!(checkbox_column("race", "AB"), "race___ab");
+    }
+
+    #[test]
+    fn the_hash_is_stable_and_sees_what_matters() {
+        let mut a = ProjectSchema {
+            metadata: rows(r#"[{"field_name":"record_id","form_name":"f","field_type":"text"}]"#),
+            ..Default::default()
+        };
+        let h = a.hash();
+        assert_eq!(h.len(), 64);
+        let mut b = a.clone();
+        b.redcap_version = "15.0.0".into();
+        b.project_info.insert("project_title".into(), "Renamed".into());
+        assert_eq!(b.hash(), h, "title and version do not change the shape");
+        // A JSON number and a CSV string of the same value hash alike.
+        b.export_field_names = rows(r#"[{"x":1}]"#);
+        a.export_field_names = rows(r#"[{"x":"1"}]"#);
+        assert_eq!(a.hash(), b.hash());
+        b.project_info.insert("missing_data_codes".into(), "UNK, Unknown".into());
+        assert_ne!(a.hash(), b.hash(), "missing-data codes change the shape");
+    }
+}

@@ -1,0 +1,154 @@
+//! Streaming table writers (Parquet, Arrow IPC, CSV) that write to a temporary name beside the
+//! final path and rename when complete, so a final path never holds a half-written file.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::Error;
+use crate::error::local;
+
+/// Rows per Parquet row group: the writer holds at most one row group in memory, so this bounds
+/// a pull's memory whatever the project's size.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// The file format of a dataset's tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum OutputFormat {
+    /// Apache Parquet, Snappy-compressed.
+    #[default]
+    Parquet,
+    /// Arrow IPC file (Feather v2), uncompressed.
+    Arrow,
+    /// CSV with a header row (types are not kept; for looking, not for analysis).
+    Csv,
+}
+
+impl OutputFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Parquet => "parquet",
+            OutputFormat::Arrow => "arrow",
+            OutputFormat::Csv => "csv",
+        }
+    }
+}
+
+enum Inner {
+    Parquet(ArrowWriter<File>),
+    Arrow(arrow_ipc::writer::FileWriter<BufWriter<File>>),
+    Csv(arrow_csv::Writer<BufWriter<File>>),
+}
+
+/// A table being written.
+pub struct TableWriter {
+    inner: Inner,
+    tmp: PathBuf,
+    path: PathBuf,
+    rows: u64,
+}
+
+impl std::fmt::Debug for TableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableWriter").field("path", &self.path).field("rows", &self.rows).finish_non_exhaustive()
+    }
+}
+
+/// The temporary name of `path` while it is written.
+pub fn temporary(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial"))
+}
+
+impl TableWriter {
+    /// Starts `path` (written under a temporary name until [`TableWriter::finish`]).
+    pub fn create(path: &Path, schema: SchemaRef, format: OutputFormat) -> Result<TableWriter, Error> {
+        let tmp = temporary(path);
+        let file = File::create(&tmp).map_err(local(&tmp))?;
+        let inner = match format {
+            OutputFormat::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                    .set_created_by(format!("redcap-rs {}", env!("CARGO_PKG_VERSION")))
+                    .build();
+                Inner::Parquet(ArrowWriter::try_new(file, schema, Some(props))?)
+            }
+            OutputFormat::Arrow => Inner::Arrow(arrow_ipc::writer::FileWriter::try_new(BufWriter::new(file), &schema)?),
+            OutputFormat::Csv => {
+                Inner::Csv(arrow_csv::WriterBuilder::new().with_header(true).build(BufWriter::new(file)))
+            }
+        };
+        Ok(TableWriter { inner, tmp, path: path.to_owned(), rows: 0 })
+    }
+
+    /// Appends a batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::Parquet(w) => w.write(batch)?,
+            Inner::Arrow(w) => w.write(batch)?,
+            Inner::Csv(w) => w.write(batch)?,
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Completes the file, syncs it and renames it to its final path; returns its rows.
+    pub fn finish(self) -> Result<u64, Error> {
+        let file = match self.inner {
+            Inner::Parquet(w) => w.into_inner()?,
+            Inner::Arrow(mut w) => {
+                w.finish()?;
+                w.into_inner()?.into_inner().map_err(|e| local(&self.tmp)(e.into_error()))?
+            }
+            Inner::Csv(w) => {
+                let mut b = w.into_inner();
+                b.flush().map_err(local(&self.tmp))?;
+                b.into_inner().map_err(|e| local(&self.tmp)(e.into_error()))?
+            }
+        };
+        file.sync_all().map_err(local(&self.tmp))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(local(&self.path))?;
+        Ok(self.rows)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary name.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = temporary(path);
+    let mut f = File::create(&tmp).map_err(local(&tmp))?;
+    f.write_all(bytes).map_err(local(&tmp))?;
+    f.sync_all().map_err(local(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(local(path))
+}
+
+/// Writes one complete Arrow IPC file holding `batch` (a pull's per-batch part).
+pub fn write_part(path: &Path, batch: &RecordBatch) -> Result<(), Error> {
+    let tmp = temporary(path);
+    let file = File::create(&tmp).map_err(local(&tmp))?;
+    let mut w = arrow_ipc::writer::FileWriter::try_new(BufWriter::new(file), &batch.schema())?;
+    w.write(batch)?;
+    w.finish()?;
+    let file = w.into_inner()?.into_inner().map_err(|e| local(&tmp)(e.into_error()))?;
+    file.sync_all().map_err(local(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(local(path))
+}
+
+/// The batches of a part written by [`write_part`].
+pub fn read_part(path: &Path) -> Result<Vec<RecordBatch>, Error> {
+    let file = File::open(path).map_err(local(path))?;
+    let reader = arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}

@@ -1,0 +1,392 @@
+//! The pure casting, on a small hand-written project that has every kind of field, a repeating
+//! instrument, a repeating event, checkboxes with negative and alphanumeric codes, a
+//! comma-decimal field, missing-data codes and DAGs.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, Int32Type, Int64Type, Time32SecondType, TimestampSecondType};
+use arrow_array::{Array, RecordBatch};
+use redcap_core::Row;
+use redcap_dataset::{DatasetLayout, LayoutOptions, ProjectSchema};
+
+fn meta(name: &str, form: &str, ty: &str, validation: &str, choices: &str) -> String {
+    format!(
+        r#"{{"field_name":"{name}","form_name":"{form}","section_header":"","field_type":"{ty}","field_label":"Label of {name}","select_choices_or_calculations":"{choices}","field_note":"","text_validation_type_or_show_slider_number":"{validation}","text_validation_min":"","text_validation_max":"","identifier":"{ident}","branching_logic":"","required_field":"","custom_alignment":"","question_number":"","matrix_group_name":"","matrix_ranking":"","field_annotation":"{annotation}"}}"#,
+        ident = if name == "name" { "y" } else { "" },
+        annotation = if name == "comment" { "@NOMISSING" } else { "" },
+    )
+}
+
+/// A longitudinal project: `enrol` (id, text, dates, numbers, choices) in `baseline_arm_1`,
+/// `visit` in the repeating event `followup_arm_1`, `meds` a repeating instrument in
+/// `baseline_arm_1`.
+fn schema() -> ProjectSchema {
+    let metadata = [
+        meta("study_id", "enrol", "text", "", ""),
+        meta("name", "enrol", "text", "", ""),
+        meta("dob", "enrol", "text", "date_dmy", ""),
+        meta("seen_at", "enrol", "text", "datetime_seconds_ymd", ""),
+        meta("wake", "enrol", "text", "time", ""),
+        meta("age", "enrol", "text", "integer", ""),
+        meta("height", "enrol", "text", "number_2dp_comma_decimal", ""),
+        meta("weight", "enrol", "text", "number", ""),
+        meta("bmi", "enrol", "calc", "", "[weight]/([height]*[height])"),
+        meta("consent", "enrol", "yesno", "", ""),
+        meta("sex", "enrol", "radio", "", "1, Female | 2, Male | -9, Not said"),
+        meta("race", "enrol", "checkbox", "", "1, White | -1, Other | AB, Aboriginal"),
+        meta("intro", "enrol", "descriptive", "", ""),
+        meta("comment", "enrol", "notes", "", ""),
+        meta("pain", "visit", "slider", "number", ""),
+        meta("visit_date", "visit", "text", "date_ymd", ""),
+        meta("drug", "meds", "dropdown", "", "a1, Aspirin | b2, Brufen"),
+    ]
+    .join(",");
+    let json = format!(
+        r#"{{
+        "redcap_version": "14.0.0",
+        "project_info": {{"project_id": 7, "project_title": "Typed", "is_longitudinal": 1,
+                          "missing_data_codes": "UNK, Unknown | -99, Not asked"}},
+        "metadata": [{metadata}],
+        "export_field_names": [
+            {{"original_field_name":"study_id","choice_value":"","export_field_name":"study_id"}},
+            {{"original_field_name":"race","choice_value":"1","export_field_name":"race___1"}},
+            {{"original_field_name":"race","choice_value":"-1","export_field_name":"race____1"}},
+            {{"original_field_name":"race","choice_value":"AB","export_field_name":"race___ab"}},
+            {{"original_field_name":"race","choice_value":"UNK","export_field_name":"race___unk"}}
+        ],
+        "instruments": [{{"instrument_name":"enrol","instrument_label":"Enrolment"}},
+                        {{"instrument_name":"visit","instrument_label":"Visit"}},
+                        {{"instrument_name":"meds","instrument_label":"Medication"}}],
+        "events": [{{"event_name":"Baseline","arm_num":1,"unique_event_name":"baseline_arm_1"}},
+                   {{"event_name":"Follow-up","arm_num":1,"unique_event_name":"followup_arm_1"}}],
+        "arms": [{{"arm_num":1,"name":"Arm 1"}}],
+        "mappings": [{{"arm_num":1,"unique_event_name":"baseline_arm_1","form":"enrol"}},
+                     {{"arm_num":1,"unique_event_name":"baseline_arm_1","form":"meds"}},
+                     {{"arm_num":1,"unique_event_name":"followup_arm_1","form":"visit"}}],
+        "repeating": [{{"event_name":"baseline_arm_1","form_name":"meds","custom_form_label":""}},
+                      {{"event_name":"followup_arm_1","form_name":"","custom_form_label":""}}],
+        "dags": [{{"data_access_group_name":"North","unique_group_name":"north"}}]
+    }}"#
+    );
+    serde_json::from_str(&json).unwrap()
+}
+
+/// The records: flat, raw, as REDCap exports them (every column in every row).
+fn records() -> Vec<Row> {
+    let base = |id: &str, event: &str, inst: &str, rep: &str| -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        for k in [
+            "study_id",
+            "redcap_event_name",
+            "redcap_repeat_instrument",
+            "redcap_repeat_instance",
+            "redcap_data_access_group",
+            "name",
+            "dob",
+            "seen_at",
+            "wake",
+            "age",
+            "height",
+            "weight",
+            "bmi",
+            "consent",
+            "sex",
+            "race___1",
+            "race____1",
+            "race___ab",
+            "race___unk",
+            "comment",
+            "enrol_complete",
+            "pain",
+            "visit_date",
+            "visit_complete",
+            "drug",
+            "meds_complete",
+        ] {
+            m.insert(k.into(), "".into());
+        }
+        m.insert("study_id".into(), id.into());
+        m.insert("redcap_event_name".into(), event.into());
+        m.insert("redcap_repeat_instance".into(), inst.into());
+        m.insert("redcap_repeat_instrument".into(), rep.into());
+        m.insert("redcap_data_access_group".into(), "north".into());
+        for k in ["race___1", "race____1", "race___ab", "race___unk"] {
+            m.insert(k.into(), "0".into());
+        }
+        for k in ["enrol_complete", "visit_complete", "meds_complete"] {
+            m.insert(k.into(), "0".into());
+        }
+        m
+    };
+    let set = |mut m: serde_json::Map<String, serde_json::Value>, kv: &[(&str, &str)]| {
+        for (k, v) in kv {
+            m.insert((*k).into(), (*v).into());
+        }
+        m
+    };
+    vec![
+        set(
+            base("001", "baseline_arm_1", "", ""),
+            &[
+                ("name", "Ann"),
+                ("dob", "1980-02-29"),
+                ("seen_at", "2024-05-01 13:45:10"),
+                ("wake", "07:30"),
+                ("age", "44"),
+                ("height", "1,62"),
+                ("weight", "55.5"),
+                ("bmi", "21.1"),
+                ("consent", "1"),
+                ("sex", "-9"),
+                ("race___1", "1"),
+                ("race____1", "1"),
+                ("comment", "UNK"),
+                ("enrol_complete", "2"),
+            ],
+        ),
+        set(base("001", "baseline_arm_1", "1", "meds"), &[("drug", "a1"), ("meds_complete", "1")]),
+        set(base("001", "baseline_arm_1", "2", "meds"), &[("drug", "zz")]),
+        set(base("001", "followup_arm_1", "1", ""), &[("pain", "40"), ("visit_date", "2024-06-01")]),
+        set(base("001", "followup_arm_1", "2", ""), &[("pain", "-99"), ("visit_date", "UNK"), ("visit_complete", "2")]),
+        set(
+            base("12-3", "baseline_arm_1", "", ""),
+            &[
+                ("dob", "31/12/1990"),
+                ("seen_at", "2024-05-01 25:00:00"),
+                ("wake", "7:30"),
+                ("age", "4.5"),
+                ("height", "1.70"),
+                ("weight", "1,5"),
+                ("consent", "yes"),
+                ("sex", "3"),
+                ("race___ab", "1"),
+                ("race___unk", "0"),
+                ("age", "UNK"),
+            ],
+        ),
+        // A follow-up instance with nothing entered: no row in `visit`.
+        set(base("12-3", "followup_arm_1", "1", ""), &[]),
+        set(
+            base("7", "baseline_arm_1", "", ""),
+            &[("race___unk", "1"), ("height", "-99"), ("dob", "2021-02-29"), ("age", "4.5")],
+        ),
+    ]
+    .into_iter()
+    .collect()
+}
+
+fn render_schema(batch: &RecordBatch) -> String {
+    let schema = batch.schema();
+    let mut out = String::new();
+    let mut meta: Vec<_> = schema.metadata().iter().collect();
+    meta.sort();
+    for (k, v) in meta {
+        if k != "redcap.schema_hash" {
+            out.push_str(&format!("# {k} = {v}\n"));
+        }
+    }
+    for f in schema.fields() {
+        let mut m: Vec<_> = f.metadata().iter().filter(|(k, _)| *k != "redcap.label").collect();
+        m.sort();
+        let m: Vec<String> = m.iter().map(|(k, v)| format!("{}={v}", k.trim_start_matches("redcap."))).collect();
+        out.push_str(&format!(
+            "{}: {}{}  [{}]\n",
+            f.name(),
+            f.data_type(),
+            if f.is_nullable() { "" } else { " NOT NULL" },
+            m.join(" ")
+        ));
+    }
+    out
+}
+
+fn cast(options: &LayoutOptions) -> (DatasetLayout, redcap_dataset::CastBatch) {
+    let layout = DatasetLayout::new(&schema(), options).unwrap();
+    let cast = layout.cast(&records()).unwrap();
+    (layout, cast)
+}
+
+fn table<'a>(layout: &DatasetLayout, cast: &'a redcap_dataset::CastBatch, name: &str) -> &'a RecordBatch {
+    let i = layout.tables.iter().position(|t| t.name == name).unwrap();
+    &cast.tables[i]
+}
+
+#[test]
+fn schemas_of_every_table() {
+    let (layout, cast) = cast(&LayoutOptions::default().labels(true));
+    assert_eq!(layout.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["enrol", "visit", "meds"]);
+    for name in ["enrol", "visit", "meds"] {
+        insta::assert_snapshot!(format!("schema_{name}"), render_schema(table(&layout, &cast, name)));
+    }
+}
+
+#[test]
+fn rows_go_to_their_instrument() {
+    let (layout, cast) = cast(&LayoutOptions::default());
+    let ids = |name: &str| -> Vec<(String, Option<i64>)> {
+        let t = table(&layout, &cast, name);
+        let id = t.column(0).as_string::<i32>();
+        let inst = t.column_by_name("redcap_repeat_instance").map(|c| c.as_primitive::<Int64Type>().clone());
+        (0..t.num_rows())
+            .map(|i| (id.value(i).to_owned(), inst.as_ref().and_then(|c| c.is_valid(i).then(|| c.value(i)))))
+            .collect()
+    };
+    assert_eq!(ids("enrol"), [("001".into(), None), ("12-3".into(), None), ("7".into(), None)]);
+    assert_eq!(ids("visit"), [("001".into(), Some(1)), ("001".into(), Some(2))], "the empty instance has no row");
+    assert_eq!(ids("meds"), [("001".into(), Some(1)), ("001".into(), Some(2))]);
+}
+
+#[test]
+fn values_are_typed() {
+    let (layout, cast) = cast(&LayoutOptions::default().labels(true));
+    let t = table(&layout, &cast, "enrol");
+    let col = |n: &str| t.column_by_name(n).unwrap_or_else(|| panic!("{n}"));
+    assert_eq!(col("study_id").as_string::<i32>().value(1), "12-3", "ids stay text");
+    assert_eq!(col("dob").as_primitive::<Date32Type>().value(0), 3711, "1980-02-29");
+    assert_eq!(col("seen_at").as_primitive::<TimestampSecondType>().value(0), 1_714_571_110);
+    assert_eq!(col("wake").as_primitive::<Time32SecondType>().value(0), 27_000);
+    assert_eq!(col("age").as_primitive::<Int64Type>().value(0), 44);
+    assert_eq!(col("height").as_primitive::<Float64Type>().value(0), 1.62, "comma decimal");
+    assert_eq!(col("height").as_primitive::<Float64Type>().value(1), 1.70, "a dot in a comma field");
+    assert_eq!(col("weight").as_primitive::<Float64Type>().value(0), 55.5);
+    assert_eq!(col("bmi").as_primitive::<Float64Type>().value(0), 21.1);
+    assert!(col("consent").as_boolean().value(0));
+    let sex = col("sex").as_dictionary::<Int32Type>();
+    let sex_values = sex.values().as_string::<i32>();
+    assert_eq!(sex_values.iter().flatten().collect::<Vec<_>>(), ["1", "2", "-9"], "codes in dictionary order");
+    assert_eq!(sex_values.value(sex.keys().value(0) as usize), "-9");
+    let label = col("sex___label").as_dictionary::<Int32Type>();
+    assert_eq!(label.values().as_string::<i32>().value(label.keys().value(0) as usize), "Not said");
+    assert!(col("race___1").as_boolean().value(0));
+    assert!(col("race____1").as_boolean().value(0), "code -1");
+    assert!(col("race___ab").as_boolean().value(1), "code AB");
+    assert!(t.column_by_name("intro").is_none(), "descriptive fields have no column");
+    assert_eq!(col("redcap_data_access_group").as_string::<i32>().value(0), "north");
+    let status = col("enrol_complete").as_dictionary::<Int32Type>();
+    assert_eq!(status.values().as_string::<i32>().value(status.keys().value(0) as usize), "2");
+}
+
+#[test]
+fn missing_codes_are_null_with_the_code_beside() {
+    let (layout, cast) = cast(&LayoutOptions::default());
+    let code_of = |t: &RecordBatch, n: &str, row: usize| -> Option<String> {
+        let d = t.column_by_name(n).unwrap().as_dictionary::<Int32Type>();
+        d.is_valid(row).then(|| d.values().as_string::<i32>().value(d.keys().value(row) as usize).to_owned())
+    };
+    let enrol = table(&layout, &cast, "enrol");
+    assert!(enrol.column_by_name("age").unwrap().is_null(1));
+    assert_eq!(code_of(enrol, "age___missing", 1).as_deref(), Some("UNK"));
+    assert_eq!(code_of(enrol, "age___missing", 0), None);
+    assert!(enrol.column_by_name("height").unwrap().is_null(2));
+    assert_eq!(code_of(enrol, "height___missing", 2).as_deref(), Some("-99"));
+    assert_eq!(code_of(enrol, "race___missing", 2).as_deref(), Some("UNK"), "a checkbox's missing-code option");
+    assert!(enrol.column_by_name("race___unk").is_none(), "not a choice of its own");
+    assert!(enrol.column_by_name("comment___missing").is_none(), "@NOMISSING");
+    assert_eq!(
+        enrol.column_by_name("comment").unwrap().as_string::<i32>().value(0),
+        "UNK",
+        "a @NOMISSING field keeps the text"
+    );
+    let visit = table(&layout, &cast, "visit");
+    assert!(visit.column_by_name("pain").unwrap().is_null(1));
+    assert_eq!(code_of(visit, "pain___missing", 1).as_deref(), Some("-99"));
+    assert_eq!(code_of(visit, "visit_date___missing", 1).as_deref(), Some("UNK"));
+}
+
+#[test]
+fn bad_values_are_null_and_in_the_problems() {
+    let (layout, cast) = cast(&LayoutOptions::default());
+    let got: Vec<String> = cast
+        .problems
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} {:?} {}.{} {:?}: {}",
+                p.record,
+                p.event.as_deref().unwrap_or("-"),
+                p.instance,
+                p.instrument,
+                p.field,
+                p.raw,
+                p.reason
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(got.join("\n"));
+    let enrol = table(&layout, &cast, "enrol");
+    for col in ["dob", "seen_at", "wake", "weight", "consent", "sex"] {
+        assert!(enrol.column_by_name(col).unwrap().is_null(1), "{col}");
+    }
+    let batch = redcap_dataset::problems_batch(&cast.problems).unwrap();
+    assert_eq!(batch.num_rows(), cast.problems.len());
+}
+
+#[test]
+fn forms_and_events_narrow_the_dataset() {
+    let layout =
+        DatasetLayout::new(&schema(), &LayoutOptions::default().forms(["visit"]).events(["followup_arm_1"])).unwrap();
+    assert_eq!(layout.tables.len(), 1);
+    let cast = layout.cast(&records()).unwrap();
+    assert_eq!(cast.tables[0].num_rows(), 2);
+    assert!(DatasetLayout::new(&schema(), &LayoutOptions::default().forms(["nope"])).is_err());
+    assert!(DatasetLayout::new(&schema(), &LayoutOptions::default().events(["nope_arm_1"])).is_err());
+}
+
+#[test]
+fn the_cast_is_the_same_in_one_batch_or_many() {
+    let (layout, whole) = cast(&LayoutOptions::default());
+    let all = records();
+    let (a, b) = all.split_at(5);
+    let first = layout.cast(a).unwrap();
+    let second = layout.cast(b).unwrap();
+    for (i, t) in layout.tables.iter().enumerate() {
+        let joined = arrow_select_concat(&[first.tables[i].clone(), second.tables[i].clone()]);
+        assert_eq!(joined, whole.tables[i], "{}", t.name);
+    }
+    assert_eq!(first.problems.len() + second.problems.len(), whole.problems.len());
+}
+
+fn arrow_select_concat(batches: &[RecordBatch]) -> RecordBatch {
+    arrow_select::concat::concat_batches(&batches[0].schema(), batches).unwrap()
+}
+
+#[test]
+fn every_format_writes_and_parquet_reads_back_the_same() {
+    use redcap_dataset::OutputFormat;
+    use redcap_dataset::write::TableWriter;
+    let (layout, cast) = cast(&LayoutOptions::default().labels(true));
+    let dir = tempfile::tempdir().unwrap();
+    let enrol = table(&layout, &cast, "enrol");
+    for format in [OutputFormat::Parquet, OutputFormat::Arrow, OutputFormat::Csv] {
+        let path = dir.path().join(format!("enrol.{}", format.extension()));
+        let mut w = TableWriter::create(&path, enrol.schema(), format).unwrap();
+        w.write(enrol).unwrap();
+        assert!(!path.exists(), "nothing at the final path before the file is complete");
+        assert_eq!(w.finish().unwrap(), 3);
+        assert!(path.exists());
+    }
+    let file = std::fs::File::open(dir.path().join("enrol.parquet")).unwrap();
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    assert_eq!(builder.schema().metadata(), enrol.schema().metadata(), "the table's metadata survives Parquet");
+    let read: Vec<RecordBatch> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(read.len(), 1);
+    for (got, want) in read[0].schema().fields().iter().zip(enrol.schema().fields()) {
+        assert_eq!(
+            (got.name(), got.data_type(), got.is_nullable(), got.metadata()),
+            (want.name(), want.data_type(), want.is_nullable(), want.metadata()),
+            "types and metadata survive Parquet"
+        );
+    }
+    assert_eq!(read[0].columns(), enrol.columns());
+    let file = std::fs::File::open(dir.path().join("enrol.arrow")).unwrap();
+    let read: Vec<RecordBatch> =
+        arrow_ipc::reader::FileReader::try_new(file, None).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(&read[0], enrol);
+    let csv = std::fs::read_to_string(dir.path().join("enrol.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("study_id,redcap_event_name,redcap_data_access_group,name,"));
+    let first = lines.next().unwrap();
+    assert_eq!(
+        first,
+        "001,baseline_arm_1,north,Ann,,1980-02-29,,2024-05-01T13:45:10,,07:30:00,,44,,1.62,,55.5,,21.1,,true,,-9,Not said,,true,true,false,,UNK,2,Complete"
+    );
+}
