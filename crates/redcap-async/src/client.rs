@@ -348,7 +348,7 @@ where
         let head = DownloadHead::from_headers(&parts.headers);
         let final_path = self.target.final_path(&head);
         let local = |e: std::io::Error| Outcome::Done(Err(Error::Local { path: final_path.clone(), source: e }));
-        let tmp = match tempfile::Builder::new().prefix(".redcap-download-").tempfile_in(self.target.dir()) {
+        let tmp = match tempfile::Builder::new().prefix(exchange::PARTIAL_PREFIX).tempfile_in(self.target.dir()) {
             Ok(t) => t,
             Err(e) => return local(e),
         };
@@ -381,7 +381,10 @@ where
             return local(e);
         }
         drop(file);
-        match tmp.persist(&final_path) {
+        // Only a target that may replace a file renames over one; the others fail instead.
+        let placed =
+            if self.target.replaces() { tmp.persist(&final_path) } else { tmp.persist_noclobber(&final_path) };
+        match placed {
             Ok(_) => Outcome::Done(Ok(Downloaded::new(final_path.clone(), head, total))),
             Err(e) => local(e.error),
         }

@@ -239,7 +239,7 @@ where
             let head = DownloadHead::from_headers(&parts.headers);
             let final_path = target.final_path(&head);
             let local = |e: std::io::Error| Outcome::Done(Err(Error::Local { path: final_path.clone(), source: e }));
-            let mut tmp = match tempfile::Builder::new().prefix(".redcap-download-").tempfile_in(target.dir()) {
+            let mut tmp = match tempfile::Builder::new().prefix(exchange::PARTIAL_PREFIX).tempfile_in(target.dir()) {
                 Ok(t) => t,
                 Err(e) => return local(e),
             };
@@ -260,7 +260,9 @@ where
             if let Err(e) = tmp.as_file().sync_all() {
                 return local(e);
             }
-            match tmp.persist(&final_path) {
+            // Only a target that may replace a file renames over one; the others fail instead.
+            let placed = if target.replaces() { tmp.persist(&final_path) } else { tmp.persist_noclobber(&final_path) };
+            match placed {
                 Ok(_) => Outcome::Done(Ok(Downloaded::new(final_path.clone(), head, total))),
                 Err(e) => local(e.error),
             }

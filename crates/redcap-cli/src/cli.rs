@@ -275,12 +275,23 @@ pub enum FilesCmd {
         format: TreeFormat,
     },
     /// Download a file by doc_id (into the current directory under its REDCap name by default)
+    #[command(long_about = "Downloads a file by doc_id, into the current directory under its REDCap name by \
+                            default. The name is chosen by whoever uploaded the file, so it never replaces an \
+                            existing file: a name that is taken gets ` (doc_id N)` before its extension, and \
+                            a name starting with a dot (`.bashrc`) is written as `_bashrc`. --overwrite and \
+                            --dot-files lift these.")]
     Get {
         /// The file's doc_id (see `redcap files ls`)
         doc_id: u64,
         /// A file path, an existing directory (keeps REDCap's name), or - for stdout
         #[arg(short, long, value_name = "PATH|DIR")]
         output: Option<PathBuf>,
+        /// Replace an existing file of the same name (or the -o file)
+        #[arg(long)]
+        overwrite: bool,
+        /// Keep a leading dot in REDCap's file name (hidden files such as .bashrc)
+        #[arg(long)]
+        dot_files: bool,
     },
     /// Upload a file and print the doc_id REDCap gave it
     #[command(long_about = "Uploads a file and prints the doc_id REDCap gave it. REDCap's upload answers \
@@ -318,9 +329,13 @@ pub enum FilesCmd {
         folder: Option<u64>,
         /// Local directory (created if missing)
         dir: PathBuf,
-        /// Also remove local files whose remote file is gone
+        /// Also remove local files whose remote file is gone (only files a pull wrote, unchanged since)
         #[arg(long)]
         delete: bool,
+        /// Replace local files a pull did not write (by default the remote file goes beside
+        /// such a file, as `NAME (doc_id N).EXT`)
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Upload a local directory into a folder (creates folders; skips files already pushed)
     Push {
@@ -332,6 +347,10 @@ pub enum FilesCmd {
         /// Upload again files that a previous push already uploaded
         #[arg(long)]
         force: bool,
+        /// Keep the record of what was pushed in FILE (by default in redcap's state directory,
+        /// named after the server, the folder and DIR; REDCAP_STATE_DIR overrides the directory)
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
     },
 }
 

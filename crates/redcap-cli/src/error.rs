@@ -257,6 +257,10 @@ pub fn from_call(e: &redcap::Error, ctx: &CallContext<'_>) -> CliError {
             .hint("use the address the server redirects to as the API URL (ending in /api/)"),
         redcap::Error::Decode(d) => CliError::new(ExitKind::Other, format!("REDCap's answer could not be read: {d}"))
             .hint(format!("check that {} is a REDCap API endpoint", ctx.url)),
+        redcap::Error::Local { path, source } if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            CliError::new(ExitKind::Local, format!("{} already exists; nothing was replaced", path.display()))
+                .hint("pass --overwrite to replace it, or choose another path with -o")
+        }
         redcap::Error::Local { path, source } => CliError::write_failed(path, source),
         redcap::Error::Output(source) => match ctx.output {
             Some(path) => CliError::write_failed(path, source),
@@ -297,6 +301,8 @@ pub fn from_workflow(e: &WorkflowError, ctx: &CallContext<'_>) -> CliError {
             CliError::new(ExitKind::Api, e.to_string()).hint("list the folder with `redcap files ls` to find it")
         }
         WorkflowError::NoIdField => CliError::new(ExitKind::Api, e.to_string()),
+        WorkflowError::FolderLoop { .. } | WorkflowError::TooDeep { .. } => CliError::new(ExitKind::Api, e.to_string())
+            .hint("nothing was downloaded; the server's File Repository listing is broken: report it to its administrator"),
         other => CliError::new(ExitKind::Other, other.to_string()),
     }
 }

@@ -31,6 +31,7 @@ impl Fixture {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_redcap"));
         cmd.current_dir(self.work.path())
             .env("REDCAP_CONFIG_DIR", self.config.path())
+            .env("REDCAP_STATE_DIR", self.config.path().join("state"))
             .env_remove("REDCAP_API_URL")
             .env_remove("REDCAP_API_TOKEN")
             .env_remove("REDCAP_PROFILE");

@@ -138,13 +138,15 @@ fn decode_ext_value(v: &str) -> Option<String> {
 }
 
 /// Makes a server-supplied file name safe as a single path component on any OS: separators and
-/// characters Windows forbids become `_`, control characters go, trailing dots and spaces go,
+/// characters Windows forbids become `_`, control characters and invisible format characters
+/// (bidi overrides such as U+202E, which make `invoice\u{202e}txt.exe` show as `invoiceexe.txt`,
+/// zero-width characters, line separators) go, trailing dots and spaces go,
 /// `.`/`..`/empty give `None`, Windows device names gain a leading `_`, and the name is cut to
 /// 200 bytes keeping its extension.
 pub fn sanitize_file_name(name: &str) -> Option<String> {
     let mut out: String = name
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_invisible_format(*c))
         .map(|c| match c {
             '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
             c => c,
@@ -172,6 +174,33 @@ pub fn sanitize_file_name(name: &str) -> Option<String> {
         out = format!("{}{ext}", &out[..cut]);
     }
     Some(out)
+}
+
+/// Characters that change how a name is displayed without being seen: bidi embeddings,
+/// overrides, isolates and marks, zero-width characters, the BOM, soft hyphen, and line or
+/// paragraph separators.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+/// `name` told apart by `tag` before its extension: `report.pdf` with `doc_id 5` becomes
+/// `report (doc_id 5).pdf` (a leading dot is not an extension: `.env (doc_id 5)`). The
+/// deterministic disambiguation used wherever two things would get one local name.
+pub fn disambiguate(name: &str, tag: &str) -> String {
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => format!("{} ({tag}){}", &name[..dot], &name[dot..]),
+        _ => format!("{name} ({tag})"),
+    }
 }
 
 /// A 2xx file download that is really an HTML error page: `text/html` with no file name.
@@ -235,6 +264,13 @@ mod tests {
         assert_eq!(sanitize_file_name("CON.txt").as_deref(), Some("_CON.txt"));
         assert_eq!(sanitize_file_name("com1").as_deref(), Some("_com1"));
         assert_eq!(sanitize_file_name("report. ").as_deref(), Some("report"));
+        assert_eq!(sanitize_file_name("invoice\u{202e}txt.exe").as_deref(), Some("invoicetxt.exe"));
+        for c in ['\u{200b}', '\u{200e}', '\u{2066}', '\u{2069}', '\u{feff}', '\u{2028}', '\u{061c}'] {
+            assert_eq!(sanitize_file_name(&format!("a{c}b.txt")).as_deref(), Some("ab.txt"), "{:?}", c);
+        }
+        assert_eq!(sanitize_file_name("\u{202e}").as_deref(), None);
+        assert_eq!(disambiguate("report.pdf", "doc_id 5"), "report (doc_id 5).pdf");
+        assert_eq!(disambiguate(".env", "doc_id 5"), ".env (doc_id 5)");
         let long = format!("{}.pdf", "x".repeat(300));
         let cut = sanitize_file_name(&long).unwrap();
         assert!(cut.len() <= 200 && cut.ends_with(".pdf"));

@@ -153,31 +153,77 @@ pub fn content_length(parts: &Parts) -> Option<u64> {
     parts.headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// Where a download goes.
+/// Prefix of the temporary file a download is written to before it is renamed into place.
+/// A later run may remove a stale one left by an interrupted process (Ctrl-C, kill).
+pub const PARTIAL_PREFIX: &str = ".redcap-download-";
+
+/// Where a download goes. No target lets a server-chosen name replace a file unless the caller
+/// says so: a download never destroys a local file by surprise.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Target {
-    /// Into this directory, under the server's (sanitised) name, else `fallback`.
+    /// Into this directory, under the server's (sanitised) name, else `fallback`. Never
+    /// replaces a file: a name that is taken gets ` (fallback)` before its extension (if that
+    /// is taken too, the download fails with `AlreadyExists`), and a name starting with a dot
+    /// (`.bashrc`) gets `_` for it. [`Target::DirWith`] makes either choice.
     Dir {
         /// The directory.
         dir: PathBuf,
-        /// Name used when the server gives none that is usable.
+        /// Name used when the server gives none that is usable; also the disambiguating tag.
         fallback: String,
     },
-    /// Exactly this file.
+    /// Exactly this file, replacing a file there (the caller has decided it may).
     File(PathBuf),
+    /// Exactly this file, which must not exist yet: otherwise the download fails with
+    /// `AlreadyExists` and the file is left as it was.
+    NewFile(PathBuf),
+    /// [`Target::Dir`] with its choices made.
+    DirWith {
+        /// The directory.
+        dir: PathBuf,
+        /// Name used when the server gives none that is usable; also the disambiguating tag.
+        fallback: String,
+        /// A file of the server's name is replaced (instead of getting a disambiguated name).
+        replace: bool,
+        /// A server name starting with a dot is kept as it is.
+        dot_files: bool,
+    },
 }
 
 impl Target {
-    /// The final path for a download with this head.
+    /// The final path for a download with this head (checks which names are taken).
     pub fn final_path(&self, head: &DownloadHead) -> PathBuf {
+        self.final_path_given(head, &|p| std::fs::symlink_metadata(p).is_ok())
+    }
+
+    /// The final path for a download with this head, `exists` telling which paths are taken.
+    pub fn final_path_given(&self, head: &DownloadHead, exists: &dyn Fn(&Path) -> bool) -> PathBuf {
+        let (dir, fallback, replace, dot_files) = match self {
+            Target::Dir { dir, fallback } => (dir, fallback, false, false),
+            Target::DirWith { dir, fallback, replace, dot_files } => (dir, fallback, *replace, *dot_files),
+            Target::File(p) | Target::NewFile(p) => return p.clone(),
+        };
+        let mut name = head
+            .safe_name()
+            .unwrap_or_else(|| crate::download::sanitize_file_name(fallback).unwrap_or_else(|| "download".into()));
+        if !dot_files && name.starts_with('.') {
+            name.replace_range(..1, "_");
+        }
+        let path = dir.join(&name);
+        if replace || !exists(&path) {
+            return path;
+        }
+        let tag = crate::download::sanitize_file_name(fallback).unwrap_or_else(|| "download".into());
+        dir.join(crate::download::disambiguate(&name, &tag))
+    }
+
+    /// Whether the download may replace a file at its final path (otherwise the final rename
+    /// must fail rather than replace).
+    pub fn replaces(&self) -> bool {
         match self {
-            Target::Dir { dir, fallback } => {
-                dir.join(head.safe_name().unwrap_or_else(|| {
-                    crate::download::sanitize_file_name(fallback).unwrap_or_else(|| "download".into())
-                }))
-            }
-            Target::File(p) => p.clone(),
+            Target::File(_) => true,
+            Target::DirWith { replace, .. } => *replace,
+            _ => false,
         }
     }
 
@@ -185,8 +231,8 @@ impl Target {
     /// rename is atomic).
     pub fn dir(&self) -> &Path {
         match self {
-            Target::Dir { dir, .. } => dir,
-            Target::File(p) => match p.parent() {
+            Target::Dir { dir, .. } | Target::DirWith { dir, .. } => dir,
+            Target::File(p) | Target::NewFile(p) => match p.parent() {
                 Some(parent) if !parent.as_os_str().is_empty() => parent,
                 _ => Path::new("."),
             },
@@ -263,8 +309,23 @@ mod tests {
         assert!(check_length(None, 3).is_ok());
         let head = DownloadHead { server_name: Some("../x.pdf".into()), ..Default::default() };
         let t = Target::Dir { dir: "out".into(), fallback: "doc_7".into() };
-        assert_eq!(t.final_path(&head), PathBuf::from("out/.._x.pdf"));
+        assert_eq!(t.final_path(&head), PathBuf::from("out/_._x.pdf"), "made safe, and visible");
         assert_eq!(t.final_path(&DownloadHead::default()), PathBuf::from("out/doc_7"));
         assert_eq!(Target::File("a.pdf".into()).dir(), Path::new("."));
+    }
+
+    #[test]
+    fn server_names_never_replace_or_hide_by_default() {
+        let named = |n: &str| DownloadHead { server_name: Some(n.into()), ..Default::default() };
+        let t = Target::Dir { dir: "home".into(), fallback: "doc_id 5".into() };
+        let nothing = |_: &Path| false;
+        let taken = |p: &Path| p == Path::new("home/report.pdf") || p == Path::new("home/_bashrc");
+        assert_eq!(t.final_path_given(&named(".bashrc"), &nothing), PathBuf::from("home/_bashrc"));
+        assert_eq!(t.final_path_given(&named(".bashrc"), &taken), PathBuf::from("home/_bashrc (doc_id 5)"));
+        assert_eq!(t.final_path_given(&named("report.pdf"), &taken), PathBuf::from("home/report (doc_id 5).pdf"));
+        assert!(!t.replaces() && !Target::NewFile("x".into()).replaces() && Target::File("x".into()).replaces());
+        let asked = Target::DirWith { dir: "home".into(), fallback: "doc_id 5".into(), replace: true, dot_files: true };
+        assert_eq!(asked.final_path_given(&named(".bashrc"), &|_| true), PathBuf::from("home/.bashrc"));
+        assert!(asked.replaces());
     }
 }

@@ -27,7 +27,7 @@ pub use client::{
     Build, ClientBuilder, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED, Downloaded, Streamed,
 };
 pub use decode::{DataResponse, Row};
-pub use download::{DownloadHead, sanitize_file_name};
+pub use download::{DownloadHead, disambiguate, sanitize_file_name};
 pub use error::{ApiError, ApiErrorKind, DecodeError, EncodeError, Error, ErrorKind, ImportErrorLine, ResponseError};
 pub use form::{Form, FormField, Multipart, ReaderSource, Upload, UploadSource};
 pub use method::{

@@ -13,8 +13,9 @@ use tokio::io::AsyncWrite;
 use crate::workflow::{
     BatchOptions, ExportSession, ImportSession, Progress, ProgressEvent, PullOptions, PullSession, PushOptions,
     PushSession, RemoteTree, ReportId, ReportOptions, TransferSummary, TreeWalk, WorkflowError, list_request,
+    push_manifest, upload_answer_lost,
 };
-use crate::{Target, metadata, record};
+use crate::{metadata, record};
 
 /// The workflows, on the async client: `use redcap::asynchronous::Workflows;`. Every future
 /// is `Send`, so a workflow can be `tokio::spawn`ed (move a clone of the client in).
@@ -99,7 +100,7 @@ where
             }
             let Some((folder, path, entries)) = running.next().await else { break };
             progress.event(ProgressEvent::FolderListed { path: path.clone() });
-            walk.add_listing(folder, &path, entries?);
+            walk.add_listing(folder, &path, entries?)?;
         }
         Ok(walk.finish())
     }
@@ -112,11 +113,10 @@ where
         progress: &dyn Progress,
     ) -> Result<TransferSummary, WorkflowError> {
         let tree = self.walk(root, progress).await?;
-        let mut session = PullSession::start(dir, &tree, progress)?;
+        let mut session = PullSession::start(dir, &tree, options, progress)?;
         for (item, request, target) in session.downloads() {
             session.started(&item);
-            let result =
-                self.download_to(&request, &Target::File(target)).await.map(|d| d.bytes).map_err(|e| e.to_string());
+            let result = self.download_to(&request, &target).await.map(|d| d.bytes).map_err(|e| e.to_string());
             session.finished(&item, result)?;
         }
         session.finish(options)
@@ -130,7 +130,8 @@ where
         progress: &dyn Progress,
     ) -> Result<TransferSummary, WorkflowError> {
         let tree = self.walk(root, &crate::workflow::NoProgress).await?;
-        let mut session = PushSession::start(dir, root, &tree, options, progress)?;
+        let manifest = push_manifest(options, self.url().as_str(), root, dir)?;
+        let mut session = PushSession::start(dir, root, &tree, options, &manifest, progress)?;
         while let Some((path, request)) = session.next_folder() {
             let id = self.call(&request).await?;
             session.folder_created(path, id);
@@ -141,13 +142,17 @@ where
                 None => self.call(&list_request(upload.folder)).await?,
             };
             if let Err(e) = self.call(&upload.request).await {
-                session.upload_failed(&upload, e.to_string(), before);
+                let after = match upload_answer_lost(&e) {
+                    true => self.call(&list_request(upload.folder)).await.ok(),
+                    false => None,
+                };
+                session.upload_failed(&upload, &e, before, after)?;
                 continue;
             }
             let after = self.call(&list_request(upload.folder)).await?;
             session.uploaded(&upload, before, after)?;
         }
-        Ok(session.finish())
+        session.finish()
     }
 
     async fn export_report<R: DeserializeOwned + Send>(

@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use crate::workflow::{
     BatchOptions, ExportSession, ImportSession, Progress, ProgressEvent, PullOptions, PullSession, PushOptions,
     PushSession, RemoteTree, ReportId, ReportOptions, TransferSummary, TreeWalk, WorkflowError, list_request,
+    push_manifest, upload_answer_lost,
 };
-use crate::{Target, metadata, record};
+use crate::{metadata, record};
 
 /// The workflows, on the blocking client: `use redcap::blocking::Workflows;`.
 pub trait Workflows {
@@ -85,7 +86,7 @@ where
         while let Some((folder, path)) = walk.next_folder() {
             let entries = self.call(&list_request(folder))?;
             progress.event(ProgressEvent::FolderListed { path: path.clone() });
-            walk.add_listing(folder, &path, entries);
+            walk.add_listing(folder, &path, entries)?;
         }
         Ok(walk.finish())
     }
@@ -98,10 +99,10 @@ where
         progress: &dyn Progress,
     ) -> Result<TransferSummary, WorkflowError> {
         let tree = self.walk(root, progress)?;
-        let mut session = PullSession::start(dir, &tree, progress)?;
+        let mut session = PullSession::start(dir, &tree, options, progress)?;
         for (item, request, target) in session.downloads() {
             session.started(&item);
-            let result = self.download_to(&request, &Target::File(target)).map(|d| d.bytes).map_err(|e| e.to_string());
+            let result = self.download_to(&request, &target).map(|d| d.bytes).map_err(|e| e.to_string());
             session.finished(&item, result)?;
         }
         session.finish(options)
@@ -115,7 +116,8 @@ where
         progress: &dyn Progress,
     ) -> Result<TransferSummary, WorkflowError> {
         let tree = self.walk(root, &crate::workflow::NoProgress)?;
-        let mut session = PushSession::start(dir, root, &tree, options, progress)?;
+        let manifest = push_manifest(options, self.url().as_str(), root, dir)?;
+        let mut session = PushSession::start(dir, root, &tree, options, &manifest, progress)?;
         while let Some((path, request)) = session.next_folder() {
             let id = self.call(&request)?;
             session.folder_created(path, id);
@@ -126,13 +128,17 @@ where
                 None => self.call(&list_request(upload.folder))?,
             };
             if let Err(e) = self.call(&upload.request) {
-                session.upload_failed(&upload, e.to_string(), before);
+                let after = match upload_answer_lost(&e) {
+                    true => self.call(&list_request(upload.folder)).ok(),
+                    false => None,
+                };
+                session.upload_failed(&upload, &e, before, after)?;
                 continue;
             }
             let after = self.call(&list_request(upload.folder))?;
             session.uploaded(&upload, before, after)?;
         }
-        Ok(session.finish())
+        session.finish()
     }
 
     fn export_report<R: DeserializeOwned>(

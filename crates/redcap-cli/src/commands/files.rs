@@ -44,7 +44,7 @@ pub fn run(cmd: &FilesCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
                 .map_err(|e| CliError::stdout(&e))
             })
         }
-        FilesCmd::Get { doc_id, output } => {
+        FilesCmd::Get { doc_id, output, overwrite, dot_files } => {
             if output.as_deref().is_some_and(|p| p.as_os_str() == "-") {
                 return output::to_destination(None, |w| {
                     session
@@ -54,7 +54,8 @@ pub fn run(cmd: &FilesCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
                         .map_err(|e| from_call(&e, &session.ctx(EXPORT)))
                 });
             }
-            let (path, bytes) = get(session, *doc_id, output.as_deref(), ui)?;
+            let choice = GetChoice { overwrite: *overwrite, dot_files: *dot_files };
+            let (path, bytes) = get(session, *doc_id, output.as_deref(), choice, ui)?;
             ui.status(format!("Downloaded doc_id {doc_id} ({}).", human_bytes(bytes)));
             output::line(path.display().to_string())?;
             Ok(())
@@ -80,13 +81,13 @@ pub fn run(cmd: &FilesCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
             ui.status(format!("Deleted doc_id {doc_id}."));
             Ok(())
         }
-        FilesCmd::Pull { folder, dir, delete } => {
-            let summary = pull(session, *folder, dir, *delete, ui)?;
+        FilesCmd::Pull { folder, dir, delete, overwrite } => {
+            let summary = pull(session, *folder, dir, *delete, *overwrite, ui)?;
             output::line(pull_summary(&summary, dir))?;
             check_complete(&summary)
         }
-        FilesCmd::Push { dir, folder, force } => {
-            let summary = push(session, dir, *folder, *force, ui)?;
+        FilesCmd::Push { dir, folder, force, manifest } => {
+            let summary = push(session, dir, *folder, *force, manifest.as_deref(), ui)?;
             for (path, doc_id) in &summary.uploaded {
                 output::line(format!("{path}\tdoc_id {doc_id}"))?;
             }
@@ -225,13 +226,40 @@ pub fn render_tree(tree: &RemoteTree) -> String {
     out
 }
 
+/// What `files get` may do to existing files.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GetChoice {
+    /// `--overwrite`.
+    pub overwrite: bool,
+    /// `--dot-files`.
+    pub dot_files: bool,
+}
+
 /// Downloads `doc_id` to `output` (a file, or an existing directory; `None`: the current
-/// directory under REDCap's name). Returns the path written and its size.
-pub fn get(session: &Session, doc_id: u64, output: Option<&Path>, ui: &Ui) -> Result<(PathBuf, u64), CliError> {
+/// directory under REDCap's name), never replacing a file unless `choice` says so. Returns the
+/// path written and its size.
+pub fn get(
+    session: &Session,
+    doc_id: u64,
+    output: Option<&Path>,
+    choice: GetChoice,
+    ui: &Ui,
+) -> Result<(PathBuf, u64), CliError> {
+    let into = |dir: &Path| {
+        // Partial downloads a Ctrl-C left here earlier.
+        let _ = redcap::workflow::remove_stale_partials(dir);
+        Target::DirWith {
+            dir: dir.to_path_buf(),
+            fallback: format!("doc_id {doc_id}"),
+            replace: choice.overwrite,
+            dot_files: choice.dot_files,
+        }
+    };
     let target = match output {
-        None => Target::Dir { dir: PathBuf::from("."), fallback: format!("doc_{doc_id}") },
-        Some(p) if p.is_dir() => Target::Dir { dir: p.to_path_buf(), fallback: format!("doc_{doc_id}") },
-        Some(p) => Target::File(p.to_path_buf()),
+        None => into(Path::new(".")),
+        Some(p) if p.is_dir() => into(p),
+        Some(p) if choice.overwrite => Target::File(p.to_path_buf()),
+        Some(p) => Target::NewFile(p.to_path_buf()),
     };
     let bar = ui.transfer(format!("doc_id {doc_id}"), None);
     let on_bytes = |n: u64| {
@@ -304,20 +332,27 @@ pub fn pull(
     folder: Option<u64>,
     dir: &Path,
     delete: bool,
+    overwrite: bool,
     ui: &Ui,
 ) -> Result<TransferSummary, CliError> {
     let mut options = PullOptions::default();
     options.delete = delete;
+    options.overwrite = overwrite;
     let progress = ui.observer();
     session.client.pull(folder, dir, &options, progress.as_ref()).map_err(|e| from_workflow(&e, &session.ctx(PULL)))
 }
 
-/// Uploads `dir` into `folder`.
+/// Environment variable overriding the directory a push keeps its manifest in.
+pub const STATE_DIR_ENV: &str = "REDCAP_STATE_DIR";
+
+/// Uploads `dir` into `folder`, keeping the push's manifest at `manifest` (by default in the
+/// state directory: never inside `dir`).
 pub fn push(
     session: &Session,
     dir: &Path,
     folder: Option<u64>,
     force: bool,
+    manifest: Option<&Path>,
     ui: &Ui,
 ) -> Result<TransferSummary, CliError> {
     if !dir.is_dir() {
@@ -325,6 +360,17 @@ pub fn push(
     }
     let mut options = PushOptions::default();
     options.force = force;
+    options.manifest = match (manifest, std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty())) {
+        (Some(m), _) => Some(m.to_path_buf()),
+        (None, Some(state)) => {
+            Some(PathBuf::from(state).join("push").join(redcap::workflow::files::push_manifest_name(
+                &session.url,
+                folder,
+                dir,
+            )))
+        }
+        (None, None) => None,
+    };
     let progress = ui.observer();
     session.client.push(dir, folder, &options, progress.as_ref()).map_err(|e| from_workflow(&e, &session.ctx(PUSH)))
 }
@@ -402,12 +448,12 @@ mod tests {
     fn tree_rendering() {
         let mut walk = redcap::workflow::TreeWalk::new(None);
         let (root, path) = walk.next_folder().unwrap();
-        walk.add_listing(root, &path, entries());
+        walk.add_listing(root, &path, entries()).unwrap();
         let (sub, path) = walk.next_folder().unwrap();
         assert_eq!(sub, Some(1));
-        walk.add_listing(sub, &path, serde_json::from_str(r#"[{"doc_id":9,"name":"p.pdf"}]"#).unwrap());
+        walk.add_listing(sub, &path, serde_json::from_str(r#"[{"doc_id":9,"name":"p.pdf"}]"#).unwrap()).unwrap();
         let (sub, path) = walk.next_folder().unwrap();
-        walk.add_listing(sub, &path, Vec::new());
+        walk.add_listing(sub, &path, Vec::new()).unwrap();
         let text = render_tree(&walk.finish());
         assert_eq!(
             text,

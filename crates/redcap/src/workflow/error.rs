@@ -30,6 +30,27 @@ pub enum WorkflowError {
     /// An uploaded file could not be found in its folder afterwards.
     #[error("uploaded `{0}`, but it does not appear in the folder's listing, so its doc_id is unknown")]
     Unresolved(String),
+    /// A tree walk met a folder it had already listed: a folder inside itself, or a server
+    /// that ignores `folder_id` and lists the same folder for every request.
+    #[error(
+        "the File Repository listing loops: folder_id {folder_id} appears again at `{path}` (a folder inside \
+         itself, or a server that ignores folder_id); the walk stopped"
+    )]
+    FolderLoop {
+        /// The folder met again.
+        folder_id: u64,
+        /// Where it was met the second time.
+        path: String,
+    },
+    /// A tree walk went deeper than [`super::files::MAX_DEPTH`] folders.
+    #[error(
+        "the File Repository listing is deeper than {} folders at `{path}`; the walk stopped",
+        super::files::MAX_DEPTH
+    )]
+    TooDeep {
+        /// The folder too deep.
+        path: String,
+    },
     /// The project's record-id field could not be found.
     #[error("cannot tell the project's record-id field: the data dictionary is empty")]
     NoIdField,

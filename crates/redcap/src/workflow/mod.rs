@@ -69,12 +69,16 @@ mod session;
 pub use error::WorkflowError;
 pub(crate) use error::local;
 pub use files::{
-    LocalFile, Manifest, ManifestEntry, PullItem, PullPlan, PushPlan, RemoteFile, RemoteFolder, RemoteTree, TreeWalk,
+    LocalFile, LocalScan, Manifest, ManifestEntry, PullItem, PullPlan, PushPlan, RemoteFile, RemoteFolder, RemoteTree,
+    TreeWalk,
 };
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use records::{BatchPlan, ExportCheck, RecordBatches};
 pub use report::{ReportId, ReportOptions};
-pub use session::{ExportSession, ImportSession, PullSession, PushSession, PushUpload};
+pub use session::{
+    ExportSession, ImportSession, PullSession, PushSession, PushUpload, STALE_PARTIAL, remove_stale_partials,
+    upload_answer_lost,
+};
 
 /// What a pull or push did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -94,6 +98,8 @@ pub struct TransferSummary {
     pub failed: Vec<(String, String)>,
     /// Uploaded files and the `doc_id` each was given (push).
     pub uploaded: Vec<(String, u64)>,
+    /// Stale partial downloads of interrupted runs that were removed (pull).
+    pub partials_removed: u64,
 }
 
 impl TransferSummary {
@@ -108,7 +114,11 @@ impl TransferSummary {
 #[non_exhaustive]
 pub struct PullOptions {
     /// Remove local files whose remote file is gone (off: a pull never deletes by default).
+    /// Only files the manifest shows this pull wrote, unchanged since, are removed.
     pub delete: bool,
+    /// Replace local files a pull did not write when a remote file takes their path (off:
+    /// such a remote file is downloaded under its ` (doc_id N)` name instead).
+    pub overwrite: bool,
 }
 
 /// Options of a push.
@@ -117,6 +127,9 @@ pub struct PullOptions {
 pub struct PushOptions {
     /// Upload files the manifest says were already uploaded.
     pub force: bool,
+    /// Where to keep the push's manifest (`None`: [`files::default_push_manifest`], in the
+    /// user's state directory). Never inside the pushed directory.
+    pub manifest: Option<std::path::PathBuf>,
 }
 
 /// Options of a batched record export or import.
@@ -198,6 +211,25 @@ pub fn import_request(
     r.return_content = Some(redcap_core::ReturnContent::Count);
     r.background_process = false;
     r
+}
+
+/// Where a push keeps its manifest: the option, else the default in the user's state directory.
+pub fn push_manifest(
+    options: &PushOptions,
+    url: &str,
+    root: Option<u64>,
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf, WorkflowError> {
+    match &options.manifest {
+        Some(p) => Ok(p.clone()),
+        None => files::default_push_manifest(url, root, dir).ok_or_else(|| WorkflowError::Local {
+            path: dir.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no home directory to keep the push's manifest in; set PushOptions::manifest",
+            ),
+        }),
+    }
 }
 
 /// The listing request of one folder (`None`: the top level).

@@ -6,53 +6,127 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use redcap_core::exchange::Target;
 use redcap_core::{FileRepositoryEntry, ImportOutcome, Row, Upload};
 
-use super::files::{PushedEntry, local_path, resolve_doc_id, scan_local};
+use super::files::{Change, ManifestStore, local_path, resolve_doc_id, scan_local};
 use super::{
-    BatchOptions, BatchPlan, ExportCheck, LocalFile, Manifest, ManifestEntry, Progress, ProgressEvent, PullItem,
-    PullOptions, PullPlan, PushOptions, PushPlan, RecordBatches, RemoteTree, TransferSummary, WorkflowError, local,
+    BatchOptions, BatchPlan, ExportCheck, LocalFile, Manifest, Progress, ProgressEvent, PullItem, PullOptions,
+    PullPlan, PushOptions, PushPlan, RecordBatches, RemoteTree, TransferSummary, WorkflowError, local,
 };
 use crate::{file_repository, record};
+
+/// How old a partial download must be before a later run removes it: a live download writes
+/// to its partial file far more often than this.
+pub const STALE_PARTIAL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Removes stale partial downloads (`.redcap-download-*` regular files not modified for
+/// [`STALE_PARTIAL`]) that an interrupted run left in `dir`; returns how many. Only this
+/// library's own prefix, only regular files (never a link), only old ones.
+pub fn remove_stale_partials(dir: &Path) -> std::io::Result<u64> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        if !e.file_name().to_string_lossy().starts_with(redcap_core::exchange::PARTIAL_PREFIX) {
+            continue;
+        }
+        let meta = e.metadata()?;
+        let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
+        if meta.file_type().is_file() && age.is_some_and(|a| a >= STALE_PARTIAL) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether an upload's failure leaves unknown if the file arrived: the request may have gone
+/// out and the answer was lost (any transport failure but one before connecting).
+pub fn upload_answer_lost(error: &redcap_core::Error) -> bool {
+    match error {
+        redcap_core::Error::Transport(t) => {
+            !matches!(t.kind(), redcap_core::FailureKind::Connect | redcap_core::FailureKind::Tls)
+        }
+        _ => false,
+    }
+}
 
 /// A pull in progress.
 #[derive(Debug)]
 pub struct PullSession<'p> {
     dir: PathBuf,
-    manifest: Manifest,
+    store: ManifestStore,
     plan: PullPlan,
+    /// Manifest entries by local path, to forget an old file's entry when a new one takes its
+    /// path (REDCap's only way to update a file is delete and upload again).
+    by_path: BTreeMap<String, Vec<u64>>,
     summary: TransferSummary,
     progress: &'p dyn Progress,
 }
 
 impl<'p> PullSession<'p> {
-    /// Plans the pull of `tree` into `dir` and creates the local folders.
-    pub fn start(dir: &Path, tree: &RemoteTree, progress: &'p dyn Progress) -> Result<Self, WorkflowError> {
+    /// Plans the pull of `tree` into `dir`, creates the local folders and removes stale partial
+    /// downloads an interrupted run left in them.
+    pub fn start(
+        dir: &Path,
+        tree: &RemoteTree,
+        options: &PullOptions,
+        progress: &'p dyn Progress,
+    ) -> Result<Self, WorkflowError> {
         std::fs::create_dir_all(dir).map_err(local(dir))?;
         let manifest = Manifest::load(dir).map_err(local(dir))?;
-        let plan = PullPlan::new(tree, &manifest, |rel| {
-            local_path(dir, rel).and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len())
-        });
+        let plan = PullPlan::new(
+            tree,
+            &manifest,
+            |rel| local_path(dir, rel).and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()),
+            options.overwrite,
+        );
+        let mut partials = remove_stale_partials(dir).map_err(local(dir))?;
         for folder in &plan.folders {
             if let Some(p) = local_path(dir, folder) {
                 std::fs::create_dir_all(&p).map_err(local(&p))?;
+                partials += remove_stale_partials(&p).map_err(local(&p))?;
             }
         }
         progress.event(ProgressEvent::Planned { items: plan.fetch.len() as u64, bytes: None });
         for path in &plan.skip {
             progress.event(ProgressEvent::Skipped { item: path.clone() });
         }
-        let summary = TransferSummary { skipped: plan.skip.len() as u64, ..Default::default() };
-        Ok(PullSession { dir: dir.to_owned(), manifest, plan, summary, progress })
+        let mut summary =
+            TransferSummary { skipped: plan.skip.len() as u64, partials_removed: partials, ..Default::default() };
+        for path in &plan.blocked {
+            let error = format!(
+                "a local file not written by a pull is at `{path}` and at its ` (doc_id N)` name: \
+                 nothing was replaced (overwrite to replace it)"
+            );
+            progress.event(ProgressEvent::Failed { item: path.clone(), error: error.clone() });
+            summary.failed.push((path.clone(), error));
+        }
+        let mut by_path: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for (id, m) in &manifest.pulled {
+            by_path.entry(m.path.clone()).or_default().push(*id);
+        }
+        let store = ManifestStore::new(dir.join(Manifest::FILE_NAME), manifest);
+        Ok(PullSession { dir: dir.to_owned(), store, plan, by_path, summary, progress })
     }
 
-    /// The downloads to make: the request and the final path of each.
-    pub fn downloads(&self) -> Vec<(PullItem, file_repository::export::Request, PathBuf)> {
+    /// The downloads to make: the request and the target of each (a target that may replace
+    /// a file only where the plan proved it may).
+    pub fn downloads(&self) -> Vec<(PullItem, file_repository::export::Request, Target)> {
         self.plan
             .fetch
             .iter()
             .filter_map(|item| {
-                let target = local_path(&self.dir, &item.path)?;
+                let path = local_path(&self.dir, &item.path)?;
+                let target = if item.replace { Target::File(path) } else { Target::NewFile(path) };
                 Some((item.clone(), file_repository::export::Request::new(item.doc_id), target))
             })
             .collect()
@@ -68,8 +142,14 @@ impl<'p> PullSession<'p> {
     pub fn finished(&mut self, item: &PullItem, result: Result<u64, String>) -> Result<(), WorkflowError> {
         match result {
             Ok(bytes) => {
-                self.manifest.pulled.insert(item.doc_id, ManifestEntry { path: item.path.clone(), bytes });
-                self.manifest.save(&self.dir).map_err(local(&self.dir))?;
+                let manifest_path = self.store.path().to_owned();
+                let record = |store: &mut ManifestStore, change| store.record(change).map_err(local(&manifest_path));
+                let owners = self.by_path.entry(item.path.clone()).or_default();
+                for old in owners.drain(..).filter(|id| *id != item.doc_id).collect::<Vec<_>>() {
+                    record(&mut self.store, Change::Forget { doc_id: old })?;
+                }
+                owners.push(item.doc_id);
+                record(&mut self.store, Change::Pulled { doc_id: item.doc_id, path: item.path.clone(), bytes })?;
                 self.summary.transferred += 1;
                 self.summary.bytes += bytes;
                 self.progress.event(ProgressEvent::Finished { item: item.path.clone(), bytes });
@@ -82,9 +162,11 @@ impl<'p> PullSession<'p> {
         Ok(())
     }
 
-    /// Removes local files gone remotely (only with `delete`) and returns the summary.
+    /// Removes local files gone remotely (only with `delete`), saves the manifest and returns
+    /// the summary.
     pub fn finish(mut self, options: &PullOptions) -> Result<TransferSummary, WorkflowError> {
-        if options.delete && !self.plan.gone.is_empty() {
+        let manifest_path = self.store.path().to_owned();
+        if options.delete {
             for path in &self.plan.gone {
                 if let Some(p) = local_path(&self.dir, path) {
                     match std::fs::remove_file(&p) {
@@ -94,10 +176,11 @@ impl<'p> PullSession<'p> {
                     }
                 }
             }
-            let gone: std::collections::BTreeSet<&String> = self.plan.gone.iter().collect();
-            self.manifest.pulled.retain(|_, m| !gone.contains(&m.path));
-            self.manifest.save(&self.dir).map_err(local(&self.dir))?;
+            for doc_id in &self.plan.forget {
+                self.store.record(Change::Forget { doc_id: *doc_id }).map_err(local(&manifest_path))?;
+            }
         }
+        self.store.checkpoint().map_err(local(&manifest_path))?;
         Ok(self.summary)
     }
 }
@@ -106,7 +189,7 @@ impl<'p> PullSession<'p> {
 #[derive(Debug)]
 pub struct PushSession<'p> {
     dir: PathBuf,
-    manifest: Manifest,
+    store: ManifestStore,
     plan: PushPlan,
     ids: BTreeMap<String, Option<u64>>,
     next_folder: usize,
@@ -132,24 +215,39 @@ fn parent_of(path: &str) -> &str {
 }
 
 impl<'p> PushSession<'p> {
-    /// Plans the push of `dir` into `root`, given the remote `tree` under `root`.
+    /// Plans the push of `dir` into `root`, given the remote `tree` under `root`, keeping its
+    /// manifest at `manifest` (see [`super::files::default_push_manifest`]). A manifest an
+    /// older version kept inside `dir` is read once, never written.
     pub fn start(
         dir: &Path,
         root: Option<u64>,
         tree: &RemoteTree,
         options: &PushOptions,
+        manifest: &Path,
         progress: &'p dyn Progress,
     ) -> Result<Self, WorkflowError> {
-        let (folders, files) = scan_local(dir).map_err(local(dir))?;
-        let manifest = Manifest::load(dir).map_err(local(dir))?;
-        let plan = PushPlan::new(tree, &manifest, &folders, &files, options.force);
+        let scan = scan_local(dir).map_err(local(dir))?;
+        let mut loaded = Manifest::load_file(manifest).map_err(local(manifest))?;
+        if loaded.pushed.is_empty() {
+            if let Ok(legacy) = Manifest::load(dir) {
+                loaded.pushed = legacy.pushed;
+            }
+        }
+        if let Some(parent) = manifest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(local(parent))?;
+        }
+        let plan = PushPlan::new(tree, &loaded, &scan.folders, &scan.files, options.force);
         let mut ids: BTreeMap<String, Option<u64>> =
             plan.existing.iter().map(|(p, id)| (p.clone(), Some(*id))).collect();
         ids.insert(String::new(), root);
-        let summary = TransferSummary { skipped: plan.skip.len() as u64, ..Default::default() };
+        let mut summary = TransferSummary { skipped: plan.skip.len() as u64, ..Default::default() };
+        for (path, why) in scan.unusable {
+            progress.event(ProgressEvent::Failed { item: path.clone(), error: why.clone() });
+            summary.failed.push((path, why));
+        }
         Ok(PushSession {
             dir: dir.to_owned(),
-            manifest,
+            store: ManifestStore::new(manifest.to_owned(), loaded),
             plan,
             ids,
             next_folder: 0,
@@ -203,11 +301,44 @@ impl<'p> PushSession<'p> {
         self.listings.remove(&upload.folder)
     }
 
-    /// Records an upload whose import call failed (never retried: it could duplicate).
-    pub fn upload_failed(&mut self, upload: &PushUpload, error: String, before: Vec<FileRepositoryEntry>) {
-        self.progress.event(ProgressEvent::Failed { item: upload.file.path.clone(), error: error.clone() });
-        self.summary.failed.push((upload.file.path.clone(), error));
-        self.listings.insert(upload.folder, before);
+    /// Records an upload whose import call failed (never retried: it could duplicate). When
+    /// the answer was lost (a transport failure after the request may have gone out), the
+    /// driver lists the folder again and passes it as `after`: the upload is then known to
+    /// have landed (and is recorded as uploaded) or known not to have, and the error says
+    /// which; without `after` it says that nobody knows and what to check.
+    pub fn upload_failed(
+        &mut self,
+        upload: &PushUpload,
+        error: &redcap_core::Error,
+        before: Vec<FileRepositoryEntry>,
+        after: Option<Vec<FileRepositoryEntry>>,
+    ) -> Result<(), WorkflowError> {
+        let lost = upload_answer_lost(error);
+        let (message, listing) = match after {
+            Some(after) if lost => {
+                if resolve_doc_id(&before, &after, &upload.name).is_some() {
+                    return self.uploaded(upload, before, after);
+                }
+                (
+                    format!(
+                        "{error}; the folder's listing shows the file did not arrive, so uploading it again is safe"
+                    ),
+                    after,
+                )
+            }
+            _ if lost => (
+                format!(
+                    "{error}; the answer was lost, so whether the file arrived is unknown: list the folder before \
+                     uploading it again (REDCap would keep both copies)"
+                ),
+                before,
+            ),
+            _ => (error.to_string(), before),
+        };
+        self.progress.event(ProgressEvent::Failed { item: upload.file.path.clone(), error: message.clone() });
+        self.summary.failed.push((upload.file.path.clone(), message));
+        self.listings.insert(upload.folder, listing);
+        Ok(())
     }
 
     /// Records a finished upload, resolving its `doc_id` from the listings before and after.
@@ -220,12 +351,15 @@ impl<'p> PushSession<'p> {
         let path = upload.file.path.clone();
         match resolve_doc_id(&before, &after, &upload.name) {
             Some(doc_id) => {
-                self.manifest.pushed.insert(path.clone(), PushedEntry { doc_id, bytes: upload.file.bytes });
-                self.manifest.save(&self.dir).map_err(local(&self.dir))?;
+                let bytes = upload.file.bytes;
+                let manifest_path = self.store.path().to_owned();
+                self.store
+                    .record(Change::Pushed { path: path.clone(), doc_id, bytes })
+                    .map_err(local(&manifest_path))?;
                 self.summary.transferred += 1;
-                self.summary.bytes += upload.file.bytes;
+                self.summary.bytes += bytes;
                 self.summary.uploaded.push((path.clone(), doc_id));
-                self.progress.event(ProgressEvent::Finished { item: path, bytes: upload.file.bytes });
+                self.progress.event(ProgressEvent::Finished { item: path, bytes });
             }
             None => {
                 let e = WorkflowError::Unresolved(path.clone());
@@ -237,9 +371,11 @@ impl<'p> PushSession<'p> {
         Ok(())
     }
 
-    /// The summary.
-    pub fn finish(self) -> TransferSummary {
-        self.summary
+    /// Saves the manifest and returns the summary.
+    pub fn finish(mut self) -> Result<TransferSummary, WorkflowError> {
+        let manifest_path = self.store.path().to_owned();
+        self.store.checkpoint().map_err(local(&manifest_path))?;
+        Ok(self.summary)
     }
 }
 
