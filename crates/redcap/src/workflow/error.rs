@@ -72,7 +72,7 @@ impl WorkflowError {
     /// What kind of failure this is: a failed call's own kind; a local file is
     /// [`ErrorKind::Local`]; an answer that does not decode is [`ErrorKind::Decode`]; REDCap's
     /// answers contradicting each other (missing records, another import count, an upload not
-    /// in its folder, an empty data dictionary) are [`ErrorKind::Server`].
+    /// in its folder, an empty data dictionary, a folder tree that loops) are [`ErrorKind::Server`].
     pub fn kind(&self) -> ErrorKind {
         match self {
             WorkflowError::Call(e) => e.kind(),
@@ -81,6 +81,8 @@ impl WorkflowError {
             WorkflowError::MissingRecords { .. }
             | WorkflowError::ImportCount { .. }
             | WorkflowError::Unresolved(_)
+            | WorkflowError::FolderLoop { .. }
+            | WorkflowError::TooDeep { .. }
             | WorkflowError::NoIdField => ErrorKind::Server,
         }
     }
