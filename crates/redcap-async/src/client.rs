@@ -382,8 +382,7 @@ where
         }
         drop(file);
         // Only a target that may replace a file renames over one; the others fail instead.
-        let placed =
-            if self.target.replaces() { tmp.persist(&final_path) } else { tmp.persist_noclobber(&final_path) };
+        let placed = if self.target.replaces() { tmp.persist(&final_path) } else { tmp.persist_noclobber(&final_path) };
         match placed {
             Ok(_) => Outcome::Done(Ok(Downloaded::new(final_path.clone(), head, total))),
             Err(e) => local(e.error),
