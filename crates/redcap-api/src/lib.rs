@@ -5,6 +5,10 @@
 //! example calls. The modules are generated from `spec/*.toml` by `cargo xtask codegen` and checked
 //! in; never edit them by hand.
 //!
+//! Fixed-shape answers are typed: [`rows`] holds one struct per row shape (the data dictionary's
+//! [`rows::Field`], arms, events, users …), and such methods return [`redcap_core::Rows`]. The
+//! [`dictionary`] module reads a field's packed columns (choices, validation, slider labels).
+//!
 //! ```
 //! use redcap_api::file_repository;
 //! use redcap_core::{ApiUrl, Token};
@@ -16,7 +20,9 @@
 //! assert!(prepared.render().contains("folder_id=45"));
 //! ```
 
+pub mod dictionary;
 #[rustfmt::skip]
 mod generated;
 
+pub use dictionary::Choice;
 pub use generated::*;

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod emit;
+pub mod emit_rows;
 pub mod spec;
 pub mod validate;
 

@@ -98,6 +98,10 @@ pub struct AreaSpec {
     pub title: String,
     /// Methods in file order.
     pub methods: Vec<MethodSpec>,
+    /// Row shapes of this area's fixed-shape answers and imports.
+    pub rows: Vec<RowSpec>,
+    /// Enums of row columns (string-valued, with a fallback for values the spec does not know).
+    pub value_enums: Vec<ValueEnumSpec>,
 }
 
 #[derive(Deserialize)]
@@ -107,6 +111,82 @@ struct AreaHeader {
     title: String,
     #[serde(default, rename = "method")]
     _methods: Vec<toml::Value>,
+    #[serde(default, rename = "row")]
+    rows: Vec<RowSpec>,
+    #[serde(default, rename = "value_enum")]
+    value_enums: Vec<ValueEnumSpec>,
+}
+
+/// The shape of one row of a fixed-shape answer (`[[row]]`): it becomes a struct in
+/// `redcap_api::rows` that reads json, csv and xml alike and keeps unknown columns.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowSpec {
+    /// Rust type name, e.g. `Arm`.
+    pub name: String,
+    /// Description (first line: a summary).
+    pub doc: String,
+    /// Root element of the XML `data` of an import (REDCap's examples use `records`, `items`, `users`).
+    #[serde(default = "default_xml_root")]
+    pub xml_root: String,
+    /// Columns in REDCap's order.
+    #[serde(rename = "column")]
+    pub columns: Vec<ColumnSpec>,
+}
+
+fn default_xml_root() -> String {
+    "items".to_owned()
+}
+
+/// One column of a row.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// Column name on the wire.
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean` (`0`/`1`), `flag` (`y`/blank), `date`, `datetime`,
+    /// `map` (names to numbers, such as a user's `forms`), or `enum:<Name>` of a `[[value_enum]]`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// May be absent or blank (then `None`).
+    #[serde(default)]
+    pub optional: bool,
+    /// One-line description.
+    pub doc: String,
+    /// REDCap version that added the column, where known.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Rust field name when the column name does not fit (keywords).
+    #[serde(default)]
+    pub rust_name: Option<String>,
+    /// Other names of the column that REDCap uses (the data dictionary's CSV header of the web
+    /// interface, e.g. `Variable / Field Name`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// An enum of a column's values (`[[value_enum]]`), e.g. a field's type.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueEnumSpec {
+    /// Rust type name.
+    pub name: String,
+    /// Description.
+    pub doc: String,
+    /// Known values in documentation order; anything else becomes `Other(String)`.
+    pub values: Vec<ValueSpec>,
+}
+
+/// One known value of a [`ValueEnumSpec`].
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueSpec {
+    /// Exact wire spelling.
+    pub wire: String,
+    /// Rust variant name.
+    pub variant: String,
+    /// What it means.
+    pub doc: String,
 }
 
 /// One REDCap API method.
@@ -152,6 +232,13 @@ pub struct MethodSpec {
     /// Example calls; each becomes a snapshot test.
     #[serde(default, rename = "example")]
     pub examples: Vec<ExampleSpec>,
+    /// The `[[row]]` this method exports (its `Output` becomes typed rows) or imports (its
+    /// `Request` gains `from_rows`).
+    #[serde(default)]
+    pub row: Option<String>,
+    /// The answer (or `data`) is one object rather than a list (project info).
+    #[serde(default)]
+    pub single: bool,
 }
 
 fn default_token() -> String {
@@ -290,7 +377,14 @@ pub fn parse_area(file: &str, text: &str) -> Result<AreaSpec, SpecError> {
         })?;
         methods.push(method);
     }
-    Ok(AreaSpec { file: file.to_owned(), area: header.area, title: header.title, methods })
+    Ok(AreaSpec {
+        file: file.to_owned(),
+        area: header.area,
+        title: header.title,
+        methods,
+        rows: header.rows,
+        value_enums: header.value_enums,
+    })
 }
 
 /// Loads every `*.toml` of a directory, in file-name order, and validates the whole.

@@ -60,6 +60,147 @@ pub fn parse_type(s: &str) -> Result<ParamType, String> {
     Ok(ParamType { scalar, list })
 }
 
+/// The type of a row column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Text.
+    String,
+    /// Whole number (ids, arm numbers, rights).
+    Integer,
+    /// Decimal number (day offsets).
+    Number,
+    /// `0`/`1`.
+    Boolean,
+    /// `y`/blank (a field's `identifier`, `required_field`, `matrix_ranking`).
+    Flag,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// `YYYY-MM-DD HH:MM[:SS]`.
+    DateTime,
+    /// Names to numbers (a user's `forms`).
+    Map,
+    /// A `[[value_enum]]`.
+    Enum(String),
+}
+
+/// Parses a column `type`.
+pub fn parse_column_type(s: &str) -> Result<ColumnType, String> {
+    Ok(match s {
+        "string" => ColumnType::String,
+        "integer" => ColumnType::Integer,
+        "number" => ColumnType::Number,
+        "boolean" => ColumnType::Boolean,
+        "flag" => ColumnType::Flag,
+        "date" => ColumnType::Date,
+        "datetime" => ColumnType::DateTime,
+        "map" => ColumnType::Map,
+        other => match other.strip_prefix("enum:") {
+            Some(name) if !name.is_empty() => ColumnType::Enum(name.to_owned()),
+            _ => {
+                return Err(format!(
+                    "unknown column type `{s}` (expected string, integer, number, boolean, flag, date, datetime, map or enum:<Name>)"
+                ));
+            }
+        },
+    })
+}
+
+/// The Rust field name of a column.
+pub fn column_rust_name(c: &crate::spec::ColumnSpec) -> String {
+    c.rust_name.clone().unwrap_or_else(|| snake_case(&c.name))
+}
+
+fn is_type_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_uppercase()) && chars.all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Checks rows and value enums across all areas (they share one `rows` module).
+fn validate_rows(spec: &Spec) -> Vec<SpecError> {
+    let mut errors = Vec::new();
+    let mut types: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut enums = BTreeSet::new();
+    for area in &spec.areas {
+        let mut ctx = Ctx { file: &area.file, method: None, errors: Vec::new() };
+        for e in &area.value_enums {
+            let key = format!("value_enum.{}", e.name);
+            if !is_type_name(&e.name) {
+                ctx.err(&key, "the name must be a CamelCase type name");
+            }
+            if types.insert(&e.name, &area.file).is_some() {
+                ctx.err(&key, "another row or value enum has this name");
+            }
+            enums.insert(e.name.as_str());
+            let mut wires = BTreeSet::new();
+            let mut variants = BTreeSet::new();
+            for v in &e.values {
+                if !wires.insert(&v.wire) {
+                    ctx.err(format!("{key}.values"), format!("`{}` is listed twice", v.wire));
+                }
+                if !is_type_name(&v.variant) || v.variant == "Other" || !variants.insert(&v.variant) {
+                    ctx.err(
+                        format!("{key}.values"),
+                        format!("variant `{}` is not a unique CamelCase name (nor `Other`)", v.variant),
+                    );
+                }
+            }
+        }
+        for r in &area.rows {
+            if !is_type_name(&r.name) {
+                ctx.err(format!("row.{}", r.name), "the name must be a CamelCase type name");
+            }
+            if types.insert(&r.name, &area.file).is_some() {
+                ctx.err(format!("row.{}", r.name), "another row or value enum has this name");
+            }
+        }
+        errors.append(&mut ctx.errors);
+    }
+    for area in &spec.areas {
+        let mut ctx = Ctx { file: &area.file, method: None, errors: Vec::new() };
+        for r in &area.rows {
+            let mut names = BTreeSet::new();
+            if r.columns.is_empty() {
+                ctx.err(format!("row.{}", r.name), "has no columns");
+            }
+            for c in &r.columns {
+                let key = format!("row.{}.{}", r.name, c.name);
+                let field = column_rust_name(c);
+                if !is_snake_ident(&field) || field == "extra" {
+                    ctx.err(&key, format!("`{field}` is not a usable field name; set rust_name"));
+                }
+                if !names.insert(c.name.clone()) {
+                    ctx.err(&key, "the column is listed twice");
+                }
+                if c.doc.trim().is_empty() {
+                    ctx.err(format!("{key}.doc"), "must not be empty");
+                }
+                match parse_column_type(&c.ty) {
+                    Ok(ColumnType::Enum(name)) if !enums.contains(name.as_str()) => {
+                        ctx.err(format!("{key}.type"), format!("no [[value_enum]] is named `{name}`"))
+                    }
+                    Ok(_) => {}
+                    Err(e) => ctx.err(format!("{key}.type"), e),
+                }
+            }
+        }
+        for m in &area.methods {
+            ctx.method = Some(&m.name);
+            match &m.row {
+                Some(row) if !types.contains_key(row.as_str()) || enums.contains(row.as_str()) => {
+                    ctx.err("row", format!("no [[row]] is named `{row}`"))
+                }
+                Some(_) if m.response != "data" && !m.params.iter().any(|p| p.name == "data") => {
+                    ctx.err("row", "only a `data` answer or a method with a `data` parameter has rows")
+                }
+                None if m.single => ctx.err("single", "needs `row`"),
+                _ => {}
+            }
+        }
+        errors.append(&mut ctx.errors);
+    }
+    errors
+}
+
 /// Response kinds the generator knows.
 pub const RESPONSE_KINDS: &[&str] = &[
     "data",
@@ -152,6 +293,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecErrors> {
         errors.append(&mut ctx.errors);
         errors.extend(validate_area(area, &spec.enums, &mut keys));
     }
+    errors.extend(validate_rows(spec));
     if errors.is_empty() { Ok(()) } else { Err(SpecErrors(errors)) }
 }
 

@@ -1,7 +1,6 @@
 //! Decoders for each [`crate::ResponseKind`], and [`DataResponse`] for structured data.
 
 use bytes::Bytes;
-use quick_xml::events::Event;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -49,45 +48,16 @@ impl DataResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// Rows as ordered maps: JSON numbers stay numbers, CSV and XML values are strings.
+    /// Rows as ordered maps: JSON numbers stay numbers, CSV and XML values are strings (nested XML
+    /// elements, such as a user's `forms`, are maps).
     pub fn rows(&self) -> Result<Vec<Row>, DecodeError> {
-        match self.format {
-            Format::Json => json_rows(&self.body),
-            Format::Csv => csv_rows(&self.body, self.delimiter),
-            Format::Xml => xml_rows(&self.body),
-            Format::Odm => Err(DecodeError::NotRows("ODM")),
-        }
+        self.rows_as()
     }
 
-    /// Rows deserialized into `T` (use [`crate::model::de`] helpers for number-or-string ids).
+    /// Rows deserialized straight into `T`, one at a time (see [`crate::rows`]; the lenient
+    /// deserializers of [`crate::de`] read numbers, flags and dates in every format).
     pub fn rows_as<T: DeserializeOwned>(&self) -> Result<Vec<T>, DecodeError> {
-        self.rows()?
-            .into_iter()
-            .map(|row| {
-                serde_json::from_value(Value::Object(row))
-                    .map_err(|e| DecodeError::Syntax { format: "row", reason: e.to_string() })
-            })
-            .collect()
-    }
-}
-
-fn json_rows(body: &[u8]) -> Result<Vec<Row>, DecodeError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Vec::new());
-    }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| DecodeError::Syntax { format: "json", reason: e.to_string() })?;
-    match value {
-        Value::Array(items) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::Object(m) => Ok(m),
-                other => Err(DecodeError::unexpected("an array of objects", other.to_string().as_bytes())),
-            })
-            .collect(),
-        // Export Project Info answers with one object.
-        Value::Object(m) => Ok(vec![m]),
-        other => Err(DecodeError::unexpected("a JSON array", other.to_string().as_bytes())),
+        crate::rows::decode(self.format, self.delimiter, &self.body)
     }
 }
 
@@ -113,99 +83,6 @@ pub fn sniff_delimiter(body: &[u8]) -> u8 {
     best.1
 }
 
-fn csv_rows(body: &[u8], delimiter: Option<CsvDelimiter>) -> Result<Vec<Row>, DecodeError> {
-    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
-    let delim = delimiter.map(CsvDelimiter::byte).unwrap_or_else(|| sniff_delimiter(body));
-    let mut reader = csv::ReaderBuilder::new().delimiter(delim).from_reader(body);
-    let syntax = |e: csv::Error| DecodeError::Syntax { format: "csv", reason: e.to_string() };
-    let headers = reader.headers().map_err(syntax)?.clone();
-    let mut rows = Vec::new();
-    for rec in reader.records() {
-        let rec = rec.map_err(syntax)?;
-        let mut row = Map::new();
-        for (h, v) in headers.iter().zip(rec.iter()) {
-            // REDCapR turns \r\n into \n: do the same so values match across formats.
-            row.insert(h.to_owned(), Value::String(v.replace("\r\n", "\n")));
-        }
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-/// REDCap XML data: `<root><item><field>value</field>…</item>…</root>`. Elements nested one
-/// level deeper (e.g. a user's `<forms><demographics>1</demographics></forms>`) become
-/// `name:value` pairs joined by commas, as in the CSV export.
-fn xml_rows(body: &[u8]) -> Result<Vec<Row>, DecodeError> {
-    let syntax = |e: String| DecodeError::Syntax { format: "xml", reason: e };
-    let mut reader = quick_xml::Reader::from_reader(body);
-    let mut rows = Vec::new();
-    let mut depth = 0usize;
-    let mut row = Row::new();
-    let mut field: Option<String> = None;
-    let mut nested: Vec<String> = Vec::new();
-    let mut sub: Option<String> = None;
-    let mut text = String::new();
-    let mut buf = Vec::new();
-    loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| syntax(e.to_string()))?;
-        match event {
-            Event::Start(e) => {
-                depth += 1;
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                match depth {
-                    2 => row = Row::new(),
-                    3 => {
-                        field = Some(name);
-                        nested.clear();
-                    }
-                    4 => sub = Some(name),
-                    _ => {}
-                }
-                text.clear();
-            }
-            Event::Empty(e) => {
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                match depth + 1 {
-                    2 => rows.push(Row::new()),
-                    3 => {
-                        row.insert(name, Value::String(String::new()));
-                    }
-                    4 => nested.push(format!("{name}:")),
-                    _ => {}
-                }
-            }
-            Event::Text(t) => {
-                let s = t.unescape().map_err(|e| syntax(e.to_string()))?;
-                text.push_str(&s);
-            }
-            Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
-            Event::End(_) => {
-                match depth {
-                    2 => rows.push(std::mem::take(&mut row)),
-                    3 => {
-                        if let Some(f) = field.take() {
-                            let value = if nested.is_empty() { std::mem::take(&mut text) } else { nested.join(",") };
-                            row.insert(f, Value::String(value));
-                        }
-                    }
-                    4 => {
-                        if let Some(s) = sub.take() {
-                            nested.push(format!("{s}:{}", text.trim()));
-                        }
-                    }
-                    _ => {}
-                }
-                text.clear();
-                depth = depth.saturating_sub(1);
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-        buf.clear();
-    }
-    Ok(rows)
-}
-
 fn body_text(body: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(body).map_err(|e| DecodeError::Syntax { format: "text", reason: e.to_string() })
 }
@@ -213,6 +90,22 @@ fn body_text(body: &[u8]) -> Result<&str, DecodeError> {
 /// Structured data.
 pub fn data(ctx: &DecodeContext, response: http::Response<Bytes>) -> Result<DataResponse, DecodeError> {
     Ok(DataResponse::new(ctx.data_format(), ctx.csv_delimiter, response.into_body()))
+}
+
+/// Typed rows of a fixed-shape answer.
+pub fn rows<T: DeserializeOwned>(
+    ctx: &DecodeContext,
+    response: http::Response<Bytes>,
+) -> Result<crate::rows::Rows<T>, DecodeError> {
+    crate::rows::Rows::decode(data(ctx, response)?)
+}
+
+/// The one typed object of a fixed-shape answer (Export Project Info).
+pub fn single<T: DeserializeOwned>(
+    ctx: &DecodeContext,
+    response: http::Response<Bytes>,
+) -> Result<crate::rows::Single<T>, DecodeError> {
+    crate::rows::Single::decode(data(ctx, response)?)
 }
 
 /// A raw file and its headers.
@@ -360,7 +253,7 @@ pub fn version(_: &DecodeContext, response: http::Response<Bytes>) -> Result<Ver
 pub fn folder_id(ctx: &DecodeContext, response: http::Response<Bytes>) -> Result<u64, DecodeError> {
     #[derive(serde::Deserialize)]
     struct Created {
-        #[serde(deserialize_with = "crate::model::de::opt_u64")]
+        #[serde(deserialize_with = "crate::de::opt_u64")]
         folder_id: Option<u64>,
     }
     let body = response.body().clone();

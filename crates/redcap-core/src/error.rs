@@ -57,6 +57,16 @@ pub enum EncodeError {
     /// The URL is unusable.
     #[error(transparent)]
     Url(#[from] UrlError),
+    /// Typed rows could not be written as `data` in the request's format.
+    #[error("row {index} cannot be sent as {format}: {reason}")]
+    Rows {
+        /// Index of the row, counting from 0.
+        index: usize,
+        /// json, csv or xml.
+        format: &'static str,
+        /// Why not.
+        reason: String,
+    },
 }
 
 impl EncodeError {
@@ -186,6 +196,21 @@ pub enum DecodeError {
     /// The format cannot be decoded into rows (ODM; use the raw bytes).
     #[error("{0} responses cannot be decoded into rows; read the raw body instead")]
     NotRows(&'static str),
+    /// One row's value does not fit the type it is read into.
+    #[error(
+        "{format} row {index}{}: {reason} (REDCap sends most values as text: the lenient deserializers of `redcap::de` accept both)",
+        column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default()
+    )]
+    Row {
+        /// json, csv or xml.
+        format: &'static str,
+        /// Index of the row, counting from 0.
+        index: usize,
+        /// The column, when known.
+        column: Option<String>,
+        /// What did not fit.
+        reason: String,
+    },
 }
 
 impl DecodeError {

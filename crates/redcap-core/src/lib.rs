@@ -6,7 +6,9 @@
 //! or your own) send a [`PreparedRequest`] and hand the response back to [`handle_response`].
 #![warn(missing_docs)]
 
+pub mod calendar;
 mod client;
+pub mod de;
 pub mod decode;
 pub mod download;
 pub mod envelope;
@@ -17,12 +19,15 @@ mod method;
 pub mod model;
 pub mod param;
 pub mod policy;
+pub mod rows;
+pub mod ser;
 mod token;
 pub mod transport;
 pub mod types;
 mod url;
 
 pub use bytes::Bytes;
+pub use calendar::{CalendarError, Date, DateTime};
 pub use client::{
     Build, ClientBuilder, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED, Downloaded, Streamed,
 };
@@ -37,6 +42,7 @@ pub use method::{
 pub use model::{AutoId, FileDownload, FileRepositoryEntry, Folder, ImportOutcome, RepositoryFile, Version};
 pub use param::{BoolWire, ParamInfo, ParamValue, Shape, ToParam, ValueType};
 pub use policy::{AfterStatus, Attempts, Pacer, RedirectError, RetryPolicy};
+pub use rows::{Rows, Single};
 pub use token::{Token, TokenError, TokenKind, TokenRequirement};
 pub use transport::{FailureKind, Transport, TransportConfig, TransportError};
 pub use types::{
@@ -49,4 +55,6 @@ pub use url::{ApiUrl, UrlError};
 pub mod __private {
     //! Re-exports for generated code.
     pub use http;
+    pub use serde;
+    pub use serde_json;
 }

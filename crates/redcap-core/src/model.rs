@@ -3,36 +3,11 @@
 use std::fmt;
 
 use bytes::Bytes;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use crate::de;
 
 use crate::download::DownloadHead;
-
-/// Lenient deserializers: REDCap sends ids and rights as JSON numbers, CSV/XML as strings.
-pub mod de {
-    use super::*;
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumOrStr {
-        Num(u64),
-        Str(String),
-    }
-
-    /// `u64` from a number or a numeric string; blank is `None`.
-    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        match Option::<NumOrStr>::deserialize(d)? {
-            None => Ok(None),
-            Some(NumOrStr::Num(n)) => Ok(Some(n)),
-            Some(NumOrStr::Str(s)) if s.trim().is_empty() => Ok(None),
-            Some(NumOrStr::Str(s)) => s.trim().parse().map(Some).map_err(serde::de::Error::custom),
-        }
-    }
-
-    /// A string where `""` means absent.
-    pub fn opt_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-        Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
-    }
-}
 
 /// One entry of a File Repository listing.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -77,9 +52,9 @@ struct RawEntry {
     doc_id: Option<u64>,
     #[serde(default)]
     name: String,
-    #[serde(default, deserialize_with = "de::opt_nonempty")]
+    #[serde(default, deserialize_with = "de::blank_as_none")]
     role: Option<String>,
-    #[serde(default, deserialize_with = "de::opt_nonempty")]
+    #[serde(default, deserialize_with = "de::blank_as_none")]
     dag: Option<String>,
 }
 

@@ -178,7 +178,7 @@ where
         options: &BatchOptions,
         progress: &dyn Progress,
     ) -> Result<Vec<Row>, WorkflowError> {
-        let metadata = self.call(&metadata::export::Request::new()).await?.rows()?;
+        let metadata = self.call(&metadata::export::Request::new()).await?;
         let (id_field, ids) = ExportSession::id_request(template, &metadata)?;
         let id_rows = self.call(&ids).await?.rows()?;
         let mut session = ExportSession::start(template, id_field, &id_rows, options, progress);
@@ -196,7 +196,7 @@ where
         options: &BatchOptions,
         progress: &dyn Progress,
     ) -> Result<u64, WorkflowError> {
-        let metadata = self.call(&metadata::export::Request::new()).await?.rows()?;
+        let metadata = self.call(&metadata::export::Request::new()).await?;
         let mut session = ImportSession::start(rows, template, &metadata, options, progress)?;
         while let Some((request, pause)) = session.next_batch() {
             tokio::time::sleep(pause).await;

@@ -164,7 +164,7 @@ where
         options: &BatchOptions,
         progress: &dyn Progress,
     ) -> Result<Vec<Row>, WorkflowError> {
-        let metadata = self.call(&metadata::export::Request::new())?.rows()?;
+        let metadata = self.call(&metadata::export::Request::new())?;
         let (id_field, ids) = ExportSession::id_request(template, &metadata)?;
         let id_rows = self.call(&ids)?.rows()?;
         let mut session = ExportSession::start(template, id_field, &id_rows, options, progress);
@@ -182,7 +182,7 @@ where
         options: &BatchOptions,
         progress: &dyn Progress,
     ) -> Result<u64, WorkflowError> {
-        let metadata = self.call(&metadata::export::Request::new())?.rows()?;
+        let metadata = self.call(&metadata::export::Request::new())?;
         let mut session = ImportSession::start(rows, template, &metadata, options, progress)?;
         while let Some((request, pause)) = session.next_batch() {
             std::thread::sleep(pause);

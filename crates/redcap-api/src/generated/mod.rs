@@ -33,6 +33,8 @@ pub mod user;
 pub mod user_role;
 /// REDCap version: the server's version number
 pub mod version;
+/// Typed rows of fixed-shape answers and imports.
+pub mod rows;
 /// Every method, in spec order.
 pub static METHODS: &[&::redcap_core::MethodInfo] = &[
     &arm::export::INFO,

@@ -126,8 +126,7 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
 fn record_id_field(session: &Session) -> Result<String, CliError> {
     let ctx = session.ctx(&EXPORT[..1]);
     let meta = session.client.call(&metadata::export::Request::new()).map_err(|e| from_call(&e, &ctx))?;
-    let rows = meta.rows().map_err(|e| from_call(&redcap::Error::Decode(e), &ctx))?;
-    redcap::workflow::id_field(&rows).map_err(|e| from_workflow(&e, &ctx))
+    redcap::workflow::id_field(&meta).map_err(|e| from_workflow(&e, &ctx))
 }
 
 /// Reads rows from a JSON array or a CSV file (`-`: stdin).

@@ -163,8 +163,8 @@ impl BatchOptions {
 }
 
 /// The record-id field: the first field of the data dictionary.
-pub fn id_field(metadata: &[redcap_core::Row]) -> Result<String, WorkflowError> {
-    metadata.first().and_then(|r| records::cell(r, "field_name")).ok_or(WorkflowError::NoIdField)
+pub fn id_field(metadata: &[crate::rows::Field]) -> Result<String, WorkflowError> {
+    metadata.first().map(|f| f.field_name.clone()).filter(|n| !n.is_empty()).ok_or(WorkflowError::NoIdField)
 }
 
 /// The id-only export that starts a batched export: the caller's record, event and filter

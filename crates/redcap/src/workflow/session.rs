@@ -395,7 +395,7 @@ impl<'p> ExportSession<'p> {
     /// The id-only request to send first, given the project's metadata rows.
     pub fn id_request(
         template: &record::export::Request,
-        metadata: &[Row],
+        metadata: &[crate::rows::Field],
     ) -> Result<(String, record::export::Request), WorkflowError> {
         let id_field = super::id_field(metadata)?;
         let req = super::id_request(template, &id_field);
@@ -470,7 +470,7 @@ impl<'p> ImportSession<'p> {
     pub fn start(
         rows: Vec<Row>,
         template: &record::import::Request,
-        metadata: &[Row],
+        metadata: &[crate::rows::Field],
         options: &BatchOptions,
         progress: &'p dyn Progress,
     ) -> Result<Self, WorkflowError> {
