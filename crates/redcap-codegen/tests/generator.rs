@@ -133,7 +133,7 @@ fn rejects_bad_examples() {
         "[[method.example]]\nname = \"full\"",
         "[[method.other]]\nname = \"full\"",
         &format!(
-            "{M}: unknown field `other`, expected one of `name`, `content`, `action`, `summary`, `notes`, `response`, `token`, `idempotent`, `streaming`, `rights`, `since`, `reference`, `fixed`, `param`, `example`"
+            "{M}: unknown field `other`, expected one of `name`, `content`, `action`, `summary`, `notes`, `response`, `token`, `idempotent`, `streaming`, `rights`, `since`, `reference`, `fixed`, `param`, `example`, `row`, `single`"
         ),
     );
 }
