@@ -467,3 +467,39 @@ mod unix {
         super::push_follows_symlinked_files_and_keeps_its_manifest_elsewhere::<super::Async>()
     }
 }
+
+/// A download that fails on the local side (here its folder vanished; disk full is the same
+/// class) is counted as a local failure, so the CLI can exit 6 when nothing else failed.
+#[test]
+fn local_failures_are_counted_apart() {
+    use redcap::blocking::Workflows;
+    let (_emu, api) = emulator::<Blocking>();
+    let folder = api.call(&file_repository::create_folder::Request::new("sub")).unwrap();
+    upload(&api, "a.txt", b"a", Some(folder));
+    upload(&api, "b.txt", b"b", None);
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    let progress = move |e: redcap::workflow::ProgressEvent| {
+        if let redcap::workflow::ProgressEvent::Started { item, .. } = e
+            && item == "sub/a.txt"
+        {
+            std::fs::remove_dir_all(&sub).unwrap();
+        }
+    };
+    let s = api.0.pull(None, dir.path(), &PullOptions::default(), &progress).unwrap();
+    assert_eq!((s.transferred, s.failed.len() as u64, s.failed_local), (1, 1, 1), "{s:?}");
+}
+
+/// An answer larger than the client buffers is its own failure, not a network one.
+#[test]
+fn an_oversized_answer_is_not_a_network_failure() {
+    let (emu, _) = emulator::<Blocking>();
+    let token = emu.token(emu.project_ids()[0], "admin").unwrap();
+    let small = redcap::blocking::Client::builder(emu.url(), token).allow_http(true).max_buffered(64).build().unwrap();
+    let err = small.call(&redcap::metadata::export::Request::new()).unwrap_err();
+    match &err {
+        Error::Transport(t) => assert_eq!(t.kind(), redcap_core::FailureKind::TooLarge, "{err}"),
+        other => panic!("{other}"),
+    }
+    assert_ne!(err.kind(), redcap_core::ErrorKind::Network);
+}

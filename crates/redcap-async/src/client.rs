@@ -401,7 +401,7 @@ where
         buf.extend_from_slice(&chunk);
         if buf.len() > limit {
             return Err(Outcome::Done(Err(Error::Transport(TransportError::new(
-                FailureKind::Other,
+                FailureKind::TooLarge,
                 format!("the response is larger than {limit} bytes; stream it to a file instead"),
             )))));
         }

@@ -335,7 +335,7 @@ fn read_all<R>(body: impl Read, limit: usize, expected: Option<u64>) -> Result<B
     }
     if buf.len() > limit {
         return Err(Outcome::Done(Err(Error::Transport(TransportError::new(
-            FailureKind::Other,
+            FailureKind::TooLarge,
             format!("the response is larger than {limit} bytes; stream it to a file instead"),
         )))));
     }

@@ -113,7 +113,8 @@ impl CliError {
         self
     }
 
-    /// The text for stderr: `error: …` and `hint: …` lines.
+    /// The text for stderr: `error: …` and `hint: …` lines, with any secret in use redacted
+    /// (a server or proxy may echo the token in its error text).
     pub fn render(&self) -> String {
         let mut out = format!("error: {}\n", sentence(&self.message));
         for line in &self.details {
@@ -122,7 +123,7 @@ impl CliError {
         if let Some(h) = &self.hint {
             out.push_str(&format!("hint: {}\n", sentence(h)));
         }
-        out
+        redact(&out)
     }
 }
 
@@ -130,6 +131,39 @@ impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers a secret (the API token in use) so that no message shows it.
+pub fn remember_secret(secret: &str) {
+    if secret.len() >= 8 {
+        SECRETS.lock().unwrap_or_else(|e| e.into_inner()).push(secret.to_owned());
+    }
+}
+
+/// `text` with every remembered secret (matched without regard to case, as REDCap's tokens
+/// are hexadecimal) replaced by `[redacted]`.
+pub fn redact(text: &str) -> String {
+    let secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = text.to_owned();
+    for secret in secrets.iter() {
+        let lower = out.to_ascii_lowercase();
+        let needle = secret.to_ascii_lowercase();
+        if !lower.contains(&needle) {
+            continue;
+        }
+        let mut redacted = String::with_capacity(out.len());
+        let mut at = 0;
+        while let Some(i) = lower[at..].find(&needle) {
+            redacted.push_str(&out[at..at + i]);
+            redacted.push_str("[redacted]");
+            at += i + needle.len();
+        }
+        redacted.push_str(&out[at..]);
+        out = redacted;
+    }
+    out
 }
 
 /// Ends `s` with a full stop unless it already ends a sentence.
@@ -241,6 +275,14 @@ pub fn from_call(e: &redcap::Error, ctx: &CallContext<'_>) -> CliError {
                 None => err,
             }
         }
+        redcap::Error::Transport(t) if t.kind() == FailureKind::TooLarge => CliError::new(
+            ExitKind::Other,
+            format!("REDCap answered, but the answer is too large to hold in memory: {}", t.message()),
+        )
+        .hint(
+            "ask for less at a time (e.g. `redcap records export --batch-size`), or stream the answer to a file \
+             with `redcap call … -o FILE`",
+        ),
         redcap::Error::Transport(t) => {
             let hint = match t.kind() {
                 FailureKind::Connect => "check the URL's host and port, and your network or VPN",
@@ -387,6 +429,25 @@ mod tests {
         assert_eq!(e.kind, ExitKind::Api);
         assert_eq!(e.details.len(), 2, "{e:?}");
         assert!(e.render().contains("record 1, field age, value `abc`"));
+    }
+
+    #[test]
+    fn an_oversized_answer_is_not_a_network_failure() {
+        let t = redcap::core::TransportError::new(FailureKind::TooLarge, "the response is larger than 100 bytes");
+        let e = from_call(&redcap::Error::Transport(t), &ctx());
+        assert_eq!(e.kind, ExitKind::Other);
+        assert!(!e.render().contains("could not reach") && !e.render().contains("try again"), "{}", e.render());
+        assert!(e.render().contains("too large"), "{}", e.render());
+    }
+
+    #[test]
+    fn secrets_never_reach_the_rendered_text() {
+        remember_secret("ABCDEF0123456789ABCDEF0123456789");
+        let e = CliError::new(ExitKind::Api, "REDCap said: invalid token abcdef0123456789ABCDEF0123456789!")
+            .hint("token ABCDEF0123456789ABCDEF0123456789");
+        let text = e.render();
+        assert!(!text.to_lowercase().contains("abcdef0123456789abcdef0123456789"), "{text}");
+        assert_eq!(text.matches("[redacted]").count(), 2, "{text}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             return e.exit_code().clamp(0, 255) as u8;
         }
     };
+    init_tracing(cli.global.quiet);
     let env = |k: &str| std::env::var(k).ok();
     match dispatch(&cli, &env) {
         Ok(()) => 0,
@@ -41,6 +42,36 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
             }
             e.kind.code()
         }
+    }
+}
+
+/// Shows the library's warnings (retries, a moved API URL) on stderr, with any secret
+/// redacted; `--quiet` keeps only errors. Tokens never reach tracing anyway (spans carry the
+/// method, attempt, status and bytes only); the redaction guards server text.
+fn init_tracing(quiet: bool) {
+    let level = if quiet { tracing::Level::ERROR } else { tracing::Level::WARN };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(|| RedactingStderr)
+        .with_max_level(level)
+        .without_time()
+        .with_target(false)
+        .with_ansi(false)
+        .compact()
+        .try_init();
+}
+
+/// Standard error with secrets redacted (tracing writes each event in one call).
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = error::redact(&String::from_utf8_lossy(buf));
+        std::io::stderr().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

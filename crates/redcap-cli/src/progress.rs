@@ -32,6 +32,14 @@ impl Ui {
         }
     }
 
+    /// A warning on stderr (not with `--quiet`): something the user should know that did not
+    /// stop the command.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("warning: {}", crate::error::redact(msg.as_ref()));
+        }
+    }
+
     /// A progress observer for a workflow: bars on a terminal, nothing otherwise.
     pub fn observer(&self) -> Box<dyn Progress> {
         if self.bars { Box::new(Bars::default()) } else { Box::new(NoProgress) }
@@ -110,10 +118,13 @@ impl Progress for Bars {
                     pb.inc(if *by_bytes { bytes } else { 1 });
                 }
             }
-            ProgressEvent::Failed { item, error } => match state.as_ref() {
-                Some((pb, _)) => pb.println(format!("failed: {item}: {error}")),
-                None => eprintln!("failed: {item}: {error}"),
-            },
+            ProgressEvent::Failed { item, error } => {
+                let line = crate::error::redact(&format!("failed: {item}: {error}"));
+                match state.as_ref() {
+                    Some((pb, _)) => pb.println(line),
+                    None => eprintln!("{line}"),
+                }
+            }
             _ => {}
         }
     }

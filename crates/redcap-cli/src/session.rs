@@ -115,13 +115,19 @@ pub fn resolve(opts: &ConnectOptions, env: &dyn Fn(&str) -> Option<String>) -> R
 }
 
 /// Whether `url` is plain http to this machine (an emulator), where the token never leaves it.
+/// Judged on the host alone, so a loopback URL with a wrong path gets the path's message, not
+/// the plain-http one.
 pub fn is_loopback_http(url: &str) -> bool {
-    let Ok(parsed) = redcap::ApiUrl::parse_allow_http(url) else { return false };
-    if !parsed.is_http() {
+    let url = url.trim();
+    let Some(rest) = url.get(..7).filter(|s| s.eq_ignore_ascii_case("http://")).map(|_| &url[7..]) else {
         return false;
-    }
-    let host = parsed.as_url().host_str().unwrap_or("");
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
@@ -140,6 +146,7 @@ impl Session {
     /// Validates token and URL (no request is made) and builds the client.
     pub fn open(r: &Resolved) -> Result<Session, CliError> {
         // The token first: a malformed one is an authentication error, whatever the URL.
+        crate::error::remember_secret(r.token.expose());
         let token = Token::new(r.token.expose()).map_err(|e| {
             CliError::new(ExitKind::Auth, e.to_string())
                 .hint(format!("check the token ({}); nothing was sent", r.token_source))
@@ -282,6 +289,20 @@ mod tests {
         let e = Session::open(&r).unwrap_err();
         assert_eq!(e.kind, ExitKind::Usage);
         assert!(e.hint.unwrap().contains("--allow-http"));
-        assert!(Session::open(&Resolved { url: "http://127.0.0.1:1/api/".into(), ..r }).is_ok());
+        assert!(Session::open(&Resolved { url: "http://127.0.0.1:1/api/".into(), ..r.clone() }).is_ok());
+        // A loopback URL with a wrong path: the path is what is wrong, not plain http.
+        assert!(is_loopback_http("http://127.0.0.1:8080/redcap/"));
+        assert!(is_loopback_http("HTTP://localhost"));
+        assert!(!is_loopback_http("http://127.0.0.1.example.com/api/"));
+        for wrong in ["http://127.0.0.1:8080/", "http://localhost:8080/redcap/index.php"] {
+            match Session::open(&Resolved { url: wrong.into(), ..r.clone() }) {
+                Err(e) => {
+                    let hint = e.hint.unwrap_or_default();
+                    assert!(!hint.contains("--allow-http"), "{wrong}: {hint}");
+                }
+                // Accepted as is: REDCap API URLs need not end in /api/ everywhere.
+                Ok(_) => {}
+            }
+        }
     }
 }

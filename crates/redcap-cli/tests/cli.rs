@@ -465,7 +465,7 @@ fn the_proxy_environment_variables_are_honoured() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "14.5.2");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "14.5.2\n", "a short text answer ends its line (issue 13)");
     // Through the proxy, as a forwarded request or inside a CONNECT tunnel to the API host.
     let seen = seen.lock().unwrap();
     let via_proxy = seen.as_slice() == ["POST http://redcap.invalid/api/ HTTP/1.1"]

@@ -114,3 +114,138 @@ fn files_push_writes_nothing_into_its_source() {
     f.ok(&["files", "push", "site", "--manifest", chosen.to_str().unwrap(), "--force"]);
     assert!(chosen.is_file());
 }
+
+/// A one-thread HTTP server on 127.0.0.1: `reply(request body, n)` answers the n-th request
+/// (from 0) with a raw HTTP response, or `None` to close the connection without answering.
+struct StandIn {
+    url: String,
+}
+
+impl StandIn {
+    fn start(reply: impl Fn(&str, usize) -> Option<String> + Send + 'static) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().flatten().enumerate() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut len = 0usize;
+                let mut first = true;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || (h == "\r\n" && !first) {
+                        break;
+                    }
+                    first = false;
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let mut out = stream;
+                match reply(&String::from_utf8_lossy(&body), n) {
+                    Some(answer) => {
+                        let _ = out.write_all(answer.as_bytes());
+                    }
+                    None => {
+                        let _ = out.shutdown(std::net::Shutdown::Both);
+                    }
+                }
+            }
+        });
+        StandIn { url: format!("http://127.0.0.1:{port}/api/") }
+    }
+}
+
+fn http(status: &str, content_type: &str, body: &str) -> Option<String> {
+    Some(format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+const TOKEN: &str = "0123456789ABCDEF0123456789ABCDEF";
+
+fn against(server: &StandIn, work: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_redcap"));
+    cmd.current_dir(work)
+        .env("REDCAP_CONFIG_DIR", work.join("config"))
+        .env("REDCAP_STATE_DIR", work.join("state"))
+        .env_remove("REDCAP_PROFILE")
+        .env("REDCAP_API_URL", &server.url)
+        .env("REDCAP_API_TOKEN", TOKEN);
+    cmd
+}
+
+#[test]
+fn an_error_text_echoing_the_token_is_redacted() {
+    let server = StandIn::start(|body, _| {
+        // A proxy that quotes the request back, token and all, in lower case too.
+        let token = body.split('&').find_map(|kv| kv.strip_prefix("token=")).unwrap_or("").to_owned();
+        let msg = format!(r#"{{"error":"request with token={token} ({}) refused"}}"#, token.to_lowercase());
+        http("400 Bad Request", "application/json", &msg)
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = against(&server, work.path()).args(["call", "version.export"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = stderr(&out);
+    assert!(err.contains("refused") && err.contains("[redacted]"), "{err}");
+    assert!(!err.to_lowercase().contains(&TOKEN.to_lowercase()), "{err}");
+}
+
+#[test]
+fn quiet_silences_retry_warnings() {
+    for quiet in [false, true] {
+        let server = StandIn::start(|_, n| {
+            if n == 0 {
+                http("503 Service Unavailable", "text/plain", "busy")
+            } else {
+                http("200 OK", "text/csv", "14.5.2")
+            }
+        });
+        let work = tempfile::tempdir().unwrap();
+        let mut cmd = against(&server, work.path());
+        if quiet {
+            cmd.arg("-q");
+        }
+        let out = cmd.args(["call", "version.export"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "14.5.2\n", "data only, with a trailing newline");
+        if quiet {
+            assert_eq!(stderr(&out), "", "-q: nothing but errors");
+        } else {
+            assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
+        }
+    }
+}
+
+#[test]
+fn a_lost_upload_answer_is_checked_in_the_listing() {
+    let landed = std::sync::Arc::new(std::sync::Mutex::new(false));
+    let flag = landed.clone();
+    let server = StandIn::start(move |body, _| {
+        if body.contains("name=\"action\"\r\n\r\nimport") {
+            *flag.lock().unwrap() = true;
+            return None;
+        }
+        let listing = if *flag.lock().unwrap() { r#"[{"doc_id":41,"name":"a.txt"}]"# } else { "[]" };
+        http("200 OK", "application/json", listing)
+    });
+    let work = tempfile::tempdir().unwrap();
+    write(&work.path().join("a.txt"), "a");
+    let out = against(&server, work.path()).args(["files", "put", "a.txt"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "41\n");
+    assert!(stderr(&out).contains("shows it arrived"), "{}", stderr(&out));
+
+    let server = StandIn::start(|body, _| {
+        if body.contains("name=\"action\"\r\n\r\nimport") { None } else { http("200 OK", "application/json", "[]") }
+    });
+    let out = against(&server, work.path()).args(["files", "put", "a.txt"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(stderr(&out).contains("did not arrive: uploading it again is safe"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("hint: try again"), "{}", stderr(&out));
+}

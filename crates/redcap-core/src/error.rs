@@ -376,6 +376,7 @@ impl Error {
             Error::Transport(t) => match t.kind() {
                 F::Timeout => ErrorKind::Timeout,
                 F::Request => ErrorKind::Request,
+                F::TooLarge => ErrorKind::Decode,
                 F::Connect | F::Interrupted | F::Tls | F::Other => ErrorKind::Network,
             },
             Error::Redirect(_) => ErrorKind::Network,

@@ -42,6 +42,9 @@ pub enum FailureKind {
     Tls,
     /// The request could not be sent as built (bad header, file unreadable).
     Request,
+    /// The answer is larger than the client buffers in memory: the connection is fine, the call
+    /// must be streamed (or asked for in parts) instead. Not transient.
+    TooLarge,
     /// Anything else.
     Other,
 }

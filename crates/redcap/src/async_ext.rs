@@ -116,7 +116,7 @@ where
         let mut session = PullSession::start(dir, &tree, options, progress)?;
         for (item, request, target) in session.downloads() {
             session.started(&item);
-            let result = self.download_to(&request, &target).await.map(|d| d.bytes).map_err(|e| e.to_string());
+            let result = self.download_to(&request, &target).await.map(|d| d.bytes);
             session.finished(&item, result)?;
         }
         session.finish(options)

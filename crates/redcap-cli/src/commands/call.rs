@@ -1,9 +1,10 @@
 //! `redcap call <method> --param k=v …`: any method, driven by the spec.
 
+use std::io::Write;
 use std::path::Path;
 
 use redcap::MethodInfo;
-use redcap::core::{DynamicCall, ValueType};
+use redcap::core::{DynamicCall, ResponseKind, ValueType};
 
 use crate::cli::MethodCall;
 use crate::error::{CallContext, CliError, from_call};
@@ -61,8 +62,16 @@ pub fn run(call: &MethodCall, session: &Session, ui: &Ui) -> Result<(), CliError
     let ctx = CallContext { output: call.output.as_deref(), raw_call: true, ..session.ctx(&methods) };
     let pairs = pairs(info, &call.params)?;
     let dynamic = DynamicCall::new(info, &pairs).map_err(|e| from_call(&redcap::Error::Encode(e), &ctx))?;
+    let to_stdout = call.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
     let streamed = output::to_destination(call.output.as_deref(), |w| {
-        session.client.stream_dynamic(&dynamic, w).map_err(|e| from_call(&e, &ctx))
+        let mut tracked = LastByte { inner: w, last: None };
+        let streamed = session.client.stream_dynamic(&dynamic, &mut tracked).map_err(|e| from_call(&e, &ctx))?;
+        // A short text answer (a version, a count, a link) ends its line on a terminal or in a
+        // pipe; files and bytes are written exactly as sent.
+        if to_stdout && info.response != ResponseKind::Bytes && tracked.last.is_some_and(|b| b != b'\n') {
+            tracked.inner.write_all(b"\n").map_err(|e| CliError::stdout(&e))?;
+        }
+        Ok(streamed)
     })?;
     if let Some(path) = call.output.as_deref().filter(|p| p.as_os_str() != "-") {
         ui.status(format!("Wrote {} to {}.", human_bytes(streamed.bytes), path.display()));
@@ -70,6 +79,26 @@ pub fn run(call: &MethodCall, session: &Session, ui: &Ui) -> Result<(), CliError
         ui.status(format!("{}: done (REDCap's answer is empty).", info.id));
     }
     Ok(())
+}
+
+/// A writer that remembers the last byte written.
+struct LastByte<'a> {
+    inner: &'a mut dyn Write,
+    last: Option<u8>,
+}
+
+impl Write for LastByte<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if n > 0 {
+            self.last = Some(buf[n - 1]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]

@@ -97,12 +97,15 @@ pub fn run(cmd: &FilesCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
     }
 }
 
-fn check_complete(summary: &TransferSummary) -> Result<(), CliError> {
+/// A transfer that left some files behind: exit 6 when every failure was local (disk full,
+/// permissions), else 1.
+pub fn check_complete(summary: &TransferSummary) -> Result<(), CliError> {
     if summary.is_complete() {
         return Ok(());
     }
+    let all_local = summary.failed_local as usize == summary.failed.len();
     let mut e = CliError::new(
-        ExitKind::Other,
+        if all_local { ExitKind::Local } else { ExitKind::Other },
         format!("{} file{} failed; the others were transferred", summary.failed.len(), plural(summary.failed.len())),
     )
     .hint("run the same command again: only what is missing is transferred");
@@ -305,7 +308,37 @@ pub fn put(session: &Session, path: &Path, folder: Option<u64>, ui: &Ui) -> Resu
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    sent.map_err(|e| from_call(&e, &ctx))?;
+    if let Err(e) = sent {
+        if !redcap::workflow::upload_answer_lost(&e) {
+            return Err(from_call(&e, &ctx));
+        }
+        // The request may have gone out: REDCap keeps every copy, so look before anyone
+        // uploads again.
+        let mut err = from_call(&e, &ctx);
+        return match list(session, folder) {
+            Ok(after) => match resolve_doc_id(&before, &after, &name) {
+                Some(doc_id) => {
+                    ui.warn(format!(
+                        "the answer to the upload was lost, but the folder's listing shows it arrived ({e})"
+                    ));
+                    Ok(doc_id)
+                }
+                None => {
+                    err.hint =
+                        Some("the folder's listing shows the file did not arrive: uploading it again is safe".into());
+                    Err(err)
+                }
+            },
+            Err(_) => {
+                err.hint = Some(format!(
+                    "the answer was lost, so whether the file arrived is unknown: check with `redcap files ls{}` \
+                     before uploading it again (REDCap would keep both copies)",
+                    folder.map_or(String::new(), |f| format!(" --folder {f}"))
+                ));
+                Err(err)
+            }
+        };
+    }
     let after = list(session, folder)?;
     resolve_doc_id(&before, &after, &name)
         .ok_or_else(|| from_workflow(&redcap::workflow::WorkflowError::Unresolved(path.display().to_string()), &ctx))
@@ -442,6 +475,16 @@ mod tests {
         let mut out = Vec::new();
         write_listing(&entries(), Format::Csv, &mut out).unwrap();
         assert!(String::from_utf8(out).unwrap().starts_with("kind,id,name,dag,role\nfile,7,b.txt,,\n"));
+    }
+
+    #[test]
+    fn a_transfer_failing_only_on_local_files_exits_6() {
+        let mut s = TransferSummary::default();
+        s.failed = vec![("a.txt".into(), "No space left on device".into())];
+        s.failed_local = 1;
+        assert_eq!(check_complete(&s).unwrap_err().kind, ExitKind::Local);
+        s.failed.push(("b.txt".into(), "HTTP 500".into()));
+        assert_eq!(check_complete(&s).unwrap_err().kind, ExitKind::Other);
     }
 
     #[test]

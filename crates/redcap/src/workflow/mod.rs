@@ -100,6 +100,9 @@ pub struct TransferSummary {
     pub uploaded: Vec<(String, u64)>,
     /// Stale partial downloads of interrupted runs that were removed (pull).
     pub partials_removed: u64,
+    /// How many of `failed` were local-file failures (disk full, permissions, a vanished
+    /// folder) rather than failed calls.
+    pub failed_local: u64,
 }
 
 impl TransferSummary {

@@ -137,9 +137,9 @@ impl<'p> PullSession<'p> {
         self.progress.event(ProgressEvent::Started { item: item.path.clone(), bytes: None });
     }
 
-    /// Records a download's result (bytes written, or the error text); a failure does not stop
-    /// the pull.
-    pub fn finished(&mut self, item: &PullItem, result: Result<u64, String>) -> Result<(), WorkflowError> {
+    /// Records a download's result (bytes written, or the error); a failure does not stop the
+    /// pull.
+    pub fn finished(&mut self, item: &PullItem, result: Result<u64, redcap_core::Error>) -> Result<(), WorkflowError> {
         match result {
             Ok(bytes) => {
                 let manifest_path = self.store.path().to_owned();
@@ -155,6 +155,10 @@ impl<'p> PullSession<'p> {
                 self.progress.event(ProgressEvent::Finished { item: item.path.clone(), bytes });
             }
             Err(error) => {
+                if error.kind() == redcap_core::ErrorKind::Local {
+                    self.summary.failed_local += 1;
+                }
+                let error = error.to_string();
                 self.progress.event(ProgressEvent::Failed { item: item.path.clone(), error: error.clone() });
                 self.summary.failed.push((item.path.clone(), error));
             }
