@@ -29,6 +29,13 @@ Connecting:
   token: a --token flag is visible to other users of this machine (e.g. in `ps`).
   Plain http is accepted only for this machine (localhost) or with --allow-http.
 
+Scripting (cron jobs, pipelines):
+  Data goes to stdout only: exports, downloads to -, doc_ids, folder_ids, listings.
+  Messages, summaries, warnings and progress go to stderr; progress bars only on a terminal.
+  -q silences everything on stderr but errors. --json prints the result of files put, push,
+  pull and records import as one JSON object on stdout (also when some files failed: the
+  exit code says so). The exit codes below never depend on -q or --json.
+
 {}",
         crate::error::EXIT_CODES_HELP
     )
@@ -68,9 +75,12 @@ pub struct GlobalArgs {
     /// Accept a plain-http URL on another machine (the token travels unencrypted)
     #[arg(long, global = true, help_heading = "Connection")]
     pub allow_http: bool,
-    /// No progress bars or status messages (errors are still shown)
+    /// No progress bars, status messages or warnings (errors are still shown)
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Print the result as one JSON object on stdout (files put/push/pull, records import)
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 /// The subcommands.
@@ -86,9 +96,8 @@ pub enum Command {
                       redcap call file_repository.import -p file=report.pdf -p folder_id=3"
     )]
     Call(CallArgs),
-    /// List the API methods, or show one method's parameters
-    #[command(subcommand)]
-    Methods(MethodsCmd),
+    /// List the API methods (also with no subcommand), or show one method's parameters
+    Methods(MethodsArgs),
     /// Show the server's REDCap version and the project's settings
     Info {
         /// Output format
@@ -223,6 +232,14 @@ fn parse_method(s: &str) -> Result<&'static MethodInfo, String> {
     Err(msg)
 }
 
+/// `redcap methods [list|show]`.
+#[derive(Debug, Args)]
+pub struct MethodsArgs {
+    /// What to show (the list by default).
+    #[command(subcommand)]
+    pub cmd: Option<MethodsCmd>,
+}
+
 /// `redcap methods`.
 #[derive(Debug, Subcommand)]
 pub enum MethodsCmd {
@@ -259,7 +276,11 @@ pub enum TreeFormat {
 pub enum FilesCmd {
     /// List a folder (the top level by default)
     Ls {
-        /// folder_id of the folder to list
+        /// folder_id of the folder to list (the top level by default)
+        #[arg(long = "folder", value_name = "FOLDER_ID")]
+        folder: Option<u64>,
+        /// The same, as a positional argument (kept for older scripts)
+        #[arg(value_name = "FOLDER_ID", conflicts_with = "folder", hide = true)]
         folder_id: Option<u64>,
         /// Output format
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -433,7 +454,7 @@ pub enum RecordsCmd {
     Import {
         /// The file (- for stdin)
         file: PathBuf,
-        /// Format of the file (by default from its extension)
+        /// Format of the file (by default from its extension, or for - from its first character)
         #[arg(long, value_enum)]
         input_format: Option<InputFormat>,
         /// Records per call

@@ -17,7 +17,7 @@ use std::ffi::OsString;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{CallArgs, Cli, Command, MethodsCmd};
+use crate::cli::{CallArgs, Cli, Command, MethodsArgs, MethodsCmd};
 use crate::error::CliError;
 use crate::progress::Ui;
 use crate::session::{ConnectOptions, Session, resolve};
@@ -76,7 +76,8 @@ impl std::io::Write for RedactingStderr {
 }
 
 fn dispatch(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), CliError> {
-    let ui = Ui::new(cli.global.quiet);
+    let mut ui = Ui::new(cli.global.quiet);
+    ui.json = cli.global.json;
     let opts = ConnectOptions {
         url: cli.global.url.clone(),
         token: cli.global.token.clone(),
@@ -89,8 +90,8 @@ fn dispatch(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), CliEr
             output::text(format!("API methods (`redcap call <method> --help` shows one):\n{}", methods::list()))
         }
         Command::Call(CallArgs { method: Some(call), .. }) => commands::call::run(call, &session()?, &ui),
-        Command::Methods(MethodsCmd::List) => output::text(methods::list()),
-        Command::Methods(MethodsCmd::Show { method }) => output::text(methods::show(method)),
+        Command::Methods(MethodsArgs { cmd: None | Some(MethodsCmd::List) }) => output::text(methods::list()),
+        Command::Methods(MethodsArgs { cmd: Some(MethodsCmd::Show { method }) }) => output::text(methods::show(method)),
         Command::Info { format } => commands::info::run(&session()?, *format),
         Command::Files(cmd) => commands::files::run(cmd, &session()?, &ui),
         Command::Report(cmd) => commands::data::run_report(cmd, &session()?),

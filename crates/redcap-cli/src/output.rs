@@ -51,6 +51,10 @@ pub fn write_rows(rows: &[Row], format: Format, out: &mut dyn Write) -> std::io:
         }
         Format::Csv => {
             let cols = columns(rows);
+            if cols.is_empty() {
+                // No rows and no known columns: an empty file, not a header of one empty name.
+                return Ok(());
+            }
             let mut w = csv::Writer::from_writer(out);
             w.write_record(&cols).map_err(std::io::Error::other)?;
             for row in rows {
@@ -138,6 +142,11 @@ fn write_stdout<T>(write: impl FnOnce(&mut dyn Write) -> Result<T, CliError>) ->
 pub fn line(text: impl AsRef<str>) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", text.as_ref()).and_then(|()| out.flush()).map_err(|e| CliError::stdout(&e))
+}
+
+/// Prints one JSON value on one line on stdout (`--json` results).
+pub fn json(value: &serde_json::Value) -> Result<(), CliError> {
+    line(value.to_string())
 }
 
 /// Prints text as it is on stdout.

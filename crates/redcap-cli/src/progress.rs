@@ -17,12 +17,14 @@ pub struct Ui {
     pub quiet: bool,
     /// Bars are drawn (stderr is a terminal and not quiet).
     pub bars: bool,
+    /// `--json`: results as one JSON object on stdout.
+    pub json: bool,
 }
 
 impl Ui {
     /// From `--quiet` and whether stderr is a terminal.
     pub fn new(quiet: bool) -> Self {
-        Ui { quiet, bars: !quiet && std::io::stderr().is_terminal() }
+        Ui { quiet, bars: !quiet && std::io::stderr().is_terminal(), json: false }
     }
 
     /// A status line on stderr (not with `--quiet`).

@@ -49,6 +49,14 @@ impl Fixture {
         self.work.path().join(rel)
     }
 
+    /// Runs and returns stdout and stderr, asserting success.
+    fn ok_both(&self, args: &[&str]) -> (String, String) {
+        let out = self.redcap().args(args).output().unwrap();
+        assert_no_token(&out, &self.token);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    }
+
     /// Runs and returns stdout, asserting success.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.redcap().args(args).output().unwrap();
@@ -118,21 +126,23 @@ fn files_commands() {
     // push a tree, then pull the folder back.
     write(&f.path("site/readme.md"), "# site\n");
     write(&f.path("site/forms/consent.txt"), "consent\n");
-    let pushed = f.ok(&["files", "push", "site", "--folder", &sub]);
-    assert!(pushed.contains("forms/consent.txt\tdoc_id ") && pushed.contains("Pushed 2 files"), "{pushed}");
-    let again = f.ok(&["files", "push", "site", "--folder", &sub]);
+    // Data (what was uploaded) on stdout, the summary on stderr.
+    let (pushed, said) = f.ok_both(&["files", "push", "site", "--folder", &sub]);
+    assert!(pushed.contains("forms/consent.txt\tdoc_id ") && said.contains("Pushed 2 files"), "{pushed}{said}");
+    assert!(!pushed.contains("Pushed"), "{pushed}");
+    let (_, again) = f.ok_both(&["files", "push", "site", "--folder", &sub]);
     assert!(again.contains("Pushed 0 files") && again.contains("2 already pushed"), "{again}");
 
-    let pulled = f.ok(&["files", "pull", "--folder", &folder_s, "mirror"]);
-    assert!(pulled.contains("Pulled 3 files"), "{pulled}");
+    let (out, pulled) = f.ok_both(&["files", "pull", "--folder", &folder_s, "mirror"]);
+    assert!(pulled.contains("Pulled 3 files") && out.is_empty(), "{out}{pulled}");
     assert_eq!(std::fs::read_to_string(f.path("mirror/Amendments/forms/consent.txt")).unwrap(), "consent\n");
-    let again = f.ok(&["files", "pull", "--folder", &folder_s, "mirror"]);
+    let (_, again) = f.ok_both(&["files", "pull", "--folder", &folder_s, "mirror"]);
     assert!(again.contains("Pulled 0 files") && again.contains("3 already there"), "{again}");
 
     // rm, then a pull with --delete removes the local copy.
     f.ok(&["files", "rm", &doc.to_string()]);
     assert!(!f.ok(&["files", "ls", &folder_s]).contains("protocol.txt"));
-    let pruned = f.ok(&["files", "pull", "--folder", &folder_s, "mirror", "--delete"]);
+    let (_, pruned) = f.ok_both(&["files", "pull", "--folder", &folder_s, "mirror", "--delete"]);
     assert!(pruned.contains("removed 1"), "{pruned}");
     assert!(!f.path("mirror/protocol.txt").exists());
 }
@@ -164,9 +174,9 @@ fn reports_and_records() {
     assert_eq!(table.lines().count(), 4, "{table}");
 
     write(&f.path("new.json"), r#"[{"record_id":"9","age":"30"},{"record_id":"10","age":"41"}]"#);
-    assert!(f.ok(&["records", "import", "new.json", "--batch-size", "1"]).contains("Imported 2 records"));
+    assert!(f.ok_both(&["records", "import", "new.json", "--batch-size", "1"]).1.contains("Imported 2 records"));
     write(&f.path("new.csv"), "record_id,age,hours_sleep\n11,22,7\n");
-    assert!(f.ok(&["records", "import", "new.csv"]).contains("Imported 1 record "));
+    assert!(f.ok_both(&["records", "import", "new.csv"]).1.contains("Imported 1 record "));
     let all = json(&f.ok(&["records", "export", "--fields", "record_id"]));
     assert_eq!(all.as_array().unwrap().len(), 11);
 

@@ -249,3 +249,87 @@ fn a_lost_upload_answer_is_checked_in_the_listing() {
     assert!(stderr(&out).contains("did not arrive: uploading it again is safe"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("hint: try again"), "{}", stderr(&out));
 }
+
+/// One JSON value, and nothing else, on stdout.
+fn only_json(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "one line of JSON:\n{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// As a cron job runs them (no terminal, -q, --json): a push, a pull and an import give one
+/// JSON result each on stdout and nothing on stderr; the data commands give only data.
+#[test]
+fn a_cron_job_gets_clean_stdout() {
+    let f = Fixture::new();
+    write(&f.path("outgoing/report.txt"), "weekly report\n");
+    write(&f.path("outgoing/scans/a.txt"), "scan a\n");
+    let cron = |args: &[&str]| {
+        let mut all = vec!["-q", "--json"];
+        all.extend_from_slice(args);
+        let out = f.run(&all);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}: -q leaves stderr empty");
+        out
+    };
+
+    let pushed = only_json(&cron(&["files", "push", "outgoing"]));
+    assert_eq!(pushed["transferred"], 2, "{pushed}");
+    assert_eq!(pushed["folders_created"], 1);
+    assert_eq!(pushed["uploaded"].as_array().unwrap().len(), 2);
+    assert_eq!(pushed["complete"], true);
+
+    let pulled = only_json(&cron(&["files", "pull", "mirror"]));
+    assert_eq!((pulled["transferred"].as_u64(), pulled["skipped"].as_u64()), (Some(2), Some(0)), "{pulled}");
+    assert_eq!(std::fs::read_to_string(f.path("mirror/scans/a.txt")).unwrap(), "scan a\n");
+    let again = only_json(&cron(&["files", "pull", "mirror"]));
+    assert_eq!(again["skipped"], 2);
+
+    write(&f.path("extra.txt"), "x");
+    let put = only_json(&cron(&["files", "put", "extra.txt"]));
+    assert!(put["doc_id"].as_u64().is_some(), "{put}");
+
+    // Records from stdin: JSON and CSV told apart by their first character.
+    let mut import = f.redcap();
+    import.args(["-q", "--json", "records", "import", "-"]).write_stdin(r#"[{"record_id":"9001"}]"#);
+    let out = import.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(only_json(&out)["imported"], 1);
+    let mut import = f.redcap();
+    import.args(["-q", "--json", "records", "import", "-"]).write_stdin("record_id\n9002\n9003\n");
+    let out = import.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(only_json(&out)["imported"], 2);
+
+    // Data commands: only data.
+    let top = cron(&["files", "ls", "--format", "json"]);
+    let listing: serde_json::Value = serde_json::from_slice(&top.stdout).unwrap();
+    let folder = listing.as_array().unwrap().iter().find(|e| e["kind"] == "folder").unwrap()["id"].to_string();
+    let inside = String::from_utf8(cron(&["files", "ls", "--folder", &folder, "--format", "csv"]).stdout).unwrap();
+    assert!(inside.contains("a.txt"), "{inside}");
+    let positional = String::from_utf8(cron(&["files", "ls", &folder, "--format", "csv"]).stdout).unwrap();
+    assert_eq!(positional, inside, "the positional folder still works");
+    let version = String::from_utf8(cron(&["call", "version.export"]).stdout).unwrap();
+    assert!(version.ends_with('\n') && version.trim().split('.').count() == 3, "{version:?}");
+    let methods = String::from_utf8(cron(&["methods"]).stdout).unwrap();
+    assert!(methods.contains("record.export"), "bare `redcap methods` lists");
+}
+
+#[test]
+fn an_incomplete_pull_still_gives_its_json_and_its_exit_code() {
+    let f = Fixture::new();
+    write(&f.path("outgoing/a.txt"), "remote");
+    let pushed: serde_json::Value = serde_json::from_str(&f.ok(&["--json", "files", "push", "outgoing"])).unwrap();
+    let doc = &pushed["uploaded"][0]["doc_id"];
+    // Local files the pull did not write at both of the names it could use: never replaced.
+    write(&f.path("mirror/a.txt"), "mine");
+    write(&f.path(&format!("mirror/a (doc_id {doc}).txt")), "also mine");
+    let out = f.run(&["-q", "--json", "files", "pull", "mirror"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let result = only_json(&out);
+    assert_eq!(result["complete"], false);
+    assert_eq!(result["failed"][0]["path"], "a.txt", "{result}");
+    assert!(stderr(&out).starts_with("error: 1 file failed"), "errors still show with -q: {}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(f.path("mirror/a.txt")).unwrap(), "mine");
+}

@@ -112,11 +112,10 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
                 .import_records_batched(rows, &template, &options, progress.as_ref())
                 .map_err(|e| from_workflow(&e, &session.ctx(IMPORT)))?;
             drop(progress);
-            output::line(format!(
-                "Imported {count} record{} ({n_rows} row{}).",
-                plural(count as usize),
-                plural(n_rows)
-            ))?;
+            if ui.json {
+                output::json(&serde_json::json!({"imported": count, "rows": n_rows}))?;
+            }
+            ui.status(format!("Imported {count} record{} ({n_rows} row{}).", plural(count as usize), plural(n_rows)));
             Ok(())
         }
     }
@@ -132,17 +131,15 @@ fn record_id_field(session: &Session) -> Result<String, CliError> {
 /// Reads rows from a JSON array or a CSV file (`-`: stdin).
 pub fn read_rows(path: &Path, format: Option<InputFormat>) -> Result<Vec<Row>, CliError> {
     let stdin = path.as_os_str() == "-";
-    let format = match format {
-        Some(f) => f,
-        None => match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-            Some("json") => InputFormat::Json,
-            Some("csv") => InputFormat::Csv,
-            _ => {
-                return Err(CliError::usage(format!("cannot tell the format of {}", path.display()))
-                    .hint("name it .json or .csv, or pass --input-format json|csv"));
-            }
-        },
+    let by_extension = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("json") => Some(InputFormat::Json),
+        Some("csv") => Some(InputFormat::Csv),
+        _ => None,
     };
+    if format.is_none() && by_extension.is_none() && !stdin {
+        return Err(CliError::usage(format!("cannot tell the format of {}", path.display()))
+            .hint("name it .json or .csv, or pass --input-format json|csv"));
+    }
     let mut text = String::new();
     let read = if stdin {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
@@ -150,6 +147,7 @@ pub fn read_rows(path: &Path, format: Option<InputFormat>) -> Result<Vec<Row>, C
         std::fs::read_to_string(path).map(|t| text = t)
     };
     read.map_err(|e| CliError::local(path, "read", &e))?;
+    let format = format.or(by_extension).unwrap_or_else(|| sniff_format(&text));
     let bad = |why: String| {
         CliError::new(
             ExitKind::Local,
@@ -183,9 +181,26 @@ pub fn read_rows(path: &Path, format: Option<InputFormat>) -> Result<Vec<Row>, C
     }
 }
 
+/// The format of records read from stdin: JSON when the first character that is not blank (or
+/// a byte-order mark) opens an array or object, else CSV (a header of field names).
+pub fn sniff_format(text: &str) -> InputFormat {
+    match text.trim_start_matches('\u{feff}').trim_start().chars().next() {
+        Some('[' | '{') => InputFormat::Json,
+        _ => InputFormat::Csv,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stdin_format_is_sniffed() {
+        assert_eq!(sniff_format("\u{feff}  [{\"record_id\":\"1\"}]"), InputFormat::Json);
+        assert_eq!(sniff_format("\n{\"a\":1}"), InputFormat::Json);
+        assert_eq!(sniff_format("record_id,age\n1,2\n"), InputFormat::Csv);
+        assert_eq!(sniff_format("\u{feff}record_id\n"), InputFormat::Csv);
+    }
 
     #[test]
     fn csv_and_json_inputs() {

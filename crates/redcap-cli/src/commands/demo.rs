@@ -189,7 +189,7 @@ fn local_files(dir: &Path) -> Vec<(String, u64)> {
 
 /// Makes the File Repository part of the demo project through the API.
 fn set_up(emu: &Emulator, pid: i64, session: &Session, work: &Path) -> Result<Setup, CliError> {
-    let quiet = Ui { quiet: true, bars: false };
+    let quiet = Ui { quiet: true, bars: false, json: false };
     let id = |v: Option<i64>, what: &str| -> Result<u64, CliError> {
         v.and_then(|v| u64::try_from(v).ok()).ok_or_else(|| emu_err(format!("the demo project has no {what}")))
     };

@@ -28,8 +28,8 @@ const PUSH: &[&MethodInfo] =
 /// Runs a `files` subcommand.
 pub fn run(cmd: &FilesCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
     match cmd {
-        FilesCmd::Ls { folder_id, format } => {
-            let entries = list(session, *folder_id)?;
+        FilesCmd::Ls { folder, folder_id, format } => {
+            let entries = list(session, folder.or(*folder_id))?;
             output::to_destination(None, |w| write_listing(&entries, *format, w).map_err(|e| CliError::stdout(&e)))
         }
         FilesCmd::Tree { folder, format } => {
@@ -64,6 +64,11 @@ pub fn run(cmd: &FilesCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
             let doc_id = put(session, path, *folder, ui)?;
             let place = folder.map_or("the top level".to_owned(), |f| format!("folder {f}"));
             ui.status(format!("Uploaded {} into {place}; REDCap gave it doc_id {doc_id}.", path.display()));
+            if ui.json {
+                return output::json(
+                    &json!({"path": path.display().to_string(), "folder_id": folder, "doc_id": doc_id}),
+                );
+            }
             output::line(doc_id.to_string())?;
             Ok(())
         }
@@ -83,15 +88,23 @@ pub fn run(cmd: &FilesCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
         }
         FilesCmd::Pull { folder, dir, delete, overwrite } => {
             let summary = pull(session, *folder, dir, *delete, *overwrite, ui)?;
-            output::line(pull_summary(&summary, dir))?;
+            if ui.json {
+                output::json(&summary_json(&summary, dir))?;
+            }
+            ui.status(pull_summary(&summary, dir));
             check_complete(&summary)
         }
         FilesCmd::Push { dir, folder, force, manifest } => {
             let summary = push(session, dir, *folder, *force, manifest.as_deref(), ui)?;
-            for (path, doc_id) in &summary.uploaded {
-                output::line(format!("{path}\tdoc_id {doc_id}"))?;
+            if ui.json {
+                output::json(&summary_json(&summary, dir))?;
+            } else {
+                // Data: what was uploaded and the doc_id each got.
+                for (path, doc_id) in &summary.uploaded {
+                    output::line(format!("{path}\tdoc_id {doc_id}"))?;
+                }
             }
-            output::line(push_summary(&summary, dir))?;
+            ui.status(push_summary(&summary, dir));
             check_complete(&summary)
         }
     }
@@ -406,6 +419,22 @@ pub fn push(
     };
     let progress = ui.observer();
     session.client.push(dir, folder, &options, progress.as_ref()).map_err(|e| from_workflow(&e, &session.ctx(PUSH)))
+}
+
+/// A pull's or push's result for `--json`.
+pub fn summary_json(s: &TransferSummary, dir: &Path) -> Value {
+    json!({
+        "dir": dir.display().to_string(),
+        "complete": s.is_complete(),
+        "transferred": s.transferred,
+        "skipped": s.skipped,
+        "bytes": s.bytes,
+        "folders_created": s.folders_created,
+        "removed": s.removed,
+        "partials_removed": s.partials_removed,
+        "uploaded": s.uploaded.iter().map(|(path, doc_id)| json!({"path": path, "doc_id": doc_id})).collect::<Vec<_>>(),
+        "failed": s.failed.iter().map(|(path, error)| json!({"path": path, "error": crate::error::redact(error)})).collect::<Vec<_>>(),
+    })
 }
 
 /// One line about a pull.
