@@ -8,6 +8,10 @@
 //! redcap-bench download-null URL TOKEN DOC_ID     # the same into /dev/null
 //! redcap-bench small-blocking URL TOKEN N         # prints "<ms> <peak_rss_kib>"
 //! redcap-bench small-async URL TOKEN N CONCURRENCY
+//! redcap-bench gen-xml FIELDS RECORDS OUT.xml     # a synthetic project (see synth.rs)
+//! redcap-bench import URL TOKEN FIELDS RECORDS BATCH   # prints "<ms> <peak_rss_kib>"
+//! redcap-bench export-each URL TOKEN BATCH        # rows streamed and dropped: "<ms> <peak_rss_kib> <rows>"
+//! redcap-bench one-record URL TOKEN RECORDS CALLS CONCURRENCY  # "<ms> <peak_rss_kib> <errors>"
 //! ```
 
 use std::io::Read;
@@ -15,8 +19,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod synth;
+
 use redcap::blocking::Workflows as _;
-use redcap::{Target, file_repository, version};
+use redcap::workflow::{BatchOptions, NoProgress};
+use redcap::{Row, Target, file_repository, record, version};
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -111,6 +118,81 @@ fn main() -> ExitCode {
                     .await;
             });
             println!("{} {}", started.elapsed().as_millis(), peak_rss_kib());
+        }
+        ["gen-xml", fields, records, out] => {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(out).expect("output file"));
+            synth::project_xml(&mut f, fields.parse().expect("fields"), records.parse().expect("records"))
+                .and_then(|()| std::io::Write::flush(&mut f))
+                .expect("write project XML");
+        }
+        ["import", url, token, fields, records, batch] => {
+            let fields: u64 = fields.parse().expect("fields");
+            let names = synth::field_names(fields);
+            let rows: Vec<Row> = (1..=records.parse::<u64>().expect("records"))
+                .map(|r| {
+                    names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| {
+                            let v = if i == 0 { r.to_string() } else { synth::value(r, i as u64) };
+                            (n.clone(), serde_json::Value::String(v))
+                        })
+                        .collect()
+                })
+                .collect();
+            let client = blocking(url, token);
+            let options = BatchOptions::default().batch_size(batch.parse().expect("batch"));
+            let started = Instant::now();
+            client
+                .import_records_batched(rows, &record::import::Request::new(""), &options, &NoProgress)
+                .expect("import");
+            println!("{} {}", started.elapsed().as_millis(), peak_rss_kib());
+        }
+        ["export-each", url, token, batch] => {
+            let client = blocking(url, token);
+            let options = BatchOptions::default().batch_size(batch.parse().expect("batch"));
+            let started = Instant::now();
+            let rows = client
+                .export_records_each(&record::export::Request::new(), &options, &NoProgress, &mut |row| {
+                    drop(row);
+                    Ok(())
+                })
+                .expect("export");
+            println!("{} {} {rows}", started.elapsed().as_millis(), peak_rss_kib());
+        }
+        ["one-record", url, token, records, calls, concurrency] => {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            let c: usize = concurrency.parse().expect("concurrency");
+            let records: u64 = records.parse().expect("records");
+            let client = redcap::asynchronous::Client::builder(*url, *token)
+                .allow_http(true)
+                .concurrency(c)
+                .build()
+                .expect("client");
+            let errors = std::sync::atomic::AtomicU64::new(0);
+            let started = Instant::now();
+            rt.block_on(async {
+                use futures_util::StreamExt;
+                let n: u64 = calls.parse().expect("calls");
+                futures_util::stream::iter(0..n)
+                    .for_each_concurrent(c, |i| {
+                        let client = &client;
+                        let errors = &errors;
+                        async move {
+                            let mut req = record::export::Request::new();
+                            // Spread over the project (a multiplicative walk), not one hot record.
+                            req.records = vec![(i.wrapping_mul(7_919) % records + 1).to_string()];
+                            match client.call(&req).await.map(|b| b.rows()) {
+                                Ok(Ok(rows)) if rows.len() == 1 => {}
+                                _ => {
+                                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    })
+                    .await;
+            });
+            println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), errors.into_inner());
         }
         _ => {
             eprintln!("usage: see the crate docs (driven by `cargo xtask bench`)");

@@ -74,6 +74,80 @@ pub fn write_rows(rows: &[Row], format: Format, out: &mut dyn Write) -> std::io:
     }
 }
 
+/// Writes rows one at a time as they arrive, with the bytes [`write_rows`] writes for them all:
+/// JSON and CSV in constant memory (CSV takes its columns from the first row; REDCap's rows all
+/// have the same ones), the aligned table only at the end (it needs every width).
+pub struct RowSink<'w> {
+    format: Format,
+    out: &'w mut dyn Write,
+    rows: u64,
+    columns: Vec<String>,
+    kept: Vec<Row>,
+    line: Vec<u8>,
+}
+
+impl std::fmt::Debug for RowSink<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowSink").field("format", &self.format).field("rows", &self.rows).finish_non_exhaustive()
+    }
+}
+
+impl<'w> RowSink<'w> {
+    /// A sink writing `format` into `out`.
+    pub fn new(format: Format, out: &'w mut dyn Write) -> Self {
+        RowSink { format, out, rows: 0, columns: Vec::new(), kept: Vec::new(), line: Vec::new() }
+    }
+
+    /// Writes (or, for a table, keeps) one row.
+    pub fn row(&mut self, row: Row) -> std::io::Result<()> {
+        match self.format {
+            Format::Json => {
+                // An element of a pretty array is the row pretty-printed one level deeper; JSON
+                // strings hold no raw line breaks, so indenting every line is exact.
+                self.line.clear();
+                serde_json::to_writer_pretty(&mut self.line, &row).map_err(std::io::Error::other)?;
+                self.out.write_all(if self.rows == 0 { b"[\n  " } else { b",\n  " })?;
+                for (i, part) in self.line.split(|&b| b == b'\n').enumerate() {
+                    if i > 0 {
+                        self.out.write_all(b"\n  ")?;
+                    }
+                    self.out.write_all(part)?;
+                }
+            }
+            Format::Csv => {
+                if self.rows == 0 {
+                    self.columns = row.keys().cloned().collect();
+                    self.csv_record(&self.columns.clone())?;
+                }
+                let rec: Vec<String> =
+                    self.columns.iter().map(|c| row.get(c).map(cell_text).unwrap_or_default()).collect();
+                self.csv_record(&rec)?;
+            }
+            Format::Table => self.kept.push(row),
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn csv_record(&mut self, cells: &[String]) -> std::io::Result<()> {
+        let mut w = csv::Writer::from_writer(&mut *self.out);
+        w.write_record(cells).map_err(std::io::Error::other)?;
+        w.flush()
+    }
+
+    /// Ends the output; returns the number of rows.
+    pub fn finish(self) -> std::io::Result<u64> {
+        match self.format {
+            Format::Json if self.rows == 0 => writeln!(self.out, "[]")?,
+            Format::Json => self.out.write_all(b"\n]\n")?,
+            Format::Csv if self.rows == 0 => write_rows(&[], Format::Csv, self.out)?,
+            Format::Csv => {}
+            Format::Table => write_rows(&self.kept, Format::Table, self.out)?,
+        }
+        Ok(self.rows)
+    }
+}
+
 /// An aligned table with a rule under the header.
 pub fn table(header: &[impl AsRef<str>], rows: &[Vec<String>]) -> String {
     let mut t = Table::new();

@@ -45,6 +45,7 @@ mod records;
 mod render;
 mod server;
 mod store;
+mod stream;
 
 pub use auth::{DataExport, Rights};
 pub use faults::{Fault, Faults};
@@ -227,11 +228,12 @@ impl EmulatorBuilder {
                     .create(dir)?;
                 #[cfg(not(unix))]
                 std::fs::create_dir_all(dir)?;
-                (Store::open(Some(&dir.join("emulator.sqlite")), dir.join("blobs"), tokens)?, None)
+                (Store::open(&dir.join("emulator.sqlite"), dir.join("blobs"), tokens)?, None)
             }
             None => {
                 let temp = tempfile::Builder::new().prefix("redcap-emulator-").tempdir()?;
-                (Store::open(None, temp.path().join("blobs"), tokens)?, Some(temp))
+                // A database file even here: exports stream from their own read connections.
+                (Store::open(&temp.path().join("emulator.sqlite"), temp.path().join("blobs"), tokens)?, Some(temp))
             }
         };
         let tmp_dir = store.blob_dir().join("tmp");

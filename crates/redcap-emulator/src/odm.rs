@@ -571,12 +571,14 @@ fn load_clinical(
     let mut files = Vec::new();
     let mut record_dags = Vec::new();
     let mut records = Vec::new();
+    let mut known = std::collections::HashSet::new();
     for subject in clinical.children("SubjectData") {
         let record = subject.a("SubjectKey");
-        if !records.contains(&record) {
+        if known.insert(record.clone()) {
             records.push(record);
         }
     }
+    let mut with_dag = std::collections::HashSet::new();
     for b in blocks(clinical, def) {
         for item in items(b.form_data) {
             let oid = item.a("ItemOID");
@@ -600,7 +602,7 @@ fn load_clinical(
             }
             let value = item.a("Value");
             if oid == "redcap_data_access_group" {
-                if !value.is_empty() && !record_dags.iter().any(|(r, _)| r == &b.record) {
+                if !value.is_empty() && with_dag.insert(b.record.clone()) {
                     record_dags.push((b.record.clone(), value));
                 }
                 continue;

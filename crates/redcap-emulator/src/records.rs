@@ -3,16 +3,15 @@
 //! rendering (raw/label, checkbox labels, decimal mark, line breaks).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::path::Path;
 
+use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::auth::DataExport;
 use crate::model::{Project, checkbox_column};
-use crate::store::{RowKey, Store, StoreError};
-
-/// field → values.
-type Values = HashMap<String, Vec<String>>;
+use crate::store::{self, RowKey, Store, StoreError};
 
 /// One flat row's stored values.
 #[derive(Debug)]
@@ -25,8 +24,6 @@ pub struct RowData {
 /// All rows of a project, in export order.
 #[derive(Debug)]
 pub struct Dataset {
-    /// Record names in export order, with their DAG.
-    pub records: Vec<(String, Option<i64>)>,
     pub rows: Vec<RowData>,
     index: HashMap<RowKey, usize>,
     /// record → its DAG.
@@ -50,61 +47,103 @@ pub fn record_cmp(a: &str, b: &str) -> Ordering {
 impl Dataset {
     /// Loads every value of `project`.
     pub fn load(store: &Store, project: &Project) -> Result<Self, StoreError> {
-        let pid = project.id();
-        let mut records = store.records(pid)?;
+        let mut records = store.records(project.id())?;
         records.sort_by(|a, b| record_cmp(&a.0, &b.0));
-        let rec_pos: HashMap<&str, usize> = records.iter().enumerate().map(|(i, (r, _))| (r.as_str(), i)).collect();
+        Self::load_records(&store.conn, store.blob_dir(), project, records)
+    }
+
+    /// Loads the values of `records` only (with their DAG, in the given order): one index lookup
+    /// per record, so the cost follows the records asked for, not the project's size.
+    pub fn load_records(
+        conn: &Connection,
+        blob_dir: &Path,
+        project: &Project,
+        records: Vec<(String, Option<i64>)>,
+    ) -> Result<Self, StoreError> {
+        let pid = project.id();
         let ev_pos: HashMap<&str, usize> =
             project.def.events.iter().enumerate().map(|(i, e)| (e.unique_name.as_str(), i)).collect();
         let form_pos: HashMap<&str, usize> =
             project.def.forms.iter().enumerate().map(|(i, f)| (f.name.as_str(), i + 1)).collect();
-        // Sorted by (record, event, instrument, instance) positions.
-        let mut grouped: BTreeMap<(usize, usize, usize, i64, RowKey), Values> = BTreeMap::new();
+        let mut rows = Vec::new();
         let mut file_fields = Vec::new();
-        let bound = store.record_files(pid)?;
-        for v in store.values(pid)? {
-            let Some(&rp) = rec_pos.get(v.record.as_str()) else { continue };
-            let ep = ev_pos.get(v.event.as_str()).copied().unwrap_or(usize::MAX);
-            let fp = if v.instrument.is_empty() {
-                0
-            } else {
-                form_pos.get(v.instrument.as_str()).copied().unwrap_or(usize::MAX)
-            };
-            let key = RowKey { record: v.record, event: v.event, instrument: v.instrument, instance: v.instance };
-            if project.field(&v.field).is_some_and(|f| f.field_type == "file") {
-                // Only a doc that belongs to this very cell is its file; any other value (a doc id
-                // forged through a text field turned into a file field) is no file at all.
-                let owned = v
-                    .value
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(|d| bound.get(&d))
-                    .is_some_and(|(k, f)| f == &v.field && k == &key);
-                if !owned {
-                    continue;
+        let has_files = project.def.fields.iter().any(|f| f.field_type == "file");
+        for (record, _) in &records {
+            let first = rows.len();
+            let bound = if has_files { store::record_files_of(conn, pid, record)? } else { HashMap::new() };
+            // The index yields a row's values together: a new row starts when its key changes.
+            store::for_record_values(conn, pid, record, |event, instrument, instance, field, value| {
+                let is_file = project.field(field).is_some_and(|f| f.field_type == "file");
+                if is_file {
+                    // Only a doc that belongs to this very cell is its file; any other value (a doc
+                    // id forged through a text field turned into a file field) is no file at all.
+                    let owned = value.parse::<i64>().ok().and_then(|d| bound.get(&d)).is_some_and(|(k, f)| {
+                        f == field
+                            && k.record == *record
+                            && k.event == event
+                            && k.instrument == instrument
+                            && k.instance == instance
+                    });
+                    if !owned {
+                        return;
+                    }
                 }
-                file_fields.push(v.value.clone());
-            }
-            grouped.entry((rp, ep, fp, key.instance, key)).or_default().entry(v.field).or_default().push(v.value);
+                let same = rows.len() > first && {
+                    let last: &RowData = &rows[rows.len() - 1];
+                    last.key.instance == instance && last.key.event == event && last.key.instrument == instrument
+                };
+                if !same {
+                    rows.push(RowData {
+                        key: RowKey {
+                            record: record.clone(),
+                            event: event.to_owned(),
+                            instrument: instrument.to_owned(),
+                            instance,
+                        },
+                        values: HashMap::new(),
+                    });
+                }
+                if is_file {
+                    file_fields.push(value.clone());
+                }
+                let row = rows.last_mut().expect("a row was pushed");
+                match row.values.get_mut(field) {
+                    Some(v) => v.push(value),
+                    None => {
+                        row.values.insert(field.to_owned(), vec![value]);
+                    }
+                }
+            })?;
+            // Export order within the record: event, then form (the base row first), then instance.
+            let position = |k: &RowKey| {
+                let ep = ev_pos.get(k.event.as_str()).copied().unwrap_or(usize::MAX);
+                let fp = if k.instrument.is_empty() {
+                    0
+                } else {
+                    form_pos.get(k.instrument.as_str()).copied().unwrap_or(usize::MAX)
+                };
+                (ep, fp, k.instance)
+            };
+            rows[first..].sort_by(|a, b| position(&a.key).cmp(&position(&b.key)).then_with(|| a.key.cmp(&b.key)));
         }
-        let mut rows = Vec::with_capacity(grouped.len());
-        let mut index = HashMap::new();
-        for ((_, _, _, _, key), values) in grouped {
-            index.insert(key.clone(), rows.len());
-            rows.push(RowData { key, values });
-        }
+        let index = rows.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).collect();
         let mut doc_names = HashMap::new();
         for id in file_fields {
             if let Ok(n) = id.parse::<i64>() {
-                if let Some(doc) = store.doc(n)? {
+                if let Some(doc) = store::doc(conn, blob_dir, n)? {
                     doc_names.insert(id, doc.name);
                 }
             }
         }
         let missing_codes =
             crate::model::parse_choices(&project.def.info.missing_data_codes).into_iter().map(|(c, _)| c).collect();
-        let dags = records.iter().cloned().collect();
-        Ok(Dataset { records, rows, index, dags, missing_codes, doc_names })
+        let dags = records.into_iter().collect();
+        Ok(Dataset { rows, index, dags, missing_codes, doc_names })
+    }
+
+    /// The row with this key.
+    pub fn row(&self, key: &RowKey) -> Option<&RowData> {
+        self.index.get(key).map(|&i| &self.rows[i])
     }
 
     /// Values of one field in one row (empty when absent).

@@ -41,26 +41,145 @@ impl Table {
 
 /// Renders `table` (`root`/`item` name the XML elements). Returns (content type, body).
 pub fn table(out: Out, t: &Table, root: &str) -> (&'static str, Vec<u8>) {
+    let mut body = Vec::new();
+    let mut w = RowWriter::begin(out, &t.columns, root, &mut body);
+    for r in &t.rows {
+        w.row(&mut body, r);
+    }
+    w.end(&mut body);
+    (content_type(out), body)
+}
+
+/// The content type of a body in `out`.
+pub fn content_type(out: Out) -> &'static str {
     match out {
-        Out::Json => {
-            let arr: Vec<Value> = t.rows.iter().map(|r| Value::Object(object(&t.columns, r))).collect();
-            (JSON, serde_json::to_vec(&arr).unwrap_or_default())
-        }
-        Out::Csv(delim) => (CSV, csv(&t.columns, &t.rows, delim).into_bytes()),
-        Out::Xml => {
-            let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n");
-            s.push_str(&format!("<{root}>\n"));
-            for r in &t.rows {
-                s.push_str("<item>");
-                for (c, v) in t.columns.iter().zip(r) {
-                    s.push_str(&format!("<{c}>{}</{c}>", esc(&text_of(v))));
-                }
-                s.push_str("</item>\n");
+        Out::Json => JSON,
+        Out::Csv(_) => CSV,
+        Out::Xml => XML,
+    }
+}
+
+/// Writes a table row by row into any buffer, so a body can be sent while it is rendered; the
+/// bytes are those of [`table`].
+#[derive(Debug)]
+pub struct RowWriter<'a> {
+    out: Out,
+    columns: &'a [String],
+    root: &'a str,
+    rows: usize,
+    /// JSON: each column's `"name":`, escaped once.
+    keys: Vec<Vec<u8>>,
+}
+
+impl<'a> RowWriter<'a> {
+    /// Writes what comes before the first row.
+    pub fn begin(out: Out, columns: &'a [String], root: &'a str, buf: &mut Vec<u8>) -> Self {
+        match out {
+            Out::Json => buf.push(b'['),
+            Out::Csv(delim) => csv_line(buf, columns.iter().map(String::as_str), delim),
+            Out::Xml => {
+                buf.extend_from_slice(b"<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<");
+                buf.extend_from_slice(root.as_bytes());
+                buf.extend_from_slice(b">\n");
             }
-            s.push_str(&format!("</{root}>\n"));
-            (XML, s.into_bytes())
+        }
+        let keys = match out {
+            Out::Json => columns
+                .iter()
+                .map(|c| {
+                    let mut k = serde_json::to_vec(c).unwrap_or_default();
+                    k.push(b':');
+                    k
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        RowWriter { out, columns, root, rows: 0, keys }
+    }
+
+    /// Writes one row (values in column order).
+    pub fn row(&mut self, buf: &mut Vec<u8>, row: &[Value]) {
+        match self.out {
+            Out::Json => {
+                if self.rows > 0 {
+                    buf.push(b',');
+                }
+                // The bytes serde_json writes for a Map in column order, without building one.
+                buf.push(b'{');
+                for (i, (k, v)) in self.keys.iter().zip(row).enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    buf.extend_from_slice(k);
+                    let _ = serde_json::to_writer(&mut *buf, v);
+                }
+                buf.push(b'}');
+            }
+            Out::Csv(delim) => {
+                let texts: Vec<std::borrow::Cow<'_, str>> = row.iter().map(text_cow).collect();
+                csv_line(buf, texts.iter().map(|c| c.as_ref()), delim);
+            }
+            Out::Xml => {
+                buf.extend_from_slice(b"<item>");
+                for (c, v) in self.columns.iter().zip(row) {
+                    buf.push(b'<');
+                    buf.extend_from_slice(c.as_bytes());
+                    buf.push(b'>');
+                    buf.extend_from_slice(quick_xml::escape::escape(text_cow(v).as_ref()).as_bytes());
+                    buf.extend_from_slice(b"</");
+                    buf.extend_from_slice(c.as_bytes());
+                    buf.push(b'>');
+                }
+                buf.extend_from_slice(b"</item>\n");
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// Writes what comes after the last row.
+    pub fn end(self, buf: &mut Vec<u8>) {
+        match self.out {
+            Out::Json => buf.push(b']'),
+            Out::Csv(_) => {}
+            Out::Xml => {
+                buf.extend_from_slice(b"</");
+                buf.extend_from_slice(self.root.as_bytes());
+                buf.extend_from_slice(b">\n");
+            }
         }
     }
+}
+
+fn text_cow(v: &Value) -> std::borrow::Cow<'_, str> {
+    match v {
+        Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+        Value::Null => std::borrow::Cow::Borrowed(""),
+        other => std::borrow::Cow::Owned(other.to_string()),
+    }
+}
+
+/// One CSV line with REDCap's quoting: a value is quoted when it holds the delimiter, a quote, a
+/// space or a line break (reference §4.9).
+fn csv_line<'s>(buf: &mut Vec<u8>, cells: impl Iterator<Item = &'s str>, delim: u8) {
+    for (i, s) in cells.enumerate() {
+        if i > 0 {
+            buf.push(delim);
+        }
+        let quote = s.bytes().any(|b| b == delim || matches!(b, b'"' | b' ' | b'\n' | b'\r'));
+        if quote {
+            buf.push(b'"');
+            for b in s.bytes() {
+                if b == b'"' {
+                    buf.push(b'"');
+                }
+                buf.push(b);
+            }
+            buf.push(b'"');
+        } else {
+            buf.extend_from_slice(s.as_bytes());
+        }
+    }
+    buf.push(b'\n');
 }
 
 /// One object (Export Project Info): JSON object, CSV header + row, XML `<item>`.
@@ -98,26 +217,16 @@ pub fn esc(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
-/// CSV with REDCap's quoting: a value is quoted when it holds the delimiter, a quote, a space or
-/// a line break (reference §4.9).
+/// CSV with REDCap's quoting (see [`csv_line`]).
 pub fn csv(columns: &[String], rows: &[Vec<Value>], delim: u8) -> String {
-    let d = delim as char;
-    let cell = |s: &str| -> String {
-        if s.contains(d) || s.contains('"') || s.contains(' ') || s.contains('\n') || s.contains('\r') {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
-        }
-    };
-    let mut out = String::new();
-    let line = |cells: Vec<String>| cells.join(&d.to_string());
-    out.push_str(&line(columns.iter().map(|c| cell(c)).collect()));
-    out.push('\n');
+    let mut out = Vec::new();
+    csv_line(&mut out, columns.iter().map(String::as_str), delim);
     for r in rows {
-        out.push_str(&line(r.iter().map(|v| cell(&text_of(v))).collect()));
-        out.push('\n');
+        let texts: Vec<std::borrow::Cow<'_, str>> = r.iter().map(text_cow).collect();
+        csv_line(&mut out, texts.iter().map(|c| c.as_ref()), delim);
     }
-    out
+    // Only str pieces were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

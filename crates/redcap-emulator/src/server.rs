@@ -26,6 +26,7 @@ use crate::handlers::{self, Env, Failure, Reply};
 use crate::params::{Params, Upload};
 use crate::render;
 use crate::store::Store;
+use crate::stream::{self, Piece};
 
 /// Request limits: what one client may make the emulator hold or wait for.
 #[derive(Clone, Copy, Debug)]
@@ -220,6 +221,8 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     build_reply(reply, cut, err_format, shared.env.content_disposition).await
 }
 
+const GONE: &str = "The REDCap emulator failed while handling this request.";
+
 type BoxStream = std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 async fn build_reply(
@@ -228,8 +231,52 @@ async fn build_reply(
     err_format: ReturnFormat,
     content_disposition: bool,
 ) -> Response {
+    let reply = match reply {
+        Reply::Stream { content_type, producer } => {
+            let mut rx = stream::spawn(producer);
+            match rx.recv().await {
+                // Small bodies: the whole body came at once, sent with its length as before.
+                Some(Piece::Last(body)) => Reply::Body { content_type, body: body.into() },
+                Some(Piece::Chunk(first)) if cut.is_some() => {
+                    // Fault injection needs the length: gather the body (only tests inject faults).
+                    let mut body = first.to_vec();
+                    loop {
+                        match rx.recv().await {
+                            Some(Piece::Chunk(b)) => body.extend_from_slice(&b),
+                            Some(Piece::Last(b)) => {
+                                body.extend_from_slice(&b);
+                                break;
+                            }
+                            Some(Piece::Failed(m)) => {
+                                return error_response(StatusCode::INTERNAL_SERVER_ERROR, err_format, &m);
+                            }
+                            None => return error_response(StatusCode::INTERNAL_SERVER_ERROR, err_format, GONE),
+                        }
+                    }
+                    Reply::Body { content_type, body }
+                }
+                Some(Piece::Chunk(first)) => {
+                    // Chunked transfer: a failure after the first chunk aborts the connection, so a
+                    // client never takes a cut body for a whole one.
+                    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+                        match rx.recv().await {
+                            Some(Piece::Chunk(b) | Piece::Last(b)) => Some((Ok(b), rx)),
+                            Some(Piece::Failed(m)) => Some((Err(io::Error::other(m)), rx)),
+                            None => None,
+                        }
+                    });
+                    let s = futures_util::stream::once(async move { Ok::<_, io::Error>(first) }).chain(rest);
+                    return response(StatusCode::OK, &content_type, Body::from_stream(s));
+                }
+                Some(Piece::Failed(m)) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, err_format, &m),
+                None => return error_response(StatusCode::INTERNAL_SERVER_ERROR, err_format, GONE),
+            }
+        }
+        other => other,
+    };
     let (content_type, len, stream, extra): (String, u64, BoxStream, Vec<(header::HeaderName, HeaderValue)>) =
         match reply {
+            Reply::Stream { .. } => unreachable!("streams are resolved above"),
             Reply::Body { content_type, body } => {
                 let len = body.len() as u64;
                 if cut.is_none() {

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::auth::{Caller, ProjectUser, Rights, TokenGen};
 use crate::model::{Project, ProjectDef};
@@ -44,13 +44,19 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS data (
     project_id INTEGER NOT NULL, record TEXT NOT NULL, event TEXT NOT NULL, instrument TEXT NOT NULL,
     instance INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS data_record ON data (project_id, record);
+-- A record's values by index, the value included (a covering index): an export or an import
+-- reads the records it touches, each as one contiguous range, and never the project's table.
+CREATE INDEX IF NOT EXISTS data_cover ON data (project_id, record, event, instrument, instance, field, value);
+DROP INDEX IF EXISTS data_record;
+-- Creation order, and the next record's sequence number without a scan.
+CREATE INDEX IF NOT EXISTS records_seq ON records (project_id, seq);
 CREATE TABLE IF NOT EXISTS docs (
     doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT NOT NULL, mime TEXT NOT NULL,
     size INTEGER NOT NULL, path TEXT NOT NULL, created TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS record_files (
     doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, record TEXT NOT NULL, event TEXT NOT NULL,
     instrument TEXT NOT NULL, instance INTEGER NOT NULL, field TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS record_files_record ON record_files (project_id, record);
 CREATE TABLE IF NOT EXISTS fr_folders (
     folder_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, parent_id INTEGER, name TEXT NOT NULL,
     dag_id INTEGER, role_id INTEGER);
@@ -65,9 +71,6 @@ CREATE TABLE IF NOT EXISTS log (
     action TEXT NOT NULL, details TEXT NOT NULL, record TEXT NOT NULL DEFAULT '', event TEXT NOT NULL DEFAULT '',
     dag_id INTEGER, kind TEXT NOT NULL);
 "#;
-
-/// One stored value (see [`crate::odm::DataValue`]).
-pub use crate::odm::DataValue;
 
 /// A stored file.
 #[derive(Clone, Debug)]
@@ -120,7 +123,8 @@ struct TokenIndex {
     data_version: i64,
 }
 
-/// The emulator's state.
+/// The emulator's state: one writing connection (behind the server's lock) and a pool of
+/// read-only connections that stream exports without holding that lock.
 #[derive(Debug)]
 pub struct Store {
     pub(crate) conn: Connection,
@@ -128,27 +132,91 @@ pub struct Store {
     cache: HashMap<i64, Arc<Project>>,
     tokens: TokenGen,
     token_index: Option<TokenIndex>,
+    readers: Arc<ReaderPool>,
+}
+
+/// Idle read-only connections to the same database file.
+#[derive(Debug)]
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Idle readers kept for reuse; more may be open while many exports stream at once.
+const MAX_IDLE_READERS: usize = 16;
+
+/// A read-only connection holding one read transaction: everything read through it sees the
+/// database as it was when [`Store::snapshot`] was called (SQLite WAL snapshot isolation), however
+/// long the caller streams and whatever the writer commits meanwhile. Back to the pool on drop.
+#[derive(Debug)]
+pub struct Snapshot {
+    conn: Option<Connection>,
+    pool: Arc<ReaderPool>,
+    blob_dir: PathBuf,
+}
+
+impl Snapshot {
+    /// The connection (inside its read transaction).
+    pub fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+
+    /// Where blobs live.
+    pub fn blob_dir(&self) -> &Path {
+        &self.blob_dir
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        if conn.execute_batch("COMMIT").is_err() {
+            return;
+        }
+        let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
 }
 
 impl Store {
-    /// Opens (or creates) the database at `db` (`None`: in memory) with blobs under `blob_dir`.
+    /// Opens (or creates) the database file `db` with blobs under `blob_dir`. The file is in WAL
+    /// mode so that readers never block the writer nor see a half-written transaction.
     /// The database file and the blob directory hold tokens and study data: they are made
     /// readable by their owner only (0600 / 0700).
-    pub fn open(db: Option<&Path>, blob_dir: PathBuf, tokens: TokenGen) -> Result<Self, StoreError> {
+    pub fn open(db: &Path, blob_dir: PathBuf, tokens: TokenGen) -> Result<Self, StoreError> {
         private_dir(&blob_dir)?;
         private_dir(&blob_dir.join("tmp"))?;
-        let conn = match db {
-            Some(p) => {
-                private_file(p)?;
-                let c = Connection::open(p)?;
-                c.pragma_update(None, "journal_mode", "WAL")?;
-                c.pragma_update(None, "synchronous", "NORMAL")?;
+        private_file(db)?;
+        let conn = Connection::open(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.execute_batch(SCHEMA)?;
+        let readers = Arc::new(ReaderPool { path: db.to_owned(), idle: Mutex::new(Vec::new()) });
+        Ok(Store { conn, blob_dir, cache: HashMap::new(), tokens, token_index: None, readers })
+    }
+
+    /// A read transaction on its own connection, begun now. Writes committed later are not
+    /// seen through it, so a streamed export is one consistent state.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let pooled = self.readers.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.readers.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                c.set_prepared_statement_cache_capacity(32);
                 c
             }
-            None => Connection::open_in_memory()?,
         };
-        conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn, blob_dir, cache: HashMap::new(), tokens, token_index: None })
+        conn.execute_batch("BEGIN")?;
+        // The snapshot starts at the first read, not at BEGIN: read now.
+        conn.query_row("SELECT COUNT(*) FROM counters", [], |r| r.get::<_, i64>(0))?;
+        Ok(Snapshot { conn: Some(conn), pool: self.readers.clone(), blob_dir: self.blob_dir.clone() })
     }
 
     /// Removes what a crash left in the blob directory's `tmp/` (uploads and loads in flight).
@@ -239,12 +307,14 @@ impl Store {
                 .iter()
                 .filter_map(|(r, u)| def.dags.iter().find(|d| &d.unique == u).map(|d| (r.as_str(), d.id)))
                 .collect();
-            for (seq, record) in loaded.records.iter().enumerate() {
-                s.conn.execute(
+            {
+                let mut stmt = s.conn.prepare(
                     "INSERT OR IGNORE INTO records (project_id, record, dag_id, seq, created, modified)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                    params![id, record, dag_of.get(record.as_str()), seq as i64, now],
                 )?;
+                for (seq, record) in loaded.records.iter().enumerate() {
+                    stmt.execute(params![id, record, dag_of.get(record.as_str()), seq as i64, now])?;
+                }
             }
             {
                 let mut stmt = s.conn.prepare(
@@ -614,9 +684,7 @@ impl Store {
 
     /// Records of a project in creation order, with their DAG.
     pub fn records(&self, project_id: i64) -> Result<Vec<(String, Option<i64>)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT record, dag_id FROM records WHERE project_id = ?1 ORDER BY seq")?;
-        let rows = stmt.query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-        Ok(rows)
+        record_list(&self.conn, project_id)
     }
 
     /// Records whose last change lies within [begin, end] (`YYYY-MM-DD HH:MM:SS`, inclusive;
@@ -627,60 +695,41 @@ impl Store {
         begin: Option<&str>,
         end: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT record FROM records WHERE project_id = ?1 AND (?2 IS NULL OR modified >= ?2) AND (?3 IS NULL OR modified <= ?3)",
         )?;
         let rows = stmt.query_map(params![project_id, begin, end], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
-    /// All values of a project.
-    pub fn values(&self, project_id: i64) -> Result<Vec<DataValue>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT record, event, instrument, instance, field, value FROM data WHERE project_id = ?1 ORDER BY rowid",
-        )?;
-        let rows = stmt
-            .query_map([project_id], |r| {
-                Ok(DataValue {
-                    record: r.get(0)?,
-                    event: r.get(1)?,
-                    instrument: r.get(2)?,
-                    instance: r.get(3)?,
-                    field: r.get(4)?,
-                    value: r.get(5)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
-    }
-
     /// Creates a record if missing; returns whether it was new.
     pub fn ensure_record(&mut self, project_id: i64, record: &str, dag_id: Option<i64>) -> Result<bool, StoreError> {
         let now = now_seconds();
-        let seq: i64 = self.conn.query_row(
-            "SELECT COALESCE(MAX(seq), -1) + 1 FROM records WHERE project_id = ?1",
-            [project_id],
-            |r| r.get(0),
-        )?;
-        let n = self.conn.execute(
-            "INSERT OR IGNORE INTO records (project_id, record, dag_id, seq, created, modified) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![project_id, record, dag_id, seq, now],
-        )?;
-        if n == 0 {
-            self.conn.execute(
-                "UPDATE records SET modified = ?3 WHERE project_id = ?1 AND record = ?2",
-                params![project_id, record, now],
-            )?;
+        let n = self
+            .conn
+            .prepare_cached("UPDATE records SET modified = ?3 WHERE project_id = ?1 AND record = ?2")?
+            .execute(params![project_id, record, now])?;
+        if n > 0 {
+            return Ok(false);
         }
-        Ok(n > 0)
+        // MAX over the (project_id, seq) index: one index step, not a scan.
+        let seq: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), -1) + 1 FROM records WHERE project_id = ?1")?
+            .query_row([project_id], |r| r.get(0))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO records (project_id, record, dag_id, seq, created, modified) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            )?
+            .execute(params![project_id, record, dag_id, seq, now])?;
+        Ok(true)
     }
 
     /// Sets a record's DAG.
     pub fn set_record_dag(&mut self, project_id: i64, record: &str, dag_id: Option<i64>) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE records SET dag_id = ?3 WHERE project_id = ?1 AND record = ?2",
-            params![project_id, record, dag_id],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE records SET dag_id = ?3 WHERE project_id = ?1 AND record = ?2")?
+            .execute(params![project_id, record, dag_id])?;
         Ok(())
     }
 
@@ -692,17 +741,21 @@ impl Store {
         field: &str,
         values: &[String],
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "DELETE FROM data WHERE project_id = ?1 AND record = ?2 AND event = ?3 AND instrument = ?4
-             AND instance = ?5 AND field = ?6",
-            params![project_id, key.record, key.event, key.instrument, key.instance, field],
+        self.conn
+            .prepare_cached(
+                "DELETE FROM data WHERE project_id = ?1 AND record = ?2 AND event = ?3 AND instrument = ?4
+                 AND instance = ?5 AND field = ?6",
+            )?
+            .execute(params![project_id, key.record, key.event, key.instrument, key.instance, field])?;
+        if values.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for v in values {
-            self.conn.execute(
-                "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![project_id, key.record, key.event, key.instrument, key.instance, field, v],
-            )?;
+            insert.execute(params![project_id, key.record, key.event, key.instrument, key.instance, field, v])?;
         }
         Ok(())
     }
@@ -744,19 +797,7 @@ impl Store {
 
     /// A doc by id.
     pub fn doc(&self, doc_id: i64) -> Result<Option<Doc>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT doc_id, project_id, name, mime, size, path FROM docs WHERE doc_id = ?1", [doc_id], |r| {
-                Ok(Doc {
-                    doc_id: r.get(0)?,
-                    project_id: r.get(1)?,
-                    name: r.get(2)?,
-                    mime: r.get(3)?,
-                    size: r.get::<_, i64>(4)? as u64,
-                    path: self.blob_dir.join(r.get::<_, String>(5)?),
-                })
-            })
-            .optional()?)
+        doc(&self.conn, &self.blob_dir, doc_id)
     }
 
     /// Makes a doc the file of one field in one row: only that cell may give it out, whatever
@@ -774,20 +815,6 @@ impl Store {
             params![doc_id, project_id, key.record, key.event, key.instrument, key.instance, field],
         )?;
         Ok(())
-    }
-
-    /// The record files of a project: doc id → (row, field) it belongs to.
-    pub fn record_files(&self, project_id: i64) -> Result<HashMap<i64, (RowKey, String)>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT doc_id, record, event, instrument, instance, field FROM record_files WHERE project_id = ?1",
-        )?;
-        let rows = stmt
-            .query_map([project_id], |r| {
-                let key = RowKey { record: r.get(1)?, event: r.get(2)?, instrument: r.get(3)?, instance: r.get(4)? };
-                Ok((r.get(0)?, (key, r.get(5)?)))
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
     }
 
     /// The doc `doc_id` if it is the file of exactly this project, row and field.
@@ -916,11 +943,12 @@ impl Store {
         record: &str,
         dag_id: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO log (project_id, ts, username, action, details, record, dag_id, kind)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![project_id, now_seconds(), username, action, details, record, dag_id, kind],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO log (project_id, ts, username, action, details, record, dag_id, kind)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![project_id, now_seconds(), username, action, details, record, dag_id, kind])?;
         Ok(())
     }
 
@@ -980,6 +1008,92 @@ fn private_file(file: &Path) -> std::io::Result<()> {
     {
         std::fs::OpenOptions::new().create(true).append(true).open(file).map(drop)
     }
+}
+
+// -------------------------------------------------------------------- reads on any connection
+// (the writer's, or a [`Snapshot`]'s while an export streams)
+
+/// Records of a project in creation order, with their DAG.
+pub fn record_list(conn: &Connection, project_id: i64) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT record, dag_id FROM records WHERE project_id = ?1 ORDER BY seq")?;
+    let rows = stmt.query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Those of `names` that are records of the project, with their DAG (one key lookup each).
+pub fn records_named<'a>(
+    conn: &Connection,
+    project_id: i64,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT dag_id FROM records WHERE project_id = ?1 AND record = ?2")?;
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(dag) = stmt.query_row(params![project_id, name], |r| r.get(0)).optional()? {
+            out.push((name.to_owned(), dag));
+        }
+    }
+    Ok(out)
+}
+
+/// One record's values, grouped by row (event, instrument, instance), fields in name order:
+/// `each(event, instrument, instance, field, value)`. Read from the covering index alone.
+pub fn for_record_values(
+    conn: &Connection,
+    project_id: i64,
+    record: &str,
+    mut each: impl FnMut(&str, &str, i64, &str, String),
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT event, instrument, instance, field, value FROM data INDEXED BY data_cover
+         WHERE project_id = ?1 AND record = ?2",
+    )?;
+    let mut rows = stmt.query(params![project_id, record])?;
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| -> rusqlite::Result<&str> {
+            r.get_ref(i)?
+                .as_str()
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        };
+        each(text(0)?, text(1)?, r.get(2)?, text(3)?, r.get(4)?);
+    }
+    Ok(())
+}
+
+/// The record files of one record: doc id → (row, field) it belongs to.
+pub fn record_files_of(
+    conn: &Connection,
+    project_id: i64,
+    record: &str,
+) -> Result<HashMap<i64, (RowKey, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT doc_id, record, event, instrument, instance, field FROM record_files
+         WHERE project_id = ?1 AND record = ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![project_id, record], |r| {
+            let key = RowKey { record: r.get(1)?, event: r.get(2)?, instrument: r.get(3)?, instance: r.get(4)? };
+            Ok((r.get(0)?, (key, r.get(5)?)))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// A doc by id.
+pub fn doc(conn: &Connection, blob_dir: &Path, doc_id: i64) -> Result<Option<Doc>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT doc_id, project_id, name, mime, size, path FROM docs WHERE doc_id = ?1")?
+        .query_row([doc_id], |r| {
+            Ok(Doc {
+                doc_id: r.get(0)?,
+                project_id: r.get(1)?,
+                name: r.get(2)?,
+                mime: r.get(3)?,
+                size: r.get::<_, i64>(4)? as u64,
+                path: blob_dir.join(r.get::<_, String>(5)?),
+            })
+        })
+        .optional()?)
 }
 
 fn folder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {

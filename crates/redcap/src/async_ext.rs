@@ -12,8 +12,8 @@ use tokio::io::AsyncWrite;
 
 use crate::workflow::{
     BatchOptions, ExportSession, ImportSession, Progress, ProgressEvent, PullOptions, PullSession, PushOptions,
-    PushSession, RemoteTree, ReportId, ReportOptions, TransferSummary, TreeWalk, WorkflowError, list_request,
-    push_manifest, upload_answer_lost,
+    PushSession, RemoteTree, ReportId, ReportOptions, RowStream, TransferSummary, TreeWalk, WorkflowError,
+    list_request, push_manifest, upload_answer_lost,
 };
 use crate::{metadata, record};
 
@@ -72,6 +72,18 @@ pub trait Workflows {
         options: &BatchOptions,
         progress: &dyn Progress,
     ) -> impl Future<Output = Result<Vec<Row>, WorkflowError>> + Send;
+
+    /// Exports records like [`Workflows::export_records_batched`], but decodes each answer
+    /// while it streams and hands every row to `each`, in order: nothing is kept, so memory
+    /// stays at one row plus the record ids. Records named in `template` that fit in one
+    /// batch are exported with one call, without the id list. Returns the number of rows.
+    fn export_records_each(
+        &self,
+        template: &record::export::Request,
+        options: &BatchOptions,
+        progress: &dyn Progress,
+        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+    ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
 
     /// Imports `rows` in batches of whole records, checking each batch's count. `template`
     /// carries the import options (overwrite behaviour, auto-numbering, date format).
@@ -187,6 +199,64 @@ where
             session.add(self.call(&request).await?.rows()?)?;
         }
         Ok(session.finish())
+    }
+
+    async fn export_records_each(
+        &self,
+        template: &record::export::Request,
+        options: &BatchOptions,
+        progress: &dyn Progress,
+        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+    ) -> Result<u64, WorkflowError> {
+        if let Some(request) = ExportSession::single_request(template, options) {
+            progress.event(ProgressEvent::Planned { items: 1, bytes: None });
+            progress.event(ProgressEvent::Started { item: "batch 1/1".into(), bytes: None });
+            let mut sink = RowStream::new("", each);
+            let sent = self.stream(&request, &mut sink).await;
+            if let Some(e) = sink.error.take() {
+                return Err(e);
+            }
+            sent?;
+            sink.finish()?;
+            progress.event(ProgressEvent::Finished { item: "batch 1/1".into(), bytes: sink.rows });
+            return Ok(sink.rows);
+        }
+        let metadata = self.call(&metadata::export::Request::new()).await?.rows()?;
+        let (id_field, ids_request) = ExportSession::id_request(template, &metadata)?;
+        let mut ids = Vec::new();
+        {
+            let mut distinct = std::collections::HashSet::new();
+            let mut keep = |row: Row| {
+                if let Some(id) = crate::workflow::records::cell(&row, &id_field) {
+                    if distinct.insert(id.clone()) {
+                        ids.push(id);
+                    }
+                }
+                Ok(())
+            };
+            let mut sink = RowStream::new(&id_field, &mut keep);
+            let sent = self.stream(&ids_request, &mut sink).await;
+            if let Some(e) = sink.error.take() {
+                return Err(e);
+            }
+            sent?;
+            sink.finish()?;
+        }
+        let mut session = ExportSession::start_with_ids(template, id_field.clone(), ids, options, progress);
+        let mut total = 0;
+        while let Some((request, pause)) = session.next_batch() {
+            tokio::time::sleep(pause).await;
+            let mut sink = RowStream::new(&id_field, &mut *each);
+            let sent = self.stream(&request, &mut sink).await;
+            if let Some(e) = sink.error.take() {
+                return Err(e);
+            }
+            sent?;
+            sink.finish()?;
+            total += sink.rows;
+            session.check_seen(&sink.seen, sink.rows)?;
+        }
+        Ok(total)
     }
 
     async fn import_records_batched(

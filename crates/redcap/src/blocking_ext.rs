@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::workflow::{
     BatchOptions, ExportSession, ImportSession, Progress, ProgressEvent, PullOptions, PullSession, PushOptions,
-    PushSession, RemoteTree, ReportId, ReportOptions, TransferSummary, TreeWalk, WorkflowError, list_request,
-    push_manifest, upload_answer_lost,
+    PushSession, RemoteTree, ReportId, ReportOptions, RowStream, TransferSummary, TreeWalk, WorkflowError,
+    list_request, push_manifest, upload_answer_lost,
 };
 use crate::{metadata, record};
 
@@ -64,6 +64,18 @@ pub trait Workflows {
         options: &BatchOptions,
         progress: &dyn Progress,
     ) -> Result<Vec<Row>, WorkflowError>;
+
+    /// Exports records like [`Workflows::export_records_batched`], but decodes each answer
+    /// while it streams and hands every row to `each`, in order: nothing is kept, so memory
+    /// stays at one row plus the record ids. Records named in `template` that fit in one
+    /// batch are exported with one call, without the id list. Returns the number of rows.
+    fn export_records_each(
+        &self,
+        template: &record::export::Request,
+        options: &BatchOptions,
+        progress: &dyn Progress,
+        each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+    ) -> Result<u64, WorkflowError>;
 
     /// Imports `rows` in batches of whole records, checking each batch's count. `template`
     /// carries the import options (overwrite behaviour, auto-numbering, date format).
@@ -175,6 +187,48 @@ where
         Ok(session.finish())
     }
 
+    fn export_records_each(
+        &self,
+        template: &record::export::Request,
+        options: &BatchOptions,
+        progress: &dyn Progress,
+        each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+    ) -> Result<u64, WorkflowError> {
+        if let Some(request) = ExportSession::single_request(template, options) {
+            progress.event(ProgressEvent::Planned { items: 1, bytes: None });
+            progress.event(ProgressEvent::Started { item: "batch 1/1".into(), bytes: None });
+            let mut sink = RowStream::new("", each);
+            stream_rows(self, &request, &mut sink)?;
+            progress.event(ProgressEvent::Finished { item: "batch 1/1".into(), bytes: sink.rows });
+            return Ok(sink.rows);
+        }
+        let metadata = self.call(&metadata::export::Request::new())?.rows()?;
+        let (id_field, ids_request) = ExportSession::id_request(template, &metadata)?;
+        let mut ids = Vec::new();
+        {
+            let mut distinct = std::collections::HashSet::new();
+            let mut keep = |row: Row| {
+                if let Some(id) = crate::workflow::records::cell(&row, &id_field) {
+                    if distinct.insert(id.clone()) {
+                        ids.push(id);
+                    }
+                }
+                Ok(())
+            };
+            stream_rows(self, &ids_request, &mut RowStream::new(&id_field, &mut keep))?;
+        }
+        let mut session = ExportSession::start_with_ids(template, id_field.clone(), ids, options, progress);
+        let mut total = 0;
+        while let Some((request, pause)) = session.next_batch() {
+            std::thread::sleep(pause);
+            let mut sink = RowStream::new(&id_field, &mut *each);
+            stream_rows(self, &request, &mut sink)?;
+            total += sink.rows;
+            session.check_seen(&sink.seen, sink.rows)?;
+        }
+        Ok(total)
+    }
+
     fn import_records_batched(
         &self,
         rows: Vec<Row>,
@@ -190,4 +244,24 @@ where
         }
         Ok(session.finish())
     }
+}
+
+/// Streams one export's body through `sink`; the sink's own error (a row the caller could not
+/// take) wins over the transport's report of it.
+fn stream_rows<T, F>(
+    client: &Client<T>,
+    request: &record::export::Request,
+    sink: &mut RowStream<'_, F>,
+) -> Result<(), WorkflowError>
+where
+    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + 'static,
+    T::Body: std::io::Read,
+    F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized,
+{
+    let sent = client.stream(request, sink);
+    if let Some(e) = sink.error.take() {
+        return Err(e);
+    }
+    sent?;
+    sink.finish()
 }

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use redcap::blocking::Workflows;
-use redcap::workflow::{BatchOptions, ReportId, ReportOptions};
+use redcap::workflow::{BatchOptions, ReportId, ReportOptions, WorkflowError};
 use redcap::{DateFormat, MethodInfo, OverwriteBehavior, RawOrLabel, Row, metadata, record, report};
 
 use crate::cli::{DateFormatArg, ExportOutput, InputFormat, RecordsCmd, ReportCmd};
@@ -82,14 +82,31 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
             }
             let options = BatchOptions::default().batch_size(*batch_size as usize);
             let progress = ui.observer();
-            let rows = session
-                .client
-                .export_records_batched(&template, &options, progress.as_ref())
-                .map_err(|e| from_workflow(&e, &session.ctx(EXPORT)))?;
+            let path = out.output.as_deref();
+            let write_error = |e: &std::io::Error| match path {
+                Some(p) if p.as_os_str() != "-" => CliError::local(p, "write", e),
+                _ => CliError::stdout(e),
+            };
+            // The destination is opened first (a wrong -o fails before any export), and rows
+            // are written as each batch's answer streams in: constant memory at any size.
+            let n = output::to_destination(path, |w| {
+                let mut sink = output::RowSink::new(out.format, w);
+                let mut failed_write = None;
+                let exported = session.client.export_records_each(&template, &options, progress.as_ref(), &mut |row| {
+                    sink.row(row).map_err(|e| {
+                        failed_write = Some(write_error(&e));
+                        WorkflowError::Local { path: path.unwrap_or(Path::new("-")).into(), source: e }
+                    })
+                });
+                if let Some(e) = failed_write {
+                    return Err(e);
+                }
+                exported.map_err(|e| from_workflow(&e, &session.ctx(EXPORT)))?;
+                sink.finish().map_err(|e| write_error(&e))
+            })?;
             drop(progress);
-            write(&rows, out)?;
-            if out.output.as_deref().is_some_and(|p| p.as_os_str() != "-") {
-                ui.status(format!("Exported {} row{}.", rows.len(), plural(rows.len())));
+            if path.is_some_and(|p| p.as_os_str() != "-") {
+                ui.status(format!("Exported {n} row{}.", plural(n as usize)));
             }
             Ok(())
         }

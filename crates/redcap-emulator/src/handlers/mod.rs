@@ -33,14 +33,35 @@ pub struct Env {
 }
 
 /// A successful answer.
-#[derive(Debug)]
 pub enum Reply {
     /// A body with its content type.
     Body { content_type: String, body: Vec<u8> },
+    /// A body rendered while it is sent (large exports), from a store snapshot taken by the
+    /// handler, so the store's lock is not held while it streams.
+    Stream { content_type: String, producer: crate::stream::Producer },
     /// A stored file, streamed from disk.
     File { path: PathBuf, mime: String, name: String, size: u64 },
     /// Zero-length 200.
     Empty,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Body { content_type, body } => {
+                f.debug_struct("Body").field("content_type", content_type).field("len", &body.len()).finish()
+            }
+            Reply::Stream { content_type, .. } => f.debug_struct("Stream").field("content_type", content_type).finish(),
+            Reply::File { path, mime, name, size } => f
+                .debug_struct("File")
+                .field("path", path)
+                .field("mime", mime)
+                .field("name", name)
+                .field("size", size)
+                .finish(),
+            Reply::Empty => f.write_str("Empty"),
+        }
+    }
 }
 
 impl Reply {

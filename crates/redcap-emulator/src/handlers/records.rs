@@ -13,8 +13,9 @@ use crate::model::{Project, checkbox_column};
 use crate::odm;
 use crate::odm_out;
 use crate::records::{self, CellOptions, Col, Dataset, hidden_by_export_level};
-use crate::render::{self, Out, Table};
-use crate::store::RowKey;
+use crate::render::{self, Out, RowWriter, Table};
+use crate::store::{self, RowKey, Snapshot};
+use crate::stream::{BodySink, Producer, StreamError};
 
 /// `'a', 'b'` as REDCap lists bad values.
 fn quoted_list(items: &[String]) -> String {
@@ -60,15 +61,14 @@ pub(super) fn render_rows(ctx: &Ctx, out: Out, cols: &[Col], rows: Vec<Vec<Value
 pub(super) struct Selection {
     /// Selected names (fields, the record id, `<form>_complete`) in metadata order.
     pub names: Vec<String>,
-    /// Flat columns for `names`.
-    pub cols: Vec<Col>,
     pub data: Dataset,
     /// Indexes of the selected rows in `data.rows`.
     pub rows: Vec<usize>,
 }
 
-/// Parses the selection parameters shared by Export Records and Export Project XML.
-pub(super) fn select(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: bool) -> Result<Selection, Failure> {
+/// Parses the selection parameters shared by Export Records and Export Project XML, and lists
+/// the records they can select.
+pub(super) fn plan(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: bool) -> Result<Plan, Failure> {
     let project = ctx.project.clone();
     let p = &*project;
     let mut wanted: BTreeSet<String> = BTreeSet::new();
@@ -119,7 +119,6 @@ pub(super) fn select(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: b
             )));
         }
     }
-    let records_filter: Option<HashSet<String>> = ctx.params.list("records").map(|v| v.into_iter().collect());
     // dateRangeBegin/End: records created or modified in the range (server time, here UTC).
     let (begin, end) = (ctx.params.get_nonempty("dateRangeBegin"), ctx.params.get_nonempty("dateRangeEnd"));
     let in_range: Option<HashSet<String>> = if begin.is_some() || end.is_some() {
@@ -130,35 +129,52 @@ pub(super) fn select(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: b
     let filter = logic::compile(p, ctx.params.get("filterLogic").unwrap_or(""))?;
     let cols = records::columns(p, &names, with_dag, false, survey);
 
-    let data = Dataset::load(ctx.store, p)?;
-    let mut rows = Vec::new();
-    for (i, row) in data.rows.iter().enumerate() {
+    // The records, in export order: `records=` looks each name up by key; otherwise all of them.
+    let mut recs = match ctx.params.list("records") {
+        Some(wanted) => {
+            let unique: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
+            store::records_named(&ctx.store.conn, p.id(), unique)?
+        }
+        None => ctx.store.records(p.id())?,
+    };
+    recs.retain(|(r, dag)| {
+        ctx.user.dag_id.is_none_or(|d| *dag == Some(d)) && in_range.as_ref().is_none_or(|set| set.contains(r))
+    });
+    recs.sort_by(|a, b| records::record_cmp(&a.0, &b.0));
+    let events = if p.def.longitudinal { events } else { None };
+    Ok(Plan { names, cols, records: recs, events, filter })
+}
+
+/// What an export selects, before any value is read.
+pub(super) struct Plan {
+    /// Selected names (fields, the record id, `<form>_complete`) in metadata order.
+    pub names: Vec<String>,
+    /// Flat columns for `names`.
+    pub cols: Vec<Col>,
+    /// The records that may contribute rows, in export order, with their DAG.
+    pub records: Vec<(String, Option<i64>)>,
+    /// `events=` (longitudinal projects only).
+    events: Option<Vec<String>>,
+    filter: Option<logic::Filter>,
+}
+
+impl Plan {
+    /// Whether a loaded row is selected: its event, its relevance to the columns, the filter.
+    pub fn keeps(&self, p: &Project, data: &Dataset, row: &records::RowData) -> bool {
         let key = &row.key;
-        if let Some(dag) = ctx.user.dag_id {
-            if data.dag_of(&key.record) != Some(dag) {
-                continue;
-            }
-        }
-        if records_filter.as_ref().is_some_and(|r| !r.contains(&key.record)) {
-            continue;
-        }
-        if in_range.as_ref().is_some_and(|r| !r.contains(&key.record)) {
-            continue;
-        }
-        if p.def.longitudinal && events.as_ref().is_some_and(|e| !e.contains(&key.event)) {
-            continue;
-        }
-        if !records::row_relevant(p, &cols, key) {
-            continue;
-        }
-        if let Some(f) = &filter {
-            if !f.matches(p, &data, row) {
-                continue;
-            }
-        }
-        rows.push(i);
+        self.events.as_ref().is_none_or(|e| e.contains(&key.event))
+            && records::row_relevant(p, &self.cols, key)
+            && self.filter.as_ref().is_none_or(|f| f.matches(p, data, row))
     }
-    Ok(Selection { names, cols, data, rows })
+}
+
+/// [`plan`], then every selected row loaded at once (ODM and project XML build one document).
+pub(super) fn select(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: bool) -> Result<Selection, Failure> {
+    let plan = plan(ctx, level, with_dag, survey)?;
+    let p = &*ctx.project;
+    let data = Dataset::load_records(&ctx.store.conn, ctx.store.blob_dir(), p, plan.records.clone())?;
+    let rows = (0..data.rows.len()).filter(|&i| plan.keeps(p, &data, &data.rows[i])).collect();
+    Ok(Selection { names: plan.names, data, rows })
 }
 
 /// Export Records: flat or eav in json/csv/xml, or ODM (ClinicalData).
@@ -176,39 +192,75 @@ pub fn export(ctx: &mut Ctx) -> HResult {
     // exportDataAccessGroups has no effect for users in a DAG.
     let with_dag = ctx.params.flag("exportDataAccessGroups") && ctx.user.dag_id.is_none();
     let survey = ctx.params.flag("exportSurveyFields");
+    if !odm {
+        // Flat and EAV bodies stream from a snapshot, a few records at a time.
+        let plan = plan(ctx, level, with_dag, survey)?;
+        ctx.log("export", "Data export (API)", &format!("Export records (API): {} records", plan.records.len()), "")?;
+        let snapshot = ctx.store.snapshot()?;
+        let project = ctx.project.clone();
+        let label_headers = opts.label_headers && matches!(out, Out::Csv(_));
+        let producer: Producer =
+            Box::new(move |sink| stream_rows(sink, &snapshot, &project, &plan, out, eav, label_headers, &opts));
+        return Ok(Reply::Stream { content_type: render::content_type(out).into(), producer });
+    }
     let sel = select(ctx, level, with_dag, survey)?;
     let project = ctx.project.clone();
     let p = &*project;
     let n = sel.rows.len();
-    let reply = if odm {
-        let clinical = odm_out::Clinical {
-            rows: sel.rows.iter().map(|&i| &sel.data.rows[i]).collect(),
-            names: sel.names.iter().cloned().collect(),
-            dag: with_dag,
-            survey,
-            files: None,
-        };
-        let body = odm_out::clinical_document(p, &ctx.env.version, &sel.data, &clinical);
-        Ok(Reply::Body { content_type: render::XML.into(), body: body.into_bytes() })
-    } else if eav {
-        let t = eav_table(p, &sel, &opts);
-        let (ct, body) = render::table(out, &t, "records");
-        Ok(Reply::Body { content_type: ct.into(), body })
-    } else {
-        let rows =
-            sel.rows.iter().map(|&i| records::cells(p, &sel.data, &sel.data.rows[i], &sel.cols, &opts)).collect();
-        render_rows(ctx, out, &sel.cols, rows, &opts)
+    let clinical = odm_out::Clinical {
+        rows: sel.rows.iter().map(|&i| &sel.data.rows[i]).collect(),
+        names: sel.names.iter().cloned().collect(),
+        dag: with_dag,
+        survey,
+        files: None,
     };
+    let body = odm_out::clinical_document(p, &ctx.env.version, &sel.data, &clinical);
     ctx.log("export", "Data export (API)", &format!("Export records (API): {n} rows"), "")?;
-    reply
+    Ok(Reply::Body { content_type: render::XML.into(), body: body.into_bytes() })
 }
 
-/// EAV rows: `record, field_name, value`, then `redcap_event_name` (longitudinal) and the repeat
-/// columns (projects with repeating data; UNVERIFIED, the help lists only the event column). Only
-/// non-blank values are listed. A checkbox gives one row per checked option under its own name,
-/// with the code (raw) or the option label (label) as value: the help's "0 or 1" wording cannot
-/// tell options apart, so the code is used (UNVERIFIED).
-fn eav_table(p: &Project, sel: &Selection, opts: &CellOptions) -> Table {
+/// Records loaded and rendered per step of a streamed export.
+const RECORDS_PER_STEP: usize = 200;
+
+/// Renders a flat or EAV export into `sink`, loading [`RECORDS_PER_STEP`] records at a time.
+#[allow(clippy::too_many_arguments)]
+fn stream_rows(
+    sink: &mut BodySink,
+    snapshot: &Snapshot,
+    p: &Project,
+    plan: &Plan,
+    out: Out,
+    eav: bool,
+    label_headers: bool,
+    opts: &CellOptions,
+) -> Result<(), StreamError> {
+    let columns: Vec<String> = if eav { eav_columns(p) } else { records::headers(p, &plan.cols, label_headers) };
+    let eav_opts = CellOptions { checkbox_labels: true, blank_gray_status: true, ..opts.clone() };
+    let mut w = RowWriter::begin(out, &columns, "records", sink.buf());
+    let mut dag_listed = (String::new(), false);
+    for step in plan.records.chunks(RECORDS_PER_STEP) {
+        let data = Dataset::load_records(snapshot.conn(), snapshot.blob_dir(), p, step.to_vec())?;
+        for row in data.rows.iter().filter(|row| plan.keeps(p, &data, row)) {
+            if eav {
+                if dag_listed.0 != row.key.record {
+                    dag_listed = (row.key.record.clone(), false);
+                }
+                for r in eav_rows(p, &data, row, &plan.cols, opts, &eav_opts, &mut dag_listed.1) {
+                    w.row(sink.buf(), &r);
+                }
+            } else {
+                w.row(sink.buf(), &records::cells(p, &data, row, &plan.cols, opts));
+            }
+            sink.flush_if_full()?;
+        }
+    }
+    w.end(sink.buf());
+    Ok(())
+}
+
+/// EAV columns: `record, field_name, value`, then `redcap_event_name` (longitudinal) and the
+/// repeat columns (projects with repeating data; UNVERIFIED, the help lists only the event column).
+fn eav_columns(p: &Project) -> Vec<String> {
     let mut columns = vec!["record", "field_name", "value"];
     if p.def.longitudinal {
         columns.push("redcap_event_name");
@@ -216,59 +268,71 @@ fn eav_table(p: &Project, sel: &Selection, opts: &CellOptions) -> Table {
     if p.has_repeating() {
         columns.extend(["redcap_repeat_instrument", "redcap_repeat_instance"]);
     }
-    let mut t = Table::new(columns);
-    let cell_opts = CellOptions { checkbox_labels: true, blank_gray_status: true, ..opts.clone() };
-    let mut dag_done: HashSet<&str> = HashSet::new();
-    for &i in &sel.rows {
-        let row = &sel.data.rows[i];
-        let key = &row.key;
-        let cells = records::cells(p, &sel.data, row, &sel.cols, &cell_opts);
-        let tail: Vec<Value> = {
-            let mut v = Vec::new();
-            if p.def.longitudinal {
-                v.push(Value::from(key.event.clone()));
+    columns.into_iter().map(str::to_owned).collect()
+}
+
+/// The EAV rows of one flat row. Only non-blank values are listed. A checkbox gives one row per
+/// checked option under its own name, with the code (raw) or the option label (label) as value:
+/// the help's "0 or 1" wording cannot tell options apart, so the code is used (UNVERIFIED). The
+/// DAG is listed once per record (`dag_listed`: already listed for this row's record).
+fn eav_rows(
+    p: &Project,
+    data: &Dataset,
+    row: &records::RowData,
+    cols: &[Col],
+    opts: &CellOptions,
+    cell_opts: &CellOptions,
+    dag_listed: &mut bool,
+) -> Vec<Vec<Value>> {
+    let key = &row.key;
+    let mut out = Vec::new();
+    let cells = records::cells(p, data, row, cols, cell_opts);
+    let tail: Vec<Value> = {
+        let mut v = Vec::new();
+        if p.def.longitudinal {
+            v.push(Value::from(key.event.clone()));
+        }
+        if p.has_repeating() {
+            v.push(Value::from(key.instrument.clone()));
+            let repeats = !key.instrument.is_empty() || p.is_repeating_event(&key.event);
+            v.push(if repeats { Value::from(key.instance) } else { Value::from("") });
+        }
+        v
+    };
+    let mut push = |name: &str, value: String| {
+        let mut r = vec![Value::from(key.record.clone()), Value::from(name.to_owned()), Value::from(value)];
+        r.extend(tail.iter().cloned());
+        out.push(r);
+    };
+    for (col, cell) in cols.iter().zip(cells) {
+        let text = render::text_of(&cell);
+        match col {
+            Col::EventName | Col::RepeatInstrument | Col::RepeatInstance => {}
+            Col::RecordId => {
+                if key.instrument.is_empty() {
+                    push(&p.def.record_id_field, key.record.clone());
+                }
             }
-            if p.has_repeating() {
-                v.push(Value::from(key.instrument.clone()));
-                let repeats = !key.instrument.is_empty() || p.is_repeating_event(&key.event);
-                v.push(if repeats { Value::from(key.instance) } else { Value::from("") });
+            Col::Dag => {
+                if !text.is_empty() && !*dag_listed {
+                    *dag_listed = true;
+                    push("redcap_data_access_group", text);
+                }
             }
-            v
-        };
-        let mut push = |name: &str, value: String| {
-            let mut r = vec![Value::from(key.record.clone()), Value::from(name.to_owned()), Value::from(value)];
-            r.extend(tail.iter().cloned());
-            t.rows.push(r);
-        };
-        for (col, cell) in sel.cols.iter().zip(cells) {
-            let text = render::text_of(&cell);
-            match col {
-                Col::EventName | Col::RepeatInstrument | Col::RepeatInstance => {}
-                Col::RecordId => {
-                    if key.instrument.is_empty() {
-                        push(&p.def.record_id_field, key.record.clone());
-                    }
+            Col::Checkbox(f, code) => {
+                if row.values.get(f).is_some_and(|v| v.contains(code)) {
+                    push(f, if opts.labels { text } else { code.clone() });
                 }
-                Col::Dag => {
-                    if !text.is_empty() && dag_done.insert(key.record.as_str()) {
-                        push("redcap_data_access_group", text);
-                    }
-                }
-                Col::Checkbox(f, code) => {
-                    if row.values.get(f).is_some_and(|v| v.contains(code)) {
-                        push(f, if opts.labels { text } else { code.clone() });
-                    }
-                }
-                _ => {
-                    if !text.is_empty() {
-                        let name = records::headers(p, std::slice::from_ref(col), false).remove(0);
-                        push(&name, text);
-                    }
+            }
+            _ => {
+                if !text.is_empty() {
+                    let name = records::headers(p, std::slice::from_ref(col), false).remove(0);
+                    push(&name, text);
                 }
             }
         }
     }
-    t
+    out
 }
 
 fn checkbox_base(p: &Project, name: &str) -> Option<String> {
@@ -518,7 +582,12 @@ fn apply_rows(
         return Err(bad(format!("The record id field ({rid}) is missing.")));
     }
 
-    let existing = Dataset::load(ctx.store, p)?;
+    // Only the records this import names are read: the cost follows the import, not the project.
+    let existing = {
+        let names: BTreeSet<&str> = rows.iter().filter_map(|r| input::get(r, &rid)).map(str::trim).collect();
+        let recs = store::records_named(&ctx.store.conn, p.id(), names)?;
+        Dataset::load_records(&ctx.store.conn, ctx.store.blob_dir(), p, recs)?
+    };
     let mut errors: Vec<String> = Vec::new();
     let err = |errors: &mut Vec<String>, rec: &str, field: &str, value: &str, msg: &str| {
         errors.push(csv_line(rec, field, value, msg));
@@ -527,7 +596,7 @@ fn apply_rows(
     // Auto-numbering: originals map to new names in order of first appearance.
     let mut auto: Vec<(String, String)> = Vec::new();
     if force_auto {
-        let mut next = next_number(&existing, ctx.user.dag_id);
+        let mut next = next_number(&ctx.store.records(p.id())?, ctx.user.dag_id);
         for row in rows {
             let orig = input::get(row, &rid).unwrap_or("").trim().to_owned();
             if !auto.iter().any(|(o, _)| o == &orig) {
@@ -720,6 +789,7 @@ fn apply_rows(
     let user_dag = ctx.user.dag_id;
     let username = ctx.user.username.clone();
     let mut touched: Vec<String> = Vec::new();
+    let mut touched_set: HashSet<String> = HashSet::new();
     ctx.store.transaction(|s| {
         let mut created: HashSet<String> = HashSet::new();
         for plan in &plans {
@@ -776,7 +846,7 @@ fn apply_rows(
                 &plan.record,
                 user_dag,
             )?;
-            if !touched.contains(&plan.record) {
+            if touched_set.insert(plan.record.clone()) {
                 touched.push(plan.record.clone());
             }
         }
@@ -840,7 +910,7 @@ fn import_result(
 }
 
 fn existing_values(data: &Dataset, key: &RowKey) -> HashMap<String, Vec<String>> {
-    data.rows.iter().find(|r| &r.key == key).map(|r| r.values.clone()).unwrap_or_default()
+    data.row(key).map(|r| r.values.clone()).unwrap_or_default()
 }
 
 /// Validates one imported value; returns the value to store.
@@ -913,9 +983,8 @@ fn valid_ymd(s: &str) -> bool {
 }
 
 /// Next numeric record name (max + 1; with a DAG, the max of `<dag>-<n>` names).
-fn next_number(data: &Dataset, dag: Option<i64>) -> i64 {
-    let max = data
-        .records
+fn next_number(records: &[(String, Option<i64>)], dag: Option<i64>) -> i64 {
+    let max = records
         .iter()
         .filter_map(|(r, _)| match dag {
             Some(d) => r.strip_prefix(&format!("{d}-")).and_then(|n| n.parse::<i64>().ok()),
@@ -929,8 +998,7 @@ fn next_number(data: &Dataset, dag: Option<i64>) -> i64 {
 /// Generate Next Record Name.
 pub fn next_name(ctx: &mut Ctx) -> HResult {
     ctx.need_export()?;
-    let data = Dataset::load(ctx.store, &ctx.project)?;
-    let n = next_number(&data, ctx.user.dag_id);
+    let n = next_number(&ctx.store.records(ctx.project.id())?, ctx.user.dag_id);
     Ok(Reply::text(match ctx.user.dag_id {
         Some(d) => format!("{d}-{n}"),
         None => n.to_string(),
@@ -947,7 +1015,8 @@ pub fn delete(ctx: &mut Ctx) -> HResult {
     let Some(names) = ctx.params.list("records") else {
         return Err(bad("The parameter \"records\" is missing"));
     };
-    let data = Dataset::load(ctx.store, p)?;
+    let named = store::records_named(&ctx.store.conn, p.id(), names.iter().map(String::as_str))?;
+    let data = Dataset::load_records(&ctx.store.conn, ctx.store.blob_dir(), p, named)?;
     let visible = |r: &str| data.has_record(r) && ctx.user.dag_id.is_none_or(|d| data.dag_of(r) == Some(d));
     let missing: Vec<String> = names.iter().filter(|r| !visible(r)).cloned().collect();
     if !missing.is_empty() {
@@ -1046,7 +1115,8 @@ pub fn rename(ctx: &mut Ctx) -> HResult {
         .ok_or_else(|| bad("The parameter \"new_record_name\" is missing"))?
         .trim()
         .to_owned();
-    let data = Dataset::load(ctx.store, &ctx.project)?;
+    let named = store::records_named(&ctx.store.conn, ctx.project.id(), [record.as_str(), new_name.as_str()])?;
+    let data = Dataset::load_records(&ctx.store.conn, ctx.store.blob_dir(), &ctx.project, named)?;
     let visible = data.has_record(&record) && ctx.user.dag_id.is_none_or(|d| data.dag_of(&record) == Some(d));
     if !visible {
         return Err(bad(format!("The record \"{record}\" does not exist")));

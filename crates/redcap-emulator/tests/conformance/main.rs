@@ -16,5 +16,6 @@ mod odm;
 mod project_xml;
 mod records;
 mod reports;
+mod scale;
 mod structure;
 mod users;

@@ -64,6 +64,7 @@ pub mod files;
 pub mod progress;
 pub mod records;
 pub mod report;
+mod row_stream;
 mod session;
 
 pub use error::WorkflowError;
@@ -75,6 +76,7 @@ pub use files::{
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use records::{BatchPlan, ExportCheck, RecordBatches};
 pub use report::{ReportId, ReportOptions};
+pub use row_stream::RowStream;
 pub use session::{
     ExportSession, ImportSession, PullSession, PushSession, PushUpload, STALE_PARTIAL, remove_stale_partials,
     upload_answer_lost,

@@ -427,6 +427,49 @@ impl<'p> ExportSession<'p> {
         }
     }
 
+    /// Plans the batches from known ids (an id-only export decoded while it streamed).
+    pub fn start_with_ids(
+        template: &record::export::Request,
+        id_field: String,
+        ids: Vec<String>,
+        options: &BatchOptions,
+        progress: &'p dyn Progress,
+    ) -> Self {
+        let batches = RecordBatches::from_ids(ids, options.batch_size);
+        progress.event(ProgressEvent::Planned { items: batches.batches.len() as u64, bytes: None });
+        ExportSession {
+            template: template.clone(),
+            id_field,
+            batches,
+            next: 0,
+            pause: options.pause,
+            rows: Vec::new(),
+            progress,
+        }
+    }
+
+    /// The one request of an export that needs no id list: the caller named its records and
+    /// they fit in one batch. Nothing can be cross-checked, so records that do not exist are
+    /// simply absent, as in REDCap's own answer.
+    pub fn single_request(
+        template: &record::export::Request,
+        options: &BatchOptions,
+    ) -> Option<record::export::Request> {
+        let distinct: std::collections::BTreeSet<&String> = template.records.iter().collect();
+        if distinct.is_empty() || distinct.len() > options.batch_size.max(1) {
+            return None;
+        }
+        let mut r = template.clone();
+        r.format = Some(redcap_core::Format::Json);
+        r.record_type = Some(redcap_core::RecordType::Flat);
+        Some(r)
+    }
+
+    /// The record-id field the batches are checked by.
+    pub fn id_field(&self) -> &str {
+        &self.id_field
+    }
+
     /// The next batch's request, and how long to pause before sending it.
     pub fn next_batch(&mut self) -> Option<(record::export::Request, std::time::Duration)> {
         let batch = self.batches.batches.get(self.next)?;
@@ -449,6 +492,17 @@ impl<'p> ExportSession<'p> {
         }
         self.progress.event(ProgressEvent::Finished { item: self.label(), bytes: rows.len() as u64 });
         self.rows.extend(rows);
+        Ok(())
+    }
+
+    /// Checks the last batch from the ids its rows carried (rows handed on, not kept).
+    pub fn check_seen(&mut self, seen: &std::collections::HashSet<String>, rows: u64) -> Result<(), WorkflowError> {
+        let requested = &self.batches.batches[self.next - 1];
+        let missing: Vec<String> = requested.iter().filter(|id| !seen.contains(*id)).cloned().collect();
+        if !missing.is_empty() {
+            return Err(WorkflowError::MissingRecords { missing });
+        }
+        self.progress.event(ProgressEvent::Finished { item: self.label(), bytes: rows });
         Ok(())
     }
 

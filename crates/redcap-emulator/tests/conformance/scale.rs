@@ -1,0 +1,142 @@
+//! Exports larger than one streamed chunk: the same rows as record-by-record exports, in
+//! natural record order, in every format; one consistent snapshot however long the client takes
+//! to read; writes go on while an export streams. (No timing assertions: speed is measured in
+//! the benchmark.)
+
+use std::io::Read;
+
+use crate::common::*;
+
+/// Imports records `1..=n` with a DAG each and `comments` of `len` bytes.
+fn import_many(url: &str, t: &str, n: usize, len: usize) {
+    let rows: Vec<serde_json::Value> = (1..=n)
+        .map(|i| {
+            serde_json::json!({
+                "record_id": i.to_string(),
+                "name_first": format!("First {i}"),
+                "race___2": if i % 2 == 0 { "1" } else { "0" },
+                "redcap_data_access_group": if i % 3 == 0 { "dag_2" } else { "dag_1" },
+                "comments": format!("{i:06}").repeat(len / 6),
+            })
+        })
+        .collect();
+    let data = serde_json::Value::Array(rows).to_string();
+    post(url, &[("token", t), ("content", "record"), ("format", "json"), ("data", &data)])
+        .expect(200, &format!("{{\"count\":{n}}}"));
+}
+
+#[test]
+fn a_streamed_export_has_the_rows_of_record_by_record_exports() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let url = emu.url();
+    // The fixture's 5 records plus 1,000 more: several steps of records and of chunks.
+    import_many(&url, &t, 1005, 600);
+    let all =
+        post(&url, &[("token", &t), ("content", "record"), ("format", "json"), ("exportDataAccessGroups", "true")]);
+    assert!(all.header("content-length").is_none(), "a body this size streams (chunked)");
+    let rows = all.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1005);
+    let ids: Vec<u64> = rows.iter().map(|r| r["record_id"].as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(ids, (1..=1005).collect::<Vec<_>>(), "natural order, not text order");
+    for i in [1usize, 5, 6, 200, 201, 999, 1005] {
+        let one = post(
+            &url,
+            &[
+                ("token", &t),
+                ("content", "record"),
+                ("format", "json"),
+                ("exportDataAccessGroups", "true"),
+                ("records[0]", &i.to_string()),
+                ("records[1]", "no-such-record"),
+            ],
+        )
+        .json();
+        assert_eq!(one, serde_json::json!([rows[i - 1].clone()]), "record {i}");
+    }
+    // CSV and XML carry the same rows.
+    let csv = post(&url, &[("token", &t), ("content", "record"), ("format", "csv")]).text();
+    let (header, csv_rows) = csv_rows(&csv);
+    assert_eq!(csv_rows.len(), 1005);
+    let comments = header.iter().position(|h| h == "comments").unwrap();
+    assert_eq!(csv_rows[1004][comments], rows[1004]["comments"].as_str().unwrap());
+    let xml = post(&url, &[("token", &t), ("content", "record"), ("format", "xml")]).text();
+    assert_eq!(xml.matches("<item>").count(), 1005);
+    assert!(xml.ends_with("</records>\n"));
+    // EAV lists each record's DAG once, across step boundaries too.
+    let eav = post(
+        &url,
+        &[
+            ("token", &t),
+            ("content", "record"),
+            ("format", "json"),
+            ("type", "eav"),
+            ("exportDataAccessGroups", "true"),
+        ],
+    )
+    .json();
+    let dags = eav.as_array().unwrap().iter().filter(|r| r["field_name"] == "redcap_data_access_group").count();
+    assert_eq!(dags, 1005);
+    // A filter over the streamed rows.
+    let even = post(
+        &url,
+        &[
+            ("token", &t),
+            ("content", "record"),
+            ("format", "json"),
+            ("fields[0]", "record_id"),
+            ("filterLogic", "[race(2)] = '1'"),
+        ],
+    )
+    .json();
+    assert_eq!(even.as_array().unwrap().len(), rows.iter().filter(|r| r["race___2"] == "1").count());
+}
+
+#[test]
+fn an_export_is_one_snapshot_and_writes_go_on_while_it_streams() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let url = emu.url();
+    // About 24 MB: far more than the chunks in flight and the socket buffers hold.
+    import_many(&url, &t, 1200, 20_000);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("token", t.as_str()), ("content", "record"), ("format", "csv")])
+        .finish();
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let mut resp = agent
+        .post(&url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(body.as_bytes())
+        .expect("export starts");
+    let mut reader = resp.body_mut().with_config().limit(1 << 30).reader();
+    let mut head = vec![0u8; 64 << 10];
+    reader.read_exact(&mut head).expect("first bytes");
+    // While the export is paused mid-body: a write to its last record, and a deletion.
+    let data = serde_json::json!([{"record_id": "1200", "name_first": "Changed"}]).to_string();
+    post(&url, &[("token", &t), ("content", "record"), ("format", "json"), ("data", &data)])
+        .expect(200, "{\"count\":1}");
+    post(&url, &[("token", &t), ("content", "record"), ("action", "delete"), ("records[0]", "1199")]).expect(200, "1");
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).expect("the rest");
+    head.extend_from_slice(&rest);
+    let text = String::from_utf8(head).unwrap();
+    let (header, rows) = csv_rows(&text);
+    assert_eq!(rows.len(), 1200, "the deletion came after the export began");
+    let name = header.iter().position(|h| h == "name_first").unwrap();
+    assert_eq!(rows[1199][name], "First 1200", "the export shows the state it began with");
+    // And the writes are there for the next export.
+    let now = post(
+        &url,
+        &[
+            ("token", &t),
+            ("content", "record"),
+            ("format", "json"),
+            ("records[0]", "1200"),
+            ("records[1]", "1199"),
+            ("fields[0]", "name_first"),
+        ],
+    )
+    .json();
+    assert_eq!(now, serde_json::json!([{"name_first": "Changed"}]));
+}

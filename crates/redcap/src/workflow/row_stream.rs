@@ -1,0 +1,249 @@
+//! A JSON array of rows decoded while it streams: an [`std::io::Write`] sink that cuts the body
+//! into its elements and decodes each on its own, so a body of any size costs one row's memory.
+
+use std::collections::HashSet;
+use std::io;
+
+use redcap_core::Row;
+
+use super::WorkflowError;
+use super::records::cell;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Before the opening `[`.
+    Start,
+    /// Between elements.
+    Between,
+    /// Inside an element, `depth` brackets deep.
+    Element,
+    /// After the closing `]`.
+    Done,
+}
+
+/// Receives one batch's body and hands each row to `each`, remembering the ids it saw.
+pub struct RowStream<'a, F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> {
+    state: State,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    current: Vec<u8>,
+    id_field: &'a str,
+    each: &'a mut F,
+    /// Record ids seen in this body.
+    pub seen: HashSet<String>,
+    /// Rows decoded.
+    pub rows: u64,
+    /// The error that stopped the stream (the sink only reports an I/O error upward).
+    pub error: Option<WorkflowError>,
+}
+
+impl<F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> std::fmt::Debug for RowStream<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowStream").field("state", &self.state).field("rows", &self.rows).finish_non_exhaustive()
+    }
+}
+
+impl<'a, F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> RowStream<'a, F> {
+    /// A sink for one body whose rows carry their record id in `id_field`.
+    pub fn new(id_field: &'a str, each: &'a mut F) -> Self {
+        RowStream {
+            state: State::Start,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            current: Vec::new(),
+            id_field,
+            each,
+            seen: HashSet::new(),
+            rows: 0,
+            error: None,
+        }
+    }
+
+    /// Checks that the body ended where the array did.
+    pub fn finish(&self) -> Result<(), WorkflowError> {
+        if self.state == State::Done {
+            Ok(())
+        } else {
+            Err(decode_error("the JSON array of rows ended early", &self.current))
+        }
+    }
+
+    fn fail(&mut self, e: WorkflowError) -> io::Error {
+        let msg = e.to_string();
+        self.error = Some(e);
+        io::Error::other(msg)
+    }
+
+    fn element_done(&mut self) -> Result<(), WorkflowError> {
+        let row: Row = serde_json::from_slice(&self.current)
+            .map_err(|e| decode_error(&format!("a row did not decode: {e}"), &self.current))?;
+        self.current.clear();
+        if let Some(id) = cell(&row, self.id_field) {
+            if !self.seen.contains(&id) {
+                self.seen.insert(id);
+            }
+        }
+        self.rows += 1;
+        (self.each)(row)
+    }
+}
+
+fn decode_error(what: &str, near: &[u8]) -> WorkflowError {
+    let excerpt: String = String::from_utf8_lossy(&near[..near.len().min(120)]).into_owned();
+    WorkflowError::Decode(redcap_core::DecodeError::Unexpected {
+        expected: "a JSON array of rows",
+        excerpt: format!("{what}: {excerpt}"),
+    })
+}
+
+impl<F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> io::Write for RowStream<'_, F> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut i = 0;
+        while i < buf.len() {
+            match self.state {
+                State::Start => match buf[i] {
+                    b'[' => self.state = State::Between,
+                    b' ' | b'\t' | b'\r' | b'\n' => {}
+                    // A byte-order mark is not JSON, but some servers send one.
+                    0xEF | 0xBB | 0xBF => {}
+                    _ => return Err(self.fail(decode_error("the body is not a JSON array", &buf[i..]))),
+                },
+                State::Between => match buf[i] {
+                    b' ' | b'\t' | b'\r' | b'\n' | b',' => {}
+                    b']' => self.state = State::Done,
+                    b'{' => {
+                        self.state = State::Element;
+                        self.depth = 1;
+                        self.current.push(b'{');
+                    }
+                    _ => return Err(self.fail(decode_error("a row is not a JSON object", &buf[i..]))),
+                },
+                State::Element => {
+                    // Copy up to the next byte that can change the structure.
+                    let start = i;
+                    while i < buf.len() {
+                        let b = buf[i];
+                        if self.in_string {
+                            if self.escaped {
+                                self.escaped = false;
+                            } else if b == b'\\' {
+                                self.escaped = true;
+                            } else if b == b'"' {
+                                self.in_string = false;
+                            }
+                        } else {
+                            match b {
+                                b'"' => self.in_string = true,
+                                b'{' | b'[' => self.depth += 1,
+                                b'}' | b']' => {
+                                    self.depth -= 1;
+                                    if self.depth == 0 {
+                                        break;
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                        i += 1;
+                    }
+                    if i == buf.len() {
+                        self.current.extend_from_slice(&buf[start..]);
+                        return Ok(buf.len());
+                    }
+                    self.current.extend_from_slice(&buf[start..=i]);
+                    self.state = State::Between;
+                    if let Err(e) = self.element_done() {
+                        return Err(self.fail(e));
+                    }
+                }
+                State::Done => match buf[i] {
+                    b' ' | b'\t' | b'\r' | b'\n' => {}
+                    _ => return Err(self.fail(decode_error("bytes after the JSON array", &buf[i..]))),
+                },
+            }
+            i += 1;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The sink as a Tokio writer: decoding is CPU work without waiting, so every write is ready.
+#[cfg(feature = "async")]
+impl<F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> tokio::io::AsyncWrite for RowStream<'_, F> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::task::Poll::Ready(io::Write::write(self.get_mut(), buf))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn split(body: &[u8], piece: usize) -> Result<Vec<Row>, WorkflowError> {
+        let mut rows = Vec::new();
+        let mut each = |r: Row| {
+            rows.push(r);
+            Ok(())
+        };
+        let mut s = RowStream::new("id", &mut each);
+        for chunk in body.chunks(piece) {
+            if s.write_all(chunk).is_err() {
+                return Err(s.error.take().expect("error kept"));
+            }
+        }
+        s.finish()?;
+        drop(s);
+        Ok(rows)
+    }
+
+    #[test]
+    fn rows_come_out_whole_however_the_body_is_cut() {
+        let body = br#" [{"id":"1","t":"a \"quoted\" } ] { , text"},{"id":"2","n":[1,{"x":2}]} , {"id":"3"}] "#;
+        let whole: Vec<Row> = serde_json::from_slice(body).unwrap();
+        for piece in [1, 2, 3, 7, body.len()] {
+            assert_eq!(split(body, piece).unwrap(), whole, "pieces of {piece} bytes");
+        }
+        assert!(split(b"[]", 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_cut_or_foreign_body_is_an_error() {
+        assert!(split(br#"[{"id":"1"},{"id":"2""#, 4).is_err());
+        assert!(split(br#"[{"id":"1"}"#, 4).is_err());
+        assert!(split(br#"{"error":"x"}"#, 4).is_err());
+        assert!(split(br#"[{"id":"1"}] x"#, 4).is_err());
+        assert!(split(br#"[1,2]"#, 4).is_err());
+    }
+
+    #[test]
+    fn ids_are_remembered() {
+        let mut each = |_r: Row| Ok(());
+        let mut s = RowStream::new("id", &mut each);
+        s.write_all(br#"[{"id":"7"},{"id":"7"},{"id":8}]"#).unwrap();
+        assert_eq!(s.rows, 3);
+        assert!(s.seen.contains("7") && s.seen.contains("8") && s.seen.len() == 2);
+    }
+}
