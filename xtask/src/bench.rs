@@ -5,7 +5,8 @@
 //! blocking (keep-alive) and async with concurrency 16 and 64 (the emulator holding 64
 //! concurrent clients). Targets: peak RSS under 32 MiB for the
 //! 1 GiB transfers, download wall time within 1.25x of curl's. Size and call count can be
-//! lowered with REDCAP_BENCH_MIB and REDCAP_BENCH_CALLS for a quick run.
+//! lowered with REDCAP_BENCH_MIB and REDCAP_BENCH_CALLS for a quick run. Then the record
+//! benchmarks (see `bench_records.rs`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -67,7 +68,7 @@ pub fn bench(root: &Path) -> Result<bool, String> {
     let calls = env_num("REDCAP_BENCH_CALLS", 2000);
     eprintln!("building the benchmark driver (release)…");
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "redcap-bench"])
+        .args(["build", "--release", "--quiet", "-p", "redcap-bench", "-p", "redcap-cli"])
         .current_dir(root)
         .status()
         .map_err(|e| e.to_string())?;
@@ -79,6 +80,13 @@ pub fn bench(root: &Path) -> Result<bool, String> {
     let work = target.join("bench-work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("data")).map_err(|e| e.to_string())?;
+    // REDCAP_BENCH_ONLY=records (or =transfers) runs one half.
+    let only = std::env::var("REDCAP_BENCH_ONLY").unwrap_or_default();
+    if only == "records" {
+        let ok = crate::bench_records::bench(&bin, &target, &work);
+        let _ = std::fs::remove_dir_all(&work);
+        return ok;
+    }
     let payload = work.join("payload.bin");
     eprintln!("writing a {mib} MiB payload…");
     write_payload(&payload, mib).map_err(|e| e.to_string())?;
@@ -97,6 +105,13 @@ pub fn bench(root: &Path) -> Result<bool, String> {
     let result = measure(&bin, &url, &token, &payload, &work, mib, calls);
     drop(server.stdin.take());
     let _ = server.wait();
+    let _ = std::fs::remove_file(&payload);
+    let result = match result {
+        Ok(transfers_ok) if only != "transfers" => {
+            crate::bench_records::bench(&bin, &target, &work).map(|records_ok| transfers_ok && records_ok)
+        }
+        other => other,
+    };
     let _ = std::fs::remove_dir_all(&work);
     result
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod bench;
+mod bench_records;
 
 const USAGE: &str = "usage: cargo xtask codegen [--check] | cargo xtask bench";
 

@@ -300,8 +300,11 @@ impl Emulator {
         if let Some(id) = store.project_for_source(&hash)? {
             return Ok(id);
         }
-        let loaded = odm::parse(xml)?;
-        let id = store.insert_project(loaded)?;
+        let id = match store.insert_project_xml(xml) {
+            Ok(id) => id,
+            Err(store::LoadError::Xml(e)) => return Err(e.into()),
+            Err(store::LoadError::Store(e)) => return Err(e.into()),
+        };
         store.remember_source(&hash, id)?;
         store.set_project_user(id, &self.admin, &Rights::full(), None, None)?;
         Ok(id)

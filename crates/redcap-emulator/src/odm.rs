@@ -102,6 +102,15 @@ fn start_element(e: &BytesStart) -> Result<Element, OdmError> {
 pub const MAX_DEPTH: usize = 100;
 
 fn parse_tree(xml: &str) -> Result<Element, OdmError> {
+    parse_tree_with(xml, None)
+}
+
+/// A handler for each `SubjectData` of `ClinicalData`, which then stays out of the tree.
+type SubjectSink<'a> = &'a mut dyn FnMut(Element) -> Result<(), OdmError>;
+
+/// The document's tree; with `subjects`, each record's `SubjectData` goes there as soon as it is
+/// complete instead (a project's data is never held whole).
+fn parse_tree_with(xml: &str, mut subjects: Option<SubjectSink<'_>>) -> Result<Element, OdmError> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut stack: Vec<Element> = vec![Element::default()];
     loop {
@@ -120,12 +129,19 @@ fn parse_tree(xml: &str) -> Result<Element, OdmError> {
             }
             XmlEvent::Empty(e) => {
                 let el = start_element(&e)?;
-                stack.last_mut().expect("root").children.push(el);
+                let parent = stack.last_mut().expect("root");
+                match subjects.as_mut() {
+                    Some(sink) if el.name == "SubjectData" && parent.name == "ClinicalData" => sink(el)?,
+                    _ => parent.children.push(el),
+                }
             }
             XmlEvent::End(_) => {
                 let el = stack.pop().expect("balanced");
                 let parent = stack.last_mut().ok_or_else(|| OdmError("unbalanced end tag".into()))?;
-                parent.children.push(el);
+                match subjects.as_mut() {
+                    Some(sink) if el.name == "SubjectData" && parent.name == "ClinicalData" => sink(el)?,
+                    _ => parent.children.push(el),
+                }
             }
             XmlEvent::Text(t) => {
                 let raw = String::from_utf8_lossy(t.as_ref()).into_owned();
@@ -156,6 +172,59 @@ fn flag(s: &str) -> bool {
 /// to assign.
 pub fn parse(xml: &str) -> Result<LoadedProject, OdmError> {
     let odm = parse_tree(xml)?;
+    let (mut loaded, checkbox_items) = parse_project(&odm)?;
+    if let Some(clinical) = odm.child("ClinicalData") {
+        let part = clinical_part(clinical, &loaded.def, &checkbox_items)?;
+        loaded.values = part.values;
+        loaded.files = part.files;
+        loaded.record_dags = part.record_dags;
+        loaded.records = part.records;
+    }
+    Ok(loaded)
+}
+
+/// The data of some records of a project document.
+#[derive(Debug, Default)]
+pub struct ClinicalPart {
+    pub values: Vec<DataValue>,
+    pub files: Vec<DataFile>,
+    /// record → unique DAG name.
+    pub record_dags: Vec<(String, String)>,
+    /// Record names in document order.
+    pub records: Vec<String>,
+}
+
+/// What [`parse_streamed`] hands on, in this order.
+#[derive(Debug)]
+pub enum Streamed<'a> {
+    /// The project without data (before any of it).
+    Definition(&'a mut LoadedProject),
+    /// The data of one `SubjectData`.
+    Data(&'a ProjectDef, ClinicalPart),
+}
+
+/// Parses a project XML document without ever holding its data whole: `each` gets the project
+/// without data, then each record's data (one `SubjectData`, in document order). The document
+/// is read twice: its definition, then its data.
+pub fn parse_streamed(xml: &str, each: &mut dyn FnMut(Streamed<'_>) -> Result<(), OdmError>) -> Result<(), OdmError> {
+    let odm = parse_tree_with(xml, Some(&mut |_| Ok(())))?;
+    let (mut loaded, checkbox_items) = parse_project(&odm)?;
+    drop(odm);
+    each(Streamed::Definition(&mut loaded))?;
+    let def = &loaded.def;
+    parse_tree_with(
+        xml,
+        Some(&mut |subject| {
+            let clinical = Element { name: "ClinicalData".into(), children: vec![subject], ..Default::default() };
+            each(Streamed::Data(def, clinical_part(&clinical, def, &checkbox_items)?))
+        }),
+    )?;
+    Ok(())
+}
+
+/// The definition of a parsed document (no data), and its checkbox items (OID → field, code).
+#[allow(clippy::type_complexity)]
+fn parse_project(odm: &Element) -> Result<(LoadedProject, HashMap<String, (String, String)>), OdmError> {
     let study = odm.child("Study").ok_or_else(|| OdmError("no <Study> element".into()))?;
     let gv = study.child("GlobalVariables").ok_or_else(|| OdmError("no <GlobalVariables> element".into()))?;
     let mdv = study.child("MetaDataVersion").ok_or_else(|| OdmError("no <MetaDataVersion> element".into()))?;
@@ -332,11 +401,7 @@ pub fn parse(xml: &str) -> Result<LoadedProject, OdmError> {
         def.reports = reports.into_iter().map(|(_, r)| r).collect();
     }
 
-    let mut loaded = LoadedProject { def, ..Default::default() };
-    if let Some(clinical) = odm.child("ClinicalData") {
-        load_clinical(clinical, &mut loaded, &checkbox_items)?;
-    }
-    Ok(loaded)
+    Ok((LoadedProject { def, ..Default::default() }, checkbox_items))
 }
 
 fn note_checkbox_item(map: &mut HashMap<String, (String, String)>, fields: &[Field], var: &str, oid: &str) {
@@ -560,12 +625,11 @@ fn items<'a>(fd: &'a Element) -> impl Iterator<Item = &'a Element> + 'a {
     fd.children("ItemGroupData").flat_map(|g| g.children.iter())
 }
 
-fn load_clinical(
+fn clinical_part(
     clinical: &Element,
-    out: &mut LoadedProject,
+    def: &ProjectDef,
     checkbox_items: &HashMap<String, (String, String)>,
-) -> Result<(), OdmError> {
-    let def = &out.def;
+) -> Result<ClinicalPart, OdmError> {
     let fields: HashMap<&str, &Field> = def.fields.iter().map(|f| (f.name.as_str(), f)).collect();
     let mut values = Vec::new();
     let mut files = Vec::new();
@@ -641,11 +705,7 @@ fn load_clinical(
             });
         }
     }
-    out.values = values;
-    out.files = files;
-    out.record_dags = record_dags;
-    out.records = records;
-    Ok(())
+    Ok(ClinicalPart { values, files, record_dags, records })
 }
 
 /// Import Records with `format=odm`: the ClinicalData of an ODM document as flat import rows

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::auth::{Caller, ProjectUser, Rights, TokenGen};
 use crate::model::{Project, ProjectDef};
-use crate::odm::LoadedProject;
+use crate::odm::{ClinicalPart, LoadedProject, OdmError, Streamed};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,20 @@ pub enum StoreError {
     /// Something the caller asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A project document did not parse (inside a load's transaction).
+    #[error("project XML: {0}")]
+    Xml(OdmError),
+}
+
+/// Why a project document could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The document is not valid project XML.
+    #[error(transparent)]
+    Xml(OdmError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
 }
 
 const SCHEMA: &str = r#"
@@ -279,69 +293,125 @@ impl Store {
     /// Stores a loaded project (definition, data, files) and returns its id.
     pub fn insert_project(&mut self, mut loaded: LoadedProject) -> Result<i64, StoreError> {
         self.transaction(|s| {
-            let id = s.next_id("project", 1)?;
-            let def = &mut loaded.def;
-            def.id = id;
-            if def.info.creation_time.is_empty() {
-                def.info.creation_time = now_seconds();
-            }
-            for e in &mut def.events {
-                e.id = s.next_id("event", 40)?;
-            }
-            for d in &mut def.dags {
-                d.id = s.next_id("dag", 1)?;
-            }
-            for r in &mut def.roles {
-                r.id = s.next_id("role", 1)?;
-            }
-            for r in &mut def.reports {
-                r.id = s.next_id("report", 1)?;
-            }
-            s.conn.execute(
-                "INSERT INTO projects (id, def) VALUES (?1, ?2)",
-                params![id, serde_json::to_string(&*def)?],
-            )?;
-            let now = now_seconds();
-            let dag_of: HashMap<&str, i64> = loaded
-                .record_dags
-                .iter()
-                .filter_map(|(r, u)| def.dags.iter().find(|d| &d.unique == u).map(|d| (r.as_str(), d.id)))
-                .collect();
-            {
-                let mut stmt = s.conn.prepare(
-                    "INSERT OR IGNORE INTO records (project_id, record, dag_id, seq, created, modified)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                )?;
-                for (seq, record) in loaded.records.iter().enumerate() {
-                    stmt.execute(params![id, record, dag_of.get(record.as_str()), seq as i64, now])?;
-                }
-            }
-            {
-                let mut stmt = s.conn.prepare(
-                    "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                for v in &loaded.values {
-                    stmt.execute(params![id, v.record, v.event, v.instrument, v.instance, v.field, v.value])?;
-                }
-            }
-            for f in &loaded.files {
-                let doc = s.put_blob(id, &f.name, &f.mime, &f.bytes)?;
-                let key = RowKey {
-                    record: f.record.clone(),
-                    event: f.event.clone(),
-                    instrument: f.instrument.clone(),
-                    instance: f.instance,
-                };
-                s.bind_record_file(id, &key, &f.field, doc)?;
-                s.conn.execute(
-                    "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![id, f.record, f.event, f.instrument, f.instance, f.field, doc.to_string()],
-                )?;
-            }
+            let id = s.insert_def(&mut loaded)?;
+            let part = ClinicalPart {
+                values: std::mem::take(&mut loaded.values),
+                files: std::mem::take(&mut loaded.files),
+                record_dags: std::mem::take(&mut loaded.record_dags),
+                records: std::mem::take(&mut loaded.records),
+            };
+            let mut seq = 0;
+            s.insert_part(id, &loaded.def, part, &mut seq)?;
             Ok(id)
         })
+    }
+
+    /// Stores a project from its XML document in one transaction, reading the document's data
+    /// one record at a time (the data is never held whole), and returns its id.
+    pub fn insert_project_xml(&mut self, xml: &str) -> Result<i64, LoadError> {
+        let mut failed: Option<StoreError> = None;
+        let result = self.transaction(|s| {
+            let mut id = 0;
+            let mut seq = 0;
+            let parsed = crate::odm::parse_streamed(xml, &mut |piece| {
+                let stored = match piece {
+                    Streamed::Definition(loaded) => s.insert_def(loaded).map(|new| id = new),
+                    Streamed::Data(def, part) => s.insert_part(id, def, part, &mut seq),
+                };
+                stored.map_err(|e| {
+                    let msg = e.to_string();
+                    failed = Some(e);
+                    OdmError(msg)
+                })
+            });
+            match parsed {
+                Ok(_) => Ok(Ok(id)),
+                // A bad document rolls everything back too.
+                Err(e) => match failed.take() {
+                    Some(store) => Err(store),
+                    None => Err(StoreError::Xml(e)),
+                },
+            }
+        });
+        match result {
+            Ok(Ok(id)) => Ok(id),
+            Ok(Err(e)) => Err(LoadError::Xml(e)),
+            Err(StoreError::Xml(e)) => Err(LoadError::Xml(e)),
+            Err(e) => Err(LoadError::Store(e)),
+        }
+    }
+
+    /// Assigns the ids of a new project and its events, DAGs, roles and reports, and stores its
+    /// definition.
+    fn insert_def(&mut self, loaded: &mut LoadedProject) -> Result<i64, StoreError> {
+        let id = self.next_id("project", 1)?;
+        let def = &mut loaded.def;
+        def.id = id;
+        if def.info.creation_time.is_empty() {
+            def.info.creation_time = now_seconds();
+        }
+        for e in &mut def.events {
+            e.id = self.next_id("event", 40)?;
+        }
+        for d in &mut def.dags {
+            d.id = self.next_id("dag", 1)?;
+        }
+        for r in &mut def.roles {
+            r.id = self.next_id("role", 1)?;
+        }
+        for r in &mut def.reports {
+            r.id = self.next_id("report", 1)?;
+        }
+        self.conn
+            .execute("INSERT INTO projects (id, def) VALUES (?1, ?2)", params![id, serde_json::to_string(&*def)?])?;
+        Ok(id)
+    }
+
+    /// Stores some records' data of project `id`; `seq` numbers new records in document order.
+    fn insert_part(&mut self, id: i64, def: &ProjectDef, part: ClinicalPart, seq: &mut i64) -> Result<(), StoreError> {
+        let now = now_seconds();
+        let dag_of: HashMap<&str, i64> = part
+            .record_dags
+            .iter()
+            .filter_map(|(r, u)| def.dags.iter().find(|d| &d.unique == u).map(|d| (r.as_str(), d.id)))
+            .collect();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT OR IGNORE INTO records (project_id, record, dag_id, seq, created, modified)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            )?;
+            for record in &part.records {
+                if stmt.execute(params![id, record, dag_of.get(record.as_str()), *seq, now])? > 0 {
+                    *seq += 1;
+                }
+            }
+        }
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for v in &part.values {
+                stmt.execute(params![id, v.record, v.event, v.instrument, v.instance, v.field, v.value])?;
+            }
+        }
+        for f in &part.files {
+            let doc = self.put_blob(id, &f.name, &f.mime, &f.bytes)?;
+            let key = RowKey {
+                record: f.record.clone(),
+                event: f.event.clone(),
+                instrument: f.instrument.clone(),
+                instance: f.instance,
+            };
+            self.bind_record_file(id, &key, &f.field, doc)?;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![id, f.record, f.event, f.instrument, f.instance, f.field, doc.to_string()])?;
+        }
+        Ok(())
     }
 
     /// A project by id, from the cache.
