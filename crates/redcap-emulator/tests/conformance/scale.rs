@@ -140,3 +140,18 @@ fn an_export_is_one_snapshot_and_writes_go_on_while_it_streams() {
     .json();
     assert_eq!(now, serde_json::json!([{"name_first": "Changed"}]));
 }
+
+#[test]
+fn a_project_document_that_fails_in_its_data_loads_nothing() {
+    // The data is read record by record after the definition is stored: a failure in the last
+    // record (a file whose base64 does not decode) must still roll the whole load back.
+    let emu = redcap_emulator::Emulator::builder().in_memory().build().expect("emulator");
+    let xml = std::fs::read_to_string(fixture("redcapr-simple.xml")).unwrap();
+    let last = xml.rfind("<![CDATA[").expect("the last record has a file") + "<![CDATA[".len();
+    let broken = format!("{}!!not base64!!{}", &xml[..last], &xml[last..]);
+    let err = emu.load_project_xml(&broken).expect_err("bad base64 is refused");
+    assert!(err.to_string().contains("base64"), "{err}");
+    assert!(emu.project_ids().is_empty(), "nothing of the failed load remains");
+    let id = emu.load_project_xml(&xml).expect("the intact document loads");
+    assert_eq!(emu.project_ids(), vec![id]);
+}
