@@ -221,7 +221,7 @@ where
             progress.event(ProgressEvent::Finished { item: "batch 1/1".into(), bytes: sink.rows });
             return Ok(sink.rows);
         }
-        let metadata = self.call(&metadata::export::Request::new()).await?.rows()?;
+        let metadata = self.call(&metadata::export::Request::new()).await?;
         let (id_field, ids_request) = ExportSession::id_request(template, &metadata)?;
         let mut ids = Vec::new();
         {
