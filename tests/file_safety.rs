@@ -503,3 +503,50 @@ fn an_oversized_answer_is_not_a_network_failure() {
     }
     assert_ne!(err.kind(), redcap_core::ErrorKind::Network);
 }
+
+/// Several files at once: every file arrives whole, the manifest records each, a re-run
+/// transfers nothing, and a file that fails does not stop the others.
+fn a_concurrent_pull_keeps_every_guarantee<A: Api>() {
+    let (emu, api) = emulator::<A>();
+    let sub = api.call(&file_repository::create_folder::Request::new("sub")).unwrap();
+    let mut want = Vec::new();
+    for i in 0..24u32 {
+        let bytes: Vec<u8> = (0..(1000 + i * 997)).map(|b| (b * (i + 3) % 251) as u8).collect();
+        let (name, folder) =
+            if i % 3 == 0 { (format!("sub/f{i}.bin"), Some(sub)) } else { (format!("f{i}.bin"), None) };
+        upload(&api, name.rsplit('/').next().unwrap(), &bytes, folder);
+        want.push((name, bytes));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = PullOptions::default();
+    options.jobs = 6;
+    // Two broken answers somewhere among the downloads: retried, nothing partial kept.
+    emu.faults().inject(redcap_emulator::Fault::Truncate { bytes: 100 }, 2);
+    let s = api.pull(dir.path(), &options).unwrap();
+    assert!(s.is_complete(), "{s:?}");
+    assert_eq!(s.transferred, 24);
+    for (name, bytes) in &want {
+        assert_eq!(&std::fs::read(dir.path().join(name)).unwrap(), bytes, "{name}");
+    }
+    assert_eq!(Manifest::load(dir.path()).unwrap().pulled.len(), 24);
+    let leftovers = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".redcap-download-"))
+            .count()
+    };
+    assert_eq!(leftovers(dir.path()) + leftovers(&dir.path().join("sub")), 0);
+    let again = api.pull(dir.path(), &options).unwrap();
+    assert_eq!((again.transferred, again.skipped), (0, 24));
+}
+
+mod concurrent {
+    #[test]
+    fn a_concurrent_pull_keeps_every_guarantee_blocking() {
+        super::a_concurrent_pull_keeps_every_guarantee::<super::Blocking>()
+    }
+    #[test]
+    fn a_concurrent_pull_keeps_every_guarantee_async() {
+        super::a_concurrent_pull_keeps_every_guarantee::<super::Async>()
+    }
+}

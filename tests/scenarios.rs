@@ -36,6 +36,14 @@ fn policy() -> RetryPolicy {
     RetryPolicy::default().with_base_delay(Duration::from_millis(5))
 }
 
+/// Pulls here download one file at a time: the fault-injection scenarios break the download
+/// that starts at a given moment (concurrent pulls are in file_safety.rs).
+fn one_at_a_time() -> PullOptions {
+    let mut o = PullOptions::default();
+    o.jobs = 1;
+    o
+}
+
 struct Blocking(redcap::blocking::Client);
 
 impl Api for Blocking {
@@ -62,7 +70,7 @@ impl Api for Blocking {
         progress: &dyn redcap::workflow::Progress,
     ) -> Result<TransferSummary, WorkflowError> {
         use redcap::blocking::Workflows;
-        self.0.pull(root, dir, &PullOptions::default(), progress)
+        self.0.pull(root, dir, &one_at_a_time(), progress)
     }
     fn push(&self, dir: &Path, root: Option<u64>) -> Result<TransferSummary, WorkflowError> {
         use redcap::blocking::Workflows;
@@ -123,7 +131,7 @@ impl Api for Async {
         progress: &dyn redcap::workflow::Progress,
     ) -> Result<TransferSummary, WorkflowError> {
         use redcap::asynchronous::Workflows;
-        self.rt.block_on(self.client.pull(root, dir, &PullOptions::default(), progress))
+        self.rt.block_on(self.client.pull(root, dir, &one_at_a_time(), progress))
     }
     fn push(&self, dir: &Path, root: Option<u64>) -> Result<TransferSummary, WorkflowError> {
         use redcap::asynchronous::Workflows;

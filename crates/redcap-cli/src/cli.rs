@@ -357,6 +357,9 @@ pub enum FilesCmd {
         /// such a file, as `NAME (doc_id N).EXT`)
         #[arg(long)]
         overwrite: bool,
+        /// Files downloaded at once
+        #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+        jobs: u64,
     },
     /// Upload a local directory into a folder (creates folders; skips files already pushed)
     Push {

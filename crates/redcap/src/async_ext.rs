@@ -126,9 +126,21 @@ where
     ) -> Result<TransferSummary, WorkflowError> {
         let tree = self.walk(root, progress).await?;
         let mut session = PullSession::start(dir, &tree, options, progress)?;
-        for (item, request, target) in session.downloads() {
-            session.started(&item);
-            let result = self.download_to(&request, &target).await.map(|d| d.bytes);
+        let mut pending = session.downloads().into_iter();
+        let jobs = options.jobs.max(1);
+        let mut running = FuturesUnordered::new();
+        loop {
+            // Up to `jobs` downloads in flight (the client's concurrency bound applies too);
+            // each syncs its own file, so the fsyncs overlap.
+            while running.len() < jobs {
+                let Some((item, request, target)) = pending.next() else { break };
+                session.started(&item);
+                running.push(async move {
+                    let result = self.download_to(&request, &target).await.map(|d| d.bytes);
+                    (item, result)
+                });
+            }
+            let Some((item, result)) = running.next().await else { break };
             session.finished(&item, result)?;
         }
         session.finish(options)

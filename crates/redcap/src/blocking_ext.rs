@@ -90,7 +90,7 @@ pub trait Workflows {
 
 impl<T> Workflows for Client<T>
 where
-    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + 'static,
+    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + Sync + 'static,
     T::Body: std::io::Read,
 {
     fn walk(&self, root: Option<u64>, progress: &dyn Progress) -> Result<RemoteTree, WorkflowError> {
@@ -112,12 +112,51 @@ where
     ) -> Result<TransferSummary, WorkflowError> {
         let tree = self.walk(root, progress)?;
         let mut session = PullSession::start(dir, &tree, options, progress)?;
-        for (item, request, target) in session.downloads() {
-            session.started(&item);
-            let result = self.download_to(&request, &target).map(|d| d.bytes);
-            session.finished(&item, result)?;
+        let downloads = session.downloads();
+        let jobs = options.jobs.clamp(1, downloads.len().max(1));
+        if jobs == 1 {
+            for (item, request, target) in downloads {
+                session.started(&item);
+                let result = self.download_to(&request, &target).map(|d| d.bytes);
+                session.finished(&item, result)?;
+            }
+            return session.finish(options);
         }
-        session.finish(options)
+        // `jobs` threads download (each writes, checks, syncs and renames its own file, so the
+        // fsyncs overlap); this thread keeps the books as results arrive.
+        let queue = std::sync::Mutex::new(downloads.into_iter());
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut failure = None;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            for _ in 0..jobs {
+                let (tx, queue, stop) = (tx.clone(), &queue, &stop);
+                scope.spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                        let Some((item, request, target)) = next else { break };
+                        progress.event(ProgressEvent::Started { item: item.path.clone(), bytes: None });
+                        let result = self.download_to(&request, &target).map(|d| d.bytes);
+                        if tx.send((item, result)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for (item, result) in rx {
+                if failure.is_none()
+                    && let Err(e) = session.finished(&item, result)
+                {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    failure = Some(e);
+                }
+            }
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => session.finish(options),
+        }
     }
 
     fn push(

@@ -129,7 +129,7 @@ fn tour(args: &DemoArgs, ui: &Ui, out: &mut dyn Write) -> Result<(), TourError> 
         None => work.path().join("protocols"),
     };
     step(out, 5, "A pulled folder", &format!("redcap files pull --folder {} {}", setup.protocols, pulled.display()))?;
-    let summary = files::pull(&session, Some(setup.protocols), &pulled, false, false, ui)?;
+    let summary = files::pull(&session, Some(setup.protocols), &pulled, &files::pull_options(false, false, 4), ui)?;
     writeln!(out, "{}", files::pull_summary(&summary, &pulled))?;
     for (rel, size) in local_files(&pulled) {
         writeln!(out, "  {rel}  ({})", human_bytes(size))?;

@@ -86,8 +86,9 @@ pub fn run(cmd: &FilesCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
             ui.status(format!("Deleted doc_id {doc_id}."));
             Ok(())
         }
-        FilesCmd::Pull { folder, dir, delete, overwrite } => {
-            let summary = pull(session, *folder, dir, *delete, *overwrite, ui)?;
+        FilesCmd::Pull { folder, dir, delete, overwrite, jobs } => {
+            let options = pull_options(*delete, *overwrite, *jobs as usize);
+            let summary = pull(session, *folder, dir, &options, ui)?;
             if ui.json {
                 output::json(&summary_json(&summary, dir))?;
             }
@@ -372,20 +373,25 @@ pub fn mkdir(
     session.client.call(&req).map_err(|e| from_call(&e, &session.ctx(CREATE)))
 }
 
+/// The options of `files pull`.
+pub fn pull_options(delete: bool, overwrite: bool, jobs: usize) -> PullOptions {
+    let mut options = PullOptions::default();
+    options.delete = delete;
+    options.overwrite = overwrite;
+    options.jobs = jobs;
+    options
+}
+
 /// Mirrors `folder` into `dir`.
 pub fn pull(
     session: &Session,
     folder: Option<u64>,
     dir: &Path,
-    delete: bool,
-    overwrite: bool,
+    options: &PullOptions,
     ui: &Ui,
 ) -> Result<TransferSummary, CliError> {
-    let mut options = PullOptions::default();
-    options.delete = delete;
-    options.overwrite = overwrite;
     let progress = ui.observer();
-    session.client.pull(folder, dir, &options, progress.as_ref()).map_err(|e| from_workflow(&e, &session.ctx(PULL)))
+    session.client.pull(folder, dir, options, progress.as_ref()).map_err(|e| from_workflow(&e, &session.ctx(PULL)))
 }
 
 /// Environment variable overriding the directory a push keeps its manifest in.

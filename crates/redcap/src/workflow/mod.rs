@@ -115,7 +115,7 @@ impl TransferSummary {
 }
 
 /// Options of a pull.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PullOptions {
     /// Remove local files whose remote file is gone (off: a pull never deletes by default).
@@ -124,6 +124,19 @@ pub struct PullOptions {
     /// Replace local files a pull did not write when a remote file takes their path (off:
     /// such a remote file is downloaded under its ` (doc_id N)` name instead).
     pub overwrite: bool,
+    /// Files downloaded at once (at least 1; the client's own concurrency bound applies too).
+    /// Each download keeps every guarantee (temporary file, length check, fsync, atomic
+    /// rename); running several overlaps their fsyncs.
+    pub jobs: usize,
+}
+
+/// Files a pull downloads at once by default.
+pub const DEFAULT_JOBS: usize = 4;
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions { delete: false, overwrite: false, jobs: DEFAULT_JOBS }
+    }
 }
 
 /// Options of a push.
