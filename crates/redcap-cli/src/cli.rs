@@ -113,6 +113,9 @@ pub enum Command {
     /// Export or import records, in batches
     #[command(subcommand)]
     Records(RecordsCmd),
+    /// Pull the project as typed tables (Parquet, Arrow or CSV), one per instrument
+    #[command(subcommand)]
+    Dataset(crate::commands::dataset::DatasetCmd),
     /// Save, list and remove named connections (URL and token) in the config file
     #[command(subcommand)]
     Profile(ProfileCmd),

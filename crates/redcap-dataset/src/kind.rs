@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use arrow_schema::{DataType, TimeUnit};
+use redcap_api::rows::{Field, FieldType, Validation};
 
 /// How a time field writes its values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,54 +57,52 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
-    /// The kind of a field of `field_type` with `validation` (the dictionary's
-    /// `text_validation_type_or_show_slider_number`). Unknown types and validations are text:
-    /// nothing is lost, and the validation is in the column's metadata.
-    pub fn of(field_type: &str, validation: &str) -> FieldKind {
+    /// The kind of a dictionary field, from its type and validation. Unknown types and
+    /// validations are text: nothing is lost, and the validation is in the column's metadata.
+    pub fn of(field: &Field) -> FieldKind {
+        FieldKind::of_parts(&field.field_type, field.validation().as_ref())
+    }
+
+    /// The kind of a field of `field_type` with `validation`.
+    pub fn of_parts(field_type: &FieldType, validation: Option<&Validation>) -> FieldKind {
         match field_type {
-            "yesno" | "truefalse" => FieldKind::Boolean,
-            "radio" | "dropdown" | "select" => FieldKind::Choice,
-            "checkbox" => FieldKind::Checkbox,
-            "slider" => FieldKind::Integer,
-            "calc" => FieldKind::Number { comma: false, decimals: None },
-            "descriptive" => FieldKind::Descriptive,
-            "text" => FieldKind::of_validation(validation),
+            FieldType::YesNo | FieldType::TrueFalse => FieldKind::Boolean,
+            FieldType::Radio | FieldType::Dropdown => FieldKind::Choice,
+            FieldType::Checkbox => FieldKind::Checkbox,
+            FieldType::Slider => FieldKind::Integer,
+            FieldType::Calc => FieldKind::Number { comma: false, decimals: None },
+            FieldType::Descriptive => FieldKind::Descriptive,
+            FieldType::Text => validation.map_or(FieldKind::Text, FieldKind::of_validation),
             _ => FieldKind::Text,
         }
     }
 
     /// The kind of a text field with `validation`.
-    pub fn of_validation(validation: &str) -> FieldKind {
-        let v = validation.trim();
-        match v {
-            "integer" | "int" => return FieldKind::Integer,
-            "number" | "float" => return FieldKind::Number { comma: false, decimals: None },
-            "number_comma_decimal" => return FieldKind::Number { comma: true, decimals: None },
-            "time" | "time_hh_mm" => return FieldKind::Time(TimeForm::HoursMinutes),
-            "time_hh_mm_ss" => return FieldKind::Time(TimeForm::HoursMinutesSeconds),
-            "time_mm_ss" => return FieldKind::Time(TimeForm::MinutesSeconds),
-            _ => {}
-        }
-        if let Some(rest) = v.strip_prefix("number_") {
-            // number_Ndp and number_Ndp_comma_decimal.
-            let (dp, comma) = match rest.strip_suffix("_comma_decimal") {
-                Some(dp) => (dp, true),
-                None => (rest, false),
-            };
-            if let Some(n) = dp.strip_suffix("dp").and_then(|n| n.parse::<u8>().ok()) {
-                return FieldKind::Number { comma, decimals: Some(n) };
+    pub fn of_validation(validation: &Validation) -> FieldKind {
+        use Validation as V;
+        let number = |comma, decimals| FieldKind::Number { comma, decimals };
+        match validation {
+            V::Integer => FieldKind::Integer,
+            V::Number => number(false, None),
+            V::Number1dp => number(false, Some(1)),
+            V::Number2dp => number(false, Some(2)),
+            V::Number3dp => number(false, Some(3)),
+            V::Number4dp => number(false, Some(4)),
+            V::NumberCommaDecimal => number(true, None),
+            V::Number1dpCommaDecimal => number(true, Some(1)),
+            V::Number2dpCommaDecimal => number(true, Some(2)),
+            V::Number3dpCommaDecimal => number(true, Some(3)),
+            V::Number4dpCommaDecimal => number(true, Some(4)),
+            V::DateYmd | V::DateMdy | V::DateDmy => FieldKind::Date,
+            V::DatetimeYmd | V::DatetimeMdy | V::DatetimeDmy => FieldKind::DateTime { seconds: false },
+            V::DatetimeSecondsYmd | V::DatetimeSecondsMdy | V::DatetimeSecondsDmy => {
+                FieldKind::DateTime { seconds: true }
             }
+            V::Time => FieldKind::Time(TimeForm::HoursMinutes),
+            V::TimeHhMmSs => FieldKind::Time(TimeForm::HoursMinutesSeconds),
+            V::TimeMmSs => FieldKind::Time(TimeForm::MinutesSeconds),
+            _ => FieldKind::Text,
         }
-        if v.starts_with("datetime_seconds_") {
-            return FieldKind::DateTime { seconds: true };
-        }
-        if v.starts_with("datetime_") {
-            return FieldKind::DateTime { seconds: false };
-        }
-        if v == "date" || v.starts_with("date_") {
-            return FieldKind::Date;
-        }
-        FieldKind::Text
     }
 
     /// The Arrow type of the field's value column (`None` for descriptive fields; checkboxes
@@ -141,9 +140,7 @@ mod tests {
             ("text", "", FieldKind::Text),
             ("text", "email", FieldKind::Text),
             ("text", "integer", FieldKind::Integer),
-            ("text", "int", FieldKind::Integer),
             ("text", "number", FieldKind::Number { comma: false, decimals: None }),
-            ("text", "float", FieldKind::Number { comma: false, decimals: None }),
             ("text", "number_2dp", FieldKind::Number { comma: false, decimals: Some(2) }),
             ("text", "number_comma_decimal", FieldKind::Number { comma: true, decimals: None }),
             ("text", "number_3dp_comma_decimal", FieldKind::Number { comma: true, decimals: Some(3) }),
@@ -160,6 +157,7 @@ mod tests {
             ("file", "signature", FieldKind::Text),
             ("sql", "", FieldKind::Text),
             ("slider", "number", FieldKind::Integer),
+            ("text", "a_validation_of_tomorrow", FieldKind::Text),
             ("calc", "", FieldKind::Number { comma: false, decimals: None }),
             ("yesno", "", FieldKind::Boolean),
             ("truefalse", "", FieldKind::Boolean),
@@ -169,7 +167,8 @@ mod tests {
             ("descriptive", "", FieldKind::Descriptive),
         ];
         for (t, v, want) in cases {
-            assert_eq!(FieldKind::of(t, v), want, "{t} / {v}");
+            let v = (!v.is_empty()).then(|| Validation::from(v));
+            assert_eq!(FieldKind::of_parts(&FieldType::from(t), v.as_ref()), want, "{t} / {v:?}");
         }
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::kind::{FieldKind, dictionary_type};
-use crate::schema::{Choice, FieldDef, Model, ProjectSchema};
+use redcap_api::Choice;
+
+use crate::schema::{FieldDef, Model, ProjectSchema};
 use crate::{Error, names};
 
 /// What to include in the dataset.
@@ -143,10 +145,10 @@ fn field_meta(f: &FieldDef, role: &str) -> HashMap<String, String> {
     if f.identifier {
         m.insert("redcap.identifier".into(), "y".into());
     }
-    if let FieldKind::Number { decimals: Some(n), .. } = FieldKind::of(&f.field_type, &f.validation) {
+    if let FieldKind::Number { decimals: Some(n), .. } = f.kind {
         m.insert("redcap.decimals".into(), n.to_string());
     }
-    if !f.choices.is_empty() && f.field_type != "checkbox" {
+    if !f.choices.is_empty() && !f.checkbox {
         m.insert("redcap.choices".into(), choices_json(&f.choices));
     }
     m
@@ -227,7 +229,7 @@ impl DatasetLayout {
             let mut taken = Taken(fields.iter().map(|f| f.name().clone()).collect());
             // Every export column of the form first, so a sibling never takes a real name.
             for f in model.fields.iter().filter(|f| &f.form == form) {
-                if f.field_type == "checkbox" {
+                if f.checkbox {
                     for c in &f.choices {
                         taken.0.insert(model.checkbox_export(&f.name, &c.code));
                     }
@@ -239,7 +241,7 @@ impl DatasetLayout {
                 if &f.form != form || Some(i) == id {
                     continue;
                 }
-                let kind = FieldKind::of(&f.field_type, &f.validation);
+                let kind = f.kind;
                 let takes_missing = missing.is_some() && !f.no_missing;
                 match kind {
                     FieldKind::Descriptive => continue,
@@ -305,11 +307,13 @@ impl DatasetLayout {
                 name: complete.clone(),
                 form: form.clone(),
                 field_type: "radio".into(),
+                kind: FieldKind::Choice,
+                checkbox: false,
                 validation: String::new(),
                 label: "Complete?".into(),
                 choices: [("0", "Incomplete"), ("1", "Unverified"), ("2", "Complete")]
                     .iter()
-                    .map(|(c, l)| Choice { code: (*c).into(), label: (*l).into() })
+                    .map(|(c, l)| Choice::new(*c, *l))
                     .collect(),
                 identifier: false,
                 min: String::new(),
@@ -353,6 +357,12 @@ impl DatasetLayout {
             events,
             missing,
         })
+    }
+
+    /// Whether the project has DAGs the token can see (the tables have a DAG column, and the
+    /// export asks for it).
+    pub fn has_dags(&self) -> bool {
+        self.model.has_dags
     }
 
     /// The table of `name`.

@@ -15,7 +15,8 @@
 //!   (projects with DAGs the token can see). A row is in an instrument's table when the
 //!   instrument belongs to the row and the row holds a value of it; the record-id instrument keeps
 //!   every row of its events.
-//! * **Types**: see [`FieldKind`]. `integer` and sliders are `Int64`; `number`, `number_Ndp`
+//! * **Types**: see [`FieldKind`] (from the typed dictionary row `redcap_api::rows::Field`, its
+//!   `field_type` and `validation()`). `integer` and sliders are `Int64`; `number`, `number_Ndp`
 //!   and calculated fields are `Float64` (comma-decimal validations read `1,5` as 1.5); dates
 //!   `Date32`; datetimes `Timestamp(Second)` without a zone (REDCap's server time);
 //!   times `Time32(Second)`; yes/no and true/false `Boolean`; radio, dropdown and form status

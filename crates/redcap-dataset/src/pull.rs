@@ -181,12 +181,9 @@ impl DatasetPull {
         let layout = DatasetLayout::new(&schema, &options.layout)?;
         std::fs::create_dir_all(dir).map_err(local(dir))?;
         let partial = dir.join(PARTIAL_DIR);
-        let fresh = State {
-            schema_hash: layout.schema_hash.clone(),
-            options: options.clone(),
-            batches: None,
-            done: Vec::new(),
-        };
+        // Whether to resume is not part of what a pull is.
+        let same = PullOptions { resume: false, ..options.clone() };
+        let fresh = State { schema_hash: layout.schema_hash.clone(), options: same, batches: None, done: Vec::new() };
         let previous = if options.resume { load_state(&partial) } else { None };
         let (state, resumed) = match previous {
             Some(s) if s.schema_hash == fresh.schema_hash && s.options == fresh.options => {
@@ -337,8 +334,17 @@ fn load_state(partial: &Path) -> Option<State> {
     serde_json::from_str(&text).ok()
 }
 
-/// The data dictionary as a table: one `Utf8` column per dictionary column, in REDCap's order.
-pub fn dictionary_batch(metadata: &[Row]) -> Result<RecordBatch, Error> {
+/// The data dictionary as a table: one `Utf8` column per dictionary column, in REDCap's order
+/// (columns this version does not know included).
+pub fn dictionary_batch(fields: &[redcap_api::rows::Field]) -> Result<RecordBatch, Error> {
+    let metadata: Vec<Row> = fields
+        .iter()
+        .map(|f| match serde_json::to_value(f) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            _ => Err(Error::Internal("a dictionary field does not serialize as a row")),
+        })
+        .collect::<Result<_, _>>()?;
+    let metadata = metadata.as_slice();
     let mut columns: Vec<String> = Vec::new();
     for row in metadata {
         for k in row.keys() {

@@ -4,6 +4,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use redcap_api::Choice;
+use redcap_api::dictionary::parse_choices;
+use redcap_api::rows::{Field, FieldType};
 use redcap_core::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,7 +27,7 @@ pub struct ProjectSchema {
     /// Export Project Info (one row).
     pub project_info: Row,
     /// The data dictionary.
-    pub metadata: Vec<Row>,
+    pub metadata: Vec<Field>,
     /// Export field names: checkbox options as `<field>___<code>`.
     pub export_field_names: Vec<Row>,
     /// Instruments, in project order.
@@ -101,19 +104,14 @@ fn cell(row: &Row, key: &str) -> String {
     row.get(key).map(text).unwrap_or_default()
 }
 
-/// One choice of a radio, dropdown or checkbox field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Choice {
-    pub code: String,
-    pub label: String,
-}
-
 /// One field of the dictionary, as the layout needs it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct FieldDef {
     pub name: String,
     pub form: String,
     pub field_type: String,
+    pub kind: crate::FieldKind,
+    pub checkbox: bool,
     pub validation: String,
     pub label: String,
     pub choices: Vec<Choice>,
@@ -149,24 +147,6 @@ pub(crate) struct Model {
     pub has_dags: bool,
 }
 
-/// Parses REDCap's choice text: `1, Yes | 0, No` (also `1,Yes|0,No`); the label keeps any later
-/// commas. A choice without a comma is its own label. (The only choice parser of this crate; it
-/// reads the raw dictionary until typed dictionary rows exist in the library.)
-fn choices(text: &str) -> Vec<Choice> {
-    text.split('|')
-        .filter_map(|part| {
-            let part = part.trim();
-            if part.is_empty() {
-                return None;
-            }
-            Some(match part.split_once(',') {
-                Some((code, label)) => Choice { code: code.trim().to_owned(), label: label.trim().to_owned() },
-                None => Choice { code: part.to_owned(), label: part.to_owned() },
-            })
-        })
-        .collect()
-}
-
 /// REDCap's export name of a checkbox option when the export field names do not list it: the
 /// code lower-cased, characters other than letters, digits and `_` replaced by `_`
 /// (REDCapTidieR#32: `-1` → `field____1`).
@@ -182,40 +162,27 @@ impl Model {
     /// The adapter: the schema's raw rows → the model. The one place that reads the
     /// dictionary's columns by name.
     pub fn from_schema(schema: &ProjectSchema) -> Result<Model, Error> {
-        let mut fields = Vec::new();
-        for row in &schema.metadata {
-            let field_type = cell(row, "field_type");
-            let select = cell(row, "select_choices_or_calculations");
-            let has_choices = matches!(field_type.as_str(), "radio" | "dropdown" | "select" | "checkbox");
-            let mut choice_list = if has_choices { choices(&select) } else { Vec::new() };
-            match field_type.as_str() {
-                "yesno" if choice_list.is_empty() => {
-                    choice_list = vec![
-                        Choice { code: "1".into(), label: "Yes".into() },
-                        Choice { code: "0".into(), label: "No".into() },
-                    ]
-                }
-                "truefalse" if choice_list.is_empty() => {
-                    choice_list = vec![
-                        Choice { code: "1".into(), label: "True".into() },
-                        Choice { code: "0".into(), label: "False".into() },
-                    ]
-                }
-                _ => {}
-            }
-            fields.push(FieldDef {
-                name: cell(row, "field_name"),
-                form: cell(row, "form_name"),
-                field_type,
-                validation: cell(row, "text_validation_type_or_show_slider_number"),
-                label: cell(row, "field_label"),
-                choices: choice_list,
-                identifier: cell(row, "identifier") == "y",
-                min: cell(row, "text_validation_min"),
-                max: cell(row, "text_validation_max"),
-                no_missing: cell(row, "field_annotation").to_ascii_uppercase().contains("@NOMISSING"),
-            });
-        }
+        let fields: Vec<FieldDef> = schema
+            .metadata
+            .iter()
+            .map(|f| FieldDef {
+                name: f.field_name.clone(),
+                form: f.form_name.clone(),
+                field_type: f.field_type.as_str().to_owned(),
+                kind: crate::FieldKind::of(f),
+                validation: f.validation().map(|v| v.to_string()).unwrap_or_default(),
+                label: f.field_label.clone(),
+                choices: f.choices(),
+                identifier: f.identifier,
+                min: f.text_validation_min.clone().unwrap_or_default(),
+                max: f.text_validation_max.clone().unwrap_or_default(),
+                no_missing: f
+                    .field_annotation
+                    .as_deref()
+                    .is_some_and(|a| a.to_ascii_uppercase().contains("@NOMISSING")),
+                checkbox: f.field_type == FieldType::Checkbox,
+            })
+            .collect();
         let id_field = fields.first().map(|f| f.name.clone()).filter(|n| !n.is_empty()).ok_or(Error::NoIdField)?;
         let mut instruments: Vec<(String, String)> = schema
             .instruments
@@ -262,7 +229,7 @@ impl Model {
             designated,
             repeating_forms,
             repeating_events,
-            missing_codes: choices(&info("missing_data_codes")),
+            missing_codes: parse_choices(&info("missing_data_codes")),
             checkbox_columns,
             export_names,
             has_dags: !schema.dags.is_empty(),
@@ -308,18 +275,6 @@ mod tests {
     }
 
     #[test]
-    fn choices_in_both_separator_styles() {
-        let c = choices("1, Yes | 0, No");
-        assert_eq!(
-            c,
-            [Choice { code: "1".into(), label: "Yes".into() }, Choice { code: "0".into(), label: "No".into() }]
-        );
-        let c = choices("-1,Minus, one|abc,Letters");
-        assert_eq!(c[0], Choice { code: "-1".into(), label: "Minus, one".into() });
-        assert_eq!(c[1].code, "abc");
-    }
-
-    #[test]
     fn checkbox_names_follow_redcap() {
         assert_eq!(checkbox_column("race", "-1"), "race____1");
         assert_eq!(checkbox_column("race", "AB"), "race___ab");
@@ -328,7 +283,10 @@ mod tests {
     #[test]
     fn the_hash_is_stable_and_sees_what_matters() {
         let mut a = ProjectSchema {
-            metadata: rows(r#"[{"field_name":"record_id","form_name":"f","field_type":"text"}]"#),
+            metadata: serde_json::from_str(
+                r#"[{"field_name":"record_id","form_name":"f","field_type":"text","field_label":"Id"}]"#,
+            )
+            .unwrap(),
             ..Default::default()
         };
         let h = a.hash();

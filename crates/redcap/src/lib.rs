@@ -37,6 +37,9 @@
 
 pub mod workflow;
 
+#[cfg(feature = "dataset")]
+pub mod dataset;
+
 pub use redcap_api::*;
 pub use redcap_core::{
     ApiError, ApiErrorKind, ApiUrl, CsvDelimiter, DataResponse, DateFormat, DecimalCharacter, DownloadHead, Error,

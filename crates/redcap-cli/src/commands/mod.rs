@@ -2,6 +2,7 @@
 
 pub mod call;
 pub mod data;
+pub mod dataset;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod files;

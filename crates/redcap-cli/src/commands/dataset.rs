@@ -1,0 +1,138 @@
+//! `redcap dataset pull`: the project as typed tables, one per instrument.
+
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+use redcap::dataset::blocking::Datasets;
+use redcap::dataset::{LayoutOptions, OutputFormat, PullError, PullOptions};
+use redcap::{MethodInfo, arm, dag, event, instrument, metadata, project, record, repeating, version};
+
+use crate::error::{CliError, ExitKind, from_workflow, plural};
+use crate::progress::Ui;
+use crate::session::Session;
+
+const PULL: &[&MethodInfo] = &[
+    &version::export::INFO,
+    &project::export_info::INFO,
+    &metadata::export::INFO,
+    &metadata::export_field_names::INFO,
+    &instrument::export::INFO,
+    &event::export::INFO,
+    &arm::export::INFO,
+    &instrument::export_event_mappings::INFO,
+    &repeating::export::INFO,
+    &dag::export::INFO,
+    &record::export::INFO,
+];
+
+/// `redcap dataset …`.
+#[derive(Debug, Subcommand)]
+pub enum DatasetCmd {
+    /// Pull the project into DIR as typed tables: one per instrument, typed by the data dictionary
+    #[command(
+        long_about = "Pulls the project's records into DIR as an analysis-ready dataset: \
+                      DIR/<instrument>.parquet for each instrument (keyed by the record id, the event \
+                      and the repeat instance; every column typed from the data dictionary), \
+                      DIR/_dictionary.parquet, DIR/_problems.parquet (values that do not fit their \
+                      type, which are null in the tables) and DIR/_manifest.json. Records are \
+                      exported in batches of whole records, so memory is bounded by the batch; an \
+                      interrupted pull continues with --resume.",
+        after_help = "Examples:\n  redcap dataset pull study\n  redcap dataset pull study --forms demographics,visit --labels\n  \
+                      redcap dataset pull study --format arrow --batch-size 1000 --resume\n\n\
+                      Read it with DuckDB: SELECT * FROM 'study/demographics.parquet';"
+    )]
+    Pull {
+        /// The dataset's directory (created if needed)
+        dir: PathBuf,
+        /// File format of the tables
+        #[arg(long, value_enum, default_value_t = FormatArg::Parquet)]
+        format: FormatArg,
+        /// Only these instruments (comma-separated or repeated)
+        #[arg(long, value_delimiter = ',', value_name = "FORM")]
+        forms: Vec<String>,
+        /// Only these events (longitudinal projects)
+        #[arg(long, value_delimiter = ',', value_name = "EVENT")]
+        events: Vec<String>,
+        /// Only these records
+        #[arg(long, value_delimiter = ',', value_name = "RECORD")]
+        records: Vec<String>,
+        /// Records per export call
+        #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        batch_size: u64,
+        /// Add a label column (`<field>___label`) beside each choice code column
+        #[arg(long)]
+        labels: bool,
+        /// Continue an interrupted pull (same project, dictionary and options) from its last batch
+        #[arg(long)]
+        resume: bool,
+    },
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Apache Parquet (Snappy)
+    Parquet,
+    /// Arrow IPC file (Feather v2)
+    Arrow,
+    /// CSV (types are not kept)
+    Csv,
+}
+
+/// Runs a `dataset` subcommand.
+pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
+    match cmd {
+        DatasetCmd::Pull { dir, format, forms, events, records, batch_size, labels, resume } => {
+            let format = match format {
+                FormatArg::Parquet => OutputFormat::Parquet,
+                FormatArg::Arrow => OutputFormat::Arrow,
+                FormatArg::Csv => OutputFormat::Csv,
+            };
+            let options = PullOptions::default()
+                .format(format)
+                .layout(LayoutOptions::default().forms(forms.clone()).events(events.clone()).labels(*labels))
+                .records(records.clone())
+                .batch_size(*batch_size as usize)
+                .resume(*resume);
+            let progress = ui.observer();
+            let summary = session.client.pull_dataset(dir, &options, progress.as_ref()).map_err(|e| match e {
+                PullError::Workflow(w) => from_workflow(&w, &session.ctx(PULL)),
+                PullError::Dataset(redcap::dataset::Error::Local { path, source }) => {
+                    CliError::local(&path, "write", &source)
+                }
+                PullError::Dataset(
+                    d @ (redcap::dataset::Error::UnknownInstrument(_) | redcap::dataset::Error::UnknownEvent(_)),
+                ) => CliError::usage(d.to_string())
+                    .hint("`redcap call instrument.export` and `redcap call event.export` list them"),
+                PullError::Dataset(d) => CliError::new(ExitKind::Other, d.to_string()),
+                other => CliError::new(ExitKind::Other, other.to_string()),
+            })?;
+            drop(progress);
+            let m = &summary.manifest;
+            let problems = m.tables.get(redcap::dataset::names::PROBLEMS).map_or(0, |t| t.rows);
+            if summary.resumed_batches > 0 {
+                ui.status(format!(
+                    "Resumed after {} batch{}.",
+                    summary.resumed_batches,
+                    if summary.resumed_batches == 1 { "" } else { "es" }
+                ));
+            }
+            let tables = m.tables.len().saturating_sub(2);
+            ui.status(format!(
+                "Pulled {} record{} into {} ({tables} table{}, {problems} problem{}).",
+                m.records,
+                plural(m.records as usize),
+                dir.display(),
+                plural(tables),
+                plural(problems as usize),
+            ));
+            if problems > 0 {
+                ui.status(format!(
+                    "Values that did not fit their type are null and listed in {}.",
+                    dir.join(&m.tables[redcap::dataset::names::PROBLEMS].file).display()
+                ));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `redcap dataset pull` as a subprocess against the emulator (the demo project).
+
+use assert_cmd::Command;
+use redcap_emulator::Emulator;
+
+const DEMO_XML: &str = include_str!("../demo/demo-project.xml");
+
+#[test]
+fn dataset_pull_writes_typed_tables_a_dictionary_problems_and_a_manifest() {
+    let emu = Emulator::builder().project_xml(DEMO_XML).in_memory().start().expect("emulator starts");
+    let pid = emu.project_ids()[0];
+    let token = emu.token(pid, redcap_emulator::DEFAULT_ADMIN).expect("admin token");
+    let work = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_redcap"))
+            .current_dir(work.path())
+            .env("REDCAP_CONFIG_DIR", config.path())
+            .env_remove("REDCAP_PROFILE")
+            .env("REDCAP_API_URL", emu.url())
+            .env("REDCAP_API_TOKEN", &token)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["dataset", "pull", "study", "--batch-size", "2", "--labels"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(&token) && !String::from_utf8_lossy(&out.stdout).contains(&token));
+    assert!(stderr.contains("Pulled ") && stderr.contains(" into study"), "{stderr}");
+    let dir = work.path().join("study");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("_manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["options"]["layout"]["labels"], true);
+    let tables = manifest["tables"].as_object().unwrap();
+    assert!(tables.contains_key("_dictionary") && tables.contains_key("_problems"));
+    for (name, entry) in tables {
+        let file = dir.join(entry["file"].as_str().unwrap());
+        assert!(file.exists(), "{name}");
+        assert!(file.extension().is_some_and(|e| e == "parquet"));
+    }
+    assert!(manifest["records"].as_u64().unwrap() > 0);
+
+    let out = run(&["dataset", "pull", "csv", "--format", "csv", "--forms", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown instrument is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no instrument `nope`"));
+
+    let out = run(&["dataset", "pull", "arrow", "--format", "arrow"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(work.path().join("arrow/_dictionary.arrow").exists());
+}

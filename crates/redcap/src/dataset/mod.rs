@@ -1,0 +1,111 @@
+//! Typed, columnar datasets (feature `dataset`): the data dictionary decides every column's
+//! type, and a pull writes one Parquet (or Arrow IPC, or CSV) table per instrument.
+//!
+//! ```no_run
+//! # #[cfg(feature = "blocking")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use redcap::dataset::blocking::Datasets;
+//! use redcap::dataset::{LayoutOptions, PullOptions};
+//! use redcap::workflow::NoProgress;
+//!
+//! let client = redcap::blocking::Client::builder("https://redcap.example.edu/api/", std::env::var("REDCAP_API_TOKEN")?).build()?;
+//! let options = PullOptions::default().batch_size(500).layout(LayoutOptions::default().labels(true));
+//! let summary = client.pull_dataset("dataset".as_ref(), &options, &NoProgress)?;
+//! println!("{} records; tables: {:?}", summary.manifest.records, summary.manifest.tables.keys());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "blocking"))] fn main() {}
+//! ```
+//!
+//! Everything that decides is in [`redcap_dataset`] (re-exported here): the layout, the casting,
+//! the checkpoints. The drivers for the two clients only make the calls.
+
+pub use redcap_dataset::*;
+
+#[cfg(feature = "async")]
+pub mod asynchronous;
+#[cfg(feature = "blocking")]
+pub mod blocking;
+
+use redcap_core::Row;
+
+use crate::workflow::WorkflowError;
+use crate::{Format, RecordType, record};
+
+/// Why a dataset pull stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PullError {
+    /// A call, or a check of REDCap's answers (missing records), failed.
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    /// The dataset could not be built or written.
+    #[error(transparent)]
+    Dataset(#[from] redcap_dataset::Error),
+}
+
+impl From<redcap_core::Error> for PullError {
+    fn from(e: redcap_core::Error) -> Self {
+        PullError::Workflow(e.into())
+    }
+}
+
+impl From<redcap_core::DecodeError> for PullError {
+    fn from(e: redcap_core::DecodeError) -> Self {
+        PullError::Workflow(e.into())
+    }
+}
+
+/// A part of the schema a project or token may not have: REDCap refuses it (no DAG right, a
+/// classic project asked for events), so it is empty.
+pub(crate) fn optional<T: Default>(r: Result<T, redcap_core::Error>) -> Result<T, redcap_core::Error> {
+    match r {
+        Err(e) if e.is_permission() || e.is_validation() || e.is_not_found() => Ok(T::default()),
+        other => other,
+    }
+}
+
+/// Which optional parts of the schema to ask for, from the project info.
+pub(crate) struct SchemaParts {
+    pub longitudinal: bool,
+    pub repeating: bool,
+}
+
+impl SchemaParts {
+    pub fn from_info(info: &Row) -> Self {
+        let flag = |k: &str| info.get(k).is_some_and(|v| matches!(v.as_str(), Some("1")) || v.as_u64() == Some(1));
+        SchemaParts { longitudinal: flag("is_longitudinal"), repeating: flag("has_repeating_instruments_or_events") }
+    }
+}
+
+/// The id-only export that plans the pull: the options' records and events.
+pub(crate) fn id_request(pull: &DatasetPull, options: &PullOptions) -> record::export::Request {
+    let mut template = record::export::Request::new();
+    template.records = options.records.clone();
+    template.events = options.layout.events.clone();
+    crate::workflow::id_request(&template, &pull.layout().id_field)
+}
+
+/// One batch's export: these records, flat raw JSON, the options' forms and events, the DAG
+/// column when the project has DAGs.
+pub(crate) fn batch_request(pull: &DatasetPull, options: &PullOptions, ids: &[String]) -> record::export::Request {
+    let mut template = record::export::Request::new();
+    template.forms = options.layout.forms.clone();
+    template.events = options.layout.events.clone();
+    template.export_data_access_groups = pull.layout().has_dags();
+    let mut r = crate::workflow::batch_request(&template, &pull.layout().id_field, ids);
+    r.format = Some(Format::Json);
+    r.record_type = Some(RecordType::Flat);
+    r
+}
+
+/// The record ids of the id-only export.
+pub(crate) fn ids(rows: &[Row], id_field: &str) -> Vec<String> {
+    rows.iter().filter_map(|r| crate::workflow::records::cell(r, id_field)).collect()
+}
+
+/// Checks a batch's rows: every requested record must be there.
+pub(crate) fn check(requested: &[String], rows: &[Row], id_field: &str) -> Result<(), WorkflowError> {
+    let check = crate::workflow::ExportCheck::new(requested, rows, id_field);
+    if check.is_complete() { Ok(()) } else { Err(WorkflowError::MissingRecords { missing: check.missing }) }
+}

@@ -1,0 +1,286 @@
+//! `redcap::dataset` against the emulator: the pull of every fixture project reads back with the
+//! dictionary's types (with the `parquet` crate), the problems table holds the deliberately bad
+//! values, and a pull interrupted by an injected failure resumes to the same dataset.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::Schema;
+use redcap::dataset::blocking::Datasets;
+use redcap::dataset::{LayoutOptions, Manifest, OutputFormat, PullError, PullOptions, PullSummary};
+use redcap::workflow::{NoProgress, ProgressEvent, WorkflowError};
+use redcap_core::RetryPolicy;
+use redcap_emulator::{Emulator, Fault, RunningEmulator};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/redcap-emulator/fixtures")
+}
+
+fn typed_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dataset-typed.xml")
+}
+
+struct Env {
+    emu: RunningEmulator,
+    client: redcap::blocking::Client,
+    token: String,
+}
+
+fn env(xml: &Path) -> Env {
+    let emu = Emulator::builder()
+        .project_xml(std::fs::read_to_string(xml).expect("fixture"))
+        .in_memory()
+        .deterministic_tokens(7)
+        .start()
+        .expect("emulator starts");
+    let pid = emu.project_ids()[0];
+    let token = emu.token(pid, "admin").expect("admin token");
+    let client = redcap::blocking::Client::builder(emu.url(), &token)
+        .allow_http(true)
+        .retry(RetryPolicy::default().with_base_delay(Duration::from_millis(5)))
+        .build()
+        .expect("client");
+    Env { emu, client, token }
+}
+
+fn pull(env: &Env, dir: &Path, options: &PullOptions) -> PullSummary {
+    env.client.pull_dataset(dir, options, &NoProgress).expect("pull")
+}
+
+/// A Parquet file read back with the parquet crate: its Arrow schema and batches.
+fn read_parquet(path: &Path) -> (Arc<Schema>, Vec<RecordBatch>) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
+    let schema = builder.schema().clone();
+    let batches = builder.build().expect("reader").collect::<Result<Vec<_>, _>>().expect("batches");
+    (schema, batches)
+}
+
+fn render_schema(schema: &Schema) -> String {
+    let mut out = String::new();
+    let mut meta: Vec<_> = schema.metadata().iter().filter(|(k, _)| *k != "redcap.schema_hash").collect();
+    meta.sort();
+    for (k, v) in meta {
+        out.push_str(&format!("# {k} = {v}\n"));
+    }
+    for f in schema.fields() {
+        let mut m: Vec<_> = f
+            .metadata()
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "redcap.label" | "redcap.field" | "redcap.form"))
+            .collect();
+        m.sort();
+        let m: Vec<String> = m.iter().map(|(k, v)| format!("{}={v}", k.trim_start_matches("redcap."))).collect();
+        out.push_str(&format!(
+            "{}: {}{}  [{}]\n",
+            f.name(),
+            f.data_type(),
+            if f.is_nullable() { "" } else { " NOT NULL" },
+            m.join(" ")
+        ));
+    }
+    out
+}
+
+/// The batches as CSV text (a readable rendering of the values).
+fn render_rows(batches: &[RecordBatch]) -> String {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(&mut buf);
+        for b in batches {
+            w.write(b).expect("csv");
+        }
+    }
+    String::from_utf8(buf).expect("utf-8")
+}
+
+/// Every table of a pulled dataset, read back: (name, schema, batches).
+fn read_dataset(dir: &Path, manifest: &Manifest) -> Vec<(String, Arc<Schema>, Vec<RecordBatch>)> {
+    manifest
+        .tables
+        .iter()
+        .map(|(name, entry)| {
+            let (schema, batches) = read_parquet(&dir.join(&entry.file));
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            assert_eq!(rows as u64, entry.rows, "{name}: the manifest counts the rows");
+            (name.clone(), schema, batches)
+        })
+        .collect()
+}
+
+#[test]
+fn the_typed_project_reads_back_with_its_types_problems_and_missing_codes() {
+    let env = env(&typed_fixture());
+    let dir = tempfile::tempdir().unwrap();
+    let summary =
+        pull(&env, dir.path(), &PullOptions::default().batch_size(2).layout(LayoutOptions::default().labels(true)));
+    let m = &summary.manifest;
+    assert_eq!(m.records, 4);
+    assert_eq!(m.batches.len(), 2);
+    assert_eq!(m.schema_hash.len(), 64);
+    assert_eq!(m.project_id.as_deref(), Some(env.emu.project_ids()[0].to_string().as_str()));
+    assert!(!m.redcap_version.is_empty());
+    let names: Vec<&str> = m.tables.keys().map(String::as_str).collect();
+    assert_eq!(names, ["_dictionary", "_problems", "enrol", "meds"]);
+    assert!(!dir.path().join(redcap::dataset::PARTIAL_DIR).exists(), "the working folder is gone");
+    for (name, schema, batches) in read_dataset(dir.path(), m) {
+        if name != "_dictionary" {
+            insta::assert_snapshot!(format!("typed_{name}_schema"), render_schema(&schema));
+        }
+        insta::assert_snapshot!(format!("typed_{name}_rows"), render_rows(&batches));
+    }
+}
+
+#[test]
+fn every_fixture_project_pulls_and_reads_back() {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    paths.sort();
+    paths.push(typed_fixture());
+    let mut summary = String::new();
+    for path in &paths {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let env = env(path);
+        let dir = tempfile::tempdir().unwrap();
+        let s = pull(&env, dir.path(), &PullOptions::default().batch_size(7));
+        let layout =
+            redcap::dataset::DatasetLayout::new(&env.client.project_schema().unwrap(), &LayoutOptions::default())
+                .expect("layout");
+        let mut line = format!("{name}: {} records;", s.manifest.records);
+        for (table, schema, _) in read_dataset(dir.path(), &s.manifest) {
+            if let Some(t) = layout.table(&table) {
+                let got: Vec<_> = schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+                let want: Vec<_> =
+                    t.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+                assert_eq!(got, want, "{name}/{table}: read back with the dictionary's types");
+            }
+            line.push_str(&format!(" {table}={}", s.manifest.tables[&table].rows));
+        }
+        summary.push_str(&line);
+        summary.push('\n');
+        if matches!(
+            name.as_str(),
+            "redcapr-longitudinal"
+                | "redcapr-repeating-instruments"
+                | "redcapr-checkboxes-1"
+                | "redcapr-decimal-comma"
+                | "redcapr-validation-types-1"
+                | "redcapr-dag"
+                | "redcapr-nonnumeric-record-id"
+                | "pycap-test_long_project"
+        ) {
+            let schemas: Vec<String> =
+                layout.tables.iter().map(|t| format!("## {}\n{}", t.name, render_schema(&t.schema))).collect();
+            insta::assert_snapshot!(format!("fixture_{name}_schemas"), schemas.join("\n"));
+        }
+    }
+    insta::assert_snapshot!("every_fixture_counts", summary);
+}
+
+#[test]
+fn a_pull_interrupted_mid_way_resumes_to_the_same_dataset() {
+    let path = fixtures().join("redcapr-multilevel-model-1.xml");
+    let whole_env = env(&path);
+    let whole = tempfile::tempdir().unwrap();
+    let options = PullOptions::default().batch_size(5).format(OutputFormat::Parquet);
+    let reference = pull(&whole_env, whole.path(), &options);
+    assert!(reference.manifest.batches.len() >= 3, "enough batches to fail in the middle");
+
+    let env = env(&path);
+    let dir = tempfile::tempdir().unwrap();
+    // After the second batch, the next call fails (a 400 is never retried).
+    let faults = env.emu.faults();
+    let armed = AtomicBool::new(true);
+    let progress = move |e: ProgressEvent| {
+        let second = matches!(&e, ProgressEvent::Finished { item, .. } if item.starts_with("batch 2/"));
+        if second && armed.swap(false, Ordering::SeqCst) {
+            faults.inject(Fault::Status { status: 400, message: "Injected mid-pull".into() }, 1);
+        }
+    };
+    let err = env.client.pull_dataset(dir.path(), &options, &progress).expect_err("the third batch fails");
+    assert!(matches!(err, PullError::Workflow(WorkflowError::Call(_))), "{err:?}");
+    let finals: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(finals.is_empty(), "no file at a final path after a failed pull: {finals:?}");
+
+    let resumed = pull(&env, dir.path(), &options.clone().resume(true));
+    assert_eq!(resumed.resumed_batches, 2);
+    assert_eq!(resumed.manifest.batches, reference.manifest.batches, "the same checkpoints");
+    assert_eq!(resumed.manifest.schema_hash, reference.manifest.schema_hash);
+    let a = read_dataset(whole.path(), &reference.manifest);
+    let b = read_dataset(dir.path(), &resumed.manifest);
+    assert_eq!(a.len(), b.len());
+    for ((name, sa, ba), (_, sb, bb)) in a.iter().zip(&b) {
+        assert_eq!(sa, sb, "{name}");
+        assert_eq!(render_rows(ba), render_rows(bb), "{name}: the same rows");
+    }
+
+    // Without --resume an interrupted pull starts over, and gives the same dataset too.
+    let again = pull(&env, dir.path(), &options);
+    assert_eq!(again.resumed_batches, 0);
+    assert_eq!(again.manifest.tables, reference.manifest.tables);
+}
+
+#[test]
+fn the_async_client_pulls_the_same_dataset() {
+    use redcap::dataset::asynchronous::Datasets as _;
+    let env = env(&typed_fixture());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = redcap::asynchronous::Client::builder(env.emu.url(), &env.token).allow_http(true).build().unwrap();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let options = PullOptions::default().batch_size(3);
+    let sa = rt.block_on(client.pull_dataset(a.path(), &options, &NoProgress)).expect("async pull");
+    let sb = pull(&env, b.path(), &options);
+    assert_eq!(sa.manifest.tables, sb.manifest.tables);
+    for ((name, _, ra), (_, _, rb)) in
+        read_dataset(a.path(), &sa.manifest).iter().zip(&read_dataset(b.path(), &sb.manifest))
+    {
+        assert_eq!(render_rows(ra), render_rows(rb), "{name}");
+    }
+}
+
+#[test]
+fn forms_events_and_records_narrow_the_pull() {
+    let env = env(&fixtures().join("redcapr-longitudinal.xml"));
+    let schema = env.client.project_schema().unwrap();
+    let event = schema.events[0]["unique_event_name"].as_str().unwrap().to_owned();
+    let form = schema.mappings.iter().find(|m| m["unique_event_name"] == event.as_str()).unwrap()["form"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let options = PullOptions::default()
+        .layout(LayoutOptions::default().forms([form.clone()]).events([event.clone()]))
+        .records(["100", "304"]);
+    let s = pull(&env, dir.path(), &options);
+    let tables: Vec<&String> = s.manifest.tables.keys().filter(|t| !t.starts_with('_')).collect();
+    assert_eq!(tables, [&form]);
+    let (_, batches) = read_parquet(&dir.path().join(format!("{form}.parquet")));
+    let mut ids = std::collections::BTreeSet::new();
+    for b in &batches {
+        let events = b.column_by_name("redcap_event_name").unwrap();
+        let events = events.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+        assert!(events.iter().all(|e| e == Some(event.as_str())));
+        let id = b.column(0).as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+        ids.extend(id.iter().flatten().map(str::to_owned));
+    }
+    assert!(!ids.is_empty());
+    assert!(ids.iter().all(|id| id == "100" || id == "304"), "{ids:?}");
+    assert_eq!(s.manifest.records, ids.len() as u64, "records with data in the event");
+    let err = env.client.pull_dataset(
+        dir.path(),
+        &PullOptions::default().layout(LayoutOptions::default().forms(["nope"])),
+        &NoProgress,
+    );
+    assert!(matches!(err, Err(PullError::Dataset(redcap::dataset::Error::UnknownInstrument(_)))));
+}
