@@ -33,8 +33,8 @@ Scripting (cron jobs, pipelines):
   Data goes to stdout only: exports, downloads to -, doc_ids, folder_ids, listings.
   Messages, summaries, warnings and progress go to stderr; progress bars only on a terminal.
   -q silences everything on stderr but errors. --json prints the result of files put, push,
-  pull and records import as one JSON object on stdout (also when some files failed: the
-  exit code says so). The exit codes below never depend on -q or --json.
+  pull, records import and dataset pull as one JSON object on stdout (also when some files
+  failed: the exit code says so). The exit codes below never depend on -q or --json.
 
 {}",
         crate::error::EXIT_CODES_HELP

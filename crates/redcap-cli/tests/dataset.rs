@@ -45,7 +45,10 @@ fn dataset_pull_writes_typed_tables_a_dictionary_problems_and_a_manifest() {
     assert_eq!(out.status.code(), Some(2), "an unknown instrument is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no instrument `nope`"));
 
-    let out = run(&["dataset", "pull", "arrow", "--format", "arrow"]);
+    let out = run(&["-q", "--json", "dataset", "pull", "arrow", "--format", "arrow"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "-q: nothing on stderr");
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints the manifest");
+    assert_eq!(printed["tables"]["_dictionary"]["file"], "_dictionary.arrow");
     assert!(work.path().join("arrow/_dictionary.arrow").exists());
 }

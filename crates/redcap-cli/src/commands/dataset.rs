@@ -109,6 +109,10 @@ pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError>
             })?;
             drop(progress);
             let m = &summary.manifest;
+            if ui.json {
+                let manifest = serde_json::to_value(m).map_err(|e| CliError::new(ExitKind::Other, e.to_string()))?;
+                crate::output::json(&manifest)?;
+            }
             let problems = m.tables.get(redcap::dataset::names::PROBLEMS).map_or(0, |t| t.rows);
             if summary.resumed_batches > 0 {
                 ui.status(format!(
