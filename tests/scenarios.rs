@@ -267,8 +267,8 @@ fn file_repository_listing_in_every_format<A: Api>() {
 
 fn restricted_folders_are_hidden_from_outsiders<A: Api>() {
     let env = Env::<A>::new("redcapr-dag.xml");
-    let dags: Vec<Row> = env.api.call(&redcap::dag::export::Request::new()).unwrap().rows().unwrap();
-    let unique = |i: usize| dags[i]["unique_group_name"].as_str().unwrap().to_owned();
+    let dags = env.api.call(&redcap::dag::export::Request::new()).unwrap();
+    let unique = |i: usize| dags[i].unique_group_name.clone().unwrap();
     let (dag_a, dag_b) = (unique(0), unique(1));
     let dag_a_id = env.emu.dag_id(env.pid, &dag_a).unwrap() as u64;
     let restricted =
@@ -534,9 +534,9 @@ fn tree_walk_pull_twice_and_restrictions<A: Api>() {
     let xml = std::fs::read_to_string(redcap_tests::workspace_root().join("crates/redcap-cli/demo/demo-project.xml"))
         .unwrap();
     let env = Env::<A>::with_xml(xml);
-    let dags: Vec<Row> = env.api.call(&redcap::dag::export::Request::new()).unwrap().rows().unwrap();
-    let dag_a = dags[0]["unique_group_name"].as_str().unwrap().to_owned();
-    let dag_b = dags[1]["unique_group_name"].as_str().unwrap().to_owned();
+    let dags = env.api.call(&redcap::dag::export::Request::new()).unwrap();
+    let dag_a = dags[0].unique_group_name.clone().unwrap();
+    let dag_b = dags[1].unique_group_name.clone().unwrap();
     let role = "U-DEMOCOORD";
     let dag_a_id = env.emu.dag_id(env.pid, &dag_a).unwrap() as u64;
     let role_id = env.emu.role_id(env.pid, role).unwrap() as u64;

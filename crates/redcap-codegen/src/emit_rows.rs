@@ -168,8 +168,9 @@ fn row_struct(r: &RowSpec, paths: &Paths) -> TokenStream {
     let name = ident(&r.name);
     let doc = doc_lines(&format!(
         "{}\n\nReads REDCap's json, csv and xml alike (numbers or text); columns this version does not know are \
-         kept in `extra`. Serializes as an import's row (values as text).",
-        r.doc.trim()
+         kept in `extra`. Serializes as an import's row (values as text{}).",
+        r.doc.trim(),
+        if r.omit_blank { ", blank optional columns left out" } else { "" }
     ));
     let fields = r.columns.iter().map(|c| {
         let f = ident(&column_rust_name(c));
@@ -188,9 +189,16 @@ fn row_struct(r: &RowSpec, paths: &Paths) -> TokenStream {
             quote!(serialize_with = #s,)
         });
         let aliases = c.aliases.iter().map(|a| quote!(alias = #a,));
+        let skip = match parse_column_type(&c.ty) {
+            Ok(ColumnType::Map) if r.omit_blank => {
+                Some(quote!(skip_serializing_if = "::std::collections::BTreeMap::is_empty",))
+            }
+            _ if r.omit_blank && c.optional => Some(quote!(skip_serializing_if = "::core::option::Option::is_none",)),
+            _ => None,
+        };
         quote! {
             #d
-            #[serde(#rename #(#aliases)* #default deserialize_with = #de, #ser)]
+            #[serde(#rename #(#aliases)* #default #skip deserialize_with = #de, #ser)]
             pub #f: #ty,
         }
     });

@@ -129,6 +129,10 @@ pub struct RowSpec {
     /// Root element of the XML `data` of an import (REDCap's examples use `records`, `items`, `users`).
     #[serde(default = "default_xml_root")]
     pub xml_root: String,
+    /// On import, leave out blank optional columns instead of sending them blank (for imports where
+    /// an absent attribute means "unchanged", such as users and project settings).
+    #[serde(default)]
+    pub omit_blank: bool,
     /// Columns in REDCap's order.
     #[serde(rename = "column")]
     pub columns: Vec<ColumnSpec>,

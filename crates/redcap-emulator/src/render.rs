@@ -125,7 +125,15 @@ impl<'a> RowWriter<'a> {
                     buf.push(b'<');
                     buf.extend_from_slice(c.as_bytes());
                     buf.push(b'>');
-                    buf.extend_from_slice(quick_xml::escape::escape(text_cow(v).as_ref()).as_bytes());
+                    match v {
+                        // A user's `forms`: one child element per form, as REDCap writes them.
+                        Value::Object(m) => {
+                            for (k, v) in m {
+                                buf.extend_from_slice(format!("<{k}>{}</{k}>", esc(&text_of(v))).as_bytes());
+                            }
+                        }
+                        _ => buf.extend_from_slice(quick_xml::escape::escape(text_cow(v).as_ref()).as_bytes()),
+                    }
                     buf.extend_from_slice(b"</");
                     buf.extend_from_slice(c.as_bytes());
                     buf.push(b'>');
@@ -244,5 +252,8 @@ mod tests {
         assert!(xml.contains("<items>\n<item><a>1</a><b>x, y</b></item>\n</items>"));
         t.rows[0][1] = Value::from("<&>");
         assert!(String::from_utf8(table(Out::Xml, &t, "items").1).unwrap().contains("&lt;&amp;&gt;"));
+        t.rows[0][1] = serde_json::json!({"demographics": 1, "visit": 0});
+        let xml = String::from_utf8(table(Out::Xml, &t, "users").1).unwrap();
+        assert!(xml.contains("<b><demographics>1</demographics><visit>0</visit></b>"), "{xml}");
     }
 }

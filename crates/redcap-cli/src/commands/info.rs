@@ -16,9 +16,12 @@ const PROJECT: &[&MethodInfo] = &[&project::export_info::INFO];
 pub fn fetch(session: &Session) -> Result<(Version, Option<Row>), CliError> {
     let v = session.client.call(&version::export::Request::new()).map_err(|e| from_call(&e, &session.ctx(VERSION)))?;
     let info = match session.client.call(&project::export_info::Request::new()) {
-        Ok(data) => {
-            data.rows().map_err(|e| from_call(&redcap::Error::Decode(e), &session.ctx(PROJECT)))?.into_iter().next()
-        }
+        Ok(data) => data
+            .raw()
+            .rows()
+            .map_err(|e| from_call(&redcap::Error::Decode(e), &session.ctx(PROJECT)))?
+            .into_iter()
+            .next(),
         // A super token has no project.
         Err(redcap::Error::Encode(EncodeError::WrongToken { .. })) => None,
         Err(e) => return Err(from_call(&e, &session.ctx(PROJECT))),

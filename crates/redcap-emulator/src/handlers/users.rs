@@ -93,7 +93,7 @@ pub fn users(ctx: &mut Ctx) -> HResult {
     ctx.need_user_rights()?;
     let p = ctx.project.clone();
     let out = ctx.out(false)?;
-    let csv = !matches!(out, crate::render::Out::Json);
+    let csv = matches!(out, crate::render::Out::Csv(_));
     let mut t: Option<Table> = None;
     for m in ctx.store.project_users(p.id())? {
         let rights = m.role_id.and_then(|r| p.role(r)).map(|r| r.rights.clone()).unwrap_or(m.rights.clone());
@@ -116,7 +116,7 @@ pub fn users(ctx: &mut Ctx) -> HResult {
         table.rows.push(cells.into_iter().map(|(_, v)| v).collect());
     }
     let t = t.unwrap_or_else(|| Table::new(["username"]));
-    // In CSV and XML the per-form rights are one `form:1,…` cell, as in the CSV export.
+    // In CSV the per-form rights are one `form:1,…` cell; in XML one child element per form.
     ctx.table(&t, "users")
 }
 
@@ -125,7 +125,7 @@ pub fn roles(ctx: &mut Ctx) -> HResult {
     ctx.need_export()?;
     ctx.need_user_rights()?;
     let p = ctx.project.clone();
-    let csv = !matches!(ctx.out(false)?, crate::render::Out::Json);
+    let csv = matches!(ctx.out(false)?, crate::render::Out::Csv(_));
     let mut cols = vec!["unique_role_name".to_owned(), "role_label".to_owned()];
     let mut rows = Vec::new();
     for r in &p.def.roles {

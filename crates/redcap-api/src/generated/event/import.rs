@@ -94,6 +94,27 @@ impl Request {
         self.return_format = ::core::option::Option::Some(value);
         self
     }
+    /// A request whose `data` is `rows`, sent as JSON.
+    pub fn from_rows(
+        rows: &[super::super::rows::Event],
+    ) -> ::core::result::Result<Self, ::redcap_core::EncodeError> {
+        Self::from_rows_as(::redcap_core::Format::Json, rows)
+    }
+    /// A request whose `data` is `rows`, encoded in `format` (which is also sent as `format`).
+    pub fn from_rows_as(
+        format: ::redcap_core::Format,
+        rows: &[super::super::rows::Event],
+    ) -> ::core::result::Result<Self, ::redcap_core::EncodeError> {
+        let mut request = Request::new(
+            ::redcap_core::rows::encode(
+                format,
+                super::super::rows::Event::XML_ROOT,
+                rows,
+            )?,
+        );
+        request.format = ::core::option::Option::Some(format);
+        ::core::result::Result::Ok(request)
+    }
 }
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;

@@ -75,6 +75,21 @@ impl Request {
         self.return_format = ::core::option::Option::Some(value);
         self
     }
+    /// A request whose `data` is `row`, sent as JSON.
+    pub fn from_row(
+        row: &super::super::rows::ProjectInfo,
+    ) -> ::core::result::Result<Self, ::redcap_core::EncodeError> {
+        Self::from_row_as(::redcap_core::Format::Json, row)
+    }
+    /// A request whose `data` is `row`, encoded in `format` (which is also sent as `format`).
+    pub fn from_row_as(
+        format: ::redcap_core::Format,
+        row: &super::super::rows::ProjectInfo,
+    ) -> ::core::result::Result<Self, ::redcap_core::EncodeError> {
+        let mut request = Request::new(::redcap_core::rows::encode_one(format, row)?);
+        request.format = ::core::option::Option::Some(format);
+        ::core::result::Result::Ok(request)
+    }
 }
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;

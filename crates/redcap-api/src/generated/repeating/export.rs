@@ -74,7 +74,7 @@ impl Request {
 }
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
-    type Output = ::redcap_core::DataResponse;
+    type Output = ::redcap_core::Rows<super::super::rows::RepeatingForm>;
     fn encode(
         &self,
         form: &mut ::redcap_core::Form,
@@ -90,7 +90,7 @@ impl ::redcap_core::Method for Request {
         ctx: &::redcap_core::DecodeContext,
         response: ::redcap_core::__private::http::Response<::redcap_core::Bytes>,
     ) -> ::core::result::Result<Self::Output, ::redcap_core::DecodeError> {
-        ::redcap_core::decode::data(ctx, response)
+        ::redcap_core::decode::rows(ctx, response)
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
