@@ -230,6 +230,15 @@ fn row_struct(r: &RowSpec, paths: &Paths) -> TokenStream {
         let names: Vec<String> = required.iter().map(|c| format!("`{}`", c.name)).collect();
         format!("A row with {} set and every other column blank.", names.join(", "))
     };
+    let default_impl = required.is_empty().then(|| {
+        quote! {
+            impl ::core::default::Default for #name {
+                fn default() -> Self {
+                    #name::new()
+                }
+            }
+        }
+    });
     let columns = r.columns.iter().map(|c| &c.name);
     let xml_root = &r.xml_root;
     quote! {
@@ -258,5 +267,7 @@ fn row_struct(r: &RowSpec, paths: &Paths) -> TokenStream {
                 #name { #(#inits)* extra: ::core::default::Default::default() }
             }
         }
+
+        #default_impl
     }
 }

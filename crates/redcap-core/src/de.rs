@@ -112,7 +112,7 @@ macro_rules! number {
             to_number::<$t, D::Error>(&s, $what)?.ok_or_else(|| invalid(&s, $what))
         }
 
-        #[doc = concat!("Like [`", stringify!($name), "`], with blank or null as `None`.")]
+        #[doc = concat!("Like [`", stringify!($name), "`](fn@", stringify!($name), "), with blank or null as `None`.")]
         pub fn $opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<$t>, D::Error> {
             let s = scalar(d)?;
             if s.is_blank() { Ok(None) } else { to_number::<$t, D::Error>(&s, $what) }

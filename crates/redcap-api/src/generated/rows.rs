@@ -1450,6 +1450,11 @@ impl ProjectInfo {
         }
     }
 }
+impl ::core::default::Default for ProjectInfo {
+    fn default() -> Self {
+        ProjectInfo::new()
+    }
+}
 /// The allocation of a randomized record (Randomize Record).
 ///
 /// Reads REDCap's json, csv and xml alike (numbers or text); columns this version does not know are kept in `extra`. Serializes as an import's row (values as text).
@@ -1579,6 +1584,11 @@ impl RepeatingForm {
         }
     }
 }
+impl ::core::default::Default for RepeatingForm {
+    fn default() -> Self {
+        RepeatingForm::new()
+    }
+}
 /// One survey participant (Export Survey Participants).
 ///
 /// Reads REDCap's json, csv and xml alike (numbers or text); columns this version does not know are kept in `extra`. Serializes as an import's row (values as text).
@@ -1702,6 +1712,11 @@ impl Participant {
             survey_queue_link: ::core::default::Default::default(),
             extra: ::core::default::Default::default(),
         }
+    }
+}
+impl ::core::default::Default for Participant {
+    fn default() -> Self {
+        Participant::new()
     }
 }
 /// One user of the project and their rights (Export Users; Import Users takes the same rows).
