@@ -3,8 +3,10 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
 use http::response::Parts;
@@ -12,7 +14,7 @@ use redcap_core::exchange::{self, Next, Outcome, StreamPlan, Target};
 use redcap_core::{
     AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED,
     DecodeContext, DownloadHead, Downloaded, DynamicCall, Error, FailureKind, Method, MethodInfo, Pacer,
-    PreparedRequest, RetryPolicy, Streamed, Token, Transport, TransportError, prepare,
+    PreparedRequest, RetryPolicy, StallGuard, Streamed, Token, Transport, TransportConfig, TransportError, prepare,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
@@ -36,6 +38,8 @@ pub struct Client<T = ReqwestTransport> {
     policy: RetryPolicy,
     max_buffered: usize,
     limits: Arc<Limits>,
+    stall: Duration,
+    overall: Option<Duration>,
 }
 
 /// Builds the async client over reqwest: `Client::builder(url, token)…build()`.
@@ -55,6 +59,8 @@ impl Build for Async {
             .with_retry(settings.retry)
             .with_limits(settings.concurrency, settings.requests_per_minute);
         client.max_buffered = settings.max_buffered;
+        client.stall = settings.transport.stall_timeout;
+        client.overall = settings.transport.overall_timeout;
         Ok(client)
     }
 }
@@ -85,7 +91,17 @@ where
                 concurrency: DEFAULT_CONCURRENCY,
                 pacer: None,
             }),
+            stall: TransportConfig::default().stall_timeout,
+            overall: None,
         }
+    }
+
+    /// Sets the stall timeout applied to response bodies (the transport applies its own to
+    /// the wait for an answer) and the overall timeout of each call, retries included.
+    pub fn with_timeouts(mut self, stall: Duration, overall: Option<Duration>) -> Self {
+        self.stall = stall;
+        self.overall = overall;
+        self
     }
 
     /// Replaces the retry policy.
@@ -182,7 +198,7 @@ where
     }
 
     /// The retry/redirect loop. `handler` reads the body; its outcome says whether to retry.
-    async fn run<H: Handle<S>>(
+    async fn run<H: Handle<Guarded<S>>>(
         &self,
         info: &'static MethodInfo,
         mut prepared: PreparedRequest,
@@ -192,8 +208,9 @@ where
             self.limits.permits.acquire().await.map_err(|_| {
                 Error::Transport(TransportError::new(FailureKind::Other, "the client is shutting down"))
             })?;
-        let mut attempts = Attempts::new(&self.policy, info);
+        let mut attempts = Attempts::new(&self.policy, info).with_overall_timeout(self.overall);
         loop {
+            prepared.set_timeout(attempts.before_send().map_err(Error::Transport)?);
             if let Some(pacer) = &self.limits.pacer {
                 let wait = pacer.lock().map(|mut p| p.reserve(Instant::now())).unwrap_or_default();
                 if !wait.is_zero() {
@@ -228,6 +245,7 @@ where
                         }
                         AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
                     }
+                    let body = Guarded { inner: body, guard: StallGuard::new(self.stall, Instant::now()) };
                     let outcome = tracing::Instrument::instrument(handler.handle(parts, body), span.clone()).await;
                     attempts.after_outcome(outcome)
                 }
@@ -242,6 +260,29 @@ where
                     tokio::time::sleep(wait).await;
                 }
             }
+        }
+    }
+}
+
+/// A response body under the stall rule (core's [`StallGuard`]).
+struct Guarded<S> {
+    inner: S,
+    guard: StallGuard,
+}
+
+impl<S> Stream for Guarded<S>
+where
+    S: Stream<Item = Result<Bytes, TransportError>> + Unpin,
+{
+    type Item = Result<Bytes, TransportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                Poll::Ready(Some(this.guard.observe(Instant::now(), chunk.len()).map(|()| chunk)))
+            }
+            other => other,
         }
     }
 }

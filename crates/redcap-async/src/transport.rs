@@ -3,11 +3,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use redcap_core::transport::read_pem_file;
 use redcap_core::{
-    Body, Bytes, FailureKind, PreparedRequest, Transport, TransportConfig, TransportError, UploadSource,
+    Body, Bytes, FailureKind, PreparedRequest, TimeoutKind, Transport, TransportConfig, TransportError, UploadSource,
 };
 use rustls::pki_types::pem::PemObject;
 
@@ -22,6 +23,15 @@ pub type ResponseFuture<'a> =
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
     client: reqwest::Client,
+    timeouts: Timeouts,
+}
+
+/// The configured timeouts, to name the one that elapsed.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    connect: Duration,
+    stall: Duration,
+    overall: Option<Duration>,
 }
 
 impl ReqwestTransport {
@@ -54,21 +64,26 @@ impl ReqwestTransport {
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
+            .read_timeout(config.stall_timeout)
             .user_agent(config.user_agent.as_str());
-        if let Some(overall) = config.overall_timeout {
-            builder = builder.timeout(overall);
-        }
         if !config.proxy_from_env {
             builder = builder.no_proxy();
         }
-        let client = builder.build().map_err(map_error)?;
-        Ok(ReqwestTransport { client })
+        let timeouts =
+            Timeouts { connect: config.connect_timeout, stall: config.stall_timeout, overall: config.overall_timeout };
+        let client = builder.build().map_err(|e| map_error(e, &timeouts, Instant::now()))?;
+        Ok(ReqwestTransport { client, timeouts })
     }
 
     async fn send_inner(&self, request: &PreparedRequest) -> Result<http::Response<ByteStream>, TransportError> {
+        let started = Instant::now();
+        // The call's remaining overall time bounds this attempt, body included.
+        let timeouts = Timeouts { overall: request.timeout().or(self.timeouts.overall), ..self.timeouts };
         let mut builder =
             self.client.post(request.url().as_str()).header(http::header::CONTENT_TYPE, request.content_type());
+        if let Some(overall) = timeouts.overall {
+            builder = builder.timeout(overall);
+        }
         builder = match request.body() {
             Body::Form(bytes) => builder.body(bytes.clone()),
             Body::Multipart(mp) => {
@@ -109,12 +124,12 @@ impl ReqwestTransport {
             }
             _ => return Err(TransportError::new(FailureKind::Request, "unsupported request body")),
         };
-        let response = builder.send().await.map_err(map_error)?;
+        let response = builder.send().await.map_err(|e| map_error(e, &timeouts, started))?;
         let mut out = http::Response::builder().status(response.status());
         if let Some(headers) = out.headers_mut() {
             *headers = response.headers().clone();
         }
-        let body: ByteStream = Box::pin(response.bytes_stream().map_err(map_error));
+        let body: ByteStream = Box::pin(response.bytes_stream().map_err(move |e| map_error(e, &timeouts, started)));
         out.body(body).map_err(|e| TransportError::new(FailureKind::Other, e.to_string()))
     }
 }
@@ -150,17 +165,28 @@ fn reader_stream(mut reader: Box<dyn std::io::Read + Send>) -> ByteStream {
     Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
 }
 
-fn map_error(e: reqwest::Error) -> TransportError {
+/// `started`: when the attempt began, to tell the overall timeout from the stall timeout
+/// (reqwest reports both as "timed out").
+fn map_error(e: reqwest::Error, timeouts: &Timeouts, started: Instant) -> TransportError {
     let tls = redcap_core::transport::in_source_chain(&e, |s| {
         s.is::<rustls::Error>()
             || s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).is_some_and(|inner| inner.is::<rustls::Error>())
             // The TLS connector passes rustls' certificate error on as text inside an io::Error.
             || s.to_string().starts_with("invalid peer certificate")
     });
+    if e.is_timeout() && !tls {
+        let (which, after) = if e.is_connect() {
+            (TimeoutKind::Connect, timeouts.connect)
+        } else {
+            match timeouts.overall {
+                Some(overall) if started.elapsed() >= overall => (TimeoutKind::Overall, overall),
+                _ => (TimeoutKind::Stall, timeouts.stall),
+            }
+        };
+        return TransportError::timeout(which, after).with_source(e);
+    }
     let (kind, message) = if tls {
         (FailureKind::Tls, "the TLS connection failed")
-    } else if e.is_timeout() {
-        (FailureKind::Timeout, "a timeout elapsed")
     } else if e.is_connect() {
         // hyper-util reports a failed name lookup as a connect error ("dns error").
         let dns = redcap_core::transport::in_source_chain(&e, |s| {

@@ -2,13 +2,13 @@
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redcap_core::exchange::{self, Next, Outcome, StreamPlan, Target};
 use redcap_core::{
     AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED,
     DownloadHead, Downloaded, DynamicCall, Error, FailureKind, Method, MethodInfo, Pacer, PreparedRequest, RetryPolicy,
-    Streamed, Token, Transport, TransportError, prepare,
+    StallGuard, Streamed, Token, Transport, TransportConfig, TransportError, prepare,
 };
 
 use crate::transport::UreqTransport;
@@ -74,6 +74,8 @@ pub struct Client<T = UreqTransport> {
     policy: RetryPolicy,
     max_buffered: usize,
     limits: Arc<Limits>,
+    stall: Duration,
+    overall: Option<Duration>,
 }
 
 /// Builds the blocking client over ureq: `Client::builder(url, token)…build()`.
@@ -93,6 +95,8 @@ impl Build for Blocking {
             .with_retry(settings.retry)
             .with_limits(settings.concurrency, settings.requests_per_minute);
         client.max_buffered = settings.max_buffered;
+        client.stall = settings.transport.stall_timeout;
+        client.overall = settings.transport.overall_timeout;
         Ok(client)
     }
 }
@@ -119,6 +123,8 @@ where
             policy: RetryPolicy::default(),
             max_buffered: DEFAULT_MAX_BUFFERED,
             limits: Arc::new(Limits::new(DEFAULT_CONCURRENCY, 0)),
+            stall: TransportConfig::default().stall_timeout,
+            overall: None,
         }
     }
 
@@ -126,6 +132,14 @@ where
     /// the pacing (calls started per minute, 0: none).
     pub fn with_limits(mut self, concurrency: usize, per_minute: u32) -> Self {
         self.limits = Arc::new(Limits::new(concurrency, per_minute));
+        self
+    }
+
+    /// Sets the stall timeout applied to response bodies (the transport applies its own to
+    /// the wait for an answer) and the overall timeout of each call, retries included.
+    pub fn with_timeouts(mut self, stall: Duration, overall: Option<Duration>) -> Self {
+        self.stall = stall;
+        self.overall = overall;
         self
     }
 
@@ -274,12 +288,13 @@ where
         &self,
         info: &'static MethodInfo,
         mut prepared: PreparedRequest,
-        mut handle: impl FnMut(http::response::Parts, T::Body) -> Outcome<R>,
+        mut handle: impl FnMut(http::response::Parts, Guarded<T::Body>) -> Outcome<R>,
     ) -> Result<R, Error> {
         let _slot = self.limits.enter();
-        let mut attempts = Attempts::new(&self.policy, info);
+        let mut attempts = Attempts::new(&self.policy, info).with_overall_timeout(self.overall);
         loop {
             self.limits.pace();
+            prepared.set_timeout(attempts.before_send().map_err(Error::Transport)?);
             let span = tracing::info_span!(
                 "redcap.call",
                 method = info.id,
@@ -309,6 +324,7 @@ where
                         }
                         AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
                     }
+                    let body = Guarded { inner: body, guard: StallGuard::new(self.stall, Instant::now()) };
                     attempts.after_outcome(handle(parts, body))
                 }
             };
@@ -374,10 +390,33 @@ fn read_up_to(body: &mut impl Read, limit: usize) -> std::io::Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
-/// A body read error: the connection broke or timed out.
+/// A body read error: the connection broke or timed out. A transport (or [`Guarded`]) that
+/// knows what happened puts its [`TransportError`] inside the io::Error: it is taken as is.
 fn interrupted(e: std::io::Error) -> TransportError {
+    if e.get_ref().is_some_and(|inner| inner.is::<TransportError>()) {
+        if let Some(Ok(t)) = e.into_inner().map(|inner| inner.downcast::<TransportError>()) {
+            return *t;
+        }
+        return TransportError::new(FailureKind::Interrupted, "reading the response failed");
+    }
     let kind = if e.kind() == std::io::ErrorKind::TimedOut { FailureKind::Timeout } else { FailureKind::Interrupted };
     TransportError::new(kind, "reading the response failed").with_source(e)
+}
+
+/// A response body under the stall rule (core's [`StallGuard`]).
+struct Guarded<R> {
+    inner: R,
+    guard: StallGuard,
+}
+
+impl<R: Read> Read for Guarded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.guard.observe(Instant::now(), n).map_err(|e| std::io::Error::new(std::io::ErrorKind::TimedOut, e))?;
+        }
+        Ok(n)
+    }
 }
 
 enum CopyError {

@@ -1,9 +1,12 @@
 //! The ureq 3 transport.
 
 use std::io::{Cursor, Read};
+use std::time::Duration;
 
 use redcap_core::transport::read_pem_file;
-use redcap_core::{Body, FailureKind, PreparedRequest, Transport, TransportConfig, TransportError, UploadSource};
+use redcap_core::{
+    Body, FailureKind, PreparedRequest, TimeoutKind, Transport, TransportConfig, TransportError, UploadSource,
+};
 
 /// A response body being read from the connection.
 pub type ResponseBody = Box<dyn Read + Send>;
@@ -12,6 +15,15 @@ pub type ResponseBody = Box<dyn Read + Send>;
 #[derive(Debug, Clone)]
 pub struct UreqTransport {
     agent: ureq::Agent,
+    timeouts: Timeouts,
+}
+
+/// The configured timeouts, to name the one that elapsed.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    connect: Duration,
+    stall: Duration,
+    overall: Option<Duration>,
 }
 
 impl UreqTransport {
@@ -51,25 +63,30 @@ impl UreqTransport {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
+            .timeout_resolve(Some(config.connect_timeout))
             .timeout_connect(Some(config.connect_timeout))
-            .timeout_recv_response(Some(config.read_timeout))
-            .timeout_per_read(Some(config.read_timeout))
-            .timeout_global(config.overall_timeout)
+            .timeout_recv_response(Some(config.stall_timeout))
+            .timeout_per_read(Some(config.stall_timeout))
+            .timeout_per_write(Some(config.stall_timeout))
             .tls_config(tls.build())
             .proxy(proxy)
             .user_agent(config.user_agent.as_str())
             .build()
             .new_agent();
-        Ok(UreqTransport { agent })
+        let timeouts =
+            Timeouts { connect: config.connect_timeout, stall: config.stall_timeout, overall: config.overall_timeout };
+        Ok(UreqTransport { agent, timeouts })
     }
 
     fn send_inner(&self, request: &PreparedRequest) -> Result<http::Response<ResponseBody>, TransportError> {
+        // The call's remaining overall time bounds this attempt, body included.
+        let timeouts = Timeouts { overall: request.timeout().or(self.timeouts.overall), ..self.timeouts };
         let builder =
             http::Request::post(request.url().as_str()).header(http::header::CONTENT_TYPE, request.content_type());
         let response = match request.body() {
             Body::Form(bytes) => {
                 let req = builder.body(&bytes[..]).map_err(request_error)?;
-                self.agent.run(req)
+                self.run(req, timeouts.overall)
             }
             Body::Multipart(mp) => {
                 // head, then the file streamed from its source, then tail: constant memory.
@@ -99,12 +116,23 @@ impl UreqTransport {
                     .header(http::header::CONTENT_LENGTH, mp.content_length(len))
                     .body(ureq::SendBody::from_owned_reader(body))
                     .map_err(request_error)?;
-                self.agent.run(req)
+                self.run(req, timeouts.overall)
             }
             _ => return Err(TransportError::new(FailureKind::Request, "unsupported request body")),
         };
-        let response = response.map_err(map_error)?;
-        Ok(response.map(|b| Box::new(b.into_reader()) as ResponseBody))
+        let response = response.map_err(|e| map_error(e, &timeouts))?;
+        Ok(response.map(|b| Box::new(TimedReader { inner: b.into_reader(), timeouts }) as ResponseBody))
+    }
+}
+
+impl UreqTransport {
+    fn run<S: ureq::AsSendBody>(
+        &self,
+        req: http::Request<S>,
+        overall: Option<Duration>,
+    ) -> Result<http::Response<ureq::Body>, ureq::Error> {
+        let req = self.agent.configure_request(req).timeout_global(overall).build();
+        self.agent.run(req)
     }
 }
 
@@ -121,7 +149,44 @@ fn request_error(e: http::Error) -> TransportError {
     TransportError::new(FailureKind::Request, "cannot build the request").with_source(e)
 }
 
-fn map_error(e: ureq::Error) -> TransportError {
+/// A response body whose read errors carry the [`TransportError`] they stand for (a timeout
+/// named as such, not "io: …"), as the client expects of any blocking transport.
+struct TimedReader<R> {
+    inner: R,
+    timeouts: Timeouts,
+}
+
+impl<R: Read> Read for TimedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            // ureq hands its own errors (timeouts among them) out of the reader wrapped in io::Error.
+            let e = match e.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
+                true => match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+                    Some(Ok(ureq)) => map_error(*ureq, &self.timeouts),
+                    _ => return std::io::Error::other("unreadable response body"),
+                },
+                false => TransportError::from(e),
+            };
+            let kind = match e.kind() {
+                FailureKind::Timeout => std::io::ErrorKind::TimedOut,
+                _ => std::io::ErrorKind::ConnectionAborted,
+            };
+            std::io::Error::new(kind, e)
+        })
+    }
+}
+
+fn map_error(e: ureq::Error, timeouts: &Timeouts) -> TransportError {
+    if let ureq::Error::Timeout(which) = &e {
+        let (which, after) = match which {
+            ureq::Timeout::Resolve | ureq::Timeout::Connect => (TimeoutKind::Connect, timeouts.connect),
+            ureq::Timeout::Global | ureq::Timeout::PerCall => {
+                (TimeoutKind::Overall, timeouts.overall.unwrap_or(timeouts.stall))
+            }
+            _ => (TimeoutKind::Stall, timeouts.stall),
+        };
+        return TransportError::timeout(which, after).with_source(e);
+    }
     // ureq's Io variant does not expose its io::Error as a source: look inside it directly.
     let tls = match &e {
         ureq::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),

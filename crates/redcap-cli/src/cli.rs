@@ -75,12 +75,28 @@ pub struct GlobalArgs {
     /// Accept a plain-http URL on another machine (the token travels unencrypted)
     #[arg(long, global = true, help_heading = "Connection")]
     pub allow_http: bool,
+    /// Give up on a call (retries included) after SECS seconds; by default a call may take as
+    /// long as it makes progress (one that stalls for 2 minutes is retried once, then ends)
+    #[arg(long, global = true, value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
+    pub timeout: Option<std::time::Duration>,
+    /// Give up connecting to the server after SECS seconds [default: 15]
+    #[arg(long, global = true, value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
+    pub connect_timeout: Option<std::time::Duration>,
     /// No progress bars, status messages or warnings (errors are still shown)
     #[arg(long, short, global = true)]
     pub quiet: bool,
     /// Print the result as one JSON object on stdout (files put/push/pull, records import)
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// Seconds, whole or decimal (`30`, `0.5`), greater than zero.
+fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("`{s}`: give a number of seconds greater than zero"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// The subcommands.

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use redcap::core::{EncodeError, FailureKind};
 use redcap::workflow::WorkflowError;
-use redcap::{ApiErrorKind, MethodInfo};
+use redcap::{ApiErrorKind, MethodInfo, TimeoutKind};
 
 /// The class of an error; each has its own exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,10 +284,16 @@ pub fn from_call(e: &redcap::Error, ctx: &CallContext<'_>) -> CliError {
              with `redcap call … -o FILE`",
         ),
         redcap::Error::Transport(t) => {
-            let hint = match t.kind() {
-                FailureKind::Connect => "check the URL's host and port, and your network or VPN",
-                FailureKind::Timeout => "the server did not answer in time: try again, or check the network",
-                FailureKind::Tls => {
+            let hint = match (t.kind(), t.timeout_kind()) {
+                (FailureKind::Timeout, Some(TimeoutKind::Overall)) => {
+                    "the call took longer than --timeout allows: raise it, or leave it out for no limit"
+                }
+                (FailureKind::Timeout, Some(TimeoutKind::Connect)) => {
+                    "check the URL's host and port, and your network or VPN (--connect-timeout sets the wait)"
+                }
+                (FailureKind::Connect, _) => "check the URL's host and port, and your network or VPN",
+                (FailureKind::Timeout, _) => "the server stopped answering: try again later, or check the network",
+                (FailureKind::Tls, _) => {
                     "the server's certificate is not trusted: check the URL, or your organisation's certificates"
                 }
                 _ => "try again; if it persists, check the URL and the network",

@@ -20,7 +20,7 @@ use clap::{CommandFactory, Parser};
 use crate::cli::{CallArgs, Cli, Command, MethodsArgs, MethodsCmd};
 use crate::error::CliError;
 use crate::progress::Ui;
-use crate::session::{ConnectOptions, Session, resolve};
+use crate::session::{ConnectOptions, Session, Timeouts, resolve};
 
 /// Parses `args`, runs the command, prints any error, and returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
@@ -83,8 +83,9 @@ fn dispatch(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), CliEr
         token: cli.global.token.clone(),
         profile: cli.global.profile.clone(),
         allow_http: cli.global.allow_http,
+        timeouts: Timeouts { overall: cli.global.timeout, connect: cli.global.connect_timeout },
     };
-    let session = || Session::open(&resolve(&opts, env)?);
+    let session = || Session::open_with(&resolve(&opts, env)?, &opts.timeouts);
     match &cli.command {
         Command::Call(CallArgs { method: None, .. }) => {
             output::text(format!("API methods (`redcap call <method> --help` shows one):\n{}", methods::list()))

@@ -31,6 +31,17 @@ pub struct ConnectOptions {
     pub profile: Option<String>,
     /// `--allow-http`.
     pub allow_http: bool,
+    /// `--timeout` and `--connect-timeout`.
+    pub timeouts: Timeouts,
+}
+
+/// Timeouts from the command line (unset: the defaults).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `--timeout`: the longest a call may take, retries included.
+    pub overall: Option<Duration>,
+    /// `--connect-timeout`.
+    pub connect: Option<Duration>,
 }
 
 /// Where the URL and token were found.
@@ -145,6 +156,11 @@ pub struct Session {
 impl Session {
     /// Validates token and URL (no request is made) and builds the client.
     pub fn open(r: &Resolved) -> Result<Session, CliError> {
+        Session::open_with(r, &Timeouts::default())
+    }
+
+    /// [`Session::open`] with the command line's timeouts.
+    pub fn open_with(r: &Resolved, timeouts: &Timeouts) -> Result<Session, CliError> {
         // The token first: a malformed one is an authentication error, whatever the URL.
         crate::error::remember_secret(r.token.expose());
         let token = Token::new(r.token.expose()).map_err(|e| {
@@ -166,7 +182,8 @@ impl Session {
             })?;
         let client = Client::builder(url.as_str(), token.expose_secret())
             .allow_http(allow_http)
-            .connect_timeout(Duration::from_secs(15))
+            .connect_timeout(timeouts.connect.unwrap_or(Duration::from_secs(15)))
+            .overall_timeout(timeouts.overall)
             .build()
             .map_err(|e| {
                 let ctx = CallContext {

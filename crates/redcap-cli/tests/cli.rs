@@ -482,3 +482,29 @@ fn the_proxy_environment_variables_are_honoured() {
         || (seen.len() == 2 && seen[0].starts_with("CONNECT redcap.invalid:80 ") && seen[1].starts_with("POST /api/ "));
     assert!(via_proxy, "{seen:?}");
 }
+
+#[test]
+fn timeouts_end_a_silent_server() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let f = Fixture::new();
+    let out = f.redcap().args(["--timeout", "0.5", "call", "version.export", "--url", &url]).output().unwrap();
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(stderr(&out).contains("the call did not finish within 500 ms (overall timeout)"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint: the call took longer than --timeout allows"), "{}", stderr(&out));
+    assert_no_token(&out, &f.token);
+
+    for bad in ["0", "-1", "soon"] {
+        let out = f.redcap().args(["--connect-timeout", bad, "info"]).output().unwrap();
+        assert_eq!(code(&out), 2, "--connect-timeout {bad}: {}", stderr(&out));
+    }
+    // Accepted after the subcommand too, like every global option.
+    assert!(f.ok(&["info", "--timeout", "30", "--connect-timeout", "5"]).contains("REDCap"));
+}

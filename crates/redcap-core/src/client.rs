@@ -104,19 +104,22 @@ impl<B: Build> ClientBuilder<B> {
         self
     }
 
-    /// Connect timeout.
+    /// Longest time to connect (DNS, TCP and TLS); 30 s by default.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.settings.transport.connect_timeout = d;
         self
     }
 
-    /// Longest wait for the response to start or between reads.
-    pub fn read_timeout(mut self, d: Duration) -> Self {
-        self.settings.transport.read_timeout = d;
+    /// Longest time without progress (no answer yet, a body that stopped or trickles under
+    /// [`STALL_FLOOR`](crate::STALL_FLOOR) bytes in this time, an upload not taken); 120 s by
+    /// default. A stalled idempotent call is retried once.
+    pub fn stall_timeout(mut self, d: Duration) -> Self {
+        self.settings.transport.stall_timeout = d;
         self
     }
 
-    /// Longest time for a whole call (`None`: no overall limit).
+    /// Longest time for a whole call, retries included (`None`, the default: no limit, so a
+    /// large download that progresses may take hours).
     pub fn overall_timeout(mut self, d: Option<Duration>) -> Self {
         self.settings.transport.overall_timeout = d;
         self

@@ -55,6 +55,7 @@ pub enum Next<R> {
 impl crate::policy::Attempts<'_> {
     /// After the transport failed to send or to get a response head.
     pub fn after_send_error<R>(&mut self, error: TransportError) -> Next<R> {
+        let error = self.name_timeout(error);
         match self.after_failure(error.kind()) {
             Some(wait) => Next::Retry { wait, why: format!("transport failure: {error}") },
             None => Next::Return(Err(Error::Transport(error))),
@@ -65,11 +66,15 @@ impl crate::policy::Attempts<'_> {
     /// with a success status, when the method may be repeated; otherwise return.
     pub fn after_outcome<R>(&mut self, outcome: Outcome<R>) -> Next<R> {
         match outcome {
+            Outcome::Done(Err(Error::Transport(e))) => Next::Return(Err(Error::Transport(self.name_timeout(e)))),
             Outcome::Done(result) => Next::Return(result),
-            Outcome::Interrupted(e) => match self.after_failure(e.kind()) {
-                Some(wait) => Next::Retry { wait, why: format!("response interrupted: {e}") },
-                None => Next::Return(Err(Error::Transport(e))),
-            },
+            Outcome::Interrupted(e) => {
+                let e = self.name_timeout(e);
+                match self.after_failure(e.kind()) {
+                    Some(wait) => Next::Retry { wait, why: format!("response interrupted: {e}") },
+                    None => Next::Return(Err(Error::Transport(e))),
+                }
+            }
             Outcome::Disguised(e) => match self.after_api_error(&e) {
                 Some(wait) => Next::Retry { wait, why: format!("error page with a success status: {e}") },
                 None => Next::Return(Err(Error::Api(e))),

@@ -21,6 +21,7 @@ pub mod param;
 pub mod policy;
 pub mod rows;
 pub mod ser;
+pub mod timeout;
 mod token;
 pub mod transport;
 pub mod types;
@@ -43,8 +44,9 @@ pub use model::{AutoId, FileDownload, FileRepositoryEntry, Folder, ImportOutcome
 pub use param::{BoolWire, ParamInfo, ParamValue, Shape, ToParam, ValueType};
 pub use policy::{AfterStatus, Attempts, Pacer, RedirectError, RetryPolicy};
 pub use rows::{Rows, Single};
+pub use timeout::StallGuard;
 pub use token::{Token, TokenError, TokenKind, TokenRequirement};
-pub use transport::{FailureKind, Transport, TransportConfig, TransportError};
+pub use transport::{FailureKind, STALL_FLOOR, TimeoutKind, Transport, TransportConfig, TransportError};
 pub use types::{
     CsvDelimiter, DateFormat, DecimalCharacter, Format, LogType, OverwriteBehavior, RawOrLabel, RecordType,
     ReturnContent, ReturnFormat, WireEnum,

@@ -219,6 +219,7 @@ pub struct PreparedRequest {
     form: Form,
     body: Body,
     ctx: DecodeContext,
+    timeout: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for PreparedRequest {
@@ -269,6 +270,17 @@ impl PreparedRequest {
     /// Points the request at another URL (after a same-host redirect).
     pub fn set_url(&mut self, url: ApiUrl) {
         self.url = url;
+    }
+
+    /// The longest this attempt may take in all (what is left of the call's overall timeout);
+    /// transports apply it to the whole exchange, body included.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        self.timeout
+    }
+
+    /// Sets [`PreparedRequest::timeout`] (the client does, before each attempt).
+    pub fn set_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        self.timeout = timeout;
     }
 
     /// A canonical, token-free rendering for snapshots and logs.
@@ -349,7 +361,7 @@ fn assemble(
         Body::Form(form.to_urlencoded()?)
     };
     let ctx = DecodeContext::from_form(&form);
-    Ok(PreparedRequest { info, url: url.clone(), form, body, ctx })
+    Ok(PreparedRequest { info, url: url.clone(), form, body, ctx, timeout: None })
 }
 
 /// A boundary unlikely to occur in any file: 32 hex digits from the standard library's

@@ -8,13 +8,13 @@
 //! location only on the same scheme, host and port; anything else is refused so the token never
 //! travels elsewhere.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, StatusCode, header};
 
 use crate::error::{ApiError, ApiErrorKind};
 use crate::method::MethodInfo;
-use crate::transport::FailureKind;
+use crate::transport::{FailureKind, TimeoutKind, TransportError};
 use crate::url::ApiUrl;
 
 /// How hard to retry.
@@ -31,6 +31,9 @@ pub struct RetryPolicy {
     pub max_retry_after: Duration,
     /// Redirects followed per call.
     pub max_redirects: u32,
+    /// Retries after a timeout (within `max_attempts`): a server that did not answer in the
+    /// stall time is rarely quicker the next time, so it is given one more chance, not three.
+    pub max_timeout_retries: u32,
 }
 
 impl Default for RetryPolicy {
@@ -41,6 +44,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(300),
             max_redirects: 3,
+            max_timeout_retries: 1,
         }
     }
 }
@@ -112,17 +116,53 @@ pub struct Attempts<'a> {
     info: &'static MethodInfo,
     attempt: u32,
     redirects: u32,
+    timeouts: u32,
+    deadline: Option<(Instant, Duration)>,
 }
 
 impl<'a> Attempts<'a> {
     /// Starts a call of `info` under `policy`.
     pub fn new(policy: &'a RetryPolicy, info: &'static MethodInfo) -> Self {
-        Attempts { policy, info, attempt: 1, redirects: 0 }
+        Attempts { policy, info, attempt: 1, redirects: 0, timeouts: 0, deadline: None }
+    }
+
+    /// Limits the whole call, retries included, to `overall` from now (`None`: no limit).
+    pub fn with_overall_timeout(mut self, overall: Option<Duration>) -> Self {
+        self.deadline = overall.map(|d| (Instant::now() + d, d));
+        self
     }
 
     /// The current attempt, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// Before each attempt: how long it may take (what is left of the overall timeout, for
+    /// [`PreparedRequest::set_timeout`](crate::PreparedRequest::set_timeout)), or the
+    /// timeout error when nothing is left.
+    pub fn before_send(&self) -> Result<Option<Duration>, TransportError> {
+        match self.deadline {
+            None => Ok(None),
+            Some((at, overall)) => match at.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(Some(left)),
+                _ => Err(TransportError::timeout(TimeoutKind::Overall, overall)),
+            },
+        }
+    }
+
+    /// A transport's overall timeout names the time left for its attempt; the call's error
+    /// names the overall timeout as configured.
+    pub fn name_timeout(&self, e: TransportError) -> TransportError {
+        match (e.timeout_kind(), self.deadline) {
+            (Some(TimeoutKind::Overall), Some((_, overall))) => {
+                let mut named = TransportError::timeout(TimeoutKind::Overall, overall);
+                if let Some(source) = e.into_source() {
+                    named = named.with_boxed_source(source);
+                }
+                named
+            }
+            _ => e,
+        }
     }
 
     fn retry_after_backoff(&mut self, hint: Option<Duration>) -> Option<Duration> {
@@ -134,6 +174,11 @@ impl<'a> Attempts<'a> {
             Some(d) => d,
             None => backoff(self.policy, self.attempt),
         };
+        // A retry that could not start before the deadline is not made: the caller gets the
+        // real error now rather than a timeout later.
+        if self.deadline.is_some_and(|(at, _)| Instant::now() + delay >= at) {
+            return None;
+        }
         self.attempt += 1;
         Some(delay)
     }
@@ -172,6 +217,14 @@ impl<'a> Attempts<'a> {
 
     /// Whether to retry after a transport failure, and after how long.
     pub fn after_failure(&mut self, kind: FailureKind) -> Option<Duration> {
+        if kind == FailureKind::Timeout {
+            if self.timeouts >= self.policy.max_timeout_retries {
+                return None;
+            }
+            let wait = self.retry_after_backoff(None)?;
+            self.timeouts += 1;
+            return Some(wait);
+        }
         if kind.is_transient() { self.retry_after_backoff(None) } else { None }
     }
 
@@ -275,6 +328,25 @@ mod tests {
         }
         assert_eq!(a.after_status(&url(), StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new()), AfterStatus::Proceed);
         assert_eq!(a.attempt(), 4);
+    }
+
+    #[test]
+    fn timeouts_are_retried_once_and_never_past_the_deadline() {
+        let policy = RetryPolicy::default();
+        let mut a = Attempts::new(&policy, &EXPORT);
+        assert!(a.after_failure(FailureKind::Timeout).is_some());
+        assert_eq!(a.after_failure(FailureKind::Timeout), None, "a second timeout ends the call");
+        assert!(a.after_failure(FailureKind::Connect).is_some(), "other failures keep their retries");
+
+        let slow = RetryPolicy { base_delay: Duration::from_secs(60), ..RetryPolicy::default() };
+        let mut a = Attempts::new(&slow, &EXPORT).with_overall_timeout(Some(Duration::from_secs(5)));
+        let left = a.before_send().unwrap().unwrap();
+        assert!(left <= Duration::from_secs(5) && left > Duration::from_secs(4), "{left:?}");
+        assert_eq!(a.after_failure(FailureKind::Connect), None, "a 30-60 s backoff would pass the deadline");
+        let a = Attempts::new(&policy, &EXPORT).with_overall_timeout(Some(Duration::ZERO));
+        let e = a.before_send().unwrap_err();
+        assert_eq!(e.timeout_kind(), Some(TimeoutKind::Overall));
+        assert!(e.message().contains("overall timeout"), "{e}");
     }
 
     #[test]

@@ -56,24 +56,76 @@ impl FailureKind {
     }
 }
 
+/// Which timeout of [`TransportConfig`] elapsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// No connection (TCP and TLS) within [`TransportConfig::connect_timeout`].
+    Connect,
+    /// No progress within [`TransportConfig::stall_timeout`]: no answer, or a body that stopped
+    /// or trickles (under [`STALL_FLOOR`] bytes in that time).
+    Stall,
+    /// The call did not finish within [`TransportConfig::overall_timeout`].
+    Overall,
+}
+
+/// The fewest bytes a transfer must receive per [`TransportConfig::stall_timeout`] not to be
+/// stalled: a body sent at a few bytes a second (a hostile or broken server) is ended, not
+/// waited for for days.
+pub const STALL_FLOOR: u64 = 1024;
+
 /// A transport failure. Never contains the token (transports never see it outside the body).
 #[derive(Debug)]
 pub struct TransportError {
     kind: FailureKind,
     message: String,
+    timeout: Option<TimeoutKind>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl TransportError {
     /// A failure of `kind` described by `message`.
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        TransportError { kind, message: message.into(), source: None }
+        TransportError { kind, message: message.into(), timeout: None, source: None }
+    }
+
+    /// The timeout `which` elapsed after `after` (kind [`FailureKind::Timeout`]), with a
+    /// message that names the timeout and its setting.
+    pub fn timeout(which: TimeoutKind, after: Duration) -> Self {
+        let after = human(after);
+        let message = match which {
+            TimeoutKind::Connect => format!("no connection within {after} (connect timeout)"),
+            TimeoutKind::Stall => format!("the server sent nothing for {after} (stall timeout)"),
+            TimeoutKind::Overall => format!("the call did not finish within {after} (overall timeout)"),
+        };
+        TransportError { kind: FailureKind::Timeout, message, timeout: Some(which), source: None }
+    }
+
+    /// Replaces the message (keeping kind, timeout and source).
+    pub fn set_message(&mut self, message: impl Into<String>) {
+        self.message = message.into();
+    }
+
+    /// Which timeout elapsed, when this is a timeout a transport could tell apart.
+    pub fn timeout_kind(&self) -> Option<TimeoutKind> {
+        self.timeout
     }
 
     /// Attaches the underlying error.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self
+    }
+
+    /// Attaches an already boxed underlying error.
+    pub fn with_boxed_source(mut self, source: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The underlying error, taken out.
+    pub fn into_source(self) -> Option<Box<dyn std::error::Error + Send + Sync>> {
+        self.source
     }
 
     /// The kind.
@@ -148,15 +200,29 @@ pub fn in_source_chain(
     false
 }
 
+/// A duration as a person reads it: `1.5 s`, `120 s`, `250 ms`.
+pub(crate) fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
 /// Settings both built-in transports honour.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TransportConfig {
-    /// Time to establish a connection (TCP and TLS).
+    /// Time to establish a connection (DNS, TCP and TLS).
     pub connect_timeout: Duration,
-    /// Longest wait for the response to start, or between two reads of the body.
-    pub read_timeout: Duration,
-    /// Longest time for a whole call; `None` for no overall limit (large downloads).
+    /// Longest time without progress: waiting for the response to start, or while its body
+    /// arrives (a body must bring at least [`STALL_FLOOR`] bytes in this time), or while an
+    /// upload is sent.
+    pub stall_timeout: Duration,
+    /// Longest time for a whole call, retries included; `None` for no overall limit (large
+    /// downloads take as long as they take while they progress).
     pub overall_timeout: Option<Duration>,
     /// Extra trusted root certificates (PEM file), added to the built-in roots.
     pub extra_roots_pem: Option<PathBuf>,
@@ -170,9 +236,10 @@ impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
             connect_timeout: Duration::from_secs(30),
-            // REDCap can take minutes to start answering a large export.
-            read_timeout: Duration::from_secs(300),
-            overall_timeout: Some(Duration::from_secs(6 * 3600)),
+            // REDCap builds an export before it sends the first byte; two minutes covers large
+            // ones, and a silent server is given up on after one retry (about four minutes).
+            stall_timeout: Duration::from_secs(120),
+            overall_timeout: None,
             extra_roots_pem: None,
             proxy_from_env: true,
             user_agent: concat!("redcap-rs/", env!("CARGO_PKG_VERSION")).to_owned(),

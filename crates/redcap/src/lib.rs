@@ -49,7 +49,8 @@ pub use redcap_core::{
 };
 // The error types nested in [`Error`], so a `match` needs no path into `redcap::core`.
 pub use redcap_core::{
-    DecodeError, EncodeError, ErrorKind, FailureKind, ImportErrorLine, RedirectError, ResponseError, TransportError,
+    DecodeError, EncodeError, ErrorKind, FailureKind, ImportErrorLine, RedirectError, ResponseError, TimeoutKind,
+    TransportError,
 };
 pub use workflow::WorkflowError;
 
