@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, Time32SecondBuilder,
-    TimestampSecondBuilder,
+    BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, Time32MillisecondBuilder,
+    TimestampMillisecondBuilder,
 };
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, DictionaryArray, RecordBatch};
@@ -312,8 +312,10 @@ fn typed<'r>(
         FieldKind::Integer => build!(Int64Builder::new(), parse::integer),
         FieldKind::Number { comma, .. } => build!(Float64Builder::new(), |s| parse::number(s, comma)),
         FieldKind::Date => build!(Date32Builder::new(), parse::date),
-        FieldKind::DateTime { .. } => build!(TimestampSecondBuilder::new(), parse::datetime),
-        FieldKind::Time(form) => build!(Time32SecondBuilder::new(), |s| parse::time(s, form)),
+        FieldKind::DateTime { .. } => {
+            build!(TimestampMillisecondBuilder::new(), |s| parse::datetime(s).map(|t| t * 1000))
+        }
+        FieldKind::Time(form) => build!(Time32MillisecondBuilder::new(), |s| parse::time(s, form).map(|t| t * 1000)),
         FieldKind::Boolean => build!(BooleanBuilder::new(), parse::boolean),
         FieldKind::Choice => {
             let codes = codes.ok_or(Error::Internal("choice column without codes"))?;

@@ -38,12 +38,13 @@ pub enum FieldKind {
     /// `date_ymd`, `date_mdy`, `date_dmy` (REDCap exports all as `YYYY-MM-DD`): `Date32`.
     Date,
     /// `datetime_*` and `datetime_seconds_*` (exported `YYYY-MM-DD HH:MM[:SS]`, the server's local
-    /// time, no zone): `Timestamp(Second, None)`.
+    /// time, no zone): `Timestamp(Millisecond, None)` (Parquet's TIMESTAMP(MILLIS): seconds are
+    /// not a Parquet unit, and readers other than Arrow's would see bare integers).
     DateTime {
         /// The validation keeps seconds.
         seconds: bool,
     },
-    /// `time`, `time_hh_mm_ss`, `time_mm_ss`: `Time32(Second)`.
+    /// `time`, `time_hh_mm_ss`, `time_mm_ss`: `Time32(Millisecond)` (Parquet's TIME(MILLIS)).
     Time(TimeForm),
     /// `yesno` and `truefalse` (`1`/`0`): `Boolean`.
     Boolean,
@@ -113,8 +114,8 @@ impl FieldKind {
             FieldKind::Integer => DataType::Int64,
             FieldKind::Number { .. } => DataType::Float64,
             FieldKind::Date => DataType::Date32,
-            FieldKind::DateTime { .. } => DataType::Timestamp(TimeUnit::Second, None),
-            FieldKind::Time(_) => DataType::Time32(TimeUnit::Second),
+            FieldKind::DateTime { .. } => DataType::Timestamp(TimeUnit::Millisecond, None),
+            FieldKind::Time(_) => DataType::Time32(TimeUnit::Millisecond),
             FieldKind::Boolean | FieldKind::Checkbox => DataType::Boolean,
             FieldKind::Choice => dictionary_type(),
             FieldKind::Descriptive => return None,

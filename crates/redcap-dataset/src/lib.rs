@@ -18,8 +18,9 @@
 //! * **Types**: see [`FieldKind`] (from the typed dictionary row `redcap_api::rows::Field`, its
 //!   `field_type` and `validation()`). `integer` and sliders are `Int64`; `number`, `number_Ndp`
 //!   and calculated fields are `Float64` (comma-decimal validations read `1,5` as 1.5); dates
-//!   `Date32`; datetimes `Timestamp(Second)` without a zone (REDCap's server time);
-//!   times `Time32(Second)`; yes/no and true/false `Boolean`; radio, dropdown and form status
+//!   `Date32`; datetimes `Timestamp(Millisecond)` without a zone (REDCap's server time; Parquet has
+//!   no seconds unit, so milliseconds read as timestamps and times in every reader);
+//!   times `Time32(Millisecond)`; yes/no and true/false `Boolean`; radio, dropdown and form status
 //!   the **code**, dictionary-encoded over the field's codes in the dictionary's order (so the
 //!   categories keep REDCap's order); checkboxes one `Boolean` per option, named as REDCap
 //!   exports them (`<field>___<code>`, e.g. `race____1` for code `-1`); everything else `Utf8`.

@@ -3,7 +3,9 @@
 //! comma-decimal field, missing-data codes and DAGs.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Float64Type, Int32Type, Int64Type, Time32SecondType, TimestampSecondType};
+use arrow_array::types::{
+    Date32Type, Float64Type, Int32Type, Int64Type, Time32MillisecondType, TimestampMillisecondType,
+};
 use arrow_array::{Array, RecordBatch};
 use redcap_core::Row;
 use redcap_dataset::{DatasetLayout, LayoutOptions, ProjectSchema};
@@ -242,8 +244,8 @@ fn values_are_typed() {
     let col = |n: &str| t.column_by_name(n).unwrap_or_else(|| panic!("{n}"));
     assert_eq!(col("study_id").as_string::<i32>().value(1), "12-3", "ids stay text");
     assert_eq!(col("dob").as_primitive::<Date32Type>().value(0), 3711, "1980-02-29");
-    assert_eq!(col("seen_at").as_primitive::<TimestampSecondType>().value(0), 1_714_571_110);
-    assert_eq!(col("wake").as_primitive::<Time32SecondType>().value(0), 27_000);
+    assert_eq!(col("seen_at").as_primitive::<TimestampMillisecondType>().value(0), 1_714_571_110_000);
+    assert_eq!(col("wake").as_primitive::<Time32MillisecondType>().value(0), 27_000_000);
     assert_eq!(col("age").as_primitive::<Int64Type>().value(0), 44);
     assert_eq!(col("height").as_primitive::<Float64Type>().value(0), 1.62, "comma decimal");
     assert_eq!(col("height").as_primitive::<Float64Type>().value(1), 1.70, "a dot in a comma field");
@@ -367,6 +369,20 @@ fn every_format_writes_and_parquet_reads_back_the_same() {
     let file = std::fs::File::open(dir.path().join("enrol.parquet")).unwrap();
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     assert_eq!(builder.schema().metadata(), enrol.schema().metadata(), "the table's metadata survives Parquet");
+    // Readers that do not read the embedded Arrow schema (DuckDB, pyarrow's pandas path) see
+    // Parquet's own logical types: timestamps and times must be such, not bare integers.
+    let parquet_schema = builder.parquet_schema();
+    let logical = |name: &str| {
+        let i = (0..parquet_schema.num_columns()).find(|&i| parquet_schema.column(i).name() == name).unwrap();
+        parquet_schema.column(i).logical_type_ref().cloned()
+    };
+    assert!(
+        matches!(logical("seen_at"), Some(parquet::basic::LogicalType::Timestamp { .. })),
+        "{:?}",
+        logical("seen_at")
+    );
+    assert!(matches!(logical("wake"), Some(parquet::basic::LogicalType::Time { .. })), "{:?}", logical("wake"));
+    assert!(matches!(logical("dob"), Some(parquet::basic::LogicalType::Date)));
     let read: Vec<RecordBatch> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
     assert_eq!(read.len(), 1);
     for (got, want) in read[0].schema().fields().iter().zip(enrol.schema().fields()) {
