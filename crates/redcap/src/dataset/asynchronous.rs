@@ -36,25 +36,31 @@ where
         let mut s = ProjectSchema::default();
         s.redcap_version = optional(self.call(&version::export::Request::new()).await.map(|v| Some(v.to_string())))?
             .unwrap_or_default();
-        s.project_info =
-            self.call(&project::export_info::Request::new()).await?.rows()?.into_iter().next().unwrap_or_default();
+        s.project_info = self
+            .call(&project::export_info::Request::new())
+            .await?
+            .raw()
+            .rows()?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         let parts = SchemaParts::from_info(&s.project_info);
         s.metadata = self.call(&metadata::export::Request::new()).await?.into_vec();
-        s.export_field_names = self.call(&metadata::export_field_names::Request::new()).await?.rows()?;
-        s.instruments = self.call(&instrument::export::Request::new()).await?.rows()?;
+        s.export_field_names = self.call(&metadata::export_field_names::Request::new()).await?.raw().rows()?;
+        s.instruments = self.call(&instrument::export::Request::new()).await?.raw().rows()?;
         if parts.longitudinal {
-            s.events = self.call(&event::export::Request::new()).await?.rows()?;
-            s.arms = self.call(&arm::export::Request::new()).await?.rows()?;
-            s.mappings = self.call(&instrument::export_event_mappings::Request::new()).await?.rows()?;
+            s.events = self.call(&event::export::Request::new()).await?.raw().rows()?;
+            s.arms = self.call(&arm::export::Request::new()).await?.raw().rows()?;
+            s.mappings = self.call(&instrument::export_event_mappings::Request::new()).await?.raw().rows()?;
         }
         if parts.repeating {
             s.repeating = optional(self.call(&repeating::export::Request::new()).await.map(Some))?
-                .map(|r| r.rows())
+                .map(|r| r.raw().rows())
                 .transpose()?
                 .unwrap_or_default();
         }
         s.dags = optional(self.call(&dag::export::Request::new()).await.map(Some))?
-            .map(|r| r.rows())
+            .map(|r| r.raw().rows())
             .transpose()?
             .unwrap_or_default();
         Ok(s)

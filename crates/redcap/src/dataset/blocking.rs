@@ -34,24 +34,24 @@ where
         s.redcap_version =
             optional(self.call(&version::export::Request::new()).map(|v| Some(v.to_string())))?.unwrap_or_default();
         s.project_info =
-            self.call(&project::export_info::Request::new())?.rows()?.into_iter().next().unwrap_or_default();
+            self.call(&project::export_info::Request::new())?.raw().rows()?.into_iter().next().unwrap_or_default();
         let parts = SchemaParts::from_info(&s.project_info);
         s.metadata = self.call(&metadata::export::Request::new())?.into_vec();
-        s.export_field_names = self.call(&metadata::export_field_names::Request::new())?.rows()?;
-        s.instruments = self.call(&instrument::export::Request::new())?.rows()?;
+        s.export_field_names = self.call(&metadata::export_field_names::Request::new())?.raw().rows()?;
+        s.instruments = self.call(&instrument::export::Request::new())?.raw().rows()?;
         if parts.longitudinal {
-            s.events = self.call(&event::export::Request::new())?.rows()?;
-            s.arms = self.call(&arm::export::Request::new())?.rows()?;
-            s.mappings = self.call(&instrument::export_event_mappings::Request::new())?.rows()?;
+            s.events = self.call(&event::export::Request::new())?.raw().rows()?;
+            s.arms = self.call(&arm::export::Request::new())?.raw().rows()?;
+            s.mappings = self.call(&instrument::export_event_mappings::Request::new())?.raw().rows()?;
         }
         if parts.repeating {
             s.repeating = optional(self.call(&repeating::export::Request::new()).map(Some))?
-                .map(|r| r.rows())
+                .map(|r| r.raw().rows())
                 .transpose()?
                 .unwrap_or_default();
         }
         s.dags = optional(self.call(&dag::export::Request::new()).map(Some))?
-            .map(|r| r.rows())
+            .map(|r| r.raw().rows())
             .transpose()?
             .unwrap_or_default();
         Ok(s)
