@@ -1,14 +1,16 @@
 //! `cargo xtask codegen` regenerates `crates/redcap-api/src/generated/` from `spec/`;
 //! `cargo xtask codegen --check` fails when the checked-in files are stale;
-//! `cargo xtask bench` runs the transfer and call benchmarks (see `bench.rs`).
+//! `cargo xtask bench` runs the transfer and call benchmarks (see `bench.rs`);
+//! `cargo xtask fuzz [SECONDS] [TARGET…]` runs the fuzz targets for a bounded time (see `fuzz.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod bench;
 mod bench_records;
+mod fuzz;
 
-const USAGE: &str = "usage: cargo xtask codegen [--check] | cargo xtask bench";
+const USAGE: &str = "usage: cargo xtask codegen [--check] | cargo xtask bench | cargo xtask fuzz [SECONDS] [TARGET…]";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
@@ -28,6 +30,20 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        ["fuzz", rest @ ..] => {
+            let (seconds, targets) = match rest.first().and_then(|s| s.parse::<u64>().ok()) {
+                Some(n) => (n, &rest[1..]),
+                None => (60, rest),
+            };
+            match fuzz::fuzz(&root(), seconds, targets) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("fuzzing failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

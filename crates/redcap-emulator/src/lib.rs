@@ -34,6 +34,9 @@ use std::time::Duration;
 
 mod auth;
 mod faults;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 mod input;
 mod logic;

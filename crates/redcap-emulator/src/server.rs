@@ -387,9 +387,6 @@ fn pct(name: &str) -> String {
 async fn read_params(shared: &Shared, req: Request) -> Result<Params, (StatusCode, String)> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let limits = shared.limits;
-    let too_large = |what: &str, n: u64| {
-        (StatusCode::PAYLOAD_TOO_LARGE, format!("The request {what} is larger than the emulator's limit of {n} bytes."))
-    };
     let multipart = ct.to_ascii_lowercase().starts_with("multipart/form-data");
     // A declared length over the limit is refused before a byte of the body is read.
     let limit =
@@ -399,73 +396,7 @@ async fn read_params(shared: &Shared, req: Request) -> Result<Params, (StatusCod
         return Err(too_large("body", limit));
     }
     if multipart {
-        let boundary = multer::parse_boundary(&ct)
-            .map_err(|e| (StatusCode::BAD_REQUEST, format!("The multipart request could not be parsed: {e}")))?;
-        let constraints = multer::Constraints::new().size_limit(
-            multer::SizeLimit::new()
-                .whole_stream(limits.max_upload_bytes.saturating_add(limits.max_form_bytes))
-                .per_field(limits.max_form_bytes)
-                .for_field("file", limits.max_upload_bytes),
-        );
-        let mut mp = multer::Multipart::with_constraints(req.into_body().into_data_stream(), boundary, constraints);
-        let mut params = Params::default();
-        let (mut parts, mut text_bytes) = (0usize, 0u64);
-        let map_err = |e: multer::Error| match e {
-            multer::Error::FieldSizeExceeded { limit, field_name } => {
-                too_large(&format!("part \"{}\"", field_name.unwrap_or_default()), limit)
-            }
-            multer::Error::StreamSizeExceeded { limit } => too_large("body", limit),
-            other => (StatusCode::BAD_REQUEST, format!("The multipart request could not be parsed: {other}")),
-        };
-        while let Some(mut field) = mp.next_field().await.map_err(map_err)? {
-            parts += 1;
-            if parts > limits.max_parts {
-                return Err((
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("The request has more than the emulator's limit of {} parts.", limits.max_parts),
-                ));
-            }
-            let name = field.name().unwrap_or("").to_owned();
-            if let Some(file_name) = field.file_name().map(str::to_owned) {
-                if name != "file" {
-                    // Only `file` carries an upload; drain anything else.
-                    while field.chunk().await.map_err(map_err)?.is_some() {}
-                    continue;
-                }
-                let content_type = field.content_type().map(|m| m.to_string()).unwrap_or_default();
-                let tmp = tempfile::Builder::new()
-                    .prefix("upload-")
-                    .tempfile_in(&shared.tmp_dir)
-                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
-                let std_file = tmp
-                    .as_file()
-                    .try_clone()
-                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
-                let path = tmp.into_temp_path();
-                let mut out = tokio::io::BufWriter::with_capacity(256 << 10, tokio::fs::File::from_std(std_file));
-                while let Some(chunk) = field.chunk().await.map_err(map_err)? {
-                    out.write_all(&chunk)
-                        .await
-                        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
-                }
-                out.flush()
-                    .await
-                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
-                params.upload = Some(Upload { path, file_name, content_type });
-            } else {
-                // The text parts together, not each alone, are held to the form limit.
-                let mut buf = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(map_err)? {
-                    text_bytes += chunk.len() as u64;
-                    if text_bytes > limits.max_form_bytes {
-                        return Err(too_large("non-file parts", limits.max_form_bytes));
-                    }
-                    buf.extend_from_slice(&chunk);
-                }
-                params.push(name, String::from_utf8_lossy(&buf).into_owned());
-            }
-        }
-        Ok(params)
+        read_multipart(&limits, &shared.tmp_dir, &ct, req.into_body()).await
     } else {
         let limit = limits.max_form_bytes;
         let bytes = axum::body::to_bytes(req.into_body(), usize::try_from(limit).unwrap_or(usize::MAX))
@@ -473,4 +404,85 @@ async fn read_params(shared: &Shared, req: Request) -> Result<Params, (StatusCod
             .map_err(|_| too_large("body", limit))?;
         Ok(Params::from_urlencoded(&bytes))
     }
+}
+
+fn too_large(what: &str, n: u64) -> (StatusCode, String) {
+    (StatusCode::PAYLOAD_TOO_LARGE, format!("The request {what} is larger than the emulator's limit of {n} bytes."))
+}
+
+/// Parses a `multipart/form-data` body (content type `ct`): text parts into parameters, the
+/// `file` part streamed to a temp file under `tmp_dir`.
+pub(crate) async fn read_multipart(
+    limits: &Limits,
+    tmp_dir: &std::path::Path,
+    ct: &str,
+    body: Body,
+) -> Result<Params, (StatusCode, String)> {
+    let boundary = multer::parse_boundary(ct)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("The multipart request could not be parsed: {e}")))?;
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(limits.max_upload_bytes.saturating_add(limits.max_form_bytes))
+            .per_field(limits.max_form_bytes)
+            .for_field("file", limits.max_upload_bytes),
+    );
+    let mut mp = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let mut params = Params::default();
+    let (mut parts, mut text_bytes) = (0usize, 0u64);
+    let map_err = |e: multer::Error| match e {
+        multer::Error::FieldSizeExceeded { limit, field_name } => {
+            too_large(&format!("part \"{}\"", field_name.unwrap_or_default()), limit)
+        }
+        multer::Error::StreamSizeExceeded { limit } => too_large("body", limit),
+        other => (StatusCode::BAD_REQUEST, format!("The multipart request could not be parsed: {other}")),
+    };
+    while let Some(mut field) = mp.next_field().await.map_err(map_err)? {
+        parts += 1;
+        if parts > limits.max_parts {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request has more than the emulator's limit of {} parts.", limits.max_parts),
+            ));
+        }
+        let name = field.name().unwrap_or("").to_owned();
+        if let Some(file_name) = field.file_name().map(str::to_owned) {
+            if name != "file" {
+                // Only `file` carries an upload; drain anything else.
+                while field.chunk().await.map_err(map_err)?.is_some() {}
+                continue;
+            }
+            let content_type = field.content_type().map(|m| m.to_string()).unwrap_or_default();
+            let tmp = tempfile::Builder::new()
+                .prefix("upload-")
+                .tempfile_in(tmp_dir)
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
+            let std_file = tmp
+                .as_file()
+                .try_clone()
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
+            let path = tmp.into_temp_path();
+            let mut out = tokio::io::BufWriter::with_capacity(256 << 10, tokio::fs::File::from_std(std_file));
+            while let Some(chunk) = field.chunk().await.map_err(map_err)? {
+                out.write_all(&chunk)
+                    .await
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
+            }
+            out.flush()
+                .await
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("Could not store the upload: {e}")))?;
+            params.upload = Some(Upload { path, file_name, content_type });
+        } else {
+            // The text parts together, not each alone, are held to the form limit.
+            let mut buf = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(map_err)? {
+                text_bytes += chunk.len() as u64;
+                if text_bytes > limits.max_form_bytes {
+                    return Err(too_large("non-file parts", limits.max_form_bytes));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            params.push(name, String::from_utf8_lossy(&buf).into_owned());
+        }
+    }
+    Ok(params)
 }

@@ -92,23 +92,32 @@ pub fn field_names(ctx: &mut Ctx) -> HResult {
     let p = ctx.project.clone();
     let only = ctx.params.get_nonempty("field").map(str::to_owned);
     if let Some(f) = &only {
-        if p.field(f).is_none() {
+        if p.field(f).is_none() && p.complete_form(f).is_none() {
             return Err(invalid("field", std::slice::from_ref(f)));
         }
     }
+    // REDCapR's recorded export (variables/default.R): calc fields and each `<form>_complete`
+    // (after the form's last field) are listed; File Upload and descriptive fields are not.
     let mut t = Table::new(["original_field_name", "choice_value", "export_field_name"]);
-    for f in &p.def.fields {
-        if only.as_ref().is_some_and(|o| o != &f.name) {
-            continue;
-        }
-        match f.field_type.as_str() {
-            "calc" | "file" | "descriptive" => {}
-            "checkbox" => {
-                for (code, _) in f.choice_list() {
-                    t.push_strs([f.name.clone(), code.clone(), checkbox_column(&f.name, &code)]);
-                }
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    for form in &p.def.forms {
+        for f in p.def.fields.iter().filter(|f| f.form == form.name) {
+            if !wanted(&f.name) {
+                continue;
             }
-            _ => t.push_strs([f.name.clone(), String::new(), f.name.clone()]),
+            match f.field_type.as_str() {
+                "file" | "descriptive" => {}
+                "checkbox" => {
+                    for (code, _) in f.choice_list() {
+                        t.push_strs([f.name.clone(), code.clone(), checkbox_column(&f.name, &code)]);
+                    }
+                }
+                _ => t.push_strs([f.name.clone(), String::new(), f.name.clone()]),
+            }
+        }
+        let complete = format!("{}_complete", form.name);
+        if wanted(&complete) {
+            t.push_strs([complete.clone(), String::new(), complete]);
         }
     }
     ctx.table(&t, "fields")

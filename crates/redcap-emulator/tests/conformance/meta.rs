@@ -48,8 +48,51 @@ fn field_names_instruments_and_classic_project_errors() {
     let t = admin(&emu);
     let n = post(&emu.url(), &[("token", &t), ("content", "exportFieldNames"), ("format", "json")]).json();
     let names: Vec<&str> = n.as_array().unwrap().iter().map(|r| r["export_field_name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"race___1") && names.contains(&"race___6"));
-    assert!(!names.contains(&"bmi") && !names.contains(&"mugshot"), "calc and file fields are not listed");
+    // REDCapR's recorded Export Field Names of this project (inst/test-data/specific-redcapr/
+    // variables/default.R): calc fields (`bmi`) and every `<form>_complete` are listed, after the
+    // form's last field; File Upload (`mugshot`) and descriptive fields are not.
+    assert_eq!(
+        names,
+        [
+            "record_id",
+            "name_first",
+            "name_last",
+            "address",
+            "telephone",
+            "email",
+            "dob",
+            "age",
+            "sex",
+            "demographics_complete",
+            "height",
+            "weight",
+            "bmi",
+            "comments",
+            "health_complete",
+            "race___1",
+            "race___2",
+            "race___3",
+            "race___4",
+            "race___5",
+            "race___6",
+            "ethnicity",
+            "interpreter_needed",
+            "race_and_ethnicity_complete"
+        ]
+    );
+    let originals: Vec<&str> =
+        n.as_array().unwrap().iter().map(|r| r["original_field_name"].as_str().unwrap()).collect();
+    assert_eq!(originals[15..21], ["race"; 6]);
+    assert_eq!(n[15]["choice_value"], "1");
+    assert_eq!(n[9]["choice_value"], "");
+    // One field, including a form's status field.
+    for f in ["bmi", "health_complete"] {
+        let one = post(&emu.url(), &[("token", &t), ("content", "exportFieldNames"), ("format", "json"), ("field", f)]);
+        assert_eq!(
+            one.json(),
+            serde_json::json!([{"original_field_name": f, "choice_value": "", "export_field_name": f}])
+        );
+    }
     let i = post(&emu.url(), &[("token", &t), ("content", "instrument"), ("format", "csv")]);
     assert_eq!(i.text().lines().next(), Some("instrument_name,instrument_label"));
     assert_eq!(i.text().lines().count(), 4);
