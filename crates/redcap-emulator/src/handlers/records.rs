@@ -327,7 +327,13 @@ fn eav_rows(
             _ => {
                 if !text.is_empty() {
                     let name = records::headers(p, std::slice::from_ref(col), false).remove(0);
-                    push(&name, text);
+                    // A File Upload value is REDCap's internal doc id in EAV, not the file's
+                    // name (REDCapR's recorded EAV reads: `mugshot = 22:26`).
+                    let raw = p
+                        .field(&name)
+                        .filter(|f| f.field_type == "file")
+                        .and_then(|_| row.values.get(&name)?.first().cloned());
+                    push(&name, raw.unwrap_or(text));
                 }
             }
         }

@@ -179,3 +179,24 @@ fn export_survey_fields_adds_identifier_and_timestamps() {
     let st = admin(&simple);
     assert_eq!(call(&simple, &st, &[("exportSurveyFields", "true")]).json(), call(&simple, &st, &[]).json());
 }
+
+/// In EAV a File Upload value is REDCap's internal doc id, a number, not the file's name
+/// (REDCapR inst/test-data/specific-redcapr/read-oneshot-eav/default.R: `mugshot = 22:26`, one
+/// id per record; label-and-dag.R: `197977L` …). Flat exports keep the name.
+#[test]
+fn eav_file_values_are_doc_ids() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let eav = call(&emu, &t, &[("type", "eav"), ("fields[0]", "mugshot")]).json();
+    let ids: Vec<i64> = eav
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["field_name"] == "mugshot")
+        .map(|r| r["value"].as_str().unwrap().parse::<i64>().expect("a numeric doc id"))
+        .collect();
+    assert_eq!(ids.len(), 5, "{eav}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "distinct ids in upload order: {ids:?}");
+    let flat = call(&emu, &t, &[("fields[0]", "mugshot"), ("records[0]", "1")]).json();
+    assert_eq!(flat[0]["mugshot"], "mugshot-1.jpg");
+}
