@@ -362,9 +362,14 @@ pub fn delete_arms(ctx: &mut Ctx) -> HResult {
     count(n)
 }
 
-/// A unique event name: the label in lower case with other characters as `_`, then
-/// `_arm_<n>` ("XYZ" in arm 2 → `xyz_arm_2`, PyCap integration). A clash gets `_2`, `_3` …
-/// (REDCap's own de-duplication, and any truncation, are UNVERIFIED).
+/// Longest label slug in a unique event name: REDCap's own files have "Deadline to opt out of
+/// study" as `deadline_to_opt_ou_arm_2` (PyCap's long project XML).
+const EVENT_SLUG_LEN: usize = 18;
+
+/// A unique event name: the label in lower case with other characters as `_`, cut to 18
+/// characters, then `_arm_<n>` ("XYZ" in arm 2 → `xyz_arm_2`, PyCap integration). A clash gets
+/// `_2`, `_3` … (REDCap's own de-duplication, and whether it trims a `_` left at the cut, are
+/// UNVERIFIED).
 fn unique_event_name(def: &ProjectDef, name: &str, arm: i64) -> String {
     let mut base = String::new();
     for c in name.to_lowercase().chars() {
@@ -373,6 +378,7 @@ fn unique_event_name(def: &ProjectDef, name: &str, arm: i64) -> String {
             base.push(c);
         }
     }
+    base.truncate(EVENT_SLUG_LEN);
     let base = base.trim_end_matches('_');
     let base = if base.is_empty() { "event" } else { base };
     let taken = |u: &str| def.events.iter().any(|e| e.unique_name == u);
@@ -383,6 +389,16 @@ fn unique_event_name(def: &ProjectDef, name: &str, arm: i64) -> String {
         n += 1;
     }
     candidate
+}
+
+/// Whether a new event may take `unique` as its name: free, of REDCap's shape (a lower-case
+/// slug of at most 18 characters, then `_arm_<arm>`).
+fn keeps_unique_name(def: &ProjectDef, unique: &str, arm: i64) -> bool {
+    let Some(slug) = unique.strip_suffix(&format!("_arm_{arm}")) else { return false };
+    !slug.is_empty()
+        && slug.len() <= EVENT_SLUG_LEN
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !def.events.iter().any(|e| e.unique_name == unique)
 }
 
 /// Import Events (`action=import`): a row with an existing `unique_event_name` updates that event;
@@ -441,9 +457,12 @@ pub fn import_events(ctx: &mut Ctx) -> HResult {
             }
             continue;
         }
+        // An event imported with a unique name it does not have yet keeps it (so a saved
+        // structure comes back after `override=1`: PyCap's test_arms_import_override).
+        let keep = keeps_unique_name(&def, unique, arm);
         let event = Event {
             id: 0,
-            unique_name: unique_event_name(&def, name, arm),
+            unique_name: if keep { unique.to_owned() } else { unique_event_name(&def, name, arm) },
             name: name.to_owned(),
             arm_num: arm,
             day_offset: num("day_offset", "0"),

@@ -205,6 +205,11 @@ pub fn arms(ctx: &mut Ctx) -> HResult {
         if arms.as_ref().is_some_and(|l| !l.contains(&a.num)) {
             continue;
         }
+        // "REDCap will not return an Arm unless it has an event associated with it" (PyCap's
+        // integration test_arms_import, recorded against a live server).
+        if !p.def.events.iter().any(|e| e.arm_num == a.num) {
+            continue;
+        }
         t.rows.push(vec![Value::from(a.num), Value::from(a.name.clone())]);
     }
     ctx.table(&t, "arms")

@@ -146,7 +146,9 @@ fn arms_import_rename_override_and_delete() {
     .expect(200, "2");
     let arms = json_of(&emu, &t, "arm");
     assert_eq!(arms[0], json!({"arm_num": 1, "name": "Arm A"}));
-    assert_eq!(arms[2], json!({"arm_num": 3, "name": "Third"}));
+    // Arm 3 has no events yet, and REDCap exports only arms with events (PyCap's integration
+    // test_arms_import); it exists all the same (deleted below).
+    assert_eq!(arms.as_array().unwrap().len(), 2, "{arms}");
     // action is required with data.
     assert_eq!(import(&emu, &t, "arm", &json!([{"arm_num": 1, "name": "x"}]), &[]).status, 400);
     // Delete arm 3 (no events) and check unknown arms.
@@ -169,8 +171,19 @@ fn arms_import_rename_override_and_delete() {
         .expect(200, "1");
     emu.set_in_production(pid, false).unwrap();
     import(&emu, &t, "arm", &over, &[("action", "import"), ("override", "1")]).expect(200, "2");
-    assert_eq!(json_of(&emu, &t, "arm"), json!([{"arm_num": 1, "name": "Only"}, {"arm_num": 2, "name": "Two"}]));
     assert_eq!(json_of(&emu, &t, "event"), json!([]));
+    assert_eq!(json_of(&emu, &t, "arm"), json!([]), "no arm has events yet");
+    import(
+        &emu,
+        &t,
+        "event",
+        &json!([{"event_name": "E", "arm_num": 1}, {"event_name": "E", "arm_num": 2}]),
+        &[("action", "import")],
+    )
+    .expect(200, "2");
+    assert_eq!(json_of(&emu, &t, "arm"), json!([{"arm_num": 1, "name": "Only"}, {"arm_num": 2, "name": "Two"}]));
+    call(&emu, &t, &[("content", "event"), ("action", "delete"), ("events[0]", "e_arm_1"), ("events[1]", "e_arm_2")])
+        .expect(200, "2");
     assert_eq!(json_of(&emu, &t, "record"), json!([]), "records lost their events");
     // Classic projects have no arms to import.
     let classic = start(&["redcapr-simple.xml"]);
@@ -344,4 +357,73 @@ fn project_settings_import_counts_attributes() {
     let rows = json_of(&classic, &ct, "record");
     assert_eq!(rows[0]["redcap_event_name"], "event_1_arm_1");
     assert_eq!(rows.as_array().unwrap().len(), 5);
+}
+
+/// PyCap's integration test `test_arms_import_override` (tests/integration/test_long_project.py,
+/// run against a live REDCap with this very project): save the events and mappings, add arm 3
+/// and an event in it, import arms 1 and 2 with `override=1` (every arm, event and mapping is
+/// deleted), then restore the saved events (16) and mappings (44) — which only works when an
+/// imported event keeps its `unique_event_name`. Also from that file: "REDCap will not return an
+/// Arm unless it has an event associated with it" (`test_arms_import`).
+#[test]
+fn a_saved_structure_is_restored_after_an_arm_override() {
+    let emu = start(&["pycap-test_long_project.xml"]);
+    let t = admin(&emu);
+    let events = json_of(&emu, &t, "event");
+    let fem = json_of(&emu, &t, "formEventMapping");
+    assert_eq!((events.as_array().unwrap().len(), fem.as_array().unwrap().len()), (16, 44));
+    let arm_list = |emu: &RunningEmulator| -> Vec<(i64, String)> {
+        json_of(emu, &t, "arm")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["arm_num"].as_i64().unwrap(), a["name"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    import(&emu, &t, "arm", &json!([{"arm_num": 3, "name": "Drug C"}]), &[("action", "import")]).expect(200, "1");
+    assert_eq!(arm_list(&emu).len(), 2, "an arm without events is not exported");
+    import(&emu, &t, "event", &json!([{"event_name": "new_event", "arm_num": "3"}]), &[("action", "import")])
+        .expect(200, "1");
+    assert_eq!(arm_list(&emu).len(), 3);
+    import(
+        &emu,
+        &t,
+        "arm",
+        &json!([{"arm_num": 1, "name": "Drug A"}, {"arm_num": 2, "name": "Drug B"}]),
+        &[("action", "import"), ("override", "1")],
+    )
+    .expect(200, "2");
+    import(&emu, &t, "event", &events, &[("action", "import")]).expect(200, "16");
+    import(&emu, &t, "formEventMapping", &fem, &[("action", "import")]).expect(200, "44");
+    assert_eq!(arm_list(&emu), [(1, "Drug A".to_owned()), (2, "Drug B".to_owned())]);
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|e| e["unique_event_name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names(&json_of(&emu, &t, "event")), names(&events), "unique event names kept");
+    assert_eq!(json_of(&emu, &t, "formEventMapping"), fem);
+}
+
+/// REDCap derives a unique event name from the first 18 characters of the label's slug: the
+/// recorded project XML of PyCap's long project has "Deadline to opt out of study" as
+/// `deadline_to_opt_ou_arm_2` and "Deadline to return feedback" as `deadline_to_return_arm_2`;
+/// PyCap's `test_events_import` makes "XYZ" in arm 2 `xyz_arm_2`.
+#[test]
+fn unique_event_names_follow_the_truncation_rule() {
+    let emu = start(&["pycap-test_long_project.xml"]);
+    let t = admin(&emu);
+    let rows = json!([
+        {"event_name": "XYZ", "arm_num": "2"},
+        {"event_name": "Deadline to opt out of study again", "arm_num": "1"},
+        {"event_name": "Deadline to return feedback", "arm_num": "1"},
+    ]);
+    import(&emu, &t, "event", &rows, &[("action", "import")]).expect(200, "3");
+    let names: Vec<String> = json_of(&emu, &t, "event")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["unique_event_name"].as_str().unwrap().to_owned())
+        .collect();
+    for n in ["xyz_arm_2", "deadline_to_opt_ou_arm_1", "deadline_to_return_arm_1"] {
+        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+    }
 }
