@@ -650,7 +650,13 @@ fn apply_rows(
             }
         }
         let event = if p.def.longitudinal {
-            let e = input::get(row, "redcap_event_name").unwrap_or("").trim().to_owned();
+            let mut e = input::get(row, "redcap_event_name").unwrap_or("").trim().to_owned();
+            if e.is_empty() {
+                // PyCap's recorded doctest imports `{"record_id": 3, "field_1": 1}` into its
+                // longitudinal project and gets `{'count': 1}`: a row without an event goes to
+                // the project's first event (which event when there are several arms is UNVERIFIED).
+                e = p.def.events.first().map(|e| e.unique_name.clone()).unwrap_or_default();
+            }
             if p.event(&e).is_none() {
                 err(
                     &mut errors,

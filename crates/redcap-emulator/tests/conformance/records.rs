@@ -314,10 +314,11 @@ fn repeating_and_longitudinal_rows() {
     )
     .json();
     assert_eq!(v[0]["redcap_repeat_instance"], 4);
-    // Longitudinal project: redcap_event_name is required on import and exported.
+    // Longitudinal project: redcap_event_name is exported; a row without it goes to the first
+    // event (PyCap's recorded import doctest; see longitudinal_rows_without_an_event_…).
     let lt = emu.token(emu.project_ids()[1], "admin").unwrap();
     let r = import(&emu, &lt, r#"[{"record_id":"9","field_1":"1"}]"#, &[]);
-    assert_eq!(r.status, 400);
+    assert_eq!(r.status, 200, "{}", r.text());
     import(
         &emu,
         &lt,
@@ -347,4 +348,32 @@ fn date_range_and_gray_status() {
     let mut g = f.to_vec();
     g.push(("exportBlankForGrayFormStatus", "true"));
     assert_eq!(export(&emu, &t, &g).json()[0]["health_complete"], "");
+}
+
+/// PyCap's recorded doctest of Import Records (redcap/methods/records.py) imports
+/// `[{"record_id": 3, "field_1": 1}]` into its longitudinal doctest project — no
+/// `redcap_event_name` — and REDCap answers `{'count': 1}`: the row lands in the first event.
+#[test]
+fn longitudinal_rows_without_an_event_go_to_the_first_event() {
+    let emu = start(&["pycap-doctest_project.xml"]);
+    let t = admin(&emu);
+    let r = post(
+        &emu.url(),
+        &[("token", &t), ("content", "record"), ("format", "json"), ("data", "[{\"record_id\": 3, \"field_1\": 1}]")],
+    );
+    r.expect(200, "{\"count\": 1}".replace(' ', "").as_str());
+    let v = post(&emu.url(), &[("token", &t), ("content", "record"), ("format", "json"), ("records[0]", "3")]).json();
+    assert_eq!((v[0]["redcap_event_name"].as_str(), v[0]["field_1"].as_str()), (Some("event_1_arm_1"), Some("1")));
+    // A named event must still exist.
+    let bad = post(
+        &emu.url(),
+        &[
+            ("token", &t),
+            ("content", "record"),
+            ("format", "json"),
+            ("returnFormat", "json"),
+            ("data", "[{\"record_id\": 4, \"redcap_event_name\": \"nope_arm_1\", \"field_1\": 1}]"),
+        ],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
 }
