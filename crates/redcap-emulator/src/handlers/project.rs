@@ -135,8 +135,9 @@ pub fn export_info(ctx: &mut Ctx) -> HResult {
         ("display_today_now_button", b(i.display_today_now_button)),
         ("missing_data_codes", s(&i.missing_data_codes)),
         ("external_modules", s("")),
-        // Recorded as the string "0" (REDCapR project-info fixture).
-        ("bypass_branching_erase_field_prompt", s(if i.bypass_branching_erase_field_prompt { "1" } else { "0" })),
+        // A number in JSON (PyCap's recorded doctest: `'bypass_branching_erase_field_prompt': 0`);
+        // REDCapR's fixture shows "0" only because it reads every column of the CSV as text.
+        ("bypass_branching_erase_field_prompt", b(i.bypass_branching_erase_field_prompt)),
     ];
     let mut t = Table::new(cols.iter().map(|(k, _)| *k));
     t.rows.push(cols.into_iter().map(|(_, v)| v).collect());

@@ -184,6 +184,25 @@ fn project_info_in_each_format() {
     assert_eq!(keys.first().unwrap().as_str(), "project_id");
     assert_eq!(keys.last().unwrap().as_str(), "bypass_branching_erase_field_prompt");
     assert_eq!(keys.len(), 27);
+    // Integers in JSON, the last one too: PyCap's recorded doctest of Export Project Info
+    // (redcap/methods/project_info.py) ends with `'bypass_branching_erase_field_prompt': 0`.
+    for k in [
+        "project_id",
+        "in_production",
+        "purpose",
+        "is_longitudinal",
+        "has_repeating_instruments_or_events",
+        "surveys_enabled",
+        "scheduling_enabled",
+        "record_autonumbering_enabled",
+        "randomization_enabled",
+        "ddp_enabled",
+        "display_today_now_button",
+        "bypass_branching_erase_field_prompt",
+    ] {
+        assert!(v[k].is_i64(), "{k} is {}", v[k]);
+    }
+    assert_eq!(v["bypass_branching_erase_field_prompt"], 0);
     let c = post(&emu.url(), &[("token", &t), ("content", "project"), ("format", "csv")]);
     let (h, rows) = csv_rows(&c.text());
     assert_eq!(h[1], "project_title");
