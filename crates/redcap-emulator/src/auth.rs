@@ -1,5 +1,6 @@
 //! Users' rights and API tokens.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -71,7 +72,38 @@ pub struct Rights {
     pub record_rename: bool,
     /// Delete records.
     pub record_delete: bool,
+    /// User Rights is read-only (code 2): users and roles may be exported, not changed.
+    pub user_rights_read_only: bool,
+    /// The rights the emulator does not act on (`alerts`, `calendar`, `stats_and_charts` …),
+    /// by API name, with the code they were given (absent: 0).
+    pub other: BTreeMap<String, i64>,
+    /// Per-instrument data entry rights as given (legacy 0 none, 2 read only, 1 view and edit,
+    /// 3 edit survey responses; from REDCap 15.6 128 none, 129 read only, 130 view and edit, plus
+    /// 8 edit survey responses and 16 delete). Instruments not listed: view and edit.
+    pub forms: Vec<(String, i64)>,
+    /// Per-instrument export rights as given (0 none, 2 de-identified, 3 remove identifiers,
+    /// 1 full). Instruments not listed: [`Rights::data_export`].
+    pub forms_export: Vec<(String, i64)>,
 }
+
+/// The rights the emulator keeps but does not act on: (API name, project XML attribute).
+pub const OTHER_RIGHTS: &[(&str, &str)] = &[
+    ("alerts", "alerts"),
+    ("stats_and_charts", "graphical"),
+    ("manage_survey_participants", "participants"),
+    ("calendar", "calendar"),
+    ("data_import_tool", "data_import_tool"),
+    ("data_comparison_tool", "data_comparison_tool"),
+    ("email_logging", "email_logging"),
+    ("data_quality_create", "data_quality_design"),
+    ("data_quality_execute", "data_quality_execute"),
+    ("api_modules", "api_modules"),
+    ("mobile_app", "mobile_app"),
+    ("mobile_app_download_data", "mobile_app_download_data"),
+    ("lock_records_all_forms", "lock_record_multiform"),
+    ("lock_records", "lock_record"),
+    ("lock_records_customization", "lock_record_customize"),
+];
 
 impl Default for Rights {
     fn default() -> Self {
@@ -95,6 +127,10 @@ impl Rights {
             record_create: true,
             record_rename: true,
             record_delete: true,
+            user_rights_read_only: false,
+            other: BTreeMap::new(),
+            forms: Vec::new(),
+            forms_export: Vec::new(),
         }
     }
 
@@ -113,6 +149,24 @@ impl Rights {
             record_create: false,
             record_rename: false,
             record_delete: false,
+            user_rights_read_only: false,
+            other: BTreeMap::new(),
+            forms: Vec::new(),
+            forms_export: Vec::new(),
+        }
+    }
+
+    /// The code of a right the emulator does not act on (0 when never given).
+    pub fn other(&self, name: &str) -> i64 {
+        self.other.get(name).copied().unwrap_or(0)
+    }
+
+    /// The code exported for User Rights: 0 none, 1 full, 2 read only.
+    pub fn user_rights_code(&self) -> i64 {
+        match (self.user_rights, self.user_rights_read_only) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => 2,
         }
     }
 }

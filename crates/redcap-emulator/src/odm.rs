@@ -514,12 +514,14 @@ fn role_rights(r: &Element) -> Rights {
         }
         code => code.parse().ok().and_then(DataExport::from_code).unwrap_or(DataExport::NoAccess),
     };
+    let user_rights = r.a("user_rights").trim().to_owned();
     Rights {
         api_export: on("api_export"),
         api_import: on("api_import"),
         file_repository: on("file_repository"),
         data_export,
-        user_rights: on("user_rights"),
+        user_rights: matches!(user_rights.as_str(), "1" | "2"),
+        user_rights_read_only: user_rights == "2",
         data_access_groups: on("data_access_groups"),
         design: on("design"),
         logging: on("data_logging"),
@@ -527,7 +529,25 @@ fn role_rights(r: &Element) -> Rights {
         record_create: on("record_create"),
         record_rename: on("record_rename"),
         record_delete: on("record_delete"),
+        other: crate::auth::OTHER_RIGHTS
+            .iter()
+            .filter_map(|(api, xml)| Some(((*api).to_owned(), r.attr(xml)?.trim().parse::<i64>().ok()?)))
+            .filter(|(_, v)| *v != 0)
+            .collect(),
+        forms: form_codes(&r.a("data_entry")),
+        forms_export: form_codes(&r.a("data_export_instruments")),
     }
+}
+
+/// `[form_1,2][form_2,1]` (the project XML's per-instrument rights) as (form, code) pairs.
+pub fn form_codes(s: &str) -> Vec<(String, i64)> {
+    s.split('[')
+        .filter_map(|p| {
+            let (form, code) = p.trim().trim_end_matches(']').rsplit_once(',')?;
+            Some((form.trim().to_owned(), code.trim().parse().ok()?))
+        })
+        .filter(|(f, _)| !f.is_empty())
+        .collect()
 }
 
 fn report(r: &Element) -> Report {

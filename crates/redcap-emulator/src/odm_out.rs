@@ -423,6 +423,22 @@ fn el(out: &mut String, name: &str, value: &str) {
     let _ = writeln!(out, "\t<{name}>{}</{name}>", text(value));
 }
 
+/// The rights beyond the modelled ones, and the per-instrument rights, as REDCap writes them.
+fn role_extras(x: &crate::auth::Rights) -> String {
+    let mut out = String::new();
+    for (api, xml) in crate::auth::OTHER_RIGHTS {
+        let _ = write!(out, " {xml}=\"{}\"", x.other(api));
+    }
+    let codes = |list: &[(String, i64)]| list.iter().map(|(f, c)| format!("[{f},{c}]")).collect::<String>();
+    if !x.forms.is_empty() {
+        let _ = write!(out, " data_entry=\"{}\"", attr(&codes(&x.forms)));
+    }
+    if !x.forms_export.is_empty() {
+        let _ = write!(out, " data_export_instruments=\"{}\"", attr(&codes(&x.forms_export)));
+    }
+    out
+}
+
 fn b(v: bool) -> &'static str {
     if v { "1" } else { "0" }
 }
@@ -493,13 +509,13 @@ fn study(out: &mut String, p: &Project, ids: &Oids) {
                 out,
                 "\t\t<redcap:UserRoles role_name=\"{}\" unique_role_name=\"{}\" data_export_tool=\"{}\" data_logging=\"{}\" \
                  file_repository=\"{}\" user_rights=\"{}\" data_access_groups=\"{}\" reports=\"{}\" design=\"{}\" \
-                 api_export=\"{}\" api_import=\"{}\" record_create=\"{}\" record_rename=\"{}\" record_delete=\"{}\"/>",
+                 api_export=\"{}\" api_import=\"{}\" record_create=\"{}\" record_rename=\"{}\" record_delete=\"{}\"{}/>",
                 attr(&r.label),
                 attr(&r.unique),
                 x.data_export.code(),
                 b(x.logging),
                 b(x.file_repository),
-                b(x.user_rights),
+                x.user_rights_code(),
                 b(x.data_access_groups),
                 b(x.reports),
                 b(x.design),
@@ -507,7 +523,8 @@ fn study(out: &mut String, p: &Project, ids: &Oids) {
                 b(x.api_import),
                 b(x.record_create),
                 b(x.record_rename),
-                b(x.record_delete)
+                b(x.record_delete),
+                role_extras(x)
             );
         }
         out.push_str("\t</redcap:UserRolesGroup>\n");

@@ -70,7 +70,30 @@ fn check_dag_choice(ctx: &Ctx, who: &str, chosen: Option<i64>, errors: &mut Vec<
 
 fn need_user_import(ctx: &Ctx) -> Result<(), Failure> {
     ctx.need_import()?;
-    ctx.need_user_rights()
+    ctx.need_user_rights()?;
+    if ctx.user.rights.user_rights_read_only {
+        // Read-only User Rights (code 2) may look, not change; text UNVERIFIED.
+        return Err(forbidden("Your User Rights privileges are read-only: you cannot change users or roles"));
+    }
+    Ok(())
+}
+
+/// `{"f":1,…}` (JSON) or `f:1,g:0` (CSV) per-instrument codes.
+fn form_code_list(v: &str) -> Option<Vec<(String, i64)>> {
+    if v.trim_start().starts_with('{') {
+        let map = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(v).ok()?;
+        map.into_iter()
+            .map(|(k, x)| Some((k, x.as_i64().or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))?)))
+            .collect()
+    } else {
+        v.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                let (f, c) = p.rsplit_once(':')?;
+                Some((f.trim().to_owned(), c.trim().parse().ok()?))
+            })
+            .collect()
+    }
 }
 
 /// Logs one change under `kind` (`user` or `manage`) inside the current transaction.
@@ -92,10 +115,11 @@ fn best_export_level(v: &str) -> Option<DataExport> {
     [1, 3, 2, 0].into_iter().find(|c| codes.contains(c)).and_then(DataExport::from_code)
 }
 
-/// Applies the right attributes of a user or role row. Rights are `0`/`1` (other numbers, such
-/// as newer read-only codes, count as granted); `data_export` (legacy) and `forms_export` (the
-/// most permissive form level, since the emulator keeps one level per user) set the export
-/// level; `forms` (per-form view/edit) is not modelled and ignored, as are unknown attributes.
+/// Applies the right attributes of a user or role row. Rights are `0`/`1`; `user_rights` also
+/// takes 2 (read only); the rights the emulator does not act on keep the code given;
+/// `data_export` (legacy) and `forms_export` (whose most permissive level the emulator enforces)
+/// set the export level; `forms` and `forms_export` are kept per instrument, in either of
+/// REDCap's encodings. Unknown attributes are ignored.
 fn apply_rights(r: &mut Rights, row: &InRow, who: &str, errors: &mut Vec<String>) {
     for (key, raw) in row {
         let v = raw.trim();
@@ -104,7 +128,6 @@ fn apply_rights(r: &mut Rights, row: &InRow, who: &str, errors: &mut Vec<String>
         }
         let slot: Option<&mut bool> = match key.as_str() {
             "design" => Some(&mut r.design),
-            "user_rights" => Some(&mut r.user_rights),
             "data_access_groups" => Some(&mut r.data_access_groups),
             "reports" => Some(&mut r.reports),
             "logging" => Some(&mut r.logging),
@@ -123,13 +146,37 @@ fn apply_rights(r: &mut Rights, row: &InRow, who: &str, errors: &mut Vec<String>
             }
             continue;
         }
+        if let Some((api, _)) = crate::auth::OTHER_RIGHTS.iter().find(|(api, _)| api == key) {
+            match v.parse::<i64>() {
+                Ok(n) => {
+                    r.other.insert((*api).to_owned(), n);
+                }
+                Err(_) => errors.push(format!("{who}: the value of '{key}' must be a number, not '{v}'")),
+            }
+            continue;
+        }
         match key.as_str() {
+            // 0 none, 1 full, 2 read only (REDCapR's recorded users export has `user_rights = 2`).
+            "user_rights" => match v.parse::<i64>() {
+                Ok(n @ 0..=2) => {
+                    r.user_rights = n != 0;
+                    r.user_rights_read_only = n == 2;
+                }
+                _ => errors.push(format!("{who}: the value of 'user_rights' must be 0, 1 or 2, not '{v}'")),
+            },
+            "forms" => match form_code_list(v) {
+                Some(list) => r.forms = list,
+                None => errors.push(format!("{who}: the value of 'forms' is not valid: '{v}'")),
+            },
             "data_export" => match v.parse().ok().and_then(DataExport::from_code) {
                 Some(level) => r.data_export = level,
                 None => errors.push(format!("{who}: the value of 'data_export' must be 0, 1, 2 or 3, not '{v}'")),
             },
             "forms_export" => match best_export_level(v) {
-                Some(level) => r.data_export = level,
+                Some(level) => {
+                    r.data_export = level;
+                    r.forms_export = form_code_list(v).unwrap_or_default();
+                }
                 None => errors.push(format!("{who}: the value of 'forms_export' is not valid: '{v}'")),
             },
             _ => {}

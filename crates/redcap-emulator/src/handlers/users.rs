@@ -41,48 +41,54 @@ pub fn user_dag_mapping(ctx: &mut Ctx) -> HResult {
 
 fn rights_cells(r: &Rights) -> Vec<(&'static str, Value)> {
     let b = |v: bool| Value::from(i64::from(v));
+    let o = |k: &str| Value::from(r.other(k));
     vec![
         ("design", b(r.design)),
-        ("alerts", b(false)),
-        ("user_rights", b(r.user_rights)),
+        ("alerts", o("alerts")),
+        ("user_rights", Value::from(r.user_rights_code())),
         ("data_access_groups", b(r.data_access_groups)),
         ("reports", b(r.reports)),
-        ("stats_and_charts", b(false)),
-        ("manage_survey_participants", b(false)),
-        ("calendar", b(false)),
-        ("data_import_tool", b(false)),
-        ("data_comparison_tool", b(false)),
+        ("stats_and_charts", o("stats_and_charts")),
+        ("manage_survey_participants", o("manage_survey_participants")),
+        ("calendar", o("calendar")),
+        ("data_import_tool", o("data_import_tool")),
+        ("data_comparison_tool", o("data_comparison_tool")),
         ("logging", b(r.logging)),
-        ("email_logging", b(false)),
+        ("email_logging", o("email_logging")),
         ("file_repository", b(r.file_repository)),
-        ("data_quality_create", b(false)),
-        ("data_quality_execute", b(false)),
+        ("data_quality_create", o("data_quality_create")),
+        ("data_quality_execute", o("data_quality_execute")),
         ("api_export", b(r.api_export)),
         ("api_import", b(r.api_import)),
-        ("api_modules", b(false)),
-        ("mobile_app", b(false)),
-        ("mobile_app_download_data", b(false)),
+        ("api_modules", o("api_modules")),
+        ("mobile_app", o("mobile_app")),
+        ("mobile_app_download_data", o("mobile_app_download_data")),
         ("record_create", b(r.record_create)),
         ("record_rename", b(r.record_rename)),
         ("record_delete", b(r.record_delete)),
-        ("lock_records_all_forms", b(false)),
-        ("lock_records", b(false)),
-        ("lock_records_customization", b(false)),
+        ("lock_records_all_forms", o("lock_records_all_forms")),
+        ("lock_records", o("lock_records")),
+        ("lock_records_customization", o("lock_records_customization")),
     ]
 }
 
-/// Per-form rights: full view/edit on every form, and the export level on every form (the
-/// emulator keeps one data-export level per user).
+/// Per-form rights as given (project XML `data_entry` / `data_export_instruments`, or an
+/// import), in either REDCap encoding; a form without one: view and edit (1), and the user's
+/// data-export level.
 fn forms_cells(ctx: &Ctx, r: &Rights, csv: bool) -> (Value, Value) {
     let forms: Vec<&str> = ctx.project.def.forms.iter().map(|f| f.name.as_str()).collect();
+    let code = |list: &[(String, i64)], form: &str, default: i64| {
+        list.iter().find(|(f, _)| f == form).map_or(default, |(_, c)| *c)
+    };
+    let entry = |n: &str| code(&r.forms, n, 1);
+    let export = |n: &str| code(&r.forms_export, n, r.data_export.code());
     if csv {
-        let f = forms.iter().map(|n| format!("{n}:1")).collect::<Vec<_>>().join(",");
-        let e = forms.iter().map(|n| format!("{n}:{}", r.data_export.code())).collect::<Vec<_>>().join(",");
+        let f = forms.iter().map(|n| format!("{n}:{}", entry(n))).collect::<Vec<_>>().join(",");
+        let e = forms.iter().map(|n| format!("{n}:{}", export(n))).collect::<Vec<_>>().join(",");
         (Value::from(f), Value::from(e))
     } else {
-        let f: serde_json::Map<String, Value> = forms.iter().map(|n| (n.to_string(), Value::from(1))).collect();
-        let e: serde_json::Map<String, Value> =
-            forms.iter().map(|n| (n.to_string(), Value::from(r.data_export.code()))).collect();
+        let f: serde_json::Map<String, Value> = forms.iter().map(|n| (n.to_string(), Value::from(entry(n)))).collect();
+        let e: serde_json::Map<String, Value> = forms.iter().map(|n| (n.to_string(), Value::from(export(n)))).collect();
         (Value::Object(f), Value::Object(e))
     }
 }

@@ -357,3 +357,66 @@ fn dag_assigned_users_cannot_manage_dags_or_assignments() {
     )
     .expect(200, "1");
 }
+
+/// Rights are exported with their real values, per-form rights included, in both of REDCap's
+/// encodings. Evidence: the roles in the project XML REDCap wrote for PyCap's doctest project
+/// (`data_entry="[form_1,2]"`, exported as `'forms': {'form_1': 2}` in PyCap's recorded
+/// `export_user_roles` doctest) and PyCap's simple project (`graphical="1" calendar="1"
+/// participants="1"`); REDCapR's recorded users export has `user_rights = 2L` (read only) and
+/// `manage_survey_participants = TRUE`; the form-right codes from 15.6 (128 none, 129 read only,
+/// 130 view and edit, +8 edit survey responses, +16 delete) are quoted from REDCap's API help in
+/// redcapAPI issues #463/#469 and REDCapR issue #590.
+#[test]
+fn rights_keep_their_real_values() {
+    let emu = start(&["pycap-doctest_project.xml", "pycap-test_simple_project.xml"]);
+    let ids = emu.project_ids();
+    let t = emu.token(ids[0], "admin").unwrap();
+    let roles = call(&emu, &t, &[("content", "userRole")]).json();
+    assert_eq!(roles[0]["forms"], json!({"form_1": 2}), "{roles}");
+    assert_eq!(roles[0]["forms_export"], json!({"form_1": 0}));
+    assert_eq!(roles[0]["role_label"], "Test role");
+    let t2 = emu.token(ids[1], "admin").unwrap();
+    let r2 = call(&emu, &t2, &[("content", "userRole")]).json();
+    let role = find(&r2, "role_label", "Example Role").unwrap();
+    for (k, v) in [
+        ("stats_and_charts", "1"),
+        ("calendar", "1"),
+        ("manage_survey_participants", "1"),
+        ("reports", "1"),
+        ("file_repository", "1"),
+        ("record_create", "1"),
+        ("design", "0"),
+        ("api_export", "0"),
+    ] {
+        assert_eq!(role[k], v, "{k} in {role}");
+    }
+    assert_eq!(role["forms"]["demographics"], 1);
+    // Users: read-only User Rights (2), other rights and 15.6-style form codes come back as given.
+    let rows = json!([{"username": "reader", "user_rights": "2", "api_export": "1", "api_import": "1",
+        "alerts": "1", "calendar": "1", "forms": {"form_1": 146}, "forms_export": {"form_1": 2}}]);
+    import(&emu, &t, "user", &rows, &[]).expect(200, "1");
+    let users = call(&emu, &t, &[("content", "user")]).json();
+    let reader = find(&users, "username", "reader").unwrap();
+    assert_eq!(
+        (reader["user_rights"].clone(), reader["alerts"].clone(), reader["calendar"].clone()),
+        (json!(2), json!(1), json!(1))
+    );
+    assert_eq!(
+        (reader["forms"].clone(), reader["forms_export"].clone()),
+        (json!({"form_1": 146}), json!({"form_1": 2}))
+    );
+    assert_eq!(reader["stats_and_charts"], 0);
+    let csv = call(&emu, &t, &[("content", "user"), ("format", "csv")]).text();
+    assert!(csv.contains(",form_1:146,form_1:2"), "{csv}");
+    // A read-only User Rights user may export users and roles but not change them.
+    let rt = emu
+        .add_user(ids[0], User::new("reader2").rights(Rights { user_rights_read_only: true, ..Rights::full() }))
+        .unwrap();
+    assert_eq!(call(&emu, &rt, &[("content", "user")]).status, 200);
+    assert_eq!(call(&emu, &rt, &[("content", "userRole")]).status, 200);
+    let r = import(&emu, &rt, "user", &json!([{"username": "x"}]), &[]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    // They survive a project XML round trip.
+    let xml = call(&emu, &t, &[("content", "project_xml"), ("returnMetadataOnly", "true")]).text();
+    assert!(xml.contains("data_entry=\"[form_1,2]\""), "{xml}");
+}
