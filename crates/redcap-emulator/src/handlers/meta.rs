@@ -200,7 +200,7 @@ pub fn arms(ctx: &mut Ctx) -> HResult {
         return Err(bad("You cannot export arms for classic projects"));
     }
     let arms = arms_filter(ctx)?;
-    let mut t = Table::new(["arm_num", "name"]);
+    let mut t = Table::new(["arm_num", "name"]).always_quote(&["name"]);
     for a in &p.def.arms {
         if arms.as_ref().is_some_and(|l| !l.contains(&a.num)) {
             continue;
@@ -229,7 +229,7 @@ pub fn events(ctx: &mut Ctx) -> HResult {
         cols.extend(["day_offset", "offset_min", "offset_max"]);
     }
     cols.extend(["unique_event_name", "custom_event_label", "event_id"]);
-    let mut t = Table::new(cols);
+    let mut t = Table::new(cols).always_quote(&["event_name"]);
     for e in &p.def.events {
         if arms.as_ref().is_some_and(|l| !l.contains(&e.arm_num)) {
             continue;

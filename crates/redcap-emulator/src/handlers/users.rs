@@ -150,7 +150,7 @@ pub fn roles(ctx: &mut Ctx) -> HResult {
         cols.extend(rights_cells(&Rights::none()).iter().map(|(k, _)| k.to_string()));
         cols.extend(["forms".to_owned(), "forms_export".to_owned()]);
     }
-    ctx.table(&Table { columns: cols, rows }, "items")
+    ctx.table(&Table { columns: cols, rows, quoted: Vec::new() }, "items")
 }
 
 /// Export User-Role Assignments.

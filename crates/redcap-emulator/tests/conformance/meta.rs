@@ -196,3 +196,26 @@ fn logging_records_api_writes() {
         .unwrap();
     assert_eq!(post(&emu.url(), &[("token", &nolog), ("content", "log")]).status, 403);
 }
+
+/// CSV quoting of the arm and event exports, against REDCap's own answers saved in REDCapR's
+/// test data (fixtures/recorded, see NOTICE): every event name and arm name is quoted
+/// (`"Intake",1,intake_arm_1,,12357`), unique names and empty cells are not. Event ids are the
+/// server's own and the saved files differ in a final newline, so both are left out.
+#[test]
+fn arm_and_event_csv_quote_as_recorded() {
+    for project in ["arm-single-longitudinal", "longitudinal"] {
+        let emu = start(&[&format!("redcapr-{project}.xml")]);
+        let t = admin(&emu);
+        for content in ["arm", "event"] {
+            let recorded =
+                std::fs::read_to_string(fixture(&format!("recorded/redcapr-{project}-{content}.csv"))).unwrap();
+            let got = post(&emu.url(), &[("token", &t), ("content", content), ("format", "csv")]).text();
+            let strip = |s: &str| -> Vec<String> {
+                s.lines()
+                    .map(|l| if content == "event" { l.rsplit_once(',').unwrap().0.to_owned() } else { l.to_owned() })
+                    .collect()
+            };
+            assert_eq!(strip(&got), strip(&recorded), "{project} {content}");
+        }
+    }
+}
