@@ -60,5 +60,8 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         }
         t.push_strs([ts, e.username, e.action, e.details, e.record]);
     }
-    ctx.table(&t, "items")
+    // Logged after the entries are read: an export does not list itself.
+    let reply = ctx.table(&t, "items")?;
+    ctx.log_export("Export Logging (API)")?;
+    Ok(reply)
 }

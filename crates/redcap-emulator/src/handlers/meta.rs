@@ -130,7 +130,9 @@ pub fn instruments(ctx: &mut Ctx) -> HResult {
     for f in &ctx.project.def.forms {
         t.push_strs([f.name.clone(), f.label.clone()]);
     }
-    ctx.table(&t, "instruments")
+    let reply = ctx.table(&t, "instruments")?;
+    ctx.log_export("Export instruments (API)")?;
+    Ok(reply)
 }
 
 fn arms_filter(ctx: &Ctx) -> Result<Option<Vec<i64>>, super::Failure> {

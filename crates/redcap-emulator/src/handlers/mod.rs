@@ -211,6 +211,12 @@ impl Ctx<'_> {
         Ok(Reply::rendered(render::table(self.out(false)?, t, root)))
     }
 
+    /// Logs an export the way REDCap does for its metadata-like exports: action `Manage/Design`,
+    /// details such as `Export DAGs (API)` (REDCapR's recorded Export Logging, log-read/2024-10-11.R).
+    pub fn log_export(&mut self, details: &str) -> Result<(), Failure> {
+        self.log("manage", "Manage/Design", details, "")
+    }
+
     /// Appends to the project's log.
     pub fn log(&mut self, kind: &str, action: &str, details: &str, record: &str) -> Result<(), Failure> {
         self.store.log(self.project.id(), &self.user.username, kind, action, details, record, self.user.dag_id)?;

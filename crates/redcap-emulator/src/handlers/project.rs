@@ -142,6 +142,7 @@ pub fn export_info(ctx: &mut Ctx) -> HResult {
     let mut t = Table::new(cols.iter().map(|(k, _)| *k));
     t.rows.push(cols.into_iter().map(|(_, v)| v).collect());
     let (ct, body) = render::single(out, &t);
+    ctx.log_export("Export project information (API)")?;
     Ok(Reply::Body { content_type: ct.into(), body })
 }
 

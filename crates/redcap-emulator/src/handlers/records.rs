@@ -825,7 +825,9 @@ fn apply_rows(
                 if let Some(v) = value {
                     let vals: Vec<String> = if v.is_empty() { Vec::new() } else { vec![v.clone()] };
                     s.set_values(pid, &plan.key, field, &vals)?;
-                    details.push(format!("{field} = '{v}'"));
+                    // REDCap writes line breaks in logged values as spaces (REDCapR's recorded
+                    // log: "…a DAG assigned  So call up Trudy…" for a value with "\n\n").
+                    details.push(format!("{field} = '{}'", v.replace("\r\n", " ").replace(['\r', '\n'], " ")));
                 } else {
                     let state = checkbox_state
                         .entry(field.clone())

@@ -24,7 +24,9 @@ pub fn dags(ctx: &mut Ctx) -> HResult {
     for d in &ctx.project.def.dags {
         t.rows.push(vec![Value::from(d.name.clone()), Value::from(d.unique.clone()), Value::from(d.id)]);
     }
-    ctx.table(&t, "dags")
+    let reply = ctx.table(&t, "dags")?;
+    ctx.log_export("Export DAGs (API)")?;
+    Ok(reply)
 }
 
 /// Export User-DAG Assignments.

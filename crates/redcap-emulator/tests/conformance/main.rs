@@ -11,6 +11,7 @@ mod file_repo;
 mod files;
 mod fixtures;
 mod hostile;
+mod logging;
 mod meta;
 mod odm;
 mod project_xml;
