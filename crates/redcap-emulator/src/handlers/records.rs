@@ -953,21 +953,145 @@ fn validate(p: &Project, field: &str, value: &str, date_format: &str) -> Result<
         return Ok(value.to_owned());
     }
     let val = f.validation.as_str();
-    let ok = match val {
-        "integer" => v.parse::<i64>().is_ok(),
-        "number" | "number_1dp" | "number_2dp" | "number_3dp" | "number_4dp" => v.parse::<f64>().is_ok(),
-        v2 if v2.starts_with("number") && v2.ends_with("comma_decimal") => v.replace(',', ".").parse::<f64>().is_ok(),
-        v2 if v2.starts_with("date_") || v2.starts_with("datetime_") => {
-            let converted = to_ymd(v, date_format);
-            return match converted {
-                Some(c) if valid_ymd(&c[..10.min(c.len())]) => Ok(c),
-                _ => Err(FORMAT.into()),
-            };
+    if val.starts_with("date_") || val.starts_with("datetime_") {
+        let converted = to_ymd(v, date_format);
+        return match converted {
+            Some(c) if valid_date_time(val, &c) => Ok(c),
+            _ => Err(FORMAT.into()),
+        };
+    }
+    if validation::accepts(val, v) { Ok(v.to_owned()) } else { Err(FORMAT.into()) }
+}
+
+/// REDCap's text validation types, one check each, as REDCap's validation patterns define them
+/// (the definitions are shown on every REDCap data entry page; the one message the API answers
+/// for any of them is recorded in redcapAPI issue #217). Unknown types accept anything.
+mod validation {
+    fn digits(s: &str) -> bool {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+    }
+
+    fn signed(s: &str) -> &str {
+        s.strip_prefix(['-', '+']).unwrap_or(s)
+    }
+
+    /// `[-+]?[0-9]*[.,]?[0-9]+([eE][-+]?[0-9]+)?` with `sep` as the decimal mark.
+    fn number(s: &str, sep: char) -> bool {
+        let s = signed(s);
+        let (mantissa, exp) = match s.find(['e', 'E']) {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
+            None => (s, None),
+        };
+        let mantissa_ok = match mantissa.split_once(sep) {
+            Some((a, b)) => (a.is_empty() || digits(a)) && digits(b),
+            None => digits(mantissa),
+        };
+        mantissa_ok && exp.is_none_or(|e| digits(signed(e)))
+    }
+
+    /// `-?[0-9]+<sep>[0-9]{dp}`: exactly `dp` decimal places.
+    fn fixed(s: &str, sep: char, dp: usize) -> bool {
+        let s = s.strip_prefix('-').unwrap_or(s);
+        matches!(s.split_once(sep), Some((a, b)) if digits(a) && digits(b) && b.len() == dp)
+    }
+
+    fn hh_mm(s: &str) -> bool {
+        matches!(s.split_once(':'), Some((h, m))
+            if (1..=2).contains(&h.len()) && digits(h) && h.parse::<u32>().is_ok_and(|h| h < 24)
+                && m.len() == 2 && digits(m) && m.parse::<u32>().is_ok_and(|m| m < 60))
+    }
+
+    fn mm_ss(s: &str) -> bool {
+        matches!(s.split_once(':'), Some((m, x))
+            if m.len() == 2 && x.len() == 2 && digits(m) && digits(x)
+                && m.parse::<u32>().is_ok_and(|m| m < 60) && x.parse::<u32>().is_ok_and(|x| x < 60))
+    }
+
+    /// Whether `v` (trimmed, non-empty) is valid for validation type `t`.
+    pub fn accepts(t: &str, v: &str) -> bool {
+        let b = v.as_bytes();
+        match t {
+            "integer" | "int" => digits(signed(v)),
+            "number" | "float" => number(v, '.'),
+            "number_comma_decimal" => number(v, ','),
+            "number_1dp" => fixed(v, '.', 1),
+            "number_2dp" => fixed(v, '.', 2),
+            "number_3dp" => fixed(v, '.', 3),
+            "number_4dp" => fixed(v, '.', 4),
+            "number_1dp_comma_decimal" => fixed(v, ',', 1),
+            "number_2dp_comma_decimal" => fixed(v, ',', 2),
+            "number_3dp_comma_decimal" => fixed(v, ',', 3),
+            "number_4dp_comma_decimal" => fixed(v, ',', 4),
+            "time" => hh_mm(v),
+            "time_mm_ss" => mm_ss(v),
+            "time_hh_mm_ss" => v.rsplit_once(':').is_some_and(|(hm, s)| {
+                hh_mm(hm) && s.len() == 2 && digits(s) && s.parse::<u32>().is_ok_and(|s| s < 60)
+            }),
+            "alpha_only" => !v.is_empty() && v.chars().all(|c| c.is_ascii_alphabetic()),
+            "email" => v.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && local.chars().all(|c| c.is_ascii_alphanumeric() || "._%+-'".contains(c))
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && domain.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+                    && domain.rsplit('.').next().is_some_and(|tld| tld.len() >= 2)
+            }),
+            "zipcode" => {
+                (b.len() == 5 && digits(v)) || (b.len() == 10 && b[5] == b'-' && digits(&v[..5]) && digits(&v[6..]))
+            }
+            "phone" => {
+                // Ten digits (separators `()-. ` allowed), area code and exchange not starting
+                // with 0 or 1: a North American number.
+                let d: Vec<u8> = v.bytes().filter(u8::is_ascii_digit).collect();
+                v.chars().all(|c| c.is_ascii_digit() || "()-. ".contains(c))
+                    && d.len() == 10
+                    && d[0] >= b'2'
+                    && d[3] >= b'2'
+            }
+            "ssn" => {
+                b.len() == 11 && b[3] == b'-' && b[6] == b'-' && digits(&v[..3]) && digits(&v[4..6]) && digits(&v[7..])
+            }
+            "mrn_10d" => b.len() == 10 && digits(v),
+            "mrn_generic" => !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "vmrn" => {
+                // 4 to 9 digits without leading zeros (the Vanderbilt MRN check).
+                (4..=9).contains(&b.len()) && digits(v) && b[0] != b'0'
+            }
+            "postalcode_canada" => {
+                let c: Vec<char> = v.chars().filter(|c| *c != ' ').collect();
+                c.len() == 6
+                    && c.iter()
+                        .enumerate()
+                        .all(|(i, ch)| if i % 2 == 0 { ch.is_ascii_alphabetic() } else { ch.is_ascii_digit() })
+            }
+            "postalcode_australia" => b.len() == 4 && digits(v),
+            "postalcode_germany" | "postalcode_french" => b.len() == 5 && digits(v),
+            "phone_australia" => {
+                let d: Vec<u8> = v.bytes().filter(u8::is_ascii_digit).collect();
+                v.chars().all(|c| c.is_ascii_digit() || "()-. ".contains(c)) && d.len() == 10 && d[0] == b'0'
+            }
+            _ => true,
         }
-        "email" => v.contains('@') && !v.contains(' '),
-        _ => true,
+    }
+}
+
+/// A converted (`YYYY-MM-DD[ …]`) value valid for a date or datetime type: a real calendar
+/// date, then ` HH:MM` for `datetime_*`, ` HH:MM:SS` for `datetime_seconds_*`, nothing for `date_*`.
+fn valid_date_time(t: &str, c: &str) -> bool {
+    let (date, time) = match c.split_once(' ') {
+        Some((d, t)) => (d, Some(t)),
+        None => (c, None),
     };
-    if ok { Ok(v.to_owned()) } else { Err(FORMAT.into()) }
+    if !valid_ymd(date) {
+        return false;
+    }
+    match (t.starts_with("datetime_seconds_"), t.starts_with("datetime_"), time) {
+        (true, _, Some(x)) => validation::accepts("time_hh_mm_ss", x),
+        (false, true, Some(x)) => validation::accepts("time", x),
+        (false, false, None) => true,
+        _ => false,
+    }
 }
 
 /// Converts a date(time) in `MDY`/`DMY` (slashes or dashes) to `YYYY-MM-DD[ rest]`.
@@ -993,7 +1117,16 @@ fn to_ymd(v: &str, fmt: &str) -> Option<String> {
 
 fn valid_ymd(s: &str) -> bool {
     let parts: Vec<u32> = s.split('-').filter_map(|p| p.parse().ok()).collect();
-    matches!(parts.as_slice(), [y, m, d] if *y >= 1 && (1..=12).contains(m) && (1..=31).contains(d))
+    let [y, m, d] = parts.as_slice() else { return false };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    s.len() == 10 && *y >= 1 && (1..=days).contains(d)
 }
 
 /// Next numeric record name (max + 1; with a DAG, the max of `<dag>-<n>` names).

@@ -377,3 +377,57 @@ fn longitudinal_rows_without_an_event_go_to_the_first_event() {
     );
     assert_eq!(bad.status, 400, "{}", bad.text());
 }
+
+/// Every text validation type of REDCapR's validation-types project is checked on import, and
+/// every failure carries REDCap's one recorded message ("The value you provided could not be
+/// validated because it does not follow the expected format. Please try again.", as a
+/// `"record","field","value","message"` line: redcapAPI issue #217, where `22` fails a field
+/// that wants decimals). The accepted and refused shapes are those of REDCap's validation
+/// definitions (e.g. `number_1dp` takes exactly one decimal place).
+#[test]
+fn every_validation_type_is_checked_with_redcaps_message() {
+    let emu = start(&["redcapr-validation-types-1.xml"]);
+    let t = admin(&emu);
+    let msg = "The value you provided could not be validated because it does not follow the expected format. Please try again.";
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("v_integer", &["42", "-7", "+3"], &["4.2", "x", "1e3"]),
+        ("v_number", &["1.5", "-2", ".5", "1e3"], &["1.2.3", "abc", "1,5"]),
+        ("v_number_1dp", &["22.0", "-1.5"], &["22", "22.25", "22,5"]),
+        ("v_number_2dp", &["1.25"], &["1.2", "1.250"]),
+        ("v_number_3dp", &["1.250"], &["1.25"]),
+        ("v_number_4dp", &["1.2500"], &["1.250"]),
+        ("v_number_comma_decimal", &["1,5", "2"], &["1.5"]),
+        ("v_number_1dp_comma_decimal", &["1,5"], &["1.5", "15"]),
+        ("v_number_2dp_comma_decimal", &["1,25"], &["1,2"]),
+        ("v_date_ymd", &["2024-02-29"], &["2023-02-29", "2024-13-01", "2024-01-01 10:00"]),
+        ("v_datetime_ymd", &["2024-02-29 23:59"], &["2024-02-29", "2024-02-29 24:00"]),
+        ("v_datetime_seconds_ymd", &["2024-02-29 23:59:59"], &["2024-02-29 23:59"]),
+        ("v_time_hh_mm", &["04:32", "23:19"], &["24:00", "4:5", "12:60"]),
+        ("v_time_hh_mm_ss", &["23:59:59"], &["23:59", "23:59:60"]),
+        ("v_time_mm_ss", &["59:59"], &["60:00", "1:00"]),
+        ("v_email", &["joe@user.com"], &["joe", "joe@user", "jo e@user.com"]),
+        ("v_phone", &["415 555 1212", "(405) 321-1111"], &["555 1212", "015 555 1212"]),
+        ("v_zipcode", &["94043", "94043-1234"], &["9404", "94043-12"]),
+        ("v_alpha_only", &["abcXYZ"], &["abc1", "a b"]),
+        ("v_ssn", &["123-45-6789"], &["123456789"]),
+        ("v_mrn_10d", &["0123456789"], &["12345"]),
+        ("v_postalcode_canada", &["K1A 0B1"], &["12345"]),
+    ];
+    for (field, good, bad) in cases {
+        for v in *good {
+            let data = serde_json::json!([{"record_id": "1", *field: v}]).to_string();
+            let r = post(&emu.url(), &[("token", &t), ("content", "record"), ("format", "json"), ("data", &data)]);
+            assert_eq!(r.status, 200, "{field} = {v:?}: {}", r.text());
+        }
+        for v in *bad {
+            let data = serde_json::json!([{"record_id": "1", *field: v}]).to_string();
+            let r = post(
+                &emu.url(),
+                &[("token", &t), ("content", "record"), ("format", "json"), ("returnFormat", "json"), ("data", &data)],
+            );
+            assert_eq!(r.status, 400, "{field} = {v:?} was accepted");
+            let e = r.json()["error"].as_str().unwrap().to_owned();
+            assert_eq!(e, format!("\"1\",\"{field}\",\"{v}\",\"{msg}\""), "{field} = {v:?}");
+        }
+    }
+}
