@@ -56,7 +56,8 @@ pub fn record_import(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(rest) else { return };
     let cell = STORE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = Store::open(None, dir.path().join("blobs"), TokenGen::seeded(1)).expect("store");
+        let mut store =
+            Store::open(&dir.path().join("fuzz.sqlite"), dir.path().join("blobs"), TokenGen::seeded(1)).expect("store");
         let loaded = crate::odm::parse(include_str!("../fixtures/pycap-doctest_project.xml")).expect("fixture");
         let pid = store.insert_project(loaded).expect("project");
         let token = store.set_project_user(pid, "admin", &crate::Rights::full(), None, None).expect("token");
