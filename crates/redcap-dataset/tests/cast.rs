@@ -406,3 +406,40 @@ fn every_format_writes_and_parquet_reads_back_the_same() {
         "001,baseline_arm_1,north,Ann,,1980-02-29,,2024-05-01T13:45:10,,07:30:00,,44,,1.62,,55.5,,21.1,,true,,-9,Not said,,true,true,false,,UNK,2,Complete"
     );
 }
+
+#[test]
+fn a_resume_continues_only_the_same_pull() {
+    use redcap_dataset::{DatasetPull, PullOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let options = PullOptions::default().batch_size(2);
+    let all = records();
+    let ids = ["001", "12-3", "7"].map(String::from);
+    let mut pull = DatasetPull::start(dir.path(), schema(), &options).unwrap();
+    assert!(pull.needs_ids());
+    pull.plan(ids.clone()).unwrap();
+    assert_eq!(pull.next_batch().unwrap(), &ids[..2]);
+    let first: Vec<Row> = all.iter().filter(|r| r["study_id"] != "7").cloned().collect();
+    pull.add_batch(&first).unwrap();
+    drop(pull); // interrupted
+
+    // The same schema and options: the plan and the first batch are kept.
+    let resumed = DatasetPull::start(dir.path(), schema(), &options.clone().resume(true)).unwrap();
+    assert!(!resumed.needs_ids());
+    assert_eq!(resumed.done(), 1);
+    assert_eq!(resumed.next_batch().unwrap(), &ids[2..]);
+    drop(resumed);
+
+    // Other options, or another dictionary: the pull starts over.
+    let other = DatasetPull::start(dir.path(), schema(), &options.clone().batch_size(3).resume(true)).unwrap();
+    assert!(other.needs_ids());
+    drop(other);
+    let mut pull = DatasetPull::start(dir.path(), schema(), &options).unwrap();
+    pull.plan(ids.clone()).unwrap();
+    pull.add_batch(&first).unwrap();
+    drop(pull);
+    let mut changed = schema();
+    changed.project_info.insert("missing_data_codes".into(), "NA, Not applicable".into());
+    let fresh = DatasetPull::start(dir.path(), changed, &options.clone().resume(true)).unwrap();
+    assert!(fresh.needs_ids(), "a changed dictionary is not resumed");
+    assert_eq!(fresh.done(), 0);
+}
