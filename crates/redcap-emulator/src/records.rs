@@ -141,6 +141,46 @@ impl Dataset {
         Ok(Dataset { rows, index, dags, missing_codes, doc_names })
     }
 
+    /// The rows of `records` without their values (see [`store::for_record_rows`]), for an export
+    /// whose columns need only the row keys and the record's DAG.
+    pub fn load_row_keys(
+        conn: &Connection,
+        project: &Project,
+        records: Vec<(String, Option<i64>)>,
+    ) -> Result<Self, StoreError> {
+        let pid = project.id();
+        let ev_pos: HashMap<&str, usize> =
+            project.def.events.iter().enumerate().map(|(i, e)| (e.unique_name.as_str(), i)).collect();
+        let form_pos: HashMap<&str, usize> =
+            project.def.forms.iter().enumerate().map(|(i, f)| (f.name.as_str(), i + 1)).collect();
+        let mut rows = Vec::new();
+        for (record, _) in &records {
+            let first = rows.len();
+            store::for_record_rows(conn, pid, record, |event, instrument, instance| {
+                let key = RowKey {
+                    record: record.clone(),
+                    event: event.to_owned(),
+                    instrument: instrument.to_owned(),
+                    instance,
+                };
+                rows.push(RowData { key, values: HashMap::new() });
+            })?;
+            let position = |k: &RowKey| {
+                let ep = ev_pos.get(k.event.as_str()).copied().unwrap_or(usize::MAX);
+                let fp = if k.instrument.is_empty() {
+                    0
+                } else {
+                    form_pos.get(k.instrument.as_str()).copied().unwrap_or(usize::MAX)
+                };
+                (ep, fp, k.instance)
+            };
+            rows[first..].sort_by(|a, b| position(&a.key).cmp(&position(&b.key)).then_with(|| a.key.cmp(&b.key)));
+        }
+        let index = rows.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).collect();
+        let dags = records.into_iter().collect();
+        Ok(Dataset { rows, index, dags, missing_codes: Vec::new(), doc_names: HashMap::new() })
+    }
+
     /// The row with this key.
     pub fn row(&self, key: &RowKey) -> Option<&RowData> {
         self.index.get(key).map(|&i| &self.rows[i])

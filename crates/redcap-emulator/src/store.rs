@@ -207,6 +207,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.set_prepared_statement_cache_capacity(64);
+        // 32 MiB of page cache (SQLite's default is 2 MiB): an index of a large project stays
+        // in memory while imports insert all over it.
+        conn.pragma_update(None, "cache_size", -32768)?;
         conn.execute_batch(SCHEMA)?;
         let readers = Arc::new(ReaderPool { path: db.to_owned(), idle: Mutex::new(Vec::new()) });
         Ok(Store { conn, blob_dir, cache: HashMap::new(), tokens, token_index: None, readers })
@@ -830,6 +833,25 @@ impl Store {
         Ok(())
     }
 
+    /// Adds the value(s) of one field in a row that has none stored yet (a row of a record this
+    /// transaction created): [`Store::set_values`] without its delete.
+    pub fn add_values(
+        &mut self,
+        project_id: i64,
+        key: &RowKey,
+        field: &str,
+        values: &[String],
+    ) -> Result<(), StoreError> {
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for v in values {
+            insert.execute(params![project_id, key.record, key.event, key.instrument, key.instance, field, v])?;
+        }
+        Ok(())
+    }
+
     /// Deletes a record and all its data.
     pub fn delete_record(&mut self, project_id: i64, record: &str) -> Result<(), StoreError> {
         self.conn.execute("DELETE FROM data WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
@@ -1147,6 +1169,30 @@ pub fn record_files_of(
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// One record's row keys (event, instrument, instance), without reading any value: what an
+/// export of the record id alone (a batched export's id list) needs. From the index alone.
+pub fn for_record_rows(
+    conn: &Connection,
+    project_id: i64,
+    record: &str,
+    mut each: impl FnMut(&str, &str, i64),
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT event, instrument, instance FROM data INDEXED BY data_cover
+         WHERE project_id = ?1 AND record = ?2",
+    )?;
+    let mut rows = stmt.query(params![project_id, record])?;
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| -> rusqlite::Result<&str> {
+            r.get_ref(i)?
+                .as_str()
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        };
+        each(text(0)?, text(1)?, r.get(2)?);
+    }
+    Ok(())
 }
 
 /// A doc by id.

@@ -238,8 +238,17 @@ fn stream_rows(
     let eav_opts = CellOptions { checkbox_labels: true, blank_gray_status: true, ..opts.clone() };
     let mut w = RowWriter::begin(out, &columns, "records", sink.buf());
     let mut dag_listed = (String::new(), false);
+    // An export of the record id alone (with the event, repeat and DAG columns) reads no value.
+    let keys_only = plan.filter.is_none()
+        && plan.cols.iter().all(|c| {
+            matches!(c, Col::RecordId | Col::EventName | Col::RepeatInstrument | Col::RepeatInstance | Col::Dag)
+        });
     for step in plan.records.chunks(RECORDS_PER_STEP) {
-        let data = Dataset::load_records(snapshot.conn(), snapshot.blob_dir(), p, step.to_vec())?;
+        let data = if keys_only {
+            Dataset::load_row_keys(snapshot.conn(), p, step.to_vec())?
+        } else {
+            Dataset::load_records(snapshot.conn(), snapshot.blob_dir(), p, step.to_vec())?
+        };
         for row in data.rows.iter().filter(|row| plan.keeps(p, &data, row)) {
             if eav {
                 if dag_listed.0 != row.key.record {
@@ -804,16 +813,28 @@ fn apply_rows(
     let mut touched_set: HashSet<String> = HashSet::new();
     ctx.store.transaction(|s| {
         let mut created: HashSet<String> = HashSet::new();
+        // Rows of records created by this request, already written once: a row not in it has
+        // nothing stored yet, so its values are added without deleting first.
+        let mut written: HashSet<RowKey> = HashSet::new();
         for plan in &plans {
             let new = s.ensure_record(pid, &plan.record, user_dag)?;
             if new {
                 created.insert(plan.record.clone());
             }
+            let fresh = created.contains(&plan.record) && written.insert(plan.key.clone());
+            let mut fresh_fields: HashSet<String> = HashSet::new();
+            let mut put = |s: &mut crate::store::Store, field: &str, vals: &[String]| {
+                if fresh && fresh_fields.insert(field.to_owned()) {
+                    s.add_values(pid, &plan.key, field, vals)
+                } else {
+                    s.set_values(pid, &plan.key, field, vals)
+                }
+            };
             if let Some(d) = plan.new_dag {
                 s.set_record_dag(pid, &plan.record, d)?;
             }
             // The record-id value marks the row (and the event's base row) as existing.
-            s.set_values(pid, &plan.key, &rid, std::slice::from_ref(&plan.record))?;
+            put(s, &rid, std::slice::from_ref(&plan.record))?;
             if !plan.key.instrument.is_empty() {
                 let base = RowKey { instrument: String::new(), instance: 1, ..plan.key.clone() };
                 s.set_values(pid, &base, &rid, std::slice::from_ref(&plan.record))?;
@@ -824,7 +845,7 @@ fn apply_rows(
             for (field, toggles, value) in &plan.writes {
                 if let Some(v) = value {
                     let vals: Vec<String> = if v.is_empty() { Vec::new() } else { vec![v.clone()] };
-                    s.set_values(pid, &plan.key, field, &vals)?;
+                    put(s, field, &vals)?;
                     // REDCap writes line breaks in logged values as spaces (REDCapR's recorded
                     // log: "…a DAG assigned  So call up Trudy…" for a value with "\n\n").
                     details.push(format!("{field} = '{}'", v.replace("\r\n", " ").replace(['\r', '\n'], " ")));
@@ -844,7 +865,7 @@ fn apply_rows(
             }
             for (field, state) in checkbox_state {
                 let vals: Vec<String> = state.into_iter().collect();
-                s.set_values(pid, &plan.key, &field, &vals)?;
+                put(s, &field, &vals)?;
             }
             let (kind, verb) = if created.contains(&plan.record) {
                 ("record_add", "Create record")

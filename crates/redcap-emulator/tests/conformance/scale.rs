@@ -155,3 +155,63 @@ fn a_project_document_that_fails_in_its_data_loads_nothing() {
     let id = emu.load_project_xml(&xml).expect("the intact document loads");
     assert_eq!(emu.project_ids(), vec![id]);
 }
+
+#[test]
+fn an_id_only_export_reads_no_values_and_has_the_rows_of_the_full_one() {
+    // The batched export's id list takes the record id alone: the emulator answers it from the
+    // row keys. Its rows must be those of the full export (the pseudo-columns included).
+    for f in ["redcapr-longitudinal.xml", "redcapr-repeating-instruments.xml", "redcapr-dag.xml", "redcapr-simple.xml"]
+    {
+        let emu = start(&[f]);
+        let t = admin(&emu);
+        let url = emu.url();
+        let common =
+            [("token", t.as_str()), ("content", "record"), ("format", "json"), ("exportDataAccessGroups", "true")];
+        let full = post(&url, &common).json();
+        let mut args = common.to_vec();
+        let rid = full[0].as_object().unwrap().keys().next().unwrap().clone();
+        args.push(("fields[0]", &rid));
+        let ids = post(&url, &args).json();
+        let ids = ids.as_array().unwrap();
+        let cols: Vec<&String> = ids[0].as_object().unwrap().keys().collect();
+        let projected: Vec<serde_json::Value> = full
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| cols.iter().all(|c| r.get(c.as_str()).is_some()))
+            .filter(|r| r.get("redcap_repeat_instrument").is_none_or(|v| v == ""))
+            .map(|r| serde_json::Value::Object(cols.iter().map(|c| ((*c).clone(), r[c.as_str()].clone())).collect()))
+            .collect();
+        assert_eq!(ids, &projected, "{f}");
+    }
+}
+
+#[test]
+fn a_new_record_written_twice_in_one_import_keeps_one_value_per_field() {
+    // New rows are written without a delete first; the same row twice in one request must
+    // still end with the last value only.
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let url = emu.url();
+    let data = serde_json::json!([
+        {"record_id": "n1", "name_first": "A", "race___1": "1"},
+        {"record_id": "n1", "name_first": "B", "race___2": "1"}
+    ])
+    .to_string();
+    post(&url, &[("token", &t), ("content", "record"), ("format", "json"), ("data", &data)])
+        .expect(200, "{\"count\":1}");
+    let eav =
+        post(&url, &[("token", &t), ("content", "record"), ("format", "json"), ("type", "eav"), ("records[0]", "n1")])
+            .json();
+    let of = |f: &str| -> Vec<String> {
+        eav.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["field_name"] == f)
+            .map(|r| r["value"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(of("name_first"), ["B"]);
+    assert_eq!(of("record_id"), ["n1"]);
+    assert_eq!(of("race"), ["2"], "the second row's checkbox state replaces the first's");
+}
