@@ -1,10 +1,10 @@
 //! `cargo xtask fuzz [SECONDS] [TARGET…]`: runs the cargo-fuzz targets in `fuzz/` for a bounded
 //! time each (default 60 s), seeded from the emulator's fixtures. Not part of CI.
 //!
-//! cargo-fuzz needs compiler flags that only nightly accepts (`-Z` sanitizer and coverage
-//! options). A nightly toolchain is used when rustup has one; otherwise the stable compiler is
-//! run with `RUSTC_BOOTSTRAP=1`, as cargo-fuzz users on stable do. cargo-fuzz itself is
-//! installed from crates.io (`cargo install cargo-fuzz --locked`) when missing. The sanitizer is
+//! cargo-fuzz needs compiler flags that only nightly accepts (`-Z` options). The project's own
+//! stable toolchain is run with `RUSTC_BOOTSTRAP=1`, as cargo-fuzz users on stable do, so no
+//! second toolchain is needed. cargo-fuzz itself is installed from crates.io
+//! (`cargo install cargo-fuzz --locked`) when missing. The sanitizer is
 //! off (`-s none`): the code under test is safe Rust, and without it each run explores about
 //! twice as many inputs on this shared machine.
 //!
@@ -25,7 +25,6 @@ pub fn fuzz(root: &Path, seconds: u64, only: &[&str]) -> Result<bool, String> {
     }
     let targets: Vec<&str> = if only.is_empty() { TARGETS.to_vec() } else { only.to_vec() };
     ensure_cargo_fuzz()?;
-    let nightly = has_nightly();
     let fuzz_dir = root.join("fuzz");
     for t in &targets {
         seed(root, t)?;
@@ -33,13 +32,8 @@ pub fn fuzz(root: &Path, seconds: u64, only: &[&str]) -> Result<bool, String> {
     let mut crashed = Vec::new();
     for t in &targets {
         println!("fuzzing {t} for {seconds} s …");
-        let mut cmd = Command::new("cargo");
-        if nightly {
-            cmd.arg("+nightly");
-        } else {
-            cmd.env("RUSTC_BOOTSTRAP", "1");
-        }
-        let status = cmd
+        let status = Command::new("cargo")
+            .env("RUSTC_BOOTSTRAP", "1")
             .current_dir(&fuzz_dir)
             .args(["fuzz", "run", "--fuzz-dir", ".", "-s", "none", "-j", "1", t])
             .arg("--")
@@ -76,10 +70,6 @@ fn ensure_cargo_fuzz() -> Result<(), String> {
         .map_err(|e| format!("cannot run cargo install: {e}"))?
         .success();
     if ok { Ok(()) } else { Err("cargo install cargo-fuzz failed".into()) }
-}
-
-fn has_nightly() -> bool {
-    Command::new("rustup").args(["run", "nightly", "rustc", "--version"]).output().is_ok_and(|o| o.status.success())
 }
 
 /// Seeds `fuzz/corpus/<target>/` (kept between runs, ignored by git) with valid inputs.
