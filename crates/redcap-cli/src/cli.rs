@@ -28,6 +28,7 @@ Connecting:
   default profile (see `redcap profile --help`). Prefer the environment or a profile for the
   token: a --token flag is visible to other users of this machine (e.g. in `ps`).
   Plain http is accepted only for this machine (localhost) or with --allow-http.
+  A private CA is trusted with --ca-cert PATH or SSL_CERT_FILE (added to the built-in roots).
 
 Scripting (cron jobs, pipelines):
   Data goes to stdout only: exports, downloads to -, doc_ids, folder_ids, listings.
@@ -82,6 +83,10 @@ pub struct GlobalArgs {
     /// Give up connecting to the server after SECS seconds [default: 15]
     #[arg(long, global = true, value_name = "SECS", value_parser = parse_secs, help_heading = "Connection")]
     pub connect_timeout: Option<std::time::Duration>,
+    /// Also trust the CA certificates in this PEM file (a private or institutional CA)
+    /// [env: SSL_CERT_FILE]
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Connection")]
+    pub ca_cert: Option<PathBuf>,
     /// No progress bars, status messages or warnings (errors are still shown)
     #[arg(long, short, global = true)]
     pub quiet: bool,

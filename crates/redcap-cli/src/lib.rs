@@ -84,6 +84,7 @@ fn dispatch(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), CliEr
         profile: cli.global.profile.clone(),
         allow_http: cli.global.allow_http,
         timeouts: Timeouts { overall: cli.global.timeout, connect: cli.global.connect_timeout },
+        ca_cert: cli.global.ca_cert.clone(),
     };
     let session = || Session::open_with(&resolve(&opts, env)?, &opts.timeouts);
     match &cli.command {

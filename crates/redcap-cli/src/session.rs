@@ -17,6 +17,9 @@ use crate::secret::Secret;
 pub const URL_ENV: &str = "REDCAP_API_URL";
 /// Environment variable for the API token.
 pub const TOKEN_ENV: &str = "REDCAP_API_TOKEN";
+/// Environment variable naming a PEM file of extra trusted CA certificates (as OpenSSL and
+/// many tools read it).
+pub const CA_ENV: &str = "SSL_CERT_FILE";
 /// Environment variable naming the profile to use.
 pub const PROFILE_ENV: &str = "REDCAP_PROFILE";
 
@@ -33,6 +36,8 @@ pub struct ConnectOptions {
     pub allow_http: bool,
     /// `--timeout` and `--connect-timeout`.
     pub timeouts: Timeouts,
+    /// `--ca-cert`.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// Timeouts from the command line (unset: the defaults).
@@ -57,6 +62,8 @@ pub struct Resolved {
     pub url_source: String,
     /// Where the token came from, for messages (never the token itself).
     pub token_source: String,
+    /// Extra trusted CA certificates (PEM): `--ca-cert`, else `SSL_CERT_FILE`.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// Finds URL and token per the module's order. `env` reads environment variables.
@@ -122,7 +129,8 @@ pub fn resolve(opts: &ConnectOptions, env: &dyn Fn(&str) -> Option<String>) -> R
              but other users can see it in `ps`)"
         )));
     };
-    Ok(Resolved { url, token, allow_http, url_source, token_source })
+    let ca_cert = opts.ca_cert.clone().or_else(|| env_nonempty(CA_ENV).map(std::path::PathBuf::from));
+    Ok(Resolved { url, token, allow_http, url_source, token_source, ca_cert })
 }
 
 /// Whether `url` is plain http to this machine (an emulator), where the token never leaves it.
@@ -180,21 +188,30 @@ impl Session {
                 };
                 CliError::usage(e.to_string()).hint(hint)
             })?;
-        let client = Client::builder(url.as_str(), token.expose_secret())
+        let mut builder = Client::builder(url.as_str(), token.expose_secret())
             .allow_http(allow_http)
             .connect_timeout(timeouts.connect.unwrap_or(Duration::from_secs(15)))
-            .overall_timeout(timeouts.overall)
-            .build()
-            .map_err(|e| {
-                let ctx = CallContext {
-                    url: url.as_str(),
-                    token_source: &r.token_source,
-                    methods: &[],
-                    output: None,
-                    raw_call: false,
-                };
-                crate::error::from_call(&e, &ctx)
-            })?;
+            .overall_timeout(timeouts.overall);
+        if let Some(pem) = &r.ca_cert {
+            if !pem.is_file() {
+                return Err(CliError::new(
+                    ExitKind::Local,
+                    format!("the CA certificate file {} does not exist", pem.display()),
+                )
+                .hint("pass a PEM file with --ca-cert PATH (or SSL_CERT_FILE)"));
+            }
+            builder = builder.extra_roots_pem(pem);
+        }
+        let client = builder.build().map_err(|e| {
+            let ctx = CallContext {
+                url: url.as_str(),
+                token_source: &r.token_source,
+                methods: &[],
+                output: None,
+                raw_call: false,
+            };
+            crate::error::from_call(&e, &ctx)
+        })?;
         Ok(Session { client, url: url.as_str().to_owned(), token_source: r.token_source.clone() })
     }
 
@@ -283,6 +300,7 @@ mod tests {
             allow_http: false,
             url_source: "--url".into(),
             token_source: TOKEN_ENV.into(),
+            ca_cert: None,
         };
         let e = Session::open(&r).unwrap_err();
         assert_eq!(e.kind, ExitKind::Auth);
@@ -302,6 +320,7 @@ mod tests {
             allow_http: false,
             url_source: "--url".into(),
             token_source: "--token".into(),
+            ca_cert: None,
         };
         let e = Session::open(&r).unwrap_err();
         assert_eq!(e.kind, ExitKind::Usage);

@@ -333,3 +333,82 @@ fn an_incomplete_pull_still_gives_its_json_and_its_exit_code() {
     assert!(stderr(&out).starts_with("error: 1 file failed"), "errors still show with -q: {}", stderr(&out));
     assert_eq!(std::fs::read_to_string(f.path("mirror/a.txt")).unwrap(), "mine");
 }
+
+/// A loopback HTTPS stand-in with a self-signed certificate (a private CA, as many
+/// institutions run), answering Export Version; returns its URL and the certificate as PEM.
+fn https_stand_in() -> (String, tempfile::NamedTempFile) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::Arc;
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let mut pem = tempfile::NamedTempFile::new().unwrap();
+    pem.write_all(key.cert.pem().as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![key.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut reader = BufReader::new(&mut tls);
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n14.5.2");
+                let _ = tls.flush();
+            });
+        }
+    });
+    (format!("https://localhost:{port}/api/"), pem)
+}
+
+#[test]
+fn a_private_ca_is_trusted_from_the_command_line() {
+    let (url, pem) = https_stand_in();
+    let work = tempfile::tempdir().unwrap();
+    let redcap = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_redcap"));
+        cmd.current_dir(work.path())
+            .env("REDCAP_CONFIG_DIR", work.path())
+            .env_remove("REDCAP_PROFILE")
+            .env_remove("SSL_CERT_FILE")
+            .env("REDCAP_API_URL", &url)
+            .env("REDCAP_API_TOKEN", TOKEN);
+        cmd
+    };
+    let untrusted = redcap().args(["call", "version.export"]).output().unwrap();
+    assert_eq!(untrusted.status.code(), Some(5), "{}", stderr(&untrusted));
+    assert!(stderr(&untrusted).contains("certificate"), "{}", stderr(&untrusted));
+    let flag = redcap().args(["--ca-cert", pem.path().to_str().unwrap(), "call", "version.export"]).output().unwrap();
+    assert!(flag.status.success(), "{}", stderr(&flag));
+    assert_eq!(String::from_utf8_lossy(&flag.stdout), "14.5.2\n");
+    let env = redcap().env("SSL_CERT_FILE", pem.path()).args(["call", "version.export"]).output().unwrap();
+    assert!(env.status.success(), "SSL_CERT_FILE is honoured: {}", stderr(&env));
+    let missing = redcap().args(["--ca-cert", "/no/such.pem", "call", "version.export"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(6), "{}", stderr(&missing));
+}

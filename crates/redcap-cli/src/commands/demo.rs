@@ -83,6 +83,7 @@ fn tour(args: &DemoArgs, ui: &Ui, out: &mut dyn Write) -> Result<(), TourError> 
         allow_http: true,
         url_source: "the demo emulator".into(),
         token_source: "the demo emulator".into(),
+        ca_cert: None,
     })?;
     let work = tempfile::Builder::new()
         .prefix("redcap-demo-")

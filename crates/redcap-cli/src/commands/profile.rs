@@ -29,8 +29,18 @@ pub fn run(cmd: &ProfileCmd, opts: &ConnectOptions, env: &dyn Fn(&str) -> Option
                     }
                 };
             let (token, token_source) = read_token(name, *token_stdin, opts, env)?;
-            let resolved =
-                Resolved { url, token, allow_http: opts.allow_http, url_source: url_source.to_owned(), token_source };
+            let ca_cert = opts
+                .ca_cert
+                .clone()
+                .or_else(|| env(crate::session::CA_ENV).filter(|v| !v.trim().is_empty()).map(std::path::PathBuf::from));
+            let resolved = Resolved {
+                url,
+                token,
+                allow_http: opts.allow_http,
+                url_source: url_source.to_owned(),
+                token_source,
+                ca_cert,
+            };
             // Check against the server before saving anything.
             let session = Session::open(&resolved)?;
             let v = session
