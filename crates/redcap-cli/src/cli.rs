@@ -117,6 +117,16 @@ pub enum Command {
                       redcap call file_repository.import -p file=report.pdf -p folder_id=3"
     )]
     Call(CallArgs),
+    /// Call an External Module's API action (content=externalModule)
+    #[command(
+        long_about = "Calls an action an External Module publishes through the API: sends \
+                      content=externalModule, prefix=PREFIX, action=ACTION and the -p NAME=VALUE pairs \
+                      (a value @FILE is read from FILE), and writes the answer as the module sent it. \
+                      Such calls are never retried (the module's action may not be safe to repeat).",
+        after_help = "Example:\n  redcap em custom_log_entry log -p comment=\"Consent re-checked\" -p record=1001 \
+                      -p returnFormat=json"
+    )]
+    Em(EmArgs),
     /// List the API methods (also with no subcommand), or show one method's parameters
     Methods(MethodsArgs),
     /// Show the server's REDCap version and the project's settings
@@ -254,6 +264,21 @@ fn parse_method(s: &str) -> Result<&'static MethodInfo, String> {
         msg.push_str(&format!(" (close: {})", close.join(", ")));
     }
     Err(msg)
+}
+
+/// `redcap em PREFIX ACTION -p NAME=VALUE …`.
+#[derive(Debug, Args)]
+pub struct EmArgs {
+    /// The module's prefix (its directory name without the version, e.g. custom_log_entry)
+    pub prefix: String,
+    /// The API action the module publishes
+    pub action: String,
+    /// A parameter; repeat for more
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Write the answer to FILE (atomically) instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `redcap methods [list|show]`.

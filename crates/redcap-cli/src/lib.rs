@@ -92,6 +92,7 @@ fn dispatch(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), CliEr
             output::text(format!("API methods (`redcap call <method> --help` shows one):\n{}", methods::list()))
         }
         Command::Call(CallArgs { method: Some(call), .. }) => commands::call::run(call, &session()?, &ui),
+        Command::Em(em) => commands::call::run(&commands::call::external_module(em)?, &session()?, &ui),
         Command::Methods(MethodsArgs { cmd: None | Some(MethodsCmd::List) }) => output::text(methods::list()),
         Command::Methods(MethodsArgs { cmd: Some(MethodsCmd::Show { method }) }) => output::text(methods::show(method)),
         Command::Info { format } => commands::info::run(&session()?, *format),

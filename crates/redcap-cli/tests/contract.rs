@@ -412,3 +412,56 @@ fn a_private_ca_is_trusted_from_the_command_line() {
     let missing = redcap().args(["--ca-cert", "/no/such.pem", "call", "version.export"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(6), "{}", stderr(&missing));
 }
+
+#[test]
+fn an_external_module_action_is_callable() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let server = StandIn::start(move |body, _| {
+        log.lock().unwrap().push(body.to_owned());
+        http("200 OK", "application/json", r#"{"logged":true}"#)
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = against(&server, work.path())
+        .args(["em", "custom_log_entry", "log", "-p", "comment=Consent re-checked", "-p", "record=1001"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"logged\":true}\n");
+    let bodies = seen.lock().unwrap();
+    assert_eq!(bodies.len(), 1, "sent once, never retried");
+    let pairs: Vec<(String, String)> =
+        form_urlencoded_pairs(&bodies[0]).into_iter().filter(|(k, _)| k != "token").collect();
+    assert_eq!(
+        pairs,
+        [
+            ("content".to_owned(), "externalModule".to_owned()),
+            ("action".into(), "log".into()),
+            ("prefix".into(), "custom_log_entry".into()),
+            ("comment".into(), "Consent re-checked".into()),
+            ("record".into(), "1001".into()),
+        ]
+    );
+    let bad = against(&server, work.path()).args(["em", "custom_log_entry", "log", "-p", "token=x"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+fn form_urlencoded_pairs(body: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        let mut out = Vec::new();
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    body.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect()
+}

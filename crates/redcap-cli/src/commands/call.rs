@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use redcap::MethodInfo;
-use redcap::core::{DynamicCall, ResponseKind, ValueType};
+use redcap::core::{DynamicCall, ParamInfo, ResponseKind, ValueType};
 
 use crate::cli::MethodCall;
 use crate::error::{CallContext, CliError, from_call};
@@ -79,6 +79,45 @@ pub fn run(call: &MethodCall, session: &Session, ui: &Ui) -> Result<(), CliError
         ui.status(format!("{}: done (REDCap's answer is empty).", info.id));
     }
     Ok(())
+}
+
+/// An External Module action as a method known only at run time: `content=externalModule`,
+/// the module's `prefix` and `action`, and a free-text parameter per name given. Never retried.
+pub fn external_module(em: &crate::cli::EmArgs) -> Result<MethodCall, CliError> {
+    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !valid(&em.prefix) || !valid(&em.action) {
+        return Err(CliError::usage(format!("`{} {}` is not a module prefix and action", em.prefix, em.action))
+            .hint("use letters, digits, `_`, `-` and `.`, e.g. `redcap em custom_log_entry log`"));
+    }
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut params: Vec<ParamInfo> = Vec::new();
+    for pair in &em.params {
+        let name = pair.split_once('=').map_or(pair.as_str(), |(n, _)| n).trim();
+        if name.is_empty() || matches!(name, "token" | "content" | "action" | "prefix") {
+            return Err(CliError::usage(format!("`{pair}` cannot be a module parameter"))
+                .hint("give NAME=VALUE; token, content, action and prefix are sent by redcap"));
+        }
+        if !params.iter().any(|p| p.name == name) {
+            params.push(ParamInfo::new(leak(name.to_owned()), ValueType::String));
+        }
+    }
+    // One process makes one such call: leaking its few facts gives them the static lifetime
+    // the spec's methods have.
+    let prefix = leak(em.prefix.clone());
+    let fixed: &'static [(&'static str, &'static str)] = Box::leak(Box::new([("prefix", prefix)]));
+    let info: &'static MethodInfo = Box::leak(Box::new(
+        MethodInfo::new(
+            leak(format!("{}.{}", em.prefix, em.action)),
+            "externalModule",
+            Some(leak(em.action.clone())),
+            ResponseKind::Text,
+            false,
+        )
+        .summary("An External Module's API action")
+        .fixed(fixed)
+        .params(Box::leak(params.into_boxed_slice())),
+    ));
+    Ok(MethodCall { info, params: em.params.clone(), output: em.output.clone() })
 }
 
 /// A writer that remembers the last byte written.
