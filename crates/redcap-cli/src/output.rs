@@ -135,11 +135,33 @@ impl<'w> RowSink<'w> {
         w.flush()
     }
 
+    /// Whether no row has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The format written.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The columns a CSV with no rows still names in its header (REDCap sends an empty body,
+    /// but the caller may know the fields).
+    pub fn header_if_empty(&mut self, columns: Vec<String>) {
+        if self.rows == 0 {
+            self.columns = columns;
+        }
+    }
+
     /// Ends the output; returns the number of rows.
-    pub fn finish(self) -> std::io::Result<u64> {
+    pub fn finish(mut self) -> std::io::Result<u64> {
         match self.format {
             Format::Json if self.rows == 0 => writeln!(self.out, "[]")?,
             Format::Json => self.out.write_all(b"\n]\n")?,
+            Format::Csv if self.rows == 0 && !self.columns.is_empty() => {
+                let header = std::mem::take(&mut self.columns);
+                self.csv_record(&header)?
+            }
             Format::Csv if self.rows == 0 => write_rows(&[], Format::Csv, self.out)?,
             Format::Csv => {}
             Format::Table => write_rows(&self.kept, Format::Table, self.out)?,

@@ -465,3 +465,13 @@ fn form_urlencoded_pairs(body: &str) -> Vec<(String, String)> {
     };
     body.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect()
 }
+
+#[test]
+fn an_empty_csv_export_keeps_its_header() {
+    let f = Fixture::new();
+    let none = "[age] > 1000";
+    let out = f.ok(&["records", "export", "--fields", "record_id,age", "--filter", none, "--format", "csv"]);
+    assert_eq!(out, "record_id,age\n", "REDCap sends nothing; the CLI knows the fields");
+    let all = f.ok(&["records", "export", "--filter", none, "--format", "csv"]);
+    assert!(all.starts_with("record_id,") && all.lines().count() == 1 && all.contains(",age,"), "{all:?}");
+}

@@ -102,6 +102,9 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
                     return Err(e);
                 }
                 exported.map_err(|e| from_workflow(&e, &session.ctx(EXPORT)))?;
+                if sink.is_empty() && sink.format() == Format::Csv {
+                    sink.header_if_empty(empty_csv_header(session, fields, forms)?);
+                }
                 sink.finish().map_err(|e| write_error(&e))
             })?;
             drop(progress);
@@ -136,6 +139,28 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
             Ok(())
         }
     }
+}
+
+/// The header of a CSV export that matched no record: the export columns of the fields asked
+/// for (checkboxes expanded, as REDCap names them), else of the forms asked for, else of all.
+fn empty_csv_header(session: &Session, fields: &[String], forms: &[String]) -> Result<Vec<String>, CliError> {
+    let ctx = session.ctx(&EXPORT[..1]);
+    let names =
+        session.client.call(&metadata::export_field_names::Request::new()).map_err(|e| from_call(&e, &ctx))?.into_vec();
+    let mut in_forms = std::collections::BTreeSet::new();
+    if !forms.is_empty() {
+        let meta = session.client.call(&metadata::export::Request::new()).map_err(|e| from_call(&e, &ctx))?;
+        for row in meta.raw().rows().map_err(|e| from_call(&redcap::Error::Decode(e), &ctx))? {
+            let cell = |k: &str| row.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            if forms.contains(&cell("form_name")) {
+                in_forms.insert(cell("field_name"));
+            }
+        }
+    }
+    let keep = |original: &str| {
+        (fields.is_empty() && forms.is_empty()) || fields.iter().any(|f| f == original) || in_forms.contains(original)
+    };
+    Ok(names.into_iter().filter(|n| keep(&n.original_field_name)).map(|n| n.export_field_name).collect())
 }
 
 /// The project's record-id field (the data dictionary's first field).
