@@ -480,9 +480,7 @@ fn local_failures_are_counted_apart() {
     let dir = tempfile::tempdir().unwrap();
     let sub = dir.path().join("sub");
     let progress = move |e: redcap::workflow::ProgressEvent| {
-        if let redcap::workflow::ProgressEvent::Started { item, .. } = e
-            && item == "sub/a.txt"
-        {
+        if matches!(&e, redcap::workflow::ProgressEvent::Started { item, .. } if item == "sub/a.txt") {
             std::fs::remove_dir_all(&sub).unwrap();
         }
     };

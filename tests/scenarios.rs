@@ -629,9 +629,7 @@ fn failure_mid_pull_loses_nothing<A: Api>() {
     let faults = env.emu.faults();
     // Break every attempt of the third download (the default policy makes 4), nothing else.
     let progress = move |e: redcap::workflow::ProgressEvent| {
-        if let redcap::workflow::ProgressEvent::Started { item, .. } = e
-            && item == "f2.txt"
-        {
+        if matches!(&e, redcap::workflow::ProgressEvent::Started { item, .. } if item == "f2.txt") {
             faults.inject(Fault::Status { status: 500, message: "boom".into() }, 4);
         }
     };

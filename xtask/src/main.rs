@@ -1,16 +1,19 @@
 //! `cargo xtask codegen` regenerates `crates/redcap-api/src/generated/` from `spec/`;
 //! `cargo xtask codegen --check` fails when the checked-in files are stale;
 //! `cargo xtask bench` runs the transfer and call benchmarks (see `bench.rs`);
-//! `cargo xtask fuzz [SECONDS] [TARGET…]` runs the fuzz targets for a bounded time (see `fuzz.rs`).
+//! `cargo xtask fuzz [SECONDS] [TARGET…]` runs the fuzz targets for a bounded time (see `fuzz.rs`);
+//! `cargo xtask ci` runs every CI check (see `ci.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod bench;
 mod bench_records;
+mod ci;
 mod fuzz;
 
-const USAGE: &str = "usage: cargo xtask codegen [--check] | cargo xtask bench | cargo xtask fuzz [SECONDS] [TARGET…]";
+const USAGE: &str =
+    "usage: cargo xtask codegen [--check] | cargo xtask bench | cargo xtask fuzz [SECONDS] [TARGET…] | cargo xtask ci";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
@@ -22,6 +25,16 @@ fn main() -> ExitCode {
     match args.as_slice() {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
+        ["ci"] => match ci::ci(&root()) {
+            Ok(()) => {
+                println!("== all checks passed");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("CI failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         ["bench"] => match bench::bench(&root()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

@@ -43,6 +43,19 @@ pub struct Client<T = ReqwestTransport> {
 }
 
 /// Builds the async client over reqwest: `Client::builder(url, token)…build()`.
+///
+/// Its methods are those of [`redcap_core::ClientBuilder`] (rustdoc lists them there, not on this alias):
+/// [`allow_http`](redcap_core::ClientBuilder::allow_http),
+/// [`connect_timeout`](redcap_core::ClientBuilder::connect_timeout),
+/// [`stall_timeout`](redcap_core::ClientBuilder::stall_timeout),
+/// [`overall_timeout`](redcap_core::ClientBuilder::overall_timeout),
+/// [`extra_roots_pem`](redcap_core::ClientBuilder::extra_roots_pem),
+/// [`proxy_from_env`](redcap_core::ClientBuilder::proxy_from_env),
+/// [`user_agent`](redcap_core::ClientBuilder::user_agent), [`retry`](redcap_core::ClientBuilder::retry),
+/// [`max_buffered`](redcap_core::ClientBuilder::max_buffered),
+/// [`concurrency`](redcap_core::ClientBuilder::concurrency),
+/// [`requests_per_minute`](redcap_core::ClientBuilder::requests_per_minute),
+/// [`settings`](redcap_core::ClientBuilder::settings), [`build`](redcap_core::ClientBuilder::build).
 pub type ClientBuilder = redcap_core::ClientBuilder<Async>;
 
 /// The async mode of [`redcap_core::ClientBuilder`].

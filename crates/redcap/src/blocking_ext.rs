@@ -145,11 +145,11 @@ where
             }
             drop(tx);
             for (item, result) in rx {
-                if failure.is_none()
-                    && let Err(e) = session.finished(&item, result)
-                {
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                    failure = Some(e);
+                if failure.is_none() {
+                    if let Err(e) = session.finished(&item, result) {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        failure = Some(e);
+                    }
                 }
             }
         });

@@ -37,6 +37,11 @@
 
 pub mod workflow;
 
+/// The README's Rust examples, compiled as doc tests so they keep compiling as users copy them.
+#[cfg(all(doctest, feature = "blocking", feature = "async"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(feature = "dataset")]
 pub mod dataset;
 
