@@ -7,7 +7,7 @@
 
 use http::StatusCode;
 
-use crate::error::{ApiError, ApiErrorKind, ImportErrorLine};
+use crate::error::{ApiError, ApiErrorKind};
 use crate::types::ReturnFormat;
 
 /// Renders an error body in `format`, byte-for-byte as REDCap does. Returns (content type, body).
@@ -133,35 +133,10 @@ fn html_summary(body: &[u8]) -> String {
     crate::error::excerpt(body)
 }
 
-/// Splits an Import Records validation message into `"record","field","value","message"` lines.
-/// Empty unless every non-blank line is such a tuple.
-pub fn parse_import_lines(message: &str) -> Vec<ImportErrorLine> {
-    let mut out = Vec::new();
-    for line in message.lines().filter(|l| !l.trim().is_empty()) {
-        let line = line.trim();
-        if !line.starts_with('"') {
-            return Vec::new();
-        }
-        let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
-        let Some(Ok(rec)) = reader.records().next() else {
-            return Vec::new();
-        };
-        if rec.len() != 4 {
-            return Vec::new();
-        }
-        out.push(ImportErrorLine {
-            record: rec[0].to_owned(),
-            field: rec[1].to_owned(),
-            value: rec[2].to_owned(),
-            message: rec[3].to_owned(),
-        });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::parse_import_lines;
 
     const NO_API: &str = "You do not have permissions to use the API";
 

@@ -6,7 +6,6 @@ use std::fmt;
 
 use http::StatusCode;
 
-use crate::param::ParamInfo;
 use crate::token::{TokenError, TokenKind};
 use crate::url::UrlError;
 
@@ -69,12 +68,6 @@ pub enum EncodeError {
     },
 }
 
-impl EncodeError {
-    pub(crate) fn type_mismatch(info: &ParamInfo, expected: &str) -> Self {
-        EncodeError::InvalidValue { param: info.name, value: String::new(), reason: format!("expected {expected}") }
-    }
-}
-
 /// How an error answer was recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -113,7 +106,7 @@ impl ApiError {
     /// An error with the given status and message.
     pub fn new(status: StatusCode, message: impl Into<String>, kind: ApiErrorKind) -> Self {
         let message = message.into();
-        let lines = crate::envelope::parse_import_lines(&message);
+        let lines = parse_import_lines(&message);
         ApiError { status, message, lines, kind }
     }
 
@@ -172,6 +165,59 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// Splits an Import Records validation message into `"record","field","value","message"` lines.
+/// Empty unless every non-blank line is such a tuple.
+pub fn parse_import_lines(message: &str) -> Vec<ImportErrorLine> {
+    let mut out = Vec::new();
+    for line in message.lines().filter(|l| !l.trim().is_empty()) {
+        let line = line.trim();
+        if !line.starts_with('"') {
+            return Vec::new();
+        }
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
+        let Some(Ok(rec)) = reader.records().next() else {
+            return Vec::new();
+        };
+        if rec.len() != 4 {
+            return Vec::new();
+        }
+        out.push(ImportErrorLine {
+            record: rec[0].to_owned(),
+            field: rec[1].to_owned(),
+            value: rec[2].to_owned(),
+            message: rec[3].to_owned(),
+        });
+    }
+    out
+}
+
+/// Why a redirect was not followed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedirectError {
+    /// To another scheme, host or port: the token must not go there.
+    #[error(
+        "REDCap's API URL moved from {from} to {to}; not following a redirect to another server or from https to http (it would send the token there). Update the API URL if the new address is right."
+    )]
+    OtherServer {
+        /// The URL called.
+        from: String,
+        /// Where the server pointed.
+        to: String,
+    },
+    /// A 303, or a redirect without a usable Location.
+    #[error("the server answered HTTP {status} with {what}; a REDCap API call cannot follow it")]
+    Unusable {
+        /// The status.
+        status: u16,
+        /// What was wrong.
+        what: String,
+    },
+    /// Too many redirects.
+    #[error("too many redirects (more than {0})")]
+    TooMany(u32),
+}
 
 /// A success answer whose body is not what the method returns.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -329,7 +375,7 @@ pub enum Error {
     Transport(crate::transport::TransportError),
     /// The server redirected the call somewhere it must not follow.
     #[error(transparent)]
-    Redirect(crate::policy::RedirectError),
+    Redirect(RedirectError),
     /// REDCap answered with an error.
     #[error(transparent)]
     Api(ApiError),

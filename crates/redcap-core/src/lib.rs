@@ -20,11 +20,13 @@ pub mod model;
 pub mod param;
 pub mod policy;
 pub mod rows;
+pub mod send;
 pub mod ser;
 pub mod timeout;
 mod token;
 pub mod transport;
 pub mod types;
+pub mod upload;
 mod url;
 
 pub use bytes::Bytes;
@@ -34,23 +36,27 @@ pub use client::{
 };
 pub use decode::{DataResponse, Row};
 pub use download::{DownloadHead, disambiguate, sanitize_file_name};
-pub use error::{ApiError, ApiErrorKind, DecodeError, EncodeError, Error, ErrorKind, ImportErrorLine, ResponseError};
-pub use form::{Form, FormField, Multipart, ReaderSource, Upload, UploadSource};
+pub use error::{
+    ApiError, ApiErrorKind, DecodeError, EncodeError, Error, ErrorKind, ImportErrorLine, RedirectError, ResponseError,
+};
+pub use form::{Form, FormField, Multipart};
 pub use method::{
     Body, DecodeContext, DynamicCall, Method, MethodInfo, PreparedRequest, ResponseKind, check_response,
     handle_response, prepare, prepare_with_boundary, random_boundary,
 };
 pub use model::{AutoId, FileDownload, FileRepositoryEntry, Folder, ImportOutcome, RepositoryFile, Version};
 pub use param::{BoolWire, ParamInfo, ParamValue, Shape, ToParam, ValueType};
-pub use policy::{AfterStatus, Attempts, Pacer, RedirectError, RetryPolicy};
+pub use policy::{AfterStatus, Attempts, Pacer, RetryPolicy};
 pub use rows::{Rows, Single};
+pub use send::Transport;
 pub use timeout::StallGuard;
 pub use token::{Token, TokenError, TokenKind, TokenRequirement};
-pub use transport::{FailureKind, STALL_FLOOR, TimeoutKind, Transport, TransportConfig, TransportError};
+pub use transport::{FailureKind, STALL_FLOOR, TimeoutKind, TransportConfig, TransportError};
 pub use types::{
     CsvDelimiter, DateFormat, DecimalCharacter, Format, LogType, OverwriteBehavior, RawOrLabel, RecordType,
     ReturnContent, ReturnFormat, WireEnum,
 };
+pub use upload::{ReaderSource, Upload, UploadSource};
 pub use url::{ApiUrl, UrlError};
 
 #[doc(hidden)]

@@ -439,7 +439,7 @@ impl DynamicCall {
                 info.param(name).ok_or_else(|| EncodeError::UnknownParam { method: info.id, param: name.clone() })?;
             let value = match param.ty {
                 ValueType::Bool(_) => ParamValue::Bool(parse_flag(param, raw)?),
-                ValueType::File => ParamValue::File(crate::form::Upload::from_path(raw)),
+                ValueType::File => ParamValue::File(crate::upload::Upload::from_path(raw)),
                 _ if param.shape != Shape::Scalar => {
                     ParamValue::List(raw.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                 }

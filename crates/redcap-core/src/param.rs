@@ -4,8 +4,8 @@
 //! booleans, omission, allowed values) live here once and serve both the typed requests and the
 //! dynamic encoder the CLI uses.
 
-use crate::form::Upload;
 use crate::types::WireEnum;
+use crate::upload::Upload;
 
 /// Element type of a parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -68,32 +68,7 @@ impl RetryPolicy {
     }
 }
 
-/// Why a redirect was not followed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RedirectError {
-    /// To another scheme, host or port: the token must not go there.
-    #[error(
-        "REDCap's API URL moved from {from} to {to}; not following a redirect to another server or from https to http (it would send the token there). Update the API URL if the new address is right."
-    )]
-    OtherServer {
-        /// The URL called.
-        from: String,
-        /// Where the server pointed.
-        to: String,
-    },
-    /// A 303, or a redirect without a usable Location.
-    #[error("the server answered HTTP {status} with {what}; a REDCap API call cannot follow it")]
-    Unusable {
-        /// The status.
-        status: u16,
-        /// What was wrong.
-        what: String,
-    },
-    /// Too many redirects.
-    #[error("too many redirects (more than {0})")]
-    TooMany(u32),
-}
+pub use crate::error::RedirectError;
 
 /// The next step after a response head.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,24 +10,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::method::PreparedRequest;
-
-/// Sends prepared requests.
-pub trait Transport: Send + Sync {
-    /// The response body: `std::io::Read` for blocking transports, a stream of
-    /// `Result<Bytes, TransportError>` for async ones.
-    type Body: Send;
-    /// What [`Transport::send`] returns: `Result<http::Response<Self::Body>, TransportError>`
-    /// for blocking transports, a future of it for async ones.
-    type Reply<'a>: Send + 'a
-    where
-        Self: 'a;
-
-    /// POSTs `request` (body streamed: an upload is read from its source as it is sent). Must not
-    /// follow redirects or retry: the client decides both.
-    fn send<'a>(&'a self, request: &'a PreparedRequest) -> Self::Reply<'a>;
-}
-
 /// What kind of failure a transport met; drives the retry decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
