@@ -1,10 +1,6 @@
-//! The transport trait, its error type, and the configuration both built-in transports share.
-//!
-//! A transport POSTs a [`PreparedRequest`] and returns the response head with a streaming body.
-//! One trait serves both modes: `Reply` is the response itself for a blocking transport and a
-//! future of it for an async one, so a third-party transport (a recorder, a test double, another
-//! HTTP stack) implements one trait whichever client drives it. All decisions (retries,
-//! redirects, error bodies, decoding) stay in this crate; a transport only moves bytes.
+//! What transports share: their error type (with the kind of failure and which timeout
+//! elapsed), and the settings both built-in transports honour. The trait itself is in
+//! [`send`](crate::send).
 
 use std::fmt;
 use std::path::PathBuf;
