@@ -34,7 +34,7 @@ Scripting (cron jobs, pipelines):
   Data goes to stdout only: exports, downloads to -, doc_ids, folder_ids, listings.
   Messages, summaries, warnings and progress go to stderr; progress bars only on a terminal.
   -q silences everything on stderr but errors. --json prints the result of files put, push,
-  pull, records import and dataset pull as one JSON object on stdout (also when some files
+  pull, records import, dataset pull, backup and backup verify as one JSON object on stdout (also when some files
   failed: the exit code says so). The exit codes below never depend on -q or --json.
 
 {}",
@@ -147,6 +147,8 @@ pub enum Command {
     /// Pull the project as typed tables (Parquet, Arrow or CSV), one per instrument
     #[command(subcommand)]
     Dataset(crate::commands::dataset::DatasetCmd),
+    /// Back up the whole project into a directory (for cron); `backup verify DIR` checks one
+    Backup(crate::commands::backup::BackupArgs),
     /// Save, list and remove named connections (URL and token) in the config file
     #[command(subcommand)]
     Profile(ProfileCmd),

@@ -100,6 +100,7 @@ fn dispatch(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), CliEr
         Command::Report(cmd) => commands::data::run_report(cmd, &session()?),
         Command::Records(cmd) => commands::data::run_records(cmd, &session()?, &ui),
         Command::Dataset(cmd) => commands::dataset::run(cmd, &session()?, &ui),
+        Command::Backup(args) => commands::backup::run(args, session, &ui),
         Command::Profile(cmd) => commands::profile::run(cmd, &opts, env),
         #[cfg(feature = "demo")]
         Command::Demo(args) => commands::demo::run(args, &ui),

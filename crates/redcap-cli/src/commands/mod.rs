@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod backup;
 pub mod call;
 pub mod data;
 pub mod dataset;
