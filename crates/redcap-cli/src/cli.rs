@@ -90,7 +90,7 @@ pub struct GlobalArgs {
     /// No progress bars, status messages or warnings (errors are still shown)
     #[arg(long, short, global = true)]
     pub quiet: bool,
-    /// Print the result as one JSON object on stdout (files put/push/pull, records import)
+    /// Print the result as one JSON object on stdout (files put/push/pull, records import, backup)
     #[arg(long, global = true)]
     pub json: bool,
 }

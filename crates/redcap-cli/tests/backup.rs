@@ -26,18 +26,22 @@ impl Fixture {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_as(&self.token, args)
+    }
+
+    fn run_as(&self, token: &str, args: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_redcap"))
             .current_dir(self.work.path())
             .env("REDCAP_CONFIG_DIR", self.config.path())
             .env("REDCAP_STATE_DIR", self.config.path().join("state"))
             .env_remove("REDCAP_PROFILE")
             .env("REDCAP_API_URL", self.emu.url())
-            .env("REDCAP_API_TOKEN", &self.token)
+            .env("REDCAP_API_TOKEN", token)
             .args(args)
             .output()
             .unwrap();
         for stream in [&out.stdout, &out.stderr] {
-            assert!(!String::from_utf8_lossy(stream).contains(&self.token), "the token appears");
+            assert!(!String::from_utf8_lossy(stream).contains(token), "the token appears");
         }
         out
     }
@@ -214,4 +218,28 @@ fn a_rerun_downloads_no_file_repository_file_again() {
     assert_eq!(second["file_repository"]["transferred"], 0, "{second}");
     assert_eq!(second["file_repository"]["skipped"], 1, "{second}");
     f.ok(&["backup", "verify", "bk"]);
+}
+
+#[test]
+fn parts_refused_for_lack_of_rights_are_skipped_not_failures() {
+    let f = Fixture::new();
+    project_with_files(&f);
+    let pid = f.emu.project_ids()[0];
+    let rights =
+        redcap_emulator::Rights { user_rights: false, file_repository: false, ..redcap_emulator::Rights::full() };
+    let limited = f.emu.add_user(pid, redcap_emulator::User::new("no_admin").rights(rights)).unwrap();
+    let out = f.run_as(&limited, &["backup", "-q", "--json", "bk"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for name in ["users", "file_repository"] {
+        let p = part(&result, name);
+        assert_eq!(p["status"], "skipped", "{name}: {result}");
+        assert!(p["reason"].as_str().unwrap().contains("HTTP 403"), "{name}: {result}");
+    }
+    assert_eq!(part(&result, "project_xml")["status"], "saved");
+    assert_eq!(result["file_repository"], Value::Null);
+    assert!(!f.path("bk/users.json").exists() && !f.path("bk/file-repository").exists());
+    let out = f.run_as(&limited, &["backup", "verify", "bk"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
