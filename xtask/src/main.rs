@@ -64,6 +64,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Diff lines shown per stale file.
+const MAX_DIFF_LINES: usize = 80;
+
 fn codegen(check: bool) -> ExitCode {
     let root = root();
     let out_dir = root.join("crates/redcap-api/src/generated");
@@ -81,8 +84,24 @@ fn codegen(check: bool) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         eprintln!("generated code is stale; run `cargo xtask codegen` and commit the result. Stale files:");
-        for s in stale {
+        for s in &stale {
             eprintln!("  crates/redcap-api/src/generated/{s}");
+        }
+        for s in &stale {
+            let path = format!("crates/redcap-api/src/generated/{s}");
+            let on_disk = std::fs::read_to_string(out_dir.join(s)).unwrap_or_default();
+            let wanted = files.get(s).map(String::as_str).unwrap_or_default();
+            let diff = similar::TextDiff::from_lines(on_disk.as_str(), wanted);
+            let text =
+                diff.unified_diff().context_radius(2).header(&format!("a/{path}"), &format!("b/{path}")).to_string();
+            // Keep the log readable: the first lines of each file's diff say what is stale.
+            let lines: Vec<&str> = text.lines().collect();
+            for l in lines.iter().take(MAX_DIFF_LINES) {
+                eprintln!("{l}");
+            }
+            if lines.len() > MAX_DIFF_LINES {
+                eprintln!("… {} more diff lines in {path}", lines.len() - MAX_DIFF_LINES);
+            }
         }
         return ExitCode::FAILURE;
     }

@@ -21,6 +21,7 @@
 //! ```
 
 pub mod dictionary;
+mod records;
 #[rustfmt::skip]
 mod generated;
 

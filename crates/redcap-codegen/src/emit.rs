@@ -161,6 +161,27 @@ fn describe_response(m: &MethodSpec) -> &'static str {
     }
 }
 
+/// Where the facts come from, as a reader can follow it: REDCap's API help pages (on every REDCap
+/// server, `/api/help/`) by the method's anchor, and the spec file. The spec's `reference` also
+/// cites private notes (`reference §…`, `KB …`); those stay in the spec.
+fn public_sources(area: &AreaSpec, m: &MethodSpec) -> String {
+    let help: Vec<&str> = m
+        .reference
+        .split(';')
+        .filter_map(|part| part.trim().strip_prefix("API help:"))
+        .flat_map(|anchors| anchors.split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    let mut out = String::new();
+    if !help.is_empty() {
+        let anchors: Vec<String> = help.iter().map(|a| format!("`{a}`")).collect();
+        out.push_str(&format!("REDCap API documentation (`/api/help/`, {}); ", anchors.join(", ")));
+    }
+    out.push_str(&format!("`{}`", area.file));
+    out
+}
+
 /// The module header: a fixed shape for every method.
 fn header(area: &AreaSpec, m: &MethodSpec) -> String {
     let call = match &m.action {
@@ -192,7 +213,7 @@ fn header(area: &AreaSpec, m: &MethodSpec) -> String {
     if let Some(v) = &m.since {
         h.push_str(&format!("| Since | REDCap {v} |\n"));
     }
-    h.push_str(&format!("| Source | {} |\n", m.reference));
+    h.push_str(&format!("| Source | {} |\n", public_sources(area, m)));
     if let Some(notes) = &m.notes {
         h.push('\n');
         h.push_str(notes.trim());
@@ -399,6 +420,15 @@ pub fn method_module(
     });
 
     let from_rows = import_rows(m, &params, core);
+    let default_impl = required.is_empty().then(|| {
+        quote! {
+            impl ::core::default::Default for Request {
+                fn default() -> Self {
+                    Request::new()
+                }
+            }
+        }
+    });
 
     // A method without parameters does not touch the form.
     let unused_form = params.is_empty().then(|| quote!(let _ = form;));
@@ -431,7 +461,6 @@ pub fn method_module(
 
         impl Request {
             #new_doc
-            #[allow(clippy::new_without_default)]
             pub fn new(#(#new_args),*) -> Self {
                 Request { #(#new_inits)* }
             }
@@ -440,6 +469,8 @@ pub fn method_module(
 
             #from_rows
         }
+
+        #default_impl
 
         impl #core::Method for Request {
             const INFO: &'static #core::MethodInfo = &INFO;
@@ -460,6 +491,7 @@ pub fn method_module(
         }
 
         /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+        #[doc(hidden)]
         pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
             let mut out = ::std::vec::Vec::new();
             #(#examples)*
@@ -548,7 +580,9 @@ fn registry(areas: &[AreaSpec], paths: &Paths) -> TokenStream {
             METHODS.iter().copied().find(|m| m.id == id)
         }
 
-        /// Every example call of the spec as `(method id, example name, prepared request)`.
+        /// Every example call of the spec as `(method id, example name, prepared request)` (test
+        /// scaffolding for the snapshot tests).
+        #[doc(hidden)]
         pub fn prepare_examples(
             url: &#core::ApiUrl,
             token: &#core::Token,

@@ -62,6 +62,12 @@ pub use workflow::WorkflowError;
 /// The sans-IO core (encoding, decoding, the transport trait) for transport authors.
 pub use redcap_core as core;
 
+/// Lenient deserializers for REDCap's values (number or text, blank as `None`, `0`/`1` flags,
+/// dates), for your own row types.
+pub use redcap_core::de;
+/// Typed rows of fixed-shape answers, REDCap's dates and datetimes.
+pub use redcap_core::{Date, DateTime, Rows, Single};
+
 /// Where a download goes (a directory, under the server's sanitised name, or a file).
 pub use redcap_core::exchange::Target;
 

@@ -97,7 +97,9 @@ pub static METHODS: &[&::redcap_core::MethodInfo] = &[
 pub fn method(id: &str) -> ::core::option::Option<&'static ::redcap_core::MethodInfo> {
     METHODS.iter().copied().find(|m| m.id == id)
 }
-/// Every example call of the spec as `(method id, example name, prepared request)`.
+/// Every example call of the spec as `(method id, example name, prepared request)` (test
+/// scaffolding for the snapshot tests).
+#[doc(hidden)]
 pub fn prepare_examples(
     url: &::redcap_core::ApiUrl,
     token: &::redcap_core::Token,

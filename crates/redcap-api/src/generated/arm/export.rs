@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
-//! | Source | reference §2 row 20, §3.6, §5.6; API help: exp_arms |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_arms`); `spec/arm.toml` |
 //!
 //! Rows are `arm_num` (a JSON number) and `name`. A classic project answers 400
 //! `You cannot export arms for classic projects`. An arm without events may not be listed (unverified).
@@ -53,7 +53,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -79,6 +78,11 @@ impl Request {
         self
     }
 }
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
+    }
+}
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
     type Output = ::redcap_core::Rows<super::super::rows::Arm>;
@@ -102,6 +106,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

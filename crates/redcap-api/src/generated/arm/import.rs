@@ -10,7 +10,7 @@
 //! | Rights | API Import, Project Design |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 6.11.0 |
-//! | Source | reference §1 (When to send action), §2 row 21, §3.6, §4.3, §4.7, §5.6, §7; API help: imp_arms; KB RC-API-17 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_arms`); `spec/arm.toml` |
 //!
 //! `action=import` is documented as required and always sent. A row with an existing `arm_num` renames that
 //! arm. `override=1` means "delete every arm, then import" (Development status only): events and
@@ -64,7 +64,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             override_all: ::core::default::Default::default(),
@@ -132,6 +131,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

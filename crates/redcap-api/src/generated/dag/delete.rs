@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Import, Data Access Groups |
 //! | Retried on transient failure | never (not idempotent) |
-//! | Source | reference §2 row 38, §3.9, §4.2, §5.6; API help: del_dags |
+//! | Source | REDCap API documentation (`/api/help/`, `del_dags`); `spec/dag.toml` |
 //!
 //! The answer is the number of groups deleted.
 /// Static facts about this method.
@@ -47,7 +47,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(
         dags: impl ::core::iter::IntoIterator<
             Item = impl ::core::convert::Into<::std::string::String>,
@@ -88,6 +87,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

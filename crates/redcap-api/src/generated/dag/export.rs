@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Export, Data Access Groups |
 //! | Retried on transient failure | yes (idempotent) |
-//! | Source | reference §2 row 36, §3.9, §5.2, §5.6, §7; API help: exp_dags |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_dags`); `spec/dag.toml` |
 //!
 //! Rows are `data_access_group_name`, `unique_group_name` and `data_access_group_id` (the numeric id other
 //! methods call `dag_id` or `dag`). Without the Data Access Groups right the answer is a 400
@@ -50,7 +50,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -68,6 +67,11 @@ impl Request {
     pub fn return_format(mut self, value: ::redcap_core::ReturnFormat) -> Self {
         self.return_format = ::core::option::Option::Some(value);
         self
+    }
+}
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
     }
 }
 impl ::redcap_core::Method for Request {
@@ -92,6 +96,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

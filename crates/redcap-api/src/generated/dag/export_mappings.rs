@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Export, Data Access Groups |
 //! | Retried on transient failure | yes (idempotent) |
-//! | Source | reference §2 row 40, §3.9, §5.6; API help: exp_user_dag_maps |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_user_dag_maps`); `spec/dag.toml` |
 //!
 //! Rows are `username` and `redcap_data_access_group` (the unique group name; blank: no group).
 /// Static facts about this method.
@@ -47,7 +47,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -65,6 +64,11 @@ impl Request {
     pub fn return_format(mut self, value: ::redcap_core::ReturnFormat) -> Self {
         self.return_format = ::core::option::Option::Some(value);
         self
+    }
+}
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
     }
 }
 impl ::redcap_core::Method for Request {
@@ -89,6 +93,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Import, Data Access Groups |
 //! | Retried on transient failure | never (not idempotent) |
-//! | Source | reference §1 (When to send action), §2 row 37, §3.9, §4.7, §5.6; API help: imp_dags; KB RC-API-29 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_dags`); `spec/dag.toml` |
 //!
 //! `action=import` is documented as required and always sent. A blank `unique_group_name` creates a group;
 //! an existing unique name renames that group, and the unique name itself has been seen to change after a
@@ -56,7 +56,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -117,6 +116,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -9,9 +9,9 @@
 //! | Token | project token |
 //! | Rights | API Import, Data Access Groups |
 //! | Retried on transient failure | never (not idempotent) |
-//! | Source | reference §1 (When to send action), §2 row 41, §3.9, §4.7, §5.6; API help: imp_user_dag_maps; KB RC-API-32 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_user_dag_maps`); `spec/dag.toml` |
 //!
-//! `action=import` is sent (KB RC-API-32; PyCap sends it too). A blank `redcap_data_access_group` removes
+//! `action=import` is sent (REDCap's knowledge base lists it; PyCap sends it too). A blank `redcap_data_access_group` removes
 //! the user from their group. The answer is the number of assignments imported.
 /// Static facts about this method.
 pub static INFO: ::redcap_core::MethodInfo = ::redcap_core::MethodInfo::new(
@@ -55,7 +55,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -120,6 +119,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Import |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 11.3.1 |
-//! | Source | reference §2 row 39, §3.9, §5.3, §7; API help: switch_dag; KB RC-API-33 |
+//! | Source | REDCap API documentation (`/api/help/`, `switch_dag`); `spec/dag.toml` |
 //!
 //! The user must have been given several groups on the DAG Switcher page. Success is the body `1`; any other
 //! 200 body is treated as an error carrying that text. The KB says an empty `dag` switches to no group
@@ -50,7 +50,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(dag: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             dag: dag.into(),
@@ -87,6 +86,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

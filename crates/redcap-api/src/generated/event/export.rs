@@ -10,7 +10,7 @@
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 4.7.0 |
-//! | Source | reference §2 row 17, §3.6, §7; API help: exp_events |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_events`); `spec/event.toml` |
 //!
 //! Columns: `event_name`, `arm_num`, `unique_event_name`, `custom_event_label`, `event_id`; with the
 //! Scheduling module on, `day_offset`, `offset_min` and `offset_max` follow `arm_num`. `arm_num` is a JSON
@@ -57,7 +57,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -83,6 +82,11 @@ impl Request {
         self
     }
 }
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
+    }
+}
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
     type Output = ::redcap_core::Rows<super::super::rows::Event>;
@@ -106,6 +110,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Import |
 //! | Retried on transient failure | never (not idempotent) |
-//! | Source | reference §2 row 44, §3.10, §7; API help: del_file |
+//! | Source | REDCap API documentation (`/api/help/`, `del_file`); `spec/file.toml` |
 //!
 //! The answer is empty.
 /// Static facts about this method.
@@ -60,7 +60,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(
         record: impl ::core::convert::Into<::std::string::String>,
         field: impl ::core::convert::Into<::std::string::String>,
@@ -122,6 +121,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

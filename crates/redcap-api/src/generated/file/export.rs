@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
-//! | Source | reference §2 row 42, §3.10, §5.2, §5.5; API help: exp_file; KB RC-API-12 |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_file`); `spec/file.toml` |
 //!
 //! The body is the file itself. Its name and MIME type come in `Content-Type: <mime>; name="<file>"`
 //! (quotes may be double, single or absent); `Content-Disposition` is also parsed if a server sends it.
@@ -66,7 +66,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(
         record: impl ::core::convert::Into<::std::string::String>,
         field: impl ::core::convert::Into<::std::string::String>,
@@ -128,6 +127,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Import |
 //! | Retried on transient failure | never (not idempotent) |
-//! | Source | reference §1 (File uploads), §2 row 43, §3.10, §4.1, §7; API help: imp_file |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_file`); `spec/file.toml` |
 //!
 //! Multipart only, the file in a part named `file`; the part's filename becomes the stored name. The answer
 //! is empty. `repeat_instance` may name an instance that does not exist yet. Signature fields cannot be
@@ -67,7 +67,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(
         record: impl ::core::convert::Into<::std::string::String>,
         field: impl ::core::convert::Into<::std::string::String>,
@@ -132,6 +131,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Import, File Repository |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 13.1 |
-//! | Source | reference §2 row 45, §3.10, §5.6; KB RC-API-45 |
+//! | Source | `spec/file_repository.toml` |
 //!
 //! Returns `[{"folder_id":N}]` (JSON; the XML and CSV shapes are unverified, so the client asks for JSON).
 //! The KB says folder names may repeat and are limited to 150 characters (both unverified).
@@ -70,7 +70,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(name: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             name: name.into(),
@@ -135,6 +134,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Import, File Repository |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 13.1 |
-//! | Source | KB RC-API-49; reference §2 row 49 |
+//! | Source | `spec/file_repository.toml` |
 //!
 //! The file stays in the project's Recycle Bin for up to 30 days. The answer is empty.
 /// Static facts about this method.
@@ -48,7 +48,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(doc_id: u64) -> Self {
         Request {
             doc_id,
@@ -85,6 +84,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Export, File Repository |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 13.1 |
-//! | Source | seed RC-API-47; reference §2 row 47, §5.5 |
+//! | Source | `spec/file_repository.toml` |
 //!
 //! The body is the file itself. Its name and MIME type come in `Content-Type: <mime>; name="<file>"`;
 //! the seed also mentions `Content-Disposition`. Both are parsed, and the name is sanitised before it
@@ -51,7 +51,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(doc_id: u64) -> Self {
         Request {
             doc_id,
@@ -88,6 +87,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Import, File Repository |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 13.1 |
-//! | Source | seed RC-API-48; reference §2 row 48, §4.1 |
+//! | Source | `spec/file_repository.toml` |
 //!
 //! Multipart only, the file in a part named `file`. The answer is empty: REDCap returns no `doc_id`, so
 //! find the new file by listing the folder. Names are not de-duplicated: a second upload of the same name
@@ -54,7 +54,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(file: ::redcap_core::Upload) -> Self {
         Request {
             file,
@@ -98,6 +97,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

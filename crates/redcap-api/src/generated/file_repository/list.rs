@@ -10,7 +10,7 @@
 //! | Rights | API Export, File Repository |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 13.1 |
-//! | Source | seed RC-API-46; reference §2 row 46, §5.6 |
+//! | Source | `spec/file_repository.toml` |
 //!
 //! Lists one level only: walk sub-folders with one call each. Folders restricted to a role or DAG carry
 //! `role`/`dag` (from REDCap 16.0.8) and are hidden from users outside them. An unknown or forbidden
@@ -55,7 +55,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             folder_id: ::core::option::Option::None,
@@ -81,6 +80,11 @@ impl Request {
         self
     }
 }
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
+    }
+}
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
     type Output = ::std::vec::Vec<::redcap_core::FileRepositoryEntry>;
@@ -104,6 +108,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
-//! | Source | reference §2 row 13, §3.4, §5.6; API help: exp_instr_event_maps |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_instr_event_maps`); `spec/instrument.toml` |
 //!
 //! Rows are `arm_num`, `unique_event_name`, `form`; `arm_num` is a JSON number. A classic (non-longitudinal)
 //! project answers 400 `You cannot export form/event mappings for classic projects`.
@@ -55,7 +55,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -81,6 +80,11 @@ impl Request {
         self
     }
 }
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
+    }
+}
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
     type Output = ::redcap_core::Rows<super::super::rows::FormEventMapping>;
@@ -104,6 +108,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

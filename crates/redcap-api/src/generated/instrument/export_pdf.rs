@@ -10,7 +10,7 @@
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 6.4.0 |
-//! | Source | reference §2 row 12, §3.4, §4.3, §5.4, §7, §8 item 20; API help: exp_instr_pdf; KB RC-API-15 |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_instr_pdf`); `spec/instrument.toml` |
 //!
 //! No `action` is documented, so none is sent (PyCap sends `action=export`).
 //! `allRecords` switches on by mere presence, whatever its value, and then `record`, `event` and
@@ -83,7 +83,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             record: ::core::option::Option::None,
@@ -142,6 +141,11 @@ impl Request {
         self
     }
 }
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
+    }
+}
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
     type Output = ::redcap_core::FileDownload;
@@ -175,6 +179,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Import, Project Design |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 6.11.0 |
-//! | Source | reference §1 (When to send action), §2 row 14, §3.4, §4.7, §5.6, §7, §8 item 13; API help: imp_instr_event_maps; KB RC-API-11 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_instr_event_maps`); `spec/instrument.toml` |
 //!
 //! Replaces every mapping of the project: after importing one row, the export returns one row. No `action`
 //! is documented, so none is sent (PyCap sends `action=import`, which also works). The help allows it in
@@ -59,7 +59,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -124,6 +123,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Export, Logging |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 10.8 |
-//! | Source | reference §2 row 50, §3.10, §4.4, §4.9, §5.6, §6.3, §7; API help: exp_logging; KB RC-API-39 |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_logging`); `spec/log.toml` |
 //!
 //! Rows hold `timestamp` (minute precision, `YYYY-MM-DD HH:MM`), `username`, `action`, `details` and
 //! `record`; `action` values may carry a trailing space. Times are server-local, and `beginTime`/`endTime`
@@ -82,7 +82,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -150,6 +149,11 @@ impl Request {
         self
     }
 }
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
+    }
+}
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
     type Output = ::redcap_core::Rows<super::super::rows::LogEntry>;
@@ -178,6 +182,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
-//! | Source | reference §2 row 8, §3.3; API help: exp_metadata |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_metadata`); `spec/metadata.toml` |
 //!
 //! Each row has 18 keys, from `field_name` and `form_name` to `field_annotation`; empty values are `""`,
 //! never null. A CSV export may use the data-dictionary header row of the web interface instead of the keys.
@@ -60,7 +60,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -102,6 +101,11 @@ impl Request {
         self
     }
 }
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
+    }
+}
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
     type Output = ::redcap_core::Rows<super::super::rows::Field>;
@@ -126,6 +130,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

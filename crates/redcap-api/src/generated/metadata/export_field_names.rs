@@ -10,7 +10,7 @@
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 6.4.0 |
-//! | Source | reference §2 row 10, §3.3, §4.9, §5.6, §7; API help: exp_field_names; KB RC-API-06 |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_field_names`); `spec/metadata.toml` |
 //!
 //! Rows are `original_field_name`, `choice_value`, `export_field_name`; a checkbox gives one row per choice
 //! (`<field>___<code>`). Calc, file-upload and descriptive fields are left out because they cannot be
@@ -55,7 +55,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -84,6 +83,11 @@ impl Request {
         self
     }
 }
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
+    }
+}
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
     type Output = ::redcap_core::Rows<super::super::rows::ExportFieldName>;
@@ -107,6 +111,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

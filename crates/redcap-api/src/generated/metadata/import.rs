@@ -10,7 +10,7 @@
 //! | Rights | API Import, Project Design |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 6.11.0 |
-//! | Source | reference §2 row 9, §3.3, §4.7, §5.6, §7, §8 item 31; API help: imp_metadata |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_metadata`); `spec/metadata.toml` |
 //!
 //! Destructive: `data` must be the complete dictionary, and it replaces the existing one. Allowed only while
 //! the project is in Development status (in production, dictionary changes go through draft-mode review).
@@ -59,7 +59,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -124,6 +123,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

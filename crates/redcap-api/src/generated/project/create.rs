@@ -10,13 +10,13 @@
 //! | Rights | Super API Token |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 6.11.0 |
-//! | Source | reference §1 (Authentication), §2 row 25, §3.7, §4.7, §5.3, §5.6, §7, §8 item 11; API help: imp_proj; KB RC-API-37 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_proj`); `spec/project.toml` |
 //!
 //! Needs a 64-character super token. `data` is a one-element array in JSON, with `project_title` and `purpose`
 //! (`0` practice, `1` other, which then needs `purpose_other`, `2` research, `3` quality improvement,
 //! `4` operational support). The answer is the new project's 32-character token as plain text; with `odm`
-//! it has been seen preceded by other output, so the token is taken as the last 32 characters. (KB RC-API-37
-//! shows a JSON `{"token": …}` body; that contradicts the recorded behaviour and is unverified.)
+//! it has been seen preceded by other output, so the token is taken as the last 32 characters. (A knowledge-base
+//! example shows a JSON `{"token": …}` body; that contradicts the recorded behaviour and is unverified.)
 //! The creating user gets full rights. Never retried: a retry would create a second project.
 /// Static facts about this method.
 pub static INFO: ::redcap_core::MethodInfo = ::redcap_core::MethodInfo::new(
@@ -67,7 +67,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -121,6 +120,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

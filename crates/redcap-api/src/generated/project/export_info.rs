@@ -10,7 +10,7 @@
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 6.5.0 |
-//! | Source | reference §2 row 23, §3.7, §5.6, §7; API help: exp_proj |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_proj`); `spec/project.toml` |
 //!
 //! JSON is one object, not an array; CSV is a header and one row (the XML shape is unverified). Booleans are
 //! `0`/`1` and times `YYYY-MM-DD HH:MM:SS`. Attributes were added over time (`project_pi_email` from
@@ -53,7 +53,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -71,6 +70,11 @@ impl Request {
     pub fn return_format(mut self, value: ::redcap_core::ReturnFormat) -> Self {
         self.return_format = ::core::option::Option::Some(value);
         self
+    }
+}
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
     }
 }
 impl ::redcap_core::Method for Request {
@@ -95,6 +99,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 6.12.0 |
-//! | Source | reference §2 row 26, §3.7, §4.5, §6.3, §7; API help: exp_proj_xml; KB RC-API-36 |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_proj_xml`); `spec/project.toml` |
 //!
 //! The body is always CDISC ODM 1.3.1 XML; there is no `format`. Filters apply to the data only: the
 //! metadata is always complete. Data-export rights apply to the data. `exportFiles` embeds uploaded files and
@@ -102,7 +102,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             return_metadata_only: ::core::default::Default::default(),
@@ -182,6 +181,11 @@ impl Request {
         self
     }
 }
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
+    }
+}
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
     type Output = ::redcap_core::DataResponse;
@@ -220,6 +224,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Import, Project Design |
 //! | Retried on transient failure | never (not idempotent) |
-//! | Source | reference §2 row 24, §3.7, §4.7, §5.6, §8 item 12; API help: imp_proj_sett; KB RC-API-35 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_proj_sett`); `spec/project.toml` |
 //!
 //! In JSON, `data` is a single object, not an array (what the server does with an array is unverified).
 //! Only the documented attributes can be changed, e.g. `project_title`, `purpose`, `project_notes`,
@@ -55,7 +55,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -114,6 +113,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

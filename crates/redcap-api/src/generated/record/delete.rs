@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | Delete Record |
 //! | Retried on transient failure | never (not idempotent) |
-//! | Source | reference §2 row 3, §3.1, §4.3, §5.6, §8 item 15; API help: del_records; KB RC-API-04 |
+//! | Source | REDCap API documentation (`/api/help/`, `del_records`); `spec/record.toml` |
 //!
 //! All or nothing: if any listed record does not exist the answer is a 400 naming it, and none are deleted.
 //! The answer is a bare number of records affected. `delete_logging` only matters where an administrator
@@ -81,7 +81,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(
         records: impl ::core::iter::IntoIterator<
             Item = impl ::core::convert::Into<::std::string::String>,
@@ -169,6 +168,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

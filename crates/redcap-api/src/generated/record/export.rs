@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
-//! | Source | reference §2 row 1, §3.1, §4.2, §4.3, §4.4, §4.5, §4.6, §4.9, §7; API help: exp_records; KB RC-API-02 |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_records`); `spec/record.toml` |
 //!
 //! Arrays travel as `records[0]=…`; a comma-joined `forms` string once returned all data when one name was
 //! bad, so the client always sends the indexed form. Record names that do not exist are not an error: they
@@ -182,7 +182,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -333,6 +332,11 @@ impl Request {
         self
     }
 }
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
+    }
+}
 impl ::redcap_core::Method for Request {
     const INFO: &'static ::redcap_core::MethodInfo = &INFO;
     type Output = ::redcap_core::DataResponse;
@@ -405,6 +409,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

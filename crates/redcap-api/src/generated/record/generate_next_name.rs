@@ -10,7 +10,7 @@
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 6.18.0 |
-//! | Source | reference §2 row 5, §3.1, §5.6, §7; API help: exp_next_id |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_next_id`); `spec/record.toml` |
 //!
 //! Plain text, kept as a string: `6`, or `20-1` for a user in DAG 20, which is not a number.
 //! It only computes the name; nothing is created or reserved, so two callers can get the same answer.
@@ -45,7 +45,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             return_format: ::core::option::Option::Some(
@@ -57,6 +56,11 @@ impl Request {
     pub fn return_format(mut self, value: ::redcap_core::ReturnFormat) -> Self {
         self.return_format = ::core::option::Option::Some(value);
         self
+    }
+}
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
     }
 }
 impl ::redcap_core::Method for Request {
@@ -80,6 +84,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -9,7 +9,7 @@
 //! | Token | project token |
 //! | Rights | API Import |
 //! | Retried on transient failure | never (not idempotent) |
-//! | Source | reference §2 row 2, §3.1, §4.3, §4.7, §4.8, §5.2, §5.6, §7; API help: imp_records; KB RC-API-03 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_records`); `spec/record.toml` |
 //!
 //! The whole `data` is validated first: one bad value rejects the import with a 400 listing
 //! `"record","field","value","message"` lines. Values must be raw codes, not labels.
@@ -124,7 +124,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `type` = `flat`, `overwriteBehavior` = `normal`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -237,6 +236,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | Randomize |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 14.7.0 |
-//! | Source | reference §2 row 6, §3.1, §4.3, §5.3, §5.6, §7; API help: randomize; KB RC-API-52; C# PR #134 |
+//! | Source | REDCap API documentation (`/api/help/`, `randomize`); `spec/record.toml` |
 //!
 //! The record must exist and hold all stratification data. The answer is one allocation:
 //! `randomization_id`, `record`, `target_field` and, with `returnAlt`, `target_field_alt` (always `*` for
@@ -73,7 +73,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(
         record: impl ::core::convert::Into<::std::string::String>,
         randomization_id: u64,
@@ -132,6 +131,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | Rename Record |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 11.3.3 |
-//! | Source | reference §2 row 4, §3.1, §5.3, §7; API help: rename_record |
+//! | Source | REDCap API documentation (`/api/help/`, `rename_record`); `spec/record.toml` |
 //!
 //! Success is the body `1`; any other 200 body is treated as an error carrying that text.
 //! Version from the C# client's doc tag (a hint).
@@ -58,7 +58,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(
         record: impl ::core::convert::Into<::std::string::String>,
         new_record_name: impl ::core::convert::Into<::std::string::String>,
@@ -110,6 +109,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

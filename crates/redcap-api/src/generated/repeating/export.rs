@@ -10,7 +10,7 @@
 //! | Rights | API Export, Project Design |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 8.2.0 |
-//! | Source | reference §2 row 15, §3.5, §7; API help: exp_repeating_forms_events |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_repeating_forms_events`); `spec/repeating.toml` |
 //!
 //! Rows are `form_name` and `custom_form_label`, plus `event_name` (the unique event name) in longitudinal
 //! projects; a repeating event shows as a row whose `form_name` is `""`. A project without repeating
@@ -52,7 +52,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -70,6 +69,11 @@ impl Request {
     pub fn return_format(mut self, value: ::redcap_core::ReturnFormat) -> Self {
         self.return_format = ::core::option::Option::Some(value);
         self
+    }
+}
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
     }
 }
 impl ::redcap_core::Method for Request {
@@ -94,6 +98,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,10 +10,10 @@
 //! | Rights | API Import, Project Design |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 8.10.0 |
-//! | Source | reference §2 row 16, §3.5, §4.7, §5.6, §7, §8 items 24, 28; API help: imp_repeating_forms_events; KB RC-API-53 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_repeating_forms_events`); `spec/repeating.toml` |
 //!
 //! `data` rows use the export's keys: `event_name` (longitudinal), `form_name` (`""` for a repeating event)
-//! and `custom_form_label`. KB RC-API-53 names the label `custom_repeat_instrument_label` instead; that is
+//! and `custom_form_label`. A knowledge-base article names the label `custom_repeat_instrument_label` instead; that is
 //! unverified, and the API help and PyCap use `custom_form_label`. Whether the import replaces or merges the
 //! existing setup is unverified: export again afterwards. The help also mentions super tokens (unverified),
 //! so a project token is required here. The answer is the number of rows. The version is the C# client's
@@ -61,7 +61,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -126,6 +125,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

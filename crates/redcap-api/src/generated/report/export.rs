@@ -10,7 +10,7 @@
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 6.0.0 |
-//! | Source | seed RC-API-38; reference §2 row 7, §3.2, §4.6, §4.9, §7 |
+//! | Source | `spec/report.toml` |
 //!
 //! The report defines records, fields, events and filters, so there is no `fields`, `records` or
 //! `filterLogic`; there is no `type` either (output is always flat, a supplied `type` is ignored).
@@ -103,7 +103,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(report_id: u64) -> Self {
         Request {
             report_id,
@@ -194,6 +193,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Export, Manage Survey Participants |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 14.0.0 |
-//! | Source | reference §2 row 52, §3.10, §7; KB RC-API-54 |
+//! | Source | `spec/survey.toml` |
 //!
 //! A bare code (9 characters observed). Documented in the v16.1.3 KB; the version is the C# client's doc tag
 //! (a hint). Few clients implement it (PyCap and the C# client).
@@ -63,7 +63,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(
         record: impl ::core::convert::Into<::std::string::String>,
         instrument: impl ::core::convert::Into<::std::string::String>,
@@ -125,6 +124,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

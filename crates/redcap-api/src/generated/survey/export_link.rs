@@ -10,7 +10,7 @@
 //! | Rights | API Export, Manage Survey Participants |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 6.4.0 |
-//! | Source | reference §2 row 51, §3.10, §5.2, §7; API help: exp_survey_link |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_survey_link`); `spec/survey.toml` |
 //!
 //! A bare URL such as `https://<host>/surveys/?s=…`. An unknown record answers 400
 //! `The record "<id>" does not exist`.
@@ -63,7 +63,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(
         record: impl ::core::convert::Into<::std::string::String>,
         instrument: impl ::core::convert::Into<::std::string::String>,
@@ -125,6 +124,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Export, Manage Survey Participants |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 6.4.0 |
-//! | Source | reference §2 row 55, §3.10, §7; API help: exp_survey_participant_list |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_survey_participant_list`); `spec/survey.toml` |
 //!
 //! Documented columns: `email`, `email_occurrence`, `identifier`, `invitation_sent_status` (0/1),
 //! `invitation_send_time`, `response_status` (0 none, 1 partial, 2 completed), `survey_access_code`,
@@ -60,7 +60,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(instrument: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             instrument: instrument.into(),
@@ -114,6 +113,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Import, User Rights |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 11.3.0 |
-//! | Source | reference §2 row 30, §3.8, §4.2, §5.6, §7; API help: del_users; KB RC-API-24 |
+//! | Source | REDCap API documentation (`/api/help/`, `del_users`); `spec/user.toml` |
 //!
 //! The answer is the number of users removed. The version is the C# client's doc tag (a hint).
 /// Static facts about this method.
@@ -49,7 +49,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(
         users: impl ::core::iter::IntoIterator<
             Item = impl ::core::convert::Into<::std::string::String>,
@@ -90,6 +89,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Import, User Rights |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 6.11.0 |
-//! | Source | reference §2 row 29, §3.8, §4.7, §5.6, §7; API help: imp_users; KB RC-API-23 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_users`); `spec/user.toml` |
 //!
 //! Rows use the export's attribute names (`data_access_group` is the unique DAG name). A new user gets minimal
 //! rights for attributes left out; an existing user keeps them. Data export: `0` no access, `2` de-identified,
@@ -58,7 +58,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -123,6 +122,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Export, User Rights |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 11.3.0 |
-//! | Source | reference §2 row 34, §3.8, §7; API help: exp_user_role_maps |
+//! | Source | REDCap API documentation (`/api/help/`, `exp_user_role_maps`); `spec/user_role.toml` |
 //!
 //! Rows are `username`, `unique_role_name` (blank: no role) and `data_access_group` (from REDCap 15.8.2;
 //! treat it as optional). The version is the C# client's doc tag (a hint).
@@ -50,7 +50,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -68,6 +67,11 @@ impl Request {
     pub fn return_format(mut self, value: ::redcap_core::ReturnFormat) -> Self {
         self.return_format = ::core::option::Option::Some(value);
         self
+    }
+}
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
     }
 }
 impl ::redcap_core::Method for Request {
@@ -92,6 +96,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

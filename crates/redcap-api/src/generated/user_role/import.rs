@@ -10,7 +10,7 @@
 //! | Rights | API Import, User Rights |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 11.3.0 |
-//! | Source | reference §2 row 32, §3.8, §4.7, §5.6, §7; API help: imp_user_roles; KB RC-API-26 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_user_roles`); `spec/user_role.toml` |
 //!
 //! A row with a blank `unique_role_name` creates a role; REDCap generates the unique name, so export again to
 //! learn it. Rights use the same codes as Import Users. The XML root of `data` is unverified (the help's
@@ -57,7 +57,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -122,6 +121,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

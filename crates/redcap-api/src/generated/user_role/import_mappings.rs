@@ -10,9 +10,9 @@
 //! | Rights | API Import, User Rights |
 //! | Retried on transient failure | never (not idempotent) |
 //! | Since | REDCap 11.3.0 |
-//! | Source | reference §1 (When to send action), §2 row 35, §3.8, §4.7, §5.6, §7; API help: imp_user_role_maps; KB RC-API-56 |
+//! | Source | REDCap API documentation (`/api/help/`, `imp_user_role_maps`); `spec/user_role.toml` |
 //!
-//! KB RC-API-56 lists `action=import` as required, so it is sent; PyCap omits it and still succeeds.
+//! REDCap's knowledge base lists `action=import` as required, so it is sent; PyCap omits it and still succeeds.
 //! A blank `unique_role_name` removes the user from their role; `data_access_group` (optional) also sets
 //! the user's DAG. The answer is the number of assignments imported. The version is the C# client's doc tag
 //! (a hint).
@@ -59,7 +59,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `format` = `json`, `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new(data: impl ::core::convert::Into<::std::string::String>) -> Self {
         Request {
             format: ::core::option::Option::Some(::redcap_core::Format::Json),
@@ -124,6 +123,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]

@@ -10,7 +10,7 @@
 //! | Rights | API Export |
 //! | Retried on transient failure | yes (idempotent) |
 //! | Since | REDCap 6.0.0 |
-//! | Source | reference §1 (Authentication), §2 row 27, §5.4, §5.6, §7, §9; KB RC-API-44 |
+//! | Source | `spec/version.toml` |
 //!
 //! Plain `MAJOR.MINOR.PATCH` (e.g. `13.10.3`) whatever the format; accepts a project or a super token.
 //! Servers older than 6.0 do not know the method. Clients call it once and cache it to gate features.
@@ -44,7 +44,6 @@ pub struct Request {
 }
 impl Request {
     /// Creates a new `Request` with the given required parameters and `returnFormat` = `json`.
-    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Request {
             return_format: ::core::option::Option::Some(
@@ -56,6 +55,11 @@ impl Request {
     pub fn return_format(mut self, value: ::redcap_core::ReturnFormat) -> Self {
         self.return_format = ::core::option::Option::Some(value);
         self
+    }
+}
+impl ::core::default::Default for Request {
+    fn default() -> Self {
+        Request::new()
     }
 }
 impl ::redcap_core::Method for Request {
@@ -79,6 +83,7 @@ impl ::redcap_core::Method for Request {
     }
 }
 /// The spec's example calls, by name (each is a snapshot test of the encoded request).
+#[doc(hidden)]
 pub fn examples() -> ::std::vec::Vec<(&'static str, Request)> {
     let mut out = ::std::vec::Vec::new();
     #[allow(unused_mut)]
