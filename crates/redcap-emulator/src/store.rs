@@ -127,14 +127,34 @@ enum TokenOwner {
     Member(i64, String),
 }
 
-/// Every live token, in a map keyed by a randomly keyed hash (std's SipHash): finding a token
-/// costs the same whatever its characters, so response times tell nothing about a near miss
-/// (an SQL `WHERE token = ?` compares byte by byte in an index).
+/// Every live token, found by a randomly keyed hash of it (std's SipHash with a per-process
+/// key) and confirmed by a constant-time compare: no step compares the caller's token with a
+/// stored one byte by byte with an early exit, so response times tell nothing about a near miss
+/// (an SQL `WHERE token = ?`, or a map keyed by the token itself, would).
 #[derive(Debug)]
 struct TokenIndex {
-    owners: HashMap<String, TokenOwner>,
+    key: std::collections::hash_map::RandomState,
+    owners: HashMap<u64, Vec<(String, TokenOwner)>>,
     /// SQLite's `data_version` when loaded: another process (`token add`) changes it.
     data_version: i64,
+}
+
+impl TokenIndex {
+    fn new(tokens: Vec<(String, TokenOwner)>, data_version: i64) -> Self {
+        use std::hash::BuildHasher;
+        let key = std::collections::hash_map::RandomState::new();
+        let mut owners: HashMap<u64, Vec<(String, TokenOwner)>> = HashMap::new();
+        for (token, owner) in tokens {
+            owners.entry(key.hash_one(token.as_bytes())).or_default().push((token, owner));
+        }
+        TokenIndex { key, owners, data_version }
+    }
+
+    fn owner(&self, token: &str) -> Option<&TokenOwner> {
+        use std::hash::BuildHasher;
+        let bucket = self.owners.get(&self.key.hash_one(token.as_bytes()))?;
+        bucket.iter().find(|(stored, _)| constant_time_eq(stored.as_bytes(), token.as_bytes())).map(|(_, o)| o)
+    }
 }
 
 /// The emulator's state: one writing connection (behind the server's lock) and a pool of
@@ -679,14 +699,10 @@ impl Store {
     pub fn caller(&mut self, token: &str) -> Result<Option<Caller>, StoreError> {
         let version: i64 = self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         if self.token_index.as_ref().is_none_or(|i| i.data_version != version) {
-            self.token_index = Some(TokenIndex { owners: self.load_tokens()?, data_version: version });
+            self.token_index = Some(TokenIndex::new(self.load_tokens()?, version));
         }
         let index = self.token_index.as_ref().expect("just loaded");
-        let Some((stored, owner)) = index.owners.get_key_value(token) else { return Ok(None) };
-        // The map found the candidate by hash; confirm without an early exit.
-        if !constant_time_eq(stored.as_bytes(), token.as_bytes()) {
-            return Ok(None);
-        }
+        let Some(owner) = index.owner(token) else { return Ok(None) };
         let (project_id, username) = match owner.clone() {
             TokenOwner::Super(username) => return Ok(Some(Caller::Super { username })),
             TokenOwner::Member(p, u) => (p, u),
@@ -713,18 +729,18 @@ impl Store {
         Ok(Some(Caller::Project(ProjectUser { project_id, username, rights, dag_id, role_id })))
     }
 
-    fn load_tokens(&self) -> Result<HashMap<String, TokenOwner>, StoreError> {
-        let mut owners = HashMap::new();
+    fn load_tokens(&self) -> Result<Vec<(String, TokenOwner)>, StoreError> {
+        let mut owners = Vec::new();
         let mut stmt = self.conn.prepare("SELECT super_token, username FROM users WHERE super_token IS NOT NULL")?;
         for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
             let (t, u) = row?;
-            owners.insert(t, TokenOwner::Super(u));
+            owners.push((t, TokenOwner::Super(u)));
         }
         let mut stmt =
             self.conn.prepare("SELECT token, project_id, username FROM project_users WHERE token IS NOT NULL")?;
         for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))? {
             let (t, p, u) = row?;
-            owners.insert(t, TokenOwner::Member(p, u));
+            owners.push((t, TokenOwner::Member(p, u)));
         }
         Ok(owners)
     }

@@ -838,6 +838,8 @@ fn apply_rows(
             if !plan.key.instrument.is_empty() {
                 let base = RowKey { instrument: String::new(), instance: 1, ..plan.key.clone() };
                 s.set_values(pid, &base, &rid, std::slice::from_ref(&plan.record))?;
+                // The base row now holds a value: a later plan for it must not add a second.
+                written.insert(base);
             }
             let current = existing_values(&existing, &plan.key);
             let mut checkbox_state: HashMap<String, BTreeSet<String>> = HashMap::new();

@@ -215,3 +215,37 @@ fn a_new_record_written_twice_in_one_import_keeps_one_value_per_field() {
     assert_eq!(of("record_id"), ["n1"]);
     assert_eq!(of("race"), ["2"], "the second row's checkbox state replaces the first's");
 }
+
+#[test]
+fn a_new_record_whose_repeating_row_comes_first_stores_its_id_once() {
+    // The repeating row writes the record id into the event's base row too; the base row that
+    // follows in the same request must replace it, not add a second copy. Exports build the id
+    // from the row's key, so the stored rows are read from the data directory.
+    let dir = tempfile::tempdir().unwrap();
+    let emu = redcap_emulator::Emulator::builder()
+        .data_dir(dir.path())
+        .deterministic_tokens(7)
+        .project_xml_file(fixture("redcapr-repeating-instruments.xml"))
+        .expect("fixture loads")
+        .start()
+        .expect("emulator starts");
+    let t = admin(&emu);
+    let data = serde_json::json!([
+        {"record_id": "n1", "redcap_event_name": "event_1_arm_1", "redcap_repeat_instrument": "bp",
+         "redcap_repeat_instance": "1", "bp_systolic": "120"},
+        {"record_id": "n1", "redcap_event_name": "event_1_arm_1", "redcap_repeat_instrument": "",
+         "redcap_repeat_instance": "", "first_name": "Ann"}
+    ])
+    .to_string();
+    post(&emu.url(), &[("token", &t), ("content", "record"), ("format", "json"), ("data", &data)])
+        .expect(200, "{\"count\":1}");
+    let db = rusqlite::Connection::open(dir.path().join("emulator.sqlite")).unwrap();
+    let ids: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM data WHERE record = 'n1' AND instrument = '' AND field = 'record_id'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ids, 1, "one record id in the base row");
+}
