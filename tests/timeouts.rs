@@ -181,3 +181,49 @@ fn the_defaults_end_a_dead_transfer_in_minutes() {
     assert!(worst <= Duration::from_secs(6 * 60), "{worst:?}");
     assert!(config.stall_timeout >= Duration::from_secs(60), "REDCap may think a minute before a large export");
 }
+
+#[test]
+fn waiting_for_the_pace_counts_against_the_overall_timeout() {
+    // One call a second, 300 ms per call: the second call waits out its slot past its own
+    // deadline, so it must end there, without sending anything.
+    let overall = Some(Duration::from_millis(300));
+    let long_stall = Duration::from_secs(30);
+    let paced_blocking = |url: &str| {
+        redcap::blocking::Client::builder(url, redcap_tests::FAKE_TOKEN)
+            .allow_http(true)
+            .retry(policy())
+            .stall_timeout(long_stall)
+            .overall_timeout(overall)
+            .requests_per_minute(60)
+            .build()
+            .unwrap()
+    };
+    let paced_async = |url: &str| {
+        redcap::asynchronous::Client::builder(url, redcap_tests::FAKE_TOKEN)
+            .allow_http(true)
+            .retry(policy())
+            .stall_timeout(long_stall)
+            .overall_timeout(overall)
+            .requests_per_minute(60)
+            .build()
+            .unwrap()
+    };
+
+    let (url, requests) = start(Hostile::Silent);
+    let client = paced_blocking(&url);
+    for _ in 0..2 {
+        let e = client.call(&version::export::Request::new()).unwrap_err();
+        assert_timeout(&e, TimeoutKind::Overall, "overall timeout");
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "blocking: the paced call was never sent");
+
+    let (url, requests) = start(Hostile::Silent);
+    let client = paced_async(&url);
+    rt().block_on(async {
+        for _ in 0..2 {
+            let e = client.call(&version::export::Request::new()).await.unwrap_err();
+            assert_timeout(&e, TimeoutKind::Overall, "overall timeout");
+        }
+    });
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "async: the paced call was never sent");
+}

@@ -223,13 +223,14 @@ where
             })?;
         let mut attempts = Attempts::new(&self.policy, info).with_overall_timeout(self.overall);
         loop {
-            prepared.set_timeout(attempts.before_send().map_err(Error::Transport)?);
             if let Some(pacer) = &self.limits.pacer {
                 let wait = pacer.lock().map(|mut p| p.reserve(Instant::now())).unwrap_or_default();
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
             }
+            // After pacing, as the blocking client does: the wait counts against the overall deadline.
+            prepared.set_timeout(attempts.before_send().map_err(Error::Transport)?);
             let span = tracing::info_span!(
                 "redcap.call",
                 method = info.id,
