@@ -242,7 +242,8 @@ pub fn line(text: impl AsRef<str>) -> Result<(), CliError> {
 
 /// Prints one JSON value on one line on stdout (`--json` results).
 pub fn json(value: &serde_json::Value) -> Result<(), CliError> {
-    line(value.to_string())
+    // Results may quote REDCap's messages, which a server or proxy can make echo the token.
+    line(crate::error::redact(&value.to_string()))
 }
 
 /// Prints text as it is on stdout.

@@ -30,7 +30,7 @@ impl Ui {
     /// A status line on stderr (not with `--quiet`).
     pub fn status(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", msg.as_ref());
+            eprintln!("{}", crate::error::redact(msg.as_ref()));
         }
     }
 

@@ -106,9 +106,8 @@ fn files_push_writes_nothing_into_its_source() {
     let state = f.config.path().join("state/push");
     assert_eq!(std::fs::read_dir(&state).unwrap().count(), 1, "the manifest is in the state directory");
     let out = f.run(&["files", "push", "site"]);
-    assert!(
-        stderr(&out).contains("1 already pushed") || String::from_utf8_lossy(&out.stdout).contains("1 already pushed")
-    );
+    assert!(stderr(&out).contains("1 already pushed"), "the summary is on stderr");
+    assert!(out.stdout.is_empty(), "nothing was uploaded, so no data on stdout");
     // --manifest chooses the file.
     let chosen = f.path("push-record.json");
     f.ok(&["files", "push", "site", "--manifest", chosen.to_str().unwrap(), "--force"]);
@@ -442,8 +441,15 @@ fn an_external_module_action_is_callable() {
             ("record".into(), "1001".into()),
         ]
     );
-    let bad = against(&server, work.path()).args(["em", "custom_log_entry", "log", "-p", "token=x"]).output().unwrap();
+    // A token given as a module parameter is refused without being echoed.
+    let secret = "0123456789ABCDEF0123456789ABCDEF";
+    let bad = against(&server, work.path())
+        .args(["em", "custom_log_entry", "log", "-p", &format!("token={secret}")])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("`token` cannot be a module parameter"), "{}", stderr(&bad));
+    assert!(!stderr(&bad).contains(secret), "the value is never echoed: {}", stderr(&bad));
 }
 
 fn form_urlencoded_pairs(body: &str) -> Vec<(String, String)> {
@@ -474,4 +480,33 @@ fn an_empty_csv_export_keeps_its_header() {
     assert_eq!(out, "record_id,age\n", "REDCap sends nothing; the CLI knows the fields");
     let all = f.ok(&["records", "export", "--filter", none, "--format", "csv"]);
     assert!(all.starts_with("record_id,") && all.lines().count() == 1 && all.contains(",age,"), "{all:?}");
+}
+
+#[test]
+fn a_backup_never_writes_an_echoed_token() {
+    // REDCap (or a proxy) refuses the optional parts quoting the request, token and all: the
+    // reasons reach stderr, the --json result and the manifest, all redacted.
+    let server = StandIn::start(|body, _| {
+        let field = |k: &str| body.split('&').find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("").to_owned();
+        match field("content").as_str() {
+            "version" => http("200 OK", "text/plain", "14.5.2"),
+            "project" => http("200 OK", "application/json", r#"{"project_id":7,"project_title":"Echo"}"#),
+            "project_xml" => http("200 OK", "text/xml", "<?xml version=\"1.0\"?><ODM></ODM>"),
+            "metadata" => http("200 OK", "application/json", "[]"),
+            _ => http(
+                "403 Forbidden",
+                "application/json",
+                &format!(r#"{{"error":"no right for token={}"}}"#, field("token")),
+            ),
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = against(&server, work.path()).args(["backup", "--json", "saved"]).output().unwrap();
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out));
+    let manifest = std::fs::read_to_string(work.path().join("saved/backup-manifest.json")).unwrap_or_default();
+    assert!(manifest.contains("skipped"), "the refused parts are in the manifest: {manifest}\n{err}");
+    for (what, text) in [("stdout", &stdout), ("stderr", &err), ("manifest", &manifest)] {
+        assert!(!text.to_lowercase().contains(&TOKEN.to_lowercase()), "{what} holds the token: {text}");
+    }
+    assert!(manifest.contains("[redacted]") && stdout.contains("[redacted]"), "{stdout}");
 }

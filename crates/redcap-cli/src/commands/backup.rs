@@ -336,14 +336,14 @@ fn backup(session: &Session, dir: &Path, ui: &Ui) -> Result<(), CliError> {
                 reason: None,
             }),
             Err(e) if refused(&e) && !REQUIRED.contains(name) => {
-                // A skipped part leaves no stale file of an earlier backup behind.
-                let _ = std::fs::remove_file(dir.join(file));
+                // An earlier backup's copy is kept: a right removed for a while must not erase it.
+                // The manifest lists every file present, so that copy stays verifiable.
                 ui.status(format!("Skipped {name}: {}", e.message));
                 parts.push(Part {
                     name: (*name).into(),
                     file: None,
                     status: "skipped".into(),
-                    reason: Some(e.message),
+                    reason: Some(crate::error::redact(&e.message)),
                 });
             }
             Err(e) => return Err(e),
@@ -395,7 +395,7 @@ fn backup(session: &Session, dir: &Path, ui: &Ui) -> Result<(), CliError> {
                 name: "file_repository".into(),
                 file: None,
                 status: "skipped".into(),
-                reason: Some(e.message),
+                reason: Some(crate::error::redact(&e.message)),
             });
             None
         }

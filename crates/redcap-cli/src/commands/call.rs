@@ -94,7 +94,8 @@ pub fn external_module(em: &crate::cli::EmArgs) -> Result<MethodCall, CliError> 
     for pair in &em.params {
         let name = pair.split_once('=').map_or(pair.as_str(), |(n, _)| n).trim();
         if name.is_empty() || matches!(name, "token" | "content" | "action" | "prefix") {
-            return Err(CliError::usage(format!("`{pair}` cannot be a module parameter"))
+            // Only the name: the value may be the token itself (`-p token=…`).
+            return Err(CliError::usage(format!("`{name}` cannot be a module parameter"))
                 .hint("give NAME=VALUE; token, content, action and prefix are sent by redcap"));
         }
         if !params.iter().any(|p| p.name == name) {
