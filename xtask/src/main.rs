@@ -2,6 +2,7 @@
 //! `cargo xtask codegen --check` fails when the checked-in files are stale;
 //! `cargo xtask bench` runs the transfer and call benchmarks (see `bench.rs`);
 //! `cargo xtask fuzz [SECONDS] [TARGET…]` runs the fuzz targets for a bounded time (see `fuzz.rs`);
+//! `cargo xtask compat` runs PyCap 2.7.0's doctests against the emulator (see `compat.rs`);
 //! `cargo xtask ci` runs every CI check (see `ci.rs`).
 
 use std::path::{Path, PathBuf};
@@ -10,10 +11,10 @@ use std::process::ExitCode;
 mod bench;
 mod bench_records;
 mod ci;
+mod compat;
 mod fuzz;
 
-const USAGE: &str =
-    "usage: cargo xtask codegen [--check] | cargo xtask bench | cargo xtask fuzz [SECONDS] [TARGET…] | cargo xtask ci";
+const USAGE: &str = "usage: cargo xtask codegen [--check] | cargo xtask bench | cargo xtask fuzz [SECONDS] [TARGET…] | cargo xtask compat | cargo xtask ci";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
@@ -40,6 +41,14 @@ fn main() -> ExitCode {
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
                 eprintln!("benchmark failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["compat"] => match compat::compat(&root()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("compat failed: {e}");
                 ExitCode::FAILURE
             }
         },
