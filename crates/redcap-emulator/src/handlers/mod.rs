@@ -1,4 +1,5 @@
-//! API methods: token check, dispatch on `content`/`action`, and one module per content area.
+//! API methods: token check, the route table keyed by `(content, action)`, and one module per
+//! content area mirroring `spec/<area>.toml`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,21 +8,28 @@ use http::StatusCode;
 use redcap_core::{CsvDelimiter, Format, WireEnum};
 
 use crate::auth::{Caller, DataExport, ProjectUser};
-use crate::model::Project;
+use crate::input::{self, InRow};
+use crate::model::{Project, ProjectDef};
 use crate::params::Params;
 use crate::render::{self, Out, Table};
 use crate::store::{Store, StoreError};
 
-mod admin;
-mod design;
-mod file_repo;
-mod files;
-mod logging;
-mod meta;
+// One module per spec area (spec/<area>.toml), each with that area's exports and imports.
+mod arm;
+mod dag;
+mod event;
+mod file;
+mod file_repository;
+mod instrument;
+mod log;
+mod metadata;
 mod project;
-pub(crate) mod records;
-mod reports;
-mod users;
+pub(crate) mod record;
+mod repeating;
+mod report;
+mod user;
+mod user_role;
+mod version;
 
 /// Instance-wide settings handlers read.
 #[derive(Clone, Debug)]
@@ -90,6 +98,69 @@ pub fn bad(message: impl Into<String>) -> Failure {
 /// 403 with `message`.
 pub fn forbidden(message: impl Into<String>) -> Failure {
     Failure { status: StatusCode::FORBIDDEN, message: message.into() }
+}
+
+/// A bare count answer (reference §5.6).
+fn count(n: usize) -> HResult {
+    Ok(Reply::text(n.to_string()))
+}
+
+/// 400 listing the values of `param` that are not valid.
+fn invalid(param: &str, values: &[String]) -> Failure {
+    bad(format!(
+        "The following values in the parameter \"{param}\" are not valid: {}",
+        values.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// A row's trimmed value of `key`, if the row has the column.
+fn given<'a>(row: &'a InRow, key: &str) -> Option<&'a str> {
+    input::get(row, key).map(str::trim)
+}
+
+/// A row's trimmed value of `key`, empty when the row lacks the column.
+fn value<'a>(row: &'a InRow, key: &str) -> &'a str {
+    given(row, key).unwrap_or("")
+}
+
+/// Saves `def`, runs `data` (data changes) and logs, in one transaction: every structure import
+/// changes the stored definition and the data together.
+fn commit(
+    ctx: &mut Ctx,
+    def: ProjectDef,
+    details: &str,
+    data: impl FnOnce(&mut Store, i64) -> Result<(), StoreError>,
+) -> Result<(), Failure> {
+    let pid = def.id;
+    let (user, dag) = (ctx.user.username.clone(), ctx.user.dag_id);
+    ctx.store.transaction(|s| {
+        s.save_def(def)?;
+        data(s, pid)?;
+        s.log(pid, &user, "manage", "Manage/Design", details, "", dag)
+    })?;
+    Ok(())
+}
+
+/// Arms, events and their mappings exist only in longitudinal projects.
+fn need_longitudinal(ctx: &Ctx, what: &str) -> Result<(), Failure> {
+    if ctx.project.def.longitudinal {
+        Ok(())
+    } else {
+        // Modelled on the recorded export messages (UNVERIFIED for imports and deletes).
+        Err(bad(format!("You cannot {what} for classic projects")))
+    }
+}
+
+/// The `arms` filter of the arm, event and mapping exports (absent: every arm).
+fn arms_filter(ctx: &Ctx) -> Result<Option<Vec<i64>>, Failure> {
+    match ctx.params.list("arms") {
+        None => Ok(None),
+        Some(list) => list
+            .iter()
+            .map(|a| a.parse::<i64>().map_err(|_| invalid("arms", std::slice::from_ref(a))))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+    }
 }
 
 impl From<StoreError> for Failure {
@@ -239,7 +310,7 @@ pub fn handle(store: &mut Store, env: &Env, params: Params) -> HResult {
         return Err(forbidden(NO_API));
     };
     let content = params.get("content").unwrap_or("").to_owned();
-    if !KNOWN_CONTENT.contains(&content.as_str()) {
+    if !known_content(&content) {
         return Err(bad("The value of the parameter \"content\" is not valid"));
     }
     let user = match caller {
@@ -250,114 +321,172 @@ pub fn handle(store: &mut Store, env: &Env, params: Params) -> HResult {
         return Err(bad("The REDCap project no longer exists because it was deleted."));
     };
     let action = params.get("action").unwrap_or("").to_owned();
-    let has_data = params.has("data");
+    let with_data = params.has("data");
+    let target = route(&content, &action, with_data);
     let mut ctx = Ctx { store, env, params, user, project };
-    match (content.as_str(), action.as_str()) {
-        ("version", _) => project::version(&mut ctx),
-        ("project", _) if has_data => Err(forbidden(NO_API)),
-        ("project", _) => project::export_info(&mut ctx),
-        ("project_xml", _) => project::export_xml(&mut ctx),
-        ("fileRepository", "createFolder") => file_repo::create_folder(&mut ctx),
-        ("fileRepository", "list") => file_repo::list(&mut ctx),
-        ("fileRepository", "export") => file_repo::export(&mut ctx),
-        ("fileRepository", "import") => file_repo::import(&mut ctx),
-        ("fileRepository", "delete") => file_repo::delete(&mut ctx),
-        ("fileRepository", _) => Err(bad("The value of the parameter \"action\" is not valid")),
-        ("file", "export") => files::export(&mut ctx),
-        ("file", "import") => files::import(&mut ctx),
-        ("file", "delete") => files::delete(&mut ctx),
-        ("file", _) => Err(bad("The value of the parameter \"action\" is not valid")),
-        ("report", _) => reports::export(&mut ctx),
-        ("record", "delete") => records::delete(&mut ctx),
-        ("record", "rename") => records::rename(&mut ctx),
-        ("record", "" | "import" | "export") if has_data => records::import(&mut ctx),
-        ("record", "" | "export") => records::export(&mut ctx),
-        ("generateNextRecordName", _) => records::next_name(&mut ctx),
-        ("metadata", _) if has_data => design::import_metadata(&mut ctx),
-        ("metadata", _) => meta::metadata(&mut ctx),
-        ("exportFieldNames", _) => meta::field_names(&mut ctx),
-        ("instrument", _) => meta::instruments(&mut ctx),
-        ("formEventMapping", "" | "import") if has_data => design::import_form_events(&mut ctx),
-        ("formEventMapping", _) => meta::form_event_mapping(&mut ctx),
-        ("repeatingFormsEvents", "" | "import") if has_data => design::import_repeating(&mut ctx),
-        ("repeatingFormsEvents", _) => meta::repeating(&mut ctx),
-        ("project_settings", _) => design::import_settings(&mut ctx),
-        ("arm", "import") => design::import_arms(&mut ctx),
-        ("arm", "delete") => design::delete_arms(&mut ctx),
-        ("arm", "" | "export") if !has_data => meta::arms(&mut ctx),
-        ("event", "import") => design::import_events(&mut ctx),
-        ("event", "delete") => design::delete_events(&mut ctx),
-        ("event", "" | "export") if !has_data => meta::events(&mut ctx),
+    match target {
+        Target::Run(handler) => handler(&mut ctx),
+        Target::NoApi => Err(forbidden(NO_API)),
         // `action=import` is documented as required for these (reference §1); without it the
         // emulator refuses rather than guess (UNVERIFIED what REDCap does).
-        ("arm" | "event" | "dag", "") if has_data => {
+        Target::ActionMissing => {
             Err(bad(format!("The parameter \"action\" is missing: send action=import to import ({content})")))
         }
-        ("dag", "import") => admin::import_dags(&mut ctx),
-        ("dag", "delete") => admin::delete_dags(&mut ctx),
-        ("dag", "switch") => admin::switch_dag(&mut ctx),
-        ("dag", "" | "export") if !has_data => users::dags(&mut ctx),
-        ("userDagMapping", "" | "import") if has_data => admin::import_user_dags(&mut ctx),
-        ("userDagMapping", "" | "export") if !has_data => users::user_dag_mapping(&mut ctx),
-        ("user", "delete") => admin::delete_users(&mut ctx),
-        ("user", "" | "import") if has_data => admin::import_users(&mut ctx),
-        ("user", "" | "export") if !has_data => users::users(&mut ctx),
-        ("userRole", "delete") => admin::delete_roles(&mut ctx),
-        ("userRole", "" | "import") if has_data => admin::import_roles(&mut ctx),
-        ("userRole", "" | "export") if !has_data => users::roles(&mut ctx),
-        // PyCap omits `action` for this import and its doctest passes (reference §1).
-        ("userRoleMapping", "" | "import") if has_data => admin::import_user_roles(&mut ctx),
-        ("userRoleMapping", "" | "export") if !has_data => users::user_role_mapping(&mut ctx),
-        ("log", _) => logging::export(&mut ctx),
-        (c, a) => Err(unimplemented(c, a)),
+        Target::BadAction => Err(bad("The value of the parameter \"action\" is not valid")),
+        Target::NotEmulated(name) => Err(not_emulated(name, &content, &action)),
     }
 }
 
-const KNOWN_CONTENT: &[&str] = &[
-    "record",
-    "report",
-    "metadata",
-    "exportFieldNames",
-    "instrument",
-    "pdf",
-    "formEventMapping",
-    "repeatingFormsEvents",
-    "event",
-    "arm",
-    "project",
-    "project_settings",
-    "project_xml",
-    "version",
-    "user",
-    "userRole",
-    "userRoleMapping",
-    "dag",
-    "userDagMapping",
-    "file",
-    "fileRepository",
-    "log",
-    "surveyLink",
-    "surveyAccessCode",
-    "surveyQueueLink",
-    "surveyReturnCode",
-    "participantList",
-    "generateNextRecordName",
+/// A handler of one API method.
+type Handler = fn(&mut Ctx) -> HResult;
+
+/// What a `(content, action)` pair is routed to.
+#[derive(Clone, Copy)]
+enum Target {
+    Run(Handler),
+    /// REDCap's answer to an import sent to Export Project Info's content.
+    NoApi,
+    /// An import without the `action` REDCap documents as required.
+    ActionMissing,
+    /// A known content with an action it does not have.
+    BadAction,
+    /// A documented method the emulator does not emulate, by its name in REDCap's API help.
+    NotEmulated(&'static str),
+}
+
+/// One row of the route table: `action` is `*` for any action (REDCap ignores `action` there).
+/// Where REDCap tells an import from an export by the presence of `data` (no `action`, or an
+/// action it ignores), the row has a target for each.
+struct Route {
+    content: &'static str,
+    action: &'static str,
+    with_data: Target,
+    without_data: Target,
+}
+
+const fn r(content: &'static str, action: &'static str, run: Handler) -> Route {
+    Route { content, action, with_data: Target::Run(run), without_data: Target::Run(run) }
+}
+
+const fn by_data(content: &'static str, action: &'static str, with_data: Target, without_data: Target) -> Route {
+    Route { content, action, with_data, without_data }
+}
+
+const fn not_emulated_route(content: &'static str, action: &'static str, name: &'static str) -> Route {
+    Route { content, action, with_data: Target::NotEmulated(name), without_data: Target::NotEmulated(name) }
+}
+
+use Target::{ActionMissing, BadAction, NoApi, Run};
+
+/// Every `(content, action)` the API knows, grouped by spec area. A known content with an action
+/// not listed is a bad `action`; a content not listed is a bad `content`.
+static ROUTES: &[Route] = &[
+    // arm
+    r("arm", "import", arm::import),
+    r("arm", "delete", arm::delete),
+    by_data("arm", "", ActionMissing, Run(arm::export)),
+    by_data("arm", "export", BadAction, Run(arm::export)),
+    // dag
+    r("dag", "import", dag::import),
+    r("dag", "delete", dag::delete),
+    r("dag", "switch", dag::switch),
+    by_data("dag", "", ActionMissing, Run(dag::export)),
+    by_data("dag", "export", BadAction, Run(dag::export)),
+    by_data("userDagMapping", "", Run(dag::import_mappings), Run(dag::export_mappings)),
+    by_data("userDagMapping", "import", Run(dag::import_mappings), BadAction),
+    by_data("userDagMapping", "export", BadAction, Run(dag::export_mappings)),
+    // event
+    r("event", "import", event::import),
+    r("event", "delete", event::delete),
+    by_data("event", "", ActionMissing, Run(event::export)),
+    by_data("event", "export", BadAction, Run(event::export)),
+    // file
+    r("file", "export", file::export),
+    r("file", "import", file::import),
+    r("file", "delete", file::delete),
+    // file_repository
+    r("fileRepository", "createFolder", file_repository::create_folder),
+    r("fileRepository", "list", file_repository::list),
+    r("fileRepository", "export", file_repository::export),
+    r("fileRepository", "import", file_repository::import),
+    r("fileRepository", "delete", file_repository::delete),
+    // instrument
+    r("instrument", "*", instrument::export),
+    not_emulated_route("pdf", "*", "Export PDF"),
+    by_data("formEventMapping", "", Run(instrument::import_event_mappings), Run(instrument::export_event_mappings)),
+    by_data(
+        "formEventMapping",
+        "import",
+        Run(instrument::import_event_mappings),
+        Run(instrument::export_event_mappings),
+    ),
+    r("formEventMapping", "*", instrument::export_event_mappings),
+    // log
+    r("log", "*", log::export),
+    // metadata
+    by_data("metadata", "*", Run(metadata::import), Run(metadata::export)),
+    r("exportFieldNames", "*", metadata::export_field_names),
+    // project
+    by_data("project", "*", NoApi, Run(project::export_info)),
+    r("project_settings", "*", project::import_info),
+    r("project_xml", "*", project::export_xml),
+    // record
+    by_data("record", "", Run(record::import), Run(record::export)),
+    by_data("record", "export", Run(record::import), Run(record::export)),
+    by_data("record", "import", Run(record::import), BadAction),
+    r("record", "delete", record::delete),
+    r("record", "rename", record::rename),
+    not_emulated_route("record", "randomize", "Randomize Record"),
+    r("generateNextRecordName", "*", record::generate_next_name),
+    // repeating
+    by_data("repeatingFormsEvents", "", Run(repeating::import), Run(repeating::export)),
+    by_data("repeatingFormsEvents", "import", Run(repeating::import), Run(repeating::export)),
+    r("repeatingFormsEvents", "*", repeating::export),
+    // report
+    r("report", "*", report::export),
+    // survey
+    not_emulated_route("surveyLink", "*", "Export a Survey Link"),
+    not_emulated_route("surveyAccessCode", "*", "Export a Survey Access Code"),
+    not_emulated_route("surveyQueueLink", "*", "Export a Survey Queue Link"),
+    not_emulated_route("surveyReturnCode", "*", "Export a Survey Return Code"),
+    not_emulated_route("participantList", "*", "Export a Survey Participant List"),
+    // user
+    r("user", "delete", user::delete),
+    by_data("user", "", Run(user::import), Run(user::export)),
+    by_data("user", "import", Run(user::import), BadAction),
+    by_data("user", "export", BadAction, Run(user::export)),
+    // user_role
+    r("userRole", "delete", user_role::delete),
+    by_data("userRole", "", Run(user_role::import), Run(user_role::export)),
+    by_data("userRole", "import", Run(user_role::import), BadAction),
+    by_data("userRole", "export", BadAction, Run(user_role::export)),
+    // PyCap omits `action` for this import and its doctest passes (reference §1).
+    by_data("userRoleMapping", "", Run(user_role::import_mappings), Run(user_role::export_mappings)),
+    by_data("userRoleMapping", "import", Run(user_role::import_mappings), BadAction),
+    by_data("userRoleMapping", "export", BadAction, Run(user_role::export_mappings)),
+    // version
+    r("version", "*", version::export),
 ];
 
+/// Whether `content` is one the API knows (super-token calls are checked against it too).
+fn known_content(content: &str) -> bool {
+    ROUTES.iter().any(|r| r.content == content)
+}
+
+/// The target of a project-token call: the row for its exact action, else its content's `*` row.
+fn route(content: &str, action: &str, with_data: bool) -> Target {
+    let rows = || ROUTES.iter().filter(|r| r.content == content);
+    let row = rows().find(|r| r.action == action).or_else(|| rows().find(|r| r.action == "*"));
+    match row {
+        Some(r) if with_data => r.with_data,
+        Some(r) => r.without_data,
+        None => BadAction,
+    }
+}
+
 /// The honest answer for a documented method the emulator does not emulate (surveys, PDF,
-/// randomization): a 400 naming the method, never fake data. Other unknown `action` values of
-/// known contents are a plain bad parameter.
-fn unimplemented(content: &str, action: &str) -> Failure {
-    let name = match (content, action) {
-        ("record", "randomize") => "Randomize Record",
-        ("pdf", _) => "Export PDF",
-        ("surveyLink", _) => "Export a Survey Link",
-        ("surveyAccessCode", _) => "Export a Survey Access Code",
-        ("surveyQueueLink", _) => "Export a Survey Queue Link",
-        ("surveyReturnCode", _) => "Export a Survey Return Code",
-        ("participantList", _) => "Export a Survey Participant List",
-        _ => return bad("The value of the parameter \"action\" is not valid"),
-    };
+/// randomization): a 400 naming the method, never fake data.
+fn not_emulated(name: &str, content: &str, action: &str) -> Failure {
     let call =
         if action.is_empty() { format!("content={content}") } else { format!("content={content}, action={action}") };
     bad(format!("The emulator does not implement \"{name}\" ({call}) yet"))

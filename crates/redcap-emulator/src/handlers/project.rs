@@ -1,8 +1,9 @@
-//! Export Version, Export Project Info, Create Project.
+//! Projects (spec/project.toml): Create Project (super token), Export Project Info, Import
+//! Project Info, Export Project XML.
 
 use serde_json::Value;
 
-use super::{Ctx, Env, HResult, NO_API, Reply, bad, forbidden};
+use super::{Ctx, Env, HResult, NO_API, Reply, bad, commit, count, forbidden};
 use crate::auth::Rights;
 use crate::input;
 use crate::model::{Arm, Event, Field, Form, ProjectDef};
@@ -11,12 +12,6 @@ use crate::odm_out;
 use crate::params::Params;
 use crate::render::{self, Table};
 use crate::store::Store;
-
-/// Export Version (project token: needs API Export).
-pub fn version(ctx: &mut Ctx) -> HResult {
-    ctx.need_export()?;
-    Ok(Reply::text(ctx.env.version.clone()))
-}
 
 /// Calls made with a super token: Export Version and Create Project.
 pub fn super_call(store: &mut Store, env: &Env, params: Params, username: &str, content: &str) -> HResult {
@@ -164,7 +159,7 @@ pub fn export_xml(ctx: &mut Ctx) -> HResult {
         let level = ctx.need_data_export()?;
         let with_dag = ctx.params.flag("exportDataAccessGroups") && ctx.user.dag_id.is_none();
         let survey = ctx.params.flag("exportSurveyFields");
-        let sel = super::records::select(ctx, level, with_dag, survey)?;
+        let sel = super::record::select(ctx, level, with_dag, survey)?;
         let rows: Vec<&crate::records::RowData> = sel.rows.iter().map(|&i| &sel.data.rows[i]).collect();
         let embed = ctx.params.flag("exportFiles");
         if embed {
@@ -204,4 +199,100 @@ pub fn export_xml(ctx: &mut Ctx) -> HResult {
     };
     ctx.log("export", "Data export (API)", "Export project XML (API)", "")?;
     Ok(Reply::Body { content_type: render::XML.into(), body: body.into_bytes() })
+}
+
+/// Import Project Info (`content=project_settings`): one object of the documented updatable
+/// attributes; answers how many of them were received, unchanged ones included (API help:
+/// imp_proj_sett). Other keys are ignored and not counted (UNVERIFIED). Turning
+/// `is_longitudinal` off is refused while the project has more than one event (UNVERIFIED).
+pub fn import_info(ctx: &mut Ctx) -> HResult {
+    ctx.need_design()?;
+    let rows = ctx.data_rows()?;
+    let Some(row) = rows.into_iter().next() else {
+        return Err(bad("The data must hold one object of project attributes"));
+    };
+    let mut def = ctx.project.def.clone();
+    let mut n = 0;
+    let mut errors = Vec::new();
+    let mut flags: Vec<(String, bool)> = Vec::new();
+    for (key, raw) in &row {
+        let v = raw.trim();
+        let info = &mut def.info;
+        let text: Option<&mut String> = match key.as_str() {
+            "project_language" => Some(&mut info.project_language),
+            "purpose_other" => Some(&mut info.purpose_other),
+            "project_notes" => Some(&mut info.notes),
+            "custom_record_label" => Some(&mut info.custom_record_label),
+            "project_irb_number" => Some(&mut info.irb_number),
+            "project_grant_number" => Some(&mut info.grant_number),
+            "project_pi_firstname" => Some(&mut info.pi_firstname),
+            "project_pi_lastname" => Some(&mut info.pi_lastname),
+            _ => None,
+        };
+        if let Some(slot) = text {
+            *slot = raw.clone();
+            n += 1;
+            continue;
+        }
+        match key.as_str() {
+            "project_title" => {
+                if v.is_empty() {
+                    errors.push("project_title cannot be blank".to_owned());
+                }
+                info.title = raw.clone();
+            }
+            "purpose" => match v.parse::<i64>() {
+                Ok(x) if (0..=4).contains(&x) => info.purpose = x,
+                _ => errors.push(format!("The value of 'purpose' is not valid: '{v}'")),
+            },
+            "secondary_unique_field" => {
+                if !v.is_empty() && ctx.project.field(v).is_none() {
+                    errors.push(format!("The secondary_unique_field \"{v}\" is not a field of this project"));
+                }
+                info.secondary_unique_field = v.to_owned();
+            }
+            "is_longitudinal"
+            | "surveys_enabled"
+            | "scheduling_enabled"
+            | "record_autonumbering_enabled"
+            | "randomization_enabled"
+            | "display_today_now_button"
+            | "bypass_branching_erase_field_prompt" => match v {
+                "0" | "1" => flags.push((key.clone(), v == "1")),
+                _ => errors.push(format!("The value of '{key}' must be 0 or 1")),
+            },
+            _ => continue,
+        }
+        n += 1;
+    }
+    for (k, on) in &flags {
+        let info = &mut def.info;
+        match k.as_str() {
+            "surveys_enabled" => info.surveys_enabled = *on,
+            "scheduling_enabled" => info.scheduling_enabled = *on,
+            "record_autonumbering_enabled" => info.record_autonumbering_enabled = *on,
+            "randomization_enabled" => info.randomization_enabled = *on,
+            "display_today_now_button" => info.display_today_now_button = *on,
+            "bypass_branching_erase_field_prompt" => info.bypass_branching_erase_field_prompt = *on,
+            "is_longitudinal" if *on => def.longitudinal = true,
+            "is_longitudinal" => {
+                if def.events.len() > 1 {
+                    errors.push(
+                        "is_longitudinal cannot be set to 0 while the project has more than one event".to_owned(),
+                    );
+                } else {
+                    def.longitudinal = false;
+                    let ev = def.events.first().map(|e| e.unique_name.clone()).unwrap_or_default();
+                    def.form_events = def.forms.iter().map(|f| (ev.clone(), f.name.clone())).collect();
+                    def.repeating.retain(|r| r.form.is_some());
+                }
+            }
+            _ => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(bad(errors.join("\n")));
+    }
+    commit(ctx, def, &format!("Modify project settings (API): {n} attributes"), |_, _| Ok(()))?;
+    count(n)
 }

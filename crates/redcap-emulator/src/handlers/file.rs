@@ -2,7 +2,7 @@
 //! (reference §3.10, §5.5). The stored value of the field is the doc id; Export Records shows
 //! the file's name.
 
-use super::file_repo::{NO_UPLOAD, name_and_mime};
+use super::file_repository::{NO_UPLOAD, name_and_mime};
 use super::{Ctx, Failure, HResult, Reply, bad, forbidden};
 use crate::model::Field;
 use crate::records::{Dataset, hidden_by_export_level};

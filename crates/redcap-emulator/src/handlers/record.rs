@@ -1166,7 +1166,7 @@ fn next_number(records: &[(String, Option<i64>)], dag: Option<i64>) -> i64 {
 }
 
 /// Generate Next Record Name.
-pub fn next_name(ctx: &mut Ctx) -> HResult {
+pub fn generate_next_name(ctx: &mut Ctx) -> HResult {
     ctx.need_export()?;
     let n = next_number(&ctx.store.records(ctx.project.id())?, ctx.user.dag_id);
     Ok(Reply::text(match ctx.user.dag_id {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::records::{cell_options, render_rows};
+use super::record::{cell_options, render_rows};
 use super::{Ctx, HResult, Reply, bad, forbidden};
 use crate::logic;
 use crate::odm_out;
