@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod cast;
+pub mod check;
 mod error;
 pub mod kind;
 mod layout;

@@ -4,6 +4,9 @@
 
 use chrono::NaiveDate;
 
+use redcap_api::rows::Validation;
+use redcap_core::DateFormat;
+
 use crate::kind::TimeForm;
 
 /// The days since 1970-01-01 of `YYYY-MM-DD`.
@@ -145,6 +148,115 @@ pub fn boolean(s: &str) -> Result<bool, &'static str> {
     }
 }
 
+/// An imported date (or the date part of a datetime) in `order` as `YYYY-MM-DD[ rest]`:
+/// REDCap's `dateFormat` takes `YMD` with dashes, `MDY` and `DMY` with slashes (one- or two-digit
+/// month and day). The result is then read by [`date`] or [`datetime`], as an export value.
+pub fn ymd_from(s: &str, order: DateFormat) -> Result<String, &'static str> {
+    let (d, rest) = match s.split_once(' ') {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let ymd = match order {
+        DateFormat::Ymd => d.to_owned(),
+        DateFormat::Mdy | DateFormat::Dmy => {
+            let what = if order == DateFormat::Mdy { "not a date (M/D/YYYY)" } else { "not a date (D/M/YYYY)" };
+            let parts: Vec<&str> = d.split('/').collect();
+            let [a, b, y] = parts.as_slice() else { return Err(what) };
+            let (m, day) = if order == DateFormat::Mdy { (a, b) } else { (b, a) };
+            let short = |p: &str| (1..=2).contains(&p.len()) && digits(p.as_bytes()).is_some();
+            if !short(m) || !short(day) || y.len() != 4 || digits(y.as_bytes()).is_none() {
+                return Err(what);
+            }
+            format!("{y}-{m:0>2}-{day:0>2}")
+        }
+        _ => d.to_owned(),
+    };
+    Ok(match rest {
+        Some(t) => format!("{ymd} {t}"),
+        None => ymd,
+    })
+}
+
+/// A number with exactly `decimals` digits after its decimal mark (`number_Ndp` validations:
+/// REDCap refuses `1.5` in a `number_2dp` field).
+pub fn fixed_decimals(s: &str, comma: bool, decimals: u8) -> Result<f64, &'static str> {
+    let v = number(s, comma)?;
+    let after = s.rsplit_once(['.', ',']).map(|(_, d)| d);
+    match after {
+        Some(d) if d.len() == usize::from(decimals) && d.bytes().all(|b| b.is_ascii_digit()) => Ok(v),
+        _ => Err(match decimals {
+            1 => "not a number with 1 decimal place",
+            2 => "not a number with 2 decimal places",
+            3 => "not a number with 3 decimal places",
+            _ => "not a number with 4 decimal places",
+        }),
+    }
+}
+
+/// Whether `s` has the shape of a text validation that is a format of text (email, phone, ZIP
+/// and postal codes, letters only, SSN, MRN). Validations that are not formats of text, and
+/// site-defined ones, accept anything here.
+pub fn text_format(validation: &Validation, s: &str) -> Result<(), &'static str> {
+    use Validation as V;
+    let all = |p: &str, f: fn(char) -> bool| !p.is_empty() && p.chars().all(f);
+    let dig = |p: &str| all(p, |c| c.is_ascii_digit());
+    // Ten digits, separators `()-. ` allowed.
+    let phone_digits = |p: &str| -> Option<Vec<u8>> {
+        p.chars()
+            .all(|c| c.is_ascii_digit() || "()-. ".contains(c))
+            .then(|| p.bytes().filter(u8::is_ascii_digit).collect::<Vec<u8>>())
+            .filter(|d| d.len() == 10)
+    };
+    let ok = match validation {
+        V::Email => s.split_once('@').is_some_and(|(local, domain)| {
+            all(local, |c| c.is_ascii_alphanumeric() || "._%+-'".contains(c))
+                && all(domain, |c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                && !domain.starts_with('.')
+                && domain.rsplit_once('.').is_some_and(|(host, tld)| !host.is_empty() && tld.len() >= 2)
+        }),
+        V::Phone => phone_digits(s).is_some_and(|d| d[0] >= b'2' && d[3] >= b'2'),
+        V::PhoneAustralia => phone_digits(s).is_some_and(|d| d[0] == b'0'),
+        V::Zipcode => match s.split_once('-') {
+            Some((a, b)) => a.len() == 5 && dig(a) && b.len() == 4 && dig(b),
+            None => s.len() == 5 && dig(s),
+        },
+        V::PostalcodeAustralia => s.len() == 4 && dig(s),
+        V::PostalcodeFrench | V::PostalcodeGermany => s.len() == 5 && dig(s),
+        V::PostalcodeCanada => {
+            let c: Vec<char> = s.chars().filter(|c| *c != ' ').collect();
+            c.len() == 6
+                && c.iter()
+                    .enumerate()
+                    .all(|(i, ch)| if i % 2 == 0 { ch.is_ascii_alphabetic() } else { ch.is_ascii_digit() })
+        }
+        V::AlphaOnly => all(s, |c| c.is_ascii_alphabetic()),
+        V::Ssn => {
+            let p: Vec<&str> = s.split('-').collect();
+            matches!(p.as_slice(), [a, b, c] if a.len() == 3 && b.len() == 2 && c.len() == 4 && dig(a) && dig(b) && dig(c))
+        }
+        V::Mrn10d => s.len() == 10 && dig(s),
+        V::MrnGeneric => all(s, |c| c.is_ascii_alphanumeric() || c == '-'),
+        _ => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match validation {
+        V::Email => "not an email address",
+        V::Phone => "not a North American phone number (10 digits)",
+        V::PhoneAustralia => "not an Australian phone number (10 digits from 0)",
+        V::Zipcode => "not a U.S. ZIP code (12345 or 12345-6789)",
+        V::PostalcodeAustralia => "not an Australian postal code (4 digits)",
+        V::PostalcodeFrench => "not a French postal code (5 digits)",
+        V::PostalcodeGermany => "not a German postal code (5 digits)",
+        V::PostalcodeCanada => "not a Canadian postal code (A1A 1A1)",
+        V::AlphaOnly => "not letters only",
+        V::Ssn => "not a Social Security number (123-45-6789)",
+        V::Mrn10d => "not a 10-digit medical record number",
+        _ => "not a medical record number (letters, digits and -)",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +316,37 @@ mod tests {
         assert_eq!(boolean("1"), Ok(true));
         assert_eq!(boolean("0"), Ok(false));
         assert!(boolean("yes").is_err());
+    }
+
+    #[test]
+    fn import_dates_by_order() {
+        assert_eq!(ymd_from("2024-12-31", DateFormat::Ymd).as_deref(), Ok("2024-12-31"));
+        assert_eq!(ymd_from("12/31/2024", DateFormat::Mdy).as_deref(), Ok("2024-12-31"));
+        assert_eq!(ymd_from("1/2/2024 13:05", DateFormat::Dmy).as_deref(), Ok("2024-02-01 13:05"));
+        for bad in ["2024-12-31", "12/31/24", "12-31-2024", "123/1/2024", "a/b/2024"] {
+            assert!(ymd_from(bad, DateFormat::Mdy).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fixed_decimals_are_exact() {
+        assert_eq!(fixed_decimals("1.50", false, 2), Ok(1.5));
+        assert_eq!(fixed_decimals("-1,5", true, 1), Ok(-1.5));
+        for bad in ["1.5", "1", "1.500", "1e2"] {
+            assert!(fixed_decimals(bad, false, 2).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_formats() {
+        let ok = |v: &str, s: &str| text_format(&Validation::from(v), s).is_ok();
+        assert!(ok("email", "ada.l+x@example.org") && !ok("email", "ada@example") && !ok("email", "ada"));
+        assert!(ok("phone", "(615) 555-1234") && !ok("phone", "115-555-1234") && !ok("phone", "555-1234"));
+        assert!(ok("zipcode", "37212") && ok("zipcode", "37212-1234") && !ok("zipcode", "3721"));
+        assert!(ok("postalcode_canada", "K1A 0B1") && !ok("postalcode_canada", "K1A 0B"));
+        assert!(ok("alpha_only", "abc") && !ok("alpha_only", "ab1"));
+        assert!(ok("ssn", "123-45-6789") && !ok("ssn", "123456789"));
+        assert!(ok("mrn_10d", "0123456789") && !ok("mrn_10d", "12345"));
+        assert!(ok("my_site_rule", "anything"), "site-defined validations are not known here");
     }
 }
