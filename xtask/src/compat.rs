@@ -27,6 +27,14 @@ pub const UNPASSABLE: &[(&str, &str)] = &[
         "its example builds a Project on https://redcapdemo.vumc.org/api/ itself, a host no local server is",
     ),
     (
+        "redcap.methods.logging.Logging.export_logging",
+        "it shows project creation as the first (newest) entry although the doctests before it \
+         (arms, DAGs, events, files…) wrote entries after it; REDCap lists its log newest first \
+         (REDCapR's recorded log-read/2024-10-11 fixture), as the emulator does, and no order of \
+         entries makes both recordings true. The creation entry itself is checked by the \
+         emulator's conformance test pycap_doctests::project_creation_is_logged_as_redcap_logs_it",
+    ),
+    (
         "redcap.methods.surveys.Surveys.export_survey_link",
         "the expected link names the host: 'https://redcapdemo.vumc.org/surveys/?s=...'",
     ),
@@ -116,6 +124,12 @@ fn venv_python(target: &Path) -> Result<PathBuf, String> {
     Ok(python)
 }
 
+/// The super token's user. PyCap's doctest `import_user_dag_assignment` lists the user it adds,
+/// `pandeharris@gmail.com`, before the project's creator: users come in username order, so the
+/// creator's name on the server the doctests were recorded on sorts after it (the emulator's
+/// default, `admin`, sorts before).
+const ADMIN: &str = "pycap_superuser";
+
 /// The emulator, stopped (killed by its own handle) when dropped.
 struct Emulator(Child);
 
@@ -129,7 +143,7 @@ impl Drop for Emulator {
 /// Starts the emulator in memory on a free port; returns it with its URL and super token.
 fn start_emulator(bin: &Path) -> Result<(Emulator, String, String), String> {
     let mut child = Command::new(bin)
-        .args(["--in-memory", "--bind", "127.0.0.1:0"])
+        .args(["--in-memory", "--bind", "127.0.0.1:0", "--admin", ADMIN])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()

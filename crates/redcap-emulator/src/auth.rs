@@ -112,7 +112,9 @@ impl Default for Rights {
 }
 
 impl Rights {
-    /// Every right, full data export.
+    /// Every right, full data export; the rights the emulator does not act on are given too
+    /// (code 1), as REDCap gives a project's creator every right (PyCap 2.7.0 doctest
+    /// redcap.methods.users.Users.export_users: `'design': 1, 'alerts': 1, …`).
     pub fn full() -> Self {
         Rights {
             api_export: true,
@@ -128,7 +130,7 @@ impl Rights {
             record_rename: true,
             record_delete: true,
             user_rights_read_only: false,
-            other: BTreeMap::new(),
+            other: OTHER_RIGHTS.iter().map(|(k, _)| ((*k).to_owned(), 1)).collect(),
             forms: Vec::new(),
             forms_export: Vec::new(),
         }

@@ -46,6 +46,9 @@ struct ServeArgs {
     /// documentation; never for anything reachable by others). Default: random tokens.
     #[arg(long, value_name = "N")]
     token_seed: Option<u64>,
+    /// Username of the administrator (who owns the super token and every loaded project).
+    #[arg(long, value_name = "NAME", default_value = redcap_emulator::DEFAULT_ADMIN)]
+    admin: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,7 +139,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> Result<(), redcap_emulator::Error> {
-    let mut b = Emulator::builder().bind(args.bind).version(args.redcap_version);
+    let mut b = Emulator::builder().bind(args.bind).version(args.redcap_version).admin_username(&args.admin);
     b = match (&args.data_dir, args.in_memory) {
         (Some(d), _) => b.data_dir(d),
         _ => b.in_memory(),
@@ -150,11 +153,11 @@ fn serve(args: ServeArgs) -> Result<(), redcap_emulator::Error> {
     let emu = b.start()?;
     // Printing the tokens is the point of start-up: the user needs them to call the API.
     println!("REDCap emulator API: {}", emu.url());
-    println!("super token (user {}): {}", redcap_emulator::DEFAULT_ADMIN, emu.super_token());
+    println!("super token (user {}): {}", args.admin, emu.super_token());
     for id in emu.project_ids() {
         let title = emu.project_title(id).unwrap_or_default();
-        let token = emu.token(id, redcap_emulator::DEFAULT_ADMIN).unwrap_or_default();
-        println!("project {id} \"{title}\": token {token} (user {})", redcap_emulator::DEFAULT_ADMIN);
+        let token = emu.token(id, &args.admin).unwrap_or_default();
+        println!("project {id} \"{title}\": token {token} (user {})", args.admin);
     }
     if emu.project_ids().is_empty() {
         println!(

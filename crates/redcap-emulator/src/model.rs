@@ -212,6 +212,22 @@ pub struct ProjectDef {
     pub surveys: Vec<String>,
 }
 
+impl ProjectDef {
+    /// An event's label as REDCap shows it in label exports and the project XML: its name, with
+    /// ` (Arm N: name)` only when events are in more than one arm. REDCap's XML of a one-arm
+    /// project has `Name="Event 1"`, of a three-arm one `Name="Event 1 (Arm 1: Arm 1)"` (REDCapR's
+    /// arm-single-longitudinal and arm-multiple-delete fixtures); PyCap 2.7.0's doctest
+    /// `export_records` shows `"Event 1"` while its project also has an arm 2 without events.
+    pub fn event_label(&self, e: &Event) -> String {
+        let other_arm = self.events.iter().any(|o| o.arm_num != e.arm_num);
+        if !other_arm {
+            return e.name.clone();
+        }
+        let arm = self.arms.iter().find(|a| a.num == e.arm_num).map(|a| a.name.as_str()).unwrap_or("");
+        format!("{} (Arm {}: {arm})", e.name, e.arm_num)
+    }
+}
+
 /// A project definition with lookup indexes.
 #[derive(Debug)]
 pub struct Project {

@@ -602,7 +602,7 @@ fn study(out: &mut String, p: &Project, ids: &Oids) {
                 "\t<StudyEventDef OID=\"Event.{u}\" Name=\"{}\" Type=\"Common\" Repeating=\"{}\" redcap:EventName=\"{}\" \
                  redcap:CustomEventLabel=\"{}\" redcap:UniqueEventName=\"{u}\" redcap:ArmNum=\"{}\" redcap:ArmName=\"{}\" \
                  redcap:DayOffset=\"{}\" redcap:OffsetMin=\"{}\" redcap:OffsetMax=\"{}\">",
-                attr(&format!("{} (Arm {}: {arm})", e.name, e.arm_num)),
+                attr(&d.event_label(e)),
                 if p.is_repeating_event(&e.unique_name) { "Yes" } else { "No" },
                 attr(&e.name),
                 attr(&e.custom_label),

@@ -420,10 +420,7 @@ pub fn cells(project: &Project, data: &Dataset, row: &RowData, cols: &[Col], o: 
             Col::EventName => {
                 let ev = project.event(&key.event);
                 Value::from(match (o.labels, ev) {
-                    (true, Some(e)) => {
-                        let arm = project.def.arms.iter().find(|a| a.num == e.arm_num);
-                        format!("{} (Arm {}: {})", e.name, e.arm_num, arm.map(|a| a.name.as_str()).unwrap_or(""))
-                    }
+                    (true, Some(e)) => project.def.event_label(e),
                     _ => key.event.clone(),
                 })
             }

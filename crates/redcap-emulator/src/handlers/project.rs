@@ -62,7 +62,9 @@ fn create(store: &mut Store, params: &Params, username: &str) -> HResult {
     }
     let id = store.insert_project(loaded)?;
     let token = store.set_project_user(id, username, &Rights::full(), None, None)?;
-    store.log(id, username, "manage", "Manage/Design", "Create project (API)", "", None)?;
+    // REDCap's action text for the creation has a trailing space (PyCap 2.7.0 doctest
+    // redcap.methods.logging.Logging.export_logging: `'action': 'Manage/Design '`).
+    store.log(id, username, "manage", "Manage/Design ", "Create project (API)", "", None)?;
     Ok(Reply::text(token))
 }
 

@@ -9,10 +9,11 @@ use crate::auth::{DataExport, Rights};
 use crate::input::InRow;
 use crate::render::Table;
 
-pub(super) fn rights_cells(r: &Rights) -> Vec<(&'static str, Value)> {
+/// The rights columns of a user (`role` false) or a role, in REDCap's order.
+pub(super) fn rights_cells(r: &Rights, role: bool) -> Vec<(&'static str, Value)> {
     let b = |v: bool| Value::from(i64::from(v));
     let o = |k: &str| Value::from(r.other(k));
-    vec![
+    let mut cells = vec![
         ("design", b(r.design)),
         ("alerts", o("alerts")),
         ("user_rights", Value::from(r.user_rights_code())),
@@ -36,10 +37,29 @@ pub(super) fn rights_cells(r: &Rights) -> Vec<(&'static str, Value)> {
         ("record_create", b(r.record_create)),
         ("record_rename", b(r.record_rename)),
         ("record_delete", b(r.record_delete)),
-        ("lock_records_all_forms", o("lock_records_all_forms")),
-        ("lock_records", o("lock_records")),
-        ("lock_records_customization", o("lock_records_customization")),
-    ]
+    ];
+    // Users and roles list the locking rights in different orders: users as PyCap's doctest
+    // `import_users` and REDCapR's users-export fixture, roles as PyCap's doctest
+    // `export_user_roles` (`'lock_records_customization': '0', 'lock_records': '0', ...`).
+    let locking: &[&str] = if role {
+        &["lock_records_customization", "lock_records", "lock_records_all_forms"]
+    } else {
+        &["lock_records_all_forms", "lock_records", "lock_records_customization"]
+    };
+    cells.extend(locking.iter().map(|k| (*k, o(k))));
+    cells
+}
+
+/// Whether the emulated REDCap version is at least `min` (unparsable: the newest).
+fn version_at_least(version: &str, min: [u32; 3]) -> bool {
+    let mut have = [0u32; 3];
+    for (slot, part) in have.iter_mut().zip(version.split('.')) {
+        match part.trim().parse() {
+            Ok(n) => *slot = n,
+            Err(_) => return true,
+        }
+    }
+    have >= min
 }
 
 /// Per-form rights as given (project XML `data_entry` / `data_export_instruments`, or an
@@ -70,6 +90,7 @@ pub fn export(ctx: &mut Ctx) -> HResult {
     let p = ctx.project.clone();
     let out = ctx.out(false)?;
     let csv = matches!(out, crate::render::Out::Csv(_));
+    let label_column = version_at_least(&ctx.env.version, [16, 0, 0]);
     let mut t: Option<Table> = None;
     for m in ctx.store.project_users(p.id())? {
         let rights = m.role_id.and_then(|r| p.role(r)).map(|r| r.rights.clone()).unwrap_or(m.rights.clone());
@@ -82,9 +103,13 @@ pub fn export(ctx: &mut Ctx) -> HResult {
             ("expiration", Value::from(m.expiration.clone())),
             ("data_access_group", Value::from(dag.map(|d| d.unique.clone()).unwrap_or_default())),
             ("data_access_group_id", dag.map(|d| Value::from(d.id)).unwrap_or_else(|| Value::from(""))),
-            ("data_access_group_label", Value::from(dag.map(|d| d.name.clone()).unwrap_or_default())),
         ];
-        cells.extend(rights_cells(&rights));
+        // REDCap 16.0.0 added the DAG's label (redcapAPI's user-structure test; REDCap 16.0.0's
+        // change log); PyCap 2.7.0's doctest, recorded on 14.x, goes from the id to `design`.
+        if label_column {
+            cells.push(("data_access_group_label", Value::from(dag.map(|d| d.name.clone()).unwrap_or_default())));
+        }
+        cells.extend(rights_cells(&rights, false));
         let (forms, forms_export) = forms_cells(ctx, &rights, csv);
         cells.push(("forms", forms));
         cells.push(("forms_export", forms_export));

@@ -20,7 +20,7 @@ pub fn export(ctx: &mut Ctx) -> HResult {
     let mut rows = Vec::new();
     for r in &p.def.roles {
         let mut row = vec![Value::from(r.unique.clone()), Value::from(r.label.clone())];
-        let cells = rights_cells(&r.rights);
+        let cells = rights_cells(&r.rights, true);
         if rows.is_empty() {
             cols.extend(cells.iter().map(|(k, _)| k.to_string()));
             cols.extend(["forms".to_owned(), "forms_export".to_owned()]);
@@ -31,7 +31,7 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         rows.push(row);
     }
     if rows.is_empty() {
-        cols.extend(rights_cells(&Rights::none()).iter().map(|(k, _)| k.to_string()));
+        cols.extend(rights_cells(&Rights::none(), true).iter().map(|(k, _)| k.to_string()));
         cols.extend(["forms".to_owned(), "forms_export".to_owned()]);
     }
     ctx.table(&Table { columns: cols, rows, quoted: Vec::new() }, "items")

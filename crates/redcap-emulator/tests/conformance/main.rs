@@ -15,6 +15,7 @@ mod logging;
 mod meta;
 mod odm;
 mod project_xml;
+mod pycap_doctests;
 mod records;
 mod reports;
 mod scale;
