@@ -4,7 +4,8 @@
 //! Besides codegen freshness, formatting, clippy and the tests: rustdoc with warnings denied;
 //! the `redcap` feature matrix; the sans-IO crates pulling in no HTTP client or runtime; no
 //! language feature newer than `rust-version` that clippy's `incompatible_msrv` cannot see (let
-//! chains); and no snapshot left pending or unreferenced by any test (the check
+//! chains); no module cycle in `redcap-core` (one concern per module, dependencies one way); and
+//! no snapshot left pending or unreferenced by any test (the check
 //! `cargo insta test --unreferenced=reject` makes, done with insta's own reference file so
 //! cargo-insta need not be installed).
 
@@ -37,6 +38,7 @@ pub fn ci(root: &Path) -> Result<(), String> {
         Ok(())
     })?;
     step("sans-IO crates pull in no HTTP client or runtime", || no_http_client(root))?;
+    step("redcap-core modules depend one way (no cycle)", || module_cycles(&root.join("crates/redcap-core/src")))?;
     let references = root.join("target/insta-references.txt");
     // A stale list from an earlier run would hide an orphan.
     let _ = std::fs::remove_file(&references);
@@ -218,6 +220,90 @@ fn snapshots(root: &Path, references: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Fails on a cycle among the top-level modules of the crate at `src`: a module's dependencies
+/// are the `crate::<module>` paths its code (not its comments, not its tests) names.
+fn module_cycles(src: &Path) -> Result<(), String> {
+    let mut modules = std::collections::BTreeMap::new();
+    let entries = std::fs::read_dir(src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".rs")) else {
+            continue;
+        };
+        if name == "lib" || name == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        modules.insert(name.to_owned(), text);
+    }
+    let names: BTreeSet<&str> = modules.keys().map(String::as_str).collect();
+    let graph: std::collections::BTreeMap<&str, BTreeSet<&str>> =
+        modules.iter().map(|(name, text)| (name.as_str(), crate_paths(text, &names, name))).collect();
+    match find_cycle(&graph) {
+        None => {
+            println!("{} modules, no cycle", graph.len());
+            Ok(())
+        }
+        Some(cycle) => Err(format!("module cycle in {}: {}", src.display(), cycle.join(" -> "))),
+    }
+}
+
+/// The modules of `names` (other than `this`) that `text` names as `crate::m` or in
+/// `crate::{m, …}`, outside comments and the `tests` module.
+fn crate_paths<'n>(text: &str, names: &BTreeSet<&'n str>, this: &str) -> BTreeSet<&'n str> {
+    let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
+    let code: String = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let ident = |s: &str| s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
+    let mut found = BTreeSet::new();
+    let mut add = |m: &str| {
+        if let Some(n) = names.get(m).filter(|n| **n != this) {
+            found.insert(*n);
+        }
+    };
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = group.split('}').next().unwrap_or("");
+            for item in group.split(',') {
+                add(&ident(item.trim()));
+            }
+        } else {
+            add(&ident(rest));
+        }
+    }
+    found
+}
+
+/// One cycle of `graph`, as the path that closes it, if there is any.
+fn find_cycle<'a>(graph: &std::collections::BTreeMap<&'a str, BTreeSet<&'a str>>) -> Option<Vec<&'a str>> {
+    fn visit<'a>(
+        node: &'a str,
+        graph: &std::collections::BTreeMap<&'a str, BTreeSet<&'a str>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<&'a str>> {
+        if let Some(at) = path.iter().position(|n| *n == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node);
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node);
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node);
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph.keys().find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +326,27 @@ mod tests {
         assert!(forbidden_in_tree(tree).is_empty());
         let tree = "redcap-core v0.1.0 (/x)\ntokio v1.0.0\nhyper-util v0.1.0\n";
         assert_eq!(forbidden_in_tree(tree), ["tokio", "hyper-util"]);
+    }
+
+    #[test]
+    fn module_cycles_are_found_through_code_not_comments() {
+        let names: BTreeSet<&str> = ["a", "b", "c"].into_iter().collect();
+        let a = "//! See [`b`](crate::b).\nuse crate::{c::X, std};\nfn f() { crate::c::g() }\n";
+        assert_eq!(crate_paths(a, &names, "a"), ["c"].into_iter().collect());
+        let b = "use crate::a::Y;\n#[cfg(test)]\nmod tests {\n    use crate::c::Z;\n}\n";
+        assert_eq!(crate_paths(b, &names, "b"), ["a"].into_iter().collect());
+        let mut graph = std::collections::BTreeMap::new();
+        graph.insert("a", ["c"].into_iter().collect::<BTreeSet<_>>());
+        graph.insert("b", ["a"].into_iter().collect());
+        graph.insert("c", BTreeSet::new());
+        assert_eq!(find_cycle(&graph), None);
+        graph.insert("c", ["b"].into_iter().collect());
+        assert_eq!(find_cycle(&graph), Some(vec!["a", "c", "b", "a"]));
+    }
+
+    #[test]
+    fn redcap_core_has_no_module_cycle() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        module_cycles(&root.join("crates/redcap-core/src")).unwrap();
     }
 }

@@ -114,18 +114,6 @@ impl serde::Serialize for DateTime {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Date {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::de::date(d)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for DateTime {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::de::datetime(d)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -316,6 +316,20 @@ impl<'de> Visitor<'de> for NumberMapVisitor<'_> {
     }
 }
 
+// Here rather than in `calendar`: the lenient readers are this module's concern, and the
+// dependency stays one way (de -> calendar).
+impl<'de> serde::Deserialize<'de> for Date {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        date(d)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DateTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        datetime(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,87 +1,17 @@
-//! Decoders for each [`crate::ResponseKind`], and [`DataResponse`] for structured data.
+//! Decoders for each [`crate::ResponseKind`]. Structured data is a [`DataResponse`] (defined with
+//! the typed rows in [`crate::rows`], re-exported here).
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::DecodeError;
 use crate::method::DecodeContext;
 use crate::model::{AutoId, FileDownload, FileRepositoryEntry, ImportOutcome, Version};
 use crate::token::Token;
-use crate::types::{CsvDelimiter, Format, ReturnContent, ReturnFormat};
+use crate::types::{ReturnContent, ReturnFormat};
 
-/// One row of data with its columns in the server's order.
-pub type Row = Map<String, Value>;
-
-/// A structured response body in a known format, decoded on demand.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DataResponse {
-    format: Format,
-    delimiter: Option<CsvDelimiter>,
-    body: Bytes,
-}
-
-impl std::fmt::Debug for DataResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataResponse").field("format", &self.format).field("bytes", &self.body.len()).finish()
-    }
-}
-
-impl DataResponse {
-    /// Wraps a body of `format`; `delimiter` is the CSV delimiter requested (else sniffed).
-    pub fn new(format: Format, delimiter: Option<CsvDelimiter>, body: Bytes) -> Self {
-        DataResponse { format, delimiter, body }
-    }
-
-    /// The format.
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
-    /// The raw body.
-    pub fn bytes(&self) -> &Bytes {
-        &self.body
-    }
-
-    /// The body as text (lossy).
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Rows as ordered maps: JSON numbers stay numbers, CSV and XML values are strings (nested XML
-    /// elements, such as a user's `forms`, are maps).
-    pub fn rows(&self) -> Result<Vec<Row>, DecodeError> {
-        self.rows_as()
-    }
-
-    /// Rows deserialized straight into `T`, one at a time (see [`crate::rows`]; the lenient
-    /// deserializers of [`crate::de`] read numbers, flags and dates in every format).
-    pub fn rows_as<T: DeserializeOwned>(&self) -> Result<Vec<T>, DecodeError> {
-        crate::rows::decode(self.format, self.delimiter, &self.body)
-    }
-}
-
-/// Guesses the delimiter of a CSV header line (REDCap may use the user's locale preference).
-pub fn sniff_delimiter(body: &[u8]) -> u8 {
-    let line = body.split(|b| *b == b'\n').next().unwrap_or_default();
-    let mut best = (0usize, b',');
-    for d in [b',', b'\t', b';', b'|', b'^'] {
-        let mut in_quotes = false;
-        let n = line
-            .iter()
-            .filter(|&&b| {
-                if b == b'"' {
-                    in_quotes = !in_quotes;
-                }
-                !in_quotes && b == d
-            })
-            .count();
-        if n > best.0 {
-            best = (n, d);
-        }
-    }
-    best.1
-}
+pub use crate::rows::{DataResponse, Row, sniff_delimiter};
 
 fn body_text(body: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(body).map_err(|e| DecodeError::Syntax { format: "text", reason: e.to_string() })
@@ -272,6 +202,7 @@ pub fn file_repository_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Format;
 
     fn resp(body: &str) -> http::Response<Bytes> {
         http::Response::new(Bytes::from(body.to_owned()))

@@ -10,6 +10,10 @@ use http::StatusCode;
 use crate::error::{ApiError, ApiErrorKind};
 use crate::types::ReturnFormat;
 
+/// Import Records' per-row validation message split into its lines (re-exported here, with
+/// the other readers of REDCap's error bodies; the error type it fills is defined with the errors).
+pub use crate::error::parse_import_lines;
+
 /// Renders an error body in `format`, byte-for-byte as REDCap does. Returns (content type, body).
 pub fn render(format: ReturnFormat, message: &str) -> (&'static str, String) {
     match format {
@@ -136,7 +140,6 @@ fn html_summary(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::parse_import_lines;
 
     const NO_API: &str = "You do not have permissions to use the API";
 

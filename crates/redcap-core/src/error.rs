@@ -361,6 +361,54 @@ impl ApiError {
     }
 }
 
+/// The `is_*` shortcuts over `kind()`, written once for every error type that has a
+/// `kind() -> ErrorKind` (the call error here, the workflow error in `redcap`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! kind_shortcuts {
+    () => {
+        /// The token is malformed or was rejected.
+        pub fn is_auth(&self) -> bool {
+            self.kind() == $crate::ErrorKind::Auth
+        }
+
+        /// The token's user lacks a right.
+        pub fn is_permission(&self) -> bool {
+            self.kind() == $crate::ErrorKind::Permission
+        }
+
+        /// REDCap refused a value or parameter.
+        pub fn is_validation(&self) -> bool {
+            self.kind() == $crate::ErrorKind::Validation
+        }
+
+        /// What was asked for does not exist.
+        pub fn is_not_found(&self) -> bool {
+            self.kind() == $crate::ErrorKind::NotFound
+        }
+
+        /// REDCap could not be reached or the connection broke (timeouts are `is_timeout`).
+        pub fn is_network(&self) -> bool {
+            self.kind() == $crate::ErrorKind::Network
+        }
+
+        /// A timeout elapsed.
+        pub fn is_timeout(&self) -> bool {
+            self.kind() == $crate::ErrorKind::Timeout
+        }
+
+        /// The server failed (or, for a workflow, its answers contradict each other).
+        pub fn is_server(&self) -> bool {
+            self.kind() == $crate::ErrorKind::Server
+        }
+
+        /// A local file or the output failed.
+        pub fn is_local(&self) -> bool {
+            self.kind() == $crate::ErrorKind::Local
+        }
+    };
+}
+
 /// Any failure of a call. Each variant's message says what failed without repeating its
 /// cause; the cause is its [`source`](std::error::Error::source), so error reporters that walk
 /// the chain (anyhow, eyre) print every text once.
@@ -432,44 +480,21 @@ impl Error {
         }
     }
 
-    /// The token is malformed or was rejected.
-    pub fn is_auth(&self) -> bool {
-        self.kind() == ErrorKind::Auth
-    }
+    crate::kind_shortcuts!();
 
-    /// The token's user lacks a right.
-    pub fn is_permission(&self) -> bool {
-        self.kind() == ErrorKind::Permission
-    }
-
-    /// REDCap refused a value or parameter.
-    pub fn is_validation(&self) -> bool {
-        self.kind() == ErrorKind::Validation
-    }
-
-    /// What was asked for does not exist.
-    pub fn is_not_found(&self) -> bool {
-        self.kind() == ErrorKind::NotFound
-    }
-
-    /// REDCap could not be reached or the connection broke (timeouts are [`Error::is_timeout`]).
-    pub fn is_network(&self) -> bool {
-        self.kind() == ErrorKind::Network
-    }
-
-    /// A timeout elapsed.
-    pub fn is_timeout(&self) -> bool {
-        self.kind() == ErrorKind::Timeout
-    }
-
-    /// The server failed.
-    pub fn is_server(&self) -> bool {
-        self.kind() == ErrorKind::Server
-    }
-
-    /// A local file or the output failed.
-    pub fn is_local(&self) -> bool {
-        self.kind() == ErrorKind::Local
+    /// Whether the request may have reached REDCap although the call failed (see
+    /// [`TransportError::maybe_delivered`](crate::TransportError::maybe_delivered)); false
+    /// for every other error, which either sent nothing or got REDCap's answer.
+    pub fn maybe_delivered(&self) -> bool {
+        match self {
+            Error::Transport(t) => t.maybe_delivered(),
+            Error::Encode(_)
+            | Error::Redirect(_)
+            | Error::Api(_)
+            | Error::Decode(_)
+            | Error::Local { .. }
+            | Error::Output(_) => false,
+        }
     }
 
     /// Whether the same call may succeed later (a transient network failure, a timeout, a

@@ -4,6 +4,7 @@ use std::fmt;
 
 use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::de;
 
@@ -32,6 +33,9 @@ pub struct Folder {
     pub role: Option<String>,
     /// Unique DAG name, when the folder is restricted to a DAG.
     pub dag: Option<String>,
+    /// Columns this version does not know (a newer REDCap's), kept as they came; `None` when
+    /// there are none (boxed so a listing of many files costs no map per row).
+    pub extra: Option<Box<Map<String, Value>>>,
 }
 
 /// A File Repository file.
@@ -42,30 +46,80 @@ pub struct RepositoryFile {
     pub doc_id: u64,
     /// File name.
     pub name: String,
+    /// Columns this version does not know (a newer REDCap's), kept as they came; `None` when
+    /// there are none (boxed so a listing of many files costs no map per row).
+    pub extra: Option<Box<Map<String, Value>>>,
 }
 
-#[derive(Deserialize)]
+/// A listing row as it came. Written out rather than derived with `#[serde(flatten)]`, which
+/// would buffer every row as a map before reading it (the cost a listing test measures); the
+/// unknown columns alone are kept as values.
+#[derive(Default)]
 struct RawEntry {
-    #[serde(default, deserialize_with = "de::opt_u64")]
     folder_id: Option<u64>,
-    #[serde(default, deserialize_with = "de::opt_u64")]
     doc_id: Option<u64>,
-    #[serde(default)]
     name: String,
-    #[serde(default, deserialize_with = "de::blank_as_none")]
     role: Option<String>,
-    #[serde(default, deserialize_with = "de::blank_as_none")]
     dag: Option<String>,
+    extra: Option<Box<Map<String, Value>>>,
+}
+
+impl<'de> Deserialize<'de> for RawEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OptU64(Option<u64>);
+        impl<'de> Deserialize<'de> for OptU64 {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                de::opt_u64(d).map(OptU64)
+            }
+        }
+        struct Blank(Option<String>);
+        impl<'de> Deserialize<'de> for Blank {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                de::blank_as_none(d).map(Blank)
+            }
+        }
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = RawEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a File Repository entry")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawEntry, A::Error> {
+                let mut row = RawEntry::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "folder_id" => row.folder_id = map.next_value::<OptU64>()?.0,
+                        "doc_id" => row.doc_id = map.next_value::<OptU64>()?.0,
+                        "name" => row.name = map.next_value::<Option<String>>()?.unwrap_or_default(),
+                        "role" => row.role = map.next_value::<Blank>()?.0,
+                        "dag" => row.dag = map.next_value::<Blank>()?.0,
+                        _ => {
+                            let value = map.next_value::<Value>()?;
+                            row.extra.get_or_insert_with(Default::default).insert(key, value);
+                        }
+                    }
+                }
+                Ok(row)
+            }
+        }
+        d.deserialize_map(Entry)
+    }
 }
 
 impl TryFrom<RawEntry> for FileRepositoryEntry {
     type Error = String;
     fn try_from(r: RawEntry) -> Result<Self, String> {
         match (r.folder_id, r.doc_id) {
-            (Some(folder_id), None) => {
-                Ok(FileRepositoryEntry::Folder(Folder { folder_id, name: r.name, role: r.role, dag: r.dag }))
+            (Some(folder_id), None) => Ok(FileRepositoryEntry::Folder(Folder {
+                folder_id,
+                name: r.name,
+                role: r.role,
+                dag: r.dag,
+                extra: r.extra,
+            })),
+            (None, Some(doc_id)) => {
+                Ok(FileRepositoryEntry::File(RepositoryFile { doc_id, name: r.name, extra: r.extra }))
             }
-            (None, Some(doc_id)) => Ok(FileRepositoryEntry::File(RepositoryFile { doc_id, name: r.name })),
             _ => Err(format!("entry `{}` has neither or both of folder_id and doc_id", r.name)),
         }
     }
@@ -163,5 +217,40 @@ impl fmt::Debug for FileDownload {
             .field("head", &self.head)
             .field("bytes", &format_args!("{} bytes", self.bytes.len()))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::DataResponse;
+    use crate::types::Format;
+
+    #[test]
+    fn listing_rows_keep_unknown_columns_in_every_format() {
+        let bodies = [
+            (
+                Format::Json,
+                r#"[{"folder_id":"","doc_id":"7","name":"a.pdf","size":"12"},{"folder_id":3,"doc_id":"","name":"Scans","role":"","dag":"site_a","size":""}]"#,
+            ),
+            (Format::Csv, "folder_id,doc_id,name,role,dag,size\n,7,a.pdf,,,12\n3,,Scans,,site_a,\n"),
+            (
+                Format::Xml,
+                "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><files><item><folder_id></folder_id><doc_id>7</doc_id><name>a.pdf</name><size>12</size></item><item><folder_id>3</folder_id><doc_id></doc_id><name>Scans</name><role></role><dag>site_a</dag><size></size></item></files>",
+            ),
+        ];
+        for (format, body) in bodies {
+            let rows: Vec<FileRepositoryEntry> =
+                DataResponse::new(format, None, Bytes::from_static(body.as_bytes())).rows_as().unwrap();
+            let [FileRepositoryEntry::File(file), FileRepositoryEntry::Folder(folder)] = &rows[..] else {
+                panic!("{format:?}: {rows:?}");
+            };
+            assert_eq!((file.doc_id, file.name.as_str()), (7, "a.pdf"), "{format:?}");
+            let extra = |e: &Option<Box<Map<String, Value>>>| e.as_deref().cloned().unwrap_or_default();
+            assert_eq!(extra(&file.extra).get("size").and_then(Value::as_str), Some("12"), "{format:?}");
+            assert_eq!((folder.folder_id, folder.dag.as_deref(), folder.role.as_deref()), (3, Some("site_a"), None));
+            assert_eq!(extra(&folder.extra).get("size").and_then(Value::as_str), Some(""), "{format:?}");
+            assert_eq!(extra(&folder.extra).len(), 1, "{format:?}");
+        }
     }
 }

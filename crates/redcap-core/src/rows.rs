@@ -15,11 +15,83 @@ use bytes::Bytes;
 use quick_xml::events::Event;
 use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::decode::{DataResponse, sniff_delimiter};
 use crate::error::{DecodeError, EncodeError};
 use crate::types::{CsvDelimiter, Format};
+
+/// One row of data with its columns in the server's order.
+pub type Row = Map<String, Value>;
+
+/// A structured response body in a known format, decoded on demand.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataResponse {
+    format: Format,
+    delimiter: Option<CsvDelimiter>,
+    body: Bytes,
+}
+
+impl std::fmt::Debug for DataResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataResponse").field("format", &self.format).field("bytes", &self.body.len()).finish()
+    }
+}
+
+impl DataResponse {
+    /// Wraps a body of `format`; `delimiter` is the CSV delimiter requested (else sniffed).
+    pub fn new(format: Format, delimiter: Option<CsvDelimiter>, body: Bytes) -> Self {
+        DataResponse { format, delimiter, body }
+    }
+
+    /// The format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The raw body.
+    pub fn bytes(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Rows as ordered maps: JSON numbers stay numbers, CSV and XML values are strings (nested XML
+    /// elements, such as a user's `forms`, are maps).
+    pub fn rows(&self) -> Result<Vec<Row>, DecodeError> {
+        self.rows_as()
+    }
+
+    /// Rows deserialized straight into `T`, one at a time (see [`Rows`]; the lenient
+    /// deserializers of [`crate::de`] read numbers, flags and dates in every format).
+    pub fn rows_as<T: DeserializeOwned>(&self) -> Result<Vec<T>, DecodeError> {
+        decode(self.format, self.delimiter, &self.body)
+    }
+}
+
+/// Guesses the delimiter of a CSV header line (REDCap may use the user's locale preference).
+pub fn sniff_delimiter(body: &[u8]) -> u8 {
+    let line = body.split(|b| *b == b'\n').next().unwrap_or_default();
+    let mut best = (0usize, b',');
+    for d in [b',', b'\t', b';', b'|', b'^'] {
+        let mut in_quotes = false;
+        let n = line
+            .iter()
+            .filter(|&&b| {
+                if b == b'"' {
+                    in_quotes = !in_quotes;
+                }
+                !in_quotes && b == d
+            })
+            .count();
+        if n > best.0 {
+            best = (n, d);
+        }
+    }
+    best.1
+}
 
 /// Rows of a fixed-shape answer, typed, with the body they came from.
 #[derive(Clone, PartialEq)]

@@ -1,6 +1,6 @@
 //! What transports share: their error type (with the kind of failure and which timeout
-//! elapsed), and the settings both built-in transports honour. The trait itself is in
-//! [`send`](crate::send).
+//! elapsed), and the settings both built-in transports honour. The trait itself is in the
+//! `send` module.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -109,6 +109,17 @@ impl TransportError {
     /// The kind.
     pub fn kind(&self) -> FailureKind {
         self.kind
+    }
+
+    /// Whether the request may have reached REDCap although no answer came: true for every
+    /// failure but one before a connection was made (connect, TLS) or before anything was
+    /// sent (the request could not be built). A non-idempotent call (an upload, an import)
+    /// failing so must be checked on the server before it is sent again.
+    pub fn maybe_delivered(&self) -> bool {
+        match self.kind {
+            FailureKind::Connect | FailureKind::Tls | FailureKind::Request => false,
+            FailureKind::Timeout | FailureKind::Interrupted | FailureKind::TooLarge | FailureKind::Other => true,
+        }
     }
 
     /// The description.
@@ -231,4 +242,23 @@ pub fn read_pem_file(path: &std::path::Path) -> Result<Vec<u8>, TransportError> 
         TransportError::new(FailureKind::Tls, format!("cannot read CA certificates from {}", path.display()))
             .with_source(e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_before_sending_are_known_undelivered() {
+        let e = |kind| TransportError::new(kind, "x");
+        for kind in [FailureKind::Connect, FailureKind::Tls, FailureKind::Request] {
+            assert!(!e(kind).maybe_delivered(), "{kind:?}");
+        }
+        for kind in [FailureKind::Timeout, FailureKind::Interrupted, FailureKind::TooLarge, FailureKind::Other] {
+            assert!(e(kind).maybe_delivered(), "{kind:?}");
+        }
+        assert!(TransportError::timeout(TimeoutKind::Stall, Duration::from_secs(1)).maybe_delivered());
+        assert!(crate::Error::Transport(e(FailureKind::Interrupted)).maybe_delivered());
+        assert!(!crate::Error::Transport(e(FailureKind::Connect)).maybe_delivered());
+    }
 }

@@ -13,7 +13,7 @@ use tokio::io::AsyncWrite;
 use crate::workflow::{
     BatchOptions, ExportSession, ImportSession, Progress, ProgressEvent, PullOptions, PullSession, PushOptions,
     PushSession, RemoteTree, ReportId, ReportOptions, RowStream, TransferSummary, TreeWalk, WorkflowError,
-    list_request, push_manifest, upload_answer_lost,
+    list_request, push_manifest,
 };
 use crate::{metadata, record};
 
@@ -166,7 +166,7 @@ where
                 None => self.call(&list_request(upload.folder)).await?,
             };
             if let Err(e) = self.call(&upload.request).await {
-                let after = match upload_answer_lost(&e) {
+                let after = match e.maybe_delivered() {
                     true => self.call(&list_request(upload.folder)).await.ok(),
                     false => None,
                 };

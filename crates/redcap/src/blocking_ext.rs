@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::workflow::{
     BatchOptions, ExportSession, ImportSession, Progress, ProgressEvent, PullOptions, PullSession, PushOptions,
     PushSession, RemoteTree, ReportId, ReportOptions, RowStream, TransferSummary, TreeWalk, WorkflowError,
-    list_request, push_manifest, upload_answer_lost,
+    list_request, push_manifest,
 };
 use crate::{metadata, record};
 
@@ -179,7 +179,7 @@ where
                 None => self.call(&list_request(upload.folder))?,
             };
             if let Err(e) = self.call(&upload.request) {
-                let after = match upload_answer_lost(&e) {
+                let after = match e.maybe_delivered() {
                     true => self.call(&list_request(upload.folder)).ok(),
                     false => None,
                 };

@@ -323,7 +323,7 @@ pub fn put(session: &Session, path: &Path, folder: Option<u64>, ui: &Ui) -> Resu
         b.finish_and_clear();
     }
     if let Err(e) = sent {
-        if !redcap::workflow::upload_answer_lost(&e) {
+        if !e.maybe_delivered() {
             return Err(from_call(&e, &ctx));
         }
         // The request may have gone out: REDCap keeps every copy, so look before anyone

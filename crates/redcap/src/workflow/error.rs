@@ -95,45 +95,7 @@ impl WorkflowError {
         }
     }
 
-    /// The token is malformed or was rejected.
-    pub fn is_auth(&self) -> bool {
-        self.kind() == ErrorKind::Auth
-    }
-
-    /// The token's user lacks a right.
-    pub fn is_permission(&self) -> bool {
-        self.kind() == ErrorKind::Permission
-    }
-
-    /// REDCap refused a value or parameter.
-    pub fn is_validation(&self) -> bool {
-        self.kind() == ErrorKind::Validation
-    }
-
-    /// What was asked for does not exist.
-    pub fn is_not_found(&self) -> bool {
-        self.kind() == ErrorKind::NotFound
-    }
-
-    /// REDCap could not be reached or the connection broke.
-    pub fn is_network(&self) -> bool {
-        self.kind() == ErrorKind::Network
-    }
-
-    /// A timeout elapsed.
-    pub fn is_timeout(&self) -> bool {
-        self.kind() == ErrorKind::Timeout
-    }
-
-    /// The server failed, or its answers contradict each other.
-    pub fn is_server(&self) -> bool {
-        self.kind() == ErrorKind::Server
-    }
-
-    /// A local file or the output failed.
-    pub fn is_local(&self) -> bool {
-        self.kind() == ErrorKind::Local
-    }
+    redcap_core::kind_shortcuts!();
 
     /// Whether running the workflow again may succeed (a transient call failure).
     pub fn is_transient(&self) -> bool {

@@ -79,7 +79,6 @@ pub use report::{ReportId, ReportOptions};
 pub use row_stream::RowStream;
 pub use session::{
     ExportSession, ImportSession, PullSession, PushSession, PushUpload, STALE_PARTIAL, remove_stale_partials,
-    upload_answer_lost,
 };
 
 /// What a pull or push did.

@@ -48,17 +48,6 @@ pub fn remove_stale_partials(dir: &Path) -> std::io::Result<u64> {
     Ok(removed)
 }
 
-/// Whether an upload's failure leaves unknown if the file arrived: the request may have gone
-/// out and the answer was lost (any transport failure but one before connecting).
-pub fn upload_answer_lost(error: &redcap_core::Error) -> bool {
-    match error {
-        redcap_core::Error::Transport(t) => {
-            !matches!(t.kind(), redcap_core::FailureKind::Connect | redcap_core::FailureKind::Tls)
-        }
-        _ => false,
-    }
-}
-
 /// A pull in progress.
 #[derive(Debug)]
 pub struct PullSession<'p> {
@@ -317,7 +306,7 @@ impl<'p> PushSession<'p> {
         before: Vec<FileRepositoryEntry>,
         after: Option<Vec<FileRepositoryEntry>>,
     ) -> Result<(), WorkflowError> {
-        let lost = upload_answer_lost(error);
+        let lost = error.maybe_delivered();
         let (message, listing) = match after {
             Some(after) if lost => {
                 if resolve_doc_id(&before, &after, &upload.name).is_some() {
