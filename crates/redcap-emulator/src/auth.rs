@@ -163,6 +163,11 @@ impl Rights {
         self.other.get(name).copied().unwrap_or(0)
     }
 
+    /// Manage Survey Participants (Survey Distribution Tools), which the survey methods need.
+    pub fn manage_survey_participants(&self) -> bool {
+        self.other("manage_survey_participants") != 0
+    }
+
     /// The code exported for User Rights: 0 none, 1 full, 2 read only.
     pub fn user_rights_code(&self) -> i64 {
         match (self.user_rights, self.user_rights_read_only) {

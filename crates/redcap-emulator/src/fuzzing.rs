@@ -65,7 +65,7 @@ pub fn record_import(data: &[u8]) {
     });
     let mut guard = cell.lock().unwrap_or_else(|e| e.into_inner());
     let (store, token, _) = &mut *guard;
-    let env = Env { version: "14.5.2".into(), content_disposition: true };
+    let env = Env { version: "14.5.2".into(), content_disposition: true, base_url: None };
     let format = ["json", "csv", "xml"][usize::from(sel % 3)];
     let mut p = Params::default();
     for (k, v) in [

@@ -4,8 +4,9 @@
 //! SQLite (in memory for tests, or under a data directory); the HTTP side answers with REDCap's
 //! status codes, bodies and headers (see `shared/reference/redcap-api.md`).
 //!
-//! Every documented method is emulated except surveys (links, codes, participant list), Export
-//! PDF and Randomize Record, which answer a 400 naming the method rather than fake data. Records
+//! Every documented method is emulated except Export PDF and Randomize Record, which answer a
+//! 400 naming the method rather than fake data. Survey links and codes are kept per participant
+//! in the store and made under the emulator's own address (or [`EmulatorBuilder::base_url`]). Records
 //! and reports export as json/csv/xml/odm (flat or eav), Export Project XML writes a document
 //! this emulator loads again, and structure, users, roles and DAGs can be imported and deleted.
 //! Choices where REDCap's behaviour is not public are marked UNVERIFIED in the code.
@@ -49,6 +50,7 @@ mod render;
 mod server;
 mod store;
 mod stream;
+mod survey_codes;
 
 pub use auth::{DataExport, Rights};
 pub use faults::{Fault, Faults};
@@ -128,6 +130,7 @@ pub struct EmulatorBuilder {
     version: String,
     limits: Limits,
     content_disposition: bool,
+    base_url: Option<String>,
     admin: String,
 }
 
@@ -210,6 +213,18 @@ impl EmulatorBuilder {
         self
     }
 
+    /// The base URL survey links are made under, as REDCap's own (`https://redcap.example.org/`
+    /// gives `https://redcap.example.org/surveys/?s=…`). Default: the address each request was
+    /// sent to (its `Host` header), so links point back at this emulator.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        let mut url = url.into();
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        self.base_url = Some(url);
+        self
+    }
+
     /// Name of the user that gets full rights on every loaded project and the super token
     /// (default [`DEFAULT_ADMIN`]).
     pub fn admin_username(mut self, name: impl Into<String>) -> Self {
@@ -243,7 +258,11 @@ impl EmulatorBuilder {
         let emu = Emulator {
             shared: Arc::new(Shared {
                 store: Mutex::new(store),
-                env: Env { version: self.version, content_disposition: self.content_disposition },
+                env: Env {
+                    version: self.version,
+                    content_disposition: self.content_disposition,
+                    base_url: self.base_url,
+                },
                 faults: Faults::default(),
                 limits: self.limits,
                 tmp_dir,
@@ -287,6 +306,7 @@ impl Emulator {
             version: "14.5.2".into(),
             limits: Limits::default(),
             content_disposition: true,
+            base_url: None,
             admin: DEFAULT_ADMIN.into(),
         }
     }

@@ -49,6 +49,10 @@ struct ServeArgs {
     /// Username of the administrator (who owns the super token and every loaded project).
     #[arg(long, value_name = "NAME", default_value = redcap_emulator::DEFAULT_ADMIN)]
     admin: String,
+    /// The base URL survey links are made under (e.g. https://redcap.example.org/). Default:
+    /// the address the request was sent to.
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +150,9 @@ fn serve(args: ServeArgs) -> Result<(), redcap_emulator::Error> {
     };
     if let Some(seed) = args.token_seed {
         b = b.deterministic_tokens(seed);
+    }
+    if let Some(url) = args.base_url {
+        b = b.base_url(url);
     }
     for p in &args.projects {
         b = b.project_xml_file(p)?;

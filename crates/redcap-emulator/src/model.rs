@@ -210,6 +210,19 @@ pub struct ProjectDef {
     pub reports: Vec<Report>,
     /// Forms enabled as surveys.
     pub surveys: Vec<String>,
+    /// Survey settings besides which forms are surveys (absent in definitions stored before).
+    #[serde(default)]
+    pub survey_settings: SurveySettings,
+}
+
+/// A project's survey settings from its XML (`redcap:SurveyInvitationEmailField`,
+/// `redcap:SurveysQueueGroup`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SurveySettings {
+    /// The field whose value is a participant's e-mail address (may be empty).
+    pub invitation_email_field: String,
+    /// Active Survey Queue entries as (unique event name, form); the queue is enabled when any is.
+    pub queue: Vec<(String, String)>,
 }
 
 impl ProjectDef {

@@ -394,6 +394,12 @@ fn parse_project(odm: &Element) -> Result<(LoadedProject, HashMap<String, (Strin
             def.surveys.push(s.a("form_name"));
         }
     }
+    def.survey_settings.invitation_email_field = gv.child_text("redcap:SurveyInvitationEmailField");
+    if let Some(group) = gv.child("redcap:SurveysQueueGroup") {
+        for q in group.children("redcap:SurveysQueue").filter(|q| flag(&q.a("active"))) {
+            def.survey_settings.queue.push((q.a("event_id"), q.a("survey_id")));
+        }
+    }
     if let Some(group) = gv.child("redcap:ReportsGroup") {
         let mut reports: Vec<(i64, Report)> =
             group.children("redcap:Reports").map(|r| (r.a("report_order").parse().unwrap_or(0), report(r))).collect();

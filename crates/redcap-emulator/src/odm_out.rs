@@ -459,6 +459,7 @@ fn study(out: &mut String, p: &Project, ids: &Oids) {
     el(out, "redcap:SecondaryUniqueField", &i.secondary_unique_field);
     el(out, "redcap:SchedulingEnabled", b(i.scheduling_enabled));
     el(out, "redcap:SurveysEnabled", b(i.surveys_enabled));
+    el(out, "redcap:SurveyInvitationEmailField", &d.survey_settings.invitation_email_field);
     el(out, "redcap:RandomizationEnabled", b(i.randomization_enabled));
     el(out, "redcap:DisplayTodayNowButton", b(i.display_today_now_button));
     el(out, "redcap:PreventBranchingEraseValues", b(i.bypass_branching_erase_field_prompt));
@@ -536,6 +537,18 @@ fn study(out: &mut String, p: &Project, ids: &Oids) {
             let _ = writeln!(out, "\t\t<redcap:Surveys form_name=\"{}\" title=\"{}\"/>", attr(s), attr(title));
         }
         out.push_str("\t</redcap:SurveysGroup>\n");
+    }
+    if !d.survey_settings.queue.is_empty() {
+        out.push_str("\t<redcap:SurveysQueueGroup>\n");
+        for (event, form) in &d.survey_settings.queue {
+            let _ = writeln!(
+                out,
+                "\t\t<redcap:SurveysQueue active=\"1\" event_id=\"{}\" survey_id=\"{}\"/>",
+                attr(event),
+                attr(form)
+            );
+        }
+        out.push_str("\t</redcap:SurveysQueueGroup>\n");
     }
     if !d.reports.is_empty() {
         out.push_str("\t<redcap:ReportsGroup>\n");

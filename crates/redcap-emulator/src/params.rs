@@ -20,6 +20,8 @@ pub struct Params {
     arrays: Vec<(String, Vec<String>)>,
     /// The `file` part, if any.
     pub upload: Option<Upload>,
+    /// The request's `Host` header when it is a plain `host[:port]` (links are made under it).
+    pub host: Option<String>,
 }
 
 impl Params {

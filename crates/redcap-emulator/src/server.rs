@@ -395,15 +395,26 @@ async fn read_params(shared: &Shared, req: Request) -> Result<Params, (StatusCod
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large("body", limit));
     }
-    if multipart {
-        read_multipart(&limits, &shared.tmp_dir, &ct, req.into_body()).await
+    let host =
+        req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| plain_host(h)).map(str::to_owned);
+    let mut params = if multipart {
+        read_multipart(&limits, &shared.tmp_dir, &ct, req.into_body()).await?
     } else {
         let limit = limits.max_form_bytes;
         let bytes = axum::body::to_bytes(req.into_body(), usize::try_from(limit).unwrap_or(usize::MAX))
             .await
             .map_err(|_| too_large("body", limit))?;
-        Ok(Params::from_urlencoded(&bytes))
-    }
+        Params::from_urlencoded(&bytes)
+    };
+    params.host = host;
+    Ok(params)
+}
+
+/// A `Host` value fit to put in a link: a name or address and port, nothing else.
+fn plain_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 fn too_large(what: &str, n: u64) -> (StatusCode, String) {

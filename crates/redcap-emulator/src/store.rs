@@ -231,6 +231,7 @@ impl Store {
         // in memory while imports insert all over it.
         conn.pragma_update(None, "cache_size", -32768)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::survey_codes::SCHEMA)?;
         let readers = Arc::new(ReaderPool { path: db.to_owned(), idle: Mutex::new(Vec::new()) });
         Ok(Store { conn, blob_dir, cache: HashMap::new(), tokens, token_index: None, readers })
     }
@@ -874,6 +875,7 @@ impl Store {
         self.conn
             .execute("DELETE FROM record_files WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
         self.conn.execute("DELETE FROM records WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
+        crate::survey_codes::forget_record(&self.conn, project_id, record)?;
         Ok(())
     }
 

@@ -308,6 +308,7 @@ pub fn import(ctx: &mut Ctx) -> HResult {
     }
     def.repeating.retain(|r| r.form.as_deref().is_none_or(has));
     def.surveys.retain(|s| has(s));
+    def.survey_settings.queue.retain(|(_, f)| has(f));
     if !def.fields.iter().any(|f| f.name == def.info.secondary_unique_field) {
         def.info.secondary_unique_field.clear();
     }

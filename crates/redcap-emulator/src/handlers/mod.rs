@@ -27,6 +27,7 @@ mod project;
 pub(crate) mod record;
 mod repeating;
 mod report;
+mod survey;
 mod user;
 mod user_role;
 mod version;
@@ -38,6 +39,9 @@ pub struct Env {
     pub version: String,
     /// Send `Content-Disposition` on file downloads (seed RC-API-47) besides the Content-Type name.
     pub content_disposition: bool,
+    /// REDCap's base URL (survey links live under it), e.g. `https://redcap.example.org/`;
+    /// `None`: the URL the request was sent to, less `api/`.
+    pub base_url: Option<String>,
 }
 
 /// A successful answer.
@@ -445,11 +449,11 @@ static ROUTES: &[Route] = &[
     // report
     r("report", "*", report::export),
     // survey
-    not_emulated_route("surveyLink", "*", "Export a Survey Link"),
-    not_emulated_route("surveyAccessCode", "*", "Export a Survey Access Code"),
-    not_emulated_route("surveyQueueLink", "*", "Export a Survey Queue Link"),
-    not_emulated_route("surveyReturnCode", "*", "Export a Survey Return Code"),
-    not_emulated_route("participantList", "*", "Export a Survey Participant List"),
+    r("surveyLink", "*", survey::export_link),
+    r("surveyAccessCode", "*", survey::export_access_code),
+    r("surveyQueueLink", "*", survey::export_queue_link),
+    r("surveyReturnCode", "*", survey::export_return_code),
+    r("participantList", "*", survey::export_participant_list),
     // user
     r("user", "delete", user::delete),
     by_data("user", "", Run(user::import), Run(user::export)),
@@ -484,7 +488,7 @@ fn route(content: &str, action: &str, with_data: bool) -> Target {
     }
 }
 
-/// The honest answer for a documented method the emulator does not emulate (surveys, PDF,
+/// The honest answer for a documented method the emulator does not emulate (PDF,
 /// randomization): a 400 naming the method, never fake data.
 fn not_emulated(name: &str, content: &str, action: &str) -> Failure {
     let call =

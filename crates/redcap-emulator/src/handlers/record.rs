@@ -1313,6 +1313,7 @@ pub fn rename(ctx: &mut Ctx) -> HResult {
             "UPDATE record_files SET record = ?3 WHERE project_id = ?1 AND record = ?2",
             rusqlite::params![pid, record, new_name],
         )?;
+        crate::survey_codes::rename_record(&s.conn, pid, &record, &new_name)?;
         Ok(())
     })?;
     ctx.log(

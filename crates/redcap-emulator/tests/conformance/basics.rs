@@ -148,19 +148,6 @@ fn unimplemented_methods_name_themselves() {
         post(&emu.url(), &[("token", &t), ("content", "record"), ("action", "randomize"), ("returnFormat", "json")]);
     assert_eq!(r.status, 400);
     assert!(r.json()["error"].as_str().unwrap().contains("\"Randomize Record\" (content=record, action=randomize)"));
-    for (content, name) in [
-        ("surveyLink", "Export a Survey Link"),
-        ("surveyAccessCode", "Export a Survey Access Code"),
-        ("surveyQueueLink", "Export a Survey Queue Link"),
-        ("surveyReturnCode", "Export a Survey Return Code"),
-        ("participantList", "Export a Survey Participant List"),
-    ] {
-        let r = post(&emu.url(), &[("token", &t), ("content", content), ("record", "1"), ("returnFormat", "json")]);
-        r.expect(
-            400,
-            &format!("{{\"error\":\"The emulator does not implement \\\"{name}\\\" (content={content}) yet\"}}"),
-        );
-    }
     // An unknown action of an emulated method is a plain bad parameter.
     post(&emu.url(), &[("token", &t), ("content", "arm"), ("action", "bogus"), ("returnFormat", "csv")])
         .expect(400, "ERROR: The value of the parameter \"action\" is not valid");

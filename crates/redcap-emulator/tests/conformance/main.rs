@@ -20,4 +20,5 @@ mod records;
 mod reports;
 mod scale;
 mod structure;
+mod surveys;
 mod users;
