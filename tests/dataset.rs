@@ -284,3 +284,53 @@ fn forms_events_and_records_narrow_the_pull() {
     );
     assert!(matches!(err, Err(PullError::Dataset(redcap::dataset::Error::UnknownInstrument(_)))));
 }
+
+/// Every table of the dataset in `dir` as its manifest lists it, rendered (issue 10 review:
+/// the commit must never leave a mixed or unreadable dataset).
+fn rendered(dir: &Path) -> Vec<(String, String)> {
+    let manifest = Manifest::load(dir).expect("a readable manifest");
+    read_dataset(dir, &manifest).into_iter().map(|(name, _, batches)| (name, render_rows(&batches))).collect()
+}
+
+#[test]
+fn a_narrower_pull_removes_tables_and_a_pull_stopped_at_any_commit_step_leaves_the_previous_dataset() {
+    let env = env(&typed_fixture());
+    let schema = env.client.project_schema().unwrap();
+    let form = schema.instruments[0]["instrument_name"].as_str().unwrap().to_owned();
+    assert!(schema.instruments.len() > 1, "a narrower pull drops tables");
+    let full = PullOptions::default().batch_size(4);
+    let narrow = PullOptions::default().batch_size(4).layout(LayoutOptions::default().forms([form.clone()]));
+    let reference = tempfile::tempdir().unwrap();
+    pull(&env, reference.path(), &narrow);
+    let narrow_tables = rendered(reference.path());
+
+    let mut k = 0;
+    loop {
+        let dir = tempfile::tempdir().unwrap();
+        pull(&env, dir.path(), &full);
+        let before = rendered(dir.path());
+        let stopped = env.client.pull_dataset(dir.path(), &narrow.clone().crash_at(Some(k)), &NoProgress);
+        let now = rendered(dir.path());
+        assert!(now == before || now == narrow_tables, "step {k}: neither the previous dataset nor the new one");
+        pull(&env, dir.path(), &narrow);
+        assert_eq!(rendered(dir.path()), narrow_tables, "step {k}: the next run converges");
+        let mut visible: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        visible.sort();
+        let mut expected: Vec<String> =
+            Manifest::load(dir.path()).unwrap().tables.values().map(|t| t.file.clone()).collect();
+        expected.push("_manifest.json".into());
+        expected.sort();
+        assert_eq!(visible, expected, "step {k}: tables no longer produced are removed, nothing else is left");
+        assert!(!visible.contains(&format!("{}.parquet", schema.instruments[1]["instrument_name"].as_str().unwrap())));
+        match stopped {
+            Ok(_) => break,
+            Err(PullError::Dataset(redcap::dataset::Error::Injected)) => k += 1,
+            Err(e) => panic!("step {k}: {e}"),
+        }
+    }
+    assert!(k > 5, "the commit was stopped at each of its steps ({k})");
+}

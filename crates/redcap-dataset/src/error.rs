@@ -38,6 +38,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The test hook [`crate::CrashAt`] stopped a commit.
+    #[error("stopped by the test hook")]
+    Injected,
     /// An inconsistency of this crate.
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -46,6 +46,7 @@
 
 mod cast;
 pub mod check;
+pub mod commit;
 mod error;
 pub mod kind;
 mod layout;
@@ -56,11 +57,13 @@ mod schema;
 pub mod write;
 
 pub use cast::{CastBatch, Problem, problems_batch, problems_schema};
+pub use commit::CrashAt;
 pub use error::Error;
 pub use kind::{FieldKind, TimeForm};
 pub use layout::{DatasetLayout, LayoutOptions, TableLayout};
 pub use pull::{
-    Checkpoint, DatasetPull, Manifest, PARTIAL_DIR, PullOptions, PullSummary, TableEntry, dictionary_batch,
+    Checkpoint, DatasetPull, Manifest, PARTIAL_DIR, PullOptions, PullSummary, TableEntry, dataset_records,
+    dictionary_batch,
 };
 pub use schema::ProjectSchema;
 pub use write::OutputFormat;

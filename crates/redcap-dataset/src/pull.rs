@@ -17,6 +17,7 @@ use arrow_schema::{DataType, Field, Schema};
 use redcap_core::Row;
 use serde::{Deserialize, Serialize};
 
+use crate::commit::{self, CrashAt, Generation};
 use crate::error::local;
 use crate::write::{OutputFormat, TableWriter, atomic_write, read_part, write_part};
 use crate::{CastBatch, DatasetLayout, Error, LayoutOptions, ProjectSchema, names, problems_batch, problems_schema};
@@ -41,6 +42,10 @@ pub struct PullOptions {
     /// starts over).
     #[serde(skip)]
     pub resume: bool,
+    /// Test hook: stop the commit at this step as a crash would.
+    #[serde(skip)]
+    #[doc(hidden)]
+    pub crash_at: CrashAt,
 }
 
 impl Default for PullOptions {
@@ -51,6 +56,7 @@ impl Default for PullOptions {
             records: Vec::new(),
             batch_size: 500,
             resume: false,
+            crash_at: CrashAt::default(),
         }
     }
 }
@@ -81,6 +87,12 @@ impl PullOptions {
         self.resume = on;
         self
     }
+    /// Test hook: stop the commit after `steps` steps, as a crash would.
+    #[doc(hidden)]
+    pub fn crash_at(mut self, steps: Option<usize>) -> Self {
+        self.crash_at = CrashAt(steps);
+        self
+    }
 }
 
 /// One batch done: a checkpoint.
@@ -105,6 +117,10 @@ struct State {
     options: PullOptions,
     batches: Option<Vec<Vec<String>>>,
     done: Vec<Checkpoint>,
+    /// The logging watermark taken before the first export (a resumed pull keeps the older,
+    /// safer one).
+    #[serde(default)]
+    watermark: Option<String>,
 }
 
 /// A table in the manifest.
@@ -141,6 +157,11 @@ pub struct Manifest {
     pub tables: BTreeMap<String, TableEntry>,
     /// The batches, as checkpoints.
     pub batches: Vec<Checkpoint>,
+    /// The server-local time (`YYYY-MM-DD HH:MM`) from which REDCap's logging may hold changes
+    /// this dataset does not have: `dataset sync` reads the log from here (minus an overlap).
+    /// `None`: unknown (sync rebuilds in full).
+    #[serde(default)]
+    pub watermark: Option<String>,
 }
 
 impl Manifest {
@@ -171,6 +192,7 @@ pub struct DatasetPull {
     layout: DatasetLayout,
     state: State,
     resumed: usize,
+    crash: CrashAt,
 }
 
 impl DatasetPull {
@@ -180,10 +202,17 @@ impl DatasetPull {
     pub fn start(dir: &Path, schema: ProjectSchema, options: &PullOptions) -> Result<DatasetPull, Error> {
         let layout = DatasetLayout::new(&schema, &options.layout)?;
         std::fs::create_dir_all(dir).map_err(local(dir))?;
+        commit::recover(dir)?;
         let partial = dir.join(PARTIAL_DIR);
         // Whether to resume is not part of what a pull is.
-        let same = PullOptions { resume: false, ..options.clone() };
-        let fresh = State { schema_hash: layout.schema_hash.clone(), options: same, batches: None, done: Vec::new() };
+        let same = PullOptions { resume: false, crash_at: CrashAt::default(), ..options.clone() };
+        let fresh = State {
+            schema_hash: layout.schema_hash.clone(),
+            options: same,
+            batches: None,
+            done: Vec::new(),
+            watermark: None,
+        };
         let previous = if options.resume { load_state(&partial) } else { None };
         let (state, resumed) = match previous {
             Some(s) if s.schema_hash == fresh.schema_hash && s.options == fresh.options => {
@@ -200,9 +229,21 @@ impl DatasetPull {
                 (fresh, 0)
             }
         };
-        let pull = DatasetPull { dir: dir.to_owned(), partial, schema, layout, state, resumed };
+        let crash = options.crash_at;
+        let pull = DatasetPull { dir: dir.to_owned(), partial, schema, layout, state, resumed, crash };
         pull.save()?;
         Ok(pull)
+    }
+
+    /// Whether the logging watermark must still be taken (before the first export).
+    pub fn needs_watermark(&self) -> bool {
+        self.state.watermark.is_none() && self.state.done.is_empty()
+    }
+
+    /// Keeps the logging watermark (see [`Manifest::watermark`]), taken before the first export.
+    pub fn set_watermark(&mut self, watermark: String) -> Result<(), Error> {
+        self.state.watermark = Some(watermark);
+        self.save()
     }
 
     /// The layout the records are cast into.
@@ -277,18 +318,18 @@ impl DatasetPull {
         atomic_write(&self.partial.join(STATE), &bytes)
     }
 
-    /// Writes the final files (each under a temporary name, then renamed), the manifest last,
-    /// and removes the pull's working folder. `pulled_at` is the manifest's time stamp.
+    /// Writes the dataset's files as a new generation and commits it atomically (see
+    /// [`crate::commit`]), then removes the pull's working folder. `pulled_at` is the
+    /// manifest's time stamp.
     pub fn finish(self, pulled_at: String) -> Result<PullSummary, Error> {
         if self.next_batch().is_some() {
             return Err(Error::Internal("finish before every batch is done"));
         }
         let format = self.state.options.format;
-        let ext = format.extension();
+        let mut generation = Generation::begin(&self.dir, self.crash)?;
         let mut tables = BTreeMap::new();
-        let mut write_table = |name: &str, schema: Arc<Schema>| -> Result<(), Error> {
-            let file = format!("{name}.{ext}");
-            let mut w = TableWriter::create(&self.dir.join(&file), schema, format)?;
+        let mut write_table = |generation: &mut Generation, name: &str, schema: Arc<Schema>| -> Result<(), Error> {
+            let mut w = GenerationTable::create(generation, name, schema, format)?;
             for c in &self.state.done {
                 if c.rows.get(name).copied().unwrap_or(0) > 0 {
                     for b in read_part(&self.part(name, c.batch))? {
@@ -296,18 +337,78 @@ impl DatasetPull {
                     }
                 }
             }
-            tables.insert(name.to_owned(), TableEntry { file, rows: w.finish()? });
+            tables.insert(name.to_owned(), w.finish()?);
             Ok(())
         };
         for t in &self.layout.tables {
-            write_table(&t.name, t.schema.clone())?;
+            write_table(&mut generation, &t.name, t.schema.clone())?;
         }
-        write_table(names::PROBLEMS, problems_schema())?;
+        write_table(&mut generation, names::PROBLEMS, problems_schema())?;
+        let ids: Vec<&String> = self.state.batches.iter().flatten().flatten().collect();
+        let manifest = Published {
+            schema: &self.schema,
+            layout: &self.layout,
+            options: &self.state.options,
+            pulled_at,
+            watermark: self.state.watermark.clone(),
+            batches: self.state.done.clone(),
+        }
+        .commit(generation, tables, &ids)?;
+        std::fs::remove_dir_all(&self.partial).map_err(local(&self.partial))?;
+        Ok(PullSummary { manifest, resumed_batches: self.resumed })
+    }
+}
+
+/// A table written into a generation, under a temporary name until complete.
+pub(crate) struct GenerationTable {
+    writer: TableWriter,
+    file: String,
+}
+
+impl GenerationTable {
+    pub(crate) fn create(
+        generation: &mut Generation,
+        name: &str,
+        schema: Arc<Schema>,
+        format: OutputFormat,
+    ) -> Result<Self, Error> {
+        generation.step()?;
+        let file = format!("{name}.{}", format.extension());
+        Ok(GenerationTable { writer: TableWriter::create(&generation.path().join(&file), schema, format)?, file })
+    }
+
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        self.writer.write(batch)
+    }
+
+    pub(crate) fn finish(self) -> Result<TableEntry, Error> {
+        Ok(TableEntry { rows: self.writer.finish()?, file: self.file })
+    }
+}
+
+/// What a generation's manifest is made of, besides its tables.
+pub(crate) struct Published<'a> {
+    pub schema: &'a ProjectSchema,
+    pub layout: &'a DatasetLayout,
+    pub options: &'a PullOptions,
+    pub pulled_at: String,
+    pub watermark: Option<String>,
+    pub batches: Vec<Checkpoint>,
+}
+
+impl Published<'_> {
+    /// Writes the dictionary, the record list and the manifest into `generation`, and commits it.
+    pub(crate) fn commit(
+        self,
+        mut generation: Generation,
+        mut tables: BTreeMap<String, TableEntry>,
+        ids: &[&String],
+    ) -> Result<Manifest, Error> {
         let dictionary = dictionary_batch(&self.schema.metadata)?;
-        let file = format!("{}.{ext}", names::DICTIONARY);
-        let mut w = TableWriter::create(&self.dir.join(&file), dictionary.schema(), format)?;
+        let mut w =
+            GenerationTable::create(&mut generation, names::DICTIONARY, dictionary.schema(), self.options.format)?;
         w.write(&dictionary)?;
-        tables.insert(names::DICTIONARY.to_owned(), TableEntry { file, rows: w.finish()? });
+        tables.insert(names::DICTIONARY.to_owned(), w.finish()?);
         let info = |k: &str| self.schema.project_info.get(k).map(crate::schema::text).unwrap_or_default();
         let manifest = Manifest {
             manifest_version: 1,
@@ -315,18 +416,36 @@ impl DatasetPull {
             project_id: self.schema.project_id(),
             project_title: info("project_title"),
             redcap_version: self.schema.redcap_version.clone(),
-            pulled_at,
-            options: self.state.options.clone(),
-            records: self.state.done.iter().map(|c| c.records as u64).sum(),
+            pulled_at: self.pulled_at,
+            options: self.options.clone(),
+            records: ids.len() as u64,
             tables,
-            batches: self.state.done.clone(),
+            batches: self.batches,
+            watermark: self.watermark,
         };
+        generation.step()?;
+        let path = generation.path().join(RECORDS);
+        let bytes = serde_json::to_vec(ids).map_err(|e| Error::State { path: path.clone(), message: e.to_string() })?;
+        atomic_write(&path, &bytes)?;
+        generation.step()?;
+        let path = generation.path().join(names::MANIFEST);
         let bytes = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| Error::State { path: self.dir.join(names::MANIFEST), message: e.to_string() })?;
-        atomic_write(&self.dir.join(names::MANIFEST), &bytes)?;
-        std::fs::remove_dir_all(&self.partial).map_err(local(&self.partial))?;
-        Ok(PullSummary { manifest, resumed_batches: self.resumed })
+            .map_err(|e| Error::State { path: path.clone(), message: e.to_string() })?;
+        atomic_write(&path, &bytes)?;
+        generation.commit()?;
+        Ok(manifest)
     }
+}
+
+/// The record ids of a generation, in the server's order (`sync` needs them to know what a
+/// dataset holds; not a table for readers).
+pub(crate) const RECORDS: &str = "records.json";
+
+/// The record ids held by the dataset in `dir`, in the server's order, if its current
+/// generation lists them.
+pub fn dataset_records(dir: &Path) -> Option<Vec<String>> {
+    let path = commit::current_generation(dir)?.join(RECORDS);
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
 fn load_state(partial: &Path) -> Option<State> {
