@@ -2,7 +2,6 @@
 
 use redcap_logic::{Context, FieldRef, Logic};
 
-use crate::handlers::{Failure, bad};
 use crate::model::Project;
 use crate::records::{Dataset, RowData};
 
@@ -13,28 +12,29 @@ pub struct Filter {
 }
 
 /// Parses `text` (empty: no filter). `[event-name]` (the smart variable for "this event") is
-/// dropped before parsing, so `[event-name][f]` reads as `[f]`.
-pub fn compile(project: &Project, text: &str) -> Result<Option<Filter>, Failure> {
+/// dropped before parsing, so `[event-name][f]` reads as `[f]`. The error is REDCap's message
+/// (the caller answers it as a 400).
+pub fn compile(project: &Project, text: &str) -> Result<Option<Filter>, String> {
     let text = text.replace("[event-name]", "");
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let logic = redcap_logic::parse(&text).map_err(|e| bad(format!("The filter logic is not valid: {e}")))?;
+    let logic = redcap_logic::parse(&text).map_err(|e| format!("The filter logic is not valid: {e}"))?;
     for f in logic.fields() {
         let known = f.field == project.def.record_id_field
             || project.field(&f.field).is_some()
             || project.complete_form(&f.field).is_some();
         if !known {
-            return Err(bad(format!(
+            return Err(format!(
                 "The filter logic is not valid: the field \"{}\" does not exist in this project",
                 f.field
-            )));
+            ));
         }
         if let Some(ev) = &f.event {
             if project.event(ev).is_none() {
-                return Err(bad(format!(
+                return Err(format!(
                     "The filter logic is not valid: the event \"{ev}\" does not exist in this project"
-                )));
+                ));
             }
         }
     }

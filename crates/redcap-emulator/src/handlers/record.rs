@@ -126,7 +126,7 @@ pub(super) fn plan(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: boo
     } else {
         None
     };
-    let filter = logic::compile(p, ctx.params.get("filterLogic").unwrap_or(""))?;
+    let filter = logic::compile(p, ctx.params.get("filterLogic").unwrap_or("")).map_err(bad)?;
     let cols = records::columns(p, &names, with_dag, false, survey);
 
     // The records, in export order: `records=` looks each name up by key; otherwise all of them.
@@ -532,7 +532,7 @@ fn csv_line(record: &str, field: &str, value: &str, message: &str) -> String {
 }
 
 /// Validates and writes flat rows in one transaction; returns the touched records and the
-/// auto-numbering map (original, new).
+/// auto-numbering map (original, new). Nothing is written unless every row is valid.
 #[allow(clippy::type_complexity)]
 fn apply_rows(
     ctx: &mut Ctx,
@@ -541,10 +541,37 @@ fn apply_rows(
 ) -> Result<(Vec<String>, Vec<(String, String)>), Failure> {
     let project = ctx.project.clone();
     let p = &*project;
-    let (overwrite, force_auto, date_format) = (o.overwrite, o.force_auto, o.date_format.clone());
-    let rid = p.def.record_id_field.clone();
+    let rid = p.def.record_id_field.as_str();
+    let targets = column_targets(p, rows)?;
+    // Only the records this import names are read: the cost follows the import, not the project.
+    let existing = {
+        let names: BTreeSet<&str> = rows.iter().filter_map(|r| input::get(r, rid)).map(str::trim).collect();
+        let recs = store::records_named(&ctx.store.conn, p.id(), names)?;
+        Dataset::load_records(&ctx.store.conn, ctx.store.blob_dir(), p, recs)?
+    };
+    let auto = if o.force_auto { auto_names(ctx, rows, rid)? } else { Vec::new() };
+    let mut planner = Planner {
+        p,
+        targets: &targets,
+        existing: &existing,
+        auto: &auto,
+        o,
+        user_dag: ctx.user.dag_id,
+        instances: HashMap::new(),
+    };
+    let mut errors: Vec<String> = Vec::new();
+    let plans: Vec<Planned> = rows.iter().filter_map(|row| planner.plan(row, &mut errors)).collect();
+    if !errors.is_empty() {
+        return Err(bad(errors.join("\n")));
+    }
+    let touched = write_plans(ctx, &plans, &existing)?;
+    Ok((touched, auto))
+}
 
-    // Columns must be known.
+/// What each column of the import writes (`None`: read for the row's key, or ignored); an
+/// unknown column, or rows without the record-id field, refuse the whole import.
+fn column_targets(p: &Project, rows: &[input::InRow]) -> Result<HashMap<String, Option<Target>>, Failure> {
+    let rid = p.def.record_id_field.as_str();
     let mut targets: HashMap<String, Option<Target>> = HashMap::new();
     let mut unknown = Vec::new();
     for row in rows {
@@ -552,7 +579,7 @@ fn apply_rows(
             if targets.contains_key(k) {
                 continue;
             }
-            let t = if k == &rid
+            let t = if k == rid
                 || matches!(
                     k.as_str(),
                     "redcap_event_name"
@@ -593,71 +620,91 @@ fn apply_rows(
             quoted_list(&unknown)
         )));
     }
-    if !rows.is_empty() && rows.iter().any(|r| input::get(r, &rid).is_none()) {
+    if !rows.is_empty() && rows.iter().any(|r| input::get(r, rid).is_none()) {
         return Err(bad(format!("The record id field ({rid}) is missing.")));
     }
+    Ok(targets)
+}
 
-    // Only the records this import names are read: the cost follows the import, not the project.
-    let existing = {
-        let names: BTreeSet<&str> = rows.iter().filter_map(|r| input::get(r, &rid)).map(str::trim).collect();
-        let recs = store::records_named(&ctx.store.conn, p.id(), names)?;
-        Dataset::load_records(&ctx.store.conn, ctx.store.blob_dir(), p, recs)?
-    };
-    let mut errors: Vec<String> = Vec::new();
-    let err = |errors: &mut Vec<String>, rec: &str, field: &str, value: &str, msg: &str| {
-        errors.push(csv_line(rec, field, value, msg));
-    };
-
-    // Auto-numbering: originals map to new names in order of first appearance.
+/// forceAutoNumber: the new name of each original record name, in order of first appearance
+/// (a DAG user's records are named `<dag id>-<n>`).
+fn auto_names(ctx: &Ctx, rows: &[input::InRow], rid: &str) -> Result<Vec<(String, String)>, Failure> {
     let mut auto: Vec<(String, String)> = Vec::new();
-    if force_auto {
-        let mut next = next_number(&ctx.store.records(p.id())?, ctx.user.dag_id);
-        for row in rows {
-            let orig = input::get(row, &rid).unwrap_or("").trim().to_owned();
-            if !auto.iter().any(|(o, _)| o == &orig) {
-                let name = match ctx.user.dag_id {
-                    Some(d) => format!("{d}-{next}"),
-                    None => next.to_string(),
-                };
-                next += 1;
-                auto.push((orig, name));
-            }
+    let mut next = next_number(&ctx.store.records(ctx.project.id())?, ctx.user.dag_id);
+    for row in rows {
+        let orig = input::get(row, rid).unwrap_or("").trim().to_owned();
+        if !auto.iter().any(|(o, _)| o == &orig) {
+            let name = match ctx.user.dag_id {
+                Some(d) => format!("{d}-{next}"),
+                None => next.to_string(),
+            };
+            next += 1;
+            auto.push((orig, name));
         }
     }
+    Ok(auto)
+}
 
-    // Validate and plan every write.
-    struct Planned {
-        key: RowKey,
-        record: String,
-        new_dag: Option<Option<i64>>,
-        writes: Vec<Write>,
+/// One valid row's writes.
+struct Planned {
+    key: RowKey,
+    record: String,
+    /// `Some` when the row sets the record's DAG (`Some(None)`: unassigns it).
+    new_dag: Option<Option<i64>>,
+    writes: Vec<Write>,
+}
+
+/// Validates rows one at a time against the project and the records already stored.
+struct Planner<'a> {
+    p: &'a Project,
+    targets: &'a HashMap<String, Option<Target>>,
+    existing: &'a Dataset,
+    auto: &'a [(String, String)],
+    o: &'a ImportOpts,
+    user_dag: Option<i64>,
+    /// The last instance numbered for `new` per (record, event, instrument).
+    instances: HashMap<(String, String, String), i64>,
+}
+
+impl Planner<'_> {
+    /// The row's plan, or `None` with its problems added to `errors` (one line each).
+    fn plan(&mut self, row: &input::InRow, errors: &mut Vec<String>) -> Option<Planned> {
+        let record = self.record(row).map_err(|e| errors.push(e)).ok()?;
+        let key = self.key(row, &record).map_err(|e| errors.push(e)).ok()?;
+        let new_dag = self.dag(row, &record).map_err(|e| errors.push(e)).ok()?;
+        let writes = self.writes(row, &key, errors);
+        Some(Planned { key, record, new_dag, writes })
     }
-    let mut plans: Vec<Planned> = Vec::new();
-    let mut instance_counter: HashMap<(String, String, String), i64> = HashMap::new();
-    for row in rows {
-        let orig = input::get(row, &rid).unwrap_or("").trim().to_owned();
-        let record = if force_auto {
-            auto.iter().find(|(o, _)| o == &orig).map(|(_, n)| n.clone()).unwrap_or_default()
+
+    /// The record the row writes: its name (or its auto-numbered name), which a DAG user may
+    /// only touch in their own DAG.
+    fn record(&self, row: &input::InRow) -> Result<String, String> {
+        let rid = self.p.def.record_id_field.as_str();
+        let orig = input::get(row, rid).unwrap_or("").trim().to_owned();
+        let record = if self.o.force_auto {
+            self.auto.iter().find(|(o, _)| o == &orig).map(|(_, n)| n.clone()).unwrap_or_default()
         } else {
             orig.clone()
         };
         if record.is_empty() {
-            err(&mut errors, &orig, &rid, "", "The record name cannot be blank.");
-            continue;
+            return Err(csv_line(&orig, rid, "", "The record name cannot be blank."));
         }
-        // DAG users may only touch their own DAG's records.
-        if let (Some(d), false) = (ctx.user.dag_id, force_auto) {
-            if existing.has_record(&record) && existing.dag_of(&record) != Some(d) {
-                err(
-                    &mut errors,
+        if let (Some(d), false) = (self.user_dag, self.o.force_auto) {
+            if self.existing.has_record(&record) && self.existing.dag_of(&record) != Some(d) {
+                return Err(csv_line(
                     &record,
-                    &rid,
+                    rid,
                     &record,
                     "The record belongs to a Data Access Group you do not have access to.",
-                );
-                continue;
+                ));
             }
         }
+        Ok(record)
+    }
+
+    /// The row's event, repeating instrument and instance.
+    fn key(&mut self, row: &input::InRow, record: &str) -> Result<RowKey, String> {
+        let p = self.p;
         let event = if p.def.longitudinal {
             let mut e = input::get(row, "redcap_event_name").unwrap_or("").trim().to_owned();
             if e.is_empty() {
@@ -667,14 +714,12 @@ fn apply_rows(
                 e = p.def.events.first().map(|e| e.unique_name.clone()).unwrap_or_default();
             }
             if p.event(&e).is_none() {
-                err(
-                    &mut errors,
-                    &record,
+                return Err(csv_line(
+                    record,
                     "redcap_event_name",
                     &e,
                     "The event name is missing or is not a valid unique event name.",
-                );
-                continue;
+                ));
             }
             e
         } else {
@@ -684,129 +729,138 @@ fn apply_rows(
         let rep_inst = input::get(row, "redcap_repeat_instance").unwrap_or("").trim().to_owned();
         let (instrument, instance) = if !rep_form.is_empty() {
             if !p.is_repeating_form(&event, &rep_form) {
-                err(
-                    &mut errors,
-                    &record,
+                return Err(csv_line(
+                    record,
                     "redcap_repeat_instrument",
                     &rep_form,
                     "The instrument is not a repeating instrument in this event.",
-                );
-                continue;
+                ));
             }
-            (rep_form.clone(), rep_inst.clone())
+            (rep_form, rep_inst)
         } else if p.is_repeating_event(&event) {
-            (String::new(), if rep_inst.is_empty() { "1".to_owned() } else { rep_inst.clone() })
+            (String::new(), if rep_inst.is_empty() { "1".to_owned() } else { rep_inst })
         } else {
             if !rep_inst.is_empty() && rep_inst != "1" {
-                err(
-                    &mut errors,
-                    &record,
+                return Err(csv_line(
+                    record,
                     "redcap_repeat_instance",
                     &rep_inst,
                     "A repeat instance was given for data that does not repeat.",
-                );
-                continue;
+                ));
             }
             (String::new(), "1".to_owned())
         };
-        let instance: i64 = if instance == "new" {
-            let k = (record.clone(), event.clone(), instrument.clone());
-            let max_existing = existing
-                .rows
-                .iter()
-                .filter(|r| r.key.record == record && r.key.event == event && r.key.instrument == instrument)
-                .map(|r| r.key.instance)
-                .max()
-                .unwrap_or(0);
-            let c = instance_counter.entry(k).or_insert(max_existing);
-            *c += 1;
-            *c
+        let instance = if instance == "new" {
+            self.new_instance(record, &event, &instrument)
         } else {
             match instance.parse::<i64>() {
                 Ok(n) if n >= 1 => n,
                 _ => {
-                    err(
-                        &mut errors,
-                        &record,
+                    return Err(csv_line(
+                        record,
                         "redcap_repeat_instance",
                         &instance,
                         "The repeat instance must be a positive integer or \"new\".",
-                    );
-                    continue;
+                    ));
                 }
             }
         };
-        let key = RowKey { record: record.clone(), event: event.clone(), instrument: instrument.clone(), instance };
-        let new_dag = match input::get(row, "redcap_data_access_group") {
-            Some(u) if ctx.user.dag_id.is_none() => {
+        Ok(RowKey { record: record.to_owned(), event, instrument, instance })
+    }
+
+    /// `redcap_repeat_instance=new`: the instance after the highest stored or already numbered.
+    fn new_instance(&mut self, record: &str, event: &str, instrument: &str) -> i64 {
+        let existing = self.existing;
+        let c =
+            self.instances.entry((record.to_owned(), event.to_owned(), instrument.to_owned())).or_insert_with(|| {
+                existing
+                    .rows
+                    .iter()
+                    .filter(|r| r.key.record == record && r.key.event == event && r.key.instrument == instrument)
+                    .map(|r| r.key.instance)
+                    .max()
+                    .unwrap_or(0)
+            });
+        *c += 1;
+        *c
+    }
+
+    /// The DAG the row assigns the record to (`redcap_data_access_group`; a DAG user's rows
+    /// keep their record's DAG); a blank value unassigns only with overwrite.
+    fn dag(&self, row: &input::InRow, record: &str) -> Result<Option<Option<i64>>, String> {
+        match input::get(row, "redcap_data_access_group") {
+            Some(u) if self.user_dag.is_none() => {
                 let u = u.trim();
                 if u.is_empty() {
-                    if overwrite { Some(None) } else { None }
-                } else if let Some(d) = p.dag_by_unique(u) {
-                    Some(Some(d.id))
+                    Ok(if self.o.overwrite { Some(None) } else { None })
+                } else if let Some(d) = self.p.dag_by_unique(u) {
+                    Ok(Some(Some(d.id)))
                 } else {
-                    err(
-                        &mut errors,
-                        &record,
+                    Err(csv_line(
+                        record,
                         "redcap_data_access_group",
                         u,
                         "The value is not a valid unique Data Access Group name.",
-                    );
-                    continue;
+                    ))
                 }
             }
-            _ => None,
-        };
+            _ => Ok(None),
+        }
+    }
+
+    /// The validated value writes of the row's cells; each bad cell adds an error line.
+    fn writes(&self, row: &input::InRow, key: &RowKey, errors: &mut Vec<String>) -> Vec<Write> {
+        let (p, record) = (self.p, key.record.as_str());
         let mut writes = Vec::new();
         for (k, v) in row {
-            let Some(Some(target)) = targets.get(k) else { continue };
+            let Some(Some(target)) = self.targets.get(k) else { continue };
             let (field, form) = match target {
                 Target::Field(f) | Target::Checkbox(f, _) => (f.clone(), p.form_of(f).unwrap_or("").to_owned()),
             };
-            if v.trim().is_empty() && !overwrite {
+            if v.trim().is_empty() && !self.o.overwrite {
                 continue;
             }
-            if !records::form_in_row(p, &key, &form) {
+            if !records::form_in_row(p, key, &form) {
                 if v.trim().is_empty() {
                     continue;
                 }
-                err(
-                    &mut errors,
-                    &record,
+                errors.push(csv_line(
+                    record,
                     &field,
                     v,
                     &format!(
-                        "This field ('{field}') exists on an instrument that is not designated for the event named '{event}'. You are not allowed to import data for this field into this event."
+                        "This field ('{field}') exists on an instrument that is not designated for the event named '{}'. You are not allowed to import data for this field into this event.",
+                        key.event
                     ),
-                );
+                ));
                 continue;
             }
             match target {
                 Target::Checkbox(f, code) => match v.trim() {
                     "1" => writes.push((f.clone(), vec![(code.clone(), true)], None)),
                     "0" | "" => writes.push((f.clone(), vec![(code.clone(), false)], None)),
-                    _ => err(
-                        &mut errors,
-                        &record,
+                    _ => errors.push(csv_line(
+                        record,
                         k,
                         v,
                         "The value you provided could not be validated because it does not follow the expected format. Please try again.",
-                    ),
+                    )),
                 },
-                Target::Field(f) => match validate(p, f, v, &date_format) {
+                Target::Field(f) => match validate(p, f, v, &self.o.date_format) {
                     Ok(value) => writes.push((f.clone(), Vec::new(), Some(value))),
-                    Err(msg) => err(&mut errors, &record, f, v, &msg),
+                    Err(msg) => errors.push(csv_line(record, f, v, &msg)),
                 },
             }
         }
-        plans.push(Planned { key, record, new_dag, writes });
+        writes
     }
-    if !errors.is_empty() {
-        return Err(bad(errors.join("\n")));
-    }
+}
 
-    // Write everything in one transaction.
-    let pid = p.id();
+/// Writes every plan, with one log entry per row, in one transaction; returns the records
+/// touched in order of first appearance.
+fn write_plans(ctx: &mut Ctx, plans: &[Planned], existing: &Dataset) -> Result<Vec<String>, Failure> {
+    let pid = ctx.project.id();
+    let rid = ctx.project.def.record_id_field.clone();
     let user_dag = ctx.user.dag_id;
     let username = ctx.user.username.clone();
     let mut touched: Vec<String> = Vec::new();
@@ -816,59 +870,16 @@ fn apply_rows(
         // Rows of records created by this request, already written once: a row not in it has
         // nothing stored yet, so its values are added without deleting first.
         let mut written: HashSet<RowKey> = HashSet::new();
-        for plan in &plans {
+        for plan in plans {
             let new = s.ensure_record(pid, &plan.record, user_dag)?;
             if new {
                 created.insert(plan.record.clone());
             }
             let fresh = created.contains(&plan.record) && written.insert(plan.key.clone());
-            let mut fresh_fields: HashSet<String> = HashSet::new();
-            let mut put = |s: &mut crate::store::Store, field: &str, vals: &[String]| {
-                if fresh && fresh_fields.insert(field.to_owned()) {
-                    s.add_values(pid, &plan.key, field, vals)
-                } else {
-                    s.set_values(pid, &plan.key, field, vals)
-                }
-            };
             if let Some(d) = plan.new_dag {
                 s.set_record_dag(pid, &plan.record, d)?;
             }
-            // The record-id value marks the row (and the event's base row) as existing.
-            put(s, &rid, std::slice::from_ref(&plan.record))?;
-            if !plan.key.instrument.is_empty() {
-                let base = RowKey { instrument: String::new(), instance: 1, ..plan.key.clone() };
-                s.set_values(pid, &base, &rid, std::slice::from_ref(&plan.record))?;
-                // The base row now holds a value: a later plan for it must not add a second.
-                written.insert(base);
-            }
-            let current = existing_values(&existing, &plan.key);
-            let mut checkbox_state: HashMap<String, BTreeSet<String>> = HashMap::new();
-            let mut details = Vec::new();
-            for (field, toggles, value) in &plan.writes {
-                if let Some(v) = value {
-                    let vals: Vec<String> = if v.is_empty() { Vec::new() } else { vec![v.clone()] };
-                    put(s, field, &vals)?;
-                    // REDCap writes line breaks in logged values as spaces (REDCapR's recorded
-                    // log: "…a DAG assigned  So call up Trudy…" for a value with "\n\n").
-                    details.push(format!("{field} = '{}'", v.replace("\r\n", " ").replace(['\r', '\n'], " ")));
-                } else {
-                    let state = checkbox_state
-                        .entry(field.clone())
-                        .or_insert_with(|| current.get(field).cloned().unwrap_or_default().into_iter().collect());
-                    for (code, on) in toggles {
-                        if *on {
-                            state.insert(code.clone());
-                        } else {
-                            state.remove(code);
-                        }
-                        details.push(format!("{}({code}) = {}", field, if *on { "checked" } else { "unchecked" }));
-                    }
-                }
-            }
-            for (field, state) in checkbox_state {
-                let vals: Vec<String> = state.into_iter().collect();
-                put(s, &field, &vals)?;
-            }
+            let details = write_plan(s, pid, &rid, plan, fresh, &mut written, existing)?;
             let (kind, verb) = if created.contains(&plan.record) {
                 ("record_add", "Create record")
             } else {
@@ -889,8 +900,65 @@ fn apply_rows(
         }
         Ok(())
     })?;
+    Ok(touched)
+}
 
-    Ok((touched, auto))
+/// Stores one row's values (`fresh`: the row has nothing stored yet, so values are added
+/// without deleting first); returns the log details (`field = 'value'`, `cb(code) = checked`).
+fn write_plan(
+    s: &mut crate::store::Store,
+    pid: i64,
+    rid: &str,
+    plan: &Planned,
+    fresh: bool,
+    written: &mut HashSet<RowKey>,
+    existing: &Dataset,
+) -> Result<Vec<String>, crate::store::StoreError> {
+    let mut fresh_fields: HashSet<String> = HashSet::new();
+    let mut put = |s: &mut crate::store::Store, field: &str, vals: &[String]| {
+        if fresh && fresh_fields.insert(field.to_owned()) {
+            s.add_values(pid, &plan.key, field, vals)
+        } else {
+            s.set_values(pid, &plan.key, field, vals)
+        }
+    };
+    // The record-id value marks the row (and the event's base row) as existing.
+    put(s, rid, std::slice::from_ref(&plan.record))?;
+    if !plan.key.instrument.is_empty() {
+        let base = RowKey { instrument: String::new(), instance: 1, ..plan.key.clone() };
+        s.set_values(pid, &base, rid, std::slice::from_ref(&plan.record))?;
+        // The base row now holds a value: a later plan for it must not add a second.
+        written.insert(base);
+    }
+    let current = existing_values(existing, &plan.key);
+    let mut checkbox_state: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let mut details = Vec::new();
+    for (field, toggles, value) in &plan.writes {
+        if let Some(v) = value {
+            let vals: Vec<String> = if v.is_empty() { Vec::new() } else { vec![v.clone()] };
+            put(s, field, &vals)?;
+            // REDCap writes line breaks in logged values as spaces (REDCapR's recorded
+            // log: "…a DAG assigned  So call up Trudy…" for a value with "\n\n").
+            details.push(format!("{field} = '{}'", v.replace("\r\n", " ").replace(['\r', '\n'], " ")));
+        } else {
+            let state = checkbox_state
+                .entry(field.clone())
+                .or_insert_with(|| current.get(field).cloned().unwrap_or_default().into_iter().collect());
+            for (code, on) in toggles {
+                if *on {
+                    state.insert(code.clone());
+                } else {
+                    state.remove(code);
+                }
+                details.push(format!("{}({code}) = {}", field, if *on { "checked" } else { "unchecked" }));
+            }
+        }
+    }
+    for (field, state) in checkbox_state {
+        let vals: Vec<String> = state.into_iter().collect();
+        put(s, &field, &vals)?;
+    }
+    Ok(details)
 }
 
 /// The success body of Import Records per returnContent; its format follows returnFormat, then

@@ -45,7 +45,7 @@ pub fn export(ctx: &mut Ctx) -> HResult {
     let with_dag = report.output_dags && ctx.user.dag_id.is_none();
     let survey = report.output_survey_fields;
     let cols = records::columns(p, &names, with_dag, report.combine_checkbox_values, survey);
-    let filter = logic::compile(p, &report.advanced_logic)?;
+    let filter = logic::compile(p, &report.advanced_logic).map_err(bad)?;
     let dag_filter: Option<HashSet<i64>> = (!report.filter_dags.is_empty())
         .then(|| report.filter_dags.iter().filter_map(|u| p.dag_by_unique(u).map(|d| d.id)).collect());
 
