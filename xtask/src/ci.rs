@@ -7,7 +7,7 @@
 //! chains); no module cycle in `redcap-core` (one concern per module, dependencies one way); and
 //! no snapshot left pending or unreferenced by any test (the check
 //! `cargo insta test --unreferenced=reject` makes, done with insta's own reference file so
-//! cargo-insta need not be installed).
+//! cargo-insta need not be installed); last, PyCap's doctests against the emulator (`compat.rs`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,14 @@ pub fn ci(root: &Path) -> Result<(), String> {
         )
     })?;
     step("snapshots: none pending, none unreferenced", || snapshots(root, &references))?;
+    // After the tests (which build the emulator), on its own: a few seconds once the venv exists
+    // under target/, under a minute to make it.
+    step("PyCap 2.7.0's doctests against the emulator (cargo xtask compat)", || {
+        match crate::compat::compat(root)? {
+            true => Ok(()),
+            false => Err("a doctest failed that the emulator should pass (see above)".into()),
+        }
+    })?;
     Ok(())
 }
 
