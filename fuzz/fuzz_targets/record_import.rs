@@ -1,3 +1,5 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| redcap_emulator::fuzzing::record_import(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = redcap_emulator::fuzzing::record_import(data);
+});
