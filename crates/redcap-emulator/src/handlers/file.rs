@@ -5,7 +5,7 @@
 use super::file_repository::{NO_UPLOAD, name_and_mime};
 use super::{Ctx, Failure, HResult, Reply, bad, forbidden};
 use crate::model::Field;
-use crate::records::{Dataset, hidden_by_export_level};
+use crate::records::Dataset;
 use crate::store::RowKey;
 
 /// The field and the row (record, event, instrument, instance) a call names.
@@ -75,12 +75,10 @@ pub fn export(ctx: &mut Ctx) -> HResult {
     let level = ctx.need_data_export()?;
     let data = Dataset::load(ctx.store, &ctx.project)?;
     let t = target(ctx, &data)?;
-    if hidden_by_export_level(&ctx.project, level, &t.field.name) {
-        // UNVERIFIED text: an identifier file field under a restricted export level.
-        return Err(forbidden(format!(
-            "You do not have Data Export privileges for the field '{}' (it is an identifier)",
-            t.field.name
-        )));
+    if ctx.export_hides(level, &t.field.name) {
+        // UNVERIFIED text: an identifier file field under a restricted export level, or a field
+        // of an instrument without export rights.
+        return Err(forbidden(format!("You do not have Data Export privileges for the field '{}'", t.field.name)));
     }
     let pid = ctx.project.id();
     let doc =

@@ -11,6 +11,7 @@ use crate::auth::{Caller, DataExport, ProjectUser};
 use crate::input::{self, InRow};
 use crate::model::{Project, ProjectDef};
 use crate::params::Params;
+use crate::records::hidden_by_export_level;
 use crate::render::{self, Out, Table};
 use crate::store::{Store, StoreError};
 
@@ -208,6 +209,25 @@ impl Ctx<'_> {
         } else {
             Err(forbidden("You do not have API Import/Update privileges"))
         }
+    }
+
+    /// Whether an export leaves `name` (a field or `<form>_complete`) out for the caller.
+    /// Export rights are per instrument (`forms_export`, the project XML's
+    /// `data_export_instruments`; the users export replaced `data_export` with it by 12.5.2,
+    /// REDCapR#396): a field follows its form's level, and a form without export rights is left
+    /// out whole, `<form>_complete` too (API help: exp_records, "data-export rights are
+    /// applied"). A form not listed follows `level`, the user's; the record id always stays.
+    pub fn export_hides(&self, level: DataExport, name: &str) -> bool {
+        let p = &*self.project;
+        if name == p.def.record_id_field {
+            return false;
+        }
+        let level = p
+            .form_of(name)
+            .and_then(|form| self.user.rights.forms_export.iter().find(|(f, _)| f == form))
+            .and_then(|(_, code)| DataExport::from_code(*code))
+            .unwrap_or(level);
+        level == DataExport::NoAccess || hidden_by_export_level(p, level, name)
     }
 
     /// Requires a data export level other than No Access.

@@ -12,7 +12,7 @@ use crate::logic;
 use crate::model::{Project, checkbox_column};
 use crate::odm;
 use crate::odm_out;
-use crate::records::{self, CellOptions, Col, Dataset, hidden_by_export_level};
+use crate::records::{self, CellOptions, Col, Dataset};
 use crate::render::{self, Out, RowWriter, Table};
 use crate::store::{self, RowKey, Snapshot};
 use crate::stream::{BodySink, Producer, StreamError};
@@ -107,7 +107,7 @@ pub(super) fn plan(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: boo
         }
         wanted.contains(name) || forms.as_ref().is_some_and(|fs| fs.iter().any(|f| f == form))
     });
-    let names: Vec<String> = names.into_iter().filter(|n| !hidden_by_export_level(p, level, n)).collect();
+    let names: Vec<String> = names.into_iter().filter(|n| !ctx.export_hides(level, n)).collect();
 
     let events = ctx.params.list("events");
     if let (Some(events), true) = (&events, p.def.longitudinal) {

@@ -8,7 +8,7 @@ use super::record::{cell_options, render_rows};
 use super::{Ctx, HResult, Reply, bad, forbidden};
 use crate::logic;
 use crate::odm_out;
-use crate::records::{self, CellOptions, Col, Dataset, hidden_by_export_level, record_cmp};
+use crate::records::{self, CellOptions, Col, Dataset, record_cmp};
 use crate::render::{self, Out};
 
 /// Export Reports: the report's fields, order, filters and options; always flat.
@@ -39,7 +39,7 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         .fields
         .iter()
         .filter(|f| f.as_str() == p.def.record_id_field || p.form_of(f).is_some())
-        .filter(|f| !hidden_by_export_level(p, level, f))
+        .filter(|f| !ctx.export_hides(level, f))
         .cloned()
         .collect();
     let with_dag = report.output_dags && ctx.user.dag_id.is_none();

@@ -420,3 +420,78 @@ fn rights_keep_their_real_values() {
     let xml = call(&emu, &t, &[("content", "project_xml"), ("returnMetadataOnly", "true")]).text();
     assert!(xml.contains("data_entry=\"[form_1,2]\""), "{xml}");
 }
+
+/// Export rights are per instrument (`forms_export`; the users export replaced `data_export`
+/// with it by REDCap 12.5.2, REDCapR#396) and Export Records applies them (API help:
+/// exp_records, "data-export rights are applied"): a form without export rights is left out
+/// whole, `<form>_complete` too; a de-identified form loses its free text, dates and identifiers;
+/// the record id always stays. Set through a users import (CSV `form:code` cells) and from the
+/// project XML's `data_export_instruments`, in flat, EAV and project XML exports.
+#[test]
+fn per_form_export_rights_are_enforced() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let pid = emu.project_ids()[0];
+    let limited = emu.add_user(pid, User::new("limited")).unwrap();
+    let csv = "username,api_export,forms_export\nlimited,1,\"demographics:2,health:0,race_and_ethnicity:1\"\n";
+    call(&emu, &t, &[("content", "user"), ("format", "csv"), ("data", csv)]).expect(200, "1");
+    let rows = call(&emu, &limited, &[("content", "record")]).json();
+    let row = rows[0].as_object().unwrap();
+    let keys: Vec<&str> = row.keys().map(String::as_str).collect();
+    assert!(keys.contains(&"record_id") && keys.contains(&"race___1") && keys.contains(&"ethnicity"), "{keys:?}");
+    assert!(keys.contains(&"demographics_complete") && keys.contains(&"sex"), "{keys:?}");
+    for gone in ["height", "weight", "bmi", "comments", "mugshot", "health_complete"] {
+        assert!(!keys.contains(&gone), "{gone} of the form without export rights in {keys:?}");
+    }
+    for gone in ["name_first", "dob", "address", "email"] {
+        assert!(!keys.contains(&gone), "{gone} of the de-identified form in {keys:?}");
+    }
+    let eav = call(&emu, &limited, &[("content", "record"), ("type", "eav")]).json();
+    assert!(
+        eav.as_array().unwrap().iter().all(|r| r["field_name"] != "height" && r["field_name"] != "health_complete")
+    );
+    let xml = call(&emu, &limited, &[("content", "project_xml"), ("returnMetadataOnly", "false")]).text();
+    assert!(!xml.contains("<ItemData ItemOID=\"height\""), "the project XML's data follow the same rights");
+    assert!(xml.contains("<ItemData ItemOID=\"ethnicity\""), "{xml}");
+    // Asking for the field by name does not get around it.
+    let asked =
+        call(&emu, &limited, &[("content", "record"), ("fields[0]", "record_id"), ("fields[1]", "height")]).json();
+    assert!(asked[0].get("height").is_none(), "{asked}");
+
+    // The same rights from the project XML (a role with `data_export_instruments`).
+    let xml = std::fs::read_to_string(fixture("redcapr-simple.xml")).unwrap().replace(
+        "</redcap:UserRolesGroup>",
+        "<redcap:UserRoles role_name=\"No health\" unique_role_name=\"U-NOHEALTH1\" api_export=\"1\" \
+         data_export_instruments=\"[demographics,1][health,0][race_and_ethnicity,1]\" \
+         data_entry=\"[demographics,1][health,1][race_and_ethnicity,1]\"/></redcap:UserRolesGroup>",
+    );
+    assert!(xml.contains("U-NOHEALTH1"), "the fixture has a roles group");
+    let emu =
+        redcap_emulator::Emulator::builder().in_memory().deterministic_tokens(7).project_xml(xml).start().unwrap();
+    let pid = emu.project_ids()[0];
+    let role_user = emu.add_user(pid, User::new("r").role("U-NOHEALTH1")).unwrap();
+    let rows = call(&emu, &role_user, &[("content", "record")]).json();
+    assert!(rows[0].get("height").is_none() && rows[0].get("name_first").is_some(), "{}", rows[0]);
+}
+
+/// Reports and Export a File follow the per-instrument export rights too (API help:
+/// exp_reports and exp_file: data-export rights applied).
+#[test]
+fn per_form_export_rights_apply_to_reports_and_files() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let pid = emu.project_ids()[0];
+    let limited = emu.add_user(pid, User::new("limited")).unwrap();
+    let csv = "username,api_export,forms_export\nlimited,1,\"demographics:1,health:0,race_and_ethnicity:1\"\n";
+    call(&emu, &t, &[("content", "user"), ("format", "csv"), ("data", csv)]).expect(200, "1");
+    let file =
+        call(&emu, &limited, &[("content", "file"), ("action", "export"), ("record", "1"), ("field", "mugshot")]);
+    assert_eq!(file.status, 403, "{}", file.text());
+    assert_eq!(
+        call(&emu, &t, &[("content", "file"), ("action", "export"), ("record", "1"), ("field", "mugshot")]).status,
+        200
+    );
+    let id = emu.report_id(pid, "test-report-1").unwrap().to_string();
+    let csv = call(&emu, &limited, &[("content", "report"), ("format", "csv"), ("report_id", &id)]).text();
+    assert_eq!(csv.lines().next(), Some("record_id,address,ethnicity"), "the report's health columns are left out");
+}
