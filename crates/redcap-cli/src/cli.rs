@@ -520,6 +520,9 @@ pub enum RecordsCmd {
         /// Layout of date values in the file
         #[arg(long, value_enum, default_value_t = DateFormatArg::YMD)]
         date_format: DateFormatArg,
+        /// --check, --diff, --only-changed, --no-check
+        #[command(flatten)]
+        check: crate::commands::import_check::CheckArgs,
     },
 }
 

@@ -182,9 +182,13 @@ fn reports_and_records() {
 
     // REDCap's per-value import errors are listed under the sentence.
     write(&f.path("bad.csv"), "record_id,age\n12,old\n");
-    let out = f.redcap().args(["records", "import", "bad.csv"]).output().unwrap();
+    let out = f.redcap().args(["records", "import", "bad.csv", "--no-check"]).output().unwrap();
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     assert!(stderr(&out).contains("age"), "{}", stderr(&out));
+    // Checked first (the default), nothing is sent: the check names the row and field.
+    let out = f.redcap().args(["records", "import", "bad.csv"]).output().unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains(r#"row 1 (record 12): age = "old""#), "{}", stderr(&out));
 }
 
 #[test]

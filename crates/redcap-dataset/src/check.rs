@@ -233,6 +233,47 @@ impl Checker {
         &self.model.id_field
     }
 
+    /// The dictionary field a column of the rows imports into (a checkbox option's field), for
+    /// exporting what is stored; `None` for key columns, form statuses and unknown columns.
+    pub fn field_of(&self, column: &str) -> Option<&str> {
+        match self.columns.get(column)? {
+            Column::Field(i) | Column::Checkbox(i) => Some(&self.model.fields[*i].name),
+            Column::Key | Column::Status(_) => None,
+        }
+    }
+
+    /// The instrument whose status a `<form>_complete` column is.
+    pub fn status_of(&self, column: &str) -> Option<&str> {
+        match self.columns.get(column)? {
+            Column::Status(form) => Some(form),
+            _ => None,
+        }
+    }
+
+    /// What storing `value` in `column` leaves there, in the form REDCap exports it: `None`
+    /// when the import leaves the stored value alone (blank without `overwrite`). Dates and
+    /// datetimes are read in the import's date format, a blank checkbox option with `overwrite`
+    /// is `0`, values are trimmed.
+    pub fn stored(&self, column: &str, value: &str, overwrite: bool) -> Option<String> {
+        let value = value.trim();
+        let col = self.columns.get(column);
+        if value.is_empty() {
+            return match col {
+                Some(Column::Checkbox(_)) if overwrite => Some("0".into()),
+                _ if overwrite => Some(String::new()),
+                _ => None,
+            };
+        }
+        if let Some(Column::Field(i)) = col {
+            if matches!(self.model.fields[*i].kind, FieldKind::Date | FieldKind::DateTime { .. }) {
+                if let Ok(ymd) = parse::ymd_from(value, self.options.date_format) {
+                    return Some(ymd);
+                }
+            }
+        }
+        Some(value.to_owned())
+    }
+
     /// Checks flat rows (one object per record, event and instance; REDCap's `type=flat`).
     pub fn check_flat(&self, rows: &[Row]) -> Vec<Problem> {
         let mut problems = Vec::new();

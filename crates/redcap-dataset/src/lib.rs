@@ -47,6 +47,7 @@
 mod cast;
 pub mod check;
 pub mod commit;
+pub mod diff;
 mod error;
 pub mod kind;
 mod layout;

@@ -266,3 +266,56 @@ fn a_classic_project_takes_no_event() {
         .collect();
     assert_eq!(got, vec![ProblemKind::UnknownEvent, ProblemKind::RepeatMissing]);
 }
+
+#[test]
+fn the_diff_names_each_changed_cell_and_what_overwrite_blanks() {
+    use redcap_dataset::diff::{ChangeKind, diff};
+    let c = checker();
+    let stored = rows(
+        r#"[{"study_id":"1","redcap_event_name":"baseline_arm_1","redcap_repeat_instrument":"","redcap_repeat_instance":"",
+             "age":"44","sex":"1","race___1":"1","race____1":"0","dob":"1980-02-29","enrol_complete":"0"},
+            {"study_id":"1","redcap_event_name":"baseline_arm_1","redcap_repeat_instrument":"meds","redcap_repeat_instance":1,
+             "age":"","drug":"a1"}]"#,
+    );
+    let import = rows(
+        r#"[{"study_id":"1","redcap_event_name":"baseline_arm_1","age":"45","sex":"","race___1":"","race____1":"1",
+             "dob":"1980-02-29","enrol_complete":"0"},
+            {"study_id":"1","redcap_event_name":"baseline_arm_1","redcap_repeat_instrument":"meds","redcap_repeat_instance":"1","drug":"a1"},
+            {"study_id":"2","redcap_event_name":"baseline_arm_1","age":"3"}]"#,
+    );
+    let got = |d: &redcap_dataset::diff::Diff| -> Vec<(usize, String, String, String, ChangeKind)> {
+        d.changes.iter().map(|c| (c.row, c.field.clone(), c.old.clone(), c.new.clone(), c.kind)).collect()
+    };
+    let normal = diff(&c, &import, &stored, false);
+    let s = |x: &str| x.to_owned();
+    assert_eq!(
+        got(&normal),
+        vec![
+            (1, s("age"), s("44"), s("45"), ChangeKind::Changed),
+            (1, s("race____1"), s("0"), s("1"), ChangeKind::Added),
+            (3, s("age"), s(""), s("3"), ChangeKind::Added),
+        ]
+    );
+    assert_eq!(normal.new_records, 1);
+    assert_eq!(normal.changed_rows.len(), 2, "the unchanged repeating row is left out");
+    let slim = &normal.changed_rows[0];
+    let keys: Vec<&str> = slim.keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    for k in ["study_id", "redcap_event_name", "age", "race____1"] {
+        assert!(slim.contains_key(k), "{k} in {keys:?}");
+    }
+    let over = diff(&c, &import, &stored, true);
+    assert_eq!(
+        got(&over)[..4],
+        [
+            (1, s("age"), s("44"), s("45"), ChangeKind::Changed),
+            (1, s("sex"), s("1"), s(""), ChangeKind::Blanked),
+            (1, s("race___1"), s("1"), s("0"), ChangeKind::Changed),
+            (1, s("race____1"), s("0"), s("1"), ChangeKind::Added),
+        ]
+    );
+    // Dates in the import's format compare with REDCap's YYYY-MM-DD.
+    let mdy = Checker::new(&schema(), CheckOptions::default().date_format(DateFormat::Mdy)).unwrap();
+    let same_date = rows(r#"[{"study_id":"1","redcap_event_name":"baseline_arm_1","dob":"2/29/1980"}]"#);
+    assert_eq!(diff(&mdy, &same_date, &stored, false).changes, vec![]);
+}

@@ -113,18 +113,29 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
             }
             Ok(())
         }
-        RecordsCmd::Import { file, input_format, batch_size, overwrite, date_format } => {
+        RecordsCmd::Import { file, input_format, batch_size, overwrite, date_format, check } => {
+            let date_format = match date_format {
+                DateFormatArg::YMD => DateFormat::Ymd,
+                DateFormatArg::MDY => DateFormat::Mdy,
+                DateFormatArg::DMY => DateFormat::Dmy,
+            };
             let rows = read_rows(file, *input_format)?;
+            let before = super::import_check::before_import(
+                session,
+                ui,
+                rows,
+                check,
+                *overwrite,
+                date_format,
+                *batch_size as usize,
+            )?;
+            let Some(rows) = before else { return Ok(()) };
             let n_rows = rows.len();
             let mut template = record::import::Request::new("");
             if *overwrite {
                 template.overwrite_behavior = Some(OverwriteBehavior::Overwrite);
             }
-            template.date_format = Some(match date_format {
-                DateFormatArg::YMD => DateFormat::Ymd,
-                DateFormatArg::MDY => DateFormat::Mdy,
-                DateFormatArg::DMY => DateFormat::Dmy,
-            });
+            template.date_format = Some(date_format);
             let options = BatchOptions::default().batch_size(*batch_size as usize);
             let progress = ui.observer();
             let count = session

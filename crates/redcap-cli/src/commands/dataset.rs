@@ -11,7 +11,8 @@ use crate::error::{CliError, ExitKind, from_workflow, plural};
 use crate::progress::Ui;
 use crate::session::Session;
 
-const PULL: &[&MethodInfo] = &[
+/// The calls of a pull: the project schema's, then the record exports.
+pub(crate) const PULL: &[&MethodInfo] = &[
     &version::export::INFO,
     &project::export_info::INFO,
     &metadata::export::INFO,

@@ -7,5 +7,6 @@ pub mod dataset;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod files;
+pub mod import_check;
 pub mod info;
 pub mod profile;
