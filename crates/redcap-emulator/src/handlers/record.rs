@@ -830,7 +830,9 @@ impl Planner<'_> {
                     v,
                     &format!(
                         "This field ('{field}') exists on an instrument that is not designated for the event named '{}'. You are not allowed to import data for this field into this event.",
-                        key.event
+                        // The event's label, as REDCap names it (redcapAPI PR #348's recorded
+                        // message: `'event_1 (Arm 1: Arm 1)'`).
+                        p.event(&key.event).map_or_else(|| key.event.clone(), |e| p.def.event_label(e))
                     ),
                 ));
                 continue;

@@ -189,3 +189,23 @@ fn user_dag_mapping_in_username_order() {
                {"username": "pycap_superuser", "redcap_data_access_group": ""}])
     );
 }
+
+/// An import into an instrument not designated for the event names the event by its label, arm
+/// included where events are in several arms (redcapAPI PR #348 records REDCap's message:
+/// `… not designated for the event named 'event_1 (Arm 1: Arm 1)'. You are not allowed to import
+/// data for this field into this event.`).
+#[test]
+fn undesignated_import_names_the_event_by_its_label() {
+    let emu = start(&["redcapr-longitudinal.xml"]);
+    let t = admin(&emu);
+    let data = r#"[{"study_id": "1", "redcap_event_name": "dose_1_arm_1", "first_name": "X"}]"#;
+    let r = call(&emu, &t, &[("content", "record"), ("data", data)]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains(
+            "not designated for the event named 'Dose 1 (Arm 1: Drug A)'. You are not allowed to import data for this field into this event."
+        ),
+        "{}",
+        r.text()
+    );
+}
