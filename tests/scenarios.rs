@@ -790,3 +790,52 @@ fn redirect_to_another_server_is_refused<A: Api>() {
 }
 
 for_both_clients!(stand_in: redirect_on_the_same_server_is_re_posted, redirect_to_another_server_is_refused);
+
+// ---- A sink that calls the client (blocking) -------------------------------------------------
+
+/// A writer that makes a call of its own with the client whose `stream` feeds it.
+struct CallingSink<'c> {
+    client: &'c redcap::blocking::Client,
+    written: Vec<u8>,
+    versions: usize,
+}
+
+impl std::io::Write for CallingSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let v = self.client.call(&redcap::version::export::Request::new()).map_err(std::io::Error::other)?;
+        assert!(v.major >= 1);
+        self.versions += 1;
+        self.written.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// At concurrency(1) the blocking client held its one slot while `stream` wrote to the sink, so
+/// a sink calling the same client waited for itself forever. The call runs on a thread so a
+/// regression fails here (after a generous bound) instead of hanging the suite.
+#[test]
+fn a_stream_sink_may_call_the_client_at_concurrency_one() {
+    let emu = Emulator::builder()
+        .project_xml(std::fs::read_to_string(fixture("redcapr-simple.xml")).unwrap())
+        .in_memory()
+        .deterministic_tokens(7)
+        .start()
+        .expect("emulator starts");
+    let token = emu.token(emu.project_ids()[0], "admin").expect("admin token");
+    let client = redcap::blocking::Client::builder(emu.url(), token).allow_http(true).concurrency(1).build().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sink = CallingSink { client: &client, written: Vec::new(), versions: 0 };
+        let streamed = client.stream(&redcap::metadata::export::Request::new(), &mut sink);
+        let _ = tx.send(streamed.map(|s| (s.bytes, sink.written.len(), sink.versions)));
+    });
+    let (bytes, written, versions) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the stream finished (a sink calling the client must not deadlock)")
+        .unwrap();
+    assert_eq!(bytes as usize, written);
+    assert!(written > 0 && versions > 0);
+}

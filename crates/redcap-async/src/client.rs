@@ -2,19 +2,15 @@
 //! concurrency and optional pacing.
 
 use std::future::Future;
-use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use http::response::Parts;
-use redcap_core::exchange::{self, Next, Outcome, StreamPlan, Target};
+use redcap_core::driver::{Call, CallConfig, Step};
+use redcap_core::exchange::Target;
 use redcap_core::{
-    AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED,
-    DecodeContext, DownloadHead, Downloaded, DynamicCall, Error, FailureKind, Method, MethodInfo, Pacer,
-    PreparedRequest, RetryPolicy, StallGuard, Streamed, Token, Transport, TransportConfig, TransportError, prepare,
+    ApiUrl, Build, Bytes, ClientSettings, DEFAULT_CONCURRENCY, Downloaded, DynamicCall, Error, FailureKind, Method,
+    MethodInfo, Pacer, PreparedRequest, RetryPolicy, Streamed, Token, Transport, TransportError, prepare,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
@@ -35,11 +31,8 @@ pub struct Client<T = ReqwestTransport> {
     url: ApiUrl,
     token: Token,
     transport: Arc<T>,
-    policy: RetryPolicy,
-    max_buffered: usize,
+    config: CallConfig,
     limits: Arc<Limits>,
-    stall: Duration,
-    overall: Option<Duration>,
 }
 
 /// Builds the async client over reqwest: `Client::builder(url, token)…build()`.
@@ -69,11 +62,8 @@ impl Build for Async {
         let (url, token) = settings.endpoint()?;
         let transport = ReqwestTransport::new(&settings.transport)?;
         let mut client = Client::with_transport(url, token, transport)
-            .with_retry(settings.retry)
             .with_limits(settings.concurrency, settings.requests_per_minute);
-        client.max_buffered = settings.max_buffered;
-        client.stall = settings.transport.stall_timeout;
-        client.overall = settings.transport.overall_timeout;
+        client.config = CallConfig::from_settings(&settings);
         Ok(client)
     }
 }
@@ -97,29 +87,26 @@ where
             url,
             token,
             transport: Arc::new(transport),
-            policy: RetryPolicy::default(),
-            max_buffered: DEFAULT_MAX_BUFFERED,
+            config: CallConfig::default(),
             limits: Arc::new(Limits {
                 permits: Semaphore::new(DEFAULT_CONCURRENCY),
                 concurrency: DEFAULT_CONCURRENCY,
                 pacer: None,
             }),
-            stall: TransportConfig::default().stall_timeout,
-            overall: None,
         }
     }
 
     /// Sets the stall timeout applied to response bodies (the transport applies its own to
     /// the wait for an answer) and the overall timeout of each call, retries included.
     pub fn with_timeouts(mut self, stall: Duration, overall: Option<Duration>) -> Self {
-        self.stall = stall;
-        self.overall = overall;
+        self.config.stall = stall;
+        self.config.overall = overall;
         self
     }
 
     /// Replaces the retry policy.
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
-        self.policy = policy;
+        self.config.policy = policy;
         self
     }
 
@@ -152,9 +139,8 @@ where
     /// Calls `method` and decodes its answer (the body is buffered; see [`Client::stream`]).
     pub async fn call<M: Method>(&self, method: &M) -> Result<M::Output, Error> {
         let prepared = prepare(method, &self.url, &self.token)?;
-        let ctx = *prepared.context();
-        let mut handler = Buffered::<M> { ctx, limit: self.max_buffered, method: PhantomData };
-        self.run(M::INFO, prepared, &mut handler).await
+        let call = Call::<M::Output>::buffered::<M>(prepared, &self.config, self.limits.pacer.as_ref());
+        self.drive(call, None::<&mut tokio::io::Sink>, &|_| {}).await
     }
 
     /// Calls `method` and streams its success body into `sink` in constant memory. Errors are
@@ -185,8 +171,7 @@ where
         prepared: PreparedRequest,
         sink: &mut W,
     ) -> Result<Streamed, Error> {
-        let ctx = *prepared.context();
-        self.run(info, prepared, &mut ToSink { info, ctx, sink }).await
+        self.drive(Call::stream(info, prepared, &self.config, self.limits.pacer.as_ref()), Some(sink), &|_| {}).await
     }
 
     /// Downloads a file (File Repository, record file, PDF) to `target`. The bytes go to a
@@ -206,324 +191,88 @@ where
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<Downloaded, Error> {
         let prepared = prepare(method, &self.url, &self.token)?;
-        let ctx = *prepared.context();
-        self.run(M::INFO, prepared, &mut ToFile { info: M::INFO, ctx, target, on_bytes }).await
+        let call = Call::download(M::INFO, prepared, &self.config, self.limits.pacer.as_ref(), target);
+        self.drive(call, None::<&mut tokio::io::Sink>, on_bytes).await
     }
 
-    /// The retry/redirect loop. `handler` reads the body; its outcome says whether to retry.
-    async fn run<H: Handle<Guarded<S>>>(
+    /// Performs the I/O `call` asks for until it is over (core's driver decides everything).
+    async fn drive<R: Send, W: AsyncWrite + Unpin + Send + ?Sized>(
         &self,
-        info: &'static MethodInfo,
-        mut prepared: PreparedRequest,
-        handler: &mut H,
-    ) -> Result<H::Output, Error> {
+        mut call: Call<'_, R>,
+        mut sink: Option<&mut W>,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<R, Error> {
         let _permit =
             self.limits.permits.acquire().await.map_err(|_| {
                 Error::Transport(TransportError::new(FailureKind::Other, "the client is shutting down"))
             })?;
-        let mut attempts = Attempts::new(&self.policy, info).with_overall_timeout(self.overall);
+        let mut body: Option<S> = None;
+        let mut file: Option<tokio::fs::File> = None;
         loop {
-            if let Some(pacer) = &self.limits.pacer {
-                let wait = pacer.lock().map(|mut p| p.reserve(Instant::now())).unwrap_or_default();
-                if !wait.is_zero() {
+            match call.step() {
+                Step::Send => {
+                    // The last attempt's body goes first: its connection returns to the pool.
+                    drop(body.take());
+                    file = None;
+                    let span = call.span().clone();
+                    let reply = tracing::Instrument::instrument(self.transport.send(call.request()), span).await;
+                    body = call.reply(reply);
+                }
+                Step::Sleep(wait) => {
+                    body = None;
+                    file = None;
                     tokio::time::sleep(wait).await;
                 }
-            }
-            // After pacing, as the blocking client does: the wait counts against the overall deadline.
-            prepared.set_timeout(attempts.before_send().map_err(Error::Transport)?);
-            let span = tracing::info_span!(
-                "redcap.call",
-                method = info.id,
-                attempt = attempts.attempt(),
-                status = tracing::field::Empty,
-                bytes = tracing::field::Empty,
-            );
-            let started = Instant::now();
-            let next = match tracing::Instrument::instrument(self.transport.send(&prepared), span.clone()).await {
-                Err(e) => attempts.after_send_error(e),
-                Ok(response) => {
-                    let (parts, body) = response.into_parts();
-                    span.record("status", parts.status.as_u16());
-                    match attempts.after_status(prepared.url(), parts.status, &parts.headers) {
-                        AfterStatus::Proceed => {}
-                        AfterStatus::Retry(wait) => {
-                            tracing::warn!(parent: &span, status = parts.status.as_u16(), ?wait, "transient status; retrying");
-                            drop(body);
-                            tokio::time::sleep(wait).await;
-                            continue;
-                        }
-                        AfterStatus::Redirect(url) => {
-                            tracing::warn!(parent: &span, from = %prepared.url(), to = %url, "the API URL moved; re-sending the POST there (update the URL)");
-                            prepared.set_url(url);
-                            continue;
-                        }
-                        AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
+                Step::Read(_) => match body.as_mut() {
+                    Some(b) => match b.next().await {
+                        Some(Ok(bytes)) => call.chunk(bytes),
+                        Some(Err(e)) => call.read_failed(e),
+                        None => call.end(),
+                    },
+                    None => call.end(),
+                },
+                Step::Write(bytes) => {
+                    let written = match sink.as_mut() {
+                        Some(sink) => sink.write_all(&bytes).await,
+                        None => Err(no_output()),
+                    };
+                    call.written(written);
+                }
+                Step::WriteFile(bytes) => {
+                    if file.is_none() {
+                        file = call.staged_file().and_then(|f| f.try_clone().ok()).map(tokio::fs::File::from_std);
                     }
-                    let body = Guarded { inner: body, guard: StallGuard::new(self.stall, Instant::now()) };
-                    let outcome = tracing::Instrument::instrument(handler.handle(parts, body), span.clone()).await;
-                    attempts.after_outcome(outcome)
+                    let written = match file.as_mut() {
+                        Some(f) => f.write_all(&bytes).await,
+                        None => Err(no_output()),
+                    };
+                    call.written(written);
+                    on_bytes(call.bytes_written());
                 }
-            };
-            match next {
-                Next::Return(result) => {
-                    tracing::debug!(parent: &span, elapsed = ?started.elapsed(), ok = result.is_ok(), "call finished");
-                    return result;
+                Step::Flush => {
+                    let flushed = match sink.as_mut() {
+                        Some(sink) => sink.flush().await,
+                        None => Ok(()),
+                    };
+                    call.finished(flushed);
                 }
-                Next::Retry { wait, why } => {
-                    tracing::warn!(parent: &span, %why, ?wait, "retrying");
-                    tokio::time::sleep(wait).await;
+                Step::SyncFile => {
+                    let synced = match file.take() {
+                        Some(mut f) => match f.flush().await {
+                            Ok(()) => f.sync_all().await,
+                            Err(e) => Err(e),
+                        },
+                        // Nothing was written: the staged file is empty, and there is nothing to sync.
+                        None => Ok(()),
+                    };
+                    call.finished(synced);
                 }
+                Step::Done(result) => return result,
             }
         }
     }
 }
 
-/// A response body under the stall rule (core's [`StallGuard`]).
-struct Guarded<S> {
-    inner: S,
-    guard: StallGuard,
-}
-
-impl<S> Stream for Guarded<S>
-where
-    S: Stream<Item = Result<Bytes, TransportError>> + Unpin,
-{
-    type Item = Result<Bytes, TransportError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                Poll::Ready(Some(this.guard.observe(Instant::now(), chunk.len()).map(|()| chunk)))
-            }
-            other => other,
-        }
-    }
-}
-
-/// What a call does with a response body. A trait with `Send` futures rather than an async
-/// closure: the futures of closures that borrow are not provably `Send` for every lifetime,
-/// which made the client's futures impossible to spawn.
-trait Handle<S> {
-    type Output: Send;
-    fn handle(&mut self, parts: Parts, body: S) -> impl Future<Output = Outcome<Self::Output>> + Send;
-}
-
-/// Buffers the body and decodes it as `M`'s output.
-struct Buffered<M> {
-    ctx: DecodeContext,
-    limit: usize,
-    method: PhantomData<fn() -> M>,
-}
-
-impl<M: Method, S> Handle<S> for Buffered<M>
-where
-    S: Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
-{
-    type Output = M::Output;
-
-    async fn handle(&mut self, parts: Parts, body: S) -> Outcome<M::Output> {
-        match read_all(body, self.limit, exchange::content_length(&parts)).await {
-            Ok(bytes) => {
-                tracing::Span::current().record("bytes", bytes.len());
-                exchange::buffered::<M>(&self.ctx, parts, bytes)
-            }
-            Err(outcome) => outcome,
-        }
-    }
-}
-
-/// Streams the body into the caller's writer.
-struct ToSink<'a, W: ?Sized> {
-    info: &'static MethodInfo,
-    ctx: DecodeContext,
-    sink: &'a mut W,
-}
-
-impl<W, S> Handle<S> for ToSink<'_, W>
-where
-    W: AsyncWrite + Unpin + Send + ?Sized,
-    S: Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
-{
-    type Output = Streamed;
-
-    async fn handle(&mut self, parts: Parts, mut body: S) -> Outcome<Streamed> {
-        let (prefix, rest) = match first_bytes(self.info, &self.ctx, &parts, &mut body).await {
-            Ok(p) => p,
-            Err(outcome) => return outcome,
-        };
-        let head = DownloadHead::from_headers(&parts.headers);
-        let expected = exchange::content_length(&parts);
-        let sink = &mut *self.sink;
-        if let Err(e) = sink.write_all(&prefix).await {
-            return Outcome::Done(Err(Error::Output(e)));
-        }
-        if let Err(e) = sink.write_all(&rest).await {
-            return Outcome::Done(Err(Error::Output(e)));
-        }
-        // Bytes are out now: a failure from here on cannot be retried into the same sink.
-        let result = copy(&mut body, sink, 0, &|_| {}).await.map_err(|e| match e {
-            CopyError::Read(e) => Error::Transport(e),
-            CopyError::Write(e) => Error::Output(e),
-        });
-        let result = match result {
-            Ok(n) => {
-                let total = (prefix.len() + rest.len()) as u64 + n;
-                tracing::Span::current().record("bytes", total);
-                match exchange::check_length(expected, total) {
-                    Ok(()) => sink.flush().await.map(|_| Streamed::new(head, total)).map_err(Error::Output),
-                    Err(e) => Err(Error::Transport(e)),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        Outcome::Done(result)
-    }
-}
-
-/// Writes the body to a temporary file and renames it into place.
-struct ToFile<'a> {
-    info: &'static MethodInfo,
-    ctx: DecodeContext,
-    target: &'a Target,
-    on_bytes: &'a (dyn Fn(u64) + Sync),
-}
-
-impl<S> Handle<S> for ToFile<'_>
-where
-    S: Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
-{
-    type Output = Downloaded;
-
-    async fn handle(&mut self, parts: Parts, mut body: S) -> Outcome<Downloaded> {
-        let (prefix, rest) = match first_bytes(self.info, &self.ctx, &parts, &mut body).await {
-            Ok(p) => p,
-            Err(outcome) => return outcome,
-        };
-        let head = DownloadHead::from_headers(&parts.headers);
-        let final_path = self.target.final_path(&head);
-        let local = |e: std::io::Error| Outcome::Done(Err(Error::Local { path: final_path.clone(), source: e }));
-        let tmp = match tempfile::Builder::new().prefix(exchange::PARTIAL_PREFIX).tempfile_in(self.target.dir()) {
-            Ok(t) => t,
-            Err(e) => return local(e),
-        };
-        let std_file = match tmp.as_file().try_clone() {
-            Ok(f) => f,
-            Err(e) => return local(e),
-        };
-        let mut file = tokio::fs::File::from_std(std_file);
-        for chunk in [&prefix, &rest] {
-            if let Err(e) = file.write_all(chunk).await {
-                return local(e);
-            }
-        }
-        let start = (prefix.len() + rest.len()) as u64;
-        (self.on_bytes)(start);
-        let n = match copy(&mut body, &mut file, start, self.on_bytes).await {
-            Ok(n) => n,
-            Err(CopyError::Read(e)) => return Outcome::Interrupted(e),
-            Err(CopyError::Write(e)) => return local(e),
-        };
-        let total = start + n;
-        tracing::Span::current().record("bytes", total);
-        if let Err(e) = exchange::check_length(exchange::content_length(&parts), total) {
-            return Outcome::Interrupted(e);
-        }
-        if let Err(e) = file.flush().await {
-            return local(e);
-        }
-        if let Err(e) = file.sync_all().await {
-            return local(e);
-        }
-        drop(file);
-        // Only a target that may replace a file renames over one; the others fail instead.
-        let placed = if self.target.replaces() { tmp.persist(&final_path) } else { tmp.persist_noclobber(&final_path) };
-        match placed {
-            Ok(_) => Outcome::Done(Ok(Downloaded::new(final_path.clone(), head, total))),
-            Err(e) => local(e.error),
-        }
-    }
-}
-
-/// Reads a whole body, up to `limit` bytes.
-async fn read_all<R, S>(mut body: S, limit: usize, expected: Option<u64>) -> Result<Bytes, Outcome<R>>
-where
-    S: Stream<Item = Result<Bytes, TransportError>> + Unpin,
-{
-    let mut buf = Vec::with_capacity(expected.map_or(8192, |n| (n as usize).min(limit)));
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Outcome::Interrupted(interrupted(e)))?;
-        buf.extend_from_slice(&chunk);
-        if buf.len() > limit {
-            return Err(Outcome::Done(Err(Error::Transport(TransportError::new(
-                FailureKind::TooLarge,
-                format!("the response is larger than {limit} bytes; stream it to a file instead"),
-            )))));
-        }
-    }
-    exchange::check_length(expected, buf.len() as u64).map_err(Outcome::Interrupted)?;
-    Ok(Bytes::from(buf))
-}
-
-/// Reads what the stream plan needs before anything is written. Returns the inspected prefix
-/// and any bytes of the last chunk beyond it, or the error outcome.
-async fn first_bytes<R, S>(
-    info: &'static MethodInfo,
-    ctx: &redcap_core::DecodeContext,
-    parts: &http::response::Parts,
-    body: &mut S,
-) -> Result<(Bytes, Bytes), Outcome<R>>
-where
-    S: Stream<Item = Result<Bytes, TransportError>> + Unpin,
-{
-    let (limit, error) = match exchange::stream_plan(info, parts) {
-        StreamPlan::ReadError(limit) => (limit, true),
-        StreamPlan::Sniff(limit) => (limit, false),
-    };
-    let mut buf = Vec::new();
-    while buf.len() < limit {
-        match body.next().await {
-            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-            Some(Err(e)) => return Err(Outcome::Interrupted(interrupted(e))),
-            None => break,
-        }
-    }
-    let mut prefix = Bytes::from(buf);
-    let rest = if prefix.len() > limit { prefix.split_off(limit) } else { Bytes::new() };
-    if error {
-        return Err(exchange::streamed_error(info, ctx, parts.clone(), prefix));
-    }
-    match exchange::sniff(info, ctx, parts, &prefix) {
-        Some(outcome) => Err(outcome),
-        None => Ok((prefix, rest)),
-    }
-}
-
-/// A body read error: the connection broke or timed out.
-fn interrupted(e: TransportError) -> TransportError {
-    match e.kind() {
-        FailureKind::Timeout | FailureKind::Interrupted => e,
-        _ => TransportError::new(FailureKind::Interrupted, "reading the response failed").with_source(e),
-    }
-}
-
-enum CopyError {
-    Read(TransportError),
-    Write(std::io::Error),
-}
-
-/// Copies the rest of a body into `sink`; `on_bytes` hears the running total (plus `start`).
-async fn copy<S, W>(body: &mut S, sink: &mut W, start: u64, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<u64, CopyError>
-where
-    S: Stream<Item = Result<Bytes, TransportError>> + Unpin,
-    W: AsyncWrite + Unpin + ?Sized,
-{
-    let mut total = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| CopyError::Read(interrupted(e)))?;
-        sink.write_all(&chunk).await.map_err(CopyError::Write)?;
-        total += chunk.len() as u64;
-        on_bytes(start + total);
-    }
-    Ok(total)
+fn no_output() -> std::io::Error {
+    std::io::Error::other("the call has no output to write to")
 }

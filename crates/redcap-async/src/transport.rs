@@ -3,10 +3,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use redcap_core::transport::read_pem_file;
+use redcap_core::transport::{Timeouts, read_pem_file};
 use redcap_core::{
     Body, Bytes, FailureKind, PreparedRequest, TimeoutKind, Transport, TransportConfig, TransportError, UploadSource,
 };
@@ -24,14 +24,6 @@ pub type ResponseFuture<'a> =
 pub struct ReqwestTransport {
     client: reqwest::Client,
     timeouts: Timeouts,
-}
-
-/// The configured timeouts, to name the one that elapsed.
-#[derive(Debug, Clone, Copy)]
-struct Timeouts {
-    connect: Duration,
-    stall: Duration,
-    overall: Option<Duration>,
 }
 
 impl ReqwestTransport {
@@ -69,16 +61,14 @@ impl ReqwestTransport {
         if !config.proxy_from_env {
             builder = builder.no_proxy();
         }
-        let timeouts =
-            Timeouts { connect: config.connect_timeout, stall: config.stall_timeout, overall: config.overall_timeout };
+        let timeouts = Timeouts::new(config);
         let client = builder.build().map_err(|e| map_error(e, &timeouts, Instant::now()))?;
         Ok(ReqwestTransport { client, timeouts })
     }
 
     async fn send_inner(&self, request: &PreparedRequest) -> Result<http::Response<ByteStream>, TransportError> {
         let started = Instant::now();
-        // The call's remaining overall time bounds this attempt, body included.
-        let timeouts = Timeouts { overall: request.timeout().or(self.timeouts.overall), ..self.timeouts };
+        let timeouts = self.timeouts.for_attempt(request.timeout());
         let mut builder =
             self.client.post(request.url().as_str()).header(http::header::CONTENT_TYPE, request.content_type());
         if let Some(overall) = timeouts.overall {
@@ -175,15 +165,12 @@ fn map_error(e: reqwest::Error, timeouts: &Timeouts, started: Instant) -> Transp
             || s.to_string().starts_with("invalid peer certificate")
     });
     if e.is_timeout() && !tls {
-        let (which, after) = if e.is_connect() {
-            (TimeoutKind::Connect, timeouts.connect)
-        } else {
-            match timeouts.overall {
-                Some(overall) if started.elapsed() >= overall => (TimeoutKind::Overall, overall),
-                _ => (TimeoutKind::Stall, timeouts.stall),
-            }
+        let which = match timeouts.overall {
+            _ if e.is_connect() => TimeoutKind::Connect,
+            Some(overall) if started.elapsed() >= overall => TimeoutKind::Overall,
+            _ => TimeoutKind::Stall,
         };
-        return TransportError::timeout(which, after).with_source(e);
+        return timeouts.elapsed(which).with_source(e);
     }
     let (kind, message) = if tls {
         (FailureKind::Tls, "the TLS connection failed")

@@ -2,13 +2,13 @@
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use redcap_core::exchange::{self, Next, Outcome, StreamPlan, Target};
+use redcap_core::driver::{Call, CallConfig, Step};
+use redcap_core::exchange::Target;
 use redcap_core::{
-    AfterStatus, ApiUrl, Attempts, Build, Bytes, ClientSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BUFFERED,
-    DownloadHead, Downloaded, DynamicCall, Error, FailureKind, Method, MethodInfo, Pacer, PreparedRequest, RetryPolicy,
-    StallGuard, Streamed, Token, Transport, TransportConfig, TransportError, prepare,
+    ApiUrl, Build, Bytes, ClientSettings, DEFAULT_CONCURRENCY, Downloaded, DynamicCall, Error, Method, MethodInfo,
+    Pacer, PreparedRequest, RetryPolicy, Streamed, Token, Transport, TransportError, prepare,
 };
 
 use crate::transport::UreqTransport;
@@ -32,34 +32,50 @@ impl Limits {
         }
     }
 
-    /// Waits for a free slot; the slot is given back when the guard drops.
+    /// Waits for a free slot; the slot is given back when the guard drops. A thread that holds
+    /// a slot of these limits already (a call made from a `stream` sink or a progress callback,
+    /// while the outer call is in flight) goes on without a second one: waiting for itself
+    /// would never end.
     fn enter(&self) -> Slot<'_> {
+        let me = self as *const Limits as usize;
+        if HELD.with(|held| held.borrow().contains(&me)) {
+            return Slot { limits: self, counted: false };
+        }
         let mut n = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         while *n >= self.concurrency {
             n = self.freed.wait(n).unwrap_or_else(|e| e.into_inner());
         }
         *n += 1;
-        Slot(self)
-    }
-
-    /// Sleeps until the pacer's next slot (no-op without pacing).
-    fn pace(&self) {
-        if let Some(pacer) = &self.pacer {
-            let wait = pacer.lock().map(|mut p| p.reserve(Instant::now())).unwrap_or_default();
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
-        }
+        HELD.with(|held| held.borrow_mut().push(me));
+        Slot { limits: self, counted: true }
     }
 }
 
-struct Slot<'a>(&'a Limits);
+thread_local! {
+    /// The limits (by address) whose slots this thread holds.
+    static HELD: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+struct Slot<'a> {
+    limits: &'a Limits,
+    counted: bool,
+}
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let mut n = self.0.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.counted {
+            return;
+        }
+        let me = self.limits as *const Limits as usize;
+        HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            if let Some(at) = held.iter().rposition(|l| *l == me) {
+                held.swap_remove(at);
+            }
+        });
+        let mut n = self.limits.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         *n -= 1;
-        self.0.freed.notify_one();
+        self.limits.freed.notify_one();
     }
 }
 
@@ -71,11 +87,8 @@ pub struct Client<T = UreqTransport> {
     url: ApiUrl,
     token: Token,
     transport: T,
-    policy: RetryPolicy,
-    max_buffered: usize,
+    config: CallConfig,
     limits: Arc<Limits>,
-    stall: Duration,
-    overall: Option<Duration>,
 }
 
 /// Builds the blocking client over ureq: `Client::builder(url, token)…build()`.
@@ -105,11 +118,8 @@ impl Build for Blocking {
         let (url, token) = settings.endpoint()?;
         let transport = UreqTransport::new(&settings.transport)?;
         let mut client = Client::with_transport(url, token, transport)
-            .with_retry(settings.retry)
             .with_limits(settings.concurrency, settings.requests_per_minute);
-        client.max_buffered = settings.max_buffered;
-        client.stall = settings.transport.stall_timeout;
-        client.overall = settings.transport.overall_timeout;
+        client.config = CallConfig::from_settings(&settings);
         Ok(client)
     }
 }
@@ -133,11 +143,8 @@ where
             url,
             token,
             transport,
-            policy: RetryPolicy::default(),
-            max_buffered: DEFAULT_MAX_BUFFERED,
+            config: CallConfig::default(),
             limits: Arc::new(Limits::new(DEFAULT_CONCURRENCY, 0)),
-            stall: TransportConfig::default().stall_timeout,
-            overall: None,
         }
     }
 
@@ -151,8 +158,8 @@ where
     /// Sets the stall timeout applied to response bodies (the transport applies its own to
     /// the wait for an answer) and the overall timeout of each call, retries included.
     pub fn with_timeouts(mut self, stall: Duration, overall: Option<Duration>) -> Self {
-        self.stall = stall;
-        self.overall = overall;
+        self.config.stall = stall;
+        self.config.overall = overall;
         self
     }
 
@@ -163,7 +170,7 @@ where
 
     /// Replaces the retry policy.
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
-        self.policy = policy;
+        self.config.policy = policy;
         self
     }
 
@@ -180,15 +187,7 @@ where
     /// Calls `method` and decodes its answer (the body is buffered; see [`Client::stream`]).
     pub fn call<M: Method>(&self, method: &M) -> Result<M::Output, Error> {
         let prepared = prepare(method, &self.url, &self.token)?;
-        let ctx = *prepared.context();
-        let limit = self.max_buffered;
-        self.run(M::INFO, prepared, |parts, body| match read_all(body, limit, exchange::content_length(&parts)) {
-            Ok(bytes) => {
-                tracing::Span::current().record("bytes", bytes.len());
-                exchange::buffered::<M>(&ctx, parts, bytes)
-            }
-            Err(outcome) => outcome,
-        })
+        self.drive(Call::<M::Output>::buffered::<M>(prepared, &self.config, self.limits.pacer.as_ref()), None, &|_| {})
     }
 
     /// Calls `method` and streams its success body into `sink` in constant memory (files,
@@ -212,31 +211,7 @@ where
         prepared: PreparedRequest,
         sink: &mut dyn Write,
     ) -> Result<Streamed, Error> {
-        let ctx = *prepared.context();
-        self.run(info, prepared, |parts, mut body| {
-            let prefix = match first_bytes(info, &ctx, &parts, &mut body) {
-                Ok(prefix) => prefix,
-                Err(outcome) => return outcome,
-            };
-            let head = DownloadHead::from_headers(&parts.headers);
-            let expected = exchange::content_length(&parts);
-            let local = Error::Output;
-            if let Err(e) = sink.write_all(&prefix) {
-                return Outcome::Done(Err(local(e)));
-            }
-            // Bytes are out now: a failure from here on cannot be retried into the same sink.
-            let result = copy(&mut body, sink, 0, &|_| {}).map_err(|e| match e {
-                CopyError::Read(e) => Error::Transport(e),
-                CopyError::Write(e) => local(e),
-            });
-            Outcome::Done(result.and_then(|n| {
-                let total = prefix.len() as u64 + n;
-                tracing::Span::current().record("bytes", total);
-                exchange::check_length(expected, total)?;
-                sink.flush().map_err(local)?;
-                Ok(Streamed::new(head, total))
-            }))
-        })
+        self.drive(Call::stream(info, prepared, &self.config, self.limits.pacer.as_ref()), Some(sink), &|_| {})
     }
 
     /// Downloads a file (File Repository, record file, PDF) to `target`. The bytes go to a
@@ -256,205 +231,80 @@ where
         on_bytes: &dyn Fn(u64),
     ) -> Result<Downloaded, Error> {
         let prepared = prepare(method, &self.url, &self.token)?;
-        let ctx = *prepared.context();
-        let info = M::INFO;
-        self.run(info, prepared, |parts, mut body| {
-            let prefix = match first_bytes(info, &ctx, &parts, &mut body) {
-                Ok(prefix) => prefix,
-                Err(outcome) => return outcome,
-            };
-            let head = DownloadHead::from_headers(&parts.headers);
-            let final_path = target.final_path(&head);
-            let local = |e: std::io::Error| Outcome::Done(Err(Error::Local { path: final_path.clone(), source: e }));
-            let mut tmp = match tempfile::Builder::new().prefix(exchange::PARTIAL_PREFIX).tempfile_in(target.dir()) {
-                Ok(t) => t,
-                Err(e) => return local(e),
-            };
-            if let Err(e) = tmp.write_all(&prefix) {
-                return local(e);
-            }
-            on_bytes(prefix.len() as u64);
-            let n = match copy(&mut body, tmp.as_file_mut(), prefix.len() as u64, on_bytes) {
-                Ok(n) => n,
-                Err(CopyError::Read(e)) => return Outcome::Interrupted(e),
-                Err(CopyError::Write(e)) => return local(e),
-            };
-            let total = prefix.len() as u64 + n;
-            tracing::Span::current().record("bytes", total);
-            if let Err(e) = exchange::check_length(exchange::content_length(&parts), total) {
-                return Outcome::Interrupted(e);
-            }
-            if let Err(e) = tmp.as_file().sync_all() {
-                return local(e);
-            }
-            // Only a target that may replace a file renames over one; the others fail instead.
-            let placed = if target.replaces() { tmp.persist(&final_path) } else { tmp.persist_noclobber(&final_path) };
-            match placed {
-                Ok(_) => Outcome::Done(Ok(Downloaded::new(final_path.clone(), head, total))),
-                Err(e) => local(e.error),
-            }
-        })
+        self.drive(Call::download(M::INFO, prepared, &self.config, self.limits.pacer.as_ref(), target), None, on_bytes)
     }
 
-    /// The retry/redirect loop. `handle` reads the body; its outcome says whether to retry.
-    fn run<R>(
+    /// Performs the I/O `call` asks for until it is over (core's driver decides everything).
+    fn drive<R>(
         &self,
-        info: &'static MethodInfo,
-        mut prepared: PreparedRequest,
-        mut handle: impl FnMut(http::response::Parts, Guarded<T::Body>) -> Outcome<R>,
+        mut call: Call<'_, R>,
+        mut sink: Option<&mut dyn Write>,
+        on_bytes: &dyn Fn(u64),
     ) -> Result<R, Error> {
         let _slot = self.limits.enter();
-        let mut attempts = Attempts::new(&self.policy, info).with_overall_timeout(self.overall);
+        let mut body: Option<T::Body> = None;
         loop {
-            self.limits.pace();
-            prepared.set_timeout(attempts.before_send().map_err(Error::Transport)?);
-            let span = tracing::info_span!(
-                "redcap.call",
-                method = info.id,
-                attempt = attempts.attempt(),
-                status = tracing::field::Empty,
-                bytes = tracing::field::Empty,
-            );
-            let _entered = span.enter();
-            let started = Instant::now();
-            let next = match self.transport.send(&prepared) {
-                Err(e) => attempts.after_send_error(e),
-                Ok(response) => {
-                    let (parts, body) = response.into_parts();
-                    span.record("status", parts.status.as_u16());
-                    match attempts.after_status(prepared.url(), parts.status, &parts.headers) {
-                        AfterStatus::Proceed => {}
-                        AfterStatus::Retry(wait) => {
-                            tracing::warn!(parent: &span, status = parts.status.as_u16(), ?wait, "transient status; retrying");
-                            drop(body);
-                            std::thread::sleep(wait);
-                            continue;
-                        }
-                        AfterStatus::Redirect(url) => {
-                            tracing::warn!(parent: &span, from = %prepared.url(), to = %url, "the API URL moved; re-sending the POST there (update the URL)");
-                            prepared.set_url(url);
-                            continue;
-                        }
-                        AfterStatus::Refuse(e) => return Err(Error::Redirect(e)),
-                    }
-                    let body = Guarded { inner: body, guard: StallGuard::new(self.stall, Instant::now()) };
-                    attempts.after_outcome(handle(parts, body))
+            match call.step() {
+                Step::Send => {
+                    // The last attempt's body goes first: its connection returns to the pool.
+                    drop(body.take());
+                    let reply = {
+                        let _entered = call.span().enter();
+                        self.transport.send(call.request())
+                    };
+                    body = call.reply(reply);
                 }
-            };
-            match next {
-                Next::Return(result) => {
-                    tracing::debug!(parent: &span, elapsed = ?started.elapsed(), ok = result.is_ok(), "call finished");
-                    return result;
-                }
-                Next::Retry { wait, why } => {
-                    tracing::warn!(parent: &span, %why, ?wait, "retrying");
+                Step::Sleep(wait) => {
+                    body = None;
                     std::thread::sleep(wait);
                 }
+                Step::Read(max) => match body.as_mut().map(|b| read_chunk(b, max)) {
+                    Some(Ok(Some(bytes))) => call.chunk(bytes),
+                    Some(Ok(None)) | None => call.end(),
+                    Some(Err(e)) => call.read_failed(e),
+                },
+                Step::Write(bytes) => {
+                    let written = match sink.as_mut() {
+                        Some(sink) => sink.write_all(&bytes),
+                        None => Err(no_output()),
+                    };
+                    call.written(written);
+                }
+                Step::WriteFile(bytes) => {
+                    let written = call.staged_file().map_or_else(|| Err(no_output()), |mut f| f.write_all(&bytes));
+                    call.written(written);
+                    on_bytes(call.bytes_written());
+                }
+                Step::Flush => {
+                    let flushed = sink.as_mut().map_or(Ok(()), |sink| sink.flush());
+                    call.finished(flushed);
+                }
+                Step::SyncFile => {
+                    let synced = call.staged_file().map_or_else(|| Err(no_output()), |f| f.sync_all());
+                    call.finished(synced);
+                }
+                Step::Done(result) => return result,
             }
         }
     }
 }
 
-/// Reads a whole body, up to `limit` bytes.
-fn read_all<R>(body: impl Read, limit: usize, expected: Option<u64>) -> Result<Bytes, Outcome<R>> {
-    let mut buf = Vec::with_capacity(expected.map_or(8192, |n| (n as usize).min(limit)));
-    let read = body.take(limit as u64 + 1).read_to_end(&mut buf);
-    if let Err(e) = read {
-        return Err(Outcome::Interrupted(interrupted(e)));
-    }
-    if buf.len() > limit {
-        return Err(Outcome::Done(Err(Error::Transport(TransportError::new(
-            FailureKind::TooLarge,
-            format!("the response is larger than {limit} bytes; stream it to a file instead"),
-        )))));
-    }
-    if let Err(e) = exchange::check_length(expected, buf.len() as u64) {
-        return Err(Outcome::Interrupted(e));
-    }
-    Ok(Bytes::from(buf))
+fn no_output() -> std::io::Error {
+    std::io::Error::other("the call has no output to write to")
 }
 
-/// Reads what the stream plan needs before anything is written, and returns the error outcome
-/// when the response is one.
-fn first_bytes<R>(
-    info: &'static MethodInfo,
-    ctx: &redcap_core::DecodeContext,
-    parts: &http::response::Parts,
-    body: &mut impl Read,
-) -> Result<Bytes, Outcome<R>> {
-    match exchange::stream_plan(info, parts) {
-        StreamPlan::ReadError(limit) => {
-            let prefix = read_up_to(body, limit).map_err(|e| Outcome::Interrupted(interrupted(e)))?;
-            Err(exchange::streamed_error(info, ctx, parts.clone(), prefix))
-        }
-        StreamPlan::Sniff(limit) => {
-            let prefix = read_up_to(body, limit).map_err(|e| Outcome::Interrupted(interrupted(e)))?;
-            match exchange::sniff(info, ctx, parts, &prefix) {
-                Some(outcome) => Err(outcome),
-                None => Ok(prefix),
-            }
-        }
-    }
-}
-
-fn read_up_to(body: &mut impl Read, limit: usize) -> std::io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(limit.min(64 * 1024));
-    body.take(limit as u64).read_to_end(&mut buf)?;
-    Ok(Bytes::from(buf))
-}
-
-/// A body read error: the connection broke or timed out. A transport (or [`Guarded`]) that
-/// knows what happened puts its [`TransportError`] inside the io::Error: it is taken as is.
-fn interrupted(e: std::io::Error) -> TransportError {
-    if e.get_ref().is_some_and(|inner| inner.is::<TransportError>()) {
-        if let Some(Ok(t)) = e.into_inner().map(|inner| inner.downcast::<TransportError>()) {
-            return *t;
-        }
-        return TransportError::new(FailureKind::Interrupted, "reading the response failed");
-    }
-    let kind = if e.kind() == std::io::ErrorKind::TimedOut { FailureKind::Timeout } else { FailureKind::Interrupted };
-    TransportError::new(kind, "reading the response failed").with_source(e)
-}
-
-/// A response body under the stall rule (core's [`StallGuard`]).
-struct Guarded<R> {
-    inner: R,
-    guard: StallGuard,
-}
-
-impl<R: Read> Read for Guarded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            self.guard.observe(Instant::now(), n).map_err(|e| std::io::Error::new(std::io::ErrorKind::TimedOut, e))?;
-        }
-        Ok(n)
-    }
-}
-
-enum CopyError {
-    Read(TransportError),
-    Write(std::io::Error),
-}
-
-/// Copies the rest of a body into `sink`; `on_bytes` hears the running total (plus `start`).
-fn copy(
-    body: &mut impl Read,
-    sink: &mut (impl Write + ?Sized),
-    start: u64,
-    on_bytes: &dyn Fn(u64),
-) -> Result<u64, CopyError> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
+/// Reads up to `max` bytes of a body; `None` at its end.
+fn read_chunk(body: &mut impl Read, max: usize) -> Result<Option<Bytes>, TransportError> {
+    let mut buf = vec![0u8; max.max(1)];
     loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
+        match body.read(&mut buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(Bytes::from(buf)));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(interrupted(e))),
-        };
-        sink.write_all(&buf[..n]).map_err(CopyError::Write)?;
-        total += n as u64;
-        on_bytes(start + total);
+            Err(e) => return Err(redcap_core::transport::from_read_error(e)),
+        }
     }
 }

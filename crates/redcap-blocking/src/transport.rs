@@ -3,7 +3,7 @@
 use std::io::{Cursor, Read};
 use std::time::Duration;
 
-use redcap_core::transport::read_pem_file;
+use redcap_core::transport::{Timeouts, read_pem_file};
 use redcap_core::{
     Body, FailureKind, PreparedRequest, TimeoutKind, Transport, TransportConfig, TransportError, UploadSource,
 };
@@ -16,14 +16,6 @@ pub type ResponseBody = Box<dyn Read + Send>;
 pub struct UreqTransport {
     agent: ureq::Agent,
     timeouts: Timeouts,
-}
-
-/// The configured timeouts, to name the one that elapsed.
-#[derive(Debug, Clone, Copy)]
-struct Timeouts {
-    connect: Duration,
-    stall: Duration,
-    overall: Option<Duration>,
 }
 
 impl UreqTransport {
@@ -73,14 +65,11 @@ impl UreqTransport {
             .user_agent(config.user_agent.as_str())
             .build()
             .new_agent();
-        let timeouts =
-            Timeouts { connect: config.connect_timeout, stall: config.stall_timeout, overall: config.overall_timeout };
-        Ok(UreqTransport { agent, timeouts })
+        Ok(UreqTransport { agent, timeouts: Timeouts::new(config) })
     }
 
     fn send_inner(&self, request: &PreparedRequest) -> Result<http::Response<ResponseBody>, TransportError> {
-        // The call's remaining overall time bounds this attempt, body included.
-        let timeouts = Timeouts { overall: request.timeout().or(self.timeouts.overall), ..self.timeouts };
+        let timeouts = self.timeouts.for_attempt(request.timeout());
         let builder =
             http::Request::post(request.url().as_str()).header(http::header::CONTENT_TYPE, request.content_type());
         let response = match request.body() {
@@ -178,14 +167,12 @@ impl<R: Read> Read for TimedReader<R> {
 
 fn map_error(e: ureq::Error, timeouts: &Timeouts) -> TransportError {
     if let ureq::Error::Timeout(which) = &e {
-        let (which, after) = match which {
-            ureq::Timeout::Resolve | ureq::Timeout::Connect => (TimeoutKind::Connect, timeouts.connect),
-            ureq::Timeout::Global | ureq::Timeout::PerCall => {
-                (TimeoutKind::Overall, timeouts.overall.unwrap_or(timeouts.stall))
-            }
-            _ => (TimeoutKind::Stall, timeouts.stall),
+        let which = match which {
+            ureq::Timeout::Resolve | ureq::Timeout::Connect => TimeoutKind::Connect,
+            ureq::Timeout::Global | ureq::Timeout::PerCall => TimeoutKind::Overall,
+            _ => TimeoutKind::Stall,
         };
-        return TransportError::timeout(which, after).with_source(e);
+        return timeouts.elapsed(which).with_source(e);
     }
     // ureq's Io variant does not expose its io::Error as a source: look inside it directly.
     let tls = match &e {

@@ -158,9 +158,7 @@ pub fn content_length(parts: &Parts) -> Option<u64> {
     parts.headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// Prefix of the temporary file a download is written to before it is renamed into place.
-/// A later run may remove a stale one left by an interrupted process (Ctrl-C, kill).
-pub const PARTIAL_PREFIX: &str = ".redcap-download-";
+pub use crate::staged::PARTIAL_PREFIX;
 
 /// Where a download goes. No target lets a server-chosen name replace a file unless the caller
 /// says so: a download never destroys a local file by surprise.

@@ -236,6 +236,55 @@ impl Default for TransportConfig {
     }
 }
 
+/// The timeouts a transport applies to one attempt, to name the one that elapsed. Both
+/// built-in transports use it: the same setting gives the same message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// [`TransportConfig::connect_timeout`].
+    pub connect: Duration,
+    /// [`TransportConfig::stall_timeout`].
+    pub stall: Duration,
+    /// What is left of the call's overall timeout for this attempt, else the configured one.
+    pub overall: Option<Duration>,
+}
+
+impl Timeouts {
+    /// The timeouts `config` sets.
+    pub fn new(config: &TransportConfig) -> Self {
+        Timeouts { connect: config.connect_timeout, stall: config.stall_timeout, overall: config.overall_timeout }
+    }
+
+    /// The timeouts of one attempt, given what is left of the call's overall time
+    /// (`PreparedRequest::timeout`): that bounds the attempt, body included.
+    pub fn for_attempt(self, remaining: Option<Duration>) -> Self {
+        Timeouts { overall: remaining.or(self.overall), ..self }
+    }
+
+    /// The error of the timeout `which` elapsing (an overall timeout that is not set is named
+    /// with the stall timeout's duration).
+    pub fn elapsed(&self, which: TimeoutKind) -> TransportError {
+        let after = match which {
+            TimeoutKind::Connect => self.connect,
+            TimeoutKind::Stall => self.stall,
+            TimeoutKind::Overall => self.overall.unwrap_or(self.stall),
+        };
+        TransportError::timeout(which, after)
+    }
+}
+
+/// A body read error of a blocking transport as the [`TransportError`] it stands for: one a
+/// transport put inside the `io::Error` is taken as is.
+pub fn from_read_error(e: std::io::Error) -> TransportError {
+    if e.get_ref().is_some_and(|inner| inner.is::<TransportError>()) {
+        if let Some(Ok(t)) = e.into_inner().map(|inner| inner.downcast::<TransportError>()) {
+            return *t;
+        }
+        return TransportError::new(FailureKind::Interrupted, "reading the response failed");
+    }
+    let kind = if e.kind() == std::io::ErrorKind::TimedOut { FailureKind::Timeout } else { FailureKind::Interrupted };
+    TransportError::new(kind, "reading the response failed").with_source(e)
+}
+
 /// Reads every certificate of a PEM file (for transports that add extra roots).
 pub fn read_pem_file(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
     std::fs::read(path).map_err(|e| {
