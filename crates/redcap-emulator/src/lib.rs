@@ -4,8 +4,8 @@
 //! SQLite (in memory for tests, or under a data directory); the HTTP side answers with REDCap's
 //! status codes, bodies and headers (see `shared/reference/redcap-api.md`).
 //!
-//! Every documented method is emulated except Export PDF and Randomize Record, which answer a
-//! 400 naming the method rather than fake data. Survey links and codes are kept per participant
+//! Every documented method is emulated except Randomize Record, which answers a 400 naming the
+//! method rather than fake data. Export PDF writes a real PDF (text, not REDCap's layout). Survey links and codes are kept per participant
 //! in the store and made under the emulator's own address (or [`EmulatorBuilder::base_url`]). Records
 //! and reports export as json/csv/xml/odm (flat or eav), Export Project XML writes a document
 //! this emulator loads again, and structure, users, roles and DAGs can be imported and deleted.
@@ -45,6 +45,7 @@ mod model;
 mod odm;
 mod odm_out;
 mod params;
+mod pdf;
 mod records;
 mod render;
 mod server;

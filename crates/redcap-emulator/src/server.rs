@@ -300,21 +300,14 @@ async fn build_reply(
                     }
                 };
                 let s: BoxStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10));
-                let mut ct = format!("{mime}; name=\"{}\"", quote(&name));
-                if mime.starts_with("text/") {
-                    ct.push_str("; charset=UTF-8");
-                }
-                let mut extra = Vec::new();
-                if content_disposition {
-                    let mut cd = format!("attachment; filename=\"{}\"", quote(&name));
-                    if !name.is_ascii() {
-                        cd.push_str(&format!("; filename*=UTF-8''{}", pct(&name)));
-                    }
-                    if let Ok(v) = HeaderValue::from_bytes(cd.as_bytes()) {
-                        extra.push((header::CONTENT_DISPOSITION, v));
-                    }
-                }
+                let (ct, extra) = download_headers(&mime, &name, content_disposition);
                 (ct, size, s, extra)
+            }
+            Reply::Download { mime, name, body } => {
+                let (ct, extra) = download_headers(&mime, &name, content_disposition);
+                let len = body.len() as u64;
+                let s: BoxStream = Box::pin(futures_util::stream::once(async move { Ok(Bytes::from(body)) }));
+                (ct, len, s, extra)
             }
         };
     let stream: BoxStream = match cut {
@@ -331,6 +324,30 @@ async fn build_reply(
         h.insert(k, v);
     }
     r
+}
+
+/// The headers naming a downloaded file: `Content-Type: <mime>; name="<file>"` (reference §5.5),
+/// and `Content-Disposition` when switched on.
+fn download_headers(
+    mime: &str,
+    name: &str,
+    content_disposition: bool,
+) -> (String, Vec<(header::HeaderName, HeaderValue)>) {
+    let mut ct = format!("{mime}; name=\"{}\"", quote(name));
+    if mime.starts_with("text/") {
+        ct.push_str("; charset=UTF-8");
+    }
+    let mut extra = Vec::new();
+    if content_disposition {
+        let mut cd = format!("attachment; filename=\"{}\"", quote(name));
+        if !name.is_ascii() {
+            cd.push_str(&format!("; filename*=UTF-8''{}", pct(name)));
+        }
+        if let Ok(v) = HeaderValue::from_bytes(cd.as_bytes()) {
+            extra.push((header::CONTENT_DISPOSITION, v));
+        }
+    }
+    (ct, extra)
 }
 
 /// Passes `keep` bytes, then resets the connection (`conn` given) or ends early (truncation).

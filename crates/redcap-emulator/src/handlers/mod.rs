@@ -23,7 +23,9 @@ mod file;
 mod file_repository;
 mod instrument;
 mod log;
+mod lookup;
 mod metadata;
+mod pdf;
 mod project;
 pub(crate) mod record;
 mod repeating;
@@ -54,6 +56,8 @@ pub enum Reply {
     Stream { content_type: String, producer: crate::stream::Producer },
     /// A stored file, streamed from disk.
     File { path: PathBuf, mime: String, name: String, size: u64 },
+    /// A file made for this answer (Export PDF), named in the headers as a stored file is.
+    Download { mime: String, name: String, body: Vec<u8> },
     /// Zero-length 200.
     Empty,
 }
@@ -72,6 +76,9 @@ impl std::fmt::Debug for Reply {
                 .field("name", name)
                 .field("size", size)
                 .finish(),
+            Reply::Download { mime, name, body } => {
+                f.debug_struct("Download").field("mime", mime).field("name", name).field("len", &body.len()).finish()
+            }
             Reply::Empty => f.write_str("Empty"),
         }
     }
@@ -436,7 +443,7 @@ static ROUTES: &[Route] = &[
     r("fileRepository", "delete", file_repository::delete),
     // instrument
     r("instrument", "*", instrument::export),
-    not_emulated_route("pdf", "*", "Export PDF"),
+    r("pdf", "*", pdf::export_pdf),
     by_data("formEventMapping", "", Run(instrument::import_event_mappings), Run(instrument::export_event_mappings)),
     by_data(
         "formEventMapping",
@@ -508,8 +515,7 @@ fn route(content: &str, action: &str, with_data: bool) -> Target {
     }
 }
 
-/// The honest answer for a documented method the emulator does not emulate (PDF,
-/// randomization): a 400 naming the method, never fake data.
+/// The honest answer for a documented method the emulator does not emulate (randomization): a 400 naming the method, never fake data.
 fn not_emulated(name: &str, content: &str, action: &str) -> Failure {
     let call =
         if action.is_empty() { format!("content={content}") } else { format!("content={content}, action={action}") };

@@ -10,10 +10,9 @@
 
 use serde_json::Value;
 
-use super::{Ctx, Failure, HResult, Reply, bad, forbidden};
+use super::{Ctx, Failure, HResult, Reply, bad, forbidden, lookup};
 use crate::records::Dataset;
 use crate::render::Table;
-use crate::store;
 use crate::survey_codes::{self, SurveyKey};
 
 /// Requires API Export and Manage Survey Participants (API help, quoted in the C# client's doc
@@ -70,13 +69,7 @@ fn survey_event(ctx: &Ctx, form: &str) -> Result<String, Failure> {
 
 /// `repeat_instance` (default 1); above 1 only where the survey or its event repeats.
 fn survey_instance(ctx: &Ctx, form: &str, event: &str) -> Result<i64, Failure> {
-    let n = match ctx.params.get_nonempty("repeat_instance") {
-        None => 1,
-        Some(v) => match v.trim().parse::<i64>() {
-            Ok(n) if n >= 1 => n,
-            _ => return Err(bad("The value of the parameter \"repeat_instance\" is not valid")),
-        },
-    };
+    let n = lookup::repeat_instance(ctx)?;
     let p = &*ctx.project;
     if n != 1 && !p.is_repeating_form(event, form) && !p.is_repeating_event(event) {
         return Err(bad(format!(
@@ -89,14 +82,8 @@ fn survey_instance(ctx: &Ctx, form: &str, event: &str) -> Result<i64, Failure> {
 /// The `record` parameter, which must be a record the caller's DAG can see.
 fn existing_record(ctx: &Ctx) -> Result<String, Failure> {
     let record = required(ctx, "record")?;
-    let found = store::records_named(&ctx.store.conn, ctx.project.id(), [record])?;
-    let visible = found.first().is_some_and(|(_, dag)| ctx.user.dag_id.is_none_or(|d| *dag == Some(d)));
-    if visible {
-        Ok(record.to_owned())
-    } else {
-        // Recorded text (REDCapR test-survey-link-export-oneshot.R).
-        Err(bad(format!("The record '{record}' does not exist")))
-    }
+    lookup::visible_record(ctx, record)?;
+    Ok(record.to_owned())
 }
 
 /// The URL survey pages live under: the configured base, else the request's host.

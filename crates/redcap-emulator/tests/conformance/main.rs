@@ -14,6 +14,7 @@ mod hostile;
 mod logging;
 mod meta;
 mod odm;
+mod pdf;
 mod project_xml;
 mod pycap_doctests;
 mod records;
