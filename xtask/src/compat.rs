@@ -39,7 +39,7 @@ pub const UNPASSABLE: &[(&str, &str)] = &[
 /// Doctests of methods the emulator does not implement yet (issue 12 item 3). Their failure is
 /// accepted only while the emulator answers that it does not implement the method; once it
 /// does, the doctest must pass (or be moved to [`UNPASSABLE`] with its reason).
-pub const NOT_EMULATED: &[&str] = &["redcap.methods.instruments.Instruments.export_pdf"];
+pub const NOT_EMULATED: &[&str] = &[];
 
 /// What the emulator says for a method it does not implement (`handlers::not_emulated`).
 const NOT_IMPLEMENTED: &str = "The emulator does not implement";

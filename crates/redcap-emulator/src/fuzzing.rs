@@ -110,6 +110,7 @@ fn body(reply: Reply) -> Vec<u8> {
                 out
             })
         }
+        Reply::Download { body, .. } => body,
         Reply::File { .. } | Reply::Empty => Vec::new(),
     }
 }
