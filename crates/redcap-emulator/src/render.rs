@@ -27,12 +27,14 @@ pub struct Table {
     pub rows: Vec<Vec<Value>>,
     /// Columns whose non-empty CSV cells REDCap always quotes (see [`Table::always_quote`]).
     pub quoted: Vec<String>,
+    /// CSV leaves cells with spaces unquoted (see [`Table::spaces_unquoted`]).
+    pub spaces_unquoted: bool,
 }
 
 impl Table {
     /// A table with these columns.
     pub fn new<S: Into<String>>(columns: impl IntoIterator<Item = S>) -> Self {
-        Table { columns: columns.into_iter().map(Into::into).collect(), rows: Vec::new(), quoted: Vec::new() }
+        Table { columns: columns.into_iter().map(Into::into).collect(), ..Table::default() }
     }
 
     /// Makes CSV quote the non-empty cells of these columns whatever they hold: REDCap's
@@ -40,6 +42,15 @@ impl Table {
     /// REDCapR test-data projects/arm-single-longitudinal/event.csv) but not the unique names.
     pub fn always_quote(mut self, columns: &[&str]) -> Self {
         self.quoted = columns.iter().map(|c| (*c).to_owned()).collect();
+        self
+    }
+
+    /// Makes CSV quote a cell only for a delimiter, a quote or a line break, not for a space:
+    /// REDCap's recorded repeating setup export has `weight,[weight_date] [weight_time]` (PHPCap's
+    /// testImportRepeatingIntrumentsAndEventsWithSuperToken), where record exports quote
+    /// `"(405) 321-1111"`.
+    pub fn spaces_unquoted(mut self) -> Self {
+        self.spaces_unquoted = true;
         self
     }
 
@@ -51,13 +62,13 @@ impl Table {
 
 /// Renders `table` (`root`/`item` name the XML elements). Returns (content type, body).
 pub fn table(out: Out, t: &Table, root: &str) -> (&'static str, Vec<u8>) {
-    if let (Out::Csv(delim), false) = (out, t.quoted.is_empty()) {
+    if let (Out::Csv(delim), false) = (out, t.quoted.is_empty() && !t.spaces_unquoted) {
         let always: Vec<bool> = t.columns.iter().map(|c| t.quoted.contains(c)).collect();
         let mut body = Vec::new();
         csv_line(&mut body, t.columns.iter().map(String::as_str), delim);
         for r in &t.rows {
             let texts: Vec<std::borrow::Cow<'_, str>> = r.iter().map(text_cow).collect();
-            csv_line_quoting(&mut body, texts.iter().map(|c| c.as_ref()), delim, &always);
+            csv_line_quoting(&mut body, texts.iter().map(|c| c.as_ref()), delim, &always, !t.spaces_unquoted);
         }
         return (CSV, body);
     }
@@ -189,17 +200,24 @@ fn text_cow(v: &Value) -> std::borrow::Cow<'_, str> {
 /// One CSV line with REDCap's quoting: a value is quoted when it holds the delimiter, a quote, a
 /// space or a line break (reference §4.9).
 fn csv_line<'s>(buf: &mut Vec<u8>, cells: impl Iterator<Item = &'s str>, delim: u8) {
-    csv_line_quoting(buf, cells, delim, &[]);
+    csv_line_quoting(buf, cells, delim, &[], true);
 }
 
-/// [`csv_line`], also quoting the non-empty cells whose `always` flag is set.
-fn csv_line_quoting<'s>(buf: &mut Vec<u8>, cells: impl Iterator<Item = &'s str>, delim: u8, always: &[bool]) {
+/// [`csv_line`], also quoting the non-empty cells whose `always` flag is set; a space makes a
+/// cell quoted only with `spaces`.
+fn csv_line_quoting<'s>(
+    buf: &mut Vec<u8>,
+    cells: impl Iterator<Item = &'s str>,
+    delim: u8,
+    always: &[bool],
+    spaces: bool,
+) {
     for (i, s) in cells.enumerate() {
         if i > 0 {
             buf.push(delim);
         }
         let quote = (always.get(i).copied().unwrap_or(false) && !s.is_empty())
-            || s.bytes().any(|b| b == delim || matches!(b, b'"' | b' ' | b'\n' | b'\r'));
+            || s.bytes().any(|b| b == delim || matches!(b, b'"' | b'\n' | b'\r') || (spaces && b == b' '));
         if quote {
             buf.push(b'"');
             for b in s.bytes() {

@@ -51,7 +51,7 @@ pub(super) fn cell_options(ctx: &Ctx) -> Result<CellOptions, Failure> {
 /// Renders rows; label headers only apply to CSV (reference §3.1).
 pub(super) fn render_rows(ctx: &Ctx, out: Out, cols: &[Col], rows: Vec<Vec<Value>>, opts: &CellOptions) -> HResult {
     let label_headers = opts.label_headers && matches!(out, Out::Csv(_));
-    let t = Table { columns: records::headers(&ctx.project, cols, label_headers), rows, quoted: Vec::new() };
+    let t = Table { columns: records::headers(&ctx.project, cols, label_headers), rows, ..Table::default() };
     let (ct, body) = render::table(out, &t, "records");
     Ok(Reply::Body { content_type: ct.into(), body })
 }

@@ -24,7 +24,8 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         Table::new(["event_name", "form_name", "custom_form_label"])
     } else {
         Table::new(["form_name", "custom_form_label"])
-    };
+    }
+    .spaces_unquoted();
     for r in &p.def.repeating {
         let form = r.form.clone().unwrap_or_default();
         if p.def.longitudinal {

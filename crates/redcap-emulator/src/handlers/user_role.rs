@@ -34,7 +34,7 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         cols.extend(rights_cells(&Rights::none(), true).iter().map(|(k, _)| k.to_string()));
         cols.extend(["forms".to_owned(), "forms_export".to_owned()]);
     }
-    ctx.table(&Table { columns: cols, rows, quoted: Vec::new() }, "items")
+    ctx.table(&Table { columns: cols, rows, ..Table::default() }, "items")
 }
 
 /// Import User Roles: API Import + User Rights. A blank `unique_role_name` creates a role (the

@@ -209,3 +209,23 @@ fn undesignated_import_names_the_event_by_its_label() {
         r.text()
     );
 }
+
+/// PHPCap's integration test testImportRepeatingIntrumentsAndEventsWithSuperToken: a project
+/// created through the super token from PHPCapRepeatingForms.REDCap.xml (no repeating setup),
+/// then the repeating setup imported as CSV (`1`), exported as CSV with the classic project's two
+/// columns: `form_name,custom_form_label\nweight,[weight_date] [weight_time]\n`.
+#[test]
+fn repeating_setup_of_a_created_classic_project() {
+    let emu = Emulator::builder().in_memory().deterministic_tokens(7).start().unwrap();
+    let odm = std::fs::read_to_string(fixture("phpcap-PHPCapRepeatingForms.xml")).unwrap();
+    let info = r#"[{"project_title": "PHPCap Created Project for Repeating Forms Test", "purpose": "1", "purpose_other": "PHPCap project creation for testing Import Repeating Instruments and Events"}]"#;
+    let r = post(
+        &emu.url(),
+        &[("token", &emu.super_token()), ("content", "project"), ("format", "json"), ("data", info), ("odm", &odm)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let token = r.text();
+    let setup = "form_name,custom_form_label\nweight,[weight_date] [weight_time]\n";
+    call(&emu, &token, &[("content", "repeatingFormsEvents"), ("format", "csv"), ("data", setup)]).expect(200, "1");
+    call(&emu, &token, &[("content", "repeatingFormsEvents"), ("format", "csv")]).expect(200, setup);
+}
