@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redcap::workflow::{
-    BatchOptions, PullOptions, PushOptions, RemoteTree, ReportId, ReportOptions, TransferSummary, WorkflowError,
+    BatchOptions, ExportSummary, ProgressEvent, PullOptions, PushOptions, RemoteTree, ReportId, ReportOptions,
+    TransferSummary, WorkflowError,
 };
 use redcap::{Error, FileRepositoryEntry, Format, Method, Row, Target, file_repository, record};
 use redcap_core::RetryPolicy;
-use redcap_emulator::{Emulator, Fault, Rights, RunningEmulator, User};
+use redcap_emulator::{BatchFault, Emulator, Fault, Rights, RunningEmulator, User};
 
 /// What a scenario can do with a client; implemented by both modes.
 trait Api: Sized {
@@ -29,6 +30,12 @@ trait Api: Sized {
     fn export_report_rows(&self, id: ReportId) -> Result<Vec<Row>, WorkflowError>;
     fn export_batched(&self, template: &record::export::Request, batch: usize) -> Result<Vec<Row>, WorkflowError>;
     fn import_batched(&self, rows: Vec<Row>, batch: usize) -> Result<u64, WorkflowError>;
+    fn export_each(
+        &self,
+        template: &record::export::Request,
+        options: &BatchOptions,
+        progress: &dyn redcap::workflow::Progress,
+    ) -> Result<(Vec<Row>, ExportSummary), WorkflowError>;
 }
 
 fn policy() -> RetryPolicy {
@@ -98,6 +105,20 @@ impl Api for Blocking {
             &redcap::workflow::NoProgress,
         )
     }
+    fn export_each(
+        &self,
+        template: &record::export::Request,
+        options: &BatchOptions,
+        progress: &dyn redcap::workflow::Progress,
+    ) -> Result<(Vec<Row>, ExportSummary), WorkflowError> {
+        use redcap::blocking::Workflows;
+        let mut rows = Vec::new();
+        let summary = self.0.export_records_each(template, options, progress, &mut |r| {
+            rows.push(r);
+            Ok(())
+        })?;
+        Ok((rows, summary))
+    }
 }
 
 struct Async {
@@ -158,6 +179,20 @@ impl Api for Async {
             &BatchOptions::default().batch_size(batch),
             &redcap::workflow::NoProgress,
         ))
+    }
+    fn export_each(
+        &self,
+        template: &record::export::Request,
+        options: &BatchOptions,
+        progress: &dyn redcap::workflow::Progress,
+    ) -> Result<(Vec<Row>, ExportSummary), WorkflowError> {
+        use redcap::asynchronous::Workflows;
+        let mut rows = Vec::new();
+        let summary = self.rt.block_on(self.client.export_records_each(template, options, progress, &mut |r| {
+            rows.push(r);
+            Ok(())
+        }))?;
+        Ok((rows, summary))
     }
 }
 
@@ -657,6 +692,69 @@ fn batched_export_equals_one_shot<A: Api>() {
     assert_eq!(a, b);
 }
 
+/// Issue 11: a batched export against a server that cannot answer batches above a size
+/// completes with every record, whatever way the big batches fail: a 500 out of memory
+/// (PyCap#80), a 504 (REDCapR#383), an empty 200 (REDCapTidieR#212), a record left out
+/// (REDCapR#400), a column left out.
+fn batched_export_heals_batches_the_server_cannot_answer<A: Api>() {
+    // 20 records with repeating instruments.
+    let env = Env::<A>::new("redcapr-multilevel-model-1.xml");
+    let template = record::export::Request::new();
+    let sorted = |rows: &[Row]| {
+        let mut v: Vec<String> = rows.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+        v.sort();
+        v
+    };
+    let whole = sorted(&env.api.call(&template).unwrap().rows().unwrap());
+    let faults = [
+        BatchFault::Status { status: 500, message: "Allowed memory size of 134217728 bytes exhausted".into() },
+        BatchFault::Status { status: 504, message: "Gateway Timeout".into() },
+        BatchFault::Empty,
+        BatchFault::DropRows,
+        BatchFault::DropColumns,
+    ];
+    for fault in faults {
+        env.emu.faults().clear();
+        env.emu.faults().fail_batches_over(3, fault.clone());
+        let splits = std::sync::Mutex::new(0u64);
+        let progress = |e: ProgressEvent| {
+            if let ProgressEvent::Split { .. } = e {
+                *splits.lock().unwrap() += 1;
+            }
+        };
+        let options = BatchOptions::default().batch_size(8).parallel(3);
+        let (rows, summary) = env.api.export_each(&template, &options, &progress).unwrap();
+        assert_eq!(sorted(&rows), whole, "{fault:?}: every record, once");
+        let healing = summary.healing;
+        // Batches of 8, 8 and 4: 8 -> 4+4 -> 2+2+2+2 twice, 4 -> 2+2.
+        assert_eq!(healing.halved, 7, "{fault:?}: {healing:?}");
+        assert_eq!(healing.requests, 3 + 2 * 7);
+        assert_eq!(*splits.lock().unwrap(), healing.halved, "{fault:?}: each split reported as it happened");
+        assert!(healing.by_instrument.is_empty(), "{fault:?}: two records pass");
+        // A 5xx is retried by the client before the batch is split.
+        assert!(env.emu.faults().batches_failed() >= healing.halved, "{fault:?}");
+        assert_eq!(summary.rows as usize, rows.len());
+    }
+    env.emu.faults().clear();
+    assert_eq!(sorted(&env.api.export_batched(&template, 4).unwrap()), whole);
+}
+
+/// A server that fails even one record is not retried forever, and a failure no batch size
+/// fixes (a refused token) stops at the first batch.
+fn batched_export_gives_up_when_nothing_helps<A: Api>() {
+    let env = Env::<A>::new("redcapr-vignette-repeating.xml");
+    env.emu.faults().fail_batches_over(0, BatchFault::DropColumns);
+    let options = BatchOptions::default().batch_size(4);
+    let e = env.api.export_each(&record::export::Request::new(), &options, &redcap::workflow::NoProgress).unwrap_err();
+    assert!(matches!(e, WorkflowError::MissingColumns { .. }), "{e}");
+    env.emu.faults().clear();
+    let refused = "You do not have permissions to use the API".to_owned();
+    env.emu.faults().fail_batches_over(0, BatchFault::Status { status: 403, message: refused });
+    let e = env.api.export_each(&record::export::Request::new(), &options, &redcap::workflow::NoProgress).unwrap_err();
+    assert!(e.is_auth(), "{e}");
+    assert_eq!(env.emu.faults().batches_failed(), 1, "not split: no batch size fixes a refused token");
+}
+
 fn batched_import_checks_counts<A: Api>() {
     let env = Env::<A>::new("redcapr-simple.xml");
     let rows: Vec<Row> = serde_json::from_str(
@@ -709,6 +807,8 @@ for_both_clients!(
     push_resolves_doc_id_when_the_name_exists,
     failure_mid_pull_loses_nothing,
     batched_export_equals_one_shot,
+    batched_export_heals_batches_the_server_cannot_answer,
+    batched_export_gives_up_when_nothing_helps,
     batched_import_checks_counts,
 );
 

@@ -157,7 +157,8 @@ fn main() -> ExitCode {
                     drop(row);
                     Ok(())
                 })
-                .expect("export");
+                .expect("export")
+                .rows;
             println!("{} {} {rows}", started.elapsed().as_millis(), peak_rss_kib());
         }
         ["one-record", url, token, records, calls, concurrency] => {

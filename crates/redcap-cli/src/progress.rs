@@ -120,6 +120,19 @@ impl Progress for Bars {
                     pb.inc(if *by_bytes { bytes } else { 1 });
                 }
             }
+            ProgressEvent::Split { item, reason, parts } => {
+                // The parts replace the item: the bar grows by the difference.
+                let line = crate::error::redact(&format!("retrying {item} as {parts} smaller requests: {reason}"));
+                match state.as_ref() {
+                    Some((pb, by_bytes)) => {
+                        if !*by_bytes {
+                            pb.inc_length(parts.saturating_sub(1));
+                        }
+                        pb.println(line);
+                    }
+                    None => eprintln!("{line}"),
+                }
+            }
             ProgressEvent::Failed { item, error } => {
                 let line = crate::error::redact(&format!("failed: {item}: {error}"));
                 match state.as_ref() {

@@ -52,10 +52,40 @@ impl Fault {
     }
 }
 
+/// How a records export naming too many records fails (see [`Faults::fail_batches_over`]): the
+/// ways big exports break on real servers (issue 11; PyCap#80, REDCapTidieR#212, REDCapR#400).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchFault {
+    /// Answer this status with a REDCap error envelope carrying `message`, without running the
+    /// export (a 500 "Allowed memory size … exhausted", a 504 from the proxy).
+    Status {
+        /// HTTP status, e.g. 500 or 504.
+        status: u16,
+        /// Error message in the envelope.
+        message: String,
+    },
+    /// Answer 200 with an empty body (REDCapTidieR#212's 0×0 answer).
+    Empty,
+    /// Run the export and leave out the rows of the last record asked for (REDCapR#400's
+    /// silently missing subjects).
+    DropRows,
+    /// Run the export and leave out the last column of every row (an answer cut short in width).
+    DropColumns,
+}
+
+/// A rule: every records export naming more than `max_records` records gets `fault`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct BatchRule {
+    max_records: usize,
+    fault: BatchFault,
+}
+
 #[derive(Debug, Default)]
 struct State {
     latency: Duration,
     queue: VecDeque<(Fault, u32)>,
+    batch_rule: Option<BatchRule>,
 }
 
 /// Handle to the fault plan of a running emulator. Cheap to clone; changes apply to the next
@@ -64,6 +94,7 @@ struct State {
 pub struct Faults {
     state: Arc<Mutex<State>>,
     calls: Arc<AtomicU64>,
+    batch_failures: Arc<AtomicU64>,
 }
 
 impl Faults {
@@ -87,10 +118,24 @@ impl Faults {
         );
     }
 
-    /// Removes every planned fault and the latency.
+    /// From now on, every records export (`content=record` without `data`) that names more
+    /// than `max_records` records in `records` gets `fault`, until [`Faults::clear`]. Exports
+    /// that name no records (the id-only export of a batched export) are left alone.
+    pub fn fail_batches_over(&self, max_records: usize, fault: BatchFault) {
+        self.lock().batch_rule = Some(BatchRule { max_records, fault });
+    }
+
+    /// How many exports the batch rule of [`Faults::fail_batches_over`] has failed.
+    pub fn batches_failed(&self) -> u64 {
+        self.batch_failures.load(Ordering::SeqCst)
+    }
+
+    /// Removes every planned fault, the batch rule (and its count) and the latency.
     pub fn clear(&self) {
         let mut s = self.lock();
         s.queue.clear();
+        s.batch_rule = None;
+        self.batch_failures.store(0, Ordering::SeqCst);
         s.latency = Duration::ZERO;
     }
 
@@ -123,8 +168,52 @@ impl Faults {
         (latency, fault)
     }
 
+    /// The batch rule's fault for this call, if it is a records export over the threshold.
+    pub(crate) fn batch_fault(&self, params: &crate::params::Params) -> Option<BatchFault> {
+        let rule = self.lock().batch_rule.clone()?;
+        let export = params.get("content") == Some("record") && !params.has("data");
+        let named = params.list("records").map_or(0, |r| r.len());
+        if !export || named <= rule.max_records {
+            return None;
+        }
+        self.batch_failures.fetch_add(1, Ordering::SeqCst);
+        Some(rule.fault)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl BatchFault {
+    /// Rewrites a JSON export body the way the fault breaks it (other formats pass unchanged:
+    /// the rule is for the batched export, which asks for JSON).
+    pub(crate) fn mangle(&self, body: &[u8], records: &[String]) -> Vec<u8> {
+        let Ok(mut rows) = serde_json::from_slice::<Vec<serde_json::Map<String, serde_json::Value>>>(body) else {
+            return body.to_vec();
+        };
+        match self {
+            BatchFault::DropRows => {
+                if let Some(last) = records.last() {
+                    // The id is the first column of every row REDCap sends.
+                    rows.retain(|r| r.values().next().and_then(|v| v.as_str()) != Some(last.as_str()));
+                }
+            }
+            BatchFault::DropColumns => {
+                for row in &mut rows {
+                    if let Some(k) = row.keys().last().cloned() {
+                        row.remove(&k);
+                    }
+                }
+            }
+            BatchFault::Status { .. } | BatchFault::Empty => {}
+        }
+        serde_json::to_vec(&rows).unwrap_or_else(|_| body.to_vec())
+    }
+
+    /// Whether the export still runs (its answer is then changed).
+    pub(crate) fn runs_export(&self) -> bool {
+        matches!(self, BatchFault::DropRows | BatchFault::DropColumns)
     }
 }
 
@@ -143,5 +232,40 @@ mod tests {
         assert_eq!(f.next_call().1, Some(Fault::HtmlPage));
         assert_eq!(f.next_call().1, None);
         assert_eq!(f.calls(), 4);
+    }
+
+    fn export(records: &[&str]) -> crate::params::Params {
+        let mut p = crate::params::Params::default();
+        p.push("content".into(), "record".into());
+        for r in records {
+            p.push("records[]".into(), (*r).into());
+        }
+        p
+    }
+
+    #[test]
+    fn batch_rule_fails_only_exports_over_the_threshold() {
+        let f = Faults::default();
+        f.fail_batches_over(2, BatchFault::Empty);
+        assert_eq!(f.batch_fault(&export(&["1", "2"])), None);
+        assert_eq!(f.batch_fault(&export(&[])), None, "the id-only export names no records");
+        assert_eq!(f.batch_fault(&export(&["1", "2", "3"])), Some(BatchFault::Empty));
+        let mut import = export(&["1", "2", "3"]);
+        import.push("data".into(), "[]".into());
+        assert_eq!(f.batch_fault(&import), None, "imports are not exports");
+        assert_eq!(f.batches_failed(), 1);
+        f.clear();
+        assert_eq!(f.batch_fault(&export(&["1", "2", "3"])), None);
+    }
+
+    #[test]
+    fn mangled_answers_lose_a_record_or_a_column() {
+        let body = br#"[{"id":"1","a":"x","b":"y"},{"id":"2","a":"z","b":""}]"#;
+        let ids = ["1".to_owned(), "2".to_owned()];
+        let rows = BatchFault::DropRows.mangle(body, &ids);
+        assert_eq!(rows, br#"[{"id":"1","a":"x","b":"y"}]"#);
+        let cols = BatchFault::DropColumns.mangle(body, &ids);
+        assert_eq!(cols, br#"[{"id":"1","a":"x"},{"id":"2","a":"z"}]"#);
+        assert_eq!(BatchFault::DropRows.mangle(b"id\n1\n", &ids), b"id\n1\n", "not JSON: unchanged");
     }
 }

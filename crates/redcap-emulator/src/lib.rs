@@ -54,7 +54,7 @@ mod stream;
 mod survey_codes;
 
 pub use auth::{DataExport, Rights};
-pub use faults::{Fault, Faults};
+pub use faults::{BatchFault, Fault, Faults};
 pub use odm::OdmError;
 pub use store::StoreError;
 

@@ -53,6 +53,43 @@ struct ServeArgs {
     /// the address the request was sent to.
     #[arg(long, value_name = "URL")]
     base_url: Option<String>,
+    /// Fail every records export that names more than N records (see --batch-fault), to test
+    /// how a client's batched export copes with a server that cannot answer big batches.
+    #[arg(long, value_name = "N")]
+    fail_batches_over: Option<usize>,
+    /// How --fail-batches-over fails: 500 or 504 with an error message, an empty 200, or the
+    /// export with the last record's rows or the last column left out.
+    #[arg(long, value_enum, default_value = "500", requires = "fail_batches_over")]
+    batch_fault: BatchFaultArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BatchFaultArg {
+    #[value(name = "500")]
+    Status500,
+    #[value(name = "504")]
+    Status504,
+    Empty,
+    DropRows,
+    DropColumns,
+}
+
+impl BatchFaultArg {
+    fn fault(self) -> redcap_emulator::BatchFault {
+        use redcap_emulator::BatchFault;
+        match self {
+            BatchFaultArg::Status500 => BatchFault::Status {
+                status: 500,
+                message: "Fatal error: Allowed memory size exhausted (injected by the REDCap emulator)".into(),
+            },
+            BatchFaultArg::Status504 => {
+                BatchFault::Status { status: 504, message: "Gateway Timeout (injected by the REDCap emulator)".into() }
+            }
+            BatchFaultArg::Empty => BatchFault::Empty,
+            BatchFaultArg::DropRows => BatchFault::DropRows,
+            BatchFaultArg::DropColumns => BatchFault::DropColumns,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +195,9 @@ fn serve(args: ServeArgs) -> Result<(), redcap_emulator::Error> {
         b = b.project_xml_file(p)?;
     }
     let emu = b.start()?;
+    if let Some(n) = args.fail_batches_over {
+        emu.faults().fail_batches_over(n, args.batch_fault.fault());
+    }
     // Printing the tokens is the point of start-up: the user needs them to call the API.
     println!("REDCap emulator API: {}", emu.url());
     println!("super token (user {}): {}", args.admin, emu.super_token());

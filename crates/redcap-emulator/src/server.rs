@@ -21,7 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::faults::{Fault, Faults};
+use crate::faults::{BatchFault, Fault, Faults};
 use crate::handlers::{self, Env, Failure, Reply};
 use crate::params::{Params, Upload};
 use crate::render;
@@ -156,6 +156,16 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Err((status, msg)) => return error_response(status, ReturnFormat::Xml, &msg),
     };
     let err_format = params.error_format();
+    let batch_fault = shared.faults.batch_fault(&params);
+    let mangle = match batch_fault {
+        Some(BatchFault::Status { status, message }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return error_response(status, err_format, &message);
+        }
+        Some(BatchFault::Empty) => return response(StatusCode::OK, render::JSON, Body::empty()),
+        Some(f) if f.runs_export() => Some((f, params.list("records").unwrap_or_default())),
+        _ => None,
+    };
     match &fault {
         Some(Fault::Status { status, message }) => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -218,7 +228,7 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Some(Fault::Truncate { bytes }) => Some((bytes, None)),
         _ => None,
     };
-    build_reply(reply, cut, err_format, shared.env.content_disposition).await
+    build_reply(reply, cut, mangle, err_format, shared.env.content_disposition).await
 }
 
 const GONE: &str = "The REDCap emulator failed while handling this request.";
@@ -228,6 +238,7 @@ type BoxStream = std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>
 async fn build_reply(
     reply: Reply,
     cut: Option<(u64, Option<Arc<ConnHandle>>)>,
+    mangle: Option<(BatchFault, Vec<String>)>,
     err_format: ReturnFormat,
     content_disposition: bool,
 ) -> Response {
@@ -237,8 +248,8 @@ async fn build_reply(
             match rx.recv().await {
                 // Small bodies: the whole body came at once, sent with its length as before.
                 Some(Piece::Last(body)) => Reply::Body { content_type, body: body.into() },
-                Some(Piece::Chunk(first)) if cut.is_some() => {
-                    // Fault injection needs the length: gather the body (only tests inject faults).
+                Some(Piece::Chunk(first)) if cut.is_some() || mangle.is_some() => {
+                    // Fault injection needs the whole body: gather it (only tests inject faults).
                     let mut body = first.to_vec();
                     loop {
                         match rx.recv().await {
@@ -278,6 +289,10 @@ async fn build_reply(
         match reply {
             Reply::Stream { .. } => unreachable!("streams are resolved above"),
             Reply::Body { content_type, body } => {
+                let body = match &mangle {
+                    Some((fault, records)) => fault.mangle(&body, records).into(),
+                    None => body,
+                };
                 let len = body.len() as u64;
                 if cut.is_none() {
                     return response(StatusCode::OK, &content_type, Body::from(body));

@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use tokio::io::AsyncWrite;
 
 use crate::workflow::{
-    BatchOptions, ExportSession, ImportSession, Progress, ProgressEvent, PullOptions, PullSession, PushOptions,
-    PushSession, RemoteTree, ReportId, ReportOptions, RowStream, TransferSummary, TreeWalk, WorkflowError,
-    list_request, push_manifest,
+    BatchOptions, ExportSession, ExportSummary, HealReport, ImportSession, Progress, ProgressEvent, PullOptions,
+    PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions, RowStream, TransferSummary, TreeWalk,
+    WorkflowError, distinct_ids, list_request, only_splits, push_manifest,
 };
 use crate::{metadata, record};
 
@@ -65,7 +65,12 @@ pub trait Workflows {
     ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
 
     /// Exports records in batches of whole records (ids first, then batches), checking that
-    /// every requested record came back. `template` carries fields, forms, events, filters.
+    /// every requested record and column came back. `template` carries fields, forms, events,
+    /// filters. A batch that fails in a way a smaller one may survive (5xx, a timeout, a
+    /// memory message, an empty or cut answer, rows or columns missing) is halved and asked
+    /// again, down to one record, then instrument by instrument (see [`crate::workflow::heal`];
+    /// each split is a [`ProgressEvent::Split`]). With [`BatchOptions::parallel`] above 1,
+    /// that many calls are in flight at once.
     fn export_records_batched(
         &self,
         template: &record::export::Request,
@@ -74,16 +79,17 @@ pub trait Workflows {
     ) -> impl Future<Output = Result<Vec<Row>, WorkflowError>> + Send;
 
     /// Exports records like [`Workflows::export_records_batched`], but decodes each answer
-    /// while it streams and hands every row to `each`, in order: nothing is kept, so memory
-    /// stays at one row plus the record ids. Records named in `template` that fit in one
-    /// batch are exported with one call, without the id list. Returns the number of rows.
+    /// while it streams and hands every row to `each`, in order, once its batch is known to
+    /// be complete: memory stays at the batches in flight plus the record ids. Records named
+    /// in `template` that fit in one batch are exported with one call, without the id list.
+    /// Returns the number of rows and what healing was needed.
     fn export_records_each(
         &self,
         template: &record::export::Request,
         options: &BatchOptions,
         progress: &dyn Progress,
         each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
-    ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
+    ) -> impl Future<Output = Result<ExportSummary, WorkflowError>> + Send;
 
     /// Imports `rows` in batches of whole records, checking each batch's count. `template`
     /// carries the import options (overwrite behaviour, auto-numbering, date format).
@@ -202,15 +208,13 @@ where
         options: &BatchOptions,
         progress: &dyn Progress,
     ) -> Result<Vec<Row>, WorkflowError> {
-        let metadata = self.call(&metadata::export::Request::new()).await?;
-        let (id_field, ids) = ExportSession::id_request(template, &metadata)?;
-        let id_rows = self.call(&ids).await?.rows()?;
-        let mut session = ExportSession::start(template, id_field, &id_rows, options, progress);
-        while let Some((request, pause)) = session.next_batch() {
-            tokio::time::sleep(pause).await;
-            session.add(self.call(&request).await?.rows()?)?;
-        }
-        Ok(session.finish())
+        let mut rows = Vec::new();
+        self.export_records_each(template, options, progress, &mut |row| {
+            rows.push(row);
+            Ok(())
+        })
+        .await?;
+        Ok(rows)
     }
 
     async fn export_records_each(
@@ -219,56 +223,21 @@ where
         options: &BatchOptions,
         progress: &dyn Progress,
         each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
-    ) -> Result<u64, WorkflowError> {
+    ) -> Result<ExportSummary, WorkflowError> {
         if let Some(request) = ExportSession::single_request(template, options) {
             progress.event(ProgressEvent::Planned { items: 1, bytes: None });
             progress.event(ProgressEvent::Started { item: "batch 1/1".into(), bytes: None });
             let mut sink = RowStream::new("", each);
-            let sent = self.stream(&request, &mut sink).await;
-            if let Some(e) = sink.error.take() {
-                return Err(e);
-            }
-            sent?;
-            sink.finish()?;
+            stream_rows(self, &request, &mut sink).await?;
             progress.event(ProgressEvent::Finished { item: "batch 1/1".into(), bytes: sink.rows });
-            return Ok(sink.rows);
+            return Ok(ExportSummary::single(sink.rows));
         }
         let metadata = self.call(&metadata::export::Request::new()).await?;
         let (id_field, ids_request) = ExportSession::id_request(template, &metadata)?;
         let mut ids = Vec::new();
-        {
-            let mut distinct = std::collections::HashSet::new();
-            let mut keep = |row: Row| {
-                if let Some(id) = crate::workflow::records::cell(&row, &id_field) {
-                    if distinct.insert(id.clone()) {
-                        ids.push(id);
-                    }
-                }
-                Ok(())
-            };
-            let mut sink = RowStream::new(&id_field, &mut keep);
-            let sent = self.stream(&ids_request, &mut sink).await;
-            if let Some(e) = sink.error.take() {
-                return Err(e);
-            }
-            sent?;
-            sink.finish()?;
-        }
-        let mut session = ExportSession::start_with_ids(template, id_field.clone(), ids, options, progress);
-        let mut total = 0;
-        while let Some((request, pause)) = session.next_batch() {
-            tokio::time::sleep(pause).await;
-            let mut sink = RowStream::new(&id_field, &mut *each);
-            let sent = self.stream(&request, &mut sink).await;
-            if let Some(e) = sink.error.take() {
-                return Err(e);
-            }
-            sent?;
-            sink.finish()?;
-            total += sink.rows;
-            session.check_seen(&sink.seen, sink.rows)?;
-        }
-        Ok(total)
+        stream_rows(self, &ids_request, &mut RowStream::new(&id_field, &mut distinct_ids(&id_field, &mut ids))).await?;
+        let session = ExportSession::start(template, &metadata, id_field.clone(), ids, options, progress);
+        run_export(self, session, options.parallel, each).await
     }
 
     async fn import_records_batched(
@@ -286,4 +255,85 @@ where
         }
         Ok(session.finish())
     }
+}
+
+/// Sends what the session asks for, up to `parallel` calls at once (the client's pacing and
+/// concurrency bound apply to each), and hands the rows on in order.
+async fn run_export<T, S>(
+    client: &Client<T>,
+    mut session: ExportSession<'_>,
+    parallel: usize,
+    each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+) -> Result<ExportSummary, WorkflowError>
+where
+    T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
+    S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
+{
+    let mut running = FuturesUnordered::new();
+    loop {
+        while running.len() < parallel.max(1) {
+            let Some((ticket, request, pause)) = session.next_batch() else { break };
+            running.push(async move {
+                tokio::time::sleep(pause).await;
+                let mut rows = Vec::new();
+                let mut keep = |row| {
+                    rows.push(row);
+                    Ok(())
+                };
+                let answer = stream_rows(client, &request, &mut RowStream::new("", &mut keep)).await;
+                (ticket, answer.map(|()| rows))
+            });
+        }
+        let Some((ticket, answer)) = running.next().await else { break };
+        for row in session.answer(ticket, answer)? {
+            each(row)?;
+        }
+    }
+    Ok(session.finish())
+}
+
+/// Exports the records `ids` with `template` (a batch request) in one batch that heals itself
+/// (the dataset pull plans and checkpoints its own batches); split events go to `progress`.
+pub(crate) async fn export_healed<T, S>(
+    client: &Client<T>,
+    template: &record::export::Request,
+    metadata: &[crate::rows::Field],
+    id_field: &str,
+    ids: Vec<String>,
+    progress: &dyn Progress,
+) -> Result<(Vec<Row>, HealReport), WorkflowError>
+where
+    T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
+    S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
+{
+    let splits = only_splits(progress);
+    let options = BatchOptions::default().batch_size(ids.len());
+    let session = ExportSession::start(template, metadata, id_field.to_owned(), ids, &options, &splits);
+    let mut rows = Vec::new();
+    let summary = run_export(client, session, 1, &mut |row| {
+        rows.push(row);
+        Ok(())
+    })
+    .await?;
+    Ok((rows, summary.healing))
+}
+
+/// Streams one export's body through `sink`; the sink's own error (a row the caller could not
+/// take) wins over the transport's report of it.
+async fn stream_rows<T, S, F>(
+    client: &Client<T>,
+    request: &record::export::Request,
+    sink: &mut RowStream<'_, F>,
+) -> Result<(), WorkflowError>
+where
+    T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
+    S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
+    F: FnMut(Row) -> Result<(), WorkflowError> + Send + ?Sized,
+{
+    let sent = client.stream(request, sink).await;
+    if let Some(e) = sink.error.take() {
+        return Err(e);
+    }
+    sent?;
+    sink.finish()
 }

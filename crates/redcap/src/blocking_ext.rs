@@ -8,9 +8,9 @@ use redcap_core::{Row, Transport, TransportError};
 use serde::de::DeserializeOwned;
 
 use crate::workflow::{
-    BatchOptions, ExportSession, ImportSession, Progress, ProgressEvent, PullOptions, PullSession, PushOptions,
-    PushSession, RemoteTree, ReportId, ReportOptions, RowStream, TransferSummary, TreeWalk, WorkflowError,
-    list_request, push_manifest,
+    BatchOptions, ExportSession, ExportSummary, HealReport, ImportSession, Progress, ProgressEvent, PullOptions,
+    PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions, RowStream, TransferSummary, TreeWalk,
+    WorkflowError, distinct_ids, list_request, only_splits, push_manifest,
 };
 use crate::{metadata, record};
 
@@ -57,7 +57,12 @@ pub trait Workflows {
     ) -> Result<u64, WorkflowError>;
 
     /// Exports records in batches of whole records (ids first, then batches), checking that
-    /// every requested record came back. `template` carries fields, forms, events, filters.
+    /// every requested record and column came back. `template` carries fields, forms, events,
+    /// filters. A batch that fails in a way a smaller one may survive (5xx, a timeout, a
+    /// memory message, an empty or cut answer, rows or columns missing) is halved and asked
+    /// again, down to one record, then instrument by instrument (see [`crate::workflow::heal`];
+    /// each split is a [`ProgressEvent::Split`]). Calls are made one at a time: the blocking
+    /// client ignores [`BatchOptions::parallel`].
     fn export_records_batched(
         &self,
         template: &record::export::Request,
@@ -66,16 +71,17 @@ pub trait Workflows {
     ) -> Result<Vec<Row>, WorkflowError>;
 
     /// Exports records like [`Workflows::export_records_batched`], but decodes each answer
-    /// while it streams and hands every row to `each`, in order: nothing is kept, so memory
-    /// stays at one row plus the record ids. Records named in `template` that fit in one
-    /// batch are exported with one call, without the id list. Returns the number of rows.
+    /// while it streams and hands every row to `each`, in order, once its batch is known to
+    /// be complete: memory stays at one batch plus the record ids. Records named in
+    /// `template` that fit in one batch are exported with one call, without the id list.
+    /// Returns the number of rows and what healing was needed.
     fn export_records_each(
         &self,
         template: &record::export::Request,
         options: &BatchOptions,
         progress: &dyn Progress,
         each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
-    ) -> Result<u64, WorkflowError>;
+    ) -> Result<ExportSummary, WorkflowError>;
 
     /// Imports `rows` in batches of whole records, checking each batch's count. `template`
     /// carries the import options (overwrite behaviour, auto-numbering, date format).
@@ -215,15 +221,12 @@ where
         options: &BatchOptions,
         progress: &dyn Progress,
     ) -> Result<Vec<Row>, WorkflowError> {
-        let metadata = self.call(&metadata::export::Request::new())?;
-        let (id_field, ids) = ExportSession::id_request(template, &metadata)?;
-        let id_rows = self.call(&ids)?.rows()?;
-        let mut session = ExportSession::start(template, id_field, &id_rows, options, progress);
-        while let Some((request, pause)) = session.next_batch() {
-            std::thread::sleep(pause);
-            session.add(self.call(&request)?.rows()?)?;
-        }
-        Ok(session.finish())
+        let mut rows = Vec::new();
+        self.export_records_each(template, options, progress, &mut |row| {
+            rows.push(row);
+            Ok(())
+        })?;
+        Ok(rows)
     }
 
     fn export_records_each(
@@ -232,40 +235,21 @@ where
         options: &BatchOptions,
         progress: &dyn Progress,
         each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
-    ) -> Result<u64, WorkflowError> {
+    ) -> Result<ExportSummary, WorkflowError> {
         if let Some(request) = ExportSession::single_request(template, options) {
             progress.event(ProgressEvent::Planned { items: 1, bytes: None });
             progress.event(ProgressEvent::Started { item: "batch 1/1".into(), bytes: None });
             let mut sink = RowStream::new("", each);
             stream_rows(self, &request, &mut sink)?;
             progress.event(ProgressEvent::Finished { item: "batch 1/1".into(), bytes: sink.rows });
-            return Ok(sink.rows);
+            return Ok(ExportSummary::single(sink.rows));
         }
         let metadata = self.call(&metadata::export::Request::new())?;
         let (id_field, ids_request) = ExportSession::id_request(template, &metadata)?;
         let mut ids = Vec::new();
-        {
-            let mut distinct = std::collections::HashSet::new();
-            let mut keep = |row: Row| {
-                if let Some(id) = crate::workflow::records::cell(&row, &id_field) {
-                    if distinct.insert(id.clone()) {
-                        ids.push(id);
-                    }
-                }
-                Ok(())
-            };
-            stream_rows(self, &ids_request, &mut RowStream::new(&id_field, &mut keep))?;
-        }
-        let mut session = ExportSession::start_with_ids(template, id_field.clone(), ids, options, progress);
-        let mut total = 0;
-        while let Some((request, pause)) = session.next_batch() {
-            std::thread::sleep(pause);
-            let mut sink = RowStream::new(&id_field, &mut *each);
-            stream_rows(self, &request, &mut sink)?;
-            total += sink.rows;
-            session.check_seen(&sink.seen, sink.rows)?;
-        }
-        Ok(total)
+        stream_rows(self, &ids_request, &mut RowStream::new(&id_field, &mut distinct_ids(&id_field, &mut ids)))?;
+        let session = ExportSession::start(template, &metadata, id_field.clone(), ids, options, progress);
+        run_export(self, session, each)
     }
 
     fn import_records_batched(
@@ -283,6 +267,56 @@ where
         }
         Ok(session.finish())
     }
+}
+
+/// Sends what the session asks for, one call at a time, and hands the rows on in order.
+fn run_export<T>(
+    client: &Client<T>,
+    mut session: ExportSession<'_>,
+    each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+) -> Result<ExportSummary, WorkflowError>
+where
+    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + 'static,
+    T::Body: std::io::Read,
+{
+    while let Some((ticket, request, pause)) = session.next_batch() {
+        std::thread::sleep(pause);
+        let mut rows = Vec::new();
+        let mut keep = |row| {
+            rows.push(row);
+            Ok(())
+        };
+        let answer = stream_rows(client, &request, &mut RowStream::new("", &mut keep)).map(|()| rows);
+        for row in session.answer(ticket, answer)? {
+            each(row)?;
+        }
+    }
+    Ok(session.finish())
+}
+
+/// Exports the records `ids` with `template` (a batch request) in one batch that heals itself
+/// (the dataset pull plans and checkpoints its own batches); split events go to `progress`.
+pub(crate) fn export_healed<T>(
+    client: &Client<T>,
+    template: &record::export::Request,
+    metadata: &[crate::rows::Field],
+    id_field: &str,
+    ids: Vec<String>,
+    progress: &dyn Progress,
+) -> Result<(Vec<Row>, HealReport), WorkflowError>
+where
+    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + 'static,
+    T::Body: std::io::Read,
+{
+    let splits = only_splits(progress);
+    let options = BatchOptions::default().batch_size(ids.len());
+    let session = ExportSession::start(template, metadata, id_field.to_owned(), ids, &options, &splits);
+    let mut rows = Vec::new();
+    let summary = run_export(client, session, &mut |row| {
+        rows.push(row);
+        Ok(())
+    })?;
+    Ok((rows, summary.healing))
 }
 
 /// Streams one export's body through `sink`; the sink's own error (a row the caller could not

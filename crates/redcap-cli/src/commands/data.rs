@@ -101,7 +101,11 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
                 if let Some(e) = failed_write {
                     return Err(e);
                 }
-                exported.map_err(|e| from_workflow(&e, &session.ctx(EXPORT)))?;
+                let summary = exported.map_err(|e| from_workflow(&e, &session.ctx(EXPORT)))?;
+                if summary.healing.healed() {
+                    // What it took to get every record: the user may want a smaller --batch-size.
+                    ui.status(format!("Some batches failed and were split until they passed: {}.", summary.healing));
+                }
                 if sink.is_empty() && sink.format() == Format::Csv {
                     sink.header_if_empty(empty_csv_header(session, fields, forms)?);
                 }

@@ -73,6 +73,7 @@ where
         progress: &dyn Progress,
     ) -> Result<PullSummary, PullError> {
         let schema = self.project_schema().await?;
+        let metadata = schema.metadata.clone();
         let mut pull = DatasetPull::start(dir, schema, options)?;
         let id_field = pull.layout().id_field.clone();
         if pull.needs_ids() {
@@ -83,8 +84,10 @@ where
         while let Some(ids) = pull.next_batch().map(<[String]>::to_vec) {
             let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
             progress.event(ProgressEvent::Started { item: label.clone(), bytes: None });
-            let rows = self.call(&super::batch_request(&pull, options, &ids)).await?.rows()?;
-            super::check(&ids, &rows, &id_field)?;
+            // A batch the server cannot answer is split until it can (issue 11).
+            let request = super::batch_request(&pull, options, &ids);
+            let (rows, _) =
+                crate::async_ext::export_healed(self, &request, &metadata, &id_field, ids, progress).await?;
             pull.add_batch(&rows)?;
             progress.event(ProgressEvent::Finished { item: label, bytes: rows.len() as u64 });
         }

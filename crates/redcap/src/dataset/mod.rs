@@ -103,9 +103,3 @@ pub(crate) fn batch_request(pull: &DatasetPull, options: &PullOptions, ids: &[St
 pub(crate) fn ids(rows: &[Row], id_field: &str) -> Vec<String> {
     rows.iter().filter_map(|r| crate::workflow::records::cell(r, id_field)).collect()
 }
-
-/// Checks a batch's rows: every requested record must be there.
-pub(crate) fn check(requested: &[String], rows: &[Row], id_field: &str) -> Result<(), WorkflowError> {
-    let check = crate::workflow::ExportCheck::new(requested, rows, id_field);
-    if check.is_complete() { Ok(()) } else { Err(WorkflowError::MissingRecords { missing: check.missing }) }
-}

@@ -17,6 +17,15 @@ pub enum WorkflowError {
         /// The ids with no row.
         missing: Vec<String>,
     },
+    /// REDCap answered a record, exported alone and instrument by instrument, without some of
+    /// the columns asked for.
+    #[error("REDCap's answer for record {record} lacks the column{} {}", if columns.len() == 1 { "" } else { "s" }, preview(columns))]
+    MissingColumns {
+        /// The record.
+        record: String,
+        /// The columns (or checkbox fields) missing.
+        columns: Vec<String>,
+    },
     /// REDCap imported another number of records than were sent.
     #[error("batch {batch}: REDCap imported {imported} records of the {sent} sent (earlier batches were imported)")]
     ImportCount {
@@ -79,6 +88,7 @@ impl WorkflowError {
             WorkflowError::Local { .. } => ErrorKind::Local,
             WorkflowError::Decode(_) => ErrorKind::Decode,
             WorkflowError::MissingRecords { .. }
+            | WorkflowError::MissingColumns { .. }
             | WorkflowError::ImportCount { .. }
             | WorkflowError::Unresolved(_)
             | WorkflowError::FolderLoop { .. }

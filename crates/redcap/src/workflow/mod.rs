@@ -61,6 +61,7 @@
 
 mod error;
 pub mod files;
+pub mod heal;
 pub mod progress;
 pub mod records;
 pub mod report;
@@ -73,13 +74,15 @@ pub use files::{
     LocalFile, LocalScan, Manifest, ManifestEntry, PullItem, PullPlan, PushPlan, RemoteFile, RemoteFolder, RemoteTree,
     TreeWalk,
 };
+pub use heal::{HealReport, Healer, Scope, Ticket, Verdict};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use records::{BatchPlan, ExportCheck, RecordBatches};
 pub use report::{ReportId, ReportOptions};
 pub use row_stream::RowStream;
 pub use session::{
-    ExportSession, ImportSession, PullSession, PushSession, PushUpload, STALE_PARTIAL, remove_stale_partials,
+    ExportSession, ExportSummary, ImportSession, PullSession, PushSession, PushUpload, STALE_PARTIAL, remove_stale_partials,
 };
+pub(crate) use session::{distinct_ids, only_splits};
 
 /// What a pull or push did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -157,11 +160,15 @@ pub struct BatchOptions {
     pub batch_size: usize,
     /// Pause between calls, to spare the server.
     pub pause: std::time::Duration,
+    /// Export calls in flight at once (at least 1, the default). The client's own pacing
+    /// (`requests_per_minute`) and concurrency bound still apply to every call; rows are
+    /// handed on in order whatever order the answers arrive in.
+    pub parallel: usize,
 }
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        BatchOptions { batch_size: 100, pause: std::time::Duration::ZERO }
+        BatchOptions { batch_size: 100, pause: std::time::Duration::ZERO, parallel: 1 }
     }
 }
 
@@ -175,6 +182,12 @@ impl BatchOptions {
     /// Sets the pause.
     pub fn pause(mut self, d: std::time::Duration) -> Self {
         self.pause = d;
+        self
+    }
+
+    /// Sets how many export calls may be in flight at once (at least 1).
+    pub fn parallel(mut self, n: usize) -> Self {
+        self.parallel = n.max(1);
         self
     }
 }

@@ -30,6 +30,16 @@ pub enum ProgressEvent {
         /// Bytes moved.
         bytes: u64,
     },
+    /// An item failed in a way smaller ones may survive, and was split (self-healing batched
+    /// export: a batch halved, or one record asked for instrument by instrument).
+    Split {
+        /// The batch label.
+        item: String,
+        /// Why it failed.
+        reason: String,
+        /// How many requests replace it.
+        parts: u64,
+    },
     /// An item was skipped (already present).
     Skipped {
         /// File path.

@@ -10,9 +10,10 @@ use redcap_core::exchange::Target;
 use redcap_core::{FileRepositoryEntry, ImportOutcome, Row, Upload};
 
 use super::files::{Change, ManifestStore, local_path, resolve_doc_id, scan_local};
+use super::heal::{HealReport, Healer, Scope, Ticket, Verdict};
 use super::{
-    BatchOptions, BatchPlan, ExportCheck, LocalFile, Manifest, Progress, ProgressEvent, PullItem, PullOptions,
-    PullPlan, PushOptions, PushPlan, RecordBatches, RemoteTree, TransferSummary, WorkflowError, local,
+    BatchOptions, BatchPlan, LocalFile, Manifest, Progress, ProgressEvent, PullItem, PullOptions, PullPlan,
+    PushOptions, PushPlan, RecordBatches, RemoteTree, TransferSummary, WorkflowError, local,
 };
 use crate::{file_repository, record};
 
@@ -372,16 +373,58 @@ impl<'p> PushSession<'p> {
     }
 }
 
-/// A batched export in progress.
+/// A batched export in progress: the [`Healer`]'s plan, with pauses and progress events.
 #[derive(Debug)]
 pub struct ExportSession<'p> {
-    template: record::export::Request,
+    healer: Healer,
     id_field: String,
-    batches: RecordBatches,
-    next: usize,
     pause: std::time::Duration,
-    rows: Vec<Row>,
+    sent: u64,
+    rows: u64,
     progress: &'p dyn Progress,
+}
+
+/// What a batched export did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportSummary {
+    /// Rows handed on.
+    pub rows: u64,
+    /// How failing batches were healed (nothing when none failed).
+    pub healing: HealReport,
+}
+
+impl ExportSummary {
+    /// The summary of an export made with one call.
+    pub(crate) fn single(rows: u64) -> Self {
+        ExportSummary { rows, healing: HealReport { requests: 1, ..HealReport::default() } }
+    }
+}
+
+/// A row sink that keeps each record id once, in first-seen order (the id-only export).
+pub(crate) fn distinct_ids<'a>(
+    id_field: &'a str,
+    ids: &'a mut Vec<String>,
+) -> impl FnMut(Row) -> Result<(), WorkflowError> + Send + 'a {
+    let mut seen = std::collections::HashSet::new();
+    move |row: Row| {
+        if let Some(id) = super::records::cell(&row, id_field) {
+            if seen.insert(id.clone()) {
+                ids.push(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Passes on only [`ProgressEvent::Split`]: a driver that runs inside another's batches
+/// (the dataset pull) reports its splits, not a second plan.
+pub(crate) fn only_splits(progress: &dyn Progress) -> impl Progress + '_ {
+    move |e: ProgressEvent| {
+        if matches!(e, ProgressEvent::Split { .. }) {
+            progress.event(e);
+        }
+    }
 }
 
 impl<'p> ExportSession<'p> {
@@ -395,30 +438,11 @@ impl<'p> ExportSession<'p> {
         Ok((id_field, req))
     }
 
-    /// Plans the batches from the id-only export's rows.
+    /// Plans the batches of `ids` (distinct, in the server's order), exported with `template`
+    /// (its fields, forms, events, filters) and checked against the data dictionary `metadata`.
     pub fn start(
         template: &record::export::Request,
-        id_field: String,
-        id_rows: &[Row],
-        options: &BatchOptions,
-        progress: &'p dyn Progress,
-    ) -> Self {
-        let batches = RecordBatches::from_id_rows(id_rows, &id_field, options.batch_size);
-        progress.event(ProgressEvent::Planned { items: batches.batches.len() as u64, bytes: None });
-        ExportSession {
-            template: template.clone(),
-            id_field,
-            batches,
-            next: 0,
-            pause: options.pause,
-            rows: Vec::new(),
-            progress,
-        }
-    }
-
-    /// Plans the batches from known ids (an id-only export decoded while it streamed).
-    pub fn start_with_ids(
-        template: &record::export::Request,
+        metadata: &[crate::rows::Field],
         id_field: String,
         ids: Vec<String>,
         options: &BatchOptions,
@@ -426,13 +450,13 @@ impl<'p> ExportSession<'p> {
     ) -> Self {
         let batches = RecordBatches::from_ids(ids, options.batch_size);
         progress.event(ProgressEvent::Planned { items: batches.batches.len() as u64, bytes: None });
+        let scope = Scope::new(template, &id_field, metadata);
         ExportSession {
-            template: template.clone(),
+            healer: Healer::new(template, scope, batches.batches),
             id_field,
-            batches,
-            next: 0,
             pause: options.pause,
-            rows: Vec::new(),
+            sent: 0,
+            rows: 0,
             progress,
         }
     }
@@ -459,45 +483,42 @@ impl<'p> ExportSession<'p> {
         &self.id_field
     }
 
-    /// The next batch's request, and how long to pause before sending it.
-    pub fn next_batch(&mut self) -> Option<(record::export::Request, std::time::Duration)> {
-        let batch = self.batches.batches.get(self.next)?;
-        let pause = if self.next > 0 { self.pause } else { std::time::Duration::ZERO };
-        self.next += 1;
-        self.progress.event(ProgressEvent::Started { item: self.label(), bytes: None });
-        Some((super::batch_request(&self.template, &self.id_field, batch), pause))
+    /// The next request, and how long to pause before sending it; `None` when nothing is
+    /// waiting (requests in flight may still split into more).
+    pub fn next_batch(&mut self) -> Option<(Ticket, record::export::Request, std::time::Duration)> {
+        let (ticket, request, item) = self.healer.next()?;
+        let pause = if self.sent > 0 { self.pause } else { std::time::Duration::ZERO };
+        self.sent += 1;
+        self.progress.event(ProgressEvent::Started { item, bytes: None });
+        Some((ticket, request, pause))
     }
 
-    fn label(&self) -> String {
-        format!("batch {}/{}", self.next, self.batches.batches.len())
-    }
-
-    /// Checks the last batch's rows (every requested record must be there) and keeps them.
-    pub fn add(&mut self, rows: Vec<Row>) -> Result<(), WorkflowError> {
-        let requested = &self.batches.batches[self.next - 1];
-        let check = ExportCheck::new(requested, &rows, &self.id_field);
-        if !check.is_complete() {
-            return Err(WorkflowError::MissingRecords { missing: check.missing });
+    /// Takes the answer to `ticket` (rows, or the failure) and returns the rows whose turn has
+    /// come, in order. A failure a smaller batch may survive splits the batch; others stop.
+    pub fn answer(
+        &mut self,
+        ticket: Ticket,
+        answer: Result<Vec<Row>, WorkflowError>,
+    ) -> Result<Vec<Row>, WorkflowError> {
+        match self.healer.answer(ticket, answer)? {
+            Verdict::Kept { item, rows } => self.progress.event(ProgressEvent::Finished { item, bytes: rows }),
+            Verdict::Split { item, reason, parts } => {
+                self.progress.event(ProgressEvent::Split { item, reason, parts: parts as u64 })
+            }
         }
-        self.progress.event(ProgressEvent::Finished { item: self.label(), bytes: rows.len() as u64 });
-        self.rows.extend(rows);
-        Ok(())
+        let rows = self.healer.ready()?;
+        self.rows += rows.len() as u64;
+        Ok(rows)
     }
 
-    /// Checks the last batch from the ids its rows carried (rows handed on, not kept).
-    pub fn check_seen(&mut self, seen: &std::collections::HashSet<String>, rows: u64) -> Result<(), WorkflowError> {
-        let requested = &self.batches.batches[self.next - 1];
-        let missing: Vec<String> = requested.iter().filter(|id| !seen.contains(*id)).cloned().collect();
-        if !missing.is_empty() {
-            return Err(WorkflowError::MissingRecords { missing });
-        }
-        self.progress.event(ProgressEvent::Finished { item: self.label(), bytes: rows });
-        Ok(())
+    /// Whether every batch is done.
+    pub fn is_finished(&self) -> bool {
+        self.healer.is_finished()
     }
 
-    /// All rows.
-    pub fn finish(self) -> Vec<Row> {
-        self.rows
+    /// The summary, once [`ExportSession::is_finished`].
+    pub fn finish(self) -> ExportSummary {
+        ExportSummary { rows: self.rows, healing: self.healer.into_report() }
     }
 }
 
