@@ -201,7 +201,7 @@ impl BatchFault {
             }
             BatchFault::DropColumns => {
                 for row in &mut rows {
-                    if let Some(k) = row.keys().last().cloned() {
+                    if let Some(k) = row.keys().next_back().cloned() {
                         row.remove(&k);
                     }
                 }

@@ -290,7 +290,7 @@ async fn build_reply(
             Reply::Stream { .. } => unreachable!("streams are resolved above"),
             Reply::Body { content_type, body } => {
                 let body = match &mangle {
-                    Some((fault, records)) => fault.mangle(&body, records).into(),
+                    Some((fault, records)) => fault.mangle(&body, records),
                     None => body,
                 };
                 let len = body.len() as u64;

@@ -235,7 +235,7 @@ struct Slot {
     group: Option<u64>,
 }
 
-/// A request handed out by [`Healer::next`]: hand its answer back with its ticket.
+/// A request handed out by [`Healer::next_request`]: hand its answer back with its ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Ticket(u64);
 
@@ -296,7 +296,7 @@ impl Healer {
 
     /// The next request to send, with a label for progress, if one is waiting (others may
     /// still be in flight).
-    pub fn next(&mut self) -> Option<(Ticket, record::export::Request, String)> {
+    pub fn next_request(&mut self) -> Option<(Ticket, record::export::Request, String)> {
         let slot = self.slots.iter_mut().find(|s| matches!(s.state, State::Waiting))?;
         slot.state = State::Sent;
         self.report.requests += 1;
@@ -402,8 +402,7 @@ impl Healer {
     /// instrument pieces of one record merged into its rows.
     pub fn ready(&mut self) -> Result<Vec<Row>, WorkflowError> {
         let mut out = Vec::new();
-        loop {
-            let Some(front) = self.slots.front() else { break };
+        while let Some(front) = self.slots.front() {
             match front.group {
                 None => {
                     if !matches!(front.state, State::Done(_)) {
@@ -591,7 +590,7 @@ mod tests {
             r
         };
         let mut out = Vec::new();
-        while let Some((t, req, _)) = h.next() {
+        while let Some((t, req, _)) = h.next_request() {
             let answer = if req.records.len() > limit {
                 Err(WorkflowError::Call(redcap_core::Error::Api(redcap_core::ApiError::new(
                     http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -648,17 +647,17 @@ mod tests {
         let by_field = record::export::Request::new().fields(["age", "cb"]);
         let scope = Scope::new(&by_field, "id", &metadata());
         let mut h = Healer::new(&by_field, scope, vec![vec!["1".into()]]);
-        let (t, _, _) = h.next().unwrap();
+        let (t, _, _) = h.next_request().unwrap();
         h.answer(t, Ok(Vec::new())).unwrap();
-        let (_, first, _) = h.next().unwrap();
-        let (_, second, _) = h.next().unwrap();
+        let (_, first, _) = h.next_request().unwrap();
+        let (_, second, _) = h.next_request().unwrap();
         assert_eq!((first.fields.clone(), first.forms.clone()), (vec!["id".to_owned(), "age".into()], vec![]));
         assert_eq!(second.fields, ["id", "cb"]);
         assert_eq!(second.records, ["1"]);
         assert_eq!(h.in_flight(), 2);
         let by_form = record::export::Request::new().forms(["visit"]);
         let mut h = Healer::new(&by_form, Scope::new(&by_form, "id", &metadata()), vec![vec!["1".into()]]);
-        let (t, _, _) = h.next().unwrap();
+        let (t, _, _) = h.next_request().unwrap();
         // One instrument only: a single record that fails cannot be split further.
         let e = h.answer(t, Ok(Vec::new())).unwrap_err();
         assert!(matches!(e, WorkflowError::MissingRecords { ref missing } if missing == &["1"]), "{e}");
@@ -667,8 +666,8 @@ mod tests {
     #[test]
     fn rows_come_out_in_order_whatever_order_answers_arrive_in() {
         let mut h = Healer::new(&record::export::Request::new(), all(), vec![vec!["1".into()], vec!["2".into()]]);
-        let (t1, r1, _) = h.next().unwrap();
-        let (t2, r2, _) = h.next().unwrap();
+        let (t1, r1, _) = h.next_request().unwrap();
+        let (t2, r2, _) = h.next_request().unwrap();
         let answer = |r: &record::export::Request| {
             Ok(rows(
                 serde_json::json!([{"id": r.records[0], "age": "", "demo_complete": "0", "cb___1": "0", "visit_complete": "0"}]),
@@ -684,7 +683,7 @@ mod tests {
     #[test]
     fn failures_no_batch_size_fixes_stop_at_once() {
         let mut h = Healer::new(&record::export::Request::new(), all(), vec![ids(4)]);
-        let (t, _, _) = h.next().unwrap();
+        let (t, _, _) = h.next_request().unwrap();
         let refused = redcap_core::ApiError::new(
             http::StatusCode::FORBIDDEN,
             "You do not have permissions to use the API",
@@ -723,7 +722,7 @@ mod tests {
         cut[0].remove("visit_complete");
         assert_eq!(scope.missing_columns(&cut, None), ["visit_complete"]);
         let mut h = Healer::new(&record::export::Request::new(), scope, vec![ids(2)]);
-        let (t, _, _) = h.next().unwrap();
+        let (t, _, _) = h.next_request().unwrap();
         let v = h.answer(t, Ok(full)).unwrap();
         assert!(matches!(v, Verdict::Split { parts: 2, ref reason, .. } if reason.contains("no rows for 1")), "{v:?}");
     }

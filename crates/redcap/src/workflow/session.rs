@@ -486,7 +486,7 @@ impl<'p> ExportSession<'p> {
     /// The next request, and how long to pause before sending it; `None` when nothing is
     /// waiting (requests in flight may still split into more).
     pub fn next_batch(&mut self) -> Option<(Ticket, record::export::Request, std::time::Duration)> {
-        let (ticket, request, item) = self.healer.next()?;
+        let (ticket, request, item) = self.healer.next_request()?;
         let pause = if self.sent > 0 { self.pause } else { std::time::Duration::ZERO };
         self.sent += 1;
         self.progress.event(ProgressEvent::Started { item, bytes: None });
