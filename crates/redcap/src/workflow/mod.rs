@@ -80,7 +80,8 @@ pub use records::{BatchPlan, ExportCheck, RecordBatches};
 pub use report::{ReportId, ReportOptions};
 pub use row_stream::RowStream;
 pub use session::{
-    ExportSession, ExportSummary, ImportSession, PullSession, PushSession, PushUpload, STALE_PARTIAL, remove_stale_partials,
+    ExportSession, ExportSummary, ImportSession, PullSession, PushSession, PushUpload, STALE_PARTIAL,
+    remove_stale_partials,
 };
 pub(crate) use session::{distinct_ids, only_splits};
 
