@@ -21,20 +21,10 @@ use std::process::{Child, Command, Stdio};
 const REQUIREMENTS: &[&str] = &["pycap[data-science]==2.7.0", "pandas==2.3.3", "pytest==9.2.0"];
 
 /// Doctests no local server can pass, by pytest's doctest name, with the reason.
-pub const UNPASSABLE: &[(&str, &str)] = &[
-    (
-        "redcap.project.Project",
-        "its example builds a Project on https://redcapdemo.vumc.org/api/ itself, a host no local server is",
-    ),
-    (
-        "redcap.methods.logging.Logging.export_logging",
-        "it shows project creation as the first (newest) entry although the doctests before it \
-         (arms, DAGs, events, files…) wrote entries after it; REDCap lists its log newest first \
-         (REDCapR's recorded log-read/2024-10-11 fixture), as the emulator does, and no order of \
-         entries makes both recordings true. The creation entry itself is checked by the \
-         emulator's conformance test pycap_doctests::project_creation_is_logged_as_redcap_logs_it",
-    ),
-];
+pub const UNPASSABLE: &[(&str, &str)] = &[(
+    "redcap.project.Project",
+    "its example builds a Project on https://redcapdemo.vumc.org/api/ itself, a host no local server is",
+)];
 
 /// Doctests of methods the emulator does not implement yet (issue 12 item 3). Their failure is
 /// accepted only while the emulator answers that it does not implement the method; once it

@@ -62,8 +62,15 @@ fn create(store: &mut Store, params: &Params, username: &str) -> HResult {
     }
     let id = store.insert_project(loaded)?;
     let token = store.set_project_user(id, username, &Rights::full(), None, None)?;
-    // REDCap's action text for the creation has a trailing space (PyCap 2.7.0 doctest
-    // redcap.methods.logging.Logging.export_logging: `'action': 'Manage/Design '`).
+    // The records the XML brings, then the creation itself: PyCap 2.7.0's doctest
+    // redcap.methods.logging.Logging.export_logging (newest first) shows entries older than
+    // `Create project`, so REDCap writes it once the XML is in. Which entries those are, and their
+    // details, is UNVERIFIED: one `Create record (API) N` per record here.
+    for (record, dag) in store.records(id)? {
+        store.log(id, username, "record_add", &format!("Create record (API) {record}"), "", &record, dag)?;
+    }
+    // REDCap's action text for the creation has a trailing space (the same doctest:
+    // `'action': 'Manage/Design '`).
     store.log(id, username, "manage", "Manage/Design ", "Create project (API)", "", None)?;
     Ok(Reply::text(token))
 }

@@ -170,6 +170,12 @@ fn project_creation_is_logged_as_redcap_logs_it() {
         .collect();
     assert_eq!(creation.len(), 1, "{log}");
     assert_eq!(creation[0]["action"], "Manage/Design ");
+    // The doctest's `'details': 'Create project ...'}, ...]`: older entries follow it (the
+    // records of the XML, written before it).
+    let entries = log.as_array().unwrap();
+    let at = entries.iter().position(|r| r["details"] == "Create project (API)").unwrap();
+    let older: Vec<&str> = entries[at + 1..].iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(older, ["Create record (API) 3", "Create record (API) 2", "Create record (API) 1"]);
 }
 
 /// PyCap 2.7.0 doctest redcap.methods.data_access_groups.DataAccessGroups.import_user_dag_assignment:
