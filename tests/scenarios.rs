@@ -26,7 +26,16 @@ trait Api: Sized {
         dir: &Path,
         progress: &dyn redcap::workflow::Progress,
     ) -> Result<TransferSummary, WorkflowError>;
-    fn push(&self, dir: &Path, root: Option<u64>) -> Result<TransferSummary, WorkflowError>;
+    fn push(&self, dir: &Path, root: Option<u64>) -> Result<TransferSummary, WorkflowError> {
+        self.push_with(dir, root, &PushOptions::default(), &redcap::workflow::NoProgress)
+    }
+    fn push_with(
+        &self,
+        dir: &Path,
+        root: Option<u64>,
+        options: &PushOptions,
+        progress: &dyn redcap::workflow::Progress,
+    ) -> Result<TransferSummary, WorkflowError>;
     fn export_report_rows(&self, id: ReportId) -> Result<Vec<Row>, WorkflowError>;
     fn export_batched(&self, template: &record::export::Request, batch: usize) -> Result<Vec<Row>, WorkflowError>;
     fn import_batched(&self, rows: Vec<Row>, batch: usize) -> Result<u64, WorkflowError>;
@@ -79,9 +88,15 @@ impl Api for Blocking {
         use redcap::blocking::Workflows;
         self.0.pull(root, dir, &one_at_a_time(), progress)
     }
-    fn push(&self, dir: &Path, root: Option<u64>) -> Result<TransferSummary, WorkflowError> {
+    fn push_with(
+        &self,
+        dir: &Path,
+        root: Option<u64>,
+        options: &PushOptions,
+        progress: &dyn redcap::workflow::Progress,
+    ) -> Result<TransferSummary, WorkflowError> {
         use redcap::blocking::Workflows;
-        self.0.push(dir, root, &PushOptions::default(), &redcap::workflow::NoProgress)
+        self.0.push(dir, root, options, progress)
     }
     fn export_report_rows(&self, id: ReportId) -> Result<Vec<Row>, WorkflowError> {
         use redcap::blocking::Workflows;
@@ -154,9 +169,15 @@ impl Api for Async {
         use redcap::asynchronous::Workflows;
         self.rt.block_on(self.client.pull(root, dir, &one_at_a_time(), progress))
     }
-    fn push(&self, dir: &Path, root: Option<u64>) -> Result<TransferSummary, WorkflowError> {
+    fn push_with(
+        &self,
+        dir: &Path,
+        root: Option<u64>,
+        options: &PushOptions,
+        progress: &dyn redcap::workflow::Progress,
+    ) -> Result<TransferSummary, WorkflowError> {
         use redcap::asynchronous::Workflows;
-        self.rt.block_on(self.client.push(dir, root, &PushOptions::default(), &redcap::workflow::NoProgress))
+        self.rt.block_on(self.client.push(dir, root, options, progress))
     }
     fn export_report_rows(&self, id: ReportId) -> Result<Vec<Row>, WorkflowError> {
         use redcap::asynchronous::Workflows;
@@ -642,6 +663,57 @@ fn push_then_pull_round_trips<A: Api>() {
     }
 }
 
+/// Uploads made several at once (ISSUE 14 item 3): every file gets its own doc_id, also where
+/// several files of a round share a folder or a name, or a remote file already has the name.
+fn concurrent_push_resolves_every_doc_id<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    upload_bytes(&env.api, "same.txt", b"already there", None).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = vec![("same.txt".into(), b"pushed".to_vec())];
+    for dir in ["", "a/", "a/b/", "c/"] {
+        std::fs::create_dir_all(src.path().join(dir)).unwrap();
+        for i in 0..9 {
+            files.push((format!("{dir}f{i}.txt"), format!("{dir} file {i}").into_bytes()));
+        }
+    }
+    for (p, bytes) in &files {
+        std::fs::write(src.path().join(p), bytes).unwrap();
+    }
+    // How many uploads were under way at once, from the progress events.
+    let (open, most) = (std::sync::atomic::AtomicI64::new(0), std::sync::atomic::AtomicI64::new(0));
+    let progress = |e: redcap::workflow::ProgressEvent| match e {
+        redcap::workflow::ProgressEvent::Started { .. } => {
+            let now = open.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        }
+        redcap::workflow::ProgressEvent::Finished { .. } | redcap::workflow::ProgressEvent::Failed { .. } => {
+            open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        _ => {}
+    };
+    let mut options = PushOptions::default();
+    options.jobs = 5;
+    let pushed = env.api.push_with(src.path(), None, &options, &progress).unwrap();
+    assert!(pushed.is_complete(), "{:?}", pushed.failed);
+    assert_eq!(most.into_inner(), 5, "five uploads at once");
+    assert_eq!((pushed.transferred, pushed.folders_created), (files.len() as u64, 3));
+    let mut ids: Vec<u64> = pushed.uploaded.iter().map(|(_, d)| *d).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), files.len(), "one doc_id per file");
+    for (path, doc) in &pushed.uploaded {
+        let got = env.api.call(&file_repository::export::Request::new(*doc)).unwrap();
+        let want = &files.iter().find(|(p, _)| p == path).unwrap().1;
+        assert_eq!(&got.bytes[..], &want[..], "{path} got doc_id {doc}");
+    }
+    // Nothing was uploaded twice, and a re-run uploads nothing.
+    let mut walk = env.api.walk(None).unwrap().files.len();
+    assert_eq!(walk, files.len() + 1, "the files pushed and the one already there");
+    assert_eq!(env.api.push(src.path(), None).unwrap().transferred, 0);
+    walk = env.api.walk(None).unwrap().files.len();
+    assert_eq!(walk, files.len() + 1);
+}
+
 fn push_resolves_doc_id_when_the_name_exists<A: Api>() {
     let env = Env::<A>::new("redcapr-simple.xml");
     upload_bytes(&env.api, "same.txt", b"old", None).unwrap();
@@ -804,6 +876,7 @@ for_both_clients!(
     download_survives_reset_and_truncation,
     tree_walk_pull_twice_and_restrictions,
     push_then_pull_round_trips,
+    concurrent_push_resolves_every_doc_id,
     push_resolves_doc_id_when_the_name_exists,
     failure_mid_pull_loses_nothing,
     batched_export_equals_one_shot,

@@ -409,7 +409,7 @@ pub enum FilesCmd {
         #[arg(long)]
         overwrite: bool,
         /// Files downloaded at once
-        #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+        #[arg(long, default_value_t = redcap::workflow::DEFAULT_JOBS as u64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
         jobs: u64,
     },
     /// Upload a local directory into a folder (creates folders; skips files already pushed)
@@ -426,6 +426,9 @@ pub enum FilesCmd {
         /// named after the server, the folder and DIR; REDCAP_STATE_DIR overrides the directory)
         #[arg(long, value_name = "FILE")]
         manifest: Option<PathBuf>,
+        /// Files uploaded at once (never retried: a failed upload is reported, not repeated)
+        #[arg(long, default_value_t = redcap::workflow::DEFAULT_JOBS as u64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+        jobs: u64,
     },
 }
 

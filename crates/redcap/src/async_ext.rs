@@ -166,21 +166,18 @@ where
             let id = self.call(&request).await?;
             session.folder_created(path, id);
         }
-        for upload in session.uploads() {
-            let before = match session.cached_listing(&upload) {
-                Some(listing) => listing,
-                None => self.call(&list_request(upload.folder)).await?,
-            };
-            if let Err(e) = self.call(&upload.request).await {
-                let after = match e.maybe_delivered() {
-                    true => self.call(&list_request(upload.folder)).await.ok(),
-                    false => None,
-                };
-                session.upload_failed(&upload, &e, before, after)?;
-                continue;
+        while let Some(wave) = session.next_wave(options.jobs) {
+            for folder in &wave.list_first {
+                session.listed(*folder, self.call(&list_request(*folder)).await?);
             }
-            let after = self.call(&list_request(upload.folder)).await?;
-            session.uploaded(&upload, before, after)?;
+            // The round's uploads at once (the client's concurrency bound applies too).
+            let results: Vec<Result<(), redcap_core::Error>> =
+                futures_util::future::join_all(wave.uploads.iter().map(|u| self.call(&u.request))).await;
+            let mut after = Vec::new();
+            for folder in PushSession::list_after(&wave.uploads, &results) {
+                after.push((folder, self.call(&list_request(folder)).await));
+            }
+            session.wave_finished(wave.uploads, results, after)?;
         }
         session.finish()
     }

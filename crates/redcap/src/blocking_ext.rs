@@ -179,21 +179,23 @@ where
             let id = self.call(&request)?;
             session.folder_created(path, id);
         }
-        for upload in session.uploads() {
-            let before = match session.cached_listing(&upload) {
-                Some(listing) => listing,
-                None => self.call(&list_request(upload.folder))?,
-            };
-            if let Err(e) = self.call(&upload.request) {
-                let after = match e.maybe_delivered() {
-                    true => self.call(&list_request(upload.folder)).ok(),
-                    false => None,
-                };
-                session.upload_failed(&upload, &e, before, after)?;
-                continue;
+        while let Some(wave) = session.next_wave(options.jobs) {
+            for folder in &wave.list_first {
+                session.listed(*folder, self.call(&list_request(*folder))?);
             }
-            let after = self.call(&list_request(upload.folder))?;
-            session.uploaded(&upload, before, after)?;
+            // One thread per upload of the round (at most `jobs`).
+            let results: Vec<Result<(), redcap_core::Error>> = match wave.uploads.as_slice() {
+                [one] => vec![self.call(&one.request)],
+                many => std::thread::scope(|scope| {
+                    let running: Vec<_> = many.iter().map(|u| scope.spawn(move || self.call(&u.request))).collect();
+                    running.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+                }),
+            };
+            let after = PushSession::list_after(&wave.uploads, &results)
+                .into_iter()
+                .map(|folder| (folder, self.call(&list_request(folder))))
+                .collect();
+            session.wave_finished(wave.uploads, results, after)?;
         }
         session.finish()
     }

@@ -374,7 +374,7 @@ fn backup(session: &Session, dir: &Path, ui: &Ui) -> Result<(), CliError> {
     let repo_dir = dir.join(FILE_REPOSITORY);
     let pull_ctx = [&file_repository::list::INFO, &file_repository::export::INFO];
     let progress = ui.observer();
-    let options = crate::commands::files::pull_options(false, true, 4);
+    let options = crate::commands::files::pull_options(false, true, redcap::workflow::DEFAULT_JOBS);
     let repo = match session.client.pull(None, &repo_dir, &options, progress.as_ref()) {
         Ok(summary) => {
             parts.push(Part {

@@ -95,8 +95,8 @@ pub fn run(cmd: &FilesCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
             ui.status(pull_summary(&summary, dir));
             check_complete(&summary)
         }
-        FilesCmd::Push { dir, folder, force, manifest } => {
-            let summary = push(session, dir, *folder, *force, manifest.as_deref(), ui)?;
+        FilesCmd::Push { dir, folder, force, manifest, jobs } => {
+            let summary = push(session, dir, *folder, *force, manifest.as_deref(), *jobs as usize, ui)?;
             if ui.json {
                 output::json(&summary_json(&summary, dir))?;
             } else {
@@ -405,6 +405,7 @@ pub fn push(
     folder: Option<u64>,
     force: bool,
     manifest: Option<&Path>,
+    jobs: usize,
     ui: &Ui,
 ) -> Result<TransferSummary, CliError> {
     if !dir.is_dir() {
@@ -412,6 +413,7 @@ pub fn push(
     }
     let mut options = PushOptions::default();
     options.force = force;
+    options.jobs = jobs;
     options.manifest = match (manifest, std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty())) {
         (Some(m), _) => Some(m.to_path_buf()),
         (None, Some(state)) => {

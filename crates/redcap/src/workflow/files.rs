@@ -652,6 +652,27 @@ impl PushPlan {
 /// Should the server have stored the file under another name, a single new file in the folder
 /// is taken as the upload (otherwise a re-run would upload a duplicate).
 pub fn resolve_doc_id(before: &[FileRepositoryEntry], after: &[FileRepositoryEntry], name: &str) -> Option<u64> {
+    resolve_doc_ids(before, after, &[name])[0]
+}
+
+/// [`resolve_doc_id`] for several uploads into one folder between the same two listings (a
+/// push uploads several files at once): each name takes the newest new entry of that name no
+/// other upload took; should exactly one upload be left without one, and exactly one new entry
+/// be left unclaimed, that entry is it. Any other leftover stays unresolved, never guessed.
+pub fn resolve_doc_ids(
+    before: &[FileRepositoryEntry],
+    after: &[FileRepositoryEntry],
+    names: &[&str],
+) -> Vec<Option<u64>> {
+    resolve_with_leftovers(before, after, names).0
+}
+
+/// [`resolve_doc_ids`], and how many new entries no upload took (files nobody can account for).
+pub(crate) fn resolve_with_leftovers(
+    before: &[FileRepositoryEntry],
+    after: &[FileRepositoryEntry],
+    names: &[&str],
+) -> (Vec<Option<u64>>, usize) {
     let old: BTreeSet<u64> = before
         .iter()
         .filter_map(|e| match e {
@@ -659,17 +680,31 @@ pub fn resolve_doc_id(before: &[FileRepositoryEntry], after: &[FileRepositoryEnt
             _ => None,
         })
         .collect();
-    let new: Vec<&redcap_core::RepositoryFile> = after
+    let mut new: Vec<&redcap_core::RepositoryFile> = after
         .iter()
         .filter_map(|e| match e {
             FileRepositoryEntry::File(f) if !old.contains(&f.doc_id) => Some(f),
             _ => None,
         })
         .collect();
-    new.iter().filter(|f| f.name == name).map(|f| f.doc_id).max().or(match new.as_slice() {
-        [only] => Some(only.doc_id),
-        _ => None,
-    })
+    // Newest first, so each name takes the highest doc_id of its name.
+    new.sort_by_key(|f| std::cmp::Reverse(f.doc_id));
+    let mut claimed = vec![false; new.len()];
+    let mut found: Vec<Option<u64>> = names
+        .iter()
+        .map(|name| {
+            let i = new.iter().enumerate().position(|(i, f)| !claimed[i] && f.name == *name)?;
+            claimed[i] = true;
+            Some(new[i].doc_id)
+        })
+        .collect();
+    let unresolved: Vec<usize> = (0..names.len()).filter(|i| found[*i].is_none()).collect();
+    let unclaimed: Vec<usize> = (0..new.len()).filter(|i| !claimed[*i]).collect();
+    if let ([u], [c]) = (unresolved.as_slice(), unclaimed.as_slice()) {
+        found[*u] = Some(new[*c].doc_id);
+        return (found, 0);
+    }
+    (found, unclaimed.len())
 }
 
 #[cfg(test)]
@@ -865,6 +900,22 @@ mod tests {
         // Stored under another name: the one new file is it.
         let renamed = listing(r#"[{"doc_id":10,"name":"a.pdf"},{"doc_id":16,"name":"a_1.pdf"}]"#);
         assert_eq!(resolve_doc_id(&before, &renamed, "a.pdf"), Some(16));
+    }
+
+    #[test]
+    fn doc_ids_of_uploads_made_together() {
+        let before = listing(r#"[{"doc_id":10,"name":"a.pdf"}]"#);
+        let after = listing(
+            r#"[{"doc_id":10,"name":"a.pdf"},{"doc_id":21,"name":"b.txt"},{"doc_id":20,"name":"a.pdf"},{"doc_id":22,"name":"c_1.txt"}]"#,
+        );
+        // Each by its name; the one stored under another name is the one new entry left.
+        assert_eq!(resolve_doc_ids(&before, &after, &["a.pdf", "b.txt", "c.txt"]), [Some(20), Some(21), Some(22)]);
+        // Two uploads without an entry of their name and two entries left: neither is guessed.
+        let after = listing(r#"[{"doc_id":21,"name":"x_1"},{"doc_id":22,"name":"y_1"},{"doc_id":23,"name":"z"}]"#);
+        assert_eq!(resolve_doc_ids(&before, &after, &["x", "y", "z"]), [None, None, Some(23)]);
+        // An upload that did not arrive takes nothing from the others.
+        let after = listing(r#"[{"doc_id":10,"name":"a.pdf"},{"doc_id":21,"name":"b.txt"}]"#);
+        assert_eq!(resolve_doc_ids(&before, &after, &["b.txt", "lost.txt"]), [Some(21), None]);
     }
 
     #[test]

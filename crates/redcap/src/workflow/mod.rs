@@ -80,8 +80,8 @@ pub use records::{BatchPlan, ExportCheck, RecordBatches};
 pub use report::{ReportId, ReportOptions};
 pub use row_stream::RowStream;
 pub use session::{
-    ExportSession, ExportSummary, ImportSession, PullSession, PushSession, PushUpload, STALE_PARTIAL,
-    remove_stale_partials,
+    ExportSession, ExportSummary, FolderListing, ImportSession, PullSession, PushSession, PushUpload, PushWave,
+    STALE_PARTIAL, remove_stale_partials,
 };
 pub(crate) use session::{distinct_ids, only_splits};
 
@@ -133,7 +133,7 @@ pub struct PullOptions {
     pub jobs: usize,
 }
 
-/// Files a pull downloads at once by default.
+/// Files a pull downloads (and a push uploads) at once by default.
 pub const DEFAULT_JOBS: usize = 4;
 
 impl Default for PullOptions {
@@ -143,7 +143,7 @@ impl Default for PullOptions {
 }
 
 /// Options of a push.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PushOptions {
     /// Upload files the manifest says were already uploaded.
@@ -151,6 +151,16 @@ pub struct PushOptions {
     /// Where to keep the push's manifest (`None`: [`files::default_push_manifest`], in the
     /// user's state directory). Never inside the pushed directory.
     pub manifest: Option<std::path::PathBuf>,
+    /// Files uploaded at once (at least 1; the client's own concurrency bound applies too).
+    /// They go in rounds: the folders are listed before and after each round, which tells the
+    /// `doc_id` each upload got (REDCap's import answers nothing). No upload is ever retried.
+    pub jobs: usize,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions { force: false, manifest: None, jobs: DEFAULT_JOBS }
+    }
 }
 
 /// Options of a batched record export or import.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use redcap_core::exchange::Target;
 use redcap_core::{FileRepositoryEntry, ImportOutcome, Row, Upload};
 
-use super::files::{Change, ManifestStore, local_path, resolve_doc_id, scan_local};
+use super::files::{Change, ManifestStore, local_path, resolve_with_leftovers, scan_local};
 use super::heal::{HealReport, Healer, Scope, Ticket, Verdict};
 use super::{
     BatchOptions, BatchPlan, LocalFile, Manifest, Progress, ProgressEvent, PullItem, PullOptions, PullPlan,
@@ -188,9 +188,24 @@ pub struct PushSession<'p> {
     ids: BTreeMap<String, Option<u64>>,
     next_folder: usize,
     listings: BTreeMap<Option<u64>, Vec<FileRepositoryEntry>>,
+    /// The uploads not yet started (planned at the first wave, once every folder exists).
+    queue: Option<std::collections::VecDeque<PushUpload>>,
     summary: TransferSummary,
     progress: &'p dyn Progress,
 }
+
+/// A round of uploads that run at once (see [`PushSession::next_wave`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PushWave {
+    /// The uploads.
+    pub uploads: Vec<PushUpload>,
+    /// Folders to list before the uploads start (the session holds no listing of them yet).
+    pub list_first: Vec<Option<u64>>,
+}
+
+/// A folder's listing taken after a round of uploads (or the error listing it gave).
+pub type FolderListing = (Option<u64>, Result<Vec<FileRepositoryEntry>, redcap_core::Error>);
 
 /// One upload of a push.
 #[derive(Clone, Debug)]
@@ -246,6 +261,7 @@ impl<'p> PushSession<'p> {
             ids,
             next_folder: 0,
             listings: BTreeMap::new(),
+            queue: None,
             summary,
             progress,
         })
@@ -267,102 +283,160 @@ impl<'p> PushSession<'p> {
         self.summary.folders_created += 1;
     }
 
-    /// The uploads to make (call after all folders exist).
-    pub fn uploads(&self) -> Vec<PushUpload> {
-        self.progress.event(ProgressEvent::Planned {
-            items: self.plan.upload.len() as u64,
-            bytes: Some(self.plan.upload.iter().map(|f| f.bytes).sum()),
-        });
-        self.plan
-            .upload
-            .iter()
-            .filter_map(|file| {
-                let source = local_path(&self.dir, &file.path)?;
-                let folder = self.ids.get(parent_of(&file.path)).copied().flatten();
-                let upload = Upload::from_path(source);
-                let name = upload.file_name.clone();
-                let mut request = file_repository::import::Request::new(upload);
-                request.folder_id = folder;
-                Some(PushUpload { file: file.clone(), folder, request, name })
-            })
-            .collect()
-    }
-
-    /// The folder's listing from before an upload, if the session still holds it (otherwise
-    /// the driver lists the folder and passes it to [`PushSession::uploaded`]).
-    pub fn cached_listing(&mut self, upload: &PushUpload) -> Option<Vec<FileRepositoryEntry>> {
-        self.progress.event(ProgressEvent::Started { item: upload.file.path.clone(), bytes: Some(upload.file.bytes) });
-        self.listings.remove(&upload.folder)
-    }
-
-    /// Records an upload whose import call failed (never retried: it could duplicate). When
-    /// the answer was lost (a transport failure after the request may have gone out), the
-    /// driver lists the folder again and passes it as `after`: the upload is then known to
-    /// have landed (and is recorded as uploaded) or known not to have, and the error says
-    /// which; without `after` it says that nobody knows and what to check.
-    pub fn upload_failed(
-        &mut self,
-        upload: &PushUpload,
-        error: &redcap_core::Error,
-        before: Vec<FileRepositoryEntry>,
-        after: Option<Vec<FileRepositoryEntry>>,
-    ) -> Result<(), WorkflowError> {
-        let lost = error.maybe_delivered();
-        let (message, listing) = match after {
-            Some(after) if lost => {
-                if resolve_doc_id(&before, &after, &upload.name).is_some() {
-                    return self.uploaded(upload, before, after);
-                }
-                (
-                    format!(
-                        "{error}; the folder's listing shows the file did not arrive, so uploading it again is safe"
-                    ),
-                    after,
-                )
+    /// The next round of uploads (call after all folders exist): up to `jobs` files, to be
+    /// uploaded at once. The driver first lists the folders in [`PushWave::list_first`] (passing
+    /// each listing to [`PushSession::listed`]), then runs the uploads, lists the folders
+    /// [`PushSession::list_after`] names, and reports everything to
+    /// [`PushSession::wave_finished`]. Uploads are never retried.
+    pub fn next_wave(&mut self, jobs: usize) -> Option<PushWave> {
+        if self.queue.is_none() {
+            self.progress.event(ProgressEvent::Planned {
+                items: self.plan.upload.len() as u64,
+                bytes: Some(self.plan.upload.iter().map(|f| f.bytes).sum()),
+            });
+            let uploads: std::collections::VecDeque<PushUpload> = self
+                .plan
+                .upload
+                .iter()
+                .filter_map(|file| {
+                    let source = local_path(&self.dir, &file.path)?;
+                    let folder = self.ids.get(parent_of(&file.path)).copied().flatten();
+                    let upload = Upload::from_path(source);
+                    let name = upload.file_name.clone();
+                    let mut request = file_repository::import::Request::new(upload);
+                    request.folder_id = folder;
+                    Some(PushUpload { file: file.clone(), folder, request, name })
+                })
+                .collect();
+            self.queue = Some(uploads);
+        }
+        let queue = self.queue.as_mut()?;
+        let n = jobs.max(1).min(queue.len());
+        if n == 0 {
+            return None;
+        }
+        let uploads: Vec<PushUpload> = queue.drain(..n).collect();
+        let mut list_first: Vec<Option<u64>> = Vec::new();
+        for u in &uploads {
+            if !self.listings.contains_key(&u.folder) && !list_first.contains(&u.folder) {
+                list_first.push(u.folder);
             }
-            _ if lost => (
-                format!(
-                    "{error}; the answer was lost, so whether the file arrived is unknown: list the folder before \
-                     uploading it again (REDCap would keep both copies)"
-                ),
-                before,
-            ),
-            _ => (error.to_string(), before),
-        };
-        self.progress.event(ProgressEvent::Failed { item: upload.file.path.clone(), error: message.clone() });
-        self.summary.failed.push((upload.file.path.clone(), message));
-        self.listings.insert(upload.folder, listing);
-        Ok(())
+            self.progress.event(ProgressEvent::Started { item: u.file.path.clone(), bytes: Some(u.file.bytes) });
+        }
+        Some(PushWave { uploads, list_first })
     }
 
-    /// Records a finished upload, resolving its `doc_id` from the listings before and after.
-    pub fn uploaded(
-        &mut self,
-        upload: &PushUpload,
-        before: Vec<FileRepositoryEntry>,
-        after: Vec<FileRepositoryEntry>,
-    ) -> Result<(), WorkflowError> {
-        let path = upload.file.path.clone();
-        match resolve_doc_id(&before, &after, &upload.name) {
-            Some(doc_id) => {
-                let bytes = upload.file.bytes;
-                let manifest_path = self.store.path().to_owned();
-                self.store
-                    .record(Change::Pushed { path: path.clone(), doc_id, bytes })
-                    .map_err(local(&manifest_path))?;
-                self.summary.transferred += 1;
-                self.summary.bytes += bytes;
-                self.summary.uploaded.push((path.clone(), doc_id));
-                self.progress.event(ProgressEvent::Finished { item: path, bytes });
-            }
-            None => {
-                let e = WorkflowError::Unresolved(path.clone());
-                self.progress.event(ProgressEvent::Failed { item: path.clone(), error: e.to_string() });
-                self.summary.failed.push((path, e.to_string()));
+    /// Takes a folder's listing from before a wave's uploads.
+    pub fn listed(&mut self, folder: Option<u64>, listing: Vec<FileRepositoryEntry>) {
+        self.listings.insert(folder, listing);
+    }
+
+    /// The folders to list after a wave's uploads: those an upload reached, or may have reached
+    /// (its answer was lost). A definite failure needs no listing.
+    pub fn list_after(uploads: &[PushUpload], results: &[Result<(), redcap_core::Error>]) -> Vec<Option<u64>> {
+        let mut folders = Vec::new();
+        for (u, r) in uploads.iter().zip(results) {
+            let reached = r.as_ref().map_or_else(redcap_core::Error::maybe_delivered, |()| true);
+            if reached && !folders.contains(&u.folder) {
+                folders.push(u.folder);
             }
         }
-        self.listings.insert(upload.folder, after);
+        folders
+    }
+
+    /// Records a wave: each upload's result (in the wave's order) and the listings taken after
+    /// it. A `doc_id` comes from the listings before and after ([`super::files::resolve_doc_ids`]); an upload
+    /// whose answer was lost is recorded as uploaded if the listing shows it, and otherwise
+    /// reported as safe to upload again only when nothing unexplained appeared in its folder.
+    /// A failed listing after uploads that succeeded fails the push (their ids are unknown).
+    pub fn wave_finished(
+        &mut self,
+        uploads: Vec<PushUpload>,
+        results: Vec<Result<(), redcap_core::Error>>,
+        after: Vec<FolderListing>,
+    ) -> Result<(), WorkflowError> {
+        let mut after: BTreeMap<Option<u64>, Result<Vec<FileRepositoryEntry>, redcap_core::Error>> =
+            after.into_iter().collect();
+        // Per upload: the doc_id found, and whether its folder's listing after is known.
+        let mut doc_ids: Vec<Option<u64>> = vec![None; uploads.len()];
+        let mut listed_after = vec![false; uploads.len()];
+        let mut nothing_unexplained = vec![false; uploads.len()];
+        let mut folders: Vec<Option<u64>> = uploads.iter().map(|u| u.folder).collect();
+        folders.sort();
+        folders.dedup();
+        for folder in folders {
+            let members: Vec<usize> = (0..uploads.len()).filter(|i| uploads[*i].folder == folder).collect();
+            let before = self.listings.remove(&folder).unwrap_or_default();
+            let listing = match after.remove(&folder) {
+                Some(Ok(listing)) => listing,
+                Some(Err(e)) => {
+                    if members.iter().any(|i| results[*i].is_ok()) {
+                        return Err(WorkflowError::Call(e));
+                    }
+                    self.listings.insert(folder, before);
+                    continue;
+                }
+                None => {
+                    self.listings.insert(folder, before);
+                    continue;
+                }
+            };
+            // Only uploads that reached the server, or may have, take an entry.
+            let reached: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|i| results[*i].as_ref().map_or_else(redcap_core::Error::maybe_delivered, |()| true))
+                .collect();
+            let names: Vec<&str> = reached.iter().map(|i| uploads[*i].name.as_str()).collect();
+            let (found, unexplained) = resolve_with_leftovers(&before, &listing, &names);
+            for (i, id) in reached.iter().zip(found) {
+                doc_ids[*i] = id;
+            }
+            for i in &members {
+                listed_after[*i] = true;
+                nothing_unexplained[*i] = unexplained == 0;
+            }
+            self.listings.insert(folder, listing);
+        }
+        for (i, (upload, result)) in uploads.iter().zip(results).enumerate() {
+            match (result, doc_ids[i]) {
+                (Ok(()), Some(doc_id)) | (Err(_), Some(doc_id)) => self.record_upload(upload, doc_id)?,
+                (Ok(()), None) => {
+                    let e = WorkflowError::Unresolved(upload.file.path.clone());
+                    self.fail(upload, e.to_string());
+                }
+                (Err(error), None) => {
+                    let message = match (error.maybe_delivered(), listed_after[i]) {
+                        (true, true) if nothing_unexplained[i] => format!(
+                            "{error}; the folder's listing shows the file did not arrive, so uploading it again is safe"
+                        ),
+                        (true, _) => format!(
+                            "{error}; the answer was lost, so whether the file arrived is unknown: list the folder before \
+                             uploading it again (REDCap would keep both copies)"
+                        ),
+                        (false, _) => error.to_string(),
+                    };
+                    self.fail(upload, message);
+                }
+            }
+        }
         Ok(())
+    }
+
+    fn record_upload(&mut self, upload: &PushUpload, doc_id: u64) -> Result<(), WorkflowError> {
+        let (path, bytes) = (upload.file.path.clone(), upload.file.bytes);
+        let manifest_path = self.store.path().to_owned();
+        self.store.record(Change::Pushed { path: path.clone(), doc_id, bytes }).map_err(local(&manifest_path))?;
+        self.summary.transferred += 1;
+        self.summary.bytes += bytes;
+        self.summary.uploaded.push((path.clone(), doc_id));
+        self.progress.event(ProgressEvent::Finished { item: path, bytes });
+        Ok(())
+    }
+
+    fn fail(&mut self, upload: &PushUpload, message: String) {
+        self.progress.event(ProgressEvent::Failed { item: upload.file.path.clone(), error: message.clone() });
+        self.summary.failed.push((upload.file.path.clone(), message));
     }
 
     /// Saves the manifest and returns the summary.
