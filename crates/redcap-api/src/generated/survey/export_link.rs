@@ -12,8 +12,8 @@
 //! | Since | REDCap 6.4.0 |
 //! | Source | REDCap API documentation (`/api/help/`, `exp_survey_link`); `spec/survey.toml` |
 //!
-//! A bare URL such as `https://<host>/surveys/?s=…`. An unknown record answers 400
-//! `The record "<id>" does not exist`.
+//! A bare URL such as `https://<host>/surveys/?s=…` (a 10-character hash observed). An unknown record
+//! answers 400 `The record '<id>' does not exist` (REDCapR `test-survey-link-export-oneshot.R`).
 /// Static facts about this method.
 pub static INFO: ::redcap_core::MethodInfo = ::redcap_core::MethodInfo::new(
         "survey.export_link",
