@@ -394,3 +394,32 @@ fn survey_settings_round_trip_through_project_xml() {
     let r = call(&again, &t2, "surveyQueueLink", &[("record", &first)]);
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// Without a configured base URL, links are made under the address the request was sent to
+/// (its `Host` header); a `Host` that is not a plain host and port is not put in a link.
+#[test]
+fn links_follow_the_host_the_request_was_sent_to() {
+    use std::io::{Read, Write};
+    let emu = start(&["redcapr-survey.xml"]);
+    let t = admin(&emu);
+    let link_for_host = |host: &str| {
+        let body = format!("token={t}&content=surveyLink&record=1&instrument={PMQ}");
+        let mut s = std::net::TcpStream::connect(emu.addr()).unwrap();
+        write!(
+            s,
+            "POST /api/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        out.rsplit("\r\n\r\n").next().unwrap().to_owned()
+    };
+    let link = link_for_host("redcap.test:8443");
+    assert!(link.starts_with("http://redcap.test:8443/surveys/?s="), "{link}");
+    let hash = link.rsplit('=').next().unwrap().to_owned();
+    let odd = link_for_host("a\"b<c>");
+    assert_eq!(odd, format!("http://localhost/surveys/?s={hash}"), "same participant, no odd host in the link");
+}
