@@ -1,4 +1,5 @@
-//! `cargo xtask codegen` regenerates `crates/redcap-api/src/generated/` from `spec/`;
+//! `cargo xtask codegen` regenerates `crates/redcap-api/src/generated/` from `spec/` and
+//! `crates/redcap-core/src/generated/` from the enum table (`redcap-codegen/src/core_enums.toml`);
 //! `cargo xtask codegen --check` fails when the checked-in files are stale;
 //! `cargo xtask bench` runs the transfer and call benchmarks (see `bench.rs`);
 //! `cargo xtask fuzz [SECONDS] [TARGET…]` runs the fuzz targets for a bounded time (see `fuzz.rs`);
@@ -78,50 +79,63 @@ const MAX_DIFF_LINES: usize = 80;
 
 fn codegen(check: bool) -> ExitCode {
     let root = root();
-    let out_dir = root.join("crates/redcap-api/src/generated");
-    let files = match redcap_codegen::generate_dir(&root.join("spec"), "spec") {
+    let api = match redcap_codegen::generate_dir(&root.join("spec"), "spec") {
         Ok(f) => f,
         Err(e) => {
             eprintln!("the spec is invalid:\n{e}");
             return ExitCode::FAILURE;
         }
     };
-    if check {
-        let stale = redcap_codegen::stale_files(&files, &out_dir);
-        if stale.is_empty() {
-            println!("generated code is up to date ({} files)", files.len());
-            return ExitCode::SUCCESS;
-        }
-        eprintln!("generated code is stale; run `cargo xtask codegen` and commit the result. Stale files:");
-        for s in &stale {
-            eprintln!("  crates/redcap-api/src/generated/{s}");
-        }
-        for s in &stale {
-            let path = format!("crates/redcap-api/src/generated/{s}");
-            let on_disk = std::fs::read_to_string(out_dir.join(s)).unwrap_or_default();
-            let wanted = files.get(s).map(String::as_str).unwrap_or_default();
-            let diff = similar::TextDiff::from_lines(on_disk.as_str(), wanted);
-            let text =
-                diff.unified_diff().context_radius(2).header(&format!("a/{path}"), &format!("b/{path}")).to_string();
-            // Keep the log readable: the first lines of each file's diff say what is stale.
-            let lines: Vec<&str> = text.lines().collect();
-            for l in lines.iter().take(MAX_DIFF_LINES) {
-                eprintln!("{l}");
-            }
-            if lines.len() > MAX_DIFF_LINES {
-                eprintln!("… {} more diff lines in {path}", lines.len() - MAX_DIFF_LINES);
-            }
-        }
-        return ExitCode::FAILURE;
+    // The request types from the spec, and core's enums from the one table of wire values.
+    let outputs = [
+        ("crates/redcap-api/src/generated", api),
+        ("crates/redcap-core/src/generated", redcap_codegen::core_enum_files()),
+    ];
+    let mut ok = true;
+    for (dir, files) in &outputs {
+        let out_dir = root.join(dir);
+        ok &= if check { check_files(dir, &out_dir, files) } else { write_files(dir, &out_dir, files) };
     }
-    match redcap_codegen::write_files(&files, &out_dir) {
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn check_files(dir: &str, out_dir: &std::path::Path, files: &std::collections::BTreeMap<String, String>) -> bool {
+    let stale = redcap_codegen::stale_files(files, out_dir);
+    if stale.is_empty() {
+        println!("generated code is up to date ({} files in {dir})", files.len());
+        return true;
+    }
+    eprintln!("generated code is stale; run `cargo xtask codegen` and commit the result. Stale files:");
+    for s in &stale {
+        eprintln!("  {dir}/{s}");
+    }
+    for s in &stale {
+        let path = format!("{dir}/{s}");
+        let on_disk = std::fs::read_to_string(out_dir.join(s)).unwrap_or_default();
+        let wanted = files.get(s).map(String::as_str).unwrap_or_default();
+        let diff = similar::TextDiff::from_lines(on_disk.as_str(), wanted);
+        let text = diff.unified_diff().context_radius(2).header(&format!("a/{path}"), &format!("b/{path}")).to_string();
+        // Keep the log readable: the first lines of each file's diff say what is stale.
+        let lines: Vec<&str> = text.lines().collect();
+        for l in lines.iter().take(MAX_DIFF_LINES) {
+            eprintln!("{l}");
+        }
+        if lines.len() > MAX_DIFF_LINES {
+            eprintln!("… {} more diff lines in {path}", lines.len() - MAX_DIFF_LINES);
+        }
+    }
+    false
+}
+
+fn write_files(dir: &str, out_dir: &std::path::Path, files: &std::collections::BTreeMap<String, String>) -> bool {
+    match redcap_codegen::write_files(files, out_dir) {
         Ok(()) => {
-            println!("wrote {} files to crates/redcap-api/src/generated", files.len());
-            ExitCode::SUCCESS
+            println!("wrote {} files to {dir}", files.len());
+            true
         }
         Err(e) => {
-            eprintln!("cannot write generated files: {e}");
-            ExitCode::FAILURE
+            eprintln!("cannot write generated files to {dir}: {e}");
+            false
         }
     }
 }

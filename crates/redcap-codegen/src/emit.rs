@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
+use crate::spec::ResponseKind;
 use crate::spec::{AreaSpec, EnumSpec, MethodSpec, ParamSpec};
-use crate::validate::{ParamType, Scalar, parse_type, rust_name};
+use crate::validate::{ParamType, Scalar, rust_name};
 
 /// Paths the generated code refers to.
 #[derive(Clone)]
@@ -97,13 +98,19 @@ fn value_expr(ty: &ParamType, v: &toml::Value, core: &syn::Path, enums: &BTreeMa
             }
             (Scalar::Bool, toml::Value::Boolean(b)) => quote!(#b),
             (Scalar::Enum(name), toml::Value::String(s)) => {
-                let variant = enums
-                    .get(name)
-                    .and_then(|e| e.values.iter().find(|x| &x.wire == s))
-                    .map(|x| ident(&x.variant))
-                    .expect("validated enum value");
+                let variant = enums.get(name).and_then(|e| e.values.iter().find(|x| &x.wire == s));
                 let n = ident(name);
-                quote!(#core::#n::#variant)
+                match variant {
+                    Some(x) => {
+                        let variant = ident(&x.variant);
+                        quote!(#core::#n::#variant)
+                    }
+                    // Validation rejects it first; emitted anyway, the compiler names it.
+                    None => {
+                        let msg = format!("spec: `{s}` is not a value of {name}");
+                        quote!(::core::compile_error!(#msg))
+                    }
+                }
             }
             (Scalar::File, toml::Value::Table(t)) => {
                 let name = t.get("name").and_then(|v| v.as_str()).unwrap_or_default();
@@ -125,39 +132,45 @@ fn value_expr(ty: &ParamType, v: &toml::Value, core: &syn::Path, enums: &BTreeMa
     }
 }
 
-fn response_type(kind: &str, core: &syn::Path) -> (TokenStream, Ident, Ident) {
+/// The output type, the decoder (a function of `redcap_core::decode`) and core's
+/// `ResponseKind` variant of a response kind.
+fn response_type(kind: &ResponseKind, core: &syn::Path) -> (TokenStream, Ident, Ident) {
     let (ty, variant) = match kind {
-        "data" => (quote!(#core::DataResponse), "Data"),
-        "bytes" => (quote!(#core::FileDownload), "Bytes"),
-        "text" => (quote!(::std::string::String), "Text"),
-        "one" => (quote!(()), "One"),
-        "count" => (quote!(u64), "Count"),
-        "empty" => (quote!(()), "Empty"),
-        "import" => (quote!(#core::ImportOutcome), "Import"),
-        "new_token" => (quote!(#core::Token), "NewToken"),
-        "version" => (quote!(#core::Version), "Version"),
-        "folder_id" => (quote!(u64), "FolderId"),
-        "file_repository_list" => (quote!(::std::vec::Vec<#core::FileRepositoryEntry>), "FileRepositoryList"),
-        other => panic!("unvalidated response kind {other}"),
+        ResponseKind::Data => (quote!(#core::DataResponse), "Data"),
+        ResponseKind::Bytes => (quote!(#core::FileDownload), "Bytes"),
+        ResponseKind::Text => (quote!(::std::string::String), "Text"),
+        ResponseKind::One => (quote!(()), "One"),
+        ResponseKind::Count => (quote!(u64), "Count"),
+        ResponseKind::Empty => (quote!(()), "Empty"),
+        ResponseKind::Import => (quote!(#core::ImportOutcome), "Import"),
+        ResponseKind::NewToken => (quote!(#core::Token), "NewToken"),
+        ResponseKind::Version => (quote!(#core::Version), "Version"),
+        ResponseKind::FolderId => (quote!(u64), "FolderId"),
+        ResponseKind::FileRepositoryList => (quote!(::std::vec::Vec<#core::FileRepositoryEntry>), "FileRepositoryList"),
+        // Validation rejects it first; emitted anyway, the compiler names it.
+        ResponseKind::Unknown(name) => {
+            let msg = format!("spec: unknown response kind `{name}`");
+            return (quote!(::core::compile_error!(#msg)), ident("data"), ident("Data"));
+        }
     };
-    (ty, ident(kind), ident(variant))
+    (ty, ident(kind.name()), ident(variant))
 }
 
 fn describe_response(m: &MethodSpec) -> &'static str {
-    match m.response.as_str() {
-        "data" if m.streaming => "data in the requested format (may be streamed)",
-        "data" => "data in the requested format",
-        "bytes" => "file bytes, streamed; name and type in the headers",
-        "text" => "a bare string",
-        "one" => "`1` on success (anything else is an error)",
-        "count" => "a count",
-        "empty" => "an empty body",
-        "import" => "per `returnContent`: count, ids, auto_ids or nothing",
-        "new_token" => "the new project's API token",
-        "version" => "`MAJOR.MINOR.PATCH`",
-        "folder_id" => "the new folder's id",
-        "file_repository_list" => "folders and files of one level",
-        _ => "",
+    match &m.response {
+        ResponseKind::Data if m.streaming => "data in the requested format (may be streamed)",
+        ResponseKind::Data => "data in the requested format",
+        ResponseKind::Bytes => "file bytes, streamed; name and type in the headers",
+        ResponseKind::Text => "a bare string",
+        ResponseKind::One => "`1` on success (anything else is an error)",
+        ResponseKind::Count => "a count",
+        ResponseKind::Empty => "an empty body",
+        ResponseKind::Import => "per `returnContent`: count, ids, auto_ids or nothing",
+        ResponseKind::NewToken => "the new project's API token",
+        ResponseKind::Version => "`MAJOR.MINOR.PATCH`",
+        ResponseKind::FolderId => "the new folder's id",
+        ResponseKind::FileRepositoryList => "folders and files of one level",
+        ResponseKind::Unknown(_) => "",
     }
 }
 
@@ -230,10 +243,20 @@ pub fn method_module(
     paths: &Paths,
 ) -> TokenStream {
     let core = &paths.core;
+    // A parameter whose type does not parse (validation reports it first) is left out, with a
+    // compile error that names it should the module be emitted all the same.
     let params: Vec<Resolved<'_>> = m
         .params
         .iter()
-        .map(|p| Resolved { spec: p, ty: parse_type(&p.ty).expect("validated type"), field: ident(&rust_name(p)) })
+        .filter_map(|p| p.ty.parsed.clone().ok().map(|ty| Resolved { spec: p, ty, field: ident(&rust_name(p)) }))
+        .collect();
+    let invalid: Vec<TokenStream> = m
+        .params
+        .iter()
+        .filter_map(|p| {
+            let msg = format!("spec: parameter `{}`: {}", p.name, p.ty.parsed.as_ref().err()?);
+            Some(quote!(::core::compile_error!(#msg);))
+        })
         .collect();
 
     // Static facts.
@@ -244,7 +267,7 @@ pub fn method_module(
         None => quote!(::core::option::Option::None),
     };
     let (mut output, mut decoder, kind) = response_type(&m.response, core);
-    if let (Some(row), "data") = (&m.row, m.response.as_str()) {
+    if let (Some(row), ResponseKind::Data) = (&m.row, &m.response) {
         let row = ident(row);
         (output, decoder) = if m.single {
             (quote!(#core::Single<super::super::rows::#row>), ident("single"))
@@ -437,6 +460,7 @@ pub fn method_module(
     let param_list = if params.is_empty() { quote!(&[]) } else { quote!(PARAMS) };
     quote! {
         #head
+        #(#invalid)*
 
         /// Static facts about this method.
         pub static INFO: #core::MethodInfo = #core::MethodInfo::new(
@@ -628,9 +652,18 @@ fn stamp(source: &str) -> String {
     format!("// @generated by `cargo xtask codegen` from {source}. Do not edit by hand.\n\n")
 }
 
+/// A generated file: the stamp naming `source`, then the code.
+pub(crate) fn render(source: &str, tokens: TokenStream) -> String {
+    format!("{}{}", stamp(source), pretty(tokens))
+}
+
 fn pretty(tokens: TokenStream) -> String {
-    let file: syn::File = syn::parse2(tokens).expect("generated code parses");
-    prettyplease::unparse(&file)
+    // Tokens that do not parse as a file are a generator bug; written as they are, the compiler
+    // points at them (the generator does not panic).
+    match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(_) => tokens.to_string(),
+    }
 }
 
 /// All generated files, relative to the output directory, with their contents.

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod emit;
+pub mod emit_enums;
 pub mod emit_rows;
 pub mod spec;
 pub mod validate;
@@ -27,12 +28,20 @@ pub fn generate_dir(spec_dir: &Path, display_dir: &str) -> Result<BTreeMap<Strin
     Ok(emit::files(&spec, display_dir, &Paths::default()))
 }
 
+/// The files of `redcap-core/src/generated/`: core's enums from the one table of wire values.
+pub fn core_enum_files() -> BTreeMap<String, String> {
+    emit_enums::core_files(&core_enums(), "redcap-codegen/src/core_enums.toml")
+}
+
 /// Parses and validates one area file (a downstream crate's own methods) against the core enums.
 pub fn load_area(display_name: &str, text: &str) -> Result<AreaSpec, SpecErrors> {
     let area = spec::parse_area(display_name, text)?;
     let spec = Spec { enums: core_enums(), areas: vec![area] };
     validate::validate(&spec)?;
-    Ok(spec.areas.into_iter().next().expect("one area"))
+    let Spec { mut areas, .. } = spec;
+    areas.pop().ok_or_else(|| {
+        SpecError { file: display_name.to_owned(), method: None, key: String::new(), message: "no area".into() }.into()
+    })
 }
 
 /// Inline modules for one area file: what `redcap_macros::methods!` expands to.

@@ -210,7 +210,7 @@ pub struct MethodSpec {
     #[serde(default)]
     pub notes: Option<String>,
     /// What a success returns.
-    pub response: String,
+    pub response: ResponseKind,
     /// `project` (default), `super` or `either`.
     #[serde(default = "default_token")]
     pub token: String,
@@ -258,7 +258,7 @@ pub struct ParamSpec {
     /// `string`, `int`, `bool`, `timestamp`, `minute`, `file`, `enum:<Name>`, or `list<…>` of a
     /// scalar type.
     #[serde(rename = "type")]
-    pub ty: String,
+    pub ty: TypeSpec,
     /// Must be given.
     #[serde(default)]
     pub required: bool,
@@ -299,6 +299,168 @@ pub struct ExampleSpec {
     /// Parameter values by wire name.
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
+}
+
+/// What a method's answer is (`response`); the output type and the decoder follow from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResponseKind {
+    /// Structured data in the requested format.
+    Data,
+    /// File bytes, streamed, named in the headers.
+    Bytes,
+    /// A bare string.
+    Text,
+    /// `1` on success.
+    One,
+    /// A count.
+    Count,
+    /// An empty body.
+    Empty,
+    /// Import Records' result, per `returnContent`.
+    Import,
+    /// A new project's API token.
+    NewToken,
+    /// `MAJOR.MINOR.PATCH`.
+    Version,
+    /// A new folder's id.
+    FolderId,
+    /// One level of the File Repository.
+    FileRepositoryList,
+    /// A name the generator does not know: validation rejects it, naming the key.
+    Unknown(String),
+}
+
+impl ResponseKind {
+    /// The known kinds' spec names.
+    pub const NAMES: &'static [&'static str] = &[
+        "data",
+        "bytes",
+        "text",
+        "one",
+        "count",
+        "empty",
+        "import",
+        "new_token",
+        "version",
+        "folder_id",
+        "file_repository_list",
+    ];
+
+    /// The kind of a spec name.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "data" => ResponseKind::Data,
+            "bytes" => ResponseKind::Bytes,
+            "text" => ResponseKind::Text,
+            "one" => ResponseKind::One,
+            "count" => ResponseKind::Count,
+            "empty" => ResponseKind::Empty,
+            "import" => ResponseKind::Import,
+            "new_token" => ResponseKind::NewToken,
+            "version" => ResponseKind::Version,
+            "folder_id" => ResponseKind::FolderId,
+            "file_repository_list" => ResponseKind::FileRepositoryList,
+            other => ResponseKind::Unknown(other.to_owned()),
+        }
+    }
+
+    /// Its spec name (also the name of its decoder in `redcap_core::decode`).
+    pub fn name(&self) -> &str {
+        match self {
+            ResponseKind::Data => "data",
+            ResponseKind::Bytes => "bytes",
+            ResponseKind::Text => "text",
+            ResponseKind::One => "one",
+            ResponseKind::Count => "count",
+            ResponseKind::Empty => "empty",
+            ResponseKind::Import => "import",
+            ResponseKind::NewToken => "new_token",
+            ResponseKind::Version => "version",
+            ResponseKind::FolderId => "folder_id",
+            ResponseKind::FileRepositoryList => "file_repository_list",
+            ResponseKind::Unknown(name) => name,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ResponseKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| ResponseKind::from_name(&s))
+    }
+}
+
+/// A parameter's `type` as written and as parsed (validation reports a parse error, naming
+/// the key; emission only ever sees parsed types).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeSpec {
+    /// As written.
+    pub text: String,
+    /// As parsed.
+    pub parsed: Result<ParamType, String>,
+}
+
+impl<'de> Deserialize<'de> for TypeSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let parsed = parse_type(&text);
+        Ok(TypeSpec { text, parsed })
+    }
+}
+
+/// Element type of a parameter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scalar {
+    /// Text.
+    String,
+    /// Non-negative integer.
+    Int,
+    /// Flag.
+    Bool,
+    /// `YYYY-MM-DD HH:MM:SS`.
+    Timestamp,
+    /// `YYYY-MM-DD HH:MM`.
+    Minute,
+    /// Uploaded file.
+    File,
+    /// A named enum.
+    Enum(String),
+}
+
+/// A parsed `type` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamType {
+    /// Element type.
+    pub scalar: Scalar,
+    /// `list<…>`.
+    pub list: bool,
+}
+
+/// Parses `string`, `list<int>`, `enum:Format` ….
+pub fn parse_type(s: &str) -> Result<ParamType, String> {
+    let (inner, list) = match s.strip_prefix("list<").and_then(|r| r.strip_suffix('>')) {
+        Some(inner) => (inner, true),
+        None => (s, false),
+    };
+    let scalar = match inner {
+        "string" => Scalar::String,
+        "int" => Scalar::Int,
+        "bool" => Scalar::Bool,
+        "timestamp" => Scalar::Timestamp,
+        "minute" => Scalar::Minute,
+        "file" => Scalar::File,
+        other => match other.strip_prefix("enum:") {
+            Some(name) if !name.is_empty() => Scalar::Enum(name.to_owned()),
+            _ => {
+                return Err(format!(
+                    "unknown type `{s}` (expected string, int, bool, timestamp, minute, file, enum:<Name>, or list<…> of one of them)"
+                ));
+            }
+        },
+    };
+    if list && matches!(scalar, Scalar::Bool | Scalar::File) {
+        return Err(format!("`{s}`: lists of flags or files are not supported"));
+    }
+    Ok(ParamType { scalar, list })
 }
 
 /// The whole spec: enums and areas.

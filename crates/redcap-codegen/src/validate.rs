@@ -2,63 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::spec::{AreaSpec, EnumSpec, MethodSpec, ParamSpec, Spec, SpecError, SpecErrors};
+use crate::spec::{AreaSpec, EnumSpec, MethodSpec, ParamSpec, ResponseKind, Spec, SpecError, SpecErrors};
 
-/// Element type of a parameter.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scalar {
-    /// Text.
-    String,
-    /// Non-negative integer.
-    Int,
-    /// Flag.
-    Bool,
-    /// `YYYY-MM-DD HH:MM:SS`.
-    Timestamp,
-    /// `YYYY-MM-DD HH:MM`.
-    Minute,
-    /// Uploaded file.
-    File,
-    /// A named enum.
-    Enum(String),
-}
-
-/// A parsed `type` value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParamType {
-    /// Element type.
-    pub scalar: Scalar,
-    /// `list<…>`.
-    pub list: bool,
-}
-
-/// Parses `string`, `list<int>`, `enum:Format` ….
-pub fn parse_type(s: &str) -> Result<ParamType, String> {
-    let (inner, list) = match s.strip_prefix("list<").and_then(|r| r.strip_suffix('>')) {
-        Some(inner) => (inner, true),
-        None => (s, false),
-    };
-    let scalar = match inner {
-        "string" => Scalar::String,
-        "int" => Scalar::Int,
-        "bool" => Scalar::Bool,
-        "timestamp" => Scalar::Timestamp,
-        "minute" => Scalar::Minute,
-        "file" => Scalar::File,
-        other => match other.strip_prefix("enum:") {
-            Some(name) if !name.is_empty() => Scalar::Enum(name.to_owned()),
-            _ => {
-                return Err(format!(
-                    "unknown type `{s}` (expected string, int, bool, timestamp, minute, file, enum:<Name>, or list<…> of one of them)"
-                ));
-            }
-        },
-    };
-    if list && matches!(scalar, Scalar::Bool | Scalar::File) {
-        return Err(format!("`{s}`: lists of flags or files are not supported"));
-    }
-    Ok(ParamType { scalar, list })
-}
+pub use crate::spec::{ParamType, Scalar, parse_type};
 
 /// The type of a row column.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,7 +135,7 @@ fn validate_rows(spec: &Spec) -> Vec<SpecError> {
                 Some(row) if !types.contains_key(row.as_str()) || enums.contains(row.as_str()) => {
                     ctx.err("row", format!("no [[row]] is named `{row}`"))
                 }
-                Some(_) if m.response != "data" && !m.params.iter().any(|p| p.name == "data") => {
+                Some(_) if m.response != ResponseKind::Data && !m.params.iter().any(|p| p.name == "data") => {
                     ctx.err("row", "only a `data` answer or a method with a `data` parameter has rows")
                 }
                 None if m.single => ctx.err("single", "needs `row`"),
@@ -201,20 +147,8 @@ fn validate_rows(spec: &Spec) -> Vec<SpecError> {
     errors
 }
 
-/// Response kinds the generator knows.
-pub const RESPONSE_KINDS: &[&str] = &[
-    "data",
-    "bytes",
-    "text",
-    "one",
-    "count",
-    "empty",
-    "import",
-    "new_token",
-    "version",
-    "folder_id",
-    "file_repository_list",
-];
+/// Response kinds the generator knows, by their spec names.
+pub const RESPONSE_KINDS: &[&str] = crate::spec::ResponseKind::NAMES;
 
 /// Actions whose calls change the server and must never be repeated automatically.
 const WRITE_ACTIONS: &[&str] = &["import", "delete", "createFolder", "rename", "randomize", "switch"];
@@ -345,23 +279,20 @@ fn validate_method(ctx: &mut Ctx<'_>, m: &MethodSpec, enums: &BTreeMap<String, E
     if m.reference.trim().is_empty() {
         ctx.err("reference", "must cite where the facts come from");
     }
-    if !RESPONSE_KINDS.contains(&m.response.as_str()) {
-        ctx.err(
-            "response",
-            format!("unknown response kind `{}` (expected one of: {})", m.response, RESPONSE_KINDS.join(", ")),
-        );
+    if let ResponseKind::Unknown(name) = &m.response {
+        ctx.err("response", format!("unknown response kind `{name}` (expected one of: {})", RESPONSE_KINDS.join(", ")));
     }
-    if m.response == "bytes" && !m.streaming {
+    if m.response == ResponseKind::Bytes && !m.streaming {
         ctx.err("streaming", "a method that returns file bytes must be streaming = true");
     }
-    if m.streaming && !matches!(m.response.as_str(), "bytes" | "data") {
-        ctx.err("streaming", format!("only `bytes` and `data` responses can stream, not `{}`", m.response));
+    if m.streaming && !matches!(m.response, ResponseKind::Bytes | ResponseKind::Data) {
+        ctx.err("streaming", format!("only `bytes` and `data` responses can stream, not `{}`", m.response.name()));
     }
     if !matches!(m.token.as_str(), "project" | "super" | "either") {
         ctx.err("token", format!("`{}` is not one of: project, super, either", m.token));
     }
     let writes = m.action.as_deref().is_some_and(|a| WRITE_ACTIONS.contains(&a))
-        || m.params.iter().any(|p| p.name == "data" || p.ty == "file");
+        || m.params.iter().any(|p| p.name == "data" || p.ty.text == "file");
     if writes && m.idempotent {
         ctx.err("idempotent", "a method that imports, uploads, deletes or creates must be idempotent = false (it would be retried into duplicates)");
     }
@@ -391,10 +322,10 @@ fn validate_method(ctx: &mut Ctx<'_>, m: &MethodSpec, enums: &BTreeMap<String, E
         if p.doc.trim().is_empty() {
             ctx.err(key("doc"), "must not be empty");
         }
-        let ty = match parse_type(&p.ty) {
-            Ok(t) => t,
+        let ty = match &p.ty.parsed {
+            Ok(t) => t.clone(),
             Err(msg) => {
-                ctx.err(key("type"), msg);
+                ctx.err(key("type"), msg.clone());
                 continue;
             }
         };
@@ -479,7 +410,7 @@ fn validate_method(ctx: &mut Ctx<'_>, m: &MethodSpec, enums: &BTreeMap<String, E
                 ctx.err(ekey(&format!("params.{name}")), "no such parameter");
                 continue;
             };
-            let Ok(ty) = parse_type(&p.ty) else { continue };
+            let Ok(ty) = &p.ty.parsed else { continue };
             let permitted: Option<Vec<String>> = if !p.allowed.is_empty() {
                 Some(p.allowed.clone())
             } else if let Scalar::Enum(n) = &ty.scalar {
@@ -487,7 +418,7 @@ fn validate_method(ctx: &mut Ctx<'_>, m: &MethodSpec, enums: &BTreeMap<String, E
             } else {
                 None
             };
-            if let Err(msg) = check_value(&ty, value, permitted.as_deref()) {
+            if let Err(msg) = check_value(ty, value, permitted.as_deref()) {
                 ctx.err(ekey(&format!("params.{name}")), msg);
             }
         }

@@ -1,8 +1,9 @@
 //! File download headers: the server's file name and type, and making that name safe as a path.
 //!
 //! REDCap names a download in `Content-Type: <mime>; name="<file>"` (quoted, single-quoted or bare
-//! in the wild); the seed documents also mention `Content-Disposition`. Both are parsed;
-//! `Content-Disposition` (`filename*` first, then `filename`) wins when present (reference §5.5).
+//! in the wild, as PyCap's and REDCapR's file exports parse it); a server or proxy may send
+//! `Content-Disposition` instead. Both are parsed; `Content-Disposition` (`filename*` of RFC 8187
+//! first, then `filename`, RFC 6266) wins when present.
 
 use http::HeaderMap;
 use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};

@@ -1,6 +1,7 @@
 //! REDCap's error envelopes: recognised in responses (client) and written (emulator).
 //!
-//! Shapes, from recorded responses (reference §5.2):
+//! Shapes, as real REDCap servers send them (REDCap's API documentation shows the json form; the
+//! others are in the recorded responses this crate's tests replay):
 //! - json: `{"error":"<message>"}`
 //! - csv: `ERROR: <message>`
 //! - xml: `<?xml version="1.0" encoding="UTF-8" ?><hash><error><message></error></hash>` on one line.

@@ -225,15 +225,5 @@ macro_rules! enum_to_param {
         }
     )*};
 }
-enum_to_param!(
-    crate::types::Format,
-    crate::types::ReturnFormat,
-    crate::types::RawOrLabel,
-    crate::types::CsvDelimiter,
-    crate::types::DecimalCharacter,
-    crate::types::OverwriteBehavior,
-    crate::types::ReturnContent,
-    crate::types::RecordType,
-    crate::types::DateFormat,
-    crate::types::LogType
-);
+// Every enum of the one table of wire values.
+include!("generated/enum_params.rs");

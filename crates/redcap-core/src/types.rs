@@ -72,16 +72,6 @@ macro_rules! wire_enum {
     };
 }
 
-wire_enum! {
-    /// Format of data in a request or response (`format`). REDCap's default is `xml`.
-    Format { Json = "json", Csv = "csv", Xml = "xml", Odm = "odm" }
-}
-
-wire_enum! {
-    /// Format of error bodies, and of Import Records' result (`returnFormat`).
-    ReturnFormat { Json = "json", Csv = "csv", Xml = "xml" }
-}
-
 impl From<Format> for ReturnFormat {
     fn from(f: Format) -> Self {
         match f {
@@ -90,17 +80,6 @@ impl From<Format> for ReturnFormat {
             Format::Xml | Format::Odm => ReturnFormat::Xml,
         }
     }
-}
-
-wire_enum! {
-    /// Raw codes or labels for values (`rawOrLabel`) or CSV headers (`rawOrLabelHeaders`).
-    /// (`both` was removed from REDCap in 6.0.0 and is deliberately absent.)
-    RawOrLabel { Raw = "raw", Label = "label" }
-}
-
-wire_enum! {
-    /// CSV delimiter (`csvDelimiter`).
-    CsvDelimiter { Comma = ",", Tab = "tab", Semicolon = ";", Pipe = "|", Caret = "^" }
 }
 
 impl CsvDelimiter {
@@ -116,66 +95,8 @@ impl CsvDelimiter {
     }
 }
 
-wire_enum! {
-    /// Decimal mark forced on calc and number fields (`decimalCharacter`).
-    DecimalCharacter { Dot = ".", Comma = "," }
-}
-
-wire_enum! {
-    /// Whether blank imported values erase stored ones (`overwriteBehavior`).
-    OverwriteBehavior { Normal = "normal", Overwrite = "overwrite" }
-}
-
-wire_enum! {
-    /// What Import Records returns (`returnContent`).
-    ReturnContent { Count = "count", Ids = "ids", AutoIds = "auto_ids", Nothing = "nothing" }
-}
-
-wire_enum! {
-    /// Record layout (`type`).
-    RecordType { Flat = "flat", Eav = "eav" }
-}
-
-wire_enum! {
-    /// Date layout of imported values (`dateFormat`).
-    DateFormat { Ymd = "YMD", Mdy = "MDY", Dmy = "DMY" }
-}
-
-wire_enum! {
-    /// Kind of logged event (`logtype` of Export Logging).
-    LogType {
-        Export = "export", Manage = "manage", User = "user", Record = "record",
-        RecordAdd = "record_add", RecordEdit = "record_edit", RecordDelete = "record_delete",
-        LockRecord = "lock_record", PageView = "page_view",
-    }
-}
-
-/// The allowed wire spellings of an enum, by the name the spec uses (for the dynamic encoder).
-pub fn enum_values(name: &str) -> Option<&'static [&'static str]> {
-    Some(match name {
-        "Format" => &["json", "csv", "xml", "odm"],
-        "ReturnFormat" => &["json", "csv", "xml"],
-        "RawOrLabel" => &["raw", "label"],
-        "CsvDelimiter" => &[",", "tab", ";", "|", "^"],
-        "DecimalCharacter" => &[".", ","],
-        "OverwriteBehavior" => &["normal", "overwrite"],
-        "ReturnContent" => &["count", "ids", "auto_ids", "nothing"],
-        "RecordType" => &["flat", "eav"],
-        "DateFormat" => &["YMD", "MDY", "DMY"],
-        "LogType" => &[
-            "export",
-            "manage",
-            "user",
-            "record",
-            "record_add",
-            "record_edit",
-            "record_delete",
-            "lock_record",
-            "page_view",
-        ],
-        _ => return None,
-    })
-}
+// The enums themselves, and `enum_values`, from the one table of wire values.
+include!("generated/enums.rs");
 
 #[cfg(test)]
 mod tests {

@@ -13,18 +13,8 @@ pub fn export(ctx: &mut Ctx) -> HResult {
     }
     let logtype = ctx.params.get_nonempty("logtype").map(str::to_owned);
     if let Some(t) = &logtype {
-        let known = [
-            "export",
-            "manage",
-            "user",
-            "record",
-            "record_add",
-            "record_edit",
-            "record_delete",
-            "lock_record",
-            "page_view",
-        ];
-        if !known.contains(&t.as_str()) {
+        // The values of the one enum table (core's `LogType`), never a list of the emulator's own.
+        if <redcap_core::LogType as redcap_core::WireEnum>::from_wire(t).is_none() {
             return Err(bad("The value of the parameter \"logtype\" is not valid"));
         }
     }
