@@ -220,7 +220,13 @@ impl<'a, R> Call<'a, R> {
     pub fn bytes_written(&self) -> u64 {
         match &self.state {
             State::Writing { out, .. } | State::Finishing { out } => out.written,
-            _ => 0,
+            State::BeforeSend { .. }
+            | State::Sending
+            | State::Sleep(_)
+            | State::Buffering { .. }
+            | State::Inspecting { .. }
+            | State::Over(_)
+            | State::Finished => 0,
         }
     }
 
@@ -228,7 +234,13 @@ impl<'a, R> Call<'a, R> {
     pub fn staged_file(&self) -> Option<&std::fs::File> {
         match &self.state {
             State::Writing { out, .. } | State::Finishing { out } => out.staged.as_ref().map(StagedFile::file),
-            _ => None,
+            State::BeforeSend { .. }
+            | State::Sending
+            | State::Sleep(_)
+            | State::Buffering { .. }
+            | State::Inspecting { .. }
+            | State::Over(_)
+            | State::Finished => None,
         }
     }
 
@@ -528,7 +540,13 @@ impl<'a, R> Call<'a, R> {
                 Some(staged) => Error::Local { path: staged.final_path().to_path_buf(), source: e },
                 None => Error::Output(e),
             },
-            _ => Error::Output(e),
+            State::BeforeSend { .. }
+            | State::Sending
+            | State::Sleep(_)
+            | State::Buffering { .. }
+            | State::Inspecting { .. }
+            | State::Over(_)
+            | State::Finished => Error::Output(e),
         }
     }
 
@@ -604,5 +622,86 @@ impl<'a> Call<'a, Downloaded> {
         target: &'a Target,
     ) -> Self {
         Call::new(info, prepared, config, pacer, Mode::Download { target, make: Downloaded::new })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::{DynamicCall, ResponseKind};
+    use crate::token::Token;
+    use crate::url::ApiUrl;
+
+    static FILE: MethodInfo = MethodInfo::new("t.file", "t", Some("export"), ResponseKind::Bytes, true);
+
+    fn prepared() -> PreparedRequest {
+        let url = ApiUrl::parse("https://redcap.example.edu/api/").unwrap();
+        let token = Token::new("0123456789ABCDEF0123456789ABCDEF").unwrap();
+        DynamicCall::new(&FILE, &[]).unwrap().prepare(&url, &token).unwrap()
+    }
+
+    fn head(len: usize) -> Parts {
+        let r = http::Response::builder()
+            .status(200)
+            .header("content-type", "text/plain; name=\"a.txt\"")
+            .header("content-length", len.to_string());
+        r.body(()).unwrap().into_parts().0
+    }
+
+    fn quick() -> CallConfig {
+        CallConfig { policy: RetryPolicy::default().with_base_delay(Duration::from_millis(1)), ..CallConfig::default() }
+    }
+
+    #[test]
+    fn a_stream_cut_after_its_bytes_are_out_is_not_retried() {
+        let config = quick();
+        let mut call = Call::stream(&FILE, prepared(), &config, None);
+        assert!(matches!(call.step(), Step::Send));
+        call.response(head(10));
+        assert!(matches!(call.step(), Step::Read(_)));
+        call.chunk(Bytes::from_static(b"hello"));
+        assert!(matches!(call.step(), Step::Read(_)));
+        call.end();
+        let Step::Write(bytes) = call.step() else { panic!("the prefix is written") };
+        assert_eq!(&bytes[..], b"hello");
+        call.written(Ok(()));
+        // The body ended 5 bytes short: an error, and no retry (the bytes are in the caller's sink).
+        match call.step() {
+            Step::Done(Err(Error::Transport(e))) => assert_eq!(e.kind(), FailureKind::Interrupted),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_short_download_is_retried_and_a_whole_one_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::File(dir.path().join("a.txt"));
+        let config = quick();
+        let mut call = Call::download(&FILE, prepared(), &config, None, &target);
+        assert!(matches!(call.step(), Step::Send));
+        call.response(head(10));
+        assert!(matches!(call.step(), Step::Read(_)));
+        call.chunk(Bytes::from_static(b"hello"));
+        call.end();
+        let Step::WriteFile(bytes) = call.step() else { panic!("written to the staged file") };
+        std::io::Write::write_all(&mut call.staged_file().unwrap(), &bytes).unwrap();
+        call.written(Ok(()));
+        assert_eq!(call.bytes_written(), 5);
+        assert!(matches!(call.step(), Step::Sleep(_)), "a short download of an idempotent method is retried");
+        assert!(!dir.path().join("a.txt").exists(), "nothing at the final path");
+        assert!(matches!(call.step(), Step::Send));
+        call.response(head(5));
+        assert!(matches!(call.step(), Step::Read(_)));
+        call.chunk(Bytes::from_static(b"hello"));
+        call.end();
+        let Step::WriteFile(bytes) = call.step() else { panic!("written to the staged file") };
+        std::io::Write::write_all(&mut call.staged_file().unwrap(), &bytes).unwrap();
+        call.written(Ok(()));
+        assert!(matches!(call.step(), Step::SyncFile), "synced after the length check");
+        call.finished(Ok(()));
+        match call.step() {
+            Step::Done(Ok(d)) => assert_eq!((d.bytes, std::fs::read(&d.path).unwrap()), (5, b"hello".to_vec())),
+            other => panic!("{other:?}"),
+        }
     }
 }

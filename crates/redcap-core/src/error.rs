@@ -504,7 +504,7 @@ impl Error {
         match self {
             Error::Transport(t) => t.kind().is_transient(),
             Error::Api(e) => e.is_transient(),
-            _ => false,
+            Error::Encode(_) | Error::Redirect(_) | Error::Decode(_) | Error::Local { .. } | Error::Output(_) => false,
         }
     }
 }

@@ -226,7 +226,7 @@ impl Target {
         match self {
             Target::File(_) => true,
             Target::DirWith { replace, .. } => *replace,
-            _ => false,
+            Target::Dir { .. } | Target::NewFile(_) => false,
         }
     }
 
