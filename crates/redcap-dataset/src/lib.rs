@@ -55,6 +55,7 @@ pub mod names;
 pub mod parse;
 mod pull;
 mod schema;
+pub mod sync;
 pub mod write;
 
 pub use cast::{CastBatch, Problem, problems_batch, problems_schema};
@@ -67,6 +68,7 @@ pub use pull::{
     dictionary_batch,
 };
 pub use schema::ProjectSchema;
+pub use sync::{DatasetSync, LogLine, RebuildReason, SyncPlan, SyncSummary, plan_sync};
 pub use write::OutputFormat;
 
 /// The current time, RFC 3339 in UTC (the manifest's `pulled_at`).

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
 use redcap::dataset::blocking::Datasets;
-use redcap::dataset::{LayoutOptions, OutputFormat, PullError, PullOptions};
-use redcap::{MethodInfo, arm, dag, event, instrument, metadata, project, record, repeating, version};
+use redcap::dataset::{LayoutOptions, OutputFormat, PullError, PullOptions, SyncOptions};
+use redcap::{MethodInfo, arm, dag, event, instrument, log, metadata, project, record, repeating, version};
 
 use crate::error::{CliError, ExitKind, from_workflow, plural};
 use crate::progress::Ui;
@@ -23,6 +23,7 @@ pub(crate) const PULL: &[&MethodInfo] = &[
     &instrument::export_event_mappings::INFO,
     &repeating::export::INFO,
     &dag::export::INFO,
+    &log::export::INFO,
     &record::export::INFO,
 ];
 
@@ -67,6 +68,30 @@ pub enum DatasetCmd {
         #[arg(long)]
         resume: bool,
     },
+    /// Bring a dataset written by `dataset pull` up to date: only the records that changed
+    #[command(
+        long_about = "Brings DIR (written by `redcap dataset pull`) up to date. Reads the project's \
+                      logging since the dataset's watermark (minus --overlap minutes: REDCap's log \
+                      has minute resolution, in the server's time), re-exports the records that were \
+                      created or changed (whole records, in batches), removes deleted and renamed-away \
+                      records, and commits the new tables atomically: a crash leaves the previous \
+                      dataset readable, and the next run completes the job. A changed data \
+                      dictionary or REDCap version, or a token without the Logging right, rebuilds \
+                      the dataset in full. The options of the pull (forms, events, format, labels) are \
+                      kept.",
+        after_help = "Examples:\n  redcap dataset sync study\n  redcap dataset sync study --json\n  \
+                      redcap dataset sync study --batch-size 200 --overlap 15"
+    )]
+    Sync {
+        /// The dataset's directory
+        dir: PathBuf,
+        /// Records per export call (default: the pull's)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        batch_size: Option<u64>,
+        /// Minutes of logging re-read before the watermark
+        #[arg(long, default_value_t = 5, value_name = "MINUTES")]
+        overlap: u32,
+    },
 }
 
 /// `--format`.
@@ -96,18 +121,8 @@ pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError>
                 .batch_size(*batch_size as usize)
                 .resume(*resume);
             let progress = ui.observer();
-            let summary = session.client.pull_dataset(dir, &options, progress.as_ref()).map_err(|e| match e {
-                PullError::Workflow(w) => from_workflow(&w, &session.ctx(PULL)),
-                PullError::Dataset(redcap::dataset::Error::Local { path, source }) => {
-                    CliError::local(&path, "write", &source)
-                }
-                PullError::Dataset(
-                    d @ (redcap::dataset::Error::UnknownInstrument(_) | redcap::dataset::Error::UnknownEvent(_)),
-                ) => CliError::usage(d.to_string())
-                    .hint("`redcap call instrument.export` and `redcap call event.export` list them"),
-                PullError::Dataset(d) => CliError::new(ExitKind::Other, d.to_string()),
-                other => CliError::new(ExitKind::Other, other.to_string()),
-            })?;
+            let summary =
+                session.client.pull_dataset(dir, &options, progress.as_ref()).map_err(|e| pull_error(e, session))?;
             drop(progress);
             let m = &summary.manifest;
             if ui.json {
@@ -139,5 +154,68 @@ pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError>
             }
             Ok(())
         }
+        DatasetCmd::Sync { dir, batch_size, overlap } => {
+            let mut options = SyncOptions::default().overlap_minutes(i64::from(*overlap));
+            if let Some(n) = batch_size {
+                options = options.batch_size(*n as usize);
+            }
+            let progress = ui.observer();
+            let summary = session.client.sync_dataset(dir, &options, progress.as_ref()).map_err(|e| match e {
+                PullError::Dataset(redcap::dataset::Error::Local { path, source })
+                    if source.kind() == std::io::ErrorKind::NotFound && !dir.join("_manifest.json").exists() =>
+                {
+                    CliError::usage(format!("{} is not a dataset: {} is missing", dir.display(), path.display()))
+                        .hint("write one with `redcap dataset pull DIR` first")
+                }
+                e => pull_error(e, session),
+            })?;
+            drop(progress);
+            let m = &summary.manifest;
+            if ui.json {
+                let value = serde_json::json!({
+                    "fetched": summary.fetched.len(),
+                    "dropped": summary.dropped.len(),
+                    "fetched_records": summary.fetched,
+                    "dropped_records": summary.dropped,
+                    "rebuilt": summary.rebuilt.as_ref().map(ToString::to_string),
+                    "rebuilt_tables": summary.rebuilt_tables,
+                    "records": m.records,
+                    "watermark": m.watermark,
+                    "tables": m.tables,
+                });
+                crate::output::json(&value)?;
+            }
+            match &summary.rebuilt {
+                Some(reason) => ui.status(format!(
+                    "Rebuilt {} in full ({reason}): {} record{}.",
+                    dir.display(),
+                    m.records,
+                    plural(m.records as usize)
+                )),
+                None => ui.status(format!(
+                    "Synced {}: {} record{} re-exported, {} removed, {} in the dataset.",
+                    dir.display(),
+                    summary.fetched.len(),
+                    plural(summary.fetched.len()),
+                    summary.dropped.len(),
+                    m.records,
+                )),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A failed pull or sync as the CLI reports it (exit codes as the other commands').
+fn pull_error(e: PullError, session: &Session) -> CliError {
+    match e {
+        PullError::Workflow(w) => from_workflow(&w, &session.ctx(PULL)),
+        PullError::Dataset(redcap::dataset::Error::Local { path, source }) => CliError::local(&path, "write", &source),
+        PullError::Dataset(
+            d @ (redcap::dataset::Error::UnknownInstrument(_) | redcap::dataset::Error::UnknownEvent(_)),
+        ) => CliError::usage(d.to_string())
+            .hint("`redcap call instrument.export` and `redcap call event.export` list them"),
+        PullError::Dataset(d) => CliError::new(ExitKind::Other, d.to_string()),
+        other => CliError::new(ExitKind::Other, other.to_string()),
     }
 }

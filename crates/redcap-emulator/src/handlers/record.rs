@@ -880,6 +880,23 @@ fn write_plans(ctx: &mut Ctx, plans: &[Planned], existing: &Dataset) -> Result<V
             let fresh = created.contains(&plan.record) && written.insert(plan.key.clone());
             if let Some(d) = plan.new_dag {
                 s.set_record_dag(pid, &plan.record, d)?;
+                // A line of its own, so a reader of the log (dataset sync) sees the record
+                // change even when no field did. UNVERIFIED wording.
+                let unique = d.and_then(|id| p.dag(id)).map(|g| g.unique.clone()).unwrap_or_default();
+                let (verb, details) = if unique.is_empty() {
+                    ("Remove record from Data Access Group", String::from("redcap_data_access_group = ''"))
+                } else {
+                    ("Assign record to Data Access Group", format!("redcap_data_access_group = '{unique}'"))
+                };
+                s.log(
+                    pid,
+                    &username,
+                    "record_edit",
+                    &format!("{verb} (API) {}", plan.record),
+                    &details,
+                    &plan.record,
+                    user_dag,
+                )?;
             }
             let details = write_plan(s, pid, &rid, plan, fresh, &mut written, existing)?;
             let (kind, verb) = if created.contains(&plan.record) {

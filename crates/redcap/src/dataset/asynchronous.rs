@@ -1,4 +1,4 @@
-//! The dataset pull on the async client: the calls only (awaited).
+//! Dataset pull and sync on the async client: the calls only, awaited (the sequence is `drive`'s).
 
 use std::future::Future;
 use std::path::Path;
@@ -6,8 +6,10 @@ use std::path::Path;
 use redcap_async::Client;
 use redcap_core::{Bytes, Transport, TransportError};
 
-use super::{DatasetPull, ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, optional};
-use crate::workflow::{Progress, ProgressEvent};
+use super::drive::{Call, Driver, Outcome, log_refused};
+use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
+use crate::asynchronous::Workflows;
+use crate::workflow::Progress;
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
 
 /// Datasets on the async client: `use redcap::dataset::asynchronous::Datasets;`. The futures
@@ -25,6 +27,15 @@ pub trait Datasets {
         options: &PullOptions,
         progress: &dyn Progress,
     ) -> impl Future<Output = Result<PullSummary, PullError>> + Send;
+
+    /// Brings the dataset in `dir` up to date from the project's logging (see the blocking
+    /// client's `sync_dataset` and [`crate::dataset::sync`]).
+    fn sync_dataset(
+        &self,
+        dir: &Path,
+        options: &SyncOptions,
+        progress: &dyn Progress,
+    ) -> impl Future<Output = Result<SyncSummary, PullError>> + Send;
 }
 
 impl<T, S> Datasets for Client<T>
@@ -72,25 +83,50 @@ where
         options: &PullOptions,
         progress: &dyn Progress,
     ) -> Result<PullSummary, PullError> {
-        let schema = self.project_schema().await?;
-        let metadata = schema.metadata.clone();
-        let mut pull = DatasetPull::start(dir, schema, options)?;
-        let id_field = pull.layout().id_field.clone();
-        if pull.needs_ids() {
-            let rows = self.call(&super::id_request(&pull, options)).await?.rows()?;
-            pull.plan(super::ids(&rows, &id_field))?;
+        let driver = Driver::pull(dir, self.project_schema().await?, options, progress)?;
+        match drive(self, driver, progress).await? {
+            Outcome::Pull(s) => Ok(s),
+            Outcome::Sync(_) => Err(PullError::Dataset(crate::dataset::Error::Internal("a pull ended as a sync"))),
         }
-        progress.event(ProgressEvent::Planned { items: (pull.batches() - pull.done()) as u64, bytes: None });
-        while let Some(ids) = pull.next_batch().map(<[String]>::to_vec) {
-            let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
-            progress.event(ProgressEvent::Started { item: label.clone(), bytes: None });
-            // A batch the server cannot answer is split until it can (issue 11).
-            let request = super::batch_request(&pull, options, &ids);
-            let (rows, _) =
-                crate::async_ext::export_healed(self, &request, &metadata, &id_field, ids, progress).await?;
-            pull.add_batch(&rows)?;
-            progress.event(ProgressEvent::Finished { item: label, bytes: rows.len() as u64 });
-        }
-        Ok(pull.finish(super::now_utc())?)
     }
+
+    async fn sync_dataset(
+        &self,
+        dir: &Path,
+        options: &SyncOptions,
+        progress: &dyn Progress,
+    ) -> Result<SyncSummary, PullError> {
+        let driver = Driver::sync(dir, self.project_schema().await?, options, progress)?;
+        match drive(self, driver, progress).await? {
+            Outcome::Sync(s) => Ok(s),
+            Outcome::Pull(_) => Err(PullError::Dataset(crate::dataset::Error::Internal("a sync ended as a pull"))),
+        }
+    }
+}
+
+/// Performs the driver's calls.
+async fn drive<T, S>(client: &Client<T>, mut driver: Driver<'_>, progress: &dyn Progress) -> Result<Outcome, PullError>
+where
+    T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
+    S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
+{
+    while let Some(call) = driver.next()? {
+        match call {
+            Call::Log(r) => match client.call(&r).await {
+                Ok(rows) => driver.answer_log(Some(rows.raw().rows()?))?,
+                Err(e) if log_refused(&e) => driver.answer_log(None)?,
+                Err(e) => return Err(e.into()),
+            },
+            Call::Ids(r) => driver.answer_rows(client.call(&r).await?.rows()?)?,
+            Call::Batch(r, ids) => {
+                let (rows, _) =
+                    crate::async_ext::export_healed(client, &r, driver.metadata(), driver.id_field(), ids, progress).await?;
+                driver.answer_rows(rows)?
+            }
+            Call::Fetch(r, options) => {
+                driver.answer_rows(client.export_records_batched(&r, &options, progress).await?)?
+            }
+        }
+    }
+    driver.finish()
 }

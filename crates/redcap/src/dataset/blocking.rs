@@ -1,12 +1,14 @@
-//! The dataset pull on the blocking client: the calls only.
+//! Dataset pull and sync on the blocking client: the calls only (the sequence is `drive`'s).
 
 use std::path::Path;
 
 use redcap_blocking::Client;
 use redcap_core::{Transport, TransportError};
 
-use super::{DatasetPull, ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, optional};
-use crate::workflow::{Progress, ProgressEvent};
+use super::drive::{Call, Driver, Outcome, log_refused};
+use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
+use crate::blocking::Workflows;
+use crate::workflow::Progress;
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
 
 /// Datasets on the blocking client: `use redcap::dataset::blocking::Datasets;`.
@@ -22,11 +24,23 @@ pub trait Datasets {
         options: &PullOptions,
         progress: &dyn Progress,
     ) -> Result<PullSummary, PullError>;
+
+    /// Brings the dataset in `dir` (written by [`Datasets::pull_dataset`]) up to date: reads
+    /// the project's logging since the dataset's watermark, re-exports the records that
+    /// changed (whole, in batches), drops deleted and renamed-away ones, and commits the new
+    /// tables atomically; a changed dictionary or REDCap version rebuilds it in full. See
+    /// [`crate::dataset::sync`].
+    fn sync_dataset(
+        &self,
+        dir: &Path,
+        options: &SyncOptions,
+        progress: &dyn Progress,
+    ) -> Result<SyncSummary, PullError>;
 }
 
 impl<T> Datasets for Client<T>
 where
-    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + 'static,
+    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + Sync + 'static,
     T::Body: std::io::Read,
 {
     fn project_schema(&self) -> Result<ProjectSchema, PullError> {
@@ -63,24 +77,48 @@ where
         options: &PullOptions,
         progress: &dyn Progress,
     ) -> Result<PullSummary, PullError> {
-        let schema = self.project_schema()?;
-        let metadata = schema.metadata.clone();
-        let mut pull = DatasetPull::start(dir, schema, options)?;
-        let id_field = pull.layout().id_field.clone();
-        if pull.needs_ids() {
-            let rows = self.call(&super::id_request(&pull, options))?.rows()?;
-            pull.plan(super::ids(&rows, &id_field))?;
+        let driver = Driver::pull(dir, self.project_schema()?, options, progress)?;
+        match drive(self, driver, progress)? {
+            Outcome::Pull(s) => Ok(s),
+            Outcome::Sync(_) => Err(PullError::Dataset(crate::dataset::Error::Internal("a pull ended as a sync"))),
         }
-        progress.event(ProgressEvent::Planned { items: (pull.batches() - pull.done()) as u64, bytes: None });
-        while let Some(ids) = pull.next_batch().map(<[String]>::to_vec) {
-            let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
-            progress.event(ProgressEvent::Started { item: label.clone(), bytes: None });
-            // A batch the server cannot answer is split until it can (issue 11).
-            let request = super::batch_request(&pull, options, &ids);
-            let (rows, _) = crate::blocking_ext::export_healed(self, &request, &metadata, &id_field, ids, progress)?;
-            pull.add_batch(&rows)?;
-            progress.event(ProgressEvent::Finished { item: label, bytes: rows.len() as u64 });
-        }
-        Ok(pull.finish(super::now_utc())?)
     }
+
+    fn sync_dataset(
+        &self,
+        dir: &Path,
+        options: &SyncOptions,
+        progress: &dyn Progress,
+    ) -> Result<SyncSummary, PullError> {
+        let driver = Driver::sync(dir, self.project_schema()?, options, progress)?;
+        match drive(self, driver, progress)? {
+            Outcome::Sync(s) => Ok(s),
+            Outcome::Pull(_) => Err(PullError::Dataset(crate::dataset::Error::Internal("a sync ended as a pull"))),
+        }
+    }
+}
+
+/// Performs the driver's calls.
+fn drive<T>(client: &Client<T>, mut driver: Driver<'_>, progress: &dyn Progress) -> Result<Outcome, PullError>
+where
+    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + Sync + 'static,
+    T::Body: std::io::Read,
+{
+    while let Some(call) = driver.next()? {
+        match call {
+            Call::Log(r) => match client.call(&r) {
+                Ok(rows) => driver.answer_log(Some(rows.raw().rows()?))?,
+                Err(e) if log_refused(&e) => driver.answer_log(None)?,
+                Err(e) => return Err(e.into()),
+            },
+            Call::Ids(r) => driver.answer_rows(client.call(&r)?.rows()?)?,
+            Call::Batch(r, ids) => {
+                let (rows, _) =
+                    crate::blocking_ext::export_healed(client, &r, driver.metadata(), driver.id_field(), ids, progress)?;
+                driver.answer_rows(rows)?
+            }
+            Call::Fetch(r, options) => driver.answer_rows(client.export_records_batched(&r, &options, progress)?)?,
+        }
+    }
+    driver.finish()
 }

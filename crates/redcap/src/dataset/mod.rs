@@ -26,6 +26,9 @@ pub use redcap_dataset::*;
 pub mod asynchronous;
 #[cfg(feature = "blocking")]
 pub mod blocking;
+mod drive;
+
+pub use drive::SyncOptions;
 
 use redcap_core::Row;
 
@@ -80,19 +83,32 @@ impl SchemaParts {
 
 /// The id-only export that plans the pull: the options' records and events.
 pub(crate) fn id_request(pull: &DatasetPull, options: &PullOptions) -> record::export::Request {
+    id_request_for(pull.layout(), options)
+}
+
+/// The id-only export of the records a dataset of `layout` and `options` holds.
+pub(crate) fn id_request_for(layout: &DatasetLayout, options: &PullOptions) -> record::export::Request {
     let mut template = record::export::Request::new();
     template.records = options.records.clone();
     template.events = options.layout.events.clone();
-    crate::workflow::id_request(&template, &pull.layout().id_field)
+    crate::workflow::id_request(&template, &layout.id_field)
 }
 
-/// One batch's export: these records, flat raw JSON, the options' forms and events, the DAG
-/// column when the project has DAGs.
-pub(crate) fn batch_request(pull: &DatasetPull, options: &PullOptions, ids: &[String]) -> record::export::Request {
+/// The record export of a dataset: flat raw JSON, the options' forms and events, the DAG
+/// column when the project has DAGs (records not set).
+pub(crate) fn batch_template(layout: &DatasetLayout, options: &PullOptions) -> record::export::Request {
     let mut template = record::export::Request::new();
     template.forms = options.layout.forms.clone();
     template.events = options.layout.events.clone();
-    template.export_data_access_groups = pull.layout().has_dags();
+    template.export_data_access_groups = layout.has_dags();
+    template.format = Some(Format::Json);
+    template.record_type = Some(RecordType::Flat);
+    template
+}
+
+/// One batch's export: these records.
+pub(crate) fn batch_request(pull: &DatasetPull, options: &PullOptions, ids: &[String]) -> record::export::Request {
+    let template = batch_template(pull.layout(), options);
     let mut r = crate::workflow::batch_request(&template, &pull.layout().id_field, ids);
     r.format = Some(Format::Json);
     r.record_type = Some(RecordType::Flat);

@@ -1,0 +1,353 @@
+//! The driving sequence of `pull` and `sync`, written once: which call comes next and what its
+//! answer does. The blocking and async clients only perform the [`Call`]s.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use redcap_core::Row;
+
+use super::{DatasetPull, ProjectSchema, PullError, PullOptions, PullSummary};
+use crate::dataset::sync::{self, LogLine, RebuildReason, SyncPlan, SyncSummary};
+use crate::dataset::{DatasetSync, Manifest, dataset_records};
+use crate::workflow::{BatchOptions, Progress, ProgressEvent};
+use crate::{log, record};
+
+/// Options of a sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncOptions {
+    /// Minutes of logging re-read before the watermark (REDCap's log has minute resolution and
+    /// the server's clock may lag; re-reading is harmless).
+    pub overlap_minutes: i64,
+    /// Records per export call (`None`: the dataset's own batch size).
+    pub batch_size: Option<usize>,
+    /// Test hook: stop the commit at this step as a crash would.
+    #[doc(hidden)]
+    pub crash_at: Option<usize>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions { overlap_minutes: sync::DEFAULT_OVERLAP_MINUTES, batch_size: None, crash_at: None }
+    }
+}
+
+impl SyncOptions {
+    /// Sets the overlap, in minutes.
+    pub fn overlap_minutes(mut self, minutes: i64) -> Self {
+        self.overlap_minutes = minutes.max(0);
+        self
+    }
+    /// Sets the records per export call.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = Some(n.max(1));
+        self
+    }
+    /// Test hook: stop the commit after `steps` steps.
+    #[doc(hidden)]
+    pub fn crash_at(mut self, steps: Option<usize>) -> Self {
+        self.crash_at = steps;
+        self
+    }
+}
+
+/// A call the driver needs made.
+#[derive(Debug)]
+pub(crate) enum Call {
+    /// Export Logging; REDCap may refuse it (no Logging right): answer `None`.
+    Log(log::export::Request),
+    /// An id-only record export.
+    Ids(record::export::Request),
+    /// One batch of a pull: exactly these records, healed by splitting if the server cannot
+    /// answer it whole (the dictionary and id field are the driver's `metadata`/`id_field`).
+    Batch(record::export::Request, Vec<String>),
+    /// A batched export of whole records through the library's batched export.
+    Fetch(record::export::Request, BatchOptions),
+}
+
+enum Stage {
+    Pull(DatasetPull),
+    /// Sync: waiting for the log, then the ids.
+    /// (`log`: `Some(None)` when REDCap refused the log.)
+    Plan {
+        manifest: Manifest,
+        log: Option<Option<Vec<LogLine>>>,
+    },
+    Update(DatasetSync),
+    Done,
+}
+
+/// A pull or sync in progress.
+pub(crate) struct Driver<'p> {
+    dir: PathBuf,
+    schema: Option<ProjectSchema>,
+    stage: Stage,
+    pull_options: PullOptions,
+    sync: Option<SyncOptions>,
+    pending: Option<&'static str>,
+    asked_log: bool,
+    floor: String,
+    watermark: Option<String>,
+    rebuilt: Option<RebuildReason>,
+    rebuilt_tables: Vec<String>,
+    seen: HashSet<String>,
+    metadata: Vec<crate::rows::Field>,
+    id_field: String,
+    progress: &'p dyn Progress,
+}
+
+/// What a driver ends with.
+pub(crate) enum Outcome {
+    Pull(PullSummary),
+    Sync(SyncSummary),
+}
+
+impl<'p> Driver<'p> {
+    fn new(dir: &Path, options: PullOptions, sync: Option<SyncOptions>, progress: &'p dyn Progress) -> Self {
+        Driver {
+            dir: dir.to_owned(),
+            schema: None,
+            stage: Stage::Done,
+            pull_options: options,
+            sync,
+            pending: None,
+            asked_log: false,
+            floor: sync::watermark_floor(std::time::SystemTime::now()),
+            watermark: None,
+            rebuilt: None,
+            rebuilt_tables: Vec::new(),
+            seen: HashSet::new(),
+            metadata: Vec::new(),
+            id_field: String::new(),
+            progress,
+        }
+    }
+
+    /// A pull of the project described by `schema` into `dir`.
+    pub fn pull(
+        dir: &Path,
+        schema: ProjectSchema,
+        options: &PullOptions,
+        progress: &'p dyn Progress,
+    ) -> Result<Self, PullError> {
+        let mut d = Driver::new(dir, options.clone(), None, progress);
+        d.metadata = schema.metadata.clone();
+        let pull = DatasetPull::start(dir, schema, options)?;
+        d.id_field = pull.layout().id_field.clone();
+        d.stage = Stage::Pull(pull);
+        Ok(d)
+    }
+
+    /// A sync of the dataset in `dir` with the project described by `schema`.
+    pub fn sync(
+        dir: &Path,
+        schema: ProjectSchema,
+        options: &SyncOptions,
+        progress: &'p dyn Progress,
+    ) -> Result<Self, PullError> {
+        crate::dataset::commit::recover(dir)?;
+        let manifest = Manifest::load(dir)?;
+        let mut pull_options = manifest.options.clone().crash_at(options.crash_at);
+        if let Some(n) = options.batch_size {
+            pull_options = pull_options.batch_size(n);
+        }
+        let mut d = Driver::new(dir, pull_options, Some(options.clone()), progress);
+        d.metadata = schema.metadata.clone();
+        d.id_field = crate::dataset::DatasetLayout::new(&schema, &manifest.options.layout)?.id_field;
+        d.schema = Some(schema);
+        d.stage = Stage::Plan { manifest, log: None };
+        Ok(d)
+    }
+
+    fn log_request(&self, begin: Option<String>) -> log::export::Request {
+        let mut r = log::export::Request::new();
+        r.begin_time = begin;
+        r
+    }
+
+    /// The dictionary (a healed batch splits a record by instrument with it).
+    pub fn metadata(&self) -> &[crate::rows::Field] {
+        &self.metadata
+    }
+
+    /// The record-id field.
+    pub fn id_field(&self) -> &str {
+        &self.id_field
+    }
+
+    /// The next call, or `None` when [`Driver::finish`] is due.
+    pub fn next(&mut self) -> Result<Option<Call>, PullError> {
+        let call = match &mut self.stage {
+            Stage::Pull(pull) => {
+                if pull.needs_watermark() && !self.asked_log {
+                    self.asked_log = true;
+                    self.pending = Some("watermark");
+                    Some(Call::Log(self.log_request(Some(self.floor.clone()))))
+                } else if pull.needs_ids() {
+                    self.pending = Some("ids");
+                    Some(Call::Ids(super::id_request(pull, &self.pull_options)))
+                } else if let Some(ids) = pull.next_batch().map(<[String]>::to_vec) {
+                    if self.pending != Some("batch") {
+                        let left = (pull.batches() - pull.done()) as u64;
+                        self.progress.event(ProgressEvent::Planned { items: left, bytes: None });
+                    }
+                    self.pending = Some("batch");
+                    let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
+                    self.progress.event(ProgressEvent::Started { item: label, bytes: None });
+                    let request = super::batch_request(pull, &self.pull_options, &ids);
+                    Some(Call::Batch(request, ids))
+                } else {
+                    None
+                }
+            }
+            Stage::Plan { manifest, log } => {
+                if log.is_none() {
+                    // From the watermark minus the overlap, and never after the floor: the same
+                    // read gives the next watermark.
+                    let overlap = self.sync.as_ref().map_or(0, |s| s.overlap_minutes);
+                    let begin = manifest
+                        .watermark
+                        .as_deref()
+                        .and_then(|w| sync::log_begin(w, overlap))
+                        .map(|b| if b < self.floor { b } else { self.floor.clone() });
+                    self.pending = Some("log");
+                    Some(Call::Log(self.log_request(begin)))
+                } else {
+                    let layout = crate::dataset::DatasetLayout::new(
+                        self.schema.as_ref().expect("a sync has its schema"),
+                        &manifest.options.layout,
+                    )?;
+                    self.pending = Some("ids");
+                    Some(Call::Ids(super::id_request_for(&layout, &self.pull_options)))
+                }
+            }
+            Stage::Update(update) => {
+                if self.pending == Some("fetch") || update.fetch().is_empty() {
+                    None
+                } else {
+                    self.pending = Some("fetch");
+                    let mut template = super::batch_template(update.layout(), &self.pull_options);
+                    template.records = update.fetch().to_vec();
+                    let options = BatchOptions::default().batch_size(self.pull_options.batch_size);
+                    Some(Call::Fetch(template, options))
+                }
+            }
+            Stage::Done => None,
+        };
+        Ok(call)
+    }
+
+    /// The answer of a [`Call::Log`]: its rows, or `None` when REDCap refused it.
+    pub fn answer_log(&mut self, rows: Option<Vec<Row>>) -> Result<(), PullError> {
+        let lines: Option<Vec<LogLine>> = rows.map(|r| r.iter().map(LogLine::from_row).collect());
+        // The watermark is taken before any record is exported.
+        self.watermark = lines.as_ref().map(|l| sync::watermark(l, &self.floor));
+        match &mut self.stage {
+            Stage::Pull(pull) => {
+                if let Some(w) = &self.watermark {
+                    pull.set_watermark(w.clone())?;
+                }
+            }
+            Stage::Plan { log, .. } => *log = Some(lines),
+            _ => return Err(PullError::Dataset(crate::dataset::Error::Internal("an unexpected log answer"))),
+        }
+        Ok(())
+    }
+
+    /// The answer of any record export call.
+    pub fn answer_rows(&mut self, rows: Vec<Row>) -> Result<(), PullError> {
+        let stage = std::mem::replace(&mut self.stage, Stage::Done);
+        self.stage = match (stage, self.pending) {
+            (Stage::Pull(mut pull), Some("ids")) => {
+                let id_field = pull.layout().id_field.clone();
+                pull.plan(super::ids(&rows, &id_field))?;
+                Stage::Pull(pull)
+            }
+            (Stage::Pull(mut pull), Some("batch")) => {
+                // The healed export checked that every requested record came back.
+                let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
+                pull.add_batch(&rows)?;
+                self.progress.event(ProgressEvent::Finished { item: label, bytes: rows.len() as u64 });
+                Stage::Pull(pull)
+            }
+            (Stage::Plan { manifest, log }, Some("ids")) => self.planned(manifest, log.flatten(), rows)?,
+            (Stage::Update(mut update), Some("fetch")) => {
+                let id_field = update.layout().id_field.clone();
+                self.seen.extend(rows.iter().filter_map(|r| crate::workflow::records::cell(r, &id_field)));
+                update.add_rows(&rows)?;
+                Stage::Update(update)
+            }
+            _ => return Err(PullError::Dataset(crate::dataset::Error::Internal("an unexpected answer"))),
+        };
+        Ok(())
+    }
+
+    fn planned(
+        &mut self,
+        manifest: Manifest,
+        log: Option<Vec<LogLine>>,
+        id_rows: Vec<Row>,
+    ) -> Result<Stage, PullError> {
+        let schema = self.schema.take().expect("a sync has its schema");
+        let layout = crate::dataset::DatasetLayout::new(&schema, &manifest.options.layout)?;
+        let ids = super::ids(&id_rows, &layout.id_field);
+        let held = dataset_records(&self.dir);
+        let now = sync::ProjectNow {
+            schema_hash: &layout.schema_hash,
+            redcap_version: &schema.redcap_version,
+            ids: Some(&ids),
+        };
+        let plan = match &log {
+            Some(log) => sync::plan_sync(&manifest, held.as_deref(), log, now),
+            None => SyncPlan::Rebuild {
+                reason: RebuildReason::NoLogging,
+                tables: manifest.tables.keys().cloned().collect(),
+            },
+        };
+        match plan {
+            SyncPlan::Rebuild { reason, tables } => {
+                self.rebuilt = Some(reason);
+                self.rebuilt_tables = tables;
+                let mut pull = DatasetPull::start(&self.dir, schema, &self.pull_options)?;
+                if let Some(w) = &self.watermark {
+                    pull.set_watermark(w.clone())?;
+                }
+                // The id list just read plans the pull: no second id export.
+                pull.plan(ids)?;
+                Ok(Stage::Pull(pull))
+            }
+            plan @ SyncPlan::Update { .. } => {
+                let crash = crate::dataset::CrashAt(self.pull_options.crash_at.0);
+                Ok(Stage::Update(DatasetSync::start(&self.dir, schema, manifest, plan, crash)?))
+            }
+        }
+    }
+
+    /// Writes and commits the dataset.
+    pub fn finish(self) -> Result<Outcome, PullError> {
+        let now = super::now_utc();
+        match self.stage {
+            Stage::Pull(pull) => {
+                let summary = pull.finish(now)?;
+                match self.sync {
+                    None => Ok(Outcome::Pull(summary)),
+                    Some(_) => Ok(Outcome::Sync(SyncSummary::rebuilt(
+                        summary.manifest,
+                        self.rebuilt.unwrap_or(RebuildReason::NoWatermark),
+                        self.rebuilt_tables,
+                    ))),
+                }
+            }
+            Stage::Update(update) => {
+                let watermark = self.watermark.unwrap_or_else(|| self.floor.clone());
+                Ok(Outcome::Sync(update.finish(now, watermark, &self.seen)?))
+            }
+            _ => Err(PullError::Dataset(crate::dataset::Error::Internal("finish before the calls are done"))),
+        }
+    }
+}
+
+/// Whether a refused call means "this token may not read the log" (the sync then rebuilds).
+pub(crate) fn log_refused(e: &redcap_core::Error) -> bool {
+    e.is_permission() || e.is_validation() || e.is_not_found()
+}

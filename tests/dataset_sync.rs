@@ -1,0 +1,328 @@
+//! `dataset sync` against the emulator (issue 11 item 1): over random sequences of imports,
+//! deletes (whole and partial), renames, DAG assignments and dictionary edits, **a sync gives
+//! exactly the dataset a fresh pull gives**; a sync stopped at any step of its commit, or by a
+//! failed export, leaves the previous dataset readable and the next run converges.
+//!
+//! The sequences are seeded (`SYNC_SEED=<n>` replays one; every assertion names its seed).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use redcap::dataset::blocking::Datasets;
+use redcap::dataset::{Manifest, PullError, PullOptions, SyncOptions, SyncSummary};
+use redcap::workflow::NoProgress;
+use redcap::{metadata, record};
+use redcap_core::RetryPolicy;
+use redcap_emulator::{Emulator, Fault, RunningEmulator};
+
+fn typed_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dataset-typed.xml")
+}
+
+struct Env {
+    emu: RunningEmulator,
+    client: redcap::blocking::Client,
+}
+
+fn env() -> Env {
+    let emu = Emulator::builder()
+        .project_xml(std::fs::read_to_string(typed_fixture()).expect("fixture"))
+        .in_memory()
+        .deterministic_tokens(7)
+        .start()
+        .expect("emulator starts");
+    let pid = emu.project_ids()[0];
+    let token = emu.token(pid, "admin").expect("admin token");
+    let client = redcap::blocking::Client::builder(emu.url(), &token)
+        .allow_http(true)
+        .retry(RetryPolicy::default().with_base_delay(Duration::from_millis(5)))
+        .build()
+        .expect("client");
+    Env { emu, client }
+}
+
+/// Every table of the dataset in `dir`, as its manifest lists it: (name, file, rows as CSV,
+/// the Arrow schema rendered), and the manifest's record count.
+fn content(dir: &Path) -> (u64, Vec<(String, String, String, String)>) {
+    let manifest = Manifest::load(dir).expect("a readable manifest");
+    let tables = manifest
+        .tables
+        .iter()
+        .map(|(name, entry)| {
+            let file = std::fs::File::open(dir.join(&entry.file)).unwrap_or_else(|e| panic!("{}: {e}", entry.file));
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
+            let schema = render_schema(builder.schema());
+            let batches: Vec<RecordBatch> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            assert_eq!(rows as u64, entry.rows, "{name}: the manifest counts the rows");
+            let mut buf = Vec::new();
+            {
+                let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(&mut buf);
+                for b in &batches {
+                    w.write(b).unwrap();
+                }
+            }
+            (name.clone(), entry.file.clone(), String::from_utf8(buf).unwrap(), schema)
+        })
+        .collect();
+    (manifest.records, tables)
+}
+
+/// A schema with its metadata in a stable order.
+fn render_schema(schema: &arrow_schema::Schema) -> String {
+    let sorted = |m: &std::collections::HashMap<String, String>| {
+        m.iter()
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+    };
+    let mut out = format!("{:?}\n", sorted(schema.metadata()));
+    for f in schema.fields() {
+        out.push_str(&format!("{} {:?} {} {:?}\n", f.name(), f.data_type(), f.is_nullable(), sorted(f.metadata())));
+    }
+    out
+}
+
+/// The first difference between two datasets, for a readable failure.
+fn diff(a: &(u64, Vec<(String, String, String, String)>), b: &(u64, Vec<(String, String, String, String)>)) -> String {
+    if a.0 != b.0 {
+        return format!("records {} vs {}", a.0, b.0);
+    }
+    let names = |x: &(u64, Vec<(String, String, String, String)>)| x.1.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
+    if names(a) != names(b) {
+        return format!("tables {:?} vs {:?}", names(a), names(b));
+    }
+    for (x, y) in a.1.iter().zip(&b.1) {
+        if x.3 != y.3 {
+            return format!("{}: schemas differ", x.0);
+        }
+        if x.2 != y.2 {
+            return format!("{}: rows differ\n--- sync\n{}\n--- pull\n{}", x.0, x.2, y.2);
+        }
+    }
+    String::new()
+}
+
+struct World {
+    rng: fastrand::Rng,
+    records: Vec<String>,
+    next_name: u32,
+    extra_fields: u32,
+}
+
+impl World {
+    /// A world over the project's records as the emulator holds them.
+    fn new(seed: u64, env: &Env) -> World {
+        let mut records: Vec<String> = env
+            .client
+            .call(&record::export::Request::new().fields(["record_id"]))
+            .unwrap()
+            .rows()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["record_id"].as_str().map(str::to_owned))
+            .collect();
+        records.dedup();
+        World { rng: fastrand::Rng::with_seed(seed), records, next_name: 0, extra_fields: 0 }
+    }
+
+    fn pick(&mut self) -> Option<String> {
+        (!self.records.is_empty()).then(|| self.records[self.rng.usize(..self.records.len())].clone())
+    }
+
+    fn fresh_name(&mut self) -> String {
+        self.next_name += 1;
+        // Non-numeric names too: ids are text.
+        if self.rng.bool() { format!("{}", 100 + self.next_name) } else { format!("S-{:03}", self.next_name) }
+    }
+
+    /// One random change; returns what it did (for the failure message).
+    fn change(&mut self, env: &Env) -> String {
+        let api = &env.client;
+        match self.rng.u32(..100) {
+            0..=34 => {
+                let id = if self.records.is_empty() || self.rng.u32(..4) == 0 {
+                    let n = self.fresh_name();
+                    self.records.push(n.clone());
+                    n
+                } else {
+                    self.pick().unwrap()
+                };
+                let sex = ["1", "2", ""][self.rng.usize(..3)];
+                let name = format!("n{}", self.rng.u32(..1000));
+                let row = serde_json::json!([{ "record_id": id, "name": name, "sex": sex, "comment": "c\nline" }]);
+                let r = record::import::Request::new(row.to_string())
+                    .overwrite_behavior(redcap_core::OverwriteBehavior::Overwrite);
+                api.call(&r).expect("import");
+                format!("import {id}")
+            }
+            35..=54 => {
+                let Some(id) = self.pick() else { return "nothing".into() };
+                let instance = self.rng.u32(1..4);
+                let dose = format!("{}.{:02}", self.rng.u32(..10), self.rng.u32(..100));
+                let row = serde_json::json!([{ "record_id": id, "redcap_repeat_instrument": "meds", "redcap_repeat_instance": instance, "dose": dose }]);
+                api.call(&record::import::Request::new(row.to_string())).expect("import instance");
+                format!("meds {id}#{instance}")
+            }
+            55..=64 => {
+                let Some(id) = self.pick() else { return "nothing".into() };
+                api.call(&record::delete::Request::new([id.clone()])).expect("delete");
+                self.records.retain(|r| r != &id);
+                format!("delete {id}")
+            }
+            65..=72 => {
+                let Some(id) = self.pick() else { return "nothing".into() };
+                let instance = self.rng.u64(1..4);
+                // REDCap refuses a partial delete of nothing; either outcome is a valid history.
+                let r = record::delete::Request::new([id.clone()]).instrument("meds").repeat_instance(instance);
+                let done = api.call(&r).is_ok();
+                if done {
+                    // A partial delete that empties the record deletes it.
+                    let left = api.call(&record::export::Request::new().records([id.clone()])).unwrap().rows().unwrap();
+                    if left.is_empty() {
+                        self.records.retain(|x| x != &id);
+                    }
+                }
+                format!("partial delete {id}#{instance} ({done})")
+            }
+            73..=84 => {
+                let Some(id) = self.pick() else { return "nothing".into() };
+                let to = self.fresh_name();
+                api.call(&record::rename::Request::new(id.clone(), to.clone())).expect("rename");
+                self.records.retain(|r| r != &id);
+                self.records.push(to.clone());
+                format!("rename {id} -> {to}")
+            }
+            85..=95 => {
+                let Some(id) = self.pick() else { return "nothing".into() };
+                let dag = ["north", "south", ""][self.rng.usize(..3)];
+                let row = serde_json::json!([{ "record_id": id, "redcap_data_access_group": dag }]);
+                api.call(&record::import::Request::new(row.to_string())).expect("dag");
+                format!("dag {id} = {dag:?}")
+            }
+            _ => {
+                // A dictionary edit: a new text field on the first form.
+                self.extra_fields += 1;
+                let mut fields = api.call(&metadata::export::Request::new()).unwrap().raw().rows().unwrap();
+                let mut extra = fields[1].clone();
+                for v in extra.values_mut() {
+                    *v = serde_json::Value::String(String::new());
+                }
+                let name = format!("extra_{}", self.extra_fields);
+                extra.insert("field_name".into(), name.clone().into());
+                extra.insert("form_name".into(), fields[1]["form_name"].clone());
+                extra.insert("field_type".into(), "text".into());
+                extra.insert("field_label".into(), "Extra".into());
+                fields.insert(2, extra);
+                let body = serde_json::Value::Array(fields.into_iter().map(serde_json::Value::Object).collect());
+                api.call(&metadata::import::Request::new(body.to_string())).expect("metadata import");
+                format!("dictionary + {name}")
+            }
+        }
+    }
+}
+
+fn sync(env: &Env, dir: &Path, options: &SyncOptions) -> Result<SyncSummary, PullError> {
+    env.client.sync_dataset(dir, options, &NoProgress)
+}
+
+fn fresh(env: &Env, options: &PullOptions) -> (u64, Vec<(String, String, String, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    env.client.pull_dataset(dir.path(), options, &NoProgress).expect("fresh pull");
+    content(dir.path())
+}
+
+fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
+    match std::env::var("SYNC_SEED") {
+        Ok(s) => vec![s.parse().expect("SYNC_SEED is a number")],
+        Err(_) => default.collect(),
+    }
+}
+
+#[test]
+fn sync_gives_exactly_the_dataset_a_fresh_pull_gives() {
+    let options = PullOptions::default().batch_size(3);
+    let mut rounds = 0;
+    let mut incremental = 0;
+    for seed in seeds(0..8) {
+        let env = env();
+        let mut world = World::new(seed, &env);
+        let dir = tempfile::tempdir().unwrap();
+        env.client.pull_dataset(dir.path(), &options, &NoProgress).expect("first pull");
+        for round in 0..10 {
+            let mut history = Vec::new();
+            for _ in 0..world.rng.usize(1..4) {
+                history.push(world.change(&env));
+            }
+            let summary = sync(&env, dir.path(), &SyncOptions::default())
+                .unwrap_or_else(|e| panic!("seed {seed} round {round} {history:?}: sync failed: {e}"));
+            if summary.rebuilt.is_none() {
+                incremental += 1;
+            }
+            let (synced, pulled) = (content(dir.path()), fresh(&env, &options));
+            assert!(
+                synced == pulled,
+                "seed {seed} round {round} after {history:?} (sync: {:?}): {}",
+                summary.rebuilt,
+                diff(&synced, &pulled)
+            );
+            rounds += 1;
+        }
+    }
+    assert!(rounds >= 20, "{rounds} rounds");
+    assert!(incremental * 2 > rounds, "most syncs update in place ({incremental} of {rounds})");
+}
+
+#[test]
+fn a_sync_stopped_at_any_point_leaves_the_previous_dataset_and_the_next_run_converges() {
+    let options = PullOptions::default().batch_size(2);
+    for seed in seeds(100..102) {
+        let mut k = 0;
+        loop {
+            let env = env();
+            let mut world = World::new(seed, &env);
+            let dir = tempfile::tempdir().unwrap();
+            env.client.pull_dataset(dir.path(), &options, &NoProgress).unwrap();
+            let before = content(dir.path());
+            let mut history = Vec::new();
+            for _ in 0..4 {
+                history.push(world.change(&env));
+            }
+            let stopped = sync(&env, dir.path(), &SyncOptions::default().crash_at(Some(k)));
+            let now = content(dir.path());
+            let pulled = fresh(&env, &options);
+            assert!(now == before || now == pulled, "seed {seed} step {k} {history:?}: neither dataset");
+            let summary = sync(&env, dir.path(), &SyncOptions::default()).expect("the next sync");
+            assert!(content(dir.path()) == pulled, "seed {seed} step {k}: the next run converges ({summary:?})");
+            match stopped {
+                Ok(_) => break,
+                Err(PullError::Dataset(redcap::dataset::Error::Injected)) => k += 1,
+                Err(e) => panic!("seed {seed} step {k}: {e}"),
+            }
+        }
+        assert!(k > 5, "seed {seed}: the commit was stopped at each of its {k} steps");
+    }
+}
+
+#[test]
+fn a_sync_whose_export_fails_keeps_the_previous_dataset() {
+    let env = env();
+    let options = PullOptions::default().batch_size(2);
+    let dir = tempfile::tempdir().unwrap();
+    env.client.pull_dataset(dir.path(), &options, &NoProgress).unwrap();
+    let before = content(dir.path());
+    let row = serde_json::json!([{ "record_id": "1", "name": "changed" }]);
+    env.client.call(&record::import::Request::new(row.to_string())).unwrap();
+    // Every call after the schema fails (a 400 is never retried).
+    env.emu.faults().inject(Fault::Status { status: 400, message: "Injected mid-sync".into() }, 1000);
+    let err = sync(&env, dir.path(), &SyncOptions::default());
+    assert!(err.is_err());
+    env.emu.faults().clear();
+    assert!(content(dir.path()) == before, "the previous dataset, untouched");
+    let summary = sync(&env, dir.path(), &SyncOptions::default()).expect("the next sync");
+    assert_eq!(summary.fetched, ["1"], "{summary:?}");
+    assert!(content(dir.path()) == fresh(&env, &options));
+}
