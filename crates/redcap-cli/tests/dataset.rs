@@ -52,3 +52,42 @@ fn dataset_pull_writes_typed_tables_a_dictionary_problems_and_a_manifest() {
     assert_eq!(printed["tables"]["_dictionary"]["file"], "_dictionary.arrow");
     assert!(work.path().join("arrow/_dictionary.arrow").exists());
 }
+
+#[test]
+fn dataset_sync_updates_in_place_prints_a_json_summary_and_refuses_a_directory_without_a_dataset() {
+    let emu = Emulator::builder().project_xml(DEMO_XML).in_memory().start().expect("emulator starts");
+    let pid = emu.project_ids()[0];
+    let token = emu.token(pid, redcap_emulator::DEFAULT_ADMIN).expect("admin token");
+    let work = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_redcap"))
+            .current_dir(work.path())
+            .env("REDCAP_CONFIG_DIR", config.path())
+            .env_remove("REDCAP_PROFILE")
+            .env("REDCAP_API_URL", emu.url())
+            .env("REDCAP_API_TOKEN", &token)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["dataset", "pull", "study"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("study/_manifest.json")).unwrap()).unwrap();
+    assert!(before["watermark"].is_string(), "the pull takes a watermark: {before}");
+
+    let out = run(&["--json", "dataset", "sync", "study"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(&token) && !String::from_utf8_lossy(&out.stdout).contains(&token));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints the summary");
+    assert_eq!(summary["rebuilt"], serde_json::Value::Null, "{summary}");
+    assert_eq!(summary["dropped"], 0, "{summary}");
+    assert_eq!(summary["records"], before["records"]);
+    assert!(stderr.contains("Synced study:"), "{stderr}");
+
+    let out = run(&["dataset", "sync", "nothing-here"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a dataset"));
+}

@@ -865,6 +865,7 @@ fn write_plans(ctx: &mut Ctx, plans: &[Planned], existing: &Dataset) -> Result<V
     let rid = ctx.project.def.record_id_field.clone();
     let user_dag = ctx.user.dag_id;
     let username = ctx.user.username.clone();
+    let dags = ctx.project.def.dags.clone();
     let mut touched: Vec<String> = Vec::new();
     let mut touched_set: HashSet<String> = HashSet::new();
     ctx.store.transaction(|s| {
@@ -882,7 +883,8 @@ fn write_plans(ctx: &mut Ctx, plans: &[Planned], existing: &Dataset) -> Result<V
                 s.set_record_dag(pid, &plan.record, d)?;
                 // A line of its own, so a reader of the log (dataset sync) sees the record
                 // change even when no field did. UNVERIFIED wording.
-                let unique = d.and_then(|id| p.dag(id)).map(|g| g.unique.clone()).unwrap_or_default();
+                let unique =
+                    d.and_then(|id| dags.iter().find(|g| g.id == id)).map(|g| g.unique.clone()).unwrap_or_default();
                 let (verb, details) = if unique.is_empty() {
                     ("Remove record from Data Access Group", String::from("redcap_data_access_group = ''"))
                 } else {
