@@ -120,7 +120,8 @@ where
             Call::Ids(r) => driver.answer_rows(client.call(&r).await?.rows()?)?,
             Call::Batch(r, ids) => {
                 let (rows, _) =
-                    crate::async_ext::export_healed(client, &r, driver.metadata(), driver.id_field(), ids, progress).await?;
+                    crate::async_ext::export_healed(client, &r, driver.metadata(), driver.id_field(), ids, progress)
+                        .await?;
                 driver.answer_rows(rows)?
             }
             Call::Fetch(r, options) => {

@@ -113,8 +113,14 @@ where
             },
             Call::Ids(r) => driver.answer_rows(client.call(&r)?.rows()?)?,
             Call::Batch(r, ids) => {
-                let (rows, _) =
-                    crate::blocking_ext::export_healed(client, &r, driver.metadata(), driver.id_field(), ids, progress)?;
+                let (rows, _) = crate::blocking_ext::export_healed(
+                    client,
+                    &r,
+                    driver.metadata(),
+                    driver.id_field(),
+                    ids,
+                    progress,
+                )?;
                 driver.answer_rows(rows)?
             }
             Call::Fetch(r, options) => driver.answer_rows(client.export_records_batched(&r, &options, progress)?)?,
