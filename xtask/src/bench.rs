@@ -6,7 +6,7 @@
 //! concurrent clients). Targets: peak RSS under 32 MiB for the
 //! 1 GiB transfers, download wall time within 1.25x of curl's. Size and call count can be
 //! lowered with REDCAP_BENCH_MIB and REDCAP_BENCH_CALLS for a quick run. Then the record
-//! benchmarks (see `bench_records.rs`).
+//! benchmarks (see `bench_records.rs`) and the File Repository pull (see `bench_files.rs`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -80,10 +80,14 @@ pub fn bench(root: &Path) -> Result<bool, String> {
     let work = target.join("bench-work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("data")).map_err(|e| e.to_string())?;
-    // REDCAP_BENCH_ONLY=records (or =transfers) runs one half.
+    // REDCAP_BENCH_ONLY=records (or =transfers, or =files) runs one part.
     let only = std::env::var("REDCAP_BENCH_ONLY").unwrap_or_default();
-    if only == "records" {
-        let ok = crate::bench_records::bench(&bin, &target, &work);
+    let fixture = root.join("crates/redcap-emulator/fixtures/redcapr-simple.xml");
+    if only == "records" || only == "files" {
+        let ok = match only.as_str() {
+            "records" => crate::bench_records::bench(&bin, &target, &work),
+            _ => crate::bench_files::bench(&bin, &target, &work, &fixture),
+        };
         let _ = std::fs::remove_dir_all(&work);
         return ok;
     }
@@ -91,7 +95,6 @@ pub fn bench(root: &Path) -> Result<bool, String> {
     eprintln!("writing a {mib} MiB payload…");
     write_payload(&payload, mib).map_err(|e| e.to_string())?;
 
-    let fixture = root.join("crates/redcap-emulator/fixtures/redcapr-simple.xml");
     let mut server = Command::new(&bin)
         .args(["serve", &work.join("data").to_string_lossy(), &fixture.to_string_lossy()])
         .stdin(Stdio::piped())
@@ -107,9 +110,11 @@ pub fn bench(root: &Path) -> Result<bool, String> {
     let _ = server.wait();
     let _ = std::fs::remove_file(&payload);
     let result = match result {
-        Ok(transfers_ok) if only != "transfers" => {
-            crate::bench_records::bench(&bin, &target, &work).map(|records_ok| transfers_ok && records_ok)
-        }
+        Ok(transfers_ok) if only != "transfers" => crate::bench_records::bench(&bin, &target, &work)
+            .and_then(|records_ok| {
+                crate::bench_files::bench(&bin, &target, &work, &fixture).map(|files_ok| files_ok && records_ok)
+            })
+            .map(|ok| transfers_ok && ok),
         other => other,
     };
     let _ = std::fs::remove_dir_all(&work);

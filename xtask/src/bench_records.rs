@@ -39,15 +39,15 @@ ms = (time.monotonic() - t) * 1000
 print(int(ms), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(rows))
 "#;
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
-    token: String,
+    pub(crate) url: String,
+    pub(crate) token: String,
     load_ms: f64,
 }
 
 impl Server {
-    fn start(bin: &Path, dir: &Path, xml: &Path) -> Result<Server, String> {
+    pub(crate) fn start(bin: &Path, dir: &Path, xml: &Path) -> Result<Server, String> {
         let started = Instant::now();
         let mut child = Command::new(bin)
             .args(["serve", &dir.to_string_lossy(), &xml.to_string_lossy()])
@@ -77,7 +77,7 @@ impl Server {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         drop(self.child.stdin.take());
         let _ = self.child.wait();
     }
@@ -96,7 +96,7 @@ fn measured(cmd: &mut Command, what: &str) -> Result<(f64, f64), String> {
     Ok((w.first().copied().unwrap_or(0.0), w.get(1).copied().unwrap_or(0.0) / 1024.0))
 }
 
-fn python_measure(cmd: &[&str], env: &[(&str, &str)], what: &str) -> Result<(f64, f64), String> {
+pub(crate) fn python_measure(cmd: &[&str], env: &[(&str, &str)], what: &str) -> Result<(f64, f64), String> {
     let mut c = Command::new("python3");
     c.arg("-c").arg(MEASURE_PY).args(cmd);
     for (k, v) in env {
@@ -106,7 +106,7 @@ fn python_measure(cmd: &[&str], env: &[(&str, &str)], what: &str) -> Result<(f64
 }
 
 /// A venv with PyCap 2.7.0 (made once, kept under target/).
-fn pycap_python(target: &Path) -> Result<PathBuf, String> {
+pub(crate) fn pycap_python(target: &Path) -> Result<PathBuf, String> {
     let venv = target.join("bench-venv");
     let python = venv.join("bin/python");
     let ready = Command::new(&python).args(["-c", "import redcap"]).output().is_ok_and(|o| o.status.success());
