@@ -2,65 +2,11 @@
 //! with no terminal, `-q --json`, against the emulator with the demo project.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::Command;
-use redcap_emulator::{Emulator, RunningEmulator};
 use serde_json::Value;
 
-const DEMO_XML: &str = include_str!("../demo/demo-project.xml");
-
-struct Fixture {
-    emu: RunningEmulator,
-    token: String,
-    config: tempfile::TempDir,
-    work: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let emu = Emulator::builder().project_xml(DEMO_XML).in_memory().start().expect("emulator starts");
-        let pid = emu.project_ids()[0];
-        let token = emu.token(pid, redcap_emulator::DEFAULT_ADMIN).expect("admin token");
-        Fixture { emu, token, config: tempfile::tempdir().unwrap(), work: tempfile::tempdir().unwrap() }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_as(&self.token, args)
-    }
-
-    fn run_as(&self, token: &str, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_redcap"))
-            .current_dir(self.work.path())
-            .env("REDCAP_CONFIG_DIR", self.config.path())
-            .env("REDCAP_STATE_DIR", self.config.path().join("state"))
-            .env_remove("REDCAP_PROFILE")
-            .env("REDCAP_API_URL", self.emu.url())
-            .env("REDCAP_API_TOKEN", token)
-            .args(args)
-            .output()
-            .unwrap();
-        for stream in [&out.stdout, &out.stderr] {
-            assert!(!String::from_utf8_lossy(stream).contains(token), "the token appears");
-        }
-        out
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.work.path().join(rel)
-    }
-}
-
-fn write(path: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-}
+mod common;
+use common::{Fixture, write};
 
 /// A cron run: `-q --json`; stdout is exactly one JSON object, stderr is empty.
 fn cron_backup(f: &Fixture, dir: &str) -> Value {

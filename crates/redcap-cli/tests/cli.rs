@@ -1,94 +1,20 @@
 //! The `redcap` binary driven as a subprocess against the emulator, started in-process.
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
-use redcap_emulator::{Emulator, Rights, RunningEmulator, User};
+use redcap_emulator::{Rights, User};
 
-const DEMO_XML: &str = include_str!("../demo/demo-project.xml");
-
-/// A running emulator with the demo project, a token, and an empty config directory.
-struct Fixture {
-    emu: RunningEmulator,
-    pid: i64,
-    token: String,
-    config: tempfile::TempDir,
-    work: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let emu = Emulator::builder().project_xml(DEMO_XML).in_memory().start().expect("emulator starts");
-        let pid = emu.project_ids()[0];
-        let token = emu.token(pid, redcap_emulator::DEFAULT_ADMIN).expect("admin token");
-        Fixture { emu, pid, token, config: tempfile::tempdir().unwrap(), work: tempfile::tempdir().unwrap() }
-    }
-
-    /// `redcap` with no connection settings but an isolated config directory.
-    fn bare(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_redcap"));
-        cmd.current_dir(self.work.path())
-            .env("REDCAP_CONFIG_DIR", self.config.path())
-            .env("REDCAP_STATE_DIR", self.config.path().join("state"))
-            .env_remove("REDCAP_API_URL")
-            .env_remove("REDCAP_API_TOKEN")
-            .env_remove("REDCAP_PROFILE");
-        cmd
-    }
-
-    /// `redcap` connected to the emulator through the environment.
-    fn redcap(&self) -> Command {
-        let mut cmd = self.bare();
-        cmd.env("REDCAP_API_URL", self.emu.url()).env("REDCAP_API_TOKEN", &self.token);
-        cmd
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.work.path().join(rel)
-    }
-
-    /// Runs and returns stdout and stderr, asserting success.
-    fn ok_both(&self, args: &[&str]) -> (String, String) {
-        let out = self.redcap().args(args).output().unwrap();
-        assert_no_token(&out, &self.token);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-    }
-
-    /// Runs and returns stdout, asserting success.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.redcap().args(args).output().unwrap();
-        assert_no_token(&out, &self.token);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-fn assert_no_token(out: &Output, token: &str) {
-    for stream in [&out.stdout, &out.stderr] {
-        let text = String::from_utf8_lossy(stream);
-        assert!(!text.contains(token), "the token appears in the output:\n{text}");
-        assert!(!text.to_lowercase().contains(&token.to_lowercase()));
-    }
-}
+mod common;
+use common::{Fixture, assert_no_token, stderr, write};
 
 fn code(out: &Output) -> i32 {
     out.status.code().expect("exited normally")
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
 }
 
 #[test]

@@ -2,70 +2,13 @@
 //! file, pushes that write nothing into their source, and the scripting contract (data on
 //! stdout only, `-q`, `--json`, exit codes), driven as a subprocess against the emulator.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use assert_cmd::Command;
-use redcap_emulator::{Emulator, RunningEmulator};
 
-const DEMO_XML: &str = include_str!("../demo/demo-project.xml");
-
-struct Fixture {
-    emu: RunningEmulator,
-    token: String,
-    config: tempfile::TempDir,
-    work: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let emu = Emulator::builder().project_xml(DEMO_XML).in_memory().start().expect("emulator starts");
-        let pid = emu.project_ids()[0];
-        let token = emu.token(pid, redcap_emulator::DEFAULT_ADMIN).expect("admin token");
-        Fixture { emu, token, config: tempfile::tempdir().unwrap(), work: tempfile::tempdir().unwrap() }
-    }
-
-    /// `redcap` connected to the emulator, as a cron job runs it: no terminal, an isolated
-    /// config and state directory.
-    fn redcap(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_redcap"));
-        cmd.current_dir(self.work.path())
-            .env("REDCAP_CONFIG_DIR", self.config.path())
-            .env("REDCAP_STATE_DIR", self.config.path().join("state"))
-            .env_remove("REDCAP_PROFILE")
-            .env("REDCAP_API_URL", self.emu.url())
-            .env("REDCAP_API_TOKEN", &self.token);
-        cmd
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.work.path().join(rel)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let out = self.redcap().args(args).output().unwrap();
-        for stream in [&out.stdout, &out.stderr] {
-            assert!(!String::from_utf8_lossy(stream).contains(&self.token), "the token appears");
-        }
-        out
-    }
-
-    /// Runs and returns stdout, asserting success.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod common;
+use common::{Fixture, stderr, write};
 
 #[test]
 fn files_get_never_replaces_an_existing_file() {

@@ -1,13 +1,14 @@
 //! `redcap backup DIR`: a whole project in one directory (for cron), and `redcap backup verify
 //! DIR`: checks it against its manifest.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use redcap::blocking::Workflows;
 use redcap::core::DynamicCall;
+use redcap::workflow::{BatchOptions, NoProgress};
 use redcap::{MethodInfo, Target, file, file_repository, version};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -192,29 +193,6 @@ pub fn component(s: &str) -> String {
         }
     }
     if out.is_empty() { "%".to_owned() } else { out }
-}
-
-/// Now as RFC 3339 UTC (seconds).
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    rfc3339(secs)
-}
-
-/// Unix seconds as RFC 3339 UTC.
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Runs `backup` or `backup verify`.
@@ -410,7 +388,7 @@ fn backup(session: &Session, dir: &Path, ui: &Ui) -> Result<(), CliError> {
     }
     let manifest = Manifest {
         format: 1,
-        created: now_rfc3339(),
+        created: redcap::dataset::now_utc(),
         redcap_version: redcap_version.to_string(),
         project_id,
         parts,
@@ -507,36 +485,35 @@ fn backup_record_files(session: &Session, dir: &Path, metadata: &Value, ui: &Ui)
         let info: &'static MethodInfo = &redcap::record::export::INFO;
         let methods = [info];
         let ctx = session.ctx(&methods);
-        let mut pairs = vec![("format".to_owned(), "json".to_owned()), ("type".to_owned(), "flat".to_owned())];
-        pairs.push((
-            "fields".to_owned(),
-            std::iter::once(id_field.clone()).chain(file_fields.iter().cloned()).collect::<Vec<_>>().join(","),
-        ));
-        let call = DynamicCall::new(info, &pairs).map_err(|e| from_call(&redcap::Error::Encode(e), &ctx))?;
-        let mut body = Vec::new();
-        session.client.stream_dynamic(&call, &mut body).map_err(|e| from_call(&e, &ctx))?;
-        let rows: Vec<BTreeMap<String, Value>> = serde_json::from_slice(&body)
-            .map_err(|e| CliError::new(ExitKind::Other, format!("REDCap's records export is not JSON rows: {e}")))?;
-        let text = |row: &BTreeMap<String, Value>, k: &str| -> String {
-            match row.get(k) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => String::new(),
-            }
-        };
-        let fctx = [&file::export::INFO];
-        for row in &rows {
-            let record = text(row, &id_field);
-            let event = text(row, "redcap_event_name");
-            let instance = text(row, "redcap_repeat_instance");
-            for field in &file_fields {
-                if text(row, field).is_empty() {
-                    continue;
+        // Batched and streamed: only the rows holding a file are kept (their keys), however
+        // many records the project has.
+        let template = redcap::record::export::Request::new()
+            .fields(std::iter::once(id_field.clone()).chain(file_fields.iter().cloned()));
+        let mut slots: Vec<(String, String, String, Vec<String>)> = Vec::new();
+        let text = |row: &redcap::Row, k: &str| redcap::workflow::records::cell(row, k).unwrap_or_default();
+        session
+            .client
+            .export_records_each(&template, &BatchOptions::default(), &NoProgress, &mut |row| {
+                let with_file: Vec<String> =
+                    file_fields.iter().filter(|f| !text(&row, f).is_empty()).cloned().collect();
+                if !with_file.is_empty() {
+                    slots.push((
+                        text(&row, &id_field),
+                        text(&row, "redcap_event_name"),
+                        text(&row, "redcap_repeat_instance"),
+                        with_file,
+                    ));
                 }
+                Ok(())
+            })
+            .map_err(|e| from_workflow(&e, &ctx))?;
+        let fctx = [&file::export::INFO];
+        for (record, event, instance, with_file) in &slots {
+            for field in with_file {
                 let slot = root
-                    .join(component(&record))
-                    .join(if event.is_empty() { "-".to_owned() } else { component(&event) })
-                    .join(if instance.is_empty() { "1".to_owned() } else { component(&instance) })
+                    .join(component(record))
+                    .join(if event.is_empty() { "-".to_owned() } else { component(event) })
+                    .join(if instance.is_empty() { "1".to_owned() } else { component(instance) })
                     .join(component(field));
                 let rel = slot.strip_prefix(dir).unwrap_or(&slot).display().to_string();
                 if let Err(e) = std::fs::create_dir_all(&slot) {
@@ -591,13 +568,6 @@ fn backup_record_files(session: &Session, dir: &Path, metadata: &Value, ui: &Ui)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_796_169_599), "2026-12-01T23:59:59Z");
-    }
 
     #[test]
     fn components_are_safe_and_distinct() {
