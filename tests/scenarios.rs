@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redcap::workflow::{
-    BatchOptions, ExportSummary, ProgressEvent, PullOptions, PushOptions, RemoteTree, ReportId, ReportOptions,
-    TransferSummary, WorkflowError,
+    BatchOptions, BatchSaved, ExportSummary, ImportOptions, ProgressEvent, PullOptions, PushOptions, RemoteTree,
+    ReportId, ReportOptions, TransferSummary, WorkflowError,
 };
 use redcap::{Error, FileRepositoryEntry, Format, Method, Row, Target, file_repository, record};
 use redcap_core::RetryPolicy;
@@ -38,7 +38,10 @@ trait Api: Sized {
     ) -> Result<TransferSummary, WorkflowError>;
     fn export_report_rows(&self, id: ReportId) -> Result<Vec<Row>, WorkflowError>;
     fn export_batched(&self, template: &record::export::Request, batch: usize) -> Result<Vec<Row>, WorkflowError>;
-    fn import_batched(&self, rows: Vec<Row>, batch: usize) -> Result<u64, WorkflowError>;
+    fn import_batched(&self, rows: Vec<Row>, batch: usize) -> Result<u64, WorkflowError> {
+        self.import_from(&rows, &BatchOptions::default().batch_size(batch))
+    }
+    fn import_from(&self, rows: &[Row], options: &BatchOptions) -> Result<u64, WorkflowError>;
     fn export_each(
         &self,
         template: &record::export::Request,
@@ -110,15 +113,9 @@ impl Api for Blocking {
             &redcap::workflow::NoProgress,
         )
     }
-    fn import_batched(&self, rows: Vec<Row>, batch: usize) -> Result<u64, WorkflowError> {
+    fn import_from(&self, rows: &[Row], options: &BatchOptions) -> Result<u64, WorkflowError> {
         use redcap::blocking::Workflows;
-        let template = record::import::Request::new("");
-        self.0.import_records_batched(
-            rows,
-            &template,
-            &BatchOptions::default().batch_size(batch),
-            &redcap::workflow::NoProgress,
-        )
+        self.0.import_records_batched(rows, &ImportOptions::default(), options, &redcap::workflow::NoProgress)
     }
     fn export_each(
         &self,
@@ -191,13 +188,12 @@ impl Api for Async {
             &redcap::workflow::NoProgress,
         ))
     }
-    fn import_batched(&self, rows: Vec<Row>, batch: usize) -> Result<u64, WorkflowError> {
+    fn import_from(&self, rows: &[Row], options: &BatchOptions) -> Result<u64, WorkflowError> {
         use redcap::asynchronous::Workflows;
-        let template = record::import::Request::new("");
         self.rt.block_on(self.client.import_records_batched(
             rows,
-            &template,
-            &BatchOptions::default().batch_size(batch),
+            &ImportOptions::default(),
+            options,
             &redcap::workflow::NoProgress,
         ))
     }
@@ -843,6 +839,49 @@ fn batched_import_checks_counts<A: Api>() {
     assert_eq!(back.len(), 3);
 }
 
+/// Issue 11: when batch 2 of 3 fails, the error names what was saved (batch 1), what failed
+/// (batch 2, with REDCap's record/field/value lines) and what was not sent (batch 3), and
+/// the import resumes from batch 2 once it is fixed.
+fn failed_batched_import_says_what_was_saved<A: Api>() {
+    let env = Env::<A>::new("redcapr-simple.xml");
+    let row = |id: &str, dob: &str| -> Row {
+        serde_json::from_value(serde_json::json!({"record_id": id, "name_first": "N", "dob": dob})).unwrap()
+    };
+    let mut rows: Vec<Row> =
+        ["901", "902", "903", "904", "905", "906"].iter().map(|id| row(id, "2001-02-03")).collect();
+    rows[2] = row("903", "not a date");
+    let options = BatchOptions::default().batch_size(2);
+    let e = env.api.import_from(&rows, &options).unwrap_err();
+    let WorkflowError::Import(f) = &e else { panic!("not an import failure: {e:?}") };
+    assert_eq!((f.batches, f.first, f.failed_batch, f.resume_from()), (3, 1, 2, 2));
+    assert_eq!(f.saved, ["901", "902"]);
+    assert_eq!(f.failed, ["903", "904"]);
+    assert_eq!(f.unsent, ["905", "906"]);
+    assert_eq!(f.failed_saved, BatchSaved::No);
+    assert!(f.lines.iter().any(|l| l.record == "903" && l.field == "dob" && l.value == "not a date"), "{:?}", f.lines);
+    assert!(e.is_validation(), "the failing batch's own kind: {e}");
+    let text = e.to_string();
+    for part in [
+        "batch 2 of 3",
+        "saved: batches 1–1 (2 records)",
+        "not saved: batch 2",
+        "not sent: batches 3–3",
+        "resume from batch 2",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+    let stored = |ids: &[&str]| {
+        let r = record::export::Request::new().records(ids.iter().copied()).fields(["record_id"]);
+        env.api.call(&r).unwrap().rows().unwrap().len()
+    };
+    assert_eq!(stored(&["901", "902"]), 2, "batch 1 was saved");
+    assert_eq!(stored(&["903", "904", "905", "906"]), 0, "nothing of batches 2 and 3");
+    // Fixed, and resumed: batches 2 and 3 only.
+    rows[2] = row("903", "2001-02-03");
+    assert_eq!(env.api.import_from(&rows, &options.clone().resume_from(2)).unwrap(), 4);
+    assert_eq!(stored(&["901", "902", "903", "904", "905", "906"]), 6);
+}
+
 macro_rules! for_both_clients {
     ($group:ident: $($name:ident),* $(,)?) => {
         mod $group {
@@ -883,6 +922,7 @@ for_both_clients!(
     batched_export_heals_batches_the_server_cannot_answer,
     batched_export_gives_up_when_nothing_helps,
     batched_import_checks_counts,
+    failed_batched_import_says_what_was_saved,
 );
 
 // ---- Redirects (a loopback stand-in: the emulator never redirects) ------------------------

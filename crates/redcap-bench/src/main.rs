@@ -144,7 +144,7 @@ fn main() -> ExitCode {
             let options = BatchOptions::default().batch_size(batch.parse().expect("batch"));
             let started = Instant::now();
             client
-                .import_records_batched(rows, &record::import::Request::new(""), &options, &NoProgress)
+                .import_records_batched(&rows, &redcap::workflow::ImportOptions::default(), &options, &NoProgress)
                 .expect("import");
             println!("{} {}", started.elapsed().as_millis(), peak_rss_kib());
         }

@@ -523,6 +523,10 @@ pub enum RecordsCmd {
         /// Layout of date values in the file
         #[arg(long, value_enum, default_value_t = DateFormatArg::YMD)]
         date_format: DateFormatArg,
+        /// Start at this batch (1-based), after an import that stopped part-way (exit code 7
+        /// names the batch): the same file and --batch-size plan the same batches
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        resume_from: Option<u64>,
         /// --check, --diff, --only-changed, --no-check
         #[command(flatten)]
         check: crate::commands::import_check::CheckArgs,

@@ -21,6 +21,8 @@ pub enum ExitKind {
     Network,
     /// A local file could not be read or written (6).
     Local,
+    /// A batched import stopped part-way: earlier batches were saved (7).
+    PartialImport,
     /// Standard output was closed by the reader (`redcap … | head`): stop quietly (0).
     ClosedOutput,
 }
@@ -36,6 +38,7 @@ impl ExitKind {
             ExitKind::Api => 4,
             ExitKind::Network => 5,
             ExitKind::Local => 6,
+            ExitKind::PartialImport => 7,
         }
     }
 }
@@ -49,7 +52,9 @@ Exit codes:
   3  authentication: the token is malformed (nothing was sent) or REDCap rejected it
   4  REDCap answered with an error (a missing right, a bad value, an unknown report …)
   5  network: REDCap could not be reached, or the URL is not a REDCap API endpoint
-  6  local file: a file could not be read or written";
+  6  local file: a file could not be read or written
+  7  a batched import stopped part-way: earlier batches were saved; the message names the
+     saved, failed and unsent records and the batch to pass to --resume-from";
 
 /// An error ready to show: one sentence, an optional hint, details (import errors), and its class.
 #[derive(Debug)]
@@ -337,10 +342,72 @@ fn from_encode(e: &EncodeError, ctx: &CallContext<'_>) -> CliError {
     }
 }
 
+/// A batched import that stopped: what was saved, what failed (REDCap's lines), what was not
+/// sent, and how to go on. Exit 7 when something was saved, so a script can tell a partial
+/// import from one that saved nothing.
+fn from_import(f: &redcap::workflow::ImportFailure, ctx: &CallContext<'_>) -> CliError {
+    use redcap::workflow::BatchSaved;
+    let cause = from_workflow(&f.error, ctx);
+    let n = |v: &[String]| format!("{} record{}", v.len(), plural(v.len()));
+    let kind =
+        if f.saved.is_empty() && f.failed_saved == BatchSaved::No { cause.kind } else { ExitKind::PartialImport };
+    let mut err = CliError::new(kind, format!("batch {} of {} failed: {}", f.failed_batch, f.batches, cause.message));
+    let mut details = cause.details.clone();
+    details.push(if f.saved.is_empty() {
+        "saved: nothing in this run".to_owned()
+    } else {
+        format!("saved: {} in batches {}–{}: {}", n(&f.saved), f.first, f.failed_batch - 1, preview(&f.saved))
+    });
+    details.push(match f.failed_saved {
+        BatchSaved::No => {
+            format!("failed, not saved: {} in batch {}: {}", n(&f.failed), f.failed_batch, preview(&f.failed))
+        }
+        BatchSaved::Unknown => format!(
+            "failed, may have been saved (the answer was lost): {} in batch {}: {}",
+            n(&f.failed),
+            f.failed_batch,
+            preview(&f.failed)
+        ),
+        BatchSaved::Counted(k) => {
+            format!(
+                "failed: REDCap reports {k} of {} in batch {} saved: {}",
+                n(&f.failed),
+                f.failed_batch,
+                preview(&f.failed)
+            )
+        }
+        _ => format!("failed: {} in batch {}: {}", n(&f.failed), f.failed_batch, preview(&f.failed)),
+    });
+    details.push(if f.unsent.is_empty() {
+        "not sent: nothing".to_owned()
+    } else {
+        format!("not sent: {} in batches {}–{}: {}", n(&f.unsent), f.failed_batch + 1, f.batches, preview(&f.unsent))
+    });
+    err.details = details;
+    let check = if f.failed_saved == BatchSaved::Unknown {
+        "export the failing batch's records to see whether they arrived, then "
+    } else {
+        "fix the failing batch, then "
+    };
+    err.hint(format!(
+        "{check}run the same import with --resume-from {} (same file, same --batch-size)",
+        f.resume_from()
+    ))
+}
+
+fn preview(ids: &[String]) -> String {
+    let shown: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
+    match ids.len().saturating_sub(shown.len()) {
+        0 => shown.join(", "),
+        more => format!("{} … and {more} more", shown.join(", ")),
+    }
+}
+
 /// A failed workflow as an error to show.
 pub fn from_workflow(e: &WorkflowError, ctx: &CallContext<'_>) -> CliError {
     match e {
         WorkflowError::Call(c) => from_call(c, ctx),
+        WorkflowError::Import(f) => from_import(f, ctx),
         WorkflowError::Local { path, source } => CliError::local(path, "use", source),
         WorkflowError::MissingRecords { .. } | WorkflowError::ImportCount { .. } => {
             CliError::new(ExitKind::Api, e.to_string()).hint("run it again, perhaps with a smaller --batch-size")

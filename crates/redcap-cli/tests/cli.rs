@@ -117,6 +117,32 @@ fn reports_and_records() {
     assert!(stderr(&out).contains(r#"row 1 (record 12): age = "old""#), "{}", stderr(&out));
 }
 
+/// Issue 11: an import that stops part-way says what was saved, what failed and what was not
+/// sent, exits 7, and `--resume-from` goes on from the failing batch.
+#[test]
+fn a_partial_import_names_what_was_saved_and_resumes() {
+    let f = Fixture::new();
+    write(&f.path("part.csv"), "record_id,age\n20,30\n21,old\n22,40\n");
+    let out = f.redcap().args(["records", "import", "part.csv", "--batch-size", "1", "--no-check"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(code(&out), 7, "{err}");
+    for part in [
+        "batch 2 of 3 failed",
+        "record 21, field age, value `old`",
+        "saved: 1 record in batches 1–1: 20",
+        "failed, not saved: 1 record in batch 2: 21",
+        "not sent: 1 record in batches 3–3: 22",
+        "--resume-from 2",
+    ] {
+        assert!(err.contains(part), "{part:?} in {err}");
+    }
+    write(&f.path("part.csv"), "record_id,age\n20,30\n21,31\n22,40\n");
+    let (_, err) = f.ok_both(&["records", "import", "part.csv", "--batch-size", "1", "--resume-from", "2"]);
+    assert!(err.contains("Imported 2 records"), "{err}");
+    let all = json(&f.ok(&["records", "export", "--records", "20,21,22", "--fields", "record_id,age"]));
+    assert_eq!(all.as_array().unwrap().len(), 3);
+}
+
 #[test]
 fn call_and_methods() {
     let f = Fixture::new();

@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use tokio::io::AsyncWrite;
 
 use crate::workflow::{
-    BatchOptions, ExportSession, ExportSummary, HealReport, ImportSession, Progress, ProgressEvent, PullOptions,
-    PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions, RowStream, TransferSummary, TreeWalk,
-    WorkflowError, distinct_ids, list_request, only_splits, push_manifest,
+    BatchOptions, ExportSession, ExportSummary, HealReport, ImportOptions, ImportSession, Progress, ProgressEvent,
+    PullOptions, PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions, RowStream,
+    TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request, only_splits, push_manifest, to_rows,
 };
 use crate::{metadata, record};
 
@@ -91,12 +91,16 @@ pub trait Workflows {
         each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
     ) -> impl Future<Output = Result<ExportSummary, WorkflowError>> + Send;
 
-    /// Imports `rows` in batches of whole records, checking each batch's count. `template`
-    /// carries the import options (overwrite behaviour, auto-numbering, date format).
-    fn import_records_batched(
+    /// Imports `rows` (any `Serialize` rows, e.g. [`Row`]) in batches of whole records,
+    /// checking each batch's count; `import` holds REDCap's import options. A batch that
+    /// fails stops the import with [`WorkflowError::Import`]: which batches and records were
+    /// saved, which failed (with REDCap's record/field/value lines) and which were not sent;
+    /// [`BatchOptions::resume_from`] goes on from the failing batch. No batch is ever sent
+    /// twice (a batch whose answer was lost may have been saved).
+    fn import_records_batched<R: serde::Serialize + Sync>(
         &self,
-        rows: Vec<Row>,
-        template: &record::import::Request,
+        rows: &[R],
+        import: &ImportOptions,
         options: &BatchOptions,
         progress: &dyn Progress,
     ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
@@ -237,18 +241,19 @@ where
         run_export(self, session, options.parallel, each).await
     }
 
-    async fn import_records_batched(
+    async fn import_records_batched<R: serde::Serialize + Sync>(
         &self,
-        rows: Vec<Row>,
-        template: &record::import::Request,
+        rows: &[R],
+        import: &ImportOptions,
         options: &BatchOptions,
         progress: &dyn Progress,
     ) -> Result<u64, WorkflowError> {
+        let rows = to_rows(rows)?;
         let metadata = self.call(&metadata::export::Request::new()).await?;
-        let mut session = ImportSession::start(rows, template, &metadata, options, progress)?;
+        let mut session = ImportSession::start(rows, import, &metadata, options, progress)?;
         while let Some((request, pause)) = session.next_batch() {
             tokio::time::sleep(pause).await;
-            session.add(self.call(&request).await?)?;
+            session.add(self.call(&request).await)?;
         }
         Ok(session.finish())
     }

@@ -4,8 +4,8 @@ use std::io::Read;
 use std::path::Path;
 
 use redcap::blocking::Workflows;
-use redcap::workflow::{BatchOptions, ReportId, ReportOptions, WorkflowError};
-use redcap::{DateFormat, MethodInfo, OverwriteBehavior, RawOrLabel, Row, metadata, record, report};
+use redcap::workflow::{BatchOptions, ImportOptions, ReportId, ReportOptions, WorkflowError};
+use redcap::{DateFormat, MethodInfo, RawOrLabel, Row, metadata, record, report};
 
 use crate::cli::{DateFormatArg, ExportOutput, InputFormat, RecordsCmd, ReportCmd};
 use crate::error::{CallContext, CliError, ExitKind, from_call, from_workflow, plural};
@@ -117,7 +117,7 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
             }
             Ok(())
         }
-        RecordsCmd::Import { file, input_format, batch_size, overwrite, date_format, check } => {
+        RecordsCmd::Import { file, input_format, batch_size, overwrite, date_format, resume_from, check } => {
             let date_format = match date_format {
                 DateFormatArg::YMD => DateFormat::Ymd,
                 DateFormatArg::MDY => DateFormat::Mdy,
@@ -135,16 +135,13 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
             )?;
             let Some(rows) = before else { return Ok(()) };
             let n_rows = rows.len();
-            let mut template = record::import::Request::new("");
-            if *overwrite {
-                template.overwrite_behavior = Some(OverwriteBehavior::Overwrite);
-            }
-            template.date_format = Some(date_format);
-            let options = BatchOptions::default().batch_size(*batch_size as usize);
+            let import = ImportOptions::default().overwrite(*overwrite).date_format(date_format);
+            let options =
+                BatchOptions::default().batch_size(*batch_size as usize).resume_from(resume_from.unwrap_or(1) as usize);
             let progress = ui.observer();
             let count = session
                 .client
-                .import_records_batched(rows, &template, &options, progress.as_ref())
+                .import_records_batched(&rows, &import, &options, progress.as_ref())
                 .map_err(|e| from_workflow(&e, &session.ctx(IMPORT)))?;
             drop(progress);
             if ui.json {

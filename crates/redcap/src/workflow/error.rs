@@ -36,6 +36,9 @@ pub enum WorkflowError {
         /// Records REDCap reported.
         imported: u64,
     },
+    /// A batched import stopped part-way: what was saved, what failed and what was not sent.
+    #[error(transparent)]
+    Import(Box<ImportFailure>),
     /// An uploaded file could not be found in its folder afterwards.
     #[error("uploaded `{0}`, but it does not appear in the folder's listing, so its doc_id is unknown")]
     Unresolved(String),
@@ -85,6 +88,7 @@ impl WorkflowError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             WorkflowError::Call(e) => e.kind(),
+            WorkflowError::Import(f) => f.error.kind(),
             WorkflowError::Local { .. } => ErrorKind::Local,
             WorkflowError::Decode(_) => ErrorKind::Decode,
             WorkflowError::MissingRecords { .. }
@@ -101,6 +105,7 @@ impl WorkflowError {
     pub fn call(&self) -> Option<&redcap_core::Error> {
         match self {
             WorkflowError::Call(e) => Some(e),
+            WorkflowError::Import(f) => f.error.call(),
             _ => None,
         }
     }
@@ -116,6 +121,89 @@ impl WorkflowError {
 impl From<redcap_core::ResponseError> for WorkflowError {
     fn from(e: redcap_core::ResponseError) -> Self {
         WorkflowError::Call(e.into())
+    }
+}
+
+/// Whether the failing batch of an import was saved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchSaved {
+    /// REDCap refused it, or it was never sent: nothing of it was saved (REDCap saves a
+    /// batch whole or not at all).
+    No,
+    /// The answer was lost after the request may have reached REDCap: the batch may have been
+    /// saved. It is not sent again by itself (an auto-numbered import would be duplicated).
+    Unknown,
+    /// REDCap answered that it saved this many of the batch's records.
+    Counted(u64),
+}
+
+/// What a batched import that stopped part-way did (issue 11): the batches before the failing
+/// one were saved, the failing one was not (or may have been), the later ones were not sent.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ImportFailure {
+    /// Batches in the plan.
+    pub batches: usize,
+    /// The first batch this run sent (1 unless resumed).
+    pub first: usize,
+    /// The failing batch (1-based): the batch to resume from.
+    pub failed_batch: usize,
+    /// Records of the batches saved in this run.
+    pub saved: Vec<String>,
+    /// Records of the failing batch.
+    pub failed: Vec<String>,
+    /// Whether the failing batch was saved.
+    pub failed_saved: BatchSaved,
+    /// REDCap's record/field/value lines for the failing batch, when it gave them.
+    pub lines: Vec<redcap_core::ImportErrorLine>,
+    /// Records of the batches not sent.
+    pub unsent: Vec<String>,
+    /// Why the failing batch failed.
+    pub error: WorkflowError,
+}
+
+impl ImportFailure {
+    /// The batch to pass to `BatchOptions::resume_from` to go on where this run stopped.
+    pub fn resume_from(&self) -> usize {
+        self.failed_batch
+    }
+}
+
+impl std::fmt::Display for ImportFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |v: &[String]| format!("{} record{}", v.len(), if v.len() == 1 { "" } else { "s" });
+        write!(f, "batch {} of {} failed: {}", self.failed_batch, self.batches, self.error)?;
+        if self.failed_batch > self.first {
+            write!(f, "; saved: batches {}–{} ({})", self.first, self.failed_batch - 1, n(&self.saved))?;
+        } else {
+            write!(f, "; saved: none in this run")?;
+        }
+        match self.failed_saved {
+            BatchSaved::No => write!(f, "; not saved: batch {} ({})", self.failed_batch, n(&self.failed))?,
+            BatchSaved::Unknown => write!(
+                f,
+                "; batch {} ({}) may have been saved: the answer was lost, so it was not sent again",
+                self.failed_batch,
+                n(&self.failed)
+            )?,
+            BatchSaved::Counted(k) => {
+                write!(f, "; batch {}: REDCap reports {k} of its {} saved", self.failed_batch, n(&self.failed))?
+            }
+        }
+        if self.failed_batch < self.batches {
+            write!(f, "; not sent: batches {}–{} ({})", self.failed_batch + 1, self.batches, n(&self.unsent))?;
+        } else {
+            write!(f, "; nothing left unsent")?;
+        }
+        write!(f, "; resume from batch {}", self.failed_batch)
+    }
+}
+
+impl std::error::Error for ImportFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The error's text is already in the message; its own cause is the next in the chain.
+        std::error::Error::source(&self.error)
     }
 }
 

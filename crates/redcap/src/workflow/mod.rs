@@ -68,8 +68,8 @@ pub mod report;
 mod row_stream;
 mod session;
 
-pub use error::WorkflowError;
 pub(crate) use error::local;
+pub use error::{BatchSaved, ImportFailure, WorkflowError};
 pub use files::{
     LocalFile, LocalScan, Manifest, ManifestEntry, PullItem, PullPlan, PushPlan, RemoteFile, RemoteFolder, RemoteTree,
     TreeWalk,
@@ -171,6 +171,10 @@ pub struct BatchOptions {
     pub batch_size: usize,
     /// Pause between calls, to spare the server.
     pub pause: std::time::Duration,
+    /// Import only: the batch to start from (1-based; 0 or 1: the first). Batches are planned
+    /// the same way from the same rows and batch size, so after a failed import
+    /// ([`ImportFailure::resume_from`]) the run goes on where it stopped.
+    pub resume_from: usize,
     /// Export calls in flight at once (at least 1, the default). The client's own pacing
     /// (`requests_per_minute`) and concurrency bound still apply to every call; rows are
     /// handed on in order whatever order the answers arrive in.
@@ -179,7 +183,7 @@ pub struct BatchOptions {
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        BatchOptions { batch_size: 100, pause: std::time::Duration::ZERO, parallel: 1 }
+        BatchOptions { batch_size: 100, pause: std::time::Duration::ZERO, resume_from: 0, parallel: 1 }
     }
 }
 
@@ -193,6 +197,12 @@ impl BatchOptions {
     /// Sets the pause.
     pub fn pause(mut self, d: std::time::Duration) -> Self {
         self.pause = d;
+        self
+    }
+
+    /// Sets the batch an import starts from (1-based).
+    pub fn resume_from(mut self, batch: usize) -> Self {
+        self.resume_from = batch;
         self
     }
 
@@ -240,18 +250,68 @@ pub fn batch_request(
     r
 }
 
-/// One batch of a batched import: the template's options with these rows as JSON data, asking
-/// for a count so it can be checked.
-pub fn import_request(
-    template: &crate::record::import::Request,
-    rows: &[redcap_core::Row],
-) -> crate::record::import::Request {
-    let mut r = template.clone();
-    r.data = serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_owned());
+/// How a batched import's rows are written: REDCap's import options (the batching itself is
+/// [`BatchOptions`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// Let blank values erase stored values (REDCap's `overwrite`; default `normal`).
+    pub overwrite: bool,
+    /// Let REDCap number new records itself (`forceAutoNumber`).
+    pub force_auto_number: bool,
+    /// Layout of date values in the rows (default: REDCap's, Y-M-D).
+    pub date_format: Option<redcap_core::DateFormat>,
+}
+
+impl ImportOptions {
+    /// Sets `overwrite`.
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// Sets `force_auto_number`.
+    pub fn force_auto_number(mut self, yes: bool) -> Self {
+        self.force_auto_number = yes;
+        self
+    }
+
+    /// Sets the date format.
+    pub fn date_format(mut self, f: redcap_core::DateFormat) -> Self {
+        self.date_format = Some(f);
+        self
+    }
+}
+
+/// One batch of a batched import: these rows as JSON data with the options, asking for a
+/// count so it can be checked.
+pub fn import_request(options: &ImportOptions, rows: &[redcap_core::Row]) -> crate::record::import::Request {
+    let mut r = crate::record::import::Request::new(serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_owned()));
+    if options.overwrite {
+        r.overwrite_behavior = Some(redcap_core::OverwriteBehavior::Overwrite);
+    }
+    r.force_auto_number = options.force_auto_number;
+    r.date_format = options.date_format;
     r.format = Some(redcap_core::Format::Json);
     r.return_content = Some(redcap_core::ReturnContent::Count);
     r.background_process = false;
     r
+}
+
+/// Rows of any `Serialize` type as generic rows (each must serialize as a map).
+pub fn to_rows<T: serde::Serialize>(rows: &[T]) -> Result<Vec<redcap_core::Row>, WorkflowError> {
+    rows.iter()
+        .enumerate()
+        .map(|(index, row)| match serde_json::to_value(row) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            Ok(other) => Err(rows_error(index, format!("a row must be a map of field names to values, not {other}"))),
+            Err(e) => Err(rows_error(index, e.to_string())),
+        })
+        .collect()
+}
+
+fn rows_error(index: usize, reason: String) -> WorkflowError {
+    WorkflowError::Call(redcap_core::Error::Encode(redcap_core::EncodeError::Rows { index, format: "json", reason }))
 }
 
 /// Where a push keeps its manifest: the option, else the default in the user's state directory.

@@ -12,8 +12,9 @@ use redcap_core::{FileRepositoryEntry, ImportOutcome, Row, Upload};
 use super::files::{Change, ManifestStore, local_path, resolve_with_leftovers, scan_local};
 use super::heal::{HealReport, Healer, Scope, Ticket, Verdict};
 use super::{
-    BatchOptions, BatchPlan, LocalFile, Manifest, Progress, ProgressEvent, PullItem, PullOptions, PullPlan,
-    PushOptions, PushPlan, RecordBatches, RemoteTree, TransferSummary, WorkflowError, local,
+    BatchOptions, BatchPlan, BatchSaved, ImportFailure, ImportOptions, LocalFile, Manifest, Progress, ProgressEvent,
+    PullItem, PullOptions, PullPlan, PushOptions, PushPlan, RecordBatches, RemoteTree, TransferSummary, WorkflowError,
+    local,
 };
 use crate::{file_repository, record};
 
@@ -599,8 +600,11 @@ impl<'p> ExportSession<'p> {
 /// A batched import in progress.
 #[derive(Debug)]
 pub struct ImportSession<'p> {
-    template: record::import::Request,
+    options: ImportOptions,
     plan: BatchPlan,
+    /// The records of each batch.
+    records: Vec<Vec<String>>,
+    first: usize,
     next: usize,
     pause: std::time::Duration,
     total: u64,
@@ -608,51 +612,99 @@ pub struct ImportSession<'p> {
 }
 
 impl<'p> ImportSession<'p> {
-    /// Plans batches of whole records, given the project's metadata rows.
+    /// Plans batches of whole records, given the project's metadata rows; with
+    /// [`BatchOptions::resume_from`], the batches before it are skipped.
     pub fn start(
         rows: Vec<Row>,
-        template: &record::import::Request,
+        import: &ImportOptions,
         metadata: &[crate::rows::Field],
         options: &BatchOptions,
         progress: &'p dyn Progress,
     ) -> Result<Self, WorkflowError> {
         let id_field = super::id_field(metadata)?;
         let plan = BatchPlan::new(rows, &id_field, options.batch_size);
-        progress.event(ProgressEvent::Planned { items: plan.batches.len() as u64, bytes: None });
-        Ok(ImportSession { template: template.clone(), plan, next: 0, pause: options.pause, total: 0, progress })
+        let records = plan
+            .batches
+            .iter()
+            .map(|(rows, _)| {
+                let mut seen = std::collections::HashSet::new();
+                let ids = rows.iter().filter_map(|r| super::records::cell(r, &id_field));
+                ids.filter(|id| seen.insert(id.clone())).collect()
+            })
+            .collect();
+        let first = options.resume_from.saturating_sub(1).min(plan.batches.len());
+        progress.event(ProgressEvent::Planned { items: (plan.batches.len() - first) as u64, bytes: None });
+        Ok(ImportSession {
+            options: import.clone(),
+            plan,
+            records,
+            first,
+            next: first,
+            pause: options.pause,
+            total: 0,
+            progress,
+        })
     }
 
     /// The next batch's request, and how long to pause before sending it.
     pub fn next_batch(&mut self) -> Option<(record::import::Request, std::time::Duration)> {
         let (rows, _) = self.plan.batches.get(self.next)?;
-        let pause = if self.next > 0 { self.pause } else { std::time::Duration::ZERO };
+        let pause = if self.next > self.first { self.pause } else { std::time::Duration::ZERO };
         self.next += 1;
         self.progress.event(ProgressEvent::Started { item: self.label(), bytes: None });
-        Some((super::import_request(&self.template, rows), pause))
+        Some((super::import_request(&self.options, rows), pause))
     }
 
     fn label(&self) -> String {
         format!("batch {}/{}", self.next, self.plan.batches.len())
     }
 
-    /// Checks the last batch's count against the records sent.
-    pub fn add(&mut self, outcome: ImportOutcome) -> Result<(), WorkflowError> {
+    /// Checks the last batch's answer (a count matching the records sent); a failure says
+    /// what was saved, what failed and what was not sent ([`WorkflowError::Import`]). Batches
+    /// are never sent twice: a batch whose answer was lost may have been saved.
+    pub fn add(&mut self, answer: Result<ImportOutcome, redcap_core::Error>) -> Result<(), WorkflowError> {
         let sent = self.plan.batches[self.next - 1].1;
-        let imported = match outcome {
-            ImportOutcome::Count(n) => n,
-            other => {
-                return Err(WorkflowError::Call(redcap_core::Error::Decode(redcap_core::DecodeError::Unexpected {
+        let outcome = match answer {
+            Ok(ImportOutcome::Count(n)) if n == sent => n,
+            Ok(ImportOutcome::Count(imported)) => {
+                let e = WorkflowError::ImportCount { batch: self.next, sent, imported };
+                return Err(self.failure(e, BatchSaved::Counted(imported)));
+            }
+            Ok(other) => {
+                let e = WorkflowError::Decode(redcap_core::DecodeError::Unexpected {
                     expected: "a count",
                     excerpt: format!("{other:?}"),
-                })));
+                });
+                // REDCap answered, so it saved the batch or refused it; it did not say which.
+                return Err(self.failure(e, BatchSaved::Unknown));
+            }
+            Err(e) => {
+                let saved = if e.maybe_delivered() { BatchSaved::Unknown } else { BatchSaved::No };
+                return Err(self.failure(WorkflowError::Call(e), saved));
             }
         };
-        if imported != sent {
-            return Err(WorkflowError::ImportCount { batch: self.next, sent, imported });
-        }
-        self.total += imported;
-        self.progress.event(ProgressEvent::Finished { item: self.label(), bytes: imported });
+        self.total += outcome;
+        self.progress.event(ProgressEvent::Finished { item: self.label(), bytes: outcome });
         Ok(())
+    }
+
+    fn failure(&self, error: WorkflowError, failed_saved: BatchSaved) -> WorkflowError {
+        let at = self.next - 1;
+        self.progress.event(ProgressEvent::Failed { item: self.label(), error: error.to_string() });
+        let lines =
+            error.call().and_then(redcap_core::Error::api).map(|a| a.import_lines().to_vec()).unwrap_or_default();
+        let flat = |r: &[Vec<String>]| r.iter().flatten().cloned().collect::<Vec<_>>();
+        WorkflowError::Import(Box::new(ImportFailure {
+            batches: self.plan.batches.len(),
+            first: self.first + 1,
+            failed_batch: at + 1,
+            saved: flat(&self.records[self.first..at]),
+            failed: self.records[at].clone(),
+            failed_saved,
+            lines,
+            unsent: flat(&self.records[at + 1..]),
+            error,
+        }))
     }
 
     /// Records imported in all.
