@@ -6,7 +6,8 @@
 //! concurrent clients). Targets: peak RSS under 32 MiB for the
 //! 1 GiB transfers, download wall time within 1.25x of curl's. Size and call count can be
 //! lowered with REDCAP_BENCH_MIB and REDCAP_BENCH_CALLS for a quick run. Then the record
-//! benchmarks (see `bench_records.rs`) and the File Repository pull (see `bench_files.rs`).
+//! benchmarks (see `bench_records.rs`), the File Repository pull (see `bench_files.rs`) and the
+//! dataset pull (`bench_dataset.rs`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -66,9 +67,16 @@ fn write_payload(path: &Path, mib: u64) -> std::io::Result<()> {
 pub fn bench(root: &Path) -> Result<bool, String> {
     let mib = env_num("REDCAP_BENCH_MIB", 1024);
     let calls = env_num("REDCAP_BENCH_CALLS", 2000);
-    eprintln!("building the benchmark driver (release)…");
+    // REDCAP_BENCH_PROFILE=debug: debug binaries, to check the benchmark runs (figures are not
+    // meaningful).
+    let debug = std::env::var("REDCAP_BENCH_PROFILE").is_ok_and(|p| p == "debug");
+    let profile = if debug { "debug" } else { "release" };
+    eprintln!("building the benchmark driver ({profile})…");
+    let release: &[&str] = if debug { &[] } else { &["--release"] };
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "redcap-bench", "-p", "redcap-cli"])
+        .arg("build")
+        .args(release)
+        .args(["--quiet", "-p", "redcap-bench", "-p", "redcap-cli"])
         .current_dir(root)
         .status()
         .map_err(|e| e.to_string())?;
@@ -76,16 +84,17 @@ pub fn bench(root: &Path) -> Result<bool, String> {
         return Err("cargo build -p redcap-bench failed".into());
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let bin = target.join("release/redcap-bench");
+    let bin = target.join(profile).join("redcap-bench");
     let work = target.join("bench-work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("data")).map_err(|e| e.to_string())?;
-    // REDCAP_BENCH_ONLY=records (or =transfers, or =files) runs one part.
+    // REDCAP_BENCH_ONLY=records (or =transfers, =files, =dataset) runs one part.
     let only = std::env::var("REDCAP_BENCH_ONLY").unwrap_or_default();
     let fixture = root.join("crates/redcap-emulator/fixtures/redcapr-simple.xml");
-    if only == "records" || only == "files" {
+    if only == "records" || only == "files" || only == "dataset" {
         let ok = match only.as_str() {
             "records" => crate::bench_records::bench(&bin, &target, &work),
+            "dataset" => crate::bench_dataset::bench(&bin, &target, &work),
             _ => crate::bench_files::bench(&bin, &target, &work, &fixture),
         };
         let _ = std::fs::remove_dir_all(&work);
@@ -114,6 +123,7 @@ pub fn bench(root: &Path) -> Result<bool, String> {
             .and_then(|records_ok| {
                 crate::bench_files::bench(&bin, &target, &work, &fixture).map(|files_ok| files_ok && records_ok)
             })
+            .and_then(|ok| crate::bench_dataset::bench(&bin, &target, &work).map(|dataset_ok| ok && dataset_ok))
             .map(|ok| transfers_ok && ok),
         other => other,
     };

@@ -77,13 +77,18 @@ impl Server {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
     }
 
+    /// The emulator's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn stop(mut self) {
         drop(self.child.stdin.take());
         let _ = self.child.wait();
     }
 }
 
-fn words(out: &std::process::Output, what: &str) -> Result<Vec<f64>, String> {
+pub(crate) fn words(out: &std::process::Output, what: &str) -> Result<Vec<f64>, String> {
     if !out.status.success() {
         return Err(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
@@ -119,7 +124,7 @@ pub(crate) fn pycap_python(target: &Path) -> Result<PathBuf, String> {
     if ok { Ok(python) } else { Err(format!("could not install {PYCAP} (set REDCAP_BENCH_NO_PYCAP=1 to skip it)")) }
 }
 
-fn curl_export(url: &str, token: &str, out: &Path) -> Result<f64, String> {
+pub(crate) fn curl_export(url: &str, token: &str, out: &Path) -> Result<f64, String> {
     let started = Instant::now();
     let status = Command::new("curl")
         .args(["--silent", "--show-error", "--fail", "-o"])

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod bench;
+mod bench_dataset;
 mod bench_files;
 mod bench_records;
 mod ci;

@@ -9,6 +9,7 @@
 //! redcap-bench small-blocking URL TOKEN N         # prints "<ms> <peak_rss_kib>"
 //! redcap-bench small-async URL TOKEN N CONCURRENCY
 //! redcap-bench gen-xml FIELDS RECORDS OUT.xml     # a synthetic project (see synth.rs)
+//! redcap-bench gen-typed-xml RECORDS OUT.xml      # the typed project of the dataset benchmark (synth_typed.rs)
 //! redcap-bench import URL TOKEN FIELDS RECORDS BATCH   # prints "<ms> <peak_rss_kib>"
 //! redcap-bench export-each URL TOKEN BATCH        # rows streamed and dropped: "<ms> <peak_rss_kib> <rows>"
 //! redcap-bench one-record URL TOKEN RECORDS CALLS CONCURRENCY  # "<ms> <peak_rss_kib> <errors>"
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod synth;
+mod synth_typed;
 
 use redcap::blocking::Workflows as _;
 use redcap::workflow::{BatchOptions, NoProgress};
@@ -124,6 +126,13 @@ fn main() -> ExitCode {
             synth::project_xml(&mut f, fields.parse().expect("fields"), records.parse().expect("records"))
                 .and_then(|()| std::io::Write::flush(&mut f))
                 .expect("write project XML");
+        }
+        ["gen-typed-xml", records, out] => {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(out).expect("output file"));
+            synth_typed::project_xml(&mut f, records.parse().expect("records"))
+                .and_then(|()| std::io::Write::flush(&mut f))
+                .expect("write project XML");
+            println!("{}", synth_typed::FIELDS);
         }
         ["import", url, token, fields, records, batch] => {
             let fields: u64 = fields.parse().expect("fields");
