@@ -105,8 +105,22 @@ fn parse_tree(xml: &str) -> Result<Element, OdmError> {
     parse_tree_with(xml, None)
 }
 
-/// A handler for each `SubjectData` of `ClinicalData`, which then stays out of the tree.
-type SubjectSink<'a> = &'a mut dyn FnMut(Element) -> Result<(), OdmError>;
+/// A handler for each `SubjectData` of `ClinicalData`, which then stays out of the tree. It also
+/// gets the elements still open around it, outermost first (the document, `ODM`, `ClinicalData`),
+/// each with the children completed so far.
+type SubjectSink<'a> = &'a mut dyn FnMut(&[Element], Element) -> Result<(), OdmError>;
+
+/// Adds a completed element to its parent, or hands a `SubjectData` to `subjects`.
+fn complete(stack: &mut [Element], el: Element, subjects: &mut Option<SubjectSink<'_>>) -> Result<(), OdmError> {
+    let subject = el.name == "SubjectData" && stack.last().is_some_and(|p| p.name == "ClinicalData");
+    match subjects.as_mut() {
+        Some(sink) if subject => sink(stack, el),
+        _ => {
+            stack.last_mut().ok_or_else(|| OdmError("unbalanced end tag".into()))?.children.push(el);
+            Ok(())
+        }
+    }
+}
 
 /// The document's tree; with `subjects`, each record's `SubjectData` goes there as soon as it is
 /// complete instead (a project's data is never held whole).
@@ -129,19 +143,11 @@ fn parse_tree_with(xml: &str, mut subjects: Option<SubjectSink<'_>>) -> Result<E
             }
             XmlEvent::Empty(e) => {
                 let el = start_element(&e)?;
-                let parent = stack.last_mut().expect("root");
-                match subjects.as_mut() {
-                    Some(sink) if el.name == "SubjectData" && parent.name == "ClinicalData" => sink(el)?,
-                    _ => parent.children.push(el),
-                }
+                complete(&mut stack, el, &mut subjects)?;
             }
             XmlEvent::End(_) => {
                 let el = stack.pop().expect("balanced");
-                let parent = stack.last_mut().ok_or_else(|| OdmError("unbalanced end tag".into()))?;
-                match subjects.as_mut() {
-                    Some(sink) if el.name == "SubjectData" && parent.name == "ClinicalData" => sink(el)?,
-                    _ => parent.children.push(el),
-                }
+                complete(&mut stack, el, &mut subjects)?;
             }
             XmlEvent::Text(t) => {
                 let raw = String::from_utf8_lossy(t.as_ref()).into_owned();
@@ -204,22 +210,58 @@ pub enum Streamed<'a> {
 }
 
 /// Parses a project XML document without ever holding its data whole: `each` gets the project
-/// without data, then each record's data (one `SubjectData`, in document order). The document
-/// is read twice: its definition, then its data.
+/// without data, then each record's data (one `SubjectData`, in document order). The document is
+/// read once when its definition (`Study`) comes before its data, as REDCap writes it; otherwise
+/// twice: its definition, then its data.
 pub fn parse_streamed(xml: &str, each: &mut dyn FnMut(Streamed<'_>) -> Result<(), OdmError>) -> Result<(), OdmError> {
-    let odm = parse_tree_with(xml, Some(&mut |_| Ok(())))?;
+    type Definition = (LoadedProject, HashMap<String, (String, String)>);
+    let mut defined: Option<Definition> = None;
+    let mut data_first = false;
+    let odm = parse_tree_with(
+        xml,
+        Some(&mut |open, subject| {
+            if data_first {
+                return Ok(());
+            }
+            if defined.is_none() {
+                // `open` is the document, then `ODM` holding the finished `Study`, then `ClinicalData`.
+                let odm = match open {
+                    [_, odm, _] if odm.name == "ODM" && odm.child("Study").is_some() => odm,
+                    _ => {
+                        data_first = true;
+                        return Ok(());
+                    }
+                };
+                let (mut loaded, checkbox_items) = parse_project(odm)?;
+                each(Streamed::Definition(&mut loaded))?;
+                defined = Some((loaded, checkbox_items));
+            }
+            let (loaded, checkbox_items) = defined.as_ref().expect("defined above");
+            subject_data(subject, &loaded.def, checkbox_items, each)
+        }),
+    )?;
+    if defined.is_some() {
+        return Ok(());
+    }
     let (mut loaded, checkbox_items) = parse_project(&odm)?;
     drop(odm);
     each(Streamed::Definition(&mut loaded))?;
-    let def = &loaded.def;
-    parse_tree_with(
-        xml,
-        Some(&mut |subject| {
-            let clinical = Element { name: "ClinicalData".into(), children: vec![subject], ..Default::default() };
-            each(Streamed::Data(def, clinical_part(&clinical, def, &checkbox_items)?))
-        }),
-    )?;
+    if data_first {
+        let def = &loaded.def;
+        parse_tree_with(xml, Some(&mut |_, subject| subject_data(subject, def, &checkbox_items, each)))?;
+    }
     Ok(())
+}
+
+/// Hands one `SubjectData`'s values on.
+fn subject_data(
+    subject: Element,
+    def: &ProjectDef,
+    checkbox_items: &HashMap<String, (String, String)>,
+    each: &mut dyn FnMut(Streamed<'_>) -> Result<(), OdmError>,
+) -> Result<(), OdmError> {
+    let clinical = Element { name: "ClinicalData".into(), children: vec![subject], ..Default::default() };
+    each(Streamed::Data(def, clinical_part(&clinical, def, checkbox_items)?))
 }
 
 /// The definition of a parsed document (no data), and its checkbox items (OID → field, code).
@@ -820,5 +862,47 @@ mod tests {
         assert!(parse("<foo/>").is_err());
         assert!(parse("<ODM><Study>").is_err());
         assert!(parse("not xml <<<").is_err());
+    }
+
+    /// What `parse_streamed` hands on, as (record, field, value) per value; `D` marks the definition.
+    fn streamed(xml: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        parse_streamed(xml, &mut |piece| {
+            match piece {
+                Streamed::Definition(p) => seen.push(format!("D {}", p.def.record_id_field)),
+                Streamed::Data(_, part) => {
+                    seen.extend(part.values.iter().map(|v| format!("{} {} {}", v.record, v.field, v.value)))
+                }
+            }
+            Ok(())
+        })
+        .expect("parses");
+        seen
+    }
+
+    #[test]
+    fn a_document_streams_the_same_whichever_comes_first_definition_or_data() {
+        let study = r#"<Study OID="P"><GlobalVariables><StudyName>S</StudyName></GlobalVariables><MetaDataVersion OID="M" Name="M" redcap:RecordIdField="record_id"><FormDef OID="Form.f" Name="f" redcap:FormName="f"><ItemGroupRef ItemGroupOID="f.g"/></FormDef><ItemGroupDef OID="f.g" Name="f"><ItemRef ItemOID="record_id" redcap:Variable="record_id"/><ItemRef ItemOID="age" redcap:Variable="age"/></ItemGroupDef><ItemDef OID="record_id" Name="record_id" DataType="text" redcap:Variable="record_id" redcap:FieldType="text"><Question><TranslatedText>ID</TranslatedText></Question></ItemDef><ItemDef OID="age" Name="age" DataType="text" redcap:Variable="age" redcap:FieldType="text"><Question><TranslatedText>Age</TranslatedText></Question></ItemDef></MetaDataVersion></Study>"#;
+        let subject = |r: u32| {
+            format!(
+                r#"<SubjectData SubjectKey="{r}"><FormData FormOID="Form.f" FormRepeatKey="1"><ItemGroupData ItemGroupOID="f.g" ItemGroupRepeatKey="1"><ItemData ItemOID="record_id" Value="{r}"/><ItemData ItemOID="age" Value="4{r}"/></ItemGroupData></FormData></SubjectData>"#
+            )
+        };
+        let data =
+            format!(r#"<ClinicalData StudyOID="P" MetaDataVersionOID="M">{}{}</ClinicalData>"#, subject(1), subject(2));
+        let odm = |body: String| {
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8" ?><ODM xmlns:redcap="https://projectredcap.org">{body}</ODM>"#
+            )
+        };
+        let expected = ["D record_id", "1 record_id 1", "1 age 41", "2 record_id 2", "2 age 42"];
+        // REDCap's order (read once), the data first (read twice), and no data at all.
+        assert_eq!(streamed(&odm(format!("{study}{data}"))), expected);
+        assert_eq!(streamed(&odm(format!("{data}{study}"))), expected);
+        assert_eq!(streamed(&odm(study.to_owned())), ["D record_id"]);
+        // The definition is what `parse` reads, values included.
+        let whole = parse(&odm(format!("{study}{data}"))).expect("parses");
+        assert_eq!(whole.values.len(), 4);
+        assert_eq!(whole.records, ["1", "2"]);
     }
 }

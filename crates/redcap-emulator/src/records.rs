@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::auth::DataExport;
-use crate::model::{Project, checkbox_column};
+use crate::model::{Field, Project, checkbox_column};
 use crate::store::{self, RowKey, Store, StoreError};
 
 /// One flat row's stored values.
@@ -44,6 +44,35 @@ pub fn record_cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// Export order of one record's rows: event, then form (the base row first), then instance.
+struct RowOrder<'p> {
+    event: HashMap<&'p str, usize>,
+    form: HashMap<&'p str, usize>,
+}
+
+impl<'p> RowOrder<'p> {
+    fn new(project: &'p Project) -> Self {
+        RowOrder {
+            event: project.def.events.iter().enumerate().map(|(i, e)| (e.unique_name.as_str(), i)).collect(),
+            form: project.def.forms.iter().enumerate().map(|(i, f)| (f.name.as_str(), i + 1)).collect(),
+        }
+    }
+
+    fn position(&self, k: &RowKey) -> (usize, usize, i64) {
+        let ep = self.event.get(k.event.as_str()).copied().unwrap_or(usize::MAX);
+        let fp = if k.instrument.is_empty() {
+            0
+        } else {
+            self.form.get(k.instrument.as_str()).copied().unwrap_or(usize::MAX)
+        };
+        (ep, fp, k.instance)
+    }
+
+    fn sort(&self, rows: &mut [RowData]) {
+        rows.sort_by(|a, b| self.position(&a.key).cmp(&self.position(&b.key)).then_with(|| a.key.cmp(&b.key)));
+    }
+}
+
 impl Dataset {
     /// Loads every value of `project`.
     pub fn load(store: &Store, project: &Project) -> Result<Self, StoreError> {
@@ -61,10 +90,7 @@ impl Dataset {
         records: Vec<(String, Option<i64>)>,
     ) -> Result<Self, StoreError> {
         let pid = project.id();
-        let ev_pos: HashMap<&str, usize> =
-            project.def.events.iter().enumerate().map(|(i, e)| (e.unique_name.as_str(), i)).collect();
-        let form_pos: HashMap<&str, usize> =
-            project.def.forms.iter().enumerate().map(|(i, f)| (f.name.as_str(), i + 1)).collect();
+        let order = RowOrder::new(project);
         let mut rows = Vec::new();
         let mut file_fields = Vec::new();
         let has_files = project.def.fields.iter().any(|f| f.field_type == "file");
@@ -114,17 +140,7 @@ impl Dataset {
                     }
                 }
             })?;
-            // Export order within the record: event, then form (the base row first), then instance.
-            let position = |k: &RowKey| {
-                let ep = ev_pos.get(k.event.as_str()).copied().unwrap_or(usize::MAX);
-                let fp = if k.instrument.is_empty() {
-                    0
-                } else {
-                    form_pos.get(k.instrument.as_str()).copied().unwrap_or(usize::MAX)
-                };
-                (ep, fp, k.instance)
-            };
-            rows[first..].sort_by(|a, b| position(&a.key).cmp(&position(&b.key)).then_with(|| a.key.cmp(&b.key)));
+            order.sort(&mut rows[first..]);
         }
         let index = rows.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).collect();
         let mut doc_names = HashMap::new();
@@ -149,10 +165,7 @@ impl Dataset {
         records: Vec<(String, Option<i64>)>,
     ) -> Result<Self, StoreError> {
         let pid = project.id();
-        let ev_pos: HashMap<&str, usize> =
-            project.def.events.iter().enumerate().map(|(i, e)| (e.unique_name.as_str(), i)).collect();
-        let form_pos: HashMap<&str, usize> =
-            project.def.forms.iter().enumerate().map(|(i, f)| (f.name.as_str(), i + 1)).collect();
+        let order = RowOrder::new(project);
         let mut rows = Vec::new();
         for (record, _) in &records {
             let first = rows.len();
@@ -165,16 +178,7 @@ impl Dataset {
                 };
                 rows.push(RowData { key, values: HashMap::new() });
             })?;
-            let position = |k: &RowKey| {
-                let ep = ev_pos.get(k.event.as_str()).copied().unwrap_or(usize::MAX);
-                let fp = if k.instrument.is_empty() {
-                    0
-                } else {
-                    form_pos.get(k.instrument.as_str()).copied().unwrap_or(usize::MAX)
-                };
-                (ep, fp, k.instance)
-            };
-            rows[first..].sort_by(|a, b| position(&a.key).cmp(&position(&b.key)).then_with(|| a.key.cmp(&b.key)));
+            order.sort(&mut rows[first..]);
         }
         let index = rows.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).collect();
         let dags = records.into_iter().collect();
@@ -413,126 +417,180 @@ pub fn headers(project: &Project, cols: &[Col], labels: bool) -> Vec<String> {
 
 /// The cells of one row.
 pub fn cells(project: &Project, data: &Dataset, row: &RowData, cols: &[Col], o: &CellOptions) -> Vec<Value> {
-    let key = &row.key;
-    cols.iter()
-        .map(|col| match col {
-            Col::RecordId => Value::from(key.record.clone()),
-            Col::EventName => {
-                let ev = project.event(&key.event);
-                Value::from(match (o.labels, ev) {
-                    (true, Some(e)) => project.def.event_label(e),
-                    _ => key.event.clone(),
-                })
-            }
-            Col::RepeatInstrument => Value::from(if key.instrument.is_empty() {
-                String::new()
-            } else if o.labels {
-                project
-                    .def
-                    .forms
-                    .iter()
-                    .find(|f| f.name == key.instrument)
-                    .map(|f| f.label.clone())
-                    .unwrap_or_else(|| key.instrument.clone())
-            } else {
-                key.instrument.clone()
-            }),
-            Col::RepeatInstance => {
-                if !key.instrument.is_empty() || project.is_repeating_event(&key.event) {
-                    Value::from(key.instance)
-                } else {
-                    Value::from("")
-                }
-            }
-            Col::Dag => Value::from(
-                data.dag_of(&key.record)
-                    .and_then(|d| project.dag(d))
-                    .map(|d| if o.labels { d.name.clone() } else { d.unique.clone() })
-                    .unwrap_or_default(),
-            ),
-            Col::SurveyId => Value::from(
-                row.values.get("redcap_survey_identifier").and_then(|v| v.first().cloned()).unwrap_or_default(),
-            ),
-            Col::SurveyTimestamp(form) => Value::from(if form_in_row(project, key, form) {
-                row.values.get(&format!("{form}_timestamp")).and_then(|v| v.first().cloned()).unwrap_or_default()
-            } else {
-                String::new()
-            }),
-            Col::Field(f) => Value::from(field_cell(project, data, row, f, o)),
-            Col::Checkbox(f, code) => {
-                let in_row = project.form_of(f).is_some_and(|form| form_in_row(project, key, form));
-                if !in_row {
-                    return Value::from("");
-                }
-                let checked = row.values.get(f).is_some_and(|v| v.iter().any(|x| x == code));
-                let s = match (o.labels, o.checkbox_labels, checked) {
-                    (false, _, c) => if c { "1" } else { "0" }.to_owned(),
-                    (true, false, c) => if c { "Checked" } else { "Unchecked" }.to_owned(),
-                    (true, true, true) => project
-                        .field(f)
-                        .and_then(|x| x.choice_list().into_iter().find(|(c, _)| c == code))
-                        .map(|(_, l)| l)
-                        .unwrap_or_default(),
-                    (true, true, false) => String::new(),
-                };
-                Value::from(s)
-            }
-            Col::Combined(f) => {
-                let in_row = project.form_of(f).is_some_and(|form| form_in_row(project, key, form));
-                if !in_row {
-                    return Value::from("");
-                }
-                let Some(field) = project.field(f) else { return Value::from("") };
-                let checked = row.values.get(f).cloned().unwrap_or_default();
-                let parts: Vec<String> = field
-                    .choice_list()
-                    .into_iter()
-                    .filter(|(c, _)| checked.contains(c))
-                    .map(|(c, l)| if o.labels { l } else { c })
-                    .collect();
-                Value::from(parts.join(","))
-            }
-            Col::Complete(form) => {
-                if !form_in_row(project, key, form) {
-                    return Value::from("");
-                }
-                let gray = if o.blank_gray_status { "" } else { "0" };
-                let raw = row
-                    .values
-                    .get(&format!("{form}_complete"))
-                    .and_then(|v| v.first().cloned())
-                    .unwrap_or_else(|| gray.into());
-                Value::from(if o.labels {
-                    match raw.as_str() {
-                        "0" => "Incomplete".into(),
-                        "1" => "Unverified".into(),
-                        "2" => "Complete".into(),
-                        _ => raw,
-                    }
-                } else {
-                    raw
-                })
-            }
-        })
-        .collect()
+    CellPlan::new(project, cols, o).cells(data, row)
 }
 
-fn field_cell(project: &Project, data: &Dataset, row: &RowData, name: &str, o: &CellOptions) -> String {
-    let Some(field) = project.field(name) else { return String::new() };
-    if !form_in_row(project, &row.key, &field.form) {
-        return String::new();
-    }
-    let Some(raw) = row.values.get(name).and_then(|v| v.first()) else {
-        return String::new();
-    };
-    let mut v = raw.clone();
-    if field.field_type == "file" {
-        v = data.doc_names.get(raw).cloned().unwrap_or_else(|| "[document]".into());
-    } else if o.labels && field.has_choices() {
-        if let Some((_, label)) = field.choice_list().into_iter().find(|(c, _)| c == raw) {
-            v = label;
+/// The columns of an export resolved once (fields, forms, choices), so that each cell costs a
+/// lookup in its row rather than several in the project: a large export renders millions.
+#[derive(Debug)]
+pub struct CellPlan<'p> {
+    project: &'p Project,
+    cols: &'p [Col],
+    o: &'p CellOptions,
+    /// Per column: the field (fields and checkboxes), the form whose presence in a row decides
+    /// whether the cell has a value, and the stored name it reads.
+    fields: Vec<Option<&'p Field>>,
+    forms: Vec<Option<&'p str>>,
+    stored: Vec<String>,
+    /// Per column: its choices, parsed once (checkboxes, and fields whose labels are exported).
+    choices: Vec<Vec<(String, String)>>,
+    /// Row shapes seen so far: (event, repeating instrument) → which columns' forms are in it.
+    shapes: Vec<(String, String, Vec<bool>)>,
+}
+
+impl<'p> CellPlan<'p> {
+    /// Resolves `cols`.
+    pub fn new(project: &'p Project, cols: &'p [Col], o: &'p CellOptions) -> Self {
+        let mut plan = CellPlan {
+            project,
+            cols,
+            o,
+            fields: Vec::with_capacity(cols.len()),
+            forms: Vec::with_capacity(cols.len()),
+            stored: Vec::with_capacity(cols.len()),
+            choices: Vec::with_capacity(cols.len()),
+            shapes: Vec::new(),
+        };
+        for col in cols {
+            let (field, form, stored) = match col {
+                Col::Field(f) | Col::Checkbox(f, _) | Col::Combined(f) => {
+                    (project.field(f), project.form_of(f), f.clone())
+                }
+                Col::Complete(form) => (None, Some(form.as_str()), format!("{form}_complete")),
+                Col::SurveyTimestamp(form) => (None, Some(form.as_str()), format!("{form}_timestamp")),
+                Col::SurveyId => (None, None, "redcap_survey_identifier".to_owned()),
+                _ => (None, None, String::new()),
+            };
+            let labelled = matches!(col, Col::Checkbox(..) | Col::Combined(_)) || o.labels;
+            plan.choices.push(field.filter(|_| labelled).map(Field::choice_list).unwrap_or_default());
+            plan.fields.push(field);
+            plan.forms.push(form);
+            plan.stored.push(stored);
         }
+        plan
     }
+
+    /// Which columns' forms belong to rows shaped like `key`.
+    fn shape(&mut self, key: &RowKey) -> usize {
+        if let Some(i) = self.shapes.iter().position(|(e, i, _)| *e == key.event && *i == key.instrument) {
+            return i;
+        }
+        let in_row = self.forms.iter().map(|f| f.is_some_and(|form| form_in_row(self.project, key, form))).collect();
+        self.shapes.push((key.event.clone(), key.instrument.clone(), in_row));
+        self.shapes.len() - 1
+    }
+
+    /// The cells of one row.
+    pub fn cells(&mut self, data: &Dataset, row: &RowData) -> Vec<Value> {
+        let shape = self.shape(&row.key);
+        let (project, o, key) = (self.project, self.o, &row.key);
+        let in_row = &self.shapes[shape].2;
+        let first = |i: usize| row.values.get(&self.stored[i]).and_then(|v| v.first());
+        let mut out = Vec::with_capacity(self.cols.len());
+        for (i, col) in self.cols.iter().enumerate() {
+            let cell = match col {
+                Col::RecordId => Value::from(key.record.clone()),
+                Col::EventName => {
+                    let ev = project.event(&key.event);
+                    Value::from(match (o.labels, ev) {
+                        (true, Some(e)) => project.def.event_label(e),
+                        _ => key.event.clone(),
+                    })
+                }
+                Col::RepeatInstrument => Value::from(if key.instrument.is_empty() {
+                    String::new()
+                } else if o.labels {
+                    project
+                        .def
+                        .forms
+                        .iter()
+                        .find(|f| f.name == key.instrument)
+                        .map(|f| f.label.clone())
+                        .unwrap_or_else(|| key.instrument.clone())
+                } else {
+                    key.instrument.clone()
+                }),
+                Col::RepeatInstance => {
+                    if !key.instrument.is_empty() || project.is_repeating_event(&key.event) {
+                        Value::from(key.instance)
+                    } else {
+                        Value::from("")
+                    }
+                }
+                Col::Dag => Value::from(
+                    data.dag_of(&key.record)
+                        .and_then(|d| project.dag(d))
+                        .map(|d| if o.labels { d.name.clone() } else { d.unique.clone() })
+                        .unwrap_or_default(),
+                ),
+                Col::SurveyId => Value::from(first(i).cloned().unwrap_or_default()),
+                Col::SurveyTimestamp(_) => {
+                    Value::from(if in_row[i] { first(i).cloned().unwrap_or_default() } else { String::new() })
+                }
+                Col::Field(_) => match (self.fields[i], in_row[i], first(i)) {
+                    (Some(field), true, Some(raw)) => Value::from(field_cell(field, &self.choices[i], data, raw, o)),
+                    _ => Value::from(""),
+                },
+                Col::Checkbox(f, code) => {
+                    if !in_row[i] {
+                        Value::from("")
+                    } else {
+                        let checked = row.values.get(f).is_some_and(|v| v.iter().any(|x| x == code));
+                        Value::from(match (o.labels, o.checkbox_labels, checked) {
+                            (false, _, c) => if c { "1" } else { "0" }.to_owned(),
+                            (true, false, c) => if c { "Checked" } else { "Unchecked" }.to_owned(),
+                            (true, true, true) => self.choices[i]
+                                .iter()
+                                .find(|(c, _)| c == code)
+                                .map(|(_, l)| l.clone())
+                                .unwrap_or_default(),
+                            (true, true, false) => String::new(),
+                        })
+                    }
+                }
+                Col::Combined(f) => {
+                    if !in_row[i] || self.fields[i].is_none() {
+                        Value::from("")
+                    } else {
+                        let checked = row.values.get(f).map(Vec::as_slice).unwrap_or_default();
+                        let parts: Vec<&str> = self.choices[i]
+                            .iter()
+                            .filter(|(c, _)| checked.contains(c))
+                            .map(|(c, l)| if o.labels { l.as_str() } else { c.as_str() })
+                            .collect();
+                        Value::from(parts.join(","))
+                    }
+                }
+                Col::Complete(_) => {
+                    if !in_row[i] {
+                        Value::from("")
+                    } else {
+                        let gray = if o.blank_gray_status { "" } else { "0" };
+                        let raw = first(i).map(String::as_str).unwrap_or(gray);
+                        Value::from(match (o.labels, raw) {
+                            (true, "0") => "Incomplete",
+                            (true, "1") => "Unverified",
+                            (true, "2") => "Complete",
+                            _ => raw,
+                        })
+                    }
+                }
+            };
+            out.push(cell);
+        }
+        out
+    }
+}
+
+/// A field's cell from its stored value (`choices`: the field's, when labels are exported).
+fn field_cell(field: &Field, choices: &[(String, String)], data: &Dataset, raw: &str, o: &CellOptions) -> String {
+    let mut v = if field.field_type == "file" {
+        data.doc_names.get(raw).cloned().unwrap_or_else(|| "[document]".into())
+    } else if o.labels && field.has_choices() {
+        choices.iter().find(|(c, _)| c == raw).map(|(_, l)| l.clone()).unwrap_or_else(|| raw.to_owned())
+    } else {
+        raw.to_owned()
+    };
     if let Some(mark) = o.decimal {
         if field.is_numeric() {
             v = match mark {

@@ -62,23 +62,21 @@ impl Table {
 
 /// Renders `table` (`root`/`item` name the XML elements). Returns (content type, body).
 pub fn table(out: Out, t: &Table, root: &str) -> (&'static str, Vec<u8>) {
-    if let (Out::Csv(delim), false) = (out, t.quoted.is_empty() && !t.spaces_unquoted) {
-        let always: Vec<bool> = t.columns.iter().map(|c| t.quoted.contains(c)).collect();
-        let mut body = Vec::new();
-        csv_line(&mut body, t.columns.iter().map(String::as_str), delim);
-        for r in &t.rows {
-            let texts: Vec<std::borrow::Cow<'_, str>> = r.iter().map(text_cow).collect();
-            csv_line_quoting(&mut body, texts.iter().map(|c| c.as_ref()), delim, &always, !t.spaces_unquoted);
-        }
-        return (CSV, body);
-    }
+    let always = t.columns.iter().map(|c| t.quoted.contains(c)).collect();
+    (content_type(out), rows_body(out, &t.columns, (always, !t.spaces_unquoted), &t.rows, root))
+}
+
+/// The whole body of `rows` through a [`RowWriter`]; `quoting`: the CSV columns always quoted,
+/// and whether a space makes a cell quoted.
+fn rows_body(out: Out, columns: &[String], quoting: (Vec<bool>, bool), rows: &[Vec<Value>], root: &str) -> Vec<u8> {
     let mut body = Vec::new();
-    let mut w = RowWriter::begin(out, &t.columns, root, &mut body);
-    for r in &t.rows {
+    let mut w = RowWriter::begin(out, columns, root, &mut body);
+    (w.always_quoted, w.spaces_quoted) = quoting;
+    for r in rows {
         w.row(&mut body, r);
     }
     w.end(&mut body);
-    (content_type(out), body)
+    body
 }
 
 /// The content type of a body in `out`.
@@ -100,6 +98,10 @@ pub struct RowWriter<'a> {
     rows: usize,
     /// JSON: each column's `"name":`, escaped once.
     keys: Vec<Vec<u8>>,
+    /// CSV: the columns whose non-empty cells are always quoted (see [`Table::always_quote`]).
+    always_quoted: Vec<bool>,
+    /// CSV: whether a space makes a cell quoted (see [`Table::spaces_unquoted`]).
+    spaces_quoted: bool,
 }
 
 impl<'a> RowWriter<'a> {
@@ -125,7 +127,7 @@ impl<'a> RowWriter<'a> {
                 .collect(),
             _ => Vec::new(),
         };
-        RowWriter { out, columns, root, rows: 0, keys }
+        RowWriter { out, columns, root, rows: 0, keys, always_quoted: Vec::new(), spaces_quoted: true }
     }
 
     /// Writes one row (values in column order).
@@ -148,7 +150,7 @@ impl<'a> RowWriter<'a> {
             }
             Out::Csv(delim) => {
                 let texts: Vec<std::borrow::Cow<'_, str>> = row.iter().map(text_cow).collect();
-                csv_line(buf, texts.iter().map(|c| c.as_ref()), delim);
+                csv_line_quoting(buf, texts.iter().map(|c| c.as_ref()), delim, &self.always_quoted, self.spaces_quoted);
             }
             Out::Xml => {
                 buf.extend_from_slice(b"<item>");
@@ -271,14 +273,8 @@ pub fn esc(s: &str) -> String {
 
 /// CSV with REDCap's quoting (see [`csv_line`]).
 pub fn csv(columns: &[String], rows: &[Vec<Value>], delim: u8) -> String {
-    let mut out = Vec::new();
-    csv_line(&mut out, columns.iter().map(String::as_str), delim);
-    for r in rows {
-        let texts: Vec<std::borrow::Cow<'_, str>> = r.iter().map(text_cow).collect();
-        csv_line(&mut out, texts.iter().map(|c| c.as_ref()), delim);
-    }
     // Only str pieces were written.
-    String::from_utf8(out).unwrap_or_default()
+    String::from_utf8(rows_body(Out::Csv(delim), columns, (Vec::new(), true), rows, "")).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,0 +1,264 @@
+//! Records and their values (the `records` and `data` tables).
+
+use std::collections::HashMap;
+
+use std::sync::OnceLock;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Store, StoreError, now_seconds};
+
+impl Store {
+    /// Records of a project in creation order, with their DAG.
+    pub fn records(&self, project_id: i64) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+        record_list(&self.conn, project_id)
+    }
+
+    /// Records whose last change lies within [begin, end] (`YYYY-MM-DD HH:MM:SS`, inclusive;
+    /// either bound optional).
+    pub fn records_modified_between(
+        &self,
+        project_id: i64,
+        begin: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT record FROM records WHERE project_id = ?1 AND (?2 IS NULL OR modified >= ?2) AND (?3 IS NULL OR modified <= ?3)",
+        )?;
+        let rows = stmt.query_map(params![project_id, begin, end], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Creates a record if missing; returns whether it was new.
+    pub fn ensure_record(&mut self, project_id: i64, record: &str, dag_id: Option<i64>) -> Result<bool, StoreError> {
+        let now = now_seconds();
+        let n = self
+            .conn
+            .prepare_cached("UPDATE records SET modified = ?3 WHERE project_id = ?1 AND record = ?2")?
+            .execute(params![project_id, record, now])?;
+        if n > 0 {
+            return Ok(false);
+        }
+        // MAX over the (project_id, seq) index: one index step, not a scan.
+        let seq: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), -1) + 1 FROM records WHERE project_id = ?1")?
+            .query_row([project_id], |r| r.get(0))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO records (project_id, record, dag_id, seq, created, modified) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            )?
+            .execute(params![project_id, record, dag_id, seq, now])?;
+        Ok(true)
+    }
+
+    /// Sets a record's DAG.
+    pub fn set_record_dag(&mut self, project_id: i64, record: &str, dag_id: Option<i64>) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE records SET dag_id = ?3 WHERE project_id = ?1 AND record = ?2")?
+            .execute(params![project_id, record, dag_id])?;
+        Ok(())
+    }
+
+    /// Replaces the value(s) of one field in one row; an empty `values` erases it.
+    pub fn set_values(
+        &mut self,
+        project_id: i64,
+        key: &RowKey,
+        field: &str,
+        values: &[String],
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM data WHERE project_id = ?1 AND record = ?2 AND event = ?3 AND instrument = ?4
+                 AND instance = ?5 AND field = ?6",
+            )?
+            .execute(params![project_id, key.record, key.event, key.instrument, key.instance, field])?;
+        if values.is_empty() {
+            return Ok(());
+        }
+        let row = (key.record.as_str(), key.event.as_str(), key.instrument.as_str(), key.instance);
+        insert_values(&self.conn, project_id, values.iter().map(|v| Cell { row, field, value: v }))
+    }
+
+    /// Adds the value(s) of one field in a row that has none stored yet (a row of a record this
+    /// transaction created): [`Store::set_values`] without its delete.
+    pub fn add_values(
+        &mut self,
+        project_id: i64,
+        key: &RowKey,
+        field: &str,
+        values: &[String],
+    ) -> Result<(), StoreError> {
+        let row = (key.record.as_str(), key.event.as_str(), key.instrument.as_str(), key.instance);
+        insert_values(&self.conn, project_id, values.iter().map(|v| Cell { row, field, value: v }))
+    }
+
+    /// Deletes a record and all its data.
+    pub fn delete_record(&mut self, project_id: i64, record: &str) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM data WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
+        self.conn
+            .execute("DELETE FROM record_files WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
+        self.conn.execute("DELETE FROM records WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
+        crate::survey_codes::forget_record(&self.conn, project_id, record)?;
+        Ok(())
+    }
+}
+
+/// Records of a project in creation order, with their DAG.
+pub fn record_list(conn: &Connection, project_id: i64) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT record, dag_id FROM records WHERE project_id = ?1 ORDER BY seq")?;
+    let rows = stmt.query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Those of `names` that are records of the project, with their DAG (one key lookup each).
+pub fn records_named<'a>(
+    conn: &Connection,
+    project_id: i64,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT dag_id FROM records WHERE project_id = ?1 AND record = ?2")?;
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(dag) = stmt.query_row(params![project_id, name], |r| r.get(0)).optional()? {
+            out.push((name.to_owned(), dag));
+        }
+    }
+    Ok(out)
+}
+
+/// One record's values, grouped by row (event, instrument, instance), fields in name order:
+/// `each(event, instrument, instance, field, value)`. Read from the covering index alone.
+pub fn for_record_values(
+    conn: &Connection,
+    project_id: i64,
+    record: &str,
+    mut each: impl FnMut(&str, &str, i64, &str, String),
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT event, instrument, instance, field, value FROM data INDEXED BY data_cover
+         WHERE project_id = ?1 AND record = ?2",
+    )?;
+    let mut rows = stmt.query(params![project_id, record])?;
+    while let Some(r) = rows.next()? {
+        each(text(r, 0)?, text(r, 1)?, r.get(2)?, text(r, 3)?, r.get(4)?);
+    }
+    Ok(())
+}
+
+/// The record files of one record: doc id → (row, field) it belongs to.
+pub fn record_files_of(
+    conn: &Connection,
+    project_id: i64,
+    record: &str,
+) -> Result<HashMap<i64, (RowKey, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT doc_id, record, event, instrument, instance, field FROM record_files
+         WHERE project_id = ?1 AND record = ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![project_id, record], |r| {
+            let key = RowKey { record: r.get(1)?, event: r.get(2)?, instrument: r.get(3)?, instance: r.get(4)? };
+            Ok((r.get(0)?, (key, r.get(5)?)))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// One record's row keys (event, instrument, instance), without reading any value: what an
+/// export of the record id alone (a batched export's id list) needs. From the index alone.
+pub fn for_record_rows(
+    conn: &Connection,
+    project_id: i64,
+    record: &str,
+    mut each: impl FnMut(&str, &str, i64),
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT event, instrument, instance FROM data INDEXED BY data_cover
+         WHERE project_id = ?1 AND record = ?2",
+    )?;
+    let mut rows = stmt.query(params![project_id, record])?;
+    while let Some(r) = rows.next()? {
+        each(text(r, 0)?, text(r, 1)?, r.get(2)?);
+    }
+    Ok(())
+}
+
+/// Identifies one flat row: record, event, repeating instrument (or empty) and instance.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowKey {
+    pub record: String,
+    pub event: String,
+    pub instrument: String,
+    pub instance: i64,
+}
+
+/// Column `i` of a row as borrowed text.
+fn text<'r>(r: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?
+        .as_str()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// One value to store: its row (record, event, repeating instrument or empty, instance), field
+/// and value.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Cell<'a> {
+    pub row: (&'a str, &'a str, &'a str, i64),
+    pub field: &'a str,
+    pub value: &'a str,
+}
+
+/// Values written by one statement in a bulk insert (7 parameters each, far below SQLite's limit):
+/// a project load writes millions, and a statement per value costs more than the value.
+const PER_STATEMENT: usize = 64;
+
+const INSERT_ONE: &str = "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
+     VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+/// The one place values are written: [`PER_STATEMENT`] values per execution, the rest one by one
+/// (both statements stay prepared in the connection's cache).
+pub(super) fn insert_values<'a>(
+    conn: &Connection,
+    project_id: i64,
+    cells: impl IntoIterator<Item = Cell<'a>>,
+) -> Result<(), StoreError> {
+    static INSERT_MANY: OnceLock<String> = OnceLock::new();
+    let many = INSERT_MANY.get_or_init(|| {
+        let tuples = vec!["(?, ?, ?, ?, ?, ?, ?)"; PER_STATEMENT].join(", ");
+        format!("INSERT INTO data (project_id, record, event, instrument, instance, field, value) VALUES {tuples}")
+    });
+    let mut batch: Vec<Cell<'a>> = Vec::with_capacity(PER_STATEMENT);
+    let mut cells = cells.into_iter();
+    loop {
+        batch.clear();
+        batch.extend(cells.by_ref().take(PER_STATEMENT));
+        if batch.len() < PER_STATEMENT {
+            break;
+        }
+        let mut stmt = conn.prepare_cached(many)?;
+        for (i, c) in batch.iter().enumerate() {
+            bind(&mut stmt, i * 7, project_id, c)?;
+        }
+        stmt.raw_execute()?;
+    }
+    let mut stmt = conn.prepare_cached(INSERT_ONE)?;
+    for c in &batch {
+        bind(&mut stmt, 0, project_id, c)?;
+        stmt.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// Binds one value's 7 parameters after the first `at`.
+fn bind(stmt: &mut rusqlite::CachedStatement<'_>, at: usize, project_id: i64, c: &Cell<'_>) -> rusqlite::Result<()> {
+    let (record, event, instrument, instance) = c.row;
+    stmt.raw_bind_parameter(at + 1, project_id)?;
+    stmt.raw_bind_parameter(at + 2, record)?;
+    stmt.raw_bind_parameter(at + 3, event)?;
+    stmt.raw_bind_parameter(at + 4, instrument)?;
+    stmt.raw_bind_parameter(at + 5, instance)?;
+    stmt.raw_bind_parameter(at + 6, c.field)?;
+    stmt.raw_bind_parameter(at + 7, c.value)
+}

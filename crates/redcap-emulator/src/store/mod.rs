@@ -1,0 +1,316 @@
+//! Durable state: SQLite (projects, users, tokens, data, File Repository, logging) plus a blob
+//! directory for file contents. One module per table group, each adding its part of [`Store`]'s
+//! methods and the reads that work on any connection (the writer's or a [`Snapshot`]'s).
+
+mod data;
+mod files;
+mod log;
+mod projects;
+mod users;
+
+pub use data::{RowKey, for_record_rows, for_record_values, record_files_of, records_named};
+pub use files::{Doc, Folder, doc};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+pub use users::MemberRow;
+use users::TokenIndex;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::auth::TokenGen;
+use crate::model::Project;
+use crate::odm::OdmError;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A blob could not be written or read.
+    #[error("blob storage: {0}")]
+    Io(#[from] std::io::Error),
+    /// Stored JSON did not decode.
+    #[error("stored definition: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Something the caller asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A project document did not parse (inside a load's transaction).
+    #[error("project XML: {0}")]
+    Xml(OdmError),
+}
+
+/// Why a project document could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The document is not valid project XML.
+    #[error(transparent)]
+    Xml(OdmError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS projects (id INTEGER PRIMARY KEY, def TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY, email TEXT NOT NULL DEFAULT '', firstname TEXT NOT NULL DEFAULT '',
+    lastname TEXT NOT NULL DEFAULT '', super_token TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS project_users (
+    project_id INTEGER NOT NULL, username TEXT NOT NULL, token TEXT UNIQUE, rights TEXT NOT NULL,
+    dag_id INTEGER, role_id INTEGER, expiration TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (project_id, username));
+CREATE TABLE IF NOT EXISTS records (
+    project_id INTEGER NOT NULL, record TEXT NOT NULL, dag_id INTEGER, seq INTEGER NOT NULL,
+    created TEXT NOT NULL, modified TEXT NOT NULL, PRIMARY KEY (project_id, record));
+CREATE TABLE IF NOT EXISTS data (
+    project_id INTEGER NOT NULL, record TEXT NOT NULL, event TEXT NOT NULL, instrument TEXT NOT NULL,
+    instance INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL);
+-- A record's values by index, the value included (a covering index): an export or an import
+-- reads the records it touches, each as one contiguous range, and never the project's table.
+CREATE INDEX IF NOT EXISTS data_cover ON data (project_id, record, event, instrument, instance, field, value);
+DROP INDEX IF EXISTS data_record;
+-- Creation order, and the next record's sequence number without a scan.
+CREATE INDEX IF NOT EXISTS records_seq ON records (project_id, seq);
+CREATE TABLE IF NOT EXISTS docs (
+    doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT NOT NULL, mime TEXT NOT NULL,
+    size INTEGER NOT NULL, path TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS record_files (
+    doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, record TEXT NOT NULL, event TEXT NOT NULL,
+    instrument TEXT NOT NULL, instance INTEGER NOT NULL, field TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS record_files_record ON record_files (project_id, record);
+CREATE TABLE IF NOT EXISTS fr_folders (
+    folder_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, parent_id INTEGER, name TEXT NOT NULL,
+    dag_id INTEGER, role_id INTEGER);
+CREATE TABLE IF NOT EXISTS fr_files (
+    doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, folder_id INTEGER, recycled TEXT);
+CREATE TABLE IF NOT EXISTS sources (hash TEXT PRIMARY KEY, project_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dag_switcher (
+    project_id INTEGER NOT NULL, username TEXT NOT NULL, dag_id INTEGER,
+    UNIQUE (project_id, username, dag_id));
+CREATE TABLE IF NOT EXISTS log (
+    id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, ts TEXT NOT NULL, username TEXT NOT NULL,
+    action TEXT NOT NULL, details TEXT NOT NULL, record TEXT NOT NULL DEFAULT '', event TEXT NOT NULL DEFAULT '',
+    dag_id INTEGER, kind TEXT NOT NULL);
+"#;
+
+/// The emulator's state: one writing connection (behind the server's lock) and a pool of
+/// read-only connections that stream exports without holding that lock.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) conn: Connection,
+    blob_dir: PathBuf,
+    cache: HashMap<i64, Arc<Project>>,
+    tokens: TokenGen,
+    token_index: Option<TokenIndex>,
+    readers: Arc<ReaderPool>,
+}
+
+/// Idle read-only connections to the same database file.
+#[derive(Debug)]
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Idle readers kept for reuse; more may be open while many exports stream at once.
+const MAX_IDLE_READERS: usize = 16;
+
+/// A read-only connection holding one read transaction: everything read through it sees the
+/// database as it was when [`Store::snapshot`] was called (SQLite WAL snapshot isolation), however
+/// long the caller streams and whatever the writer commits meanwhile. Back to the pool on drop.
+#[derive(Debug)]
+pub struct Snapshot {
+    conn: Option<Connection>,
+    pool: Arc<ReaderPool>,
+    blob_dir: PathBuf,
+}
+
+impl Snapshot {
+    /// The connection (inside its read transaction).
+    pub fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+
+    /// Where blobs live.
+    pub fn blob_dir(&self) -> &Path {
+        &self.blob_dir
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        if conn.execute_batch("COMMIT").is_err() {
+            return;
+        }
+        let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database file `db` with blobs under `blob_dir`. The file is in WAL
+    /// mode so that readers never block the writer nor see a half-written transaction.
+    /// The database file and the blob directory hold tokens and study data: they are made
+    /// readable by their owner only (0600 / 0700).
+    pub fn open(db: &Path, blob_dir: PathBuf, tokens: TokenGen) -> Result<Self, StoreError> {
+        private_dir(&blob_dir)?;
+        private_dir(&blob_dir.join("tmp"))?;
+        private_file(db)?;
+        let conn = Connection::open(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        // 32 MiB of page cache (SQLite's default is 2 MiB): an index of a large project stays
+        // in memory while imports insert all over it.
+        conn.pragma_update(None, "cache_size", -32768)?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::survey_codes::SCHEMA)?;
+        let readers = Arc::new(ReaderPool { path: db.to_owned(), idle: Mutex::new(Vec::new()) });
+        Ok(Store { conn, blob_dir, cache: HashMap::new(), tokens, token_index: None, readers })
+    }
+
+    /// A read transaction on its own connection, begun now. Writes committed later are not
+    /// seen through it, so a streamed export is one consistent state.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let pooled = self.readers.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.readers.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                c.set_prepared_statement_cache_capacity(32);
+                c
+            }
+        };
+        conn.execute_batch("BEGIN")?;
+        // The snapshot starts at the first read, not at BEGIN: read now.
+        conn.query_row("SELECT COUNT(*) FROM counters", [], |r| r.get::<_, i64>(0))?;
+        Ok(Snapshot { conn: Some(conn), pool: self.readers.clone(), blob_dir: self.blob_dir.clone() })
+    }
+
+    /// Removes what a crash left in the blob directory's `tmp/` (uploads and loads in flight).
+    /// Only a serving emulator calls this: `token add` opens a data directory a server may use.
+    pub fn clean_tmp(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for entry in std::fs::read_dir(self.blob_dir.join("tmp"))? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Where blobs live.
+    pub fn blob_dir(&self) -> &Path {
+        &self.blob_dir
+    }
+
+    /// Runs `f` in one transaction: all or nothing.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                // Cached definitions and tokens may have been changed inside the failed transaction.
+                self.cache.clear();
+                self.token_index = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// The next value of a global id sequence (events, DAGs, roles, reports …), starting at `start`.
+    pub fn next_id(&mut self, name: &str, start: i64) -> Result<i64, StoreError> {
+        let cur: Option<i64> =
+            self.conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+        let next = cur.map(|v| v + 1).unwrap_or(start);
+        self.conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![name, next],
+        )?;
+        Ok(next)
+    }
+
+    /// A new token of `hex_len` characters.
+    pub fn make_token(&self, hex_len: usize) -> String {
+        self.tokens.make(hex_len)
+    }
+}
+
+/// Creates `dir` (and parents) and makes it 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates `file` if missing and makes it 0600 (SQLite gives its -wal and -shm files the
+/// database file's mode).
+fn private_file(file: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(file)?;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::OpenOptions::new().create(true).append(true).open(file).map(drop)
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM:SS` (the emulator's "server time" is UTC).
+pub fn now_seconds() -> String {
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    format_time(secs)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time.
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_format() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00");
+        assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13:20");
+    }
+}

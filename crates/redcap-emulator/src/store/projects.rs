@@ -1,0 +1,192 @@
+//! Projects: definitions (with the ids of their events, DAGs, roles and reports), the project
+//! XML they were loaded from, and a loaded document's data.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::data::{Cell, insert_values};
+use super::{LoadError, RowKey, Store, StoreError, now_seconds};
+use crate::model::{Project, ProjectDef};
+use crate::odm::{ClinicalPart, LoadedProject, OdmError, Streamed};
+
+impl Store {
+    /// Stores a loaded project (definition, data, files) and returns its id.
+    pub fn insert_project(&mut self, mut loaded: LoadedProject) -> Result<i64, StoreError> {
+        self.transaction(|s| {
+            let id = s.insert_def(&mut loaded)?;
+            let part = ClinicalPart {
+                values: std::mem::take(&mut loaded.values),
+                files: std::mem::take(&mut loaded.files),
+                record_dags: std::mem::take(&mut loaded.record_dags),
+                records: std::mem::take(&mut loaded.records),
+            };
+            let mut seq = 0;
+            s.insert_part(id, &loaded.def, part, &mut seq)?;
+            Ok(id)
+        })
+    }
+
+    /// Stores a project from its XML document in one transaction, reading the document's data
+    /// one record at a time (the data is never held whole), and returns its id.
+    pub fn insert_project_xml(&mut self, xml: &str) -> Result<i64, LoadError> {
+        let mut failed: Option<StoreError> = None;
+        let result = self.transaction(|s| {
+            let mut id = 0;
+            let mut seq = 0;
+            let parsed = crate::odm::parse_streamed(xml, &mut |piece| {
+                let stored = match piece {
+                    Streamed::Definition(loaded) => s.insert_def(loaded).map(|new| id = new),
+                    Streamed::Data(def, part) => s.insert_part(id, def, part, &mut seq),
+                };
+                stored.map_err(|e| {
+                    let msg = e.to_string();
+                    failed = Some(e);
+                    OdmError(msg)
+                })
+            });
+            match parsed {
+                Ok(_) => Ok(Ok(id)),
+                // A bad document rolls everything back too.
+                Err(e) => match failed.take() {
+                    Some(store) => Err(store),
+                    None => Err(StoreError::Xml(e)),
+                },
+            }
+        });
+        match result {
+            Ok(Ok(id)) => Ok(id),
+            Ok(Err(e)) => Err(LoadError::Xml(e)),
+            Err(StoreError::Xml(e)) => Err(LoadError::Xml(e)),
+            Err(e) => Err(LoadError::Store(e)),
+        }
+    }
+
+    /// Assigns the ids of a new project and its events, DAGs, roles and reports, and stores its
+    /// definition.
+    fn insert_def(&mut self, loaded: &mut LoadedProject) -> Result<i64, StoreError> {
+        let id = self.next_id("project", 1)?;
+        let def = &mut loaded.def;
+        def.id = id;
+        if def.info.creation_time.is_empty() {
+            def.info.creation_time = now_seconds();
+        }
+        for e in &mut def.events {
+            e.id = self.next_id("event", 40)?;
+        }
+        for d in &mut def.dags {
+            d.id = self.next_id("dag", 1)?;
+        }
+        for r in &mut def.roles {
+            r.id = self.next_id("role", 1)?;
+        }
+        for r in &mut def.reports {
+            r.id = self.next_id("report", 1)?;
+        }
+        self.conn
+            .execute("INSERT INTO projects (id, def) VALUES (?1, ?2)", params![id, serde_json::to_string(&*def)?])?;
+        Ok(id)
+    }
+
+    /// Stores some records' data of project `id`; `seq` numbers new records in document order.
+    fn insert_part(&mut self, id: i64, def: &ProjectDef, part: ClinicalPart, seq: &mut i64) -> Result<(), StoreError> {
+        let now = now_seconds();
+        let dag_of: HashMap<&str, i64> = part
+            .record_dags
+            .iter()
+            .filter_map(|(r, u)| def.dags.iter().find(|d| &d.unique == u).map(|d| (r.as_str(), d.id)))
+            .collect();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT OR IGNORE INTO records (project_id, record, dag_id, seq, created, modified)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            )?;
+            for record in &part.records {
+                if stmt.execute(params![id, record, dag_of.get(record.as_str()), *seq, now])? > 0 {
+                    *seq += 1;
+                }
+            }
+        }
+        insert_values(
+            &self.conn,
+            id,
+            part.values.iter().map(|v| Cell {
+                row: (&v.record, &v.event, &v.instrument, v.instance),
+                field: &v.field,
+                value: &v.value,
+            }),
+        )?;
+        for f in &part.files {
+            let doc = self.put_blob(id, &f.name, &f.mime, &f.bytes)?;
+            let key = RowKey {
+                record: f.record.clone(),
+                event: f.event.clone(),
+                instrument: f.instrument.clone(),
+                instance: f.instance,
+            };
+            self.bind_record_file(id, &key, &f.field, doc)?;
+            let value = doc.to_string();
+            let row = (f.record.as_str(), f.event.as_str(), f.instrument.as_str(), f.instance);
+            insert_values(&self.conn, id, [Cell { row, field: &f.field, value: &value }])?;
+        }
+        Ok(())
+    }
+
+    /// A project by id, from the cache.
+    pub fn project(&mut self, id: i64) -> Result<Option<Arc<Project>>, StoreError> {
+        if let Some(p) = self.cache.get(&id) {
+            return Ok(Some(p.clone()));
+        }
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT def FROM projects WHERE id = ?1 AND deleted = 0", [id], |r| r.get(0))
+            .optional()?;
+        let Some(json) = json else { return Ok(None) };
+        let def: ProjectDef = serde_json::from_str(&json)?;
+        let p = Arc::new(Project::new(def));
+        self.cache.insert(id, p.clone());
+        Ok(Some(p))
+    }
+
+    /// Replaces a project's definition (metadata, events, DAGs, roles …) and refreshes the cache.
+    pub fn save_def(&mut self, def: ProjectDef) -> Result<Arc<Project>, StoreError> {
+        self.conn
+            .execute("UPDATE projects SET def = ?2 WHERE id = ?1", params![def.id, serde_json::to_string(&def)?])?;
+        let p = Arc::new(Project::new(def));
+        self.cache.insert(p.id(), p.clone());
+        Ok(p)
+    }
+
+    /// Deletes the values of the given events, then records left without any value.
+    pub fn delete_event_data(&mut self, project_id: i64, events: &[String]) -> Result<(), StoreError> {
+        for e in events {
+            self.conn.execute("DELETE FROM data WHERE project_id = ?1 AND event = ?2", params![project_id, e])?;
+        }
+        self.conn.execute(
+            "DELETE FROM records WHERE project_id = ?1
+             AND record NOT IN (SELECT DISTINCT record FROM data WHERE project_id = ?1)",
+            [project_id],
+        )?;
+        Ok(())
+    }
+
+    /// The project loaded from XML with this content hash, if any.
+    pub fn project_for_source(&self, hash: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row("SELECT project_id FROM sources WHERE hash = ?1", [hash], |r| r.get(0)).optional()?)
+    }
+
+    /// Remembers which project an XML document became.
+    pub fn remember_source(&mut self, hash: &str, project_id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO sources (hash, project_id) VALUES (?1, ?2)", params![hash, project_id])?;
+        Ok(())
+    }
+
+    /// Ids of all projects.
+    pub fn project_ids(&self) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id FROM projects WHERE deleted = 0 ORDER BY id")?;
+        let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+}
