@@ -180,6 +180,8 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
     words(&out.map_err(|e| e.to_string())?, "gen-xml")?;
     let mut rows: Vec<Row> = Vec::new();
     let mut one_record: Option<(u64, f64, f64)> = None;
+    // (records, ms, peak RSS MiB, body MiB) of one export into typed rows, at the largest size.
+    let mut typed: Option<(u64, f64, f64, f64)> = None;
     for &n in &sizes {
         eprintln!("records benchmark: {n} records × {FIELDS} fields…");
         let mut row = Row { n, ..Row::default() };
@@ -221,6 +223,10 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
             row.pycap_rss = w.get(1).map(|k| k / 1024.0);
         }
         if Some(&n) == sizes.iter().max() {
+            let out = Command::new(bench_bin).args(["typed", &url, &token]).output();
+            let w = words(&out.map_err(|e| e.to_string())?, "typed rows")?;
+            let body_mib = std::fs::metadata(&body).map(|m| m.len()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
+            typed = Some((n, w.first().copied().unwrap_or(0.0), w.get(1).copied().unwrap_or(0.0) / 1024.0, body_mib));
             let calls = 4000u64;
             let out = Command::new(bench_bin)
                 .args(["one-record", &url, &token, &n.to_string(), &calls.to_string(), "64"])
@@ -246,10 +252,14 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
         let _ = std::fs::remove_dir_all(&data);
         rows.push(row);
     }
-    report(&rows, one_record)
+    report(&rows, one_record, typed)
 }
 
-fn report(rows: &[Row], one_record: Option<(u64, f64, f64)>) -> Result<bool, String> {
+fn report(
+    rows: &[Row],
+    one_record: Option<(u64, f64, f64)>,
+    typed: Option<(u64, f64, f64, f64)>,
+) -> Result<bool, String> {
     println!("\nrecords × {FIELDS} fields, JSON, loopback (ms; RSS in MiB; one process per measurement)\n");
     println!(
         "{:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -332,6 +342,11 @@ fn report(rows: &[Row], one_record: Option<(u64, f64, f64)>) -> Result<bool, Str
             format!("one-record export, 64 clients: {rate:.0} req/s ≥ 2,000, no errors"),
             rate >= 2000.0 && errors == 0.0,
         ));
+    }
+    if let Some((n, ms, rss, body)) = typed {
+        println!("\ntyped rows of the {n}-record export: {ms:.0} ms, peak RSS {rss:.0} MiB, body {body:.0} MiB");
+        checks
+            .push((format!("{n}: typed rows peak RSS {rss:.0} MiB ≤ 1.5 × the body {body:.0} MiB"), rss <= 1.5 * body));
     }
     if let Some(big) = rows.iter().find(|r| r.n == 100_000) {
         checks.push((

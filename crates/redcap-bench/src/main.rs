@@ -13,6 +13,7 @@
 //! redcap-bench import URL TOKEN FIELDS RECORDS BATCH   # prints "<ms> <peak_rss_kib>"
 //! redcap-bench export-each URL TOKEN BATCH        # rows streamed and dropped: "<ms> <peak_rss_kib> <rows>"
 //! redcap-bench one-record URL TOKEN RECORDS CALLS CONCURRENCY  # "<ms> <peak_rss_kib> <errors>"
+//! redcap-bench typed URL TOKEN                    # one export into typed rows: "<ms> <peak_rss_kib> <rows>"
 //! ```
 
 use std::io::Read;
@@ -203,6 +204,13 @@ fn main() -> ExitCode {
                     .await;
             });
             println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), errors.into_inner());
+        }
+        ["typed", url, token] => {
+            let client = blocking(url, token);
+            let started = Instant::now();
+            let body = client.call(&record::export::Request::new()).expect("export");
+            let rows: Vec<synth::TypedRow> = body.rows_as().expect("typed rows");
+            println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), rows.len());
         }
         _ => {
             eprintln!("usage: see the crate docs (driven by `cargo xtask bench`)");

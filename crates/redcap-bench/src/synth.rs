@@ -13,6 +13,43 @@ pub fn field_names(fields: u64) -> Vec<String> {
     std::iter::once("record_id".to_owned()).chain((1..fields).map(|i| format!("f{i:02}"))).collect()
 }
 
+/// A row of the synthetic project with 30 fields, as a caller's own struct would hold it.
+#[expect(dead_code, reason = "the benchmark measures holding the fields, not reading them")]
+#[derive(Debug, serde::Deserialize)]
+pub struct TypedRow {
+    record_id: String,
+    f01: String,
+    f02: String,
+    f03: String,
+    f04: String,
+    f05: String,
+    f06: String,
+    f07: String,
+    f08: String,
+    f09: String,
+    f10: String,
+    f11: String,
+    f12: String,
+    f13: String,
+    f14: String,
+    f15: String,
+    f16: String,
+    f17: String,
+    f18: String,
+    f19: String,
+    f20: String,
+    f21: String,
+    f22: String,
+    f23: String,
+    f24: String,
+    f25: String,
+    f26: String,
+    f27: String,
+    f28: String,
+    f29: String,
+    data_complete: String,
+}
+
 /// Writes project XML with `fields` fields and `records` records.
 pub fn project_xml(out: &mut impl Write, fields: u64, records: u64) -> io::Result<()> {
     let names = field_names(fields);

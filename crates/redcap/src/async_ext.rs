@@ -15,7 +15,7 @@ use crate::workflow::{
     PullOptions, PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions, RowStream,
     TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request, only_splits, push_manifest, to_rows,
 };
-use crate::{metadata, record};
+use crate::{log, metadata, record};
 
 /// The workflows, on the async client: `use redcap::asynchronous::Workflows;`. Every future
 /// is `Send`, so a workflow can be `tokio::spawn`ed (move a clone of the client in).
@@ -62,6 +62,24 @@ pub trait Workflows {
         id: ReportId,
         options: &ReportOptions,
         sink: &mut W,
+    ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
+
+    /// Exports report `id` as JSON, decoding the answer while it streams and handing every row to
+    /// `each`, in order: nothing is kept, so memory stays at one row. Returns the number of rows.
+    fn export_report_each(
+        &self,
+        id: ReportId,
+        options: &ReportOptions,
+        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+    ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
+
+    /// Exports the project's logging with `request`'s filters as JSON (whatever its format),
+    /// handing every entry to `each` as the answer streams, in constant memory like
+    /// [`Workflows::export_report_each`]. Returns the number of entries.
+    fn export_logging_each(
+        &self,
+        request: &log::export::Request,
+        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
     ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
 
     /// Exports records in batches of whole records (ids first, then batches), checking that
@@ -203,6 +221,29 @@ where
         Ok(self.stream(&options.request(id, redcap_core::Format::Csv), sink).await?.bytes)
     }
 
+    async fn export_report_each(
+        &self,
+        id: ReportId,
+        options: &ReportOptions,
+        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+    ) -> Result<u64, WorkflowError> {
+        let mut sink = RowStream::new("", each);
+        stream_rows(self, &options.request(id, redcap_core::Format::Json), &mut sink).await?;
+        Ok(sink.rows)
+    }
+
+    async fn export_logging_each(
+        &self,
+        request: &log::export::Request,
+        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+    ) -> Result<u64, WorkflowError> {
+        let mut request = request.clone();
+        request.format = Some(redcap_core::Format::Json);
+        let mut sink = RowStream::new("", each);
+        stream_rows(self, &request, &mut sink).await?;
+        Ok(sink.rows)
+    }
+
     async fn export_records_batched(
         &self,
         template: &record::export::Request,
@@ -322,15 +363,16 @@ where
 
 /// Streams one export's body through `sink`; the sink's own error (a row the caller could not
 /// take) wins over the transport's report of it.
-async fn stream_rows<T, S, F>(
+async fn stream_rows<T, S, F, M>(
     client: &Client<T>,
-    request: &record::export::Request,
+    request: &M,
     sink: &mut RowStream<'_, F>,
 ) -> Result<(), WorkflowError>
 where
     T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
     S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
     F: FnMut(Row) -> Result<(), WorkflowError> + Send + ?Sized,
+    M: redcap_core::Method + Sync,
 {
     let sent = client.stream(request, sink).await;
     if let Some(e) = sink.error.take() {

@@ -12,7 +12,7 @@ use crate::workflow::{
     PullOptions, PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions, RowStream,
     TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request, only_splits, push_manifest, to_rows,
 };
-use crate::{metadata, record};
+use crate::{log, metadata, record};
 
 /// The workflows, on the blocking client: `use redcap::blocking::Workflows;`.
 pub trait Workflows {
@@ -54,6 +54,24 @@ pub trait Workflows {
         id: ReportId,
         options: &ReportOptions,
         sink: &mut dyn Write,
+    ) -> Result<u64, WorkflowError>;
+
+    /// Exports report `id` as JSON, decoding the answer while it streams and handing every row to
+    /// `each`, in order: nothing is kept, so memory stays at one row. Returns the number of rows.
+    fn export_report_each(
+        &self,
+        id: ReportId,
+        options: &ReportOptions,
+        each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+    ) -> Result<u64, WorkflowError>;
+
+    /// Exports the project's logging with `request`'s filters as JSON (whatever its format),
+    /// handing every entry to `each` as the answer streams, in constant memory like
+    /// [`Workflows::export_report_each`]. Returns the number of entries.
+    fn export_logging_each(
+        &self,
+        request: &log::export::Request,
+        each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
     ) -> Result<u64, WorkflowError>;
 
     /// Exports records in batches of whole records (ids first, then batches), checking that
@@ -221,6 +239,29 @@ where
         Ok(self.stream(&options.request(id, redcap_core::Format::Csv), sink)?.bytes)
     }
 
+    fn export_report_each(
+        &self,
+        id: ReportId,
+        options: &ReportOptions,
+        each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+    ) -> Result<u64, WorkflowError> {
+        let mut sink = RowStream::new("", each);
+        stream_rows(self, &options.request(id, redcap_core::Format::Json), &mut sink)?;
+        Ok(sink.rows)
+    }
+
+    fn export_logging_each(
+        &self,
+        request: &log::export::Request,
+        each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+    ) -> Result<u64, WorkflowError> {
+        let mut request = request.clone();
+        request.format = Some(redcap_core::Format::Json);
+        let mut sink = RowStream::new("", each);
+        stream_rows(self, &request, &mut sink)?;
+        Ok(sink.rows)
+    }
+
     fn export_records_batched(
         &self,
         template: &record::export::Request,
@@ -328,12 +369,9 @@ where
 
 /// Streams one export's body through `sink`; the sink's own error (a row the caller could not
 /// take) wins over the transport's report of it.
-fn stream_rows<T, F>(
-    client: &Client<T>,
-    request: &record::export::Request,
-    sink: &mut RowStream<'_, F>,
-) -> Result<(), WorkflowError>
+fn stream_rows<T, F, M>(client: &Client<T>, request: &M, sink: &mut RowStream<'_, F>) -> Result<(), WorkflowError>
 where
+    M: redcap_core::Method,
     T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + 'static,
     T::Body: std::io::Read,
     F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized,

@@ -7,7 +7,7 @@ use redcap::blocking::Workflows;
 use redcap::workflow::{BatchOptions, ImportOptions, ReportId, ReportOptions, WorkflowError};
 use redcap::{DateFormat, MethodInfo, RawOrLabel, Row, metadata, record, report};
 
-use crate::cli::{DateFormatArg, ExportOutput, InputFormat, RecordsCmd, ReportCmd};
+use crate::cli::{DateFormatArg, InputFormat, RecordsCmd, ReportCmd};
 use crate::error::{CallContext, CliError, ExitKind, from_call, from_workflow, plural};
 use crate::output::{self, Format};
 use crate::progress::Ui;
@@ -29,8 +29,27 @@ pub fn run_report(cmd: &ReportCmd, session: &Session) -> Result<(), CliError> {
                     session.client.export_report_csv(*id, &options, w).map(|_| ()).map_err(|e| from_workflow(&e, &ctx))
                 });
             }
-            let rows = report_rows(session, *id, out.labels)?;
-            write(&rows, out)
+            // Other formats: rows written as the answer streams in, in constant memory.
+            let path = out.output.as_deref();
+            let write_error = |e: &std::io::Error| match path {
+                Some(p) if p.as_os_str() != "-" => CliError::local(p, "write", e),
+                _ => CliError::stdout(e),
+            };
+            output::to_destination(path, |w| {
+                let mut sink = output::RowSink::new(out.format, w);
+                let mut failed_write = None;
+                let exported = session.client.export_report_each(*id, &options, &mut |row| {
+                    sink.row(row).map_err(|e| {
+                        failed_write = Some(write_error(&e));
+                        WorkflowError::Local { path: path.unwrap_or(Path::new("-")).into(), source: e }
+                    })
+                });
+                if let Some(e) = failed_write {
+                    return Err(e);
+                }
+                exported.map_err(|e| from_workflow(&e, &ctx))?;
+                sink.finish().map(drop).map_err(|e| write_error(&e))
+            })
         }
     }
 }
@@ -49,16 +68,6 @@ pub fn report_rows(session: &Session, id: ReportId, labels: bool) -> Result<Vec<
         .client
         .export_report::<Row>(id, &report_options(labels))
         .map_err(|e| from_workflow(&e, &session.ctx(REPORT)))
-}
-
-fn write(rows: &[Row], out: &ExportOutput) -> Result<(), CliError> {
-    let path = out.output.as_deref();
-    output::to_destination(path, |w| {
-        output::write_rows(rows, out.format, w).map_err(|e| match path {
-            Some(p) if p.as_os_str() != "-" => CliError::local(p, "write", &e),
-            _ => CliError::stdout(&e),
-        })
-    })
 }
 
 /// Runs a `records` subcommand.
