@@ -88,13 +88,14 @@ pub fn bench(root: &Path) -> Result<bool, String> {
     let work = target.join("bench-work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("data")).map_err(|e| e.to_string())?;
-    // REDCAP_BENCH_ONLY=records (or =transfers, =files, =dataset) runs one part.
+    // REDCAP_BENCH_ONLY=records (or =transfers, =files, =dataset, =sync) runs one part.
     let only = std::env::var("REDCAP_BENCH_ONLY").unwrap_or_default();
     let fixture = root.join("crates/redcap-emulator/fixtures/redcapr-simple.xml");
-    if only == "records" || only == "files" || only == "dataset" {
+    if only == "records" || only == "files" || only == "dataset" || only == "sync" {
         let ok = match only.as_str() {
             "records" => crate::bench_records::bench(&bin, &target, &work),
             "dataset" => crate::bench_dataset::bench(&bin, &target, &work),
+            "sync" => crate::bench_sync::bench(&bin, &work),
             _ => crate::bench_files::bench(&bin, &target, &work, &fixture),
         };
         let _ = std::fs::remove_dir_all(&work);
@@ -124,6 +125,7 @@ pub fn bench(root: &Path) -> Result<bool, String> {
                 crate::bench_files::bench(&bin, &target, &work, &fixture).map(|files_ok| files_ok && records_ok)
             })
             .and_then(|ok| crate::bench_dataset::bench(&bin, &target, &work).map(|dataset_ok| ok && dataset_ok))
+            .and_then(|ok| crate::bench_sync::bench(&bin, &work).map(|sync_ok| ok && sync_ok))
             .map(|ok| transfers_ok && ok),
         other => other,
     };

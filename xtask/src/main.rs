@@ -13,6 +13,7 @@ mod bench;
 mod bench_dataset;
 mod bench_files;
 mod bench_records;
+mod bench_sync;
 mod ci;
 mod compat;
 mod fuzz;

@@ -14,6 +14,9 @@
 //! redcap-bench export-each URL TOKEN BATCH        # rows streamed and dropped: "<ms> <peak_rss_kib> <rows>"
 //! redcap-bench one-record URL TOKEN RECORDS CALLS CONCURRENCY  # "<ms> <peak_rss_kib> <errors>"
 //! redcap-bench typed URL TOKEN                    # one export into typed rows: "<ms> <peak_rss_kib> <rows>"
+//! redcap-bench sync FIXTURE.xml DATA_DIR WORK_DIR FIELDS RECORDS CHANGED
+//!     # in-process emulator: dataset pull, CHANGED records updated, dataset sync, full re-pull:
+//!     # "<pull_ms> <pull_calls> <sync_ms> <sync_calls> <repull_ms> <repull_calls> <fetched>"
 //! ```
 
 use std::io::Read;
@@ -211,6 +214,62 @@ fn main() -> ExitCode {
             let body = client.call(&record::export::Request::new()).expect("export");
             let rows: Vec<synth::TypedRow> = body.rows_as().expect("typed rows");
             println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), rows.len());
+        }
+        ["sync", fixture, data, work, fields, records, changed] => {
+            use redcap::dataset::blocking::Datasets as _;
+            use redcap::dataset::{PullOptions, SyncOptions};
+            let emu = redcap_emulator::Emulator::builder()
+                .project_xml_file(fixture)
+                .expect("fixture")
+                .data_dir(*data)
+                .start()
+                .expect("emulator");
+            let pid = emu.project_ids()[0];
+            let client = blocking(&emu.url(), &emu.token(pid, "admin").expect("token"));
+            let calls = || emu.faults().calls();
+            let work = Path::new(work);
+            let options = PullOptions::default().batch_size(1000);
+            let measure = |f: &dyn Fn()| {
+                let (c, t) = (calls(), Instant::now());
+                f();
+                (t.elapsed().as_millis(), calls() - c)
+            };
+            let nightly = work.join("nightly");
+            let (pull_ms, pull_calls) = measure(&|| {
+                client.pull_dataset(&nightly, &options, &NoProgress).expect("pull");
+            });
+            // Spread the changes over the project; one field each, imported in one batched call.
+            let (fields, records, changed): (u64, u64, u64) =
+                (fields.parse().expect("fields"), records.parse().expect("records"), changed.parse().expect("changed"));
+            let names = synth::field_names(fields);
+            let step = (records / changed.max(1)).max(1);
+            let rows: Vec<Row> = (0..changed)
+                .map(|i| {
+                    let r = (i * step) % records + 1;
+                    [("record_id", r.to_string()), (names[1].as_str(), format!("changed {i}"))]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+                        .collect()
+                })
+                .collect();
+            client
+                .import_records_batched(
+                    &rows,
+                    &redcap::workflow::ImportOptions::default(),
+                    &BatchOptions::default(),
+                    &NoProgress,
+                )
+                .expect("changes");
+            let fetched = std::cell::Cell::new(0);
+            let (sync_ms, sync_calls) = measure(&|| {
+                let s = client.sync_dataset(&nightly, &SyncOptions::default(), &NoProgress).expect("sync");
+                assert!(s.rebuilt.is_none(), "an in-place sync: {:?}", s.rebuilt);
+                fetched.set(s.fetched.len());
+            });
+            let (repull_ms, repull_calls) = measure(&|| {
+                client.pull_dataset(&work.join("full"), &options, &NoProgress).expect("re-pull");
+            });
+            println!("{pull_ms} {pull_calls} {sync_ms} {sync_calls} {repull_ms} {repull_calls} {}", fetched.get());
         }
         _ => {
             eprintln!("usage: see the crate docs (driven by `cargo xtask bench`)");
