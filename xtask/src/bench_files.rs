@@ -14,7 +14,7 @@ use std::process::Command;
 use crate::bench_records::{Server, pycap_python, python_measure};
 
 /// PyCap's loop over the File Repository, timed inside Python (after `Project()`, which makes
-/// its own calls): "<ms> <peak RSS KiB> <files>".
+/// its own calls): `"<ms> <peak RSS KiB> <files>"`.
 const PYCAP_PULL_PY: &str = r#"
 import os, resource, sys, time
 from redcap import Project
