@@ -43,6 +43,50 @@ impl DataExport {
     }
 }
 
+/// Data entry rights on one instrument (the `forms` right).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormEntry {
+    /// No Access: the instrument's data can be neither seen nor changed.
+    NoAccess,
+    /// Read Only: seen, not changed.
+    ReadOnly,
+    /// View and edit (with or without editing survey responses, deleting).
+    Edit,
+}
+
+impl FormEntry {
+    /// From either of REDCap's encodings (reference §3.8; redcapAPI issue #469 quoting the API
+    /// help): legacy `0` none, `2` read only, `1` and `3` edit; from 15.6 a bit set flagged by
+    /// 128, with 1 read and 2 edit (`128` none, `129` read only, `130` edit, +8 edit survey
+    /// responses, +16 delete). Any other code grants nothing.
+    pub fn from_code(code: i64) -> FormEntry {
+        if code & 128 != 0 {
+            if code & 2 != 0 {
+                FormEntry::Edit
+            } else if code & 1 != 0 {
+                FormEntry::ReadOnly
+            } else {
+                FormEntry::NoAccess
+            }
+        } else {
+            match code {
+                1 | 3 => FormEntry::Edit,
+                2 => FormEntry::ReadOnly,
+                _ => FormEntry::NoAccess,
+            }
+        }
+    }
+
+    /// The right's name on REDCap's User Rights page.
+    pub fn label(self) -> &'static str {
+        match self {
+            FormEntry::NoAccess => "No Access",
+            FormEntry::ReadOnly => "Read Only",
+            FormEntry::Edit => "View & Edit",
+        }
+    }
+}
+
 /// What one user may do in one project. [`Rights::full`] grants everything; [`Rights::none`]
 /// nothing. Fields are public so tests can build any combination.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +202,16 @@ impl Rights {
         }
     }
 
+    /// The data entry right on `form`; an instrument not listed: view and edit.
+    pub fn form_entry(&self, form: &str) -> FormEntry {
+        form_code(&self.forms, form).map_or(FormEntry::Edit, FormEntry::from_code)
+    }
+
+    /// The export right on `form`, when one is listed for it.
+    pub fn form_export(&self, form: &str) -> Option<DataExport> {
+        form_code(&self.forms_export, form).and_then(DataExport::from_code)
+    }
+
     /// The code of a right the emulator does not act on (0 when never given).
     pub fn other(&self, name: &str) -> i64 {
         self.other.get(name).copied().unwrap_or(0)
@@ -176,6 +230,11 @@ impl Rights {
             (true, true) => 2,
         }
     }
+}
+
+/// The code given for `form` in a per-instrument rights list.
+fn form_code(list: &[(String, i64)], form: &str) -> Option<i64> {
+    list.iter().find(|(f, _)| f == form).map(|(_, c)| *c)
 }
 
 /// Who a token belongs to.
@@ -269,5 +328,18 @@ mod tests {
         assert_ne!(a.make(32), t);
         let r = TokenGen::random();
         assert_ne!(r.make(64), r.make(64));
+    }
+
+    #[test]
+    fn form_entry_codes_in_both_encodings() {
+        use FormEntry::*;
+        for (code, right) in [(0, NoAccess), (2, ReadOnly), (1, Edit), (3, Edit), (7, NoAccess)] {
+            assert_eq!(FormEntry::from_code(code), right, "legacy {code}");
+        }
+        for (code, right) in [(128, NoAccess), (129, ReadOnly), (130, Edit), (138, Edit), (146, Edit), (154, Edit)] {
+            assert_eq!(FormEntry::from_code(code), right, "15.6 code {code}");
+        }
+        let r = Rights { forms: vec![("a".into(), 129), ("b".into(), 0)], ..Rights::full() };
+        assert_eq!((r.form_entry("a"), r.form_entry("b"), r.form_entry("c")), (ReadOnly, NoAccess, Edit));
     }
 }

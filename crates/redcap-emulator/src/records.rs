@@ -9,7 +9,7 @@ use std::path::Path;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::auth::DataExport;
+use crate::auth::{DataExport, FormEntry, Rights};
 use crate::model::{Field, Project, checkbox_column};
 use crate::store::{self, RowKey, Store, StoreError};
 
@@ -262,6 +262,25 @@ pub fn hidden_by_export_level(project: &Project, level: DataExport, field: &str)
                 || f.validation.starts_with("date")
         }
     }
+}
+
+/// Why a caller may not write `field` (a field or `<form>_complete`), if they may not: its
+/// instrument's data entry right is No Access or Read Only. The record-id field names the
+/// record and is never refused here. The text is UNVERIFIED: no public recording shows REDCap's
+/// words; it is written in the style of its recorded "not designated for the event" import
+/// message (redcapAPI issue #348).
+pub fn entry_refusal(project: &Project, rights: &Rights, field: &str) -> Option<String> {
+    if field == project.def.record_id_field {
+        return None;
+    }
+    let form = project.form_of(field)?;
+    let right = rights.form_entry(form);
+    (right != FormEntry::Edit).then(|| {
+        format!(
+            "This field ('{field}') exists on an instrument ('{form}') for which your data entry rights are \"{}\". You are not allowed to import data for this field.",
+            right.label()
+        )
+    })
 }
 
 /// Builds the columns for `names` (field names and `<form>_complete`), in the given order.

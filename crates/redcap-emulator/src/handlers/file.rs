@@ -98,12 +98,14 @@ pub fn export(ctx: &mut Ctx) -> HResult {
     Ok(Reply::File { path: doc.path, mime: doc.mime, name: doc.name, size: doc.size })
 }
 
-/// Import a File: API Import; multipart part `file`; replaces any earlier file; empty 200. The
-/// earlier file stays in the blob store (REDCap keeps earlier versions too).
+/// Import a File: API Import and edit rights on the field's instrument; multipart part `file`;
+/// replaces any earlier file; empty 200. The earlier file stays in the blob store (REDCap keeps
+/// earlier versions too).
 pub fn import(ctx: &mut Ctx) -> HResult {
     ctx.need_import()?;
     let data = Dataset::load(ctx.store, &ctx.project)?;
     let t = target(ctx, &data)?;
+    ctx.need_entry_right(&t.field.name)?;
     if t.field.validation == "signature" {
         // Signature fields cannot be imported (PyCap API changelog 6.2.0); text UNVERIFIED.
         return Err(bad(format!(
@@ -145,11 +147,12 @@ pub fn import(ctx: &mut Ctx) -> HResult {
     Ok(Reply::Empty)
 }
 
-/// Delete a File: API Import; empties the field; empty 200.
+/// Delete a File: API Import and edit rights on the field's instrument; empties the field; empty 200.
 pub fn delete(ctx: &mut Ctx) -> HResult {
     ctx.need_import()?;
     let data = Dataset::load(ctx.store, &ctx.project)?;
     let t = target(ctx, &data)?;
+    ctx.need_entry_right(&t.field.name)?;
     if stored_doc(&data, &t).is_none() {
         return Err(bad(format!(
             "There is no file to delete for the field '{}' of record \"{}\"",

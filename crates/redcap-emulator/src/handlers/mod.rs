@@ -11,7 +11,7 @@ use crate::auth::{Caller, DataExport, ProjectUser};
 use crate::input::{self, InRow};
 use crate::model::{Project, ProjectDef};
 use crate::params::Params;
-use crate::records::hidden_by_export_level;
+use crate::records::{entry_refusal, hidden_by_export_level};
 use crate::render::{self, Out, Table};
 use crate::store::{Store, StoreError};
 
@@ -229,12 +229,21 @@ impl Ctx<'_> {
         if name == p.def.record_id_field {
             return false;
         }
-        let level = p
-            .form_of(name)
-            .and_then(|form| self.user.rights.forms_export.iter().find(|(f, _)| f == form))
-            .and_then(|(_, code)| DataExport::from_code(*code))
-            .unwrap_or(level);
+        let level = p.form_of(name).and_then(|form| self.user.rights.form_export(form)).unwrap_or(level);
         level == DataExport::NoAccess || hidden_by_export_level(p, level, name)
+    }
+
+    /// Refuses (403) a write of `name` (a field or `<form>_complete`) that the caller's data
+    /// entry rights do not allow: the import-side counterpart of [`Ctx::export_hides`]. Data
+    /// entry rights are per instrument (`forms`, the project XML's `data_entry`), and an API
+    /// write follows them as the user's own would ("tokens inherit the requesting user's access
+    /// rights", seed RC-API-01; RSVC B.3.16.1100: data "changed only by a user who has edit
+    /// access to the data entry form").
+    pub fn need_entry_right(&self, name: &str) -> Result<(), Failure> {
+        match entry_refusal(&self.project, &self.user.rights, name) {
+            None => Ok(()),
+            Some(why) => Err(forbidden(why)),
+        }
     }
 
     /// Requires a data export level other than No Access.

@@ -557,6 +557,7 @@ fn apply_rows(
         auto: &auto,
         o,
         user_dag: ctx.user.dag_id,
+        rights: &ctx.user.rights,
         instances: HashMap::new(),
     };
     let mut errors: Vec<String> = Vec::new();
@@ -662,6 +663,8 @@ struct Planner<'a> {
     auto: &'a [(String, String)],
     o: &'a ImportOpts,
     user_dag: Option<i64>,
+    /// The caller's rights: per-instrument data entry rights refuse writes (Ctx::need_entry_right).
+    rights: &'a crate::auth::Rights,
     /// The last instance numbered for `new` per (record, event, instrument).
     instances: HashMap<(String, String, String), i64>,
 }
@@ -835,6 +838,10 @@ impl Planner<'_> {
                         p.event(&key.event).map_or_else(|| key.event.clone(), |e| p.def.event_label(e))
                     ),
                 ));
+                continue;
+            }
+            if let Some(why) = records::entry_refusal(p, self.rights, &field) {
+                errors.push(csv_line(record, &field, v, &why));
                 continue;
             }
             match target {

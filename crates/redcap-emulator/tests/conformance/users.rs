@@ -495,3 +495,111 @@ fn per_form_export_rights_apply_to_reports_and_files() {
     let csv = call(&emu, &limited, &[("content", "report"), ("format", "csv"), ("report_id", &id)]).text();
     assert_eq!(csv.lines().next(), Some("record_id,address,ethnicity"), "the report's health columns are left out");
 }
+
+/// Data entry rights are per instrument (`forms`; the project XML's `data_entry`) and an API
+/// write follows them like the user's own: "tokens inherit the requesting user's access rights"
+/// (seed RC-API-01) and "the system shall allow data to be changed only by a user who has edit
+/// access to the data entry form" (REDCap's validation suite, vanderbilt-redcap/redcap_rsvc
+/// B.3.16.1100). A field, `<form>_complete` or a file of an instrument with No Access or Read
+/// Only rights is refused, in the legacy codes (0 none, 2 read only) and REDCap 15.6's (128
+/// none, 129 read only, 130 edit; redcapAPI issue #469), and nothing of the import is written.
+/// The text is UNVERIFIED (no recording shows it): Import Records answers it as one of its
+/// `"record","field","value","message"` lines (reference §5.2) and Import / Delete a File as a
+/// 403, like Export a File's per-form refusal. Choices, also UNVERIFIED: a blank cell of such an
+/// instrument without `overwriteBehavior=overwrite` writes nothing and passes; the record-id
+/// column only names the record.
+#[test]
+fn per_form_entry_rights_are_enforced_on_import() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let pid = emu.project_ids()[0];
+    let limited = emu.add_user(pid, User::new("limited")).unwrap();
+    let csv = "username,forms\nlimited,\"demographics:129,health:128,race_and_ethnicity:130\"\n";
+    call(&emu, &t, &[("content", "user"), ("format", "csv"), ("data", csv)]).expect(200, "1");
+    let write = |token: &str, data: Value| import(&emu, token, "record", &json!([data]), &[]);
+    let refusal = |field: &str, form: &str, right: &str, value: &str| {
+        format!(
+            "\"1\",\"{field}\",\"{value}\",\"This field ('{field}') exists on an instrument ('{form}') for which your data entry rights are \"\"{right}\"\". You are not allowed to import data for this field.\""
+        )
+    };
+    let r = write(&limited, json!({"record_id": "1", "height": "150", "ethnicity": "0"}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"], refusal("height", "health", "No Access", "150"));
+    let r = write(&limited, json!({"record_id": "1", "name_first": "X", "demographics_complete": "0"}));
+    assert_eq!(
+        r.json()["error"],
+        [
+            refusal("name_first", "demographics", "Read Only", "X"),
+            refusal("demographics_complete", "demographics", "Read Only", "0")
+        ]
+        .join("\n")
+    );
+    let r = write(&limited, json!({"record_id": "1", "health_complete": "1"}));
+    assert_eq!(r.json()["error"], refusal("health_complete", "health", "No Access", "1"));
+    let stored = call(&emu, &t, &[("content", "record"), ("records[0]", "1")]).json();
+    assert_eq!(
+        (stored[0]["height"].as_str(), stored[0]["ethnicity"].as_str(), stored[0]["name_first"].as_str()),
+        (Some("7"), Some("1"), Some("Nutmeg")),
+        "nothing of a refused import is written"
+    );
+    // The instrument with edit rights takes writes; blank cells of the others are no writes.
+    write(&limited, json!({"record_id": "1", "ethnicity": "0", "height": "", "name_first": ""}))
+        .expect(200, "{\"count\":1}");
+    let r = import(
+        &emu,
+        &limited,
+        "record",
+        &json!([{"record_id": "1", "height": ""}]),
+        &[("overwriteBehavior", "overwrite")],
+    );
+    assert_eq!(
+        r.json()["error"],
+        refusal("height", "health", "No Access", ""),
+        "an overwrite with blank erases: refused"
+    );
+    // Files of the instrument without edit rights: neither uploaded nor deleted.
+    let url = emu.url();
+    let file_call = [
+        ("token", limited.as_str()),
+        ("content", "file"),
+        ("record", "1"),
+        ("field", "mugshot"),
+        ("returnFormat", "json"),
+    ];
+    let mut up = file_call.to_vec();
+    up.push(("action", "import"));
+    let r = post_multipart(&url, &up, Some(("x.txt", b"x")));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        r.json()["error"],
+        "This field ('mugshot') exists on an instrument ('health') for which your data entry rights are \"No Access\". You are not allowed to import data for this field."
+    );
+    let mut del = file_call.to_vec();
+    del.push(("action", "delete"));
+    assert_eq!(post(&url, &del).status, 403);
+    let admin_file =
+        [("token", t.as_str()), ("content", "file"), ("action", "export"), ("record", "1"), ("field", "mugshot")];
+    assert_eq!(post(&url, &admin_file).status, 200, "the file is still there");
+
+    // The legacy codes, from the project XML's `data_entry` of a role.
+    let xml = std::fs::read_to_string(fixture("redcapr-simple.xml")).unwrap().replace(
+        "</redcap:UserRolesGroup>",
+        "<redcap:UserRoles role_name=\"Entry\" unique_role_name=\"U-ENTRY1\" api_export=\"1\" api_import=\"1\" \
+         data_export_instruments=\"[demographics,1][health,1][race_and_ethnicity,1]\" \
+         data_entry=\"[demographics,2][health,0][race_and_ethnicity,1]\"/></redcap:UserRolesGroup>",
+    );
+    let emu =
+        redcap_emulator::Emulator::builder().in_memory().deterministic_tokens(7).project_xml(xml).start().unwrap();
+    let pid = emu.project_ids()[0];
+    let role_user = emu.add_user(pid, User::new("r").role("U-ENTRY1")).unwrap();
+    let write = |data: Value| import(&emu, &role_user, "record", &json!([data]), &[]);
+    assert_eq!(
+        write(json!({"record_id": "1", "weight": "2"})).json()["error"],
+        refusal("weight", "health", "No Access", "2")
+    );
+    assert_eq!(
+        write(json!({"record_id": "1", "sex": "1"})).json()["error"],
+        refusal("sex", "demographics", "Read Only", "1")
+    );
+    write(json!({"record_id": "1", "race___1": "1"})).expect(200, "{\"count\":1}");
+}
