@@ -10,7 +10,7 @@
 use super::{Ctx, Failure, HResult, Reply, bad, lookup};
 use crate::model::{Field, Project};
 use crate::pdf::{self, Line, Section, Style};
-use crate::records::{Dataset, RowData, form_in_row, hidden_by_export_level, record_cmp};
+use crate::records::{Dataset, RowData, form_in_row, record_cmp};
 use crate::store;
 
 /// What the call asks for.
@@ -83,13 +83,31 @@ pub fn export_pdf(ctx: &mut Ctx) -> HResult {
         Some(names) => {
             let named = store::records_named(&ctx.store.conn, p.id(), names.iter().map(String::as_str))?;
             let data = Dataset::load_records(&ctx.store.conn, ctx.store.blob_dir(), &p, named)?;
-            let hidden = |field: &str| hidden_by_export_level(&p, level, field);
+            // Per-instrument export rights too, as Export Records applies them.
+            let hidden = |field: &str| ctx.export_hides(level, field);
             record_sections(&p, &data, &req, &hidden)
         }
     };
     let title = &p.def.info.title;
     let body = pdf::document(title, title, &sections);
+    log_pdf(ctx, &req)?;
     Ok(Reply::Download { mime: "application/pdf".into(), name: file_name(&p, &req), body })
+}
+
+/// Logs the download. REDCap logs its API exports (reference §5.6: `Manage/Design` with
+/// `Export … (API)` details for the metadata-like ones); what it writes for a PDF is not
+/// recorded (UNVERIFIED), so the emulator follows its own entries: a blank form is metadata
+/// (`Manage/Design`, `Export PDF (API)`), records' data a data export (`Data export (API)`, like
+/// Export Records). The record is named in `details`, not in `record`, which a log reader such
+/// as dataset sync takes for a possible change of the record's data.
+fn log_pdf(ctx: &mut Ctx, req: &Request) -> Result<(), Failure> {
+    let form = req.form.as_deref().map(|f| format!(" instrument = '{f}'")).unwrap_or_default();
+    let details = match req.records.as_deref() {
+        None => return ctx.log_export(&format!("Export PDF (API){form}")),
+        Some(_) if req.instance.is_none() => "Export PDF (API) all records".to_owned(),
+        Some(names) => format!("Export PDF (API) record = '{}'{form}", names.join(", ")),
+    };
+    ctx.log("export", "Data export (API)", &details, "")
 }
 
 /// `<project>_<instrument|AllInstruments>[_record].pdf`, letters and digits only (UNVERIFIED: the

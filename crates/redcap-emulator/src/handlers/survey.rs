@@ -119,23 +119,37 @@ fn codes_of(ctx: &mut Ctx, p: &Participant) -> Result<survey_codes::SurveyCodes,
     Ok(survey_codes::codes(ctx.store, ctx.project.id(), &key)?)
 }
 
+/// Logs a survey method. REDCap logs its API exports (reference §5.6: action `Manage/Design`,
+/// details `Export … (API)`); the survey methods' own entries are not recorded (UNVERIFIED), so
+/// the emulator writes entries in that style. The participant's record is named in `details`,
+/// not in `record`: a log reader such as dataset sync takes every line with a record for a
+/// possible change of its data, which a link export is not.
+fn log_survey(ctx: &mut Ctx, what: &str, p: &Participant) -> Result<(), Failure> {
+    ctx.log_export(&format!("{what} record = '{}', instrument = '{}'", p.record, p.form))
+}
+
 /// Export a Survey Link: `<base>surveys/?s=<hash>`.
 pub fn export_link(ctx: &mut Ctx) -> HResult {
     let p = participant(ctx)?;
     let c = codes_of(ctx, &p)?;
+    log_survey(ctx, "Export survey link (API)", &p)?;
     Ok(Reply::text(format!("{}surveys/?s={}", base_url(ctx), c.hash)))
 }
 
 /// Export a Survey Access Code: 9 characters.
 pub fn export_access_code(ctx: &mut Ctx) -> HResult {
     let p = participant(ctx)?;
-    Ok(Reply::text(codes_of(ctx, &p)?.access_code))
+    let code = codes_of(ctx, &p)?.access_code;
+    log_survey(ctx, "Export survey access code (API)", &p)?;
+    Ok(Reply::text(code))
 }
 
 /// Export a Survey Return Code: 8 characters.
 pub fn export_return_code(ctx: &mut Ctx) -> HResult {
     let p = participant(ctx)?;
-    Ok(Reply::text(codes_of(ctx, &p)?.return_code))
+    let code = codes_of(ctx, &p)?.return_code;
+    log_survey(ctx, "Export survey return code (API)", &p)?;
+    Ok(Reply::text(code))
 }
 
 /// Whether the project has a Survey Queue (any active entry).
@@ -153,6 +167,7 @@ pub fn export_queue_link(ctx: &mut Ctx) -> HResult {
     }
     let record = existing_record(ctx)?;
     let hash = survey_codes::queue_hash(ctx.store, ctx.project.id(), &record)?;
+    ctx.log_export(&format!("Export survey queue link (API) record = '{record}'"))?;
     Ok(Reply::text(format!("{}surveys/?sq={hash}", base_url(ctx))))
 }
 
@@ -251,5 +266,6 @@ pub fn export_participant_list(ctx: &mut Ctx) -> HResult {
             Value::from(queue_link),
         ]);
     }
+    ctx.log_export(&format!("Export survey participant list (API) instrument = '{form}'"))?;
     Ok(Reply::rendered(crate::render::table(out, &t, "items")))
 }

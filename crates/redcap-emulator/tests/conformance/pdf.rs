@@ -195,6 +195,22 @@ fn rights() {
     assert!(text.contains("(X) Female"), "{text}");
 }
 
+/// Per-instrument export rights (`forms_export`) apply to the PDF as to Export Records (API
+/// help exp_instr_pdf: data-export rights applied; REDCapR#396 for the per-form rights): the
+/// values of an instrument without export rights are left out, its labels stay.
+#[test]
+fn per_form_export_rights() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let pid = emu.project_ids()[0];
+    let rights = Rights { forms_export: vec![("health".into(), 0), ("demographics".into(), 1)], ..Rights::full() };
+    let limited = emu.add_user(pid, User::new("limited").rights(rights)).unwrap();
+    let all = text(&pdf(&emu, &limited, &[("record", "1")]));
+    assert!(all.contains("Nutmeg") && all.contains("General Comments"), "{all}");
+    for gone in ["Character in a book", "204.1", "mugshot-1.jpg"] {
+        assert!(!all.contains(gone), "{gone}: a value of the instrument without export rights, in {all}");
+    }
+}
+
 /// Bad parameters are 400s.
 #[test]
 fn bad_parameters() {
