@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
+use redcap::blocking::Workflows;
 use redcap::dataset::blocking::Datasets;
 use redcap::dataset::{Manifest, PullError, PullOptions, SyncOptions, SyncSummary};
 use redcap::workflow::NoProgress;
@@ -324,5 +325,61 @@ fn a_sync_whose_export_fails_keeps_the_previous_dataset() {
     assert!(content(dir.path()) == before, "the previous dataset, untouched");
     let summary = sync(&env, dir.path(), &SyncOptions::default()).expect("the next sync");
     assert_eq!(summary.fetched, ["1"], "{summary:?}");
+    assert!(content(dir.path()) == fresh(&env, &options));
+}
+
+/// redcapAPI#383: a long history asked for at once times out. A dataset pulled a month ago,
+/// changed every three days since, synced against a server that answers 504 to any logging
+/// export of more than a few entries: the sync reads the log in windows, halves those that
+/// fail, and still gives what a fresh pull gives.
+#[test]
+fn a_sync_over_a_long_history_halves_the_log_windows_that_time_out() {
+    let env = env();
+    let pid = env.emu.project_ids()[0];
+    let options = PullOptions::default().batch_size(4);
+    let dir = tempfile::tempdir().unwrap();
+    env.client.pull_dataset(dir.path(), &options, &NoProgress).unwrap();
+    let day = Duration::from_secs(86_400);
+    let mut changed = Vec::new();
+    for round in 0..10 {
+        let ids = ["a", "b", "c", "d", "e", "f"].map(|x| format!("L{round}{x}"));
+        for (i, id) in ids.into_iter().chain(["1".into(), "2".into()]).enumerate() {
+            let row = serde_json::json!([{ "record_id": id, "name": format!("r{round}.{i}") }]);
+            env.client.call(&record::import::Request::new(row.to_string())).unwrap();
+            changed.push(id);
+        }
+        env.emu.age_log(pid, 3 * day).unwrap();
+    }
+    // The pull's own log entries moved back with the rest: so does its watermark.
+    let path = dir.path().join(redcap::dataset::names::MANIFEST);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let watermark: redcap_core::DateTime = manifest["watermark"].as_str().unwrap().parse().unwrap();
+    manifest["watermark"] = watermark.add_minutes(-30 * 1440).unwrap().to_minute_string().into();
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    // The busiest minute (the pull's schema exports) must still be answerable; the month is not.
+    let mut per_minute = std::collections::HashMap::<String, usize>::new();
+    env.client
+        .export_logging_each(&redcap::log::export::Request::new(), &mut |row| {
+            let ts: String = row["timestamp"].as_str().unwrap().chars().take(16).collect();
+            *per_minute.entry(ts).or_default() += 1;
+            Ok(())
+        })
+        .unwrap();
+    // (+30: the sync's own schema exports, and each refused logging export, are logged in
+    // the sync's minute: a server logs an export its proxy gave up on.)
+    let limit = per_minute.values().max().unwrap() + 30;
+    assert!(per_minute.values().sum::<usize>() > limit + 20, "the history is long: {per_minute:?}");
+    env.emu.faults().fail_logs_over(limit, 504);
+    // One window for the whole month: it must be halved to get through.
+    let sync_options = SyncOptions::default().log_window_minutes(60 * 1440);
+    let summary = sync(&env, dir.path(), &sync_options).expect("the sync heals its log windows");
+    assert!(env.emu.faults().logs_failed() > 0, "the whole month was asked and refused first");
+    assert_eq!(summary.rebuilt, None, "an update in place, from the log");
+    changed.sort();
+    changed.dedup();
+    let mut fetched = summary.fetched.clone();
+    fetched.sort();
+    assert_eq!(fetched, changed, "every change of the month, none twice");
+    env.emu.faults().clear();
     assert!(content(dir.path()) == fresh(&env, &options));
 }

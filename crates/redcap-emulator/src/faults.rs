@@ -86,6 +86,8 @@ struct State {
     latency: Duration,
     queue: VecDeque<(Fault, u32)>,
     batch_rule: Option<BatchRule>,
+    /// Logging exports answering more than this many entries fail with this status.
+    log_rule: Option<(usize, u16)>,
 }
 
 /// Handle to the fault plan of a running emulator. Cheap to clone; changes apply to the next
@@ -95,6 +97,7 @@ pub struct Faults {
     state: Arc<Mutex<State>>,
     calls: Arc<AtomicU64>,
     batch_failures: Arc<AtomicU64>,
+    log_failures: Arc<AtomicU64>,
 }
 
 impl Faults {
@@ -130,12 +133,28 @@ impl Faults {
         self.batch_failures.load(Ordering::SeqCst)
     }
 
-    /// Removes every planned fault, the batch rule (and its count) and the latency.
+    /// From now on, every logging export whose answer would hold more than `max_entries`
+    /// entries fails with `status` (e.g. 504, a proxy's timeout: whole-project logs of a long
+    /// history, redcapAPI#383), until [`Faults::clear`]. The export runs (and is logged) first,
+    /// as a server that finishes after its proxy gave up does.
+    pub fn fail_logs_over(&self, max_entries: usize, status: u16) {
+        self.lock().log_rule = Some((max_entries, status));
+    }
+
+    /// How many logging exports the rule of [`Faults::fail_logs_over`] has failed.
+    pub fn logs_failed(&self) -> u64 {
+        self.log_failures.load(Ordering::SeqCst)
+    }
+
+    /// Removes every planned fault, the batch and logging rules (and their counts) and the
+    /// latency.
     pub fn clear(&self) {
         let mut s = self.lock();
         s.queue.clear();
         s.batch_rule = None;
+        s.log_rule = None;
         self.batch_failures.store(0, Ordering::SeqCst);
+        self.log_failures.store(0, Ordering::SeqCst);
         s.latency = Duration::ZERO;
     }
 
@@ -178,6 +197,22 @@ impl Faults {
         }
         self.batch_failures.fetch_add(1, Ordering::SeqCst);
         Some(rule.fault)
+    }
+
+    /// The status the answer `body` of a call of `content` gets under
+    /// [`Faults::fail_logs_over`], if it is a logging export with too many entries (a JSON
+    /// answer; the windowed export asks for JSON).
+    pub(crate) fn log_fault(&self, content: Option<&str>, body: &[u8]) -> Option<u16> {
+        let (max, status) = self.lock().log_rule?;
+        if content != Some("log") {
+            return None;
+        }
+        let entries = serde_json::from_slice::<Vec<serde_json::Value>>(body).ok()?.len();
+        if entries <= max {
+            return None;
+        }
+        self.log_failures.fetch_add(1, Ordering::SeqCst);
+        Some(status)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -256,6 +291,20 @@ mod tests {
         assert_eq!(f.batches_failed(), 1);
         f.clear();
         assert_eq!(f.batch_fault(&export(&["1", "2", "3"])), None);
+    }
+
+    #[test]
+    fn log_rule_fails_only_big_logging_answers() {
+        let f = Faults::default();
+        let log = Some("log");
+        assert_eq!(f.log_fault(log, b"[1,2,3]"), None, "no rule");
+        f.fail_logs_over(2, 504);
+        assert_eq!(f.log_fault(log, b"[1,2]"), None);
+        assert_eq!(f.log_fault(log, b"[1,2,3]"), Some(504));
+        assert_eq!(f.log_fault(Some("record"), b"[1,2,3]"), None, "only logging exports");
+        assert_eq!(f.logs_failed(), 1);
+        f.clear();
+        assert_eq!(f.log_fault(log, b"[1,2,3]"), None);
     }
 
     #[test]

@@ -444,6 +444,13 @@ impl Emulator {
         self.store().recycled_files(project_id).unwrap_or_default()
     }
 
+    /// Moves every entry logged so far in a project `by` into the past, so a test can build a
+    /// history spread over days or months (the emulator logs at its clock's time).
+    pub fn age_log(&self, project_id: i64, by: Duration) -> Result<(), Error> {
+        self.store().age_log(project_id, by.as_secs())?;
+        Ok(())
+    }
+
     /// The fault-injection handle.
     pub fn faults(&self) -> Faults {
         self.shared.faults.clone()

@@ -61,6 +61,10 @@ struct ServeArgs {
     /// export with the last record's rows or the last column left out.
     #[arg(long, value_enum, default_value = "500", requires = "fail_batches_over")]
     batch_fault: BatchFaultArg,
+    /// Fail every logging export whose answer holds more than N entries with a 504 (a proxy
+    /// timing out on a long history), to test a client's windowed logging export.
+    #[arg(long, value_name = "N")]
+    fail_logs_over: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -197,6 +201,9 @@ fn serve(args: ServeArgs) -> Result<(), redcap_emulator::Error> {
     let emu = b.start()?;
     if let Some(n) = args.fail_batches_over {
         emu.faults().fail_batches_over(n, args.batch_fault.fault());
+    }
+    if let Some(n) = args.fail_logs_over {
+        emu.faults().fail_logs_over(n, 504);
     }
     // Printing the tokens is the point of start-up: the user needs them to call the API.
     println!("REDCap emulator API: {}", emu.url());

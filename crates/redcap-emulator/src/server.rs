@@ -206,6 +206,8 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
         _ => {}
     }
+    // The logging rule looks at the answer, after the handler took the params.
+    let content = params.get("content").map(str::to_owned);
     let shared2 = shared.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let mut store = shared2.store.lock().unwrap_or_else(|e| e.into_inner());
@@ -223,6 +225,12 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             );
         }
     };
+    if let Reply::Body { body, .. } = &reply {
+        if let Some(status) = shared.faults.log_fault(content.as_deref(), body) {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::GATEWAY_TIMEOUT);
+            return error_response(status, err_format, "Gateway Timeout (injected by the REDCap emulator)");
+        }
+    }
     let cut = match fault {
         Some(Fault::ResetAfter { bytes }) => Some((bytes, conn)),
         Some(Fault::Truncate { bytes }) => Some((bytes, None)),

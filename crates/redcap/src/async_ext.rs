@@ -11,9 +11,10 @@ use serde::de::DeserializeOwned;
 use tokio::io::AsyncWrite;
 
 use crate::workflow::{
-    BatchOptions, ExportSession, ExportSummary, HealReport, ImportOptions, ImportSession, Progress, ProgressEvent,
-    PullOptions, PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions, RowStream,
-    TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request, only_splits, push_manifest, to_rows,
+    BatchOptions, ExportSession, ExportSummary, HealReport, ImportOptions, ImportSession, LogSummary, LogWindows,
+    Progress, ProgressEvent, PullOptions, PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions,
+    RowStream, TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request, only_splits, push_manifest,
+    to_rows,
 };
 use crate::{log, metadata, record};
 
@@ -81,6 +82,21 @@ pub trait Workflows {
         request: &log::export::Request,
         each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
     ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
+
+    /// Exports the project's logging like [`Workflows::export_logging_each`], in windows of at
+    /// most `window_minutes` from `request`'s `beginTime` to its `endTime` (or now), newest
+    /// first: a long history asked for at once times out (redcapAPI#383). A window that fails
+    /// in a way a smaller one may survive (a 5xx, a timeout) is halved, down to one minute
+    /// ([`ProgressEvent::Split`]); entries of the minute two windows share are counted once
+    /// (see [`crate::workflow::log_windows`]). Each window's entries are held until it is
+    /// complete. Without a `beginTime` the request is sent whole.
+    fn export_logging_windowed(
+        &self,
+        request: &log::export::Request,
+        window_minutes: u32,
+        progress: &dyn Progress,
+        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+    ) -> impl Future<Output = Result<LogSummary, WorkflowError>> + Send;
 
     /// Exports records in batches of whole records (ids first, then batches), checking that
     /// every requested record and column came back. `template` carries fields, forms, events,
@@ -242,6 +258,32 @@ where
         let mut sink = RowStream::new("", each);
         stream_rows(self, &request, &mut sink).await?;
         Ok(sink.rows)
+    }
+
+    async fn export_logging_windowed(
+        &self,
+        request: &log::export::Request,
+        window_minutes: u32,
+        progress: &dyn Progress,
+        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+    ) -> Result<LogSummary, WorkflowError> {
+        let mut windows = LogWindows::new(request, window_minutes, std::time::SystemTime::now(), progress);
+        while let Some(request) = windows.next_request() {
+            let mut rows = Vec::new();
+            let mut keep = |row| {
+                rows.push(row);
+                Ok(())
+            };
+            let answer = stream_rows(self, &request, &mut RowStream::new("", &mut keep)).await.map(|()| rows);
+            for row in windows.answer(answer)? {
+                each(row)?;
+            }
+        }
+        let (rest, summary) = windows.finish();
+        for row in rest {
+            each(row)?;
+        }
+        Ok(summary)
     }
 
     async fn export_records_batched(

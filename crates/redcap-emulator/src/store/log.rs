@@ -38,7 +38,17 @@ impl Store {
         Ok(())
     }
 
-    /// Log entries of a project, newest first.
+    /// Moves every log entry of a project `seconds` into the past (a test's long history).
+    pub fn age_log(&mut self, project_id: i64, seconds: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE log SET ts = strftime('%Y-%m-%d %H:%M:%S', ts, '-' || ?2 || ' seconds') WHERE project_id = ?1",
+            params![project_id, seconds as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Log entries of a project, newest first (as REDCap lists them: REDCapR's recorded log,
+    /// `log-read/2024-10-11.R`).
     pub fn log_entries(&self, project_id: i64) -> Result<Vec<LogEntry>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT ts, username, action, details, record, kind, dag_id FROM log WHERE project_id = ?1 ORDER BY id DESC",

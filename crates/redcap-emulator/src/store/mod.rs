@@ -289,19 +289,11 @@ pub fn now_seconds() -> String {
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time.
 pub fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
+    let Some(mut t) = redcap_core::DateTime::from_minutes_since_epoch(secs.div_euclid(60)) else {
+        return String::new();
+    };
+    t.second = secs.rem_euclid(60) as u8;
+    t.to_string()
 }
 
 #[cfg(test)]

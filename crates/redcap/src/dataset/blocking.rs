@@ -106,11 +106,18 @@ where
 {
     while let Some(call) = driver.next()? {
         match call {
-            Call::Log(r) => match client.call(&r) {
-                Ok(rows) => driver.answer_log(Some(rows.raw().rows()?))?,
-                Err(e) if log_refused(&e) => driver.answer_log(None)?,
-                Err(e) => return Err(e.into()),
-            },
+            Call::Log(r, window) => {
+                let mut rows = Vec::new();
+                let mut keep = |row| {
+                    rows.push(row);
+                    Ok(())
+                };
+                match client.export_logging_windowed(&r, window, progress, &mut keep) {
+                    Ok(_) => driver.answer_log(Some(rows))?,
+                    Err(e) if log_refused(&e) => driver.answer_log(None)?,
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Call::Ids(r) => driver.answer_rows(client.call(&r)?.rows()?)?,
             Call::Batch(r, ids) => {
                 let (rows, _) = crate::blocking_ext::export_healed(

@@ -21,6 +21,9 @@ pub struct SyncOptions {
     pub overlap_minutes: i64,
     /// Records per export call (`None`: the dataset's own batch size).
     pub batch_size: Option<usize>,
+    /// Longest window of one logging export, in minutes: a long history is read in windows,
+    /// halved when one fails ([`crate::workflow::log_windows`]).
+    pub log_window_minutes: u32,
     /// Test hook: stop the commit at this step as a crash would.
     #[doc(hidden)]
     pub crash_at: Option<usize>,
@@ -28,7 +31,12 @@ pub struct SyncOptions {
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        SyncOptions { overlap_minutes: sync::DEFAULT_OVERLAP_MINUTES, batch_size: None, crash_at: None }
+        SyncOptions {
+            overlap_minutes: sync::DEFAULT_OVERLAP_MINUTES,
+            batch_size: None,
+            log_window_minutes: crate::workflow::log_windows::DEFAULT_WINDOW_MINUTES,
+            crash_at: None,
+        }
     }
 }
 
@@ -43,6 +51,11 @@ impl SyncOptions {
         self.batch_size = Some(n.max(1));
         self
     }
+    /// Sets the longest logging window, in minutes (at least 1).
+    pub fn log_window_minutes(mut self, minutes: u32) -> Self {
+        self.log_window_minutes = minutes.max(1);
+        self
+    }
     /// Test hook: stop the commit after `steps` steps.
     #[doc(hidden)]
     pub fn crash_at(mut self, steps: Option<usize>) -> Self {
@@ -54,8 +67,9 @@ impl SyncOptions {
 /// A call the driver needs made.
 #[derive(Debug)]
 pub(crate) enum Call {
-    /// Export Logging; REDCap may refuse it (no Logging right): answer `None`.
-    Log(log::export::Request),
+    /// Export Logging in windows of at most this many minutes; REDCap may refuse it (no
+    /// Logging right): answer `None`.
+    Log(log::export::Request, u32),
     /// An id-only record export.
     Ids(record::export::Request),
     /// One batch of a pull: exactly these records, healed by splitting if the server cannot
@@ -159,10 +173,12 @@ impl<'p> Driver<'p> {
         Ok(d)
     }
 
-    fn log_request(&self, begin: Option<String>) -> log::export::Request {
+    fn log_call(&self, begin: Option<String>) -> Call {
         let mut r = log::export::Request::new();
         r.begin_time = begin;
-        r
+        let window =
+            self.sync.as_ref().map_or(crate::workflow::log_windows::DEFAULT_WINDOW_MINUTES, |s| s.log_window_minutes);
+        Call::Log(r, window)
     }
 
     /// The dictionary (a healed batch splits a record by instrument with it).
@@ -182,7 +198,7 @@ impl<'p> Driver<'p> {
                 if pull.needs_watermark() && !self.asked_log {
                     self.asked_log = true;
                     self.pending = Some("watermark");
-                    Some(Call::Log(self.log_request(Some(self.floor.clone()))))
+                    Some(self.log_call(Some(self.floor.clone())))
                 } else if pull.needs_ids() {
                     self.pending = Some("ids");
                     Some(Call::Ids(super::id_request(pull, &self.pull_options)))
@@ -211,7 +227,7 @@ impl<'p> Driver<'p> {
                         .and_then(|w| sync::log_begin(w, overlap))
                         .map(|b| if b < self.floor { b } else { self.floor.clone() });
                     self.pending = Some("log");
-                    Some(Call::Log(self.log_request(begin)))
+                    Some(self.log_call(begin))
                 } else {
                     let layout = crate::dataset::DatasetLayout::new(
                         self.schema.as_ref().expect("a sync has its schema"),
@@ -348,6 +364,6 @@ impl<'p> Driver<'p> {
 }
 
 /// Whether a refused call means "this token may not read the log" (the sync then rebuilds).
-pub(crate) fn log_refused(e: &redcap_core::Error) -> bool {
-    e.is_permission() || e.is_validation() || e.is_not_found()
+pub(crate) fn log_refused(e: &crate::workflow::WorkflowError) -> bool {
+    matches!(e, crate::workflow::WorkflowError::Call(e) if e.is_permission() || e.is_validation() || e.is_not_found())
 }

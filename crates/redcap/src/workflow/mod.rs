@@ -62,6 +62,7 @@
 mod error;
 pub mod files;
 pub mod heal;
+pub mod log_windows;
 pub mod progress;
 pub mod records;
 pub mod report;
@@ -75,6 +76,7 @@ pub use files::{
     TreeWalk,
 };
 pub use heal::{HealReport, Healer, Scope, Ticket, Verdict};
+pub use log_windows::{LogSummary, LogWindows};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use records::{BatchPlan, ExportCheck, RecordBatches};
 pub use report::{ReportId, ReportOptions};
