@@ -317,6 +317,10 @@ where
             return Ok(ExportSummary::single(sink.rows));
         }
         let metadata = self.call(&metadata::export::Request::new()).await?;
+        if options.is_one_call() {
+            let session = ExportSession::whole(template, &metadata, options, progress)?;
+            return run_export(self, session, 1, each).await;
+        }
         let (id_field, ids_request) = ExportSession::id_request(template, &metadata)?;
         let mut ids = Vec::new();
         stream_rows(self, &ids_request, &mut RowStream::new(&id_field, &mut distinct_ids(&id_field, &mut ids))).await?;
@@ -343,10 +347,10 @@ where
 }
 
 /// Sends what the session asks for, up to `parallel` calls at once (the client's pacing and
-/// concurrency bound apply to each), and hands the rows on in order.
+/// concurrency bound apply to each), and hands the rows on in order as the answers stream in.
 async fn run_export<T, S>(
     client: &Client<T>,
-    mut session: ExportSession<'_>,
+    session: ExportSession<'_>,
     parallel: usize,
     each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
 ) -> Result<ExportSummary, WorkflowError>
@@ -354,26 +358,41 @@ where
     T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
     S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
 {
+    // The answers in flight all feed the session as they stream; the lock is never held
+    // across an await.
+    let shared = std::sync::Mutex::new((session, each));
+    let lock = || shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut running = FuturesUnordered::new();
     loop {
         while running.len() < parallel.max(1) {
-            let Some((ticket, request, pause)) = session.next_batch() else { break };
+            let Some((ticket, request, pause)) = lock().0.next_batch() else { break };
+            let shared = &shared;
             running.push(async move {
                 tokio::time::sleep(pause).await;
-                let mut rows = Vec::new();
-                let mut keep = |row| {
-                    rows.push(row);
-                    Ok(())
+                // An error from the session or from `each` stops the export; one from the
+                // answer goes to the session, which may heal it.
+                let mut stopped = false;
+                let mut take = |row| {
+                    let mut guard = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let (session, each) = &mut *guard;
+                    let r = session.row(ticket, row, &mut **each);
+                    stopped |= r.is_err();
+                    r
                 };
-                let answer = stream_rows(client, &request, &mut RowStream::new("", &mut keep)).await;
-                (ticket, answer.map(|()| rows))
+                let outcome = stream_rows(client, &request, &mut RowStream::new("", &mut take)).await;
+                (ticket, outcome, stopped)
             });
         }
-        let Some((ticket, answer)) = running.next().await else { break };
-        for row in session.answer(ticket, answer)? {
-            each(row)?;
+        let Some((ticket, outcome, stopped)) = running.next().await else { break };
+        let mut guard = lock();
+        let (session, each) = &mut *guard;
+        match outcome {
+            Err(e) if stopped => return Err(e),
+            outcome => session.end(ticket, outcome, &mut **each)?,
         }
     }
+    drop(running);
+    let (session, _) = shared.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     Ok(session.finish())
 }
 

@@ -334,6 +334,9 @@ where
             return Ok(ExportSummary::single(sink.rows));
         }
         let metadata = self.call(&metadata::export::Request::new())?;
+        if options.is_one_call() {
+            return run_export(self, ExportSession::whole(template, &metadata, options, progress)?, each);
+        }
         let (id_field, ids_request) = ExportSession::id_request(template, &metadata)?;
         let mut ids = Vec::new();
         stream_rows(self, &ids_request, &mut RowStream::new(&id_field, &mut distinct_ids(&id_field, &mut ids)))?;
@@ -359,7 +362,8 @@ where
     }
 }
 
-/// Sends what the session asks for, one call at a time, and hands the rows on in order.
+/// Sends what the session asks for, one call at a time, and hands the rows on in order as
+/// each answer streams in.
 fn run_export<T>(
     client: &Client<T>,
     mut session: ExportSession<'_>,
@@ -371,14 +375,18 @@ where
 {
     while let Some((ticket, request, pause)) = session.next_batch() {
         std::thread::sleep(pause);
-        let mut rows = Vec::new();
-        let mut keep = |row| {
-            rows.push(row);
-            Ok(())
+        // An error from the session or from `each` stops the export; one from the answer
+        // (cut short, undecodable, refused) goes to the session, which may heal it.
+        let mut stopped = false;
+        let mut take = |row| {
+            let r = session.row(ticket, row, each);
+            stopped |= r.is_err();
+            r
         };
-        let answer = stream_rows(client, &request, &mut RowStream::new("", &mut keep)).map(|()| rows);
-        for row in session.answer(ticket, answer)? {
-            each(row)?;
+        let outcome = stream_rows(client, &request, &mut RowStream::new("", &mut take));
+        match outcome {
+            Err(e) if stopped => return Err(e),
+            outcome => session.end(ticket, outcome, each)?,
         }
     }
     Ok(session.finish())

@@ -8,11 +8,27 @@
 //! record that still fails is asked for instrument by instrument and its rows merged. Failures
 //! no smaller batch can fix (the token, a right, a parameter REDCap refuses) stop at once.
 //!
-//! The healer does no I/O: a driver asks it for the next request, sends it, and hands back the
-//! rows or the error; rows come out in the order of the ids, whatever order the answers arrive
-//! in, so several requests may be in flight at once.
+//! The healer does no I/O: a driver asks it for the next request, sends it, and hands over each
+//! row as it is decoded, then how the answer ended. Rows are handed out as they come, holding
+//! back only the record being received (a record's rows are contiguous in REDCap's answer, so
+//! a record is complete once the next one starts): memory stays at one record whatever the
+//! batch size, and an answer cut short loses only its last record. What an answer did not
+//! bring is asked for again — only that, never rows already handed out — and each round
+//! brings fewer records or a smaller request, so it ends.
+//!
+//! Rows come out batch by batch in the order of the batches, whatever order the answers
+//! arrive in, so several requests may be in flight at once (an answer that is not the first
+//! waits, whole, for those before it). Within a batch they come in the server's order, except
+//! that records asked for again come after the batch's others. Every record comes whole, once,
+//! within its batch.
+//!
+//! Missing columns are noticed on an answer's first row, before any of its rows is handed out
+//! (REDCap's flat rows all have the same columns; a later row is checked only if it has fewer),
+//! missing records at the end of the answer.
+//! [`Healer::whole`] exports everything in one call with no id list; only if that call fails
+//! is the id list asked for, and the records not yet handed out are healed like batches.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use redcap_core::{ErrorKind, Row};
 use serde_json::Value;
@@ -26,10 +42,14 @@ use crate::rows::{Field, FieldType};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HealReport {
-    /// Export calls made for the records (batches, their halves and instrument pieces).
+    /// Export calls made for the records (batches, their halves and instrument pieces, and the
+    /// id list a failed one-call export needed).
     pub requests: u64,
     /// Batches that failed and were split in two.
     pub halved: u64,
+    /// Batches that came back with some of their records missing (or cut short after some),
+    /// asked for again for just the records missing.
+    pub reasked: u64,
     /// Records that failed alone and were exported instrument by instrument.
     pub by_instrument: Vec<String>,
     /// Why each split was made (the first [`HealReport::MAX_REASONS`]).
@@ -42,7 +62,7 @@ impl HealReport {
 
     /// Whether any batch had to be split.
     pub fn healed(&self) -> bool {
-        self.halved > 0 || !self.by_instrument.is_empty()
+        self.halved > 0 || self.reasked > 0 || !self.by_instrument.is_empty()
     }
 
     fn reason(&mut self, why: String) {
@@ -57,6 +77,9 @@ impl std::fmt::Display for HealReport {
         write!(f, "{} request{}", self.requests, if self.requests == 1 { "" } else { "s" })?;
         if self.halved > 0 {
             write!(f, ", {} batch{} halved", self.halved, if self.halved == 1 { "" } else { "es" })?;
+        }
+        if self.reasked > 0 {
+            write!(f, ", {} batch{} asked again for missing records", self.reasked, if self.reasked == 1 { "" } else { "es" })?;
         }
         if !self.by_instrument.is_empty() {
             write!(
@@ -213,16 +236,51 @@ impl Scope {
 /// Which piece of work a request is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Piece {
+    /// Every record the template selects, in one call: the ids are not known.
+    All,
+    /// The ids the template selects, asked for only when [`Piece::All`] failed.
+    Ids,
     /// These records, whole.
     Records(Vec<String>),
     /// One record, one part of the scope.
     Instrument { record: String, part: usize },
 }
 
+/// An answer being received.
+#[derive(Debug, Default)]
+struct Answer {
+    /// Rows of complete records, waiting for an earlier answer to be handed out.
+    ready: Vec<Row>,
+    /// The rows of the record being received. A record's rows are contiguous in REDCap's
+    /// answer, so it is complete when another record starts or the answer ends; an answer cut
+    /// short loses only these. Instrument pieces keep all their rows here (one record).
+    held: Vec<Row>,
+    held_id: Option<String>,
+    /// Records whose rows are complete (handed out or in `ready`); for [`Piece::Ids`], the ids.
+    complete: HashSet<String>,
+    /// The id list, in the server's order ([`Piece::Ids`]).
+    ids: Vec<String>,
+    rows: u64,
+    /// Columns of the first row.
+    width: usize,
+    /// Columns a row lacked: the answer is refused from that row's record on, its other rows
+    /// ignored.
+    refused: Option<Vec<String>>,
+}
+
+impl Answer {
+    fn release(&mut self) {
+        if let Some(id) = self.held_id.take() {
+            self.complete.insert(id);
+        }
+        self.ready.append(&mut self.held);
+    }
+}
+
 #[derive(Debug)]
 enum State {
     Waiting,
-    Sent,
+    Sent(Box<Answer>),
     Done(Vec<Row>),
 }
 
@@ -259,6 +317,14 @@ pub enum Verdict {
         /// Requests that replace it.
         parts: usize,
     },
+    /// The id list a failed one-call export needed has come: the records not yet handed out
+    /// are asked for in `parts` requests.
+    Listed {
+        /// Record ids the export selects.
+        ids: u64,
+        /// Requests that ask for the records still missing.
+        parts: usize,
+    },
 }
 
 /// The plan of a self-healing batched export (see the module documentation).
@@ -269,24 +335,45 @@ pub struct Healer {
     slots: VecDeque<Slot>,
     next_ticket: u64,
     report: HealReport,
+    /// Rows whose turn has come, until [`Healer::ready`] takes them.
+    out: Vec<Row>,
+    /// After a one-call export: the records it completed, and whether it failed (else it was
+    /// empty, and the id list only confirms that).
+    whole: Option<(HashSet<String>, bool)>,
 }
 
 impl Healer {
     /// A healer for `batches` of record ids, each exported with `template` (a batch request:
     /// flat JSON; its `records` are replaced).
     pub fn new(template: &record::export::Request, scope: Scope, batches: Vec<Vec<String>>) -> Self {
-        let mut h = Healer {
-            template: template.clone(),
-            scope,
-            slots: VecDeque::new(),
-            next_ticket: 0,
-            report: HealReport::default(),
-        };
+        let mut h = Healer::empty(template, scope);
         for b in batches.into_iter().filter(|b| !b.is_empty()) {
             let slot = h.slot(Piece::Records(b), None);
             h.slots.push_back(slot);
         }
         h
+    }
+
+    /// A healer for one call that exports every record `template` selects, with no id list
+    /// first. Only if that call fails (or comes back empty) is the id list asked for, and the
+    /// records not yet handed out are then asked for in halves, healed like batches.
+    pub fn whole(template: &record::export::Request, scope: Scope) -> Self {
+        let mut h = Healer::empty(template, scope);
+        let slot = h.slot(Piece::All, None);
+        h.slots.push_back(slot);
+        h
+    }
+
+    fn empty(template: &record::export::Request, scope: Scope) -> Self {
+        Healer {
+            template: template.clone(),
+            scope,
+            slots: VecDeque::new(),
+            next_ticket: 0,
+            report: HealReport::default(),
+            out: Vec::new(),
+            whole: None,
+        }
     }
 
     fn slot(&mut self, piece: Piece, group: Option<u64>) -> Slot {
@@ -298,7 +385,7 @@ impl Healer {
     /// still be in flight).
     pub fn next_request(&mut self) -> Option<(Ticket, record::export::Request, String)> {
         let slot = self.slots.iter_mut().find(|s| matches!(s.state, State::Waiting))?;
-        slot.state = State::Sent;
+        slot.state = State::Sent(Box::default());
         self.report.requests += 1;
         let ticket = Ticket(slot.ticket);
         let piece = slot.piece.clone();
@@ -308,6 +395,8 @@ impl Healer {
     fn request(&self, piece: &Piece) -> record::export::Request {
         let id = &self.scope.id_field;
         match piece {
+            Piece::All => super::batch_request(&self.template, id, &self.template.records),
+            Piece::Ids => super::id_request(&self.template, id),
             Piece::Records(ids) => super::batch_request(&self.template, id, ids),
             Piece::Instrument { record, part } => {
                 let mut r = super::batch_request(&self.template, id, std::slice::from_ref(record));
@@ -325,101 +414,278 @@ impl Healer {
         }
     }
 
-    /// Takes the answer to `ticket`: the rows, or why there are none. A complete answer is
-    /// kept; one a smaller request may survive is split; any other failure is returned.
+    fn in_flight_at(&self, ticket: Ticket) -> Result<usize, WorkflowError> {
+        self.slots.iter().position(|s| s.ticket == ticket.0 && matches!(s.state, State::Sent(_))).ok_or_else(|| {
+            WorkflowError::Decode(redcap_core::DecodeError::Unexpected {
+                expected: "an answer to a request in flight",
+                excerpt: format!("ticket {}", ticket.0),
+            })
+        })
+    }
+
+    /// Takes one row of the answer to `ticket`, as it is decoded. The rows of a record are
+    /// held until the record is complete (another starts, or the answer ends), then handed
+    /// out by [`Healer::ready`] when their turn has come. Columns missing against the scope
+    /// are noticed on the first row, before any row of the answer is handed out.
+    pub fn row(&mut self, ticket: Ticket, row: Row) -> Result<(), WorkflowError> {
+        let at = self.in_flight_at(ticket)?;
+        let slot = &mut self.slots[at];
+        let State::Sent(a) = &mut slot.state else { return Ok(()) };
+        let id = cell(&row, &self.scope.id_field);
+        match slot.piece {
+            Piece::Ids => {
+                if let Some(id) = id {
+                    if a.complete.insert(id.clone()) {
+                        a.ids.push(id);
+                    }
+                }
+                return Ok(());
+            }
+            Piece::Instrument { .. } => {
+                a.rows += 1;
+                a.held.push(row);
+                return Ok(());
+            }
+            Piece::All | Piece::Records(_) => {}
+        }
+        if a.refused.is_some() {
+            return Ok(());
+        }
+        let starts = id != a.held_id;
+        // The first row is checked in full; a later one only if it is narrower (cheap: all of
+        // REDCap's flat rows have the same columns).
+        if a.rows == 0 || row.len() < a.width {
+            let missing = self.scope.missing_columns(std::slice::from_ref(&row), None);
+            if !missing.is_empty() {
+                // The records before this one are complete; this one and the rest are asked
+                // for again.
+                if starts {
+                    a.release();
+                } else {
+                    a.held.clear();
+                    a.held_id = None;
+                }
+                a.refused = Some(missing);
+                return Ok(());
+            }
+        }
+        if a.rows == 0 {
+            a.width = row.len();
+        }
+        a.rows += 1;
+        if starts {
+            a.release();
+            a.held_id = id;
+        }
+        a.held.push(row);
+        Ok(())
+    }
+
+    /// Takes how the answer to `ticket` ended, its rows having gone to [`Healer::row`]: a
+    /// complete answer is kept; one a smaller request may survive is replaced by requests for
+    /// what it did not bring (rows already handed out are never asked for again); any other
+    /// failure is returned.
+    pub fn end(&mut self, ticket: Ticket, outcome: Result<(), WorkflowError>) -> Result<Verdict, WorkflowError> {
+        let at = self.in_flight_at(ticket)?;
+        let piece = self.slots[at].piece.clone();
+        let item = label(&piece, &self.scope);
+        let State::Sent(mut a) = std::mem::replace(&mut self.slots[at].state, State::Waiting) else {
+            unreachable!("in_flight_at finds only answers in flight")
+        };
+        let failure = match outcome {
+            Err(e) if survivable(&e) => Some(Check::Failed(e)),
+            Err(e) => return Err(e),
+            Ok(()) => a.refused.take().map(Check::Columns),
+        };
+        match piece {
+            Piece::Ids => {
+                if let Some(Check::Failed(e)) = failure {
+                    return Err(e);
+                }
+                return Ok(self.listed(at, a.ids));
+            }
+            Piece::Instrument { .. } => {
+                let failure = failure.or_else(|| self.check(&piece, &a.held));
+                if let Some(why) = failure {
+                    return self.split(at, &piece, item, why, Vec::new(), Vec::new());
+                }
+                let rows = std::mem::take(&mut a.held);
+                self.slots[at].state = State::Done(rows);
+                return Ok(Verdict::Kept { item, rows: a.rows });
+            }
+            Piece::All | Piece::Records(_) => {}
+        }
+        if failure.is_none() {
+            a.release();
+        }
+        let kept = Verdict::Kept { item: item.clone(), rows: a.rows };
+        let ready = std::mem::take(&mut a.ready);
+        let ids = match &piece {
+            Piece::Records(ids) => ids,
+            _ => {
+                // One call for everything: nothing to check rows against until the id list
+                // comes, asked for only when the call failed or brought nothing.
+                if failure.is_none() && a.rows > 0 {
+                    self.slots[at].state = State::Done(ready);
+                    return Ok(kept);
+                }
+                let failed = failure.is_some();
+                self.whole = Some((std::mem::take(&mut a.complete), failed));
+                self.slots[at].state = State::Done(ready);
+                let ids = self.slot(Piece::Ids, None);
+                self.slots.insert(at + 1, ids);
+                return match failure {
+                    Some(why) => {
+                        self.report.halved += 1;
+                        let reason = why.to_string();
+                        self.report.reason(format!("{item}: {reason}"));
+                        Ok(Verdict::Split { item, reason, parts: 2 })
+                    }
+                    None => Ok(kept),
+                };
+            }
+        };
+        let left: Vec<String> = ids.iter().filter(|id| !a.complete.contains(*id)).cloned().collect();
+        let failure = match failure {
+            // An answer that failed after its last complete record lost nothing asked for.
+            _ if left.is_empty() => {
+                self.slots[at].state = State::Done(ready);
+                return Ok(kept);
+            }
+            None => Check::Rows(left.clone()),
+            Some(why) => why,
+        };
+        self.split(at, &piece, item, failure, left, ready)
+    }
+
+    /// Takes the answer to `ticket` whole: its rows, or why there are none (see
+    /// [`Healer::row`] and [`Healer::end`]).
     pub fn answer(
         &mut self,
         ticket: Ticket,
         answer: Result<Vec<Row>, WorkflowError>,
     ) -> Result<Verdict, WorkflowError> {
-        let Some(at) = self.slots.iter().position(|s| s.ticket == ticket.0) else {
-            return Err(WorkflowError::Decode(redcap_core::DecodeError::Unexpected {
-                expected: "an answer to a request in flight",
-                excerpt: format!("ticket {}", ticket.0),
-            }));
-        };
-        let piece = self.slots[at].piece.clone();
-        let item = label(&piece, &self.scope);
-        let failure = match answer {
-            Ok(rows) => match self.check(&piece, &rows) {
-                None => {
-                    let n = rows.len() as u64;
-                    self.slots[at].state = State::Done(rows);
-                    return Ok(Verdict::Kept { item, rows: n });
-                }
-                Some(why) => why,
-            },
-            Err(e) if survivable(&e) => Check::Failed(e),
-            Err(e) => return Err(e),
-        };
+        let outcome = answer.and_then(|rows| rows.into_iter().try_for_each(|r| self.row(ticket, r)));
+        self.end(ticket, outcome)
+    }
+
+    /// Replaces the failed request at `at` by smaller ones for what it did not bring: `left`,
+    /// the records of a batch not yet complete; its complete rows (`ready`) stay in its place.
+    fn split(
+        &mut self,
+        at: usize,
+        piece: &Piece,
+        item: String,
+        failure: Check,
+        left: Vec<String>,
+        ready: Vec<Row>,
+    ) -> Result<Verdict, WorkflowError> {
         let reason = failure.to_string();
         let group = self.slots[at].group;
-        let replacement: Vec<Piece> = match &piece {
-            Piece::Records(ids) if ids.len() > 1 => {
-                let (a, b) = ids.split_at(ids.len() / 2);
+        let asked = match piece {
+            Piece::Records(ids) => ids.len(),
+            _ => 0,
+        };
+        // Some records came: ask again for just the others (each round brings fewer, so this
+        // ends); a failure that left several is halved as well.
+        let progress = !left.is_empty() && left.len() < asked;
+        let replacement: Vec<Piece> = match piece {
+            Piece::Records(_) if progress && (left.len() == 1 || matches!(failure, Check::Rows(_))) => {
+                self.report.reasked += 1;
+                vec![Piece::Records(left)]
+            }
+            Piece::Records(_) if left.len() > 1 => {
+                let (a, b) = left.split_at(left.len() / 2);
                 self.report.halved += 1;
                 vec![Piece::Records(a.to_vec()), Piece::Records(b.to_vec())]
             }
-            Piece::Records(ids) if self.scope.parts.len() > 1 => {
-                self.report.by_instrument.push(ids[0].clone());
-                (0..self.scope.parts.len()).map(|part| Piece::Instrument { record: ids[0].clone(), part }).collect()
+            Piece::Records(_) if left.len() == 1 && self.scope.parts.len() > 1 => {
+                self.report.by_instrument.push(left[0].clone());
+                (0..self.scope.parts.len()).map(|part| Piece::Instrument { record: left[0].clone(), part }).collect()
             }
-            _ => return Err(failure.into_error(&piece)),
+            // One record on one instrument that fails: no smaller request exists.
+            _ => return Err(failure.into_error(piece)),
         };
         self.report.reason(format!("{item}: {reason}"));
         let parts = replacement.len();
-        let old = self.slots.remove(at).map(|s| s.ticket);
+        let old = self.slots[at].ticket;
+        // The complete records stay where the request was, before what replaces it.
+        self.slots[at].state = State::Done(ready);
         for (i, p) in replacement.into_iter().enumerate() {
             // Instrument pieces of one record are merged: they share the old ticket as group.
             let group = match p {
-                Piece::Instrument { .. } => old,
-                Piece::Records(_) => group,
+                Piece::Instrument { .. } => Some(old),
+                _ => group,
             };
             let slot = self.slot(p, group);
-            self.slots.insert(at + i, slot);
+            self.slots.insert(at + 1 + i, slot);
         }
         Ok(Verdict::Split { item, reason, parts })
     }
 
+    /// The id list of a failed (or empty) one-call export has come: the records it did not
+    /// complete are asked for in halves.
+    fn listed(&mut self, at: usize, ids: Vec<String>) -> Verdict {
+        let (done, failed) = self.whole.take().unwrap_or_default();
+        let n = ids.len() as u64;
+        let left: Vec<String> = ids.into_iter().filter(|id| !done.contains(id)).collect();
+        self.slots.remove(at);
+        let mut pieces: Vec<Piece> = Vec::new();
+        if left.len() > 1 {
+            let (a, b) = left.split_at(left.len() / 2);
+            pieces.push(Piece::Records(a.to_vec()));
+            pieces.push(Piece::Records(b.to_vec()));
+        } else if !left.is_empty() {
+            pieces.push(Piece::Records(left.clone()));
+        }
+        let parts = pieces.len();
+        for (i, p) in pieces.into_iter().enumerate() {
+            let slot = self.slot(p, None);
+            self.slots.insert(at + i, slot);
+        }
+        if !failed && !left.is_empty() {
+            // The one call came back empty although records exist (REDCapTidieR#212).
+            self.report.halved += u64::from(parts > 1);
+            let item = label(&Piece::All, &self.scope);
+            let reason = format!("no rows, but {} record{} exist", left.len(), plural(left.len()));
+            self.report.reason(format!("{item}: {reason}"));
+            return Verdict::Split { item, reason, parts };
+        }
+        Verdict::Listed { ids: n, parts }
+    }
+
     fn check(&self, piece: &Piece, rows: &[Row]) -> Option<Check> {
-        let part = match piece {
-            Piece::Records(ids) => {
-                let got: BTreeSet<String> = rows.iter().filter_map(|r| cell(r, &self.scope.id_field)).collect();
-                let missing: Vec<String> = ids.iter().filter(|id| !got.contains(*id)).cloned().collect();
-                if !missing.is_empty() {
-                    return Some(Check::Rows(missing));
-                }
-                None
-            }
-            // A record may have nothing on one instrument; the merge checks it has rows at all.
-            Piece::Instrument { part, .. } => Some(*part),
-        };
-        let missing = self.scope.missing_columns(rows, part);
+        // A record may have nothing on one instrument; the merge checks it has rows at all.
+        let Piece::Instrument { part, .. } = piece else { return None };
+        let missing = self.scope.missing_columns(rows, Some(*part));
         (!missing.is_empty()).then_some(Check::Columns(missing))
     }
 
-    /// Rows whose turn has come, in the order of the ids: complete answers at the front, the
-    /// instrument pieces of one record merged into its rows.
+    /// Rows whose turn has come, in order (see the module documentation): complete records
+    /// of the answers at the front, the instrument pieces of one record merged into its rows.
     pub fn ready(&mut self) -> Result<Vec<Row>, WorkflowError> {
-        let mut out = Vec::new();
-        while let Some(front) = self.slots.front() {
+        while let Some(front) = self.slots.front_mut() {
             match front.group {
-                None => {
-                    if !matches!(front.state, State::Done(_)) {
+                None => match &mut front.state {
+                    State::Done(rows) => {
+                        self.out.append(rows);
+                        self.slots.pop_front();
+                    }
+                    State::Sent(a) => {
+                        self.out.append(&mut a.ready);
                         break;
                     }
-                    if let Some(Slot { state: State::Done(rows), .. }) = self.slots.pop_front() {
-                        out.extend(rows);
-                    }
-                }
+                    State::Waiting => break,
+                },
                 Some(g) => {
                     let n = self.slots.iter().take_while(|s| s.group == Some(g)).count();
                     if !self.slots.iter().take(n).all(|s| matches!(s.state, State::Done(_))) {
                         break;
                     }
-                    let record = match &front.piece {
+                    let record = match &self.slots[0].piece {
                         Piece::Instrument { record, .. } => record.clone(),
                         Piece::Records(ids) => ids.first().cloned().unwrap_or_default(),
+                        Piece::All | Piece::Ids => String::new(),
                     };
                     let pieces: Vec<Vec<Row>> = self
                         .slots
@@ -433,21 +699,32 @@ impl Healer {
                     if merged.is_empty() {
                         return Err(WorkflowError::MissingRecords { missing: vec![record] });
                     }
-                    out.extend(merged);
+                    self.out.extend(merged);
                 }
             }
         }
-        Ok(out)
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    /// Rows taken and not yet handed out: the record being received in each answer, answers
+    /// waiting for an earlier one, and instrument pieces waiting to be merged.
+    pub fn rows_held(&self) -> usize {
+        let held = |s: &Slot| match &s.state {
+            State::Waiting => 0,
+            State::Sent(a) => a.held.len() + a.ready.len(),
+            State::Done(rows) => rows.len(),
+        };
+        self.out.len() + self.slots.iter().map(held).sum::<usize>()
     }
 
     /// Requests sent and not yet answered.
     pub fn in_flight(&self) -> usize {
-        self.slots.iter().filter(|s| matches!(s.state, State::Sent)).count()
+        self.slots.iter().filter(|s| matches!(s.state, State::Sent(_))).count()
     }
 
     /// Whether every row has been handed out.
     pub fn is_finished(&self) -> bool {
-        self.slots.is_empty()
+        self.slots.is_empty() && self.out.is_empty()
     }
 
     /// What was done so far.
@@ -486,6 +763,7 @@ impl Check {
                 record: match piece {
                     Piece::Instrument { record, .. } => record.clone(),
                     Piece::Records(ids) => ids.first().cloned().unwrap_or_default(),
+                    Piece::All | Piece::Ids => String::new(),
                 },
                 columns,
             },
@@ -496,6 +774,8 @@ impl Check {
 
 fn label(piece: &Piece, scope: &Scope) -> String {
     match piece {
+        Piece::All => "every record".to_owned(),
+        Piece::Ids => "the record ids".to_owned(),
         Piece::Records(ids) if ids.len() == 1 => format!("record {}", ids[0]),
         Piece::Records(ids) => format!("{} records ({}…{})", ids.len(), ids[0], ids[ids.len() - 1]),
         Piece::Instrument { record, part } => format!("record {record}, instrument {}", scope.parts[*part].form),
@@ -724,7 +1004,153 @@ mod tests {
         let mut h = Healer::new(&record::export::Request::new(), scope, vec![ids(2)]);
         let (t, _, _) = h.next_request().unwrap();
         let v = h.answer(t, Ok(full)).unwrap();
-        assert!(matches!(v, Verdict::Split { parts: 2, ref reason, .. } if reason.contains("no rows for 1")), "{v:?}");
+        assert!(matches!(v, Verdict::Split { parts: 1, ref reason, .. } if reason.contains("no rows for 1")), "{v:?}");
+    }
+
+    /// A full row of record `id` at event `event` (the scope of [`all`]).
+    fn full_row(id: &str, event: usize) -> Row {
+        rows(serde_json::json!([{
+            "id": id, "redcap_event_name": format!("e{event}"), "age": "", "demo_complete": "0",
+            "cb___1": "0", "visit_complete": "0"
+        }]))
+        .remove(0)
+    }
+
+    fn ids_of(rows: &[Row]) -> Vec<String> {
+        let mut v: Vec<String> = rows.iter().filter_map(|r| cell(r, "id")).collect();
+        v.dedup();
+        v
+    }
+
+    /// Issue 14: a batch's rows are handed out while its answer streams in, holding back only
+    /// the record being received, not the batch (262 MiB for one batch of 30,000 records).
+    #[test]
+    fn rows_are_handed_out_as_they_come_holding_one_record() {
+        let mut h = Healer::new(&record::export::Request::new(), all(), vec![ids(50)]);
+        let (t, _, _) = h.next_request().unwrap();
+        let mut out = Vec::new();
+        for id in ids(50) {
+            for event in 1..=3 {
+                h.row(t, full_row(&id, event)).unwrap();
+                out.extend(h.ready().unwrap());
+                assert!(h.rows_held() <= 3, "record {id}: {} rows held", h.rows_held());
+            }
+            if id != "1" {
+                // The record before this one is complete: it is out before the answer ends.
+                let before = (id.parse::<usize>().unwrap() - 1) * 3;
+                assert_eq!(out.len(), before, "record {id}");
+            }
+        }
+        assert!(matches!(h.end(t, Ok(())).unwrap(), Verdict::Kept { rows: 150, .. }));
+        out.extend(h.ready().unwrap());
+        assert_eq!(out.len(), 150);
+        assert_eq!(ids_of(&out), ids(50));
+        assert!(h.is_finished());
+        assert!(!h.report().healed());
+    }
+
+    /// Issue 11 (REDCapR#400): an answer missing some records is asked again for those only;
+    /// the rows it brought are handed out once.
+    #[test]
+    fn missing_records_are_asked_again_alone() {
+        let mut h = Healer::new(&record::export::Request::new(), all(), vec![ids(10), vec!["11".into()]]);
+        let (t, _, _) = h.next_request().unwrap();
+        let mut out = Vec::new();
+        for id in ids(10).iter().filter(|id| *id != "4" && *id != "9") {
+            h.row(t, full_row(id, 1)).unwrap();
+            out.extend(h.ready().unwrap());
+        }
+        let v = h.end(t, Ok(())).unwrap();
+        assert!(matches!(v, Verdict::Split { parts: 1, .. }), "{v:?}");
+        out.extend(h.ready().unwrap());
+        let (t, again, _) = h.next_request().unwrap();
+        assert_eq!(again.records, ["4", "9"], "only the missing records");
+        let (t11, last, _) = h.next_request().unwrap();
+        assert_eq!(last.records, ["11"]);
+        h.answer(t11, Ok(vec![full_row("11", 1)])).unwrap();
+        assert_eq!(h.ready().unwrap().len(), 0, "record 11 waits for its batch");
+        h.answer(t, Ok(vec![full_row("4", 1), full_row("9", 1)])).unwrap();
+        out.extend(h.ready().unwrap());
+        assert!(h.is_finished());
+        assert_eq!(ids_of(&out), ["1", "2", "3", "5", "6", "7", "8", "10", "4", "9", "11"]);
+        let r = h.report();
+        assert_eq!((r.reasked, r.halved, r.requests), (1, 0, 3));
+        assert!(r.healed());
+    }
+
+    /// An answer cut short loses only the record being received; the rest of the batch is
+    /// asked for again, halved.
+    #[test]
+    fn an_answer_cut_short_asks_again_for_what_it_did_not_bring() {
+        let mut h = Healer::new(&record::export::Request::new(), all(), vec![ids(6)]);
+        let (t, _, _) = h.next_request().unwrap();
+        let mut out = Vec::new();
+        for id in ["1", "2", "3", "4"] {
+            h.row(t, full_row(id, 1)).unwrap();
+            h.row(t, full_row(id, 2)).unwrap();
+            out.extend(h.ready().unwrap());
+        }
+        let cut = WorkflowError::Decode(redcap_core::DecodeError::Unexpected { expected: "]", excerpt: String::new() });
+        assert!(matches!(h.end(t, Err(cut)).unwrap(), Verdict::Split { parts: 2, .. }));
+        out.extend(h.ready().unwrap());
+        assert_eq!(ids_of(&out), ["1", "2", "3"], "record 4 may be cut: none of its rows");
+        let (a, ra, _) = h.next_request().unwrap();
+        let (b, rb, _) = h.next_request().unwrap();
+        assert_eq!((ra.records.clone(), rb.records.clone()), (vec!["4".to_owned()], vec!["5".to_owned(), "6".into()]));
+        h.answer(b, Ok(rb.records.iter().map(|id| full_row(id, 1)).collect())).unwrap();
+        h.answer(a, Ok(vec![full_row("4", 1), full_row("4", 2)])).unwrap();
+        out.extend(h.ready().unwrap());
+        assert_eq!(ids_of(&out), ids(6));
+        assert_eq!(out.len(), 10, "each row once");
+    }
+
+    /// Issue 14: one call for everything, with no id list; the id list is asked for only when
+    /// that call fails (or comes back empty), then only the records not yet handed out.
+    #[test]
+    fn one_call_export_asks_for_the_ids_only_when_it_fails() {
+        let template = record::export::Request::new();
+        let mut h = Healer::whole(&template, all());
+        let (t, req, _) = h.next_request().unwrap();
+        assert!(req.records.is_empty() && req.fields.is_empty(), "{req:?}");
+        h.answer(t, Ok(ids(3).iter().map(|id| full_row(id, 1)).collect())).unwrap();
+        assert_eq!(h.ready().unwrap().len(), 3);
+        assert!(h.next_request().is_none() && h.is_finished());
+        assert_eq!(h.report().requests, 1);
+
+        let mut h = Healer::whole(&template, all());
+        let (t, _, _) = h.next_request().unwrap();
+        let mut out = Vec::new();
+        for id in ["1", "2", "3"] {
+            h.row(t, full_row(id, 1)).unwrap();
+            out.extend(h.ready().unwrap());
+        }
+        let gone = WorkflowError::Decode(redcap_core::DecodeError::Unexpected { expected: "]", excerpt: String::new() });
+        assert!(matches!(h.end(t, Err(gone)).unwrap(), Verdict::Split { .. }));
+        out.extend(h.ready().unwrap());
+        let (t, list, _) = h.next_request().unwrap();
+        assert_eq!(list.fields, ["id"], "the id list, asked for now");
+        let id_rows = ids(7).iter().map(|id| rows(serde_json::json!([{ "id": id }])).remove(0)).collect();
+        assert!(matches!(h.answer(t, Ok(id_rows)).unwrap(), Verdict::Listed { ids: 7, parts: 2 }));
+        let (a, ra, _) = h.next_request().unwrap();
+        let (b, rb, _) = h.next_request().unwrap();
+        assert_eq!(ra.records, ["3", "4"]);
+        assert_eq!(rb.records, ["5", "6", "7"]);
+        h.answer(a, Ok(ra.records.iter().map(|id| full_row(id, 1)).collect())).unwrap();
+        h.answer(b, Ok(rb.records.iter().map(|id| full_row(id, 1)).collect())).unwrap();
+        out.extend(h.ready().unwrap());
+        assert_eq!(ids_of(&out), ids(7));
+        assert_eq!(out.len(), 7);
+        assert!(h.is_finished());
+        assert_eq!((h.report().halved, h.report().requests), (1, 4));
+
+        // An empty answer is confirmed by the id list: nothing healed when there is nothing.
+        let mut h = Healer::whole(&template, all());
+        let (t, _, _) = h.next_request().unwrap();
+        h.answer(t, Ok(Vec::new())).unwrap();
+        let (t, _, _) = h.next_request().unwrap();
+        h.answer(t, Ok(Vec::new())).unwrap();
+        assert!(h.ready().unwrap().is_empty());
+        assert!(h.is_finished() && !h.report().healed());
     }
 
     #[test]

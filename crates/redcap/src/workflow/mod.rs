@@ -169,7 +169,9 @@ impl Default for PushOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BatchOptions {
-    /// Records per call (REDCapR's default is 100).
+    /// Records per call (REDCapR's default is 100). `usize::MAX` ([`BatchOptions::one_call`]):
+    /// every record in one call, with no id list first (an export only; the id list is asked
+    /// for only if that call fails, to heal it).
     pub batch_size: usize,
     /// Pause between calls, to spare the server.
     pub pause: std::time::Duration,
@@ -194,6 +196,18 @@ impl BatchOptions {
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
         self
+    }
+
+    /// Exports every record in one call, with no id list first (see
+    /// [`BatchOptions::batch_size`]).
+    pub fn one_call(mut self) -> Self {
+        self.batch_size = usize::MAX;
+        self
+    }
+
+    /// Whether an export is made in one call ([`BatchOptions::one_call`]).
+    pub fn is_one_call(&self) -> bool {
+        self.batch_size == usize::MAX
     }
 
     /// Sets the pause.

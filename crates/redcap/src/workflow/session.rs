@@ -536,6 +536,28 @@ impl<'p> ExportSession<'p> {
         }
     }
 
+    /// An export of every record `template` selects in one call, with no id list first (the
+    /// id list is asked for only if the call fails; see [`Healer::whole`]), checked against
+    /// the data dictionary `metadata`.
+    pub fn whole(
+        template: &record::export::Request,
+        metadata: &[crate::rows::Field],
+        options: &BatchOptions,
+        progress: &'p dyn Progress,
+    ) -> Result<Self, WorkflowError> {
+        let id_field = super::id_field(metadata)?;
+        progress.event(ProgressEvent::Planned { items: 1, bytes: None });
+        let scope = Scope::new(template, &id_field, metadata);
+        Ok(ExportSession {
+            healer: Healer::whole(template, scope),
+            id_field,
+            pause: options.pause,
+            sent: 0,
+            rows: 0,
+            progress,
+        })
+    }
+
     /// The one request of an export that needs no id list: the caller named its records and
     /// they fit in one batch. Nothing can be cross-checked, so records that do not exist are
     /// simply absent, as in REDCap's own answer.
@@ -568,22 +590,49 @@ impl<'p> ExportSession<'p> {
         Some((ticket, request, pause))
     }
 
-    /// Takes the answer to `ticket` (rows, or the failure) and returns the rows whose turn has
-    /// come, in order. A failure a smaller batch may survive splits the batch; others stop.
-    pub fn answer(
+    /// Takes one row of the answer to `ticket`, as it is decoded, and hands `each` the rows
+    /// whose turn has come (the healer holds back only the record being received).
+    pub fn row(
         &mut self,
         ticket: Ticket,
-        answer: Result<Vec<Row>, WorkflowError>,
-    ) -> Result<Vec<Row>, WorkflowError> {
-        match self.healer.answer(ticket, answer)? {
+        row: Row,
+        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + '_),
+    ) -> Result<(), WorkflowError> {
+        self.healer.row(ticket, row)?;
+        self.hand_on(each)
+    }
+
+    /// Takes how the answer to `ticket` ended (its rows having gone to [`ExportSession::row`])
+    /// and hands `each` the rows whose turn has come. A failure a smaller request may survive
+    /// is asked again for what it did not bring; others stop.
+    pub fn end(
+        &mut self,
+        ticket: Ticket,
+        outcome: Result<(), WorkflowError>,
+        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + '_),
+    ) -> Result<(), WorkflowError> {
+        match self.healer.end(ticket, outcome)? {
             Verdict::Kept { item, rows } => self.progress.event(ProgressEvent::Finished { item, bytes: rows }),
             Verdict::Split { item, reason, parts } => {
                 self.progress.event(ProgressEvent::Split { item, reason, parts: parts as u64 })
             }
+            // The failure that needed the list was reported when it happened.
+            Verdict::Listed { .. } => {}
         }
-        let rows = self.healer.ready()?;
-        self.rows += rows.len() as u64;
-        Ok(rows)
+        self.hand_on(each)
+    }
+
+    fn hand_on(&mut self, each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + '_)) -> Result<(), WorkflowError> {
+        for row in self.healer.ready()? {
+            self.rows += 1;
+            each(row)?;
+        }
+        Ok(())
+    }
+
+    /// Rows taken and not yet handed on (see [`Healer::rows_held`]).
+    pub fn rows_held(&self) -> usize {
+        self.healer.rows_held()
     }
 
     /// Whether every batch is done.
