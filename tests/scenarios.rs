@@ -794,17 +794,48 @@ fn batched_export_heals_batches_the_server_cannot_answer<A: Api>() {
         let (rows, summary) = env.api.export_each(&template, &options, &progress).unwrap();
         assert_eq!(sorted(&rows), whole, "{fault:?}: every record, once");
         let healing = summary.healing;
-        // Batches of 8, 8 and 4: 8 -> 4+4 -> 2+2+2+2 twice, 4 -> 2+2.
-        assert_eq!(healing.halved, 7, "{fault:?}: {healing:?}");
-        assert_eq!(healing.requests, 3 + 2 * 7);
-        assert_eq!(*splits.lock().unwrap(), healing.halved, "{fault:?}: each split reported as it happened");
+        let exports = env.emu.faults().record_exports();
+        if fault == BatchFault::DropRows {
+            // Each batch of 8, 8 and 4 lost its last record: only that record is asked for
+            // again, not the batch (whose other rows were already handed on).
+            assert_eq!((healing.halved, healing.reasked, healing.requests), (0, 3, 6), "{healing:?}");
+            let again: Vec<&Vec<String>> = exports.iter().filter(|e| e.len() == 1).collect();
+            assert_eq!(again.len(), 3, "{exports:?}");
+            for one in again {
+                assert!(exports.iter().any(|e| e.len() > 1 && e.last() == one.last()), "{one:?} in {exports:?}");
+            }
+        } else {
+            // Batches of 8, 8 and 4: 8 -> 4+4 -> 2+2+2+2 twice, 4 -> 2+2.
+            assert_eq!(healing.halved, 7, "{fault:?}: {healing:?}");
+            assert_eq!(healing.requests, 3 + 2 * 7);
+            // A 5xx is retried by the client before the batch is split.
+            assert!(env.emu.faults().batches_failed() >= healing.halved, "{fault:?}");
+        }
+        assert_eq!(
+            *splits.lock().unwrap(),
+            healing.halved + healing.reasked,
+            "{fault:?}: each split reported as it happened"
+        );
         assert!(healing.by_instrument.is_empty(), "{fault:?}: two records pass");
-        // A 5xx is retried by the client before the batch is split.
-        assert!(env.emu.faults().batches_failed() >= healing.halved, "{fault:?}");
         assert_eq!(summary.rows as usize, rows.len());
     }
     env.emu.faults().clear();
     assert_eq!(sorted(&env.api.export_batched(&template, 4).unwrap()), whole);
+}
+
+/// Issue 14: an export of everything in one call makes one records export, with no id list
+/// first (the id list is asked for only if that call fails).
+fn one_call_export_makes_one_records_call<A: Api>() {
+    let env = Env::<A>::new("redcapr-multilevel-model-1.xml");
+    let template = record::export::Request::new();
+    let whole = env.api.call(&template).unwrap().rows().unwrap();
+    env.emu.faults().clear();
+    let options = BatchOptions::default().one_call();
+    let (rows, summary) = env.api.export_each(&template, &options, &redcap::workflow::NoProgress).unwrap();
+    assert_eq!(rows, whole, "the same rows, in the same order");
+    assert_eq!(env.emu.faults().record_exports(), [Vec::<String>::new()], "one export, no id list");
+    assert_eq!(summary.healing.requests, 1);
+    assert_eq!(summary.rows as usize, whole.len());
 }
 
 /// A server that fails even one record is not retried forever, and a failure no batch size
@@ -920,6 +951,7 @@ for_both_clients!(
     failure_mid_pull_loses_nothing,
     batched_export_equals_one_shot,
     batched_export_heals_batches_the_server_cannot_answer,
+    one_call_export_makes_one_records_call,
     batched_export_gives_up_when_nothing_helps,
     batched_import_checks_counts,
     failed_batched_import_says_what_was_saved,

@@ -202,17 +202,17 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
         let env = [("REDCAP_API_URL", url.as_str()), ("REDCAP_API_TOKEN", token.as_str())];
         let out_file = dir.join("cli.json").to_string_lossy().into_owned();
         let cli_s = cli.to_string_lossy().into_owned();
-        let all = n.to_string();
+        // No --batch-size: every record in one call (no id list first).
         for (batch, ms, rss) in [
-            (all.as_str(), &mut row.cli_ms, &mut row.cli_rss),
-            ("100", &mut row.b100_ms, &mut row.b100_rss),
-            ("1000", &mut row.b1000_ms, &mut row.b1000_rss),
+            (None, &mut row.cli_ms, &mut row.cli_rss),
+            (Some("100"), &mut row.b100_ms, &mut row.b100_rss),
+            (Some("1000"), &mut row.b1000_ms, &mut row.b1000_rss),
         ] {
-            let (m, r) = python_measure(
-                &[&cli_s, "--quiet", "records", "export", "--batch-size", batch, "-o", &out_file],
-                &env,
-                "redcap records export",
-            )?;
+            let mut args = vec![cli_s.as_str(), "--quiet", "records", "export", "-o", &out_file];
+            if let Some(b) = batch {
+                args.extend(["--batch-size", b]);
+            }
+            let (m, r) = python_measure(&args, &env, "redcap records export")?;
             *ms = m;
             *rss = r;
         }

@@ -500,9 +500,10 @@ pub enum RecordsCmd {
         /// Only rows where this REDCap logic is true, e.g. "[age] > 30"
         #[arg(long, value_name = "LOGIC")]
         filter: Option<String>,
-        /// Records per call
-        #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        batch_size: u64,
+        /// Records per call (by default every record in one call; batches list the record ids
+        /// first)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        batch_size: Option<u64>,
         /// Output options.
         #[command(flatten)]
         out: ExportOutput,

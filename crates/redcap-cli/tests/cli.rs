@@ -119,6 +119,25 @@ fn reports_and_records() {
 
 /// Issue 11: an import that stops part-way says what was saved, what failed and what was not
 /// sent, exits 7, and `--resume-from` goes on from the failing batch.
+/// Issue 14: `records export` with no batch size is one records export, with no id list
+/// first (the list cost a second full-size call); a batch size lists the ids, then batches.
+#[test]
+fn one_batch_export_is_one_records_call() {
+    let f = Fixture::new();
+    f.emu.faults().clear();
+    let all = json(&f.ok(&["records", "export"]));
+    assert_eq!(f.emu.faults().record_exports(), [Vec::<String>::new()], "one call, every record");
+    let ids: std::collections::BTreeSet<&str> =
+        all.as_array().unwrap().iter().map(|r| r["record_id"].as_str().unwrap()).collect();
+    assert!(ids.len() > 3, "{ids:?}");
+    f.emu.faults().clear();
+    let batched = json(&f.ok(&["records", "export", "--batch-size", "3"]));
+    assert_eq!(batched, all);
+    let exports = f.emu.faults().record_exports();
+    assert!(exports[0].is_empty(), "the id list first: {exports:?}");
+    assert_eq!(exports.len(), 1 + ids.len().div_ceil(3), "{exports:?}");
+}
+
 #[test]
 fn a_partial_import_names_what_was_saved_and_resumes() {
     let f = Fixture::new();

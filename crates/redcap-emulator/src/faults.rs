@@ -88,6 +88,8 @@ struct State {
     batch_rule: Option<BatchRule>,
     /// Logging exports answering more than this many entries fail with this status.
     log_rule: Option<(usize, u16)>,
+    /// The records each records export named, the last [`Faults::EXPORTS_KEPT`].
+    exports: VecDeque<Vec<String>>,
 }
 
 /// Handle to the fault plan of a running emulator. Cheap to clone; changes apply to the next
@@ -101,6 +103,16 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// How many records exports [`Faults::record_exports`] remembers.
+    pub const EXPORTS_KEPT: usize = 10_000;
+
+    /// The records each records export (`content=record` without `data`) named, oldest first
+    /// (empty: none named, i.e. every record), the last [`Faults::EXPORTS_KEPT`]; what a test
+    /// checks a client's calls by.
+    pub fn record_exports(&self) -> Vec<Vec<String>> {
+        self.lock().exports.iter().cloned().collect()
+    }
+
     /// Delays every call by `latency` (zero turns it off).
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -146,11 +158,12 @@ impl Faults {
         self.log_failures.load(Ordering::SeqCst)
     }
 
-    /// Removes every planned fault, the batch and logging rules (and their counts) and the
-    /// latency.
+    /// Removes every planned fault, the batch and logging rules (and their counts), the
+    /// latency and the records exports remembered.
     pub fn clear(&self) {
         let mut s = self.lock();
         s.queue.clear();
+        s.exports.clear();
         s.batch_rule = None;
         s.log_rule = None;
         self.batch_failures.store(0, Ordering::SeqCst);
@@ -189,10 +202,21 @@ impl Faults {
 
     /// The batch rule's fault for this call, if it is a records export over the threshold.
     pub(crate) fn batch_fault(&self, params: &crate::params::Params) -> Option<BatchFault> {
-        let rule = self.lock().batch_rule.clone()?;
         let export = params.get("content") == Some("record") && !params.has("data");
-        let named = params.list("records").map_or(0, |r| r.len());
-        if !export || named <= rule.max_records {
+        if !export {
+            return None;
+        }
+        let records = params.list("records").unwrap_or_default();
+        let named = records.len();
+        let rule = {
+            let mut s = self.lock();
+            if s.exports.len() == Self::EXPORTS_KEPT {
+                s.exports.pop_front();
+            }
+            s.exports.push_back(records);
+            s.batch_rule.clone()?
+        };
+        if named <= rule.max_records {
             return None;
         }
         self.batch_failures.fetch_add(1, Ordering::SeqCst);
@@ -289,6 +313,10 @@ mod tests {
         import.push("data".into(), "[]".into());
         assert_eq!(f.batch_fault(&import), None, "imports are not exports");
         assert_eq!(f.batches_failed(), 1);
+        assert_eq!(
+            f.record_exports(),
+            [vec!["1".to_owned(), "2".into()], vec![], vec!["1".into(), "2".into(), "3".into()]]
+        );
         f.clear();
         assert_eq!(f.batch_fault(&export(&["1", "2", "3"])), None);
     }

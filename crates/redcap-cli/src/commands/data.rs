@@ -89,7 +89,12 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
             if out.labels {
                 template.raw_or_label = Some(RawOrLabel::Label);
             }
-            let options = BatchOptions::default().batch_size(*batch_size as usize);
+            // No batch size: one call, with no id list first (issue 14: the list cost a second
+            // full-size call); the id list is asked for only if that call fails, to heal it.
+            let options = match batch_size {
+                Some(n) => BatchOptions::default().batch_size(*n as usize),
+                None => BatchOptions::default().one_call(),
+            };
             let progress = ui.observer();
             let path = out.output.as_deref();
             let write_error = |e: &std::io::Error| match path {

@@ -79,7 +79,12 @@ impl std::fmt::Display for HealReport {
             write!(f, ", {} batch{} halved", self.halved, if self.halved == 1 { "" } else { "es" })?;
         }
         if self.reasked > 0 {
-            write!(f, ", {} batch{} asked again for missing records", self.reasked, if self.reasked == 1 { "" } else { "es" })?;
+            write!(
+                f,
+                ", {} batch{} asked again for missing records",
+                self.reasked,
+                if self.reasked == 1 { "" } else { "es" }
+            )?;
         }
         if !self.by_instrument.is_empty() {
             write!(
@@ -1124,7 +1129,8 @@ mod tests {
             h.row(t, full_row(id, 1)).unwrap();
             out.extend(h.ready().unwrap());
         }
-        let gone = WorkflowError::Decode(redcap_core::DecodeError::Unexpected { expected: "]", excerpt: String::new() });
+        let gone =
+            WorkflowError::Decode(redcap_core::DecodeError::Unexpected { expected: "]", excerpt: String::new() });
         assert!(matches!(h.end(t, Err(gone)).unwrap(), Verdict::Split { .. }));
         out.extend(h.ready().unwrap());
         let (t, list, _) = h.next_request().unwrap();
