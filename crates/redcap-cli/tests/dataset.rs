@@ -91,3 +91,45 @@ fn dataset_sync_updates_in_place_prints_a_json_summary_and_refuses_a_directory_w
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a dataset"));
 }
+
+/// A dataset pulled with `--forms sleep_diary`, then the instrument removed from the
+/// dictionary: the sync stops with a clear message before reading anything else, and leaves the
+/// dataset as it was (a rebuild without the instrument would quietly change what it holds).
+#[test]
+fn dataset_sync_of_a_pull_whose_instrument_was_removed_fails_clearly_and_keeps_the_dataset() {
+    let emu = Emulator::builder().project_xml(DEMO_XML).in_memory().start().expect("emulator starts");
+    let pid = emu.project_ids()[0];
+    let token = emu.token(pid, redcap_emulator::DEFAULT_ADMIN).expect("admin token");
+    let work = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_redcap"))
+            .current_dir(work.path())
+            .env("REDCAP_CONFIG_DIR", config.path())
+            .env_remove("REDCAP_PROFILE")
+            .env("REDCAP_API_URL", emu.url())
+            .env("REDCAP_API_TOKEN", &token)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["dataset", "pull", "study", "--forms", "sleep_diary"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest = std::fs::read(work.path().join("study/_manifest.json")).unwrap();
+
+    let client = redcap::blocking::Client::builder(emu.url(), &token).allow_http(true).build().unwrap();
+    let fields = client.call(&redcap::metadata::export::Request::new()).unwrap().raw().rows().unwrap();
+    let kept: Vec<serde_json::Value> =
+        fields.into_iter().filter(|f| f["form_name"] != "sleep_diary").map(serde_json::Value::Object).collect();
+    client.call(&redcap::metadata::import::Request::new(serde_json::Value::Array(kept).to_string())).unwrap();
+
+    let out = run(&["dataset", "sync", "study"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pulled with --forms sleep_diary") && stderr.contains("no longer has instrument `sleep_diary`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("redcap dataset pull DIR --forms"), "the way out: {stderr}");
+    assert_eq!(std::fs::read(work.path().join("study/_manifest.json")).unwrap(), manifest, "left as it was");
+}

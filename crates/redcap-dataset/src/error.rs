@@ -15,6 +15,21 @@ pub enum Error {
     /// `--events` named an event the project does not have.
     #[error("the project has no event `{0}`")]
     UnknownEvent(String),
+    /// A sync of a dataset pulled with `--forms` or `--events` naming an instrument or event
+    /// the project no longer has: the dataset cannot be brought up to date as it was asked
+    /// for, so it is left as it is (see [`crate::sync::sync_layout`]).
+    #[error(
+        "the dataset was pulled with {flag} {name}, but the project no longer has {kind} `{name}`; \
+         the dataset was left as it was"
+    )]
+    SelectionGone {
+        /// `--forms` or `--events`.
+        flag: &'static str,
+        /// `instrument` or `event`.
+        kind: &'static str,
+        /// The name the pull was given.
+        name: String,
+    },
     /// Arrow refused a batch (a bug of this crate if it happens).
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),

@@ -244,6 +244,19 @@ pub fn plan_sync(manifest: &Manifest, held: Option<&[String]>, log: &[LogLine], 
     }
 }
 
+/// The layout a sync of a dataset pulled with `options` works in: [`DatasetLayout::new`], but an
+/// instrument or event the pull named that the project no longer has is
+/// [`Error::SelectionGone`]. A rebuild without it would quietly change what the dataset holds
+/// (and a table of it would vanish), so the user decides: pull again with the instruments and
+/// events there are now.
+pub fn sync_layout(schema: &ProjectSchema, options: &crate::LayoutOptions) -> Result<DatasetLayout, Error> {
+    DatasetLayout::new(schema, options).map_err(|e| match e {
+        Error::UnknownInstrument(name) => Error::SelectionGone { flag: "--forms", kind: "instrument", name },
+        Error::UnknownEvent(name) => Error::SelectionGone { flag: "--events", kind: "event", name },
+        e => e,
+    })
+}
+
 fn parse_minute(ts: &str) -> Option<chrono::NaiveDateTime> {
     let ts: String = ts.trim().chars().take(16).collect();
     chrono::NaiveDateTime::parse_from_str(&ts, "%Y-%m-%d %H:%M").ok()

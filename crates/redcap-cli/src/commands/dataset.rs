@@ -215,6 +215,13 @@ fn pull_error(e: PullError, session: &Session) -> CliError {
             d @ (redcap::dataset::Error::UnknownInstrument(_) | redcap::dataset::Error::UnknownEvent(_)),
         ) => CliError::usage(d.to_string())
             .hint("`redcap call instrument.export` and `redcap call event.export` list them"),
+        PullError::Dataset(d @ redcap::dataset::Error::SelectionGone { flag, .. }) => {
+            let what = if flag == "--forms" { "instruments" } else { "events" };
+            let hint = format!(
+                "pull the dataset again with the {what} the project has now: `redcap dataset pull DIR {flag} …`"
+            );
+            CliError::usage(d.to_string()).hint(hint)
+        }
         PullError::Dataset(d) => CliError::new(ExitKind::Other, d.to_string()),
         other => CliError::new(ExitKind::Other, other.to_string()),
     }

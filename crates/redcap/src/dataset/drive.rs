@@ -167,7 +167,9 @@ impl<'p> Driver<'p> {
         }
         let mut d = Driver::new(dir, pull_options, Some(options.clone()), progress);
         d.metadata = schema.metadata.clone();
-        d.id_field = crate::dataset::DatasetLayout::new(&schema, &manifest.options.layout)?.id_field;
+        // Before the log or a record is read: an instrument or event of the pull that the
+        // project dropped stops the sync here.
+        d.id_field = sync::sync_layout(&schema, &manifest.options.layout)?.id_field;
         d.schema = Some(schema);
         d.stage = Stage::Plan { manifest, log: None };
         Ok(d)
