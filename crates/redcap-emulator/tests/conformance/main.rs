@@ -6,6 +6,7 @@ mod common;
 mod basics;
 mod concurrency;
 mod eav;
+mod empty;
 mod faults;
 mod file_repo;
 mod files;
