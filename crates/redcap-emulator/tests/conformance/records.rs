@@ -228,6 +228,44 @@ fn import_validation_is_all_or_nothing() {
         .expect(403, "{\"error\":\"You do not have API Import/Update privileges\"}");
 }
 
+/// A field's validation minimum and maximum do not refuse an import: REDCap's range checks are
+/// soft. Evidence: REDCap's own project XML writes them as `<RangeCheck SoftHard="Soft">` with
+/// the message "The value you provided is outside the suggested range (130 - 215). This value
+/// is admissible, but you may wish to double check it." (REDCapR's simple project.xml, height);
+/// REDCapR's write tests import that project's data.csv through the API (height 7 and 6 against
+/// 130–215, weight 1 against 35–200) and the recorded read-back keeps them
+/// (test-write-oneshot.R "one-field", specific-redcapr/write-oneshot/one-field.R:
+/// `height = c(7, 6, 180, 165, 193.04)`); data entry saves such values after that warning
+/// (vanderbilt-redcap/redcap_rsvc B.4.8.0300 "Field Ranges"). So the emulator stores
+/// out-of-range values and answers no warning (REDCap's API has no warning channel in its
+/// count answer); only the format is checked, with REDCap's one format message.
+#[test]
+fn out_of_range_values_are_imported() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    import(
+        &emu,
+        &t,
+        r#"[{"record_id":"1","height":"7","weight":"1"},{"record_id":"2","height":"999","weight":"500"}]"#,
+        &[],
+    )
+    .expect(200, "{\"count\":2}");
+    let rows = export(&emu, &t, &[("records", "1,2"), ("fields", "record_id,height,weight")]).json();
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            {"record_id": "1", "height": "7", "weight": "1"},
+            {"record_id": "2", "height": "999", "weight": "500"}
+        ])
+    );
+    // Outside the range and not a number: the format still refuses it.
+    let r = import(&emu, &t, r#"[{"record_id":"1","weight":"1.5"}]"#, &[]);
+    assert_eq!(
+        r.json()["error"],
+        "\"1\",\"weight\",\"1.5\",\"The value you provided could not be validated because it does not follow the expected format. Please try again.\""
+    );
+}
+
 #[test]
 fn delete_records() {
     let emu = start(&["redcapr-simple.xml"]);
