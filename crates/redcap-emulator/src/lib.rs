@@ -53,7 +53,7 @@ mod store;
 mod stream;
 mod survey_codes;
 
-pub use auth::{DataExport, Rights};
+pub use auth::{DataExport, FormEntry, Rights};
 pub use faults::{BatchFault, Fault, Faults};
 pub use odm::OdmError;
 pub use store::StoreError;
