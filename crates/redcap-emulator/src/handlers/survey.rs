@@ -4,9 +4,10 @@
 //!
 //! Codes are stable per (record, survey, event, instance) and kept in the store
 //! ([`crate::survey_codes`]); links are made under the configured base URL, else under the
-//! address the request was sent to. Only the unknown-record message is recorded (REDCapR
-//! `test-survey-link-export-oneshot.R`: 400 `The record '-1' does not exist`); the other texts
-//! are UNVERIFIED, written in the style of REDCap's recorded messages.
+//! address the request was sent to. Recorded texts: the unknown record (REDCapR
+//! `test-survey-link-export-oneshot.R`: 400 `The record '-1' does not exist`) and the missing
+//! parameters ([`required`]); the other texts are UNVERIFIED, written in the style of REDCap's
+//! recorded messages.
 
 use serde_json::Value;
 
@@ -32,8 +33,12 @@ fn need_surveys_enabled(ctx: &Ctx) -> Result<(), Failure> {
     if ctx.project.def.info.surveys_enabled { Ok(()) } else { Err(bad("Surveys are not enabled in this project")) }
 }
 
+/// A required parameter. Recorded text, single quotes (AndrewPoppe/ApiUserRights
+/// tests/playwright/e2e/unit_test.spec.js, against a live REDCap: `The parameter 'record' is
+/// missing` for Survey Link, Queue Link and Return Code, `The parameter 'instrument' is
+/// missing` for the Participant List).
 fn required<'a>(ctx: &'a Ctx, name: &str) -> Result<&'a str, Failure> {
-    ctx.params.get_nonempty(name).ok_or_else(|| bad(format!("The parameter \"{name}\" is missing")))
+    ctx.params.get_nonempty(name).ok_or_else(|| bad(format!("The parameter '{name}' is missing")))
 }
 
 /// The `instrument` parameter, which must name a survey.
@@ -56,7 +61,8 @@ fn survey_event(ctx: &Ctx, form: &str) -> Result<String, Failure> {
         return Ok(p.def.events.first().map(|e| e.unique_name.clone()).unwrap_or_default());
     }
     let e = ctx.params.get_nonempty("event").ok_or_else(|| {
-        bad("The parameter \"event\" is missing: a unique event name is required in longitudinal projects")
+        // UNVERIFIED beyond the recorded "The parameter '…' is missing" ([`required`]).
+        bad("The parameter 'event' is missing: a unique event name is required in longitudinal projects")
     })?;
     if p.event(e).is_none() {
         return Err(bad(format!("The value of the parameter \"event\" is not valid: '{e}'")));
@@ -201,6 +207,8 @@ fn response_status(timestamp: Option<&str>) -> i64 {
 /// row per record, e-mail blank.
 pub fn export_participant_list(ctx: &mut Ctx) -> HResult {
     need_survey_rights(ctx)?;
+    // A missing instrument is reported first, as a missing record is by the link methods.
+    required(ctx, "instrument")?;
     need_surveys_enabled(ctx)?;
     let form = survey_form(ctx)?;
     let event = survey_event(ctx, &form)?;
