@@ -20,16 +20,20 @@ fn not_file_field(name: &str) -> Failure {
 }
 
 /// Resolves `record`, `field`, `event` and `repeat_instance`. The record must exist and be
-/// visible to the caller's DAG. Texts other than the field message are UNVERIFIED.
+/// visible to the caller's DAG; it is checked first, and a missing one is a record `''` that
+/// does not exist (recorded against a live REDCap: `The record '' does not exist` for Export and
+/// Delete a File sent without parameters, AndrewPoppe/ApiUserRights
+/// tests/playwright/e2e/unit_test.spec.js). The event and instance texts are UNVERIFIED.
 fn target(ctx: &Ctx, data: &Dataset) -> Result<Target, Failure> {
     let p = &*ctx.project;
-    let record = ctx.params.get_nonempty("record").ok_or_else(|| bad("The parameter \"record\" is missing"))?;
-    let name = ctx.params.get_nonempty("field").ok_or_else(|| bad("The parameter \"field\" is missing"))?;
-    let field = p.field(name).filter(|f| f.field_type == "file").ok_or_else(|| not_file_field(name))?.clone();
-    let visible = data.has_record(record) && ctx.user.dag_id.is_none_or(|d| data.dag_of(record) == Some(d));
+    let record = ctx.params.get("record").unwrap_or("").trim();
+    let visible =
+        !record.is_empty() && data.has_record(record) && ctx.user.dag_id.is_none_or(|d| data.dag_of(record) == Some(d));
     if !visible {
-        return Err(bad(format!("The record \"{record}\" does not exist")));
+        return Err(bad(format!("The record '{record}' does not exist")));
     }
+    let name = ctx.params.get("field").unwrap_or("").trim();
+    let field = p.field(name).filter(|f| f.field_type == "file").ok_or_else(|| not_file_field(name))?.clone();
     let event = if p.def.longitudinal {
         let e = ctx.params.get_nonempty("event").ok_or_else(|| {
             bad("The parameter \"event\" is missing: a unique event name is required in longitudinal projects")
@@ -103,6 +107,11 @@ pub fn export(ctx: &mut Ctx) -> HResult {
 /// earlier versions too).
 pub fn import(ctx: &mut Ctx) -> HResult {
     ctx.need_import()?;
+    // The upload is checked first (recorded: `No valid file was uploaded` for a call without
+    // parameters, AndrewPoppe/ApiUserRights' Playwright suite).
+    if ctx.params.upload.is_none() {
+        return Err(bad(NO_UPLOAD));
+    }
     let data = Dataset::load(ctx.store, &ctx.project)?;
     let t = target(ctx, &data)?;
     ctx.need_entry_right(&t.field.name)?;

@@ -85,7 +85,8 @@ pub fn create_folder(ctx: &mut Ctx) -> HResult {
     let out = ctx.out(false)?;
     let name = ctx.params.get("name").unwrap_or("").trim().to_owned();
     if name.is_empty() {
-        return Err(bad("The parameter \"name\" is missing or empty"));
+        // Recorded (AndrewPoppe/ApiUserRights' Playwright suite, against a live REDCap).
+        return Err(bad("new folder 'name' not provided"));
     }
     // KB RC-API-45: at most 150 characters (UNVERIFIED live).
     if name.chars().count() > 150 {
@@ -179,7 +180,9 @@ pub fn list(ctx: &mut Ctx) -> HResult {
 
 /// The live repository file named by `doc_id`, checked for project and folder access.
 fn target_doc(ctx: &Ctx) -> Result<(crate::store::Doc, Option<i64>), Failure> {
-    let raw = ctx.params.get_nonempty("doc_id").ok_or_else(|| bad("The parameter \"doc_id\" is missing"))?;
+    // Recorded for Export and Delete without a doc_id (AndrewPoppe/ApiUserRights' Playwright
+    // suite, against a live REDCap).
+    let raw = ctx.params.get_nonempty("doc_id").ok_or_else(|| bad("Invalid doc_id or missing doc_id"))?;
     let id: i64 = raw.trim().parse().map_err(|_| doc_error(raw))?;
     let (doc, folder) = ctx.store.repository_file(id)?.ok_or_else(|| doc_error(id))?;
     if doc.project_id != ctx.project.id() {
@@ -239,9 +242,10 @@ pub(super) fn name_and_mime(upload: &crate::params::Upload) -> (String, String) 
     (name, mime)
 }
 
-/// The answer when a call that needs an upload has none.
-pub(super) const NO_UPLOAD: &str =
-    "No file was uploaded: send the file as a multipart/form-data part named \"file\" with a filename";
+/// The answer when a call that needs an upload has none: recorded for Import a File and the File
+/// Repository's Import a File (AndrewPoppe/ApiUserRights tests/playwright/e2e/unit_test.spec.js,
+/// against a live REDCap).
+pub(super) const NO_UPLOAD: &str = "No valid file was uploaded";
 
 /// Delete a File: API Import + File Repository; moves the file to the recycle bin; empty 200.
 pub fn delete(ctx: &mut Ctx) -> HResult {

@@ -71,12 +71,12 @@ fn documented_errors() {
             .expect(400, &format!("{{\"error\":\"The field '{field}' does not exist or is not a 'file' field\"}}"));
     }
     file_call(&emu, &t, "export", &[("record", "999"), ("field", "mugshot")])
-        .expect(400, "{\"error\":\"The record \\\"999\\\" does not exist\"}");
+        .expect(400, "{\"error\":\"The record '999' does not exist\"}");
     let r = upload(&emu, &t, &[("record", "999"), ("field", "mugshot")], Some(("x.txt", b"x")));
     assert_eq!(r.status, 400, "the record must exist");
     let r = upload(&emu, &t, &[("record", "1"), ("field", "mugshot")], None);
     assert_eq!(r.status, 400);
-    assert!(r.json()["error"].as_str().unwrap().contains("multipart/form-data part named \"file\""), "{}", r.text());
+    r.expect(400, "{\"error\":\"No valid file was uploaded\"}");
     let r = file_call(&emu, &t, "export", &[("record", "1"), ("field", "mugshot"), ("repeat_instance", "2")]);
     assert_eq!(r.status, 400, "nothing repeats in this project");
     assert_eq!(file_call(&emu, &t, "export", &[("field", "mugshot")]).status, 400);
@@ -94,6 +94,34 @@ fn documented_errors() {
         "record of another DAG"
     );
     assert_eq!(file_call(&emu, &site2, "export", &[("record", "5"), ("field", "mugshot")]).status, 200, "own DAG");
+}
+
+/// The record-file and File Repository methods sent without their parameters answer as a live
+/// REDCap does (AndrewPoppe/ApiUserRights tests/playwright/e2e/unit_test.spec.js, "Make sure
+/// all API calls work…", JSON error bodies): the record is checked first and a missing one is
+/// `The record '' does not exist`; an import without a file is `No valid file was uploaded`;
+/// a folder without a name `new folder 'name' not provided`; a repository file without a
+/// doc_id `Invalid doc_id or missing doc_id`.
+#[test]
+fn calls_without_parameters_answer_redcaps_recorded_texts() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let bare = |content: &str, action: &str| {
+        post(&emu.url(), &[("token", &t), ("content", content), ("action", action), ("returnFormat", "json")])
+    };
+    bare("file", "export").expect(400, "{\"error\":\"The record '' does not exist\"}");
+    bare("file", "delete").expect(400, "{\"error\":\"The record '' does not exist\"}");
+    bare("file", "import").expect(400, "{\"error\":\"No valid file was uploaded\"}");
+    bare("fileRepository", "createFolder").expect(400, "{\"error\":\"new folder 'name' not provided\"}");
+    bare("fileRepository", "export").expect(400, "{\"error\":\"Invalid doc_id or missing doc_id\"}");
+    bare("fileRepository", "import").expect(400, "{\"error\":\"No valid file was uploaded\"}");
+    bare("fileRepository", "delete").expect(400, "{\"error\":\"Invalid doc_id or missing doc_id\"}");
+    // The record before the field: an unknown record with no field names the record.
+    post(
+        &emu.url(),
+        &[("token", &t), ("content", "file"), ("action", "export"), ("record", "999"), ("returnFormat", "json")],
+    )
+    .expect(400, "{\"error\":\"The record '999' does not exist\"}");
 }
 
 #[test]
