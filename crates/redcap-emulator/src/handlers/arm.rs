@@ -79,9 +79,10 @@ pub fn import(ctx: &mut Ctx) -> HResult {
 /// Delete Arms (Development only): the arms, their events and the data in them.
 pub fn delete(ctx: &mut Ctx) -> HResult {
     ctx.need_design()?;
+    // The list first: a classic project without `arms` gets the recorded list text.
+    let list = ctx.names_to_delete("arms")?;
     need_longitudinal(ctx, "delete arms")?;
     ctx.need_development("Deleting arms")?;
-    let list = ctx.params.list("arms").ok_or_else(|| bad("The parameter \"arms\" is missing"))?;
     let def0 = &ctx.project.def;
     let nums: Vec<i64> = list.iter().filter_map(|a| a.parse().ok()).collect();
     let unknown: Vec<String> = list

@@ -153,7 +153,7 @@ pub fn import(ctx: &mut Ctx) -> HResult {
 /// unrestricted (REDCap's handling is UNVERIFIED).
 pub fn delete(ctx: &mut Ctx) -> HResult {
     need_dag_import(ctx)?;
-    let list = ctx.params.list("dags").ok_or_else(|| bad("The parameter \"dags\" is missing"))?;
+    let list = ctx.names_to_delete("dags")?;
     let p = ctx.project.clone();
     let unknown: Vec<String> = list.iter().filter(|u| p.dag_by_unique(u).is_none()).cloned().collect();
     if !unknown.is_empty() {

@@ -1279,7 +1279,10 @@ pub fn delete(ctx: &mut Ctx) -> HResult {
     let project = ctx.project.clone();
     let p = &*project;
     let Some(names) = ctx.params.list("records") else {
-        return Err(bad("The parameter \"records\" is missing"));
+        // Recorded text (AndrewPoppe/ApiUserRights' Playwright suite, against a live REDCap).
+        return Err(bad(
+            "The 'records' parameter is an empty array. The parameter must be an array containing one or more record names to delete.",
+        ));
     };
     let named = store::records_named(&ctx.store.conn, p.id(), names.iter().map(String::as_str))?;
     let data = Dataset::load_records(&ctx.store.conn, ctx.store.blob_dir(), p, named)?;

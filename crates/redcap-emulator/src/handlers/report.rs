@@ -15,20 +15,20 @@ use crate::render::{self, Out};
 pub fn export(ctx: &mut Ctx) -> HResult {
     ctx.need_export()?;
     let level = ctx.need_data_export()?;
-    let raw = ctx
-        .params
-        .get_nonempty("report_id")
-        .ok_or_else(|| bad("The parameter \"report_id\" is missing"))?
-        .trim()
-        .to_owned();
+    // Recorded text and status (redcapAPI issue #48); without an id it names none
+    // (`report_id= does not belong…`, AndrewPoppe/ApiUserRights' Playwright suite).
+    let not_ours = |id: &str| {
+        forbidden(format!("The API request cannot complete because report_id={id} does not belong to this project."))
+    };
+    let raw = ctx.params.get("report_id").unwrap_or("").trim().to_owned();
+    if raw.is_empty() {
+        return Err(not_ours(""));
+    }
     let id: i64 = raw.parse().map_err(|_| bad("The value of the parameter \"report_id\" is not valid"))?;
     let project = ctx.project.clone();
     let p = &*project;
     let Some(report) = p.def.reports.iter().find(|r| r.id == id) else {
-        // Recorded text and status (redcapAPI issue #48).
-        return Err(forbidden(format!(
-            "The API request cannot complete because report_id={id} does not belong to this project."
-        )));
+        return Err(not_ours(&id.to_string()));
     };
     let odm = ctx.params.format() == Ok(redcap_core::Format::Odm);
     let out = if odm { Out::Xml } else { ctx.out(false)? };

@@ -328,7 +328,7 @@ fn is_ymd(s: &str) -> bool {
 /// Delete Users: API Import + User Rights; `users[]` must all be members.
 pub fn delete(ctx: &mut Ctx) -> HResult {
     need_user_import(ctx)?;
-    let list = ctx.params.list("users").ok_or_else(|| bad("The parameter \"users\" is missing"))?;
+    let list = ctx.names_to_delete("users")?;
     let pid = ctx.project.id();
     let members = ctx.store.project_users(pid)?;
     let unknown: Vec<String> = list.iter().filter(|u| member(&members, u).is_none()).cloned().collect();

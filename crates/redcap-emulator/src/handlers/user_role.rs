@@ -92,7 +92,7 @@ pub fn import(ctx: &mut Ctx) -> HResult {
 /// here is UNVERIFIED); folders restricted to it become unrestricted.
 pub fn delete(ctx: &mut Ctx) -> HResult {
     need_user_import(ctx)?;
-    let list = ctx.params.list("roles").ok_or_else(|| bad("The parameter \"roles\" is missing"))?;
+    let list = ctx.names_to_delete("roles")?;
     let p = ctx.project.clone();
     let unknown: Vec<String> = list.iter().filter(|u| !p.def.roles.iter().any(|r| &r.unique == *u)).cloned().collect();
     if !unknown.is_empty() {

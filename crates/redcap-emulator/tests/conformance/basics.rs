@@ -218,9 +218,13 @@ fn create_project_with_super_token_and_odm() {
     let info = post(&emu.url(), &[("token", &token), ("content", "project"), ("format", "json")]).json();
     assert_eq!(info["project_title"], "Made by API");
     assert_eq!(info["is_longitudinal"], 1);
-    // A project token cannot create projects; a super token cannot read project data.
-    post(&emu.url(), &[("token", &token), ("content", "project"), ("data", "[]"), ("returnFormat", "csv")])
-        .expect(403, &format!("ERROR: {NO_API}"));
+    // A project token cannot create projects (recorded text: AndrewPoppe/ApiUserRights
+    // tests/playwright/e2e/unit_test.spec.js, against a live REDCap); a super token cannot read
+    // project data.
+    post(&emu.url(), &[("token", &token), ("content", "project"), ("data", "[]"), ("returnFormat", "csv")]).expect(
+        403,
+        "ERROR: You do not have permissions to use the API 'Create Project' method. You must have been granted a 64-character Super API Token from a REDCap administrator in order to utilize this method.",
+    );
     post(&emu.url(), &[("token", &emu.super_token()), ("content", "record"), ("returnFormat", "csv")])
         .expect(403, &format!("ERROR: {NO_API}"));
 }
@@ -283,4 +287,36 @@ fn restart_with_the_same_data_dir_keeps_everything() {
     )
     .json();
     assert_eq!(recs[0]["name_first"], "Kept");
+}
+
+/// Delete methods and Export Reports sent without their parameter answer as a live REDCap does
+/// (AndrewPoppe/ApiUserRights tests/playwright/e2e/unit_test.spec.js, "Make sure all API calls
+/// work…", a classic project): `The 'arms' parameter is either missing or is not an array. …`
+/// (also for `dags`, `users`, `roles`; for arms before the classic-project check), `The
+/// 'records' parameter is an empty array. …`, and `report_id=` naming no report.
+#[test]
+fn bare_delete_and_report_calls_answer_redcaps_recorded_texts() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let bare = |content: &str, action: &str| {
+        let mut f = vec![("token", t.as_str()), ("content", content), ("returnFormat", "json")];
+        if !action.is_empty() {
+            f.push(("action", action));
+        }
+        post(&emu.url(), &f)
+    };
+    for (content, list) in [("arm", "arms"), ("dag", "dags"), ("user", "users"), ("userRole", "roles")] {
+        bare(content, "delete").expect(
+            400,
+            &format!("{{\"error\":\"The '{list}' parameter is either missing or is not an array. It must be provided as an array even if it only contains one value.\"}}"),
+        );
+    }
+    bare("record", "delete").expect(
+        400,
+        "{\"error\":\"The 'records' parameter is an empty array. The parameter must be an array containing one or more record names to delete.\"}",
+    );
+    bare("report", "").expect(
+        403,
+        "{\"error\":\"The API request cannot complete because report_id= does not belong to this project.\"}",
+    );
 }
