@@ -3,10 +3,15 @@
 //! (`redcap::dataset`) only makes the calls this asks for.
 //!
 //! Each exported batch is cast at once and kept as one Arrow IPC part per table in
-//! `DIR/.redcap-pull/`, beside a state file naming the batches done; the final files are
-//! written from the parts when every batch is in. So memory is bounded by the batch (and one
-//! Parquet row group), an interrupted pull resumes after its last complete batch (`resume`),
-//! and a final path never holds a half-written file.
+//! `DIR/.redcap-pull/`; the final files are written from the parts when every batch is in. So
+//! memory is bounded by the batch (and one Parquet row group), an interrupted pull resumes after
+//! its last complete batch (`resume`), and a final path never holds a half-written file.
+//!
+//! The working folder's bookkeeping costs in proportion to the records, not to records ×
+//! batches: `state.json` (what the pull is: schema hash, options, watermark) and `plan.json`
+//! (the batches' record ids) are written once, and each finished batch appends one line to
+//! `done.jsonl` after its parts are on disk. A torn last line (a crash while appending) is
+//! not a checkpoint: that batch is exported again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,6 +30,8 @@ use crate::{CastBatch, DatasetLayout, Error, LayoutOptions, ProjectSchema, names
 /// The folder of a pull in progress, inside the dataset's directory.
 pub const PARTIAL_DIR: &str = ".redcap-pull";
 const STATE: &str = "state.json";
+const PLAN: &str = "plan.json";
+const DONE: &str = "done.jsonl";
 
 /// Options of a pull.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +122,11 @@ pub struct Checkpoint {
 struct State {
     schema_hash: String,
     options: PullOptions,
+    /// In `plan.json`, written once.
+    #[serde(skip)]
     batches: Option<Vec<Vec<String>>>,
+    /// In `done.jsonl`, a line per batch.
+    #[serde(skip)]
     done: Vec<Checkpoint>,
     /// The logging watermark taken before the first export (a resumed pull keeps the older,
     /// safer one).
@@ -232,6 +243,8 @@ impl DatasetPull {
         let crash = options.crash_at;
         let pull = DatasetPull { dir: dir.to_owned(), partial, schema, layout, state, resumed, crash };
         pull.save()?;
+        // What follows the last whole checkpoint (a torn line) goes before anything is appended.
+        pull.save_done()?;
         Ok(pull)
     }
 
@@ -262,8 +275,13 @@ impl DatasetPull {
         let mut seen = BTreeSet::new();
         let ids: Vec<String> = ids.into_iter().filter(|id| !id.is_empty() && seen.insert(id.clone())).collect();
         let size = self.state.options.batch_size.max(1);
-        self.state.batches = Some(ids.chunks(size).map(<[String]>::to_vec).collect());
-        self.save()
+        let batches: Vec<Vec<String>> = ids.chunks(size).map(<[String]>::to_vec).collect();
+        let path = self.partial.join(PLAN);
+        let bytes =
+            serde_json::to_vec(&batches).map_err(|e| Error::State { path: path.clone(), message: e.to_string() })?;
+        atomic_write(&path, &bytes)?;
+        self.state.batches = Some(batches);
+        Ok(())
     }
 
     /// Number of batches planned.
@@ -279,6 +297,12 @@ impl DatasetPull {
     /// The record ids of the next batch to export, or `None` when all are done.
     pub fn next_batch(&self) -> Option<&[String]> {
         self.state.batches.as_ref()?.get(self.state.done.len()).map(Vec::as_slice)
+    }
+
+    /// The record ids of the batch after the next one (a client may export it while the next
+    /// one is cast and written), or `None`.
+    pub fn batch_after_next(&self) -> Option<&[String]> {
+        self.state.batches.as_ref()?.get(self.state.done.len() + 1).map(Vec::as_slice)
     }
 
     /// Casts the next batch's exported rows and keeps them as a checkpoint.
@@ -297,19 +321,44 @@ impl DatasetPull {
         if !problems.is_empty() {
             write_part(&self.part(names::PROBLEMS, batch), &problems_batch(&problems)?)?;
         }
-        self.state.done.push(Checkpoint {
+        let checkpoint = Checkpoint {
             batch,
             records: ids.len(),
             first: ids.first().cloned().unwrap_or_default(),
             last: ids.last().cloned().unwrap_or_default(),
             rows: counts,
-        });
-        self.save()?;
+        };
+        self.append_done(&checkpoint)?;
+        self.state.done.push(checkpoint);
         Ok(self.state.done.last().expect("just pushed"))
     }
 
+    /// Appends one checkpoint line to `done.jsonl` and syncs it (its parts are already synced).
+    fn append_done(&self, checkpoint: &Checkpoint) -> Result<(), Error> {
+        use std::io::Write;
+        let path = self.partial.join(DONE);
+        let mut line =
+            serde_json::to_vec(checkpoint).map_err(|e| Error::State { path: path.clone(), message: e.to_string() })?;
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(local(&path))?;
+        f.write_all(&line).map_err(local(&path))?;
+        f.sync_data().map_err(local(&path))
+    }
+
+    /// Rewrites `done.jsonl` with the checkpoints held (dropping a torn or unusable tail).
+    fn save_done(&self) -> Result<(), Error> {
+        let path = self.partial.join(DONE);
+        let mut bytes = Vec::new();
+        for c in &self.state.done {
+            serde_json::to_writer(&mut bytes, c)
+                .map_err(|e| Error::State { path: path.clone(), message: e.to_string() })?;
+            bytes.push(b'\n');
+        }
+        atomic_write(&path, &bytes)
+    }
+
     fn part(&self, table: &str, batch: usize) -> PathBuf {
-        self.partial.join(format!("{table}.{batch:06}.arrow"))
+        part_path(&self.partial, table, batch)
     }
 
     fn save(&self) -> Result<(), Error> {
@@ -448,9 +497,33 @@ pub fn dataset_records(dir: &Path) -> Option<Vec<String>> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
+/// Where batch `batch`'s rows of `table` are kept.
+fn part_path(partial: &Path, table: &str, batch: usize) -> PathBuf {
+    partial.join(format!("{table}.{batch:06}.arrow"))
+}
+
+/// The interrupted pull in `partial`: its state, its plan (if the ids were listed) and the
+/// checkpoints that can be trusted — whole lines, numbered 1, 2, … in order, whose parts are all
+/// there. Anything after the first line that is not is redone.
 fn load_state(partial: &Path) -> Option<State> {
     let text = std::fs::read_to_string(partial.join(STATE)).ok()?;
-    serde_json::from_str(&text).ok()
+    let mut state: State = serde_json::from_str(&text).ok()?;
+    let Ok(plan) = std::fs::read(partial.join(PLAN)) else { return Some(state) };
+    let batches: Vec<Vec<String>> = serde_json::from_slice(&plan).ok()?;
+    let done = std::fs::read(partial.join(DONE)).unwrap_or_default();
+    // Only lines ended by a newline were completely appended.
+    for line in done.split_inclusive(|&b| b == b'\n').take_while(|l| l.ends_with(b"\n")) {
+        let Ok(c) = serde_json::from_slice::<Checkpoint>(line) else { break };
+        let parts_present =
+            c.rows.iter().filter(|&(_, &n)| n > 0).all(|(table, _)| part_path(partial, table, c.batch).is_file());
+        let planned = batches.get(c.batch.wrapping_sub(1)).map(Vec::len);
+        if c.batch != state.done.len() + 1 || planned != Some(c.records) || !parts_present {
+            break;
+        }
+        state.done.push(c);
+    }
+    state.batches = Some(batches);
+    Some(state)
 }
 
 /// The data dictionary as a table: one `Utf8` column per dictionary column, in REDCap's order

@@ -443,3 +443,56 @@ fn a_resume_continues_only_the_same_pull() {
     assert!(fresh.needs_ids(), "a changed dictionary is not resumed");
     assert_eq!(fresh.done(), 0);
 }
+
+#[test]
+fn a_pull_writes_its_plan_once_and_a_torn_checkpoint_is_redone() {
+    use redcap_dataset::{DatasetPull, PullOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join(redcap_dataset::PARTIAL_DIR);
+    let options = PullOptions::default().batch_size(1);
+    let all = records();
+    let ids = ["001", "12-3", "7"].map(String::from);
+    let only = |id: &str| -> Vec<Row> { all.iter().filter(|r| r["study_id"] == id).cloned().collect() };
+    let mut pull = DatasetPull::start(dir.path(), schema(), &options).unwrap();
+    pull.plan(ids.clone()).unwrap();
+    let plan = std::fs::read(work.join("plan.json")).unwrap();
+    let state = std::fs::read(work.join("state.json")).unwrap();
+    pull.add_batch(&only("001")).unwrap();
+    pull.add_batch(&only("12-3")).unwrap();
+    // Each batch adds a line; the state and the plan (every id) are not written again, so the
+    // bookkeeping grows with the records, not with records x batches.
+    assert_eq!(std::fs::read(work.join("plan.json")).unwrap(), plan);
+    assert_eq!(std::fs::read(work.join("state.json")).unwrap(), state);
+    assert!(!String::from_utf8_lossy(&state).contains("12-3"), "the state holds no ids");
+    let done = std::fs::read_to_string(work.join("done.jsonl")).unwrap();
+    assert_eq!(done.lines().count(), 2);
+    drop(pull);
+
+    // A crash while appending the second line: only the first batch is a checkpoint.
+    let torn = &done[..done.len() - 5];
+    std::fs::write(work.join("done.jsonl"), torn).unwrap();
+    let mut resumed = DatasetPull::start(dir.path(), schema(), &options.clone().resume(true)).unwrap();
+    assert_eq!(resumed.done(), 1);
+    assert_eq!(resumed.next_batch().unwrap(), &ids[1..2]);
+    // The torn tail is gone before the next line is appended.
+    resumed.add_batch(&only("12-3")).unwrap();
+    let lines = std::fs::read_to_string(work.join("done.jsonl")).unwrap();
+    assert_eq!(lines, done, "the redone batch's line replaces the torn one");
+    drop(resumed);
+
+    // A checkpoint whose part is missing (a rename lost in a crash) is not trusted either.
+    let part = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".000002.arrow"))
+        .expect("batch 2 wrote a part");
+    std::fs::remove_file(part).unwrap();
+    let mut resumed = DatasetPull::start(dir.path(), schema(), &options.clone().resume(true)).unwrap();
+    assert_eq!(resumed.done(), 1);
+    resumed.add_batch(&only("12-3")).unwrap();
+    resumed.add_batch(&only("7")).unwrap();
+    let summary = resumed.finish("2026-12-02T00:00:00Z".into()).unwrap();
+    assert_eq!(summary.manifest.records, 3);
+    assert_eq!(summary.manifest.batches.iter().map(|c| c.batch).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(!work.exists(), "the working folder is removed after the commit");
+}
