@@ -188,13 +188,15 @@ fn a_pull_interrupted_mid_way_resumes_to_the_same_dataset() {
     let path = fixtures().join("redcapr-multilevel-model-1.xml");
     let whole_env = env(&path);
     let whole = tempfile::tempdir().unwrap();
-    let options = PullOptions::default().batch_size(5).format(OutputFormat::Parquet);
+    let options = PullOptions::default().batch_size(3).format(OutputFormat::Parquet);
     let reference = pull(&whole_env, whole.path(), &options);
-    assert!(reference.manifest.batches.len() >= 3, "enough batches to fail in the middle");
+    assert!(reference.manifest.batches.len() >= 5, "enough batches to fail in the middle");
 
     let env = env(&path);
     let dir = tempfile::tempdir().unwrap();
-    // After the second batch, the next call fails (a 400 is never retried).
+    // After the second batch, the next call fails (a 400 is never retried). The third batch is
+    // exported while the second is written, so the call that fails is the third's or, if that
+    // one went out first, the fourth's.
     let faults = env.emu.faults();
     let armed = AtomicBool::new(true);
     let progress = move |e: ProgressEvent| {
@@ -203,7 +205,7 @@ fn a_pull_interrupted_mid_way_resumes_to_the_same_dataset() {
             faults.inject(Fault::Status { status: 400, message: "Injected mid-pull".into() }, 1);
         }
     };
-    let err = env.client.pull_dataset(dir.path(), &options, &progress).expect_err("the third batch fails");
+    let err = env.client.pull_dataset(dir.path(), &options, &progress).expect_err("a later batch fails");
     assert!(matches!(err, PullError::Workflow(WorkflowError::Call(_))), "{err:?}");
     let finals: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -213,7 +215,7 @@ fn a_pull_interrupted_mid_way_resumes_to_the_same_dataset() {
     assert!(finals.is_empty(), "no file at a final path after a failed pull: {finals:?}");
 
     let resumed = pull(&env, dir.path(), &options.clone().resume(true));
-    assert_eq!(resumed.resumed_batches, 2);
+    assert!(matches!(resumed.resumed_batches, 2 | 3), "{}", resumed.resumed_batches);
     assert_eq!(resumed.manifest.batches, reference.manifest.batches, "the same checkpoints");
     assert_eq!(resumed.manifest.schema_hash, reference.manifest.schema_hash);
     let a = read_dataset(whole.path(), &reference.manifest);
@@ -228,6 +230,35 @@ fn a_pull_interrupted_mid_way_resumes_to_the_same_dataset() {
     let again = pull(&env, dir.path(), &options);
     assert_eq!(again.resumed_batches, 0);
     assert_eq!(again.manifest.tables, reference.manifest.tables);
+}
+
+#[test]
+fn a_pull_exports_the_next_batch_while_it_writes_the_current_one() {
+    let env = env(&fixtures().join("redcapr-multilevel-model-1.xml"));
+    let dir = tempfile::tempdir().unwrap();
+    let faults = env.emu.faults();
+    let overlapped = AtomicBool::new(false);
+    let progress = |e: ProgressEvent| {
+        if matches!(&e, ProgressEvent::Finished { item, .. } if item.starts_with("batch 1/")) {
+            // Batch 1 is written (exports so far: the id list, batch 1); batch 2's export must
+            // already be on its way. Without the overlap it would start only after this
+            // returns, so the wait runs out.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if faults.record_exports().len() >= 3 {
+                    overlapped.store(true, Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
+    let options = PullOptions::default().batch_size(4);
+    let summary = env.client.pull_dataset(dir.path(), &options, &progress).expect("pull");
+    assert!(summary.manifest.batches.len() >= 3);
+    assert!(overlapped.load(Ordering::SeqCst), "batch 2 was exported while batch 1 was written");
+    let exports = faults.record_exports();
+    assert_eq!(exports.len(), summary.manifest.batches.len() + 1, "the id list, then each batch once: {exports:?}");
 }
 
 #[test]

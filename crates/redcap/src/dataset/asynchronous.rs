@@ -4,12 +4,12 @@ use std::future::Future;
 use std::path::Path;
 
 use redcap_async::Client;
-use redcap_core::{Bytes, Transport, TransportError};
+use redcap_core::{Bytes, Row, Transport, TransportError};
 
 use super::drive::{Call, Driver, Outcome, log_refused};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
 use crate::asynchronous::Workflows;
-use crate::workflow::Progress;
+use crate::workflow::{Progress, WorkflowError};
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
 
 /// Datasets on the async client: `use redcap::dataset::asynchronous::Datasets;`. The futures
@@ -104,12 +104,26 @@ where
     }
 }
 
+/// The batch exported ahead: its ids and what the export gave.
+type Prefetched = (Vec<String>, Result<Vec<Row>, WorkflowError>);
+
 /// Performs the driver's calls.
 async fn drive<T, S>(client: &Client<T>, mut driver: Driver<'_>, progress: &dyn Progress) -> Result<Outcome, PullError>
 where
     T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
     S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
 {
+    // Owned, so the batch after the current one can be exported while the driver casts and
+    // writes the current one.
+    let metadata = driver.metadata().to_vec();
+    let id_field = driver.id_field().to_owned();
+    let export = |r: crate::record::export::Request, ids: Vec<String>| {
+        let (metadata, id_field) = (&metadata, &id_field);
+        async move {
+            crate::async_ext::export_healed(client, &r, metadata, id_field, ids, progress).await.map(|(rows, _)| rows)
+        }
+    };
+    let mut ahead: Option<Prefetched> = None;
     while let Some(call) = driver.next()? {
         match call {
             Call::Log(r, window) => {
@@ -126,10 +140,23 @@ where
             }
             Call::Ids(r) => driver.answer_rows(client.call(&r).await?.rows()?)?,
             Call::Batch(r, ids) => {
-                let (rows, _) =
-                    crate::async_ext::export_healed(client, &r, driver.metadata(), driver.id_field(), ids, progress)
-                        .await?;
-                driver.answer_rows(rows)?
+                let rows = match ahead.take() {
+                    Some((fetched, result)) if fetched == ids => result?,
+                    _ => export(r, ids).await?,
+                };
+                match driver.following_batch() {
+                    Some((next, next_ids)) => {
+                        // The next request goes out on the first poll; the cast runs while the
+                        // server answers (and, on a multi-thread runtime, while the connection
+                        // task reads the answer).
+                        let fetch = export(next, next_ids.clone());
+                        let (fetched, answered) =
+                            futures_util::future::join(fetch, async { driver.answer_rows(rows) }).await;
+                        answered?;
+                        ahead = Some((next_ids, fetched));
+                    }
+                    None => driver.answer_rows(rows)?,
+                }
             }
             Call::Fetch(r, options) => {
                 driver.answer_rows(client.export_records_batched(&r, &options, progress).await?)?

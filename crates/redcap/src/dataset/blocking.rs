@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use redcap_blocking::Client;
-use redcap_core::{Transport, TransportError};
+use redcap_core::{Row, Transport, TransportError};
 
 use super::drive::{Call, Driver, Outcome, log_refused};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
 use crate::blocking::Workflows;
-use crate::workflow::Progress;
+use crate::workflow::{Progress, WorkflowError};
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
 
 /// Datasets on the blocking client: `use redcap::dataset::blocking::Datasets;`.
@@ -98,12 +98,23 @@ where
     }
 }
 
+/// The batch exported ahead: its ids and what the export gave.
+type Prefetched = (Vec<String>, Result<Vec<Row>, WorkflowError>);
+
 /// Performs the driver's calls.
 fn drive<T>(client: &Client<T>, mut driver: Driver<'_>, progress: &dyn Progress) -> Result<Outcome, PullError>
 where
     T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + Sync + 'static,
     T::Body: std::io::Read,
 {
+    // The dictionary and id field a healed batch needs, owned: the batch after the current one
+    // is exported on a second thread while the driver casts and writes the current one.
+    let metadata = driver.metadata().to_vec();
+    let id_field = driver.id_field().to_owned();
+    let export = |r: &crate::record::export::Request, ids: Vec<String>| {
+        crate::blocking_ext::export_healed(client, r, &metadata, &id_field, ids, progress).map(|(rows, _)| rows)
+    };
+    let mut ahead: Option<Prefetched> = None;
     while let Some(call) = driver.next()? {
         match call {
             Call::Log(r, window) => {
@@ -120,15 +131,24 @@ where
             }
             Call::Ids(r) => driver.answer_rows(client.call(&r)?.rows()?)?,
             Call::Batch(r, ids) => {
-                let (rows, _) = crate::blocking_ext::export_healed(
-                    client,
-                    &r,
-                    driver.metadata(),
-                    driver.id_field(),
-                    ids,
-                    progress,
-                )?;
-                driver.answer_rows(rows)?
+                let rows = match ahead.take() {
+                    Some((fetched, result)) if fetched == ids => result?,
+                    _ => export(&r, ids)?,
+                };
+                match driver.following_batch() {
+                    Some((next, next_ids)) => {
+                        let (answered, fetched) = std::thread::scope(|s| {
+                            let fetch = s.spawn(|| export(&next, next_ids.clone()));
+                            let answered = driver.answer_rows(rows);
+                            (answered, fetch.join())
+                        });
+                        answered?;
+                        // A failed prefetch is reported when its batch is due: the current
+                        // batch is a checkpoint by then.
+                        ahead = Some((next_ids, fetched.unwrap_or_else(|p| std::panic::resume_unwind(p))));
+                    }
+                    None => driver.answer_rows(rows)?,
+                }
             }
             Call::Fetch(r, options) => driver.answer_rows(client.export_records_batched(&r, &options, progress)?)?,
         }

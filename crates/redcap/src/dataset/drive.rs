@@ -255,6 +255,18 @@ impl<'p> Driver<'p> {
         Ok(call)
     }
 
+    /// The batch that follows the [`Call::Batch`] just made, to be exported while that one's
+    /// answer is cast and written (a pull only; `None` when it was the last).
+    pub fn following_batch(&self) -> Option<(record::export::Request, Vec<String>)> {
+        match (&self.stage, self.pending) {
+            (Stage::Pull(pull), Some("batch")) => {
+                let ids = pull.batch_after_next()?.to_vec();
+                Some((super::batch_request(pull, &self.pull_options, &ids), ids))
+            }
+            _ => None,
+        }
+    }
+
     /// The answer of a [`Call::Log`]: its rows, or `None` when REDCap refused it.
     pub fn answer_log(&mut self, rows: Option<Vec<Row>>) -> Result<(), PullError> {
         let lines: Option<Vec<LogLine>> = rows.map(|r| r.iter().map(LogLine::from_row).collect());
