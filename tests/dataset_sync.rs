@@ -294,7 +294,9 @@ fn sync_rounds(seed: u64, rounds: usize) -> (usize, usize) {
         for _ in 0..world.rng.usize(1..4) {
             history.push(world.change(&env));
         }
-        let summary = sync(&env, dir.path(), &SyncOptions::default())
+        // Odd seeds fetch the changed records with batches in flight together.
+        let sync_options = SyncOptions::default().parallel(if seed % 2 == 1 { 3 } else { 1 });
+        let summary = sync(&env, dir.path(), &sync_options)
             .unwrap_or_else(|e| panic!("seed {seed} round {round} {history:?}: sync failed: {e}"));
         if summary.rebuilt.is_none() {
             incremental += 1;

@@ -823,6 +823,30 @@ fn batched_export_heals_batches_the_server_cannot_answer<A: Api>() {
     assert_eq!(sorted(&env.api.export_batched(&template, 4).unwrap()), whole);
 }
 
+/// Issue 11: with `parallel`, that many batches are asked for before the first answer is in,
+/// and the rows come out exactly as one batch at a time gives them.
+fn parallel_batches_are_in_flight_together_and_keep_the_order<A: Api>() {
+    let env = Env::<A>::new("redcapr-multilevel-model-1.xml");
+    let template = record::export::Request::new();
+    let one = BatchOptions::default().batch_size(3);
+    let (sequential, _) = env.api.export_each(&template, &one, &redcap::workflow::NoProgress).unwrap();
+    // Slow answers, so the first cannot end before the others are sent.
+    env.emu.faults().set_latency(Duration::from_millis(100));
+    let events = std::sync::Mutex::new(Vec::new());
+    let progress = |e: ProgressEvent| match e {
+        ProgressEvent::Started { item, .. } => events.lock().unwrap().push(format!("start {item}")),
+        ProgressEvent::Finished { item, .. } => events.lock().unwrap().push(format!("end {item}")),
+        _ => {}
+    };
+    let (rows, summary) = env.api.export_each(&template, &one.clone().parallel(4), &progress).unwrap();
+    env.emu.faults().set_latency(Duration::ZERO);
+    assert_eq!(rows, sequential, "the same rows in the same order");
+    assert_eq!(summary.healing.requests, 7, "20 records in batches of 3, each asked for once");
+    let events = events.into_inner().unwrap();
+    let first_end = events.iter().position(|e| e.starts_with("end")).expect("batches end");
+    assert_eq!(events[..first_end].iter().filter(|e| e.starts_with("start")).count(), 4, "{events:?}");
+}
+
 /// Issue 14: an export of everything in one call makes one records export, with no id list
 /// first (the id list is asked for only if that call fails).
 fn one_call_export_makes_one_records_call<A: Api>() {
@@ -951,6 +975,7 @@ for_both_clients!(
     failure_mid_pull_loses_nothing,
     batched_export_equals_one_shot,
     batched_export_heals_batches_the_server_cannot_answer,
+    parallel_batches_are_in_flight_together_and_keep_the_order,
     one_call_export_makes_one_records_call,
     batched_export_gives_up_when_nothing_helps,
     batched_import_checks_counts,

@@ -136,6 +136,20 @@ fn one_batch_export_is_one_records_call() {
     let exports = f.emu.faults().record_exports();
     assert!(exports[0].is_empty(), "the id list first: {exports:?}");
     assert_eq!(exports.len(), 1 + ids.len().div_ceil(3), "{exports:?}");
+
+    // --parallel: the same batches, the same rows in the same order.
+    f.emu.faults().clear();
+    let parallel = json(&f.ok(&["records", "export", "--batch-size", "3", "--parallel", "3"]));
+    assert_eq!(parallel, all);
+    let mut again = f.emu.faults().record_exports();
+    again.sort();
+    let mut once = exports.clone();
+    once.sort();
+    assert_eq!(again, once, "each batch asked for once");
+    // It means something only with batches.
+    let out = f.run(&["records", "export", "--parallel", "3"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--batch-size"), "{out:?}");
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn dataset_sync_updates_in_place_prints_a_json_summary_and_refuses_a_directory_w
         serde_json::from_str(&std::fs::read_to_string(work.path().join("study/_manifest.json")).unwrap()).unwrap();
     assert!(before["watermark"].is_string(), "the pull takes a watermark: {before}");
 
-    let out = run(&["--json", "dataset", "sync", "study"]);
+    let out = run(&["--json", "dataset", "sync", "study", "--parallel", "2"]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains(&token) && !String::from_utf8_lossy(&out.stdout).contains(&token));

@@ -113,9 +113,11 @@ pub trait Workflows {
     ) -> impl Future<Output = Result<Vec<Row>, WorkflowError>> + Send;
 
     /// Exports records like [`Workflows::export_records_batched`], but decodes each answer
-    /// while it streams and hands every row to `each`, in order, once its batch is known to
-    /// be complete: memory stays at the batches in flight plus the record ids. Records named
-    /// in `template` that fit in one batch are exported with one call, without the id list.
+    /// while it streams and hands every row to `each`, in order, as soon as its record is
+    /// complete (the next record has started; see [`crate::workflow::heal`]): memory stays at
+    /// one record plus the record ids, and with [`BatchOptions::parallel`] above 1 also the
+    /// answers that arrive before their turn. Records named in `template` that fit in one
+    /// batch are exported with one call, without the id list.
     /// Returns the number of rows and what healing was needed.
     fn export_records_each(
         &self,

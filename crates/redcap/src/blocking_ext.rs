@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use crate::workflow::{
     BatchOptions, ExportSession, ExportSummary, HealReport, ImportOptions, ImportSession, LogSummary, LogWindows,
     Progress, ProgressEvent, PullOptions, PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions,
-    RowStream, TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request, only_splits, push_manifest,
-    to_rows,
+    RowStream, Ticket, TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request, only_splits,
+    push_manifest, to_rows,
 };
 use crate::{log, metadata, record};
 
@@ -95,8 +95,8 @@ pub trait Workflows {
     /// filters. A batch that fails in a way a smaller one may survive (5xx, a timeout, a
     /// memory message, an empty or cut answer, rows or columns missing) is halved and asked
     /// again, down to one record, then instrument by instrument (see [`crate::workflow::heal`];
-    /// each split is a [`ProgressEvent::Split`]). Calls are made one at a time: the blocking
-    /// client ignores [`BatchOptions::parallel`].
+    /// each split is a [`ProgressEvent::Split`]). With [`BatchOptions::parallel`] above 1,
+    /// that many calls are in flight at once, each on its own thread.
     fn export_records_batched(
         &self,
         template: &record::export::Request,
@@ -105,9 +105,11 @@ pub trait Workflows {
     ) -> Result<Vec<Row>, WorkflowError>;
 
     /// Exports records like [`Workflows::export_records_batched`], but decodes each answer
-    /// while it streams and hands every row to `each`, in order, once its batch is known to
-    /// be complete: memory stays at one batch plus the record ids. Records named in
-    /// `template` that fit in one batch are exported with one call, without the id list.
+    /// while it streams and hands every row to `each`, in order, as soon as its record is
+    /// complete (the next record has started; see [`crate::workflow::heal`]): memory stays at
+    /// one record plus the record ids, and with [`BatchOptions::parallel`] above 1 also the
+    /// answers that arrive before their turn. Records named in `template` that fit in one
+    /// batch are exported with one call, without the id list.
     /// Returns the number of rows and what healing was needed.
     fn export_records_each(
         &self,
@@ -334,14 +336,18 @@ where
             return Ok(ExportSummary::single(sink.rows));
         }
         let metadata = self.call(&metadata::export::Request::new())?;
-        if options.is_one_call() {
-            return run_export(self, ExportSession::whole(template, &metadata, options, progress)?, each);
+        let session = if options.is_one_call() {
+            ExportSession::whole(template, &metadata, options, progress)?
+        } else {
+            let (id_field, ids_request) = ExportSession::id_request(template, &metadata)?;
+            let mut ids = Vec::new();
+            stream_rows(self, &ids_request, &mut RowStream::new(&id_field, &mut distinct_ids(&id_field, &mut ids)))?;
+            ExportSession::start(template, &metadata, id_field.clone(), ids, options, progress)
+        };
+        match options.parallel {
+            0 | 1 => run_export(self, session, each),
+            n => run_export_parallel(self, session, n, each),
         }
-        let (id_field, ids_request) = ExportSession::id_request(template, &metadata)?;
-        let mut ids = Vec::new();
-        stream_rows(self, &ids_request, &mut RowStream::new(&id_field, &mut distinct_ids(&id_field, &mut ids)))?;
-        let session = ExportSession::start(template, &metadata, id_field.clone(), ids, options, progress);
-        run_export(self, session, each)
     }
 
     fn import_records_batched<R: serde::Serialize + Sync>(
@@ -390,6 +396,76 @@ where
         }
     }
     Ok(session.finish())
+}
+
+/// What an export thread sends the thread that owns the session.
+enum Answer {
+    Row(Ticket, Row),
+    End(Ticket, Result<(), WorkflowError>),
+}
+
+/// Like [`run_export`] with up to `parallel` calls in flight, each on its own thread. The
+/// threads only send and decode; the session and `each` stay on this thread, which takes
+/// their rows in the order they arrive (the session orders them) through a bounded channel.
+fn run_export_parallel<T>(
+    client: &Client<T>,
+    mut session: ExportSession<'_>,
+    parallel: usize,
+    each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+) -> Result<ExportSummary, WorkflowError>
+where
+    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + Sync + 'static,
+    T::Body: std::io::Read,
+{
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Answer>(1024);
+        let mut running = 0usize;
+        loop {
+            while running < parallel {
+                let Some((ticket, request, pause)) = session.next_batch() else { break };
+                running += 1;
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    std::thread::sleep(pause);
+                    // A send fails only once this thread's owner has stopped the export: the
+                    // error ends the stream and is seen by no one.
+                    let mut take = |row| {
+                        tx.send(Answer::Row(ticket, row))
+                            .map_err(|_| WorkflowError::Unresolved("the export was stopped".into()))
+                    };
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        stream_rows(client, &request, &mut RowStream::new("", &mut take))
+                    }));
+                    match outcome {
+                        Ok(outcome) => drop(tx.send(Answer::End(ticket, outcome))),
+                        Err(panic) => {
+                            // The owner must not wait for this answer forever.
+                            let gone = WorkflowError::Unresolved("an export thread panicked".into());
+                            drop(tx.send(Answer::End(ticket, Err(gone))));
+                            std::panic::resume_unwind(panic);
+                        }
+                    }
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            // An error from the session or from `each` stops the export (dropping the
+            // receiver ends the other threads' streams); one from an answer goes to the
+            // session, which may heal it.
+            match rx
+                .recv()
+                .map_err(|_| WorkflowError::Unresolved("an export thread ended without its answer".into()))?
+            {
+                Answer::Row(ticket, row) => session.row(ticket, row, each)?,
+                Answer::End(ticket, outcome) => {
+                    running -= 1;
+                    session.end(ticket, outcome, each)?;
+                }
+            }
+        }
+        Ok(session.finish())
+    })
 }
 
 /// Exports the records `ids` with `template` (a batch request) in one batch that heals itself

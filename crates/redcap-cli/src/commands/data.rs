@@ -73,7 +73,7 @@ pub fn report_rows(session: &Session, id: ReportId, labels: bool) -> Result<Vec<
 /// Runs a `records` subcommand.
 pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
     match cmd {
-        RecordsCmd::Export { fields, forms, events, records, filter, batch_size, out } => {
+        RecordsCmd::Export { fields, forms, events, records, filter, batch_size, parallel, out } => {
             let mut template = record::export::Request::new();
             template.fields = fields.clone();
             template.forms = forms.clone();
@@ -92,7 +92,7 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
             // No batch size: one call, with no id list first (issue 14: the list cost a second
             // full-size call); the id list is asked for only if that call fails, to heal it.
             let options = match batch_size {
-                Some(n) => BatchOptions::default().batch_size(*n as usize),
+                Some(n) => BatchOptions::default().batch_size(*n as usize).parallel(*parallel as usize),
                 None => BatchOptions::default().one_call(),
             };
             let progress = ui.observer();

@@ -91,6 +91,9 @@ pub enum DatasetCmd {
         /// Minutes of logging re-read before the watermark
         #[arg(long, default_value_t = 5, value_name = "MINUTES")]
         overlap: u32,
+        /// Batches of changed records asked for at once (1 to 16)
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16))]
+        parallel: u64,
     },
 }
 
@@ -154,8 +157,8 @@ pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError>
             }
             Ok(())
         }
-        DatasetCmd::Sync { dir, batch_size, overlap } => {
-            let mut options = SyncOptions::default().overlap_minutes(i64::from(*overlap));
+        DatasetCmd::Sync { dir, batch_size, overlap, parallel } => {
+            let mut options = SyncOptions::default().overlap_minutes(i64::from(*overlap)).parallel(*parallel as usize);
             if let Some(n) = batch_size {
                 options = options.batch_size(*n as usize);
             }

@@ -24,6 +24,9 @@ pub struct SyncOptions {
     /// Longest window of one logging export, in minutes: a long history is read in windows,
     /// halved when one fails ([`crate::workflow::log_windows`]).
     pub log_window_minutes: u32,
+    /// Export calls of changed records in flight at once (at least 1, the default; see
+    /// [`BatchOptions::parallel`]).
+    pub parallel: usize,
     /// Test hook: stop the commit at this step as a crash would.
     #[doc(hidden)]
     pub crash_at: Option<usize>,
@@ -35,6 +38,7 @@ impl Default for SyncOptions {
             overlap_minutes: sync::DEFAULT_OVERLAP_MINUTES,
             batch_size: None,
             log_window_minutes: crate::workflow::log_windows::DEFAULT_WINDOW_MINUTES,
+            parallel: 1,
             crash_at: None,
         }
     }
@@ -54,6 +58,11 @@ impl SyncOptions {
     /// Sets the longest logging window, in minutes (at least 1).
     pub fn log_window_minutes(mut self, minutes: u32) -> Self {
         self.log_window_minutes = minutes.max(1);
+        self
+    }
+    /// Sets how many export calls of changed records may be in flight at once (at least 1).
+    pub fn parallel(mut self, n: usize) -> Self {
+        self.parallel = n.max(1);
         self
     }
     /// Test hook: stop the commit after `steps` steps.
@@ -246,7 +255,8 @@ impl<'p> Driver<'p> {
                     self.pending = Some("fetch");
                     let mut template = super::batch_template(update.layout(), &self.pull_options);
                     template.records = update.fetch().to_vec();
-                    let options = BatchOptions::default().batch_size(self.pull_options.batch_size);
+                    let parallel = self.sync.as_ref().map_or(1, |s| s.parallel);
+                    let options = BatchOptions::default().batch_size(self.pull_options.batch_size).parallel(parallel);
                     Some(Call::Fetch(template, options))
                 }
             }
