@@ -124,7 +124,10 @@ pub fn export_info(ctx: &mut Ctx) -> HResult {
         ("project_notes", s(&i.notes)),
         ("custom_record_label", s(&i.custom_record_label)),
         ("secondary_unique_field", s(&i.secondary_unique_field)),
-        ("is_longitudinal", b(p.def.longitudinal)),
+        // The setting alone is not enough: a project whose arms were all deleted reports 0
+        // (redcapAPI's arm method tests, run against a live REDCap: after deleteArms of every
+        // arm, is_longitudinal is 0, and importing arms and events makes it 1 again).
+        ("is_longitudinal", b(p.def.longitudinal && !p.def.events.is_empty())),
         ("has_repeating_instruments_or_events", b(p.has_repeating())),
         ("surveys_enabled", b(i.surveys_enabled)),
         ("scheduling_enabled", b(i.scheduling_enabled)),

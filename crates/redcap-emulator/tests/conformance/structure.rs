@@ -185,11 +185,61 @@ fn arms_import_rename_override_and_delete() {
     call(&emu, &t, &[("content", "event"), ("action", "delete"), ("events[0]", "e_arm_1"), ("events[1]", "e_arm_2")])
         .expect(200, "2");
     assert_eq!(json_of(&emu, &t, "record"), json!([]), "records lost their events");
-    // Classic projects have no arms to import.
-    let classic = start(&["redcapr-simple.xml"]);
-    let ct = admin(&classic);
-    let r = import(&classic, &ct, "arm", &json!([{"arm_num": 1, "name": "x"}]), &[("action", "import")]);
-    r.expect(400, "{\"error\":\"You cannot import arms for classic projects\"}");
+}
+
+fn is_longitudinal(emu: &RunningEmulator, t: &str) -> i64 {
+    json_of(emu, t, "project")["is_longitudinal"].as_i64().expect("is_longitudinal is a number")
+}
+
+/// redcapAPI's arm method tests (tests/testthat/test-106-armsMethods-Functionality.R), run by its
+/// maintainers against a live REDCap: a longitudinal project whose arms are all deleted reports
+/// `is_longitudinal` 0 and may be made classic; arms and events imported into the classic project
+/// are accepted (counts 3 and 3) but not exported, and `is_longitudinal` stays 0, until
+/// `is_longitudinal` 1 is imported — then exactly those arms and events come back. With the
+/// setting on, importing arms and events is enough to be longitudinal again.
+#[test]
+fn arms_and_events_imported_into_a_classic_project_appear_once_it_is_longitudinal() {
+    let emu = start(&["redcapr-longitudinal.xml"]);
+    let t = admin(&emu);
+    assert_eq!(is_longitudinal(&emu, &t), 1);
+    call(&emu, &t, &[("content", "arm"), ("action", "delete"), ("arms[0]", "1"), ("arms[1]", "2")]).expect(200, "2");
+    assert_eq!(is_longitudinal(&emu, &t), 0, "no events: not longitudinal");
+    import(&emu, &t, "project_settings", &json!({"is_longitudinal": "0"}), &[]).expect(200, "1");
+
+    let arms =
+        json!([{"arm_num": 1, "name": "Arm 1"}, {"arm_num": 2, "name": "Arm 2"}, {"arm_num": 3, "name": "Arm 3"}]);
+    import(&emu, &t, "arm", &arms, &[("action", "import")]).expect(200, "3");
+    assert_eq!(is_longitudinal(&emu, &t), 0);
+    assert_eq!(call(&emu, &t, &[("content", "arm")]).status, 400, "a classic project exports no arms");
+    let events = json!([{"event_name": "event_1", "arm_num": 1}, {"event_name": "event_1", "arm_num": 2}, {"event_name": "event_1", "arm_num": 3}]);
+    import(&emu, &t, "event", &events, &[("action", "import")]).expect(200, "3");
+    assert_eq!(is_longitudinal(&emu, &t), 0, "the setting is still off");
+    // An override would delete the classic project's hidden event and its records.
+    let r = import(&emu, &t, "arm", &arms, &[("action", "import"), ("override", "1")]);
+    assert_eq!(error(&r), "Importing arms with override=1 is not possible in a classic project");
+    assert_eq!(call(&emu, &t, &[("content", "event")]).status, 400);
+
+    import(&emu, &t, "project_settings", &json!({"is_longitudinal": 1}), &[]).expect(200, "1");
+    assert_eq!(is_longitudinal(&emu, &t), 1);
+    assert_eq!(json_of(&emu, &t, "arm"), arms);
+    let got: Vec<(String, i64)> = json_of(&emu, &t, "event")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event_name"].as_str().unwrap().to_owned(), e["arm_num"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(got, [("event_1".to_owned(), 1), ("event_1".to_owned(), 2), ("event_1".to_owned(), 3)]);
+
+    // Deleting every arm leaves the setting on: arms and events make it longitudinal again
+    // without importing the setting (redcapAPI's override test starts there).
+    call(&emu, &t, &[("content", "arm"), ("action", "delete"), ("arms[0]", "1"), ("arms[1]", "2"), ("arms[2]", "3")])
+        .expect(200, "3");
+    assert_eq!(is_longitudinal(&emu, &t), 0);
+    import(&emu, &t, "arm", &json!([{"arm_num": 10, "name": "Arm x"}]), &[("action", "import")]).expect(200, "1");
+    import(&emu, &t, "event", &json!([{"event_name": "event_x", "arm_num": 10}]), &[("action", "import")])
+        .expect(200, "1");
+    assert_eq!(is_longitudinal(&emu, &t), 1);
+    assert_eq!(json_of(&emu, &t, "arm"), json!([{"arm_num": 10, "name": "Arm x"}]));
 }
 
 #[test]
