@@ -2,6 +2,7 @@
 //! problems found. Pure: no I/O, the same input always gives the same output.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -82,12 +83,61 @@ pub fn problems_batch(problems: &[Problem]) -> Result<RecordBatch, Error> {
     )?)
 }
 
-/// A raw cell as text ("" when absent or null).
-fn raw<'r>(row: &'r Row, key: &str) -> Cow<'r, str> {
-    match row.get(key) {
-        Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
-        None | Some(Value::Null) => Cow::Borrowed(""),
-        Some(other) => Cow::Owned(crate::schema::text(other)),
+/// A raw cell as text ("" when null).
+fn text(value: &Value) -> Cow<'_, str> {
+    match value {
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        Value::Null => Cow::Borrowed(""),
+        other => Cow::Owned(crate::schema::text(other)),
+    }
+}
+
+/// A batch's cells, read from each row once, then found by row and slot instead of by name per
+/// cell (a column is resolved to its slot once per batch). REDCap's rows share one key order, so
+/// a row's keys are matched to the previous row's by position and hashed only where they differ.
+struct Grid<'r> {
+    slots: HashMap<&'r str, usize>,
+    cells: Vec<Vec<Cow<'r, str>>>,
+}
+
+impl<'r> Grid<'r> {
+    fn new(rows: &'r [Row]) -> Grid<'r> {
+        let mut slots: HashMap<&'r str, usize> = HashMap::new();
+        let mut order: Vec<(&'r str, usize)> = Vec::new();
+        let mut cells = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut line: Vec<Cow<'r, str>> = vec![Cow::Borrowed(""); slots.len()];
+            for (pos, (key, value)) in row.iter().enumerate() {
+                let slot = match order.get(pos) {
+                    Some(&(k, slot)) if k == key.as_str() => slot,
+                    _ => {
+                        let next = slots.len();
+                        let slot = *slots.entry(key.as_str()).or_insert(next);
+                        match order.get_mut(pos) {
+                            Some(o) => *o = (key.as_str(), slot),
+                            None => order.push((key.as_str(), slot)),
+                        }
+                        slot
+                    }
+                };
+                if slot >= line.len() {
+                    line.resize(slot + 1, Cow::Borrowed(""));
+                }
+                line[slot] = text(value);
+            }
+            cells.push(line);
+        }
+        Grid { slots, cells }
+    }
+
+    /// The slot of column `name` (`None`: no row has it).
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.slots.get(name).copied()
+    }
+
+    /// Row `row`'s cell in `slot` ("" when absent).
+    fn at(&self, row: usize, slot: Option<usize>) -> &str {
+        slot.and_then(|s| self.cells[row].get(s)).map_or("", |c| c.as_ref())
     }
 }
 
@@ -106,20 +156,27 @@ impl DatasetLayout {
     /// (a checked box counts, a `0` form status does not); the record-id instrument keeps every
     /// row of its events.
     pub fn cast(&self, rows: &[Row]) -> Result<CastBatch, Error> {
-        let places: Vec<Place> = rows
-            .iter()
-            .map(|r| Place {
-                record: raw(r, &self.id_field),
-                event: raw(r, names::EVENT),
-                repeat_instrument: raw(r, "redcap_repeat_instrument"),
-                instance: raw(r, names::INSTANCE),
+        let grid = Grid::new(rows);
+        let (id, event, repeat, instance) = (
+            grid.slot(&self.id_field),
+            grid.slot(names::EVENT),
+            grid.slot("redcap_repeat_instrument"),
+            grid.slot(names::INSTANCE),
+        );
+        let places: Vec<Place> = (0..rows.len())
+            .map(|i| Place {
+                record: Cow::Borrowed(grid.at(i, id)),
+                event: Cow::Borrowed(grid.at(i, event)),
+                repeat_instrument: Cow::Borrowed(grid.at(i, repeat)),
+                instance: Cow::Borrowed(grid.at(i, instance)),
             })
             .collect();
         let mut problems = Vec::new();
         let mut tables = Vec::new();
         for table in &self.tables {
+            let data = DataCheck::new(table, &grid);
             let picked: Vec<usize> =
-                (0..rows.len()).filter(|&i| self.belongs(table, &places[i]) && has_data(table, &rows[i])).collect();
+                (0..rows.len()).filter(|&i| self.belongs(table, &places[i]) && data.has_data(&grid, i)).collect();
             let mut columns = Vec::with_capacity(table.sources.len());
             let instances: Vec<Option<i64>> = picked
                 .iter()
@@ -167,33 +224,39 @@ impl DatasetLayout {
                         picked.iter().map(|&i| Some(places[i].event.as_ref())).collect::<arrow_array::StringArray>(),
                     ),
                     Source::Key(Key::Instance) => Arc::new(arrow_array::Int64Array::from(instances.clone())),
-                    Source::Key(Key::Dag) => Arc::new(
-                        picked
-                            .iter()
-                            .map(|&i| Some(raw(&rows[i], names::DAG)).filter(|s| !s.is_empty()))
-                            .collect::<arrow_array::StringArray>(),
-                    ),
+                    Source::Key(Key::Dag) => {
+                        let dag = grid.slot(names::DAG);
+                        Arc::new(
+                            picked
+                                .iter()
+                                .map(|&i| Some(grid.at(i, dag)).filter(|s| !s.is_empty()))
+                                .collect::<arrow_array::StringArray>(),
+                        )
+                    }
                     Source::Value { export, kind, codes, takes_missing, .. } => {
                         let missing = if *takes_missing { self.missing.as_deref() } else { None };
-                        let cells = picked.iter().enumerate().map(|(k, &i)| {
-                            let v = raw(&rows[i], export);
+                        let slot = grid.slot(export);
+                        let grid = &grid;
+                        let cells = picked.iter().enumerate().map(move |(k, &i)| {
+                            let v = Cow::Borrowed(grid.at(i, slot));
                             let skip = v.is_empty() || missing.is_some_and(|m| m.index.contains_key(v.as_ref()));
                             (k, v, skip)
                         });
                         typed(*kind, codes.as_deref(), cells, &mut |i, v, reason| report(i, export, v, reason))?
                     }
                     Source::Label { export, codes, labels } => {
+                        let slot = grid.slot(export);
                         let keys: Int32Builder = picked.iter().fold(Int32Builder::new(), |mut b, &i| {
-                            b.append_option(codes.index.get(raw(&rows[i], export).as_ref()).copied());
+                            b.append_option(codes.index.get(grid.at(i, slot)).copied());
                             b
                         });
                         dictionary(keys, labels.clone())?
                     }
                     Source::Checkbox { export } => {
                         let mut b = BooleanBuilder::with_capacity(picked.len());
+                        let slot = grid.slot(export);
                         for (k, &i) in picked.iter().enumerate() {
-                            let v = raw(&rows[i], export);
-                            match v.as_ref() {
+                            match grid.at(i, slot) {
                                 "" => b.append_null(),
                                 s => match parse::boolean(s) {
                                     Ok(x) => b.append_value(x),
@@ -209,13 +272,15 @@ impl DatasetLayout {
                     Source::Missing { exports } => {
                         let codes = self.missing.clone().ok_or(Error::Internal("missing-code column without codes"))?;
                         let mut keys = Int32Builder::with_capacity(picked.len());
+                        let slots: Vec<(Option<usize>, &Option<String>)> =
+                            exports.iter().map(|(export, code)| (grid.slot(export), code)).collect();
                         for &i in &picked {
-                            let code = exports.iter().find_map(|(export, code)| {
-                                let v = raw(&rows[i], export);
+                            let code = slots.iter().find_map(|&(slot, code)| {
+                                let v = grid.at(i, slot);
                                 match code {
                                     // A checkbox's missing-code option, checked.
                                     Some(code) => (v == "1").then(|| codes.index.get(code.as_str()).copied()).flatten(),
-                                    None => codes.index.get(v.as_ref()).copied(),
+                                    None => codes.index.get(v).copied(),
                                 }
                             });
                             keys.append_option(code);
@@ -251,20 +316,43 @@ impl DatasetLayout {
     }
 }
 
-/// Whether `row` holds a value of `table`'s instrument.
-fn has_data(table: &TableLayout, row: &Row) -> bool {
-    if table.holds_id {
-        return true;
-    }
-    table.sources.iter().any(|s| match s {
-        Source::Value { export, status, .. } => {
-            let v = raw(row, export);
-            !(v.is_empty() || *status && v == "0")
+/// Which cells say that a row holds a value of a table's instrument, resolved for one batch.
+enum DataCheck {
+    /// The record-id instrument keeps every row of its events.
+    Always,
+    /// (slot, whether it is a form status, where `0` is no data; whether only `1` counts).
+    Cells(Vec<(Option<usize>, bool, bool)>),
+}
+
+impl DataCheck {
+    fn new(table: &TableLayout, grid: &Grid<'_>) -> DataCheck {
+        if table.holds_id {
+            return DataCheck::Always;
         }
-        Source::Checkbox { export } => raw(row, export) == "1",
-        Source::Missing { exports } => exports.iter().any(|(e, code)| code.is_some() && raw(row, e) == "1"),
-        Source::Key(_) | Source::Label { .. } => false,
-    })
+        let mut cells = Vec::new();
+        for s in &table.sources {
+            match s {
+                Source::Value { export, status, .. } => cells.push((grid.slot(export), *status, false)),
+                Source::Checkbox { export } => cells.push((grid.slot(export), false, true)),
+                Source::Missing { exports } => cells.extend(
+                    exports.iter().filter(|(_, code)| code.is_some()).map(|(e, _)| (grid.slot(e), false, true)),
+                ),
+                Source::Key(_) | Source::Label { .. } => {}
+            }
+        }
+        DataCheck::Cells(cells)
+    }
+
+    /// Whether row `i` holds a value of the instrument.
+    fn has_data(&self, grid: &Grid<'_>, i: usize) -> bool {
+        match self {
+            DataCheck::Always => true,
+            DataCheck::Cells(cells) => cells.iter().any(|&(slot, status, checked)| {
+                let v = grid.at(i, slot);
+                if checked { v == "1" } else { !(v.is_empty() || status && v == "0") }
+            }),
+        }
+    }
 }
 
 fn dictionary(keys: Int32Builder, values: Arc<arrow_array::StringArray>) -> Result<ArrayRef, Error> {

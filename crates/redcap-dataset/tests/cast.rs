@@ -347,6 +347,33 @@ fn the_cast_is_the_same_in_one_batch_or_many() {
     assert_eq!(first.problems.len() + second.problems.len(), whole.problems.len());
 }
 
+#[test]
+fn the_cast_does_not_depend_on_the_rows_key_order() {
+    // The cast reads cells by position where rows share the first row's key order; rows in
+    // another order, or with keys left out, must be read by name all the same.
+    let (layout, whole) = cast(&LayoutOptions::default());
+    let shuffled: Vec<Row> = records()
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut entries: Vec<(String, serde_json::Value)> = row.into_iter().collect();
+            match i % 3 {
+                0 => entries.reverse(),
+                1 => {
+                    let by = i % entries.len();
+                    entries.rotate_left(by)
+                }
+                // Empty cells left out, as a sparse writer would.
+                _ => entries.retain(|(_, v)| v.as_str() != Some("")),
+            }
+            entries.into_iter().collect()
+        })
+        .collect();
+    let again = layout.cast(&shuffled).unwrap();
+    assert_eq!(again.tables, whole.tables);
+    assert_eq!(again.problems, whole.problems);
+}
+
 fn arrow_select_concat(batches: &[RecordBatch]) -> RecordBatch {
     arrow_select::concat::concat_batches(&batches[0].schema(), batches).unwrap()
 }
