@@ -129,7 +129,10 @@ where
                     Err(e) => return Err(e.into()),
                 }
             }
-            Call::Ids(r) => driver.answer_rows(client.call(&r)?.rows()?)?,
+            Call::Ids(r) => {
+                let ids = crate::blocking_ext::export_ids(client, &r, &id_field)?;
+                driver.answer_ids(ids)?
+            }
             Call::Batch(r, ids) => {
                 let rows = match ahead.take() {
                     Some((fetched, result)) if fetched == ids => result?,

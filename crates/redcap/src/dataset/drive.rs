@@ -79,7 +79,7 @@ pub(crate) enum Call {
     /// Export Logging in windows of at most this many minutes; REDCap may refuse it (no
     /// Logging right): answer `None`.
     Log(log::export::Request, u32),
-    /// An id-only record export.
+    /// An id-only record export: answer the distinct ids ([`Driver::answer_ids`]).
     Ids(record::export::Request),
     /// One batch of a pull: exactly these records, healed by splitting if the server cannot
     /// answer it whole (the dictionary and id field are the driver's `metadata`/`id_field`).
@@ -294,15 +294,24 @@ impl<'p> Driver<'p> {
         Ok(())
     }
 
-    /// The answer of any record export call.
-    pub fn answer_rows(&mut self, rows: Vec<Row>) -> Result<(), PullError> {
+    /// The answer of a [`Call::Ids`]: the distinct record ids, in the server's order.
+    pub fn answer_ids(&mut self, ids: Vec<String>) -> Result<(), PullError> {
         let stage = std::mem::replace(&mut self.stage, Stage::Done);
         self.stage = match (stage, self.pending) {
             (Stage::Pull(mut pull), Some("ids")) => {
-                let id_field = pull.layout().id_field.clone();
-                pull.plan(super::ids(&rows, &id_field))?;
+                pull.plan(ids)?;
                 Stage::Pull(pull)
             }
+            (Stage::Plan { manifest, log }, Some("ids")) => self.planned(manifest, log.flatten(), ids)?,
+            _ => return Err(PullError::Dataset(crate::dataset::Error::Internal("an unexpected id list"))),
+        };
+        Ok(())
+    }
+
+    /// The answer of a record export call ([`Call::Batch`], [`Call::Fetch`]).
+    pub fn answer_rows(&mut self, rows: Vec<Row>) -> Result<(), PullError> {
+        let stage = std::mem::replace(&mut self.stage, Stage::Done);
+        self.stage = match (stage, self.pending) {
             (Stage::Pull(mut pull), Some("batch")) => {
                 // The healed export checked that every requested record came back.
                 let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
@@ -310,7 +319,6 @@ impl<'p> Driver<'p> {
                 self.progress.event(ProgressEvent::Finished { item: label, bytes: rows.len() as u64 });
                 Stage::Pull(pull)
             }
-            (Stage::Plan { manifest, log }, Some("ids")) => self.planned(manifest, log.flatten(), rows)?,
             (Stage::Update(mut update), Some("fetch")) => {
                 let id_field = update.layout().id_field.clone();
                 self.seen.extend(rows.iter().filter_map(|r| crate::workflow::records::cell(r, &id_field)));
@@ -322,15 +330,9 @@ impl<'p> Driver<'p> {
         Ok(())
     }
 
-    fn planned(
-        &mut self,
-        manifest: Manifest,
-        log: Option<Vec<LogLine>>,
-        id_rows: Vec<Row>,
-    ) -> Result<Stage, PullError> {
+    fn planned(&mut self, manifest: Manifest, log: Option<Vec<LogLine>>, ids: Vec<String>) -> Result<Stage, PullError> {
         let schema = self.schema.take().expect("a sync has its schema");
         let layout = crate::dataset::DatasetLayout::new(&schema, &manifest.options.layout)?;
-        let ids = super::ids(&id_rows, &layout.id_field);
         let held = dataset_records(&self.dir);
         let now = sync::ProjectNow {
             schema_hash: &layout.schema_hash,

@@ -114,8 +114,3 @@ pub(crate) fn batch_request(pull: &DatasetPull, options: &PullOptions, ids: &[St
     r.record_type = Some(RecordType::Flat);
     r
 }
-
-/// The record ids of the id-only export.
-pub(crate) fn ids(rows: &[Row], id_field: &str) -> Vec<String> {
-    rows.iter().filter_map(|r| crate::workflow::records::cell(r, id_field)).collect()
-}
