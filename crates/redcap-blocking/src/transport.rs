@@ -52,7 +52,7 @@ impl UreqTransport {
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
         }
         let proxy = if config.proxy_from_env { ureq::Proxy::try_from_env() } else { None };
-        let agent = ureq::Agent::config_builder()
+        let agent_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_resolve(Some(config.connect_timeout))
@@ -63,8 +63,12 @@ impl UreqTransport {
             .tls_config(tls.build())
             .proxy(proxy)
             .user_agent(config.user_agent.as_str())
-            .build()
-            .new_agent();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            agent_config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            LiteralFirst(ureq::unversioned::resolver::DefaultResolver::default()),
+        );
         Ok(UreqTransport { agent, timeouts: Timeouts::new(config) })
     }
 
@@ -196,4 +200,88 @@ fn map_error(e: ureq::Error, timeouts: &Timeouts) -> TransportError {
     };
     // The message says what happened; ureq's error (the source) says how.
     TransportError::new(kind, message).with_source(e)
+}
+
+/// Resolves like the fallback resolver, but answers a URL whose host is an IP address itself
+/// (the emulator's `http://127.0.0.1:PORT/api/`). ureq resolves the host on every request, even
+/// on a pooled connection, and with a resolve timeout its default resolver starts a thread per
+/// lookup: one thread per call for nothing.
+#[derive(Debug)]
+struct LiteralFirst<R>(R);
+
+impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::resolver::Resolver for LiteralFirst<R> {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let literal = uri.authority().and_then(|a| {
+            let ip: std::net::IpAddr = a.host().trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+            let port = a.port_u16().or(match uri.scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            })?;
+            Some(std::net::SocketAddr::new(ip, port))
+        });
+        match literal {
+            Some(addr) => {
+                let mut addrs = self.empty();
+                addrs.push(addr);
+                Ok(addrs)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
+}
+
+#[cfg(test)]
+mod resolver_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+    use ureq::unversioned::transport::NextTimeout;
+
+    use super::LiteralFirst;
+
+    /// A fallback that counts its lookups and answers 192.0.2.1 (TEST-NET-1).
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    impl Resolver for Counting {
+        fn resolve(
+            &self,
+            _: &ureq::http::Uri,
+            _: &ureq::config::Config,
+            _: NextTimeout,
+        ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let mut v = self.empty();
+            v.push("192.0.2.1:443".parse().unwrap());
+            Ok(v)
+        }
+    }
+
+    fn resolve(r: &LiteralFirst<Counting>, url: &str) -> Vec<std::net::SocketAddr> {
+        let config = ureq::Agent::config_builder().build();
+        let timeout = NextTimeout {
+            after: ureq::unversioned::transport::time::Duration::NotHappening,
+            reason: ureq::Timeout::Resolve,
+            per_read: None,
+            per_write: None,
+        };
+        r.resolve(&url.parse().unwrap(), &config, timeout).unwrap().iter().copied().collect()
+    }
+
+    #[test]
+    fn ip_literals_are_answered_without_a_lookup() {
+        let r = LiteralFirst(Counting::default());
+        assert_eq!(resolve(&r, "http://127.0.0.1:8080/api/"), ["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(resolve(&r, "https://[::1]/api/"), ["[::1]:443".parse().unwrap()]);
+        assert_eq!(resolve(&r, "http://10.1.2.3/api/"), ["10.1.2.3:80".parse().unwrap()]);
+        assert_eq!(r.0.0.load(Ordering::SeqCst), 0, "no lookup for an address");
+        assert_eq!(resolve(&r, "https://redcap.example.edu/api/"), ["192.0.2.1:443".parse().unwrap()]);
+        assert_eq!(r.0.0.load(Ordering::SeqCst), 1, "a host name is looked up");
+    }
 }
