@@ -18,7 +18,52 @@ use crate::store::{self, RowKey, Store, StoreError};
 pub struct RowData {
     pub key: RowKey,
     /// field → values (several for a checkbox: the checked codes).
-    pub values: HashMap<String, Vec<String>>,
+    pub values: RowValues,
+}
+
+/// One row's values by field, in field-name order (the order the covering index yields them):
+/// a lookup is a binary search, and a row costs one vector where a hash map cost a table per
+/// row, which a large export builds hundreds of thousands of times.
+#[derive(Clone, Debug, Default)]
+pub struct RowValues(Vec<(String, Vec<String>)>);
+
+impl RowValues {
+    fn find(&self, field: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(f, _)| f.as_str().cmp(field))
+    }
+
+    /// The values of `field`, if it has any stored.
+    pub fn get(&self, field: &str) -> Option<&Vec<String>> {
+        self.find(field).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Whether `field` has a value stored.
+    pub fn contains_key(&self, field: &str) -> bool {
+        self.find(field).is_ok()
+    }
+
+    /// The fields with values, in name order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(f, _)| f)
+    }
+
+    /// Fields and their values, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<String>)> {
+        self.0.iter().map(|(f, v)| (f, v))
+    }
+
+    /// Adds one value of `field` (cheapest when fields come in name order).
+    pub fn push(&mut self, field: &str, value: String) {
+        match self.0.last_mut() {
+            Some((last, values)) if last == field => return values.push(value),
+            Some((last, _)) if last.as_str() > field => {}
+            _ => return self.0.push((field.to_owned(), vec![value])),
+        }
+        match self.find(field) {
+            Ok(i) => self.0[i].1.push(value),
+            Err(i) => self.0.insert(i, (field.to_owned(), vec![value])),
+        }
+    }
 }
 
 /// All rows of a project, in export order.
@@ -42,6 +87,20 @@ pub fn record_cmp(a: &str, b: &str) -> Ordering {
         (Err(_), Ok(_)) => Ordering::Greater,
         (Err(_), Err(_)) => a.cmp(b),
     }
+}
+
+/// Sorts records by [`record_cmp`] of their names, each name parsed once (not twice per
+/// comparison: an export of every record sorts the whole project).
+pub fn sort_records<T>(items: &mut Vec<(String, T)>) {
+    let mut keyed: Vec<(Option<f64>, (String, T))> =
+        items.drain(..).map(|item| (item.0.parse::<f64>().ok(), item)).collect();
+    keyed.sort_by(|(x, a), (y, b)| match (x, y) {
+        (Some(x), Some(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal).then_with(|| a.0.cmp(&b.0)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.0.cmp(&b.0),
+    });
+    items.extend(keyed.into_iter().map(|(_, item)| item));
 }
 
 /// Export order of one record's rows: event, then form (the base row first), then instance.
@@ -77,7 +136,7 @@ impl Dataset {
     /// Loads every value of `project`.
     pub fn load(store: &Store, project: &Project) -> Result<Self, StoreError> {
         let mut records = store.records(project.id())?;
-        records.sort_by(|a, b| record_cmp(&a.0, &b.0));
+        sort_records(&mut records);
         Self::load_records(&store.conn, store.blob_dir(), project, records)
     }
 
@@ -99,7 +158,7 @@ impl Dataset {
             let bound = if has_files { store::record_files_of(conn, pid, record)? } else { HashMap::new() };
             // The index yields a row's values together: a new row starts when its key changes.
             store::for_record_values(conn, pid, record, |event, instrument, instance, field, value| {
-                let is_file = project.field(field).is_some_and(|f| f.field_type == "file");
+                let is_file = has_files && project.field(field).is_some_and(|f| f.field_type == "file");
                 if is_file {
                     // Only a doc that belongs to this very cell is its file; any other value (a doc
                     // id forged through a text field turned into a file field) is no file at all.
@@ -126,19 +185,13 @@ impl Dataset {
                             instrument: instrument.to_owned(),
                             instance,
                         },
-                        values: HashMap::new(),
+                        values: RowValues::default(),
                     });
                 }
                 if is_file {
                     file_fields.push(value.clone());
                 }
-                let row = rows.last_mut().expect("a row was pushed");
-                match row.values.get_mut(field) {
-                    Some(v) => v.push(value),
-                    None => {
-                        row.values.insert(field.to_owned(), vec![value]);
-                    }
-                }
+                rows.last_mut().expect("a row was pushed").values.push(field, value);
             })?;
             order.sort(&mut rows[first..]);
         }
@@ -176,7 +229,7 @@ impl Dataset {
                     instrument: instrument.to_owned(),
                     instance,
                 };
-                rows.push(RowData { key, values: HashMap::new() });
+                rows.push(RowData { key, values: RowValues::default() });
             })?;
             order.sort(&mut rows[first..]);
         }
@@ -432,11 +485,6 @@ fn header(project: &Project, col: &Col, labels: bool) -> String {
 /// Column headers.
 pub fn headers(project: &Project, cols: &[Col], labels: bool) -> Vec<String> {
     cols.iter().map(|c| header(project, c, labels)).collect()
-}
-
-/// The cells of one row.
-pub fn cells(project: &Project, data: &Dataset, row: &RowData, cols: &[Col], o: &CellOptions) -> Vec<Value> {
-    CellPlan::new(project, cols, o).cells(data, row)
 }
 
 /// The columns of an export resolved once (fields, forms, choices), so that each cell costs a

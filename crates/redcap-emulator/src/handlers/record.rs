@@ -140,7 +140,7 @@ pub(super) fn plan(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: boo
     recs.retain(|(r, dag)| {
         ctx.user.dag_id.is_none_or(|d| *dag == Some(d)) && in_range.as_ref().is_none_or(|set| set.contains(r))
     });
-    recs.sort_by(|a, b| records::record_cmp(&a.0, &b.0));
+    records::sort_records(&mut recs);
     let events = if p.def.longitudinal { events } else { None };
     Ok(Plan { names, cols, records: recs, events, filter })
 }
@@ -238,6 +238,9 @@ fn stream_rows(
     let eav_opts = CellOptions { checkbox_labels: true, blank_gray_status: true, ..opts.clone() };
     let mut w = RowWriter::begin(out, &columns, "records", sink.buf());
     let mut dag_listed = (String::new(), false);
+    // Columns resolved once for the whole export, not once per row.
+    let mut cells = records::CellPlan::new(p, &plan.cols, opts);
+    let mut eav_cells = records::CellPlan::new(p, &plan.cols, &eav_opts);
     // An export of the record id alone (with the event, repeat and DAG columns) reads no value.
     let keys_only = plan.filter.is_none()
         && plan.cols.iter().all(|c| {
@@ -254,11 +257,11 @@ fn stream_rows(
                 if dag_listed.0 != row.key.record {
                     dag_listed = (row.key.record.clone(), false);
                 }
-                for r in eav_rows(p, &data, row, &plan.cols, opts, &eav_opts, &mut dag_listed.1) {
+                for r in eav_rows(p, &data, row, &plan.cols, opts, &mut eav_cells, &mut dag_listed.1) {
                     w.row(sink.buf(), &r);
                 }
             } else {
-                w.row(sink.buf(), &records::cells(p, &data, row, &plan.cols, opts));
+                w.row(sink.buf(), &cells.cells(&data, row));
             }
             sink.flush_if_full()?;
         }
@@ -290,12 +293,12 @@ fn eav_rows(
     row: &records::RowData,
     cols: &[Col],
     opts: &CellOptions,
-    cell_opts: &CellOptions,
+    cell_plan: &mut records::CellPlan<'_>,
     dag_listed: &mut bool,
 ) -> Vec<Vec<Value>> {
     let key = &row.key;
     let mut out = Vec::new();
-    let cells = records::cells(p, data, row, cols, cell_opts);
+    let cells = cell_plan.cells(data, row);
     let tail: Vec<Value> = {
         let mut v = Vec::new();
         if p.def.longitudinal {
@@ -1043,7 +1046,7 @@ fn import_result(
 }
 
 fn existing_values(data: &Dataset, key: &RowKey) -> HashMap<String, Vec<String>> {
-    data.row(key).map(|r| r.values.clone()).unwrap_or_default()
+    data.row(key).map(|r| r.values.iter().map(|(f, v)| (f.clone(), v.clone())).collect()).unwrap_or_default()
 }
 
 /// Validates one imported value; returns the value to store.

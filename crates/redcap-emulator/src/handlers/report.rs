@@ -8,7 +8,7 @@ use super::record::{cell_options, render_rows};
 use super::{Ctx, HResult, Reply, bad, forbidden};
 use crate::logic;
 use crate::odm_out;
-use crate::records::{self, CellOptions, Col, Dataset, record_cmp};
+use crate::records::{self, CellOptions, CellPlan, Col, Dataset, RowData, record_cmp};
 use crate::render::{self, Out};
 
 /// Export Reports: the report's fields, order, filters and options; always flat.
@@ -90,13 +90,16 @@ pub fn export(ctx: &mut Ctx) -> HResult {
             });
             continue;
         }
+        // Each row's sort value computed once, not twice per comparison.
         let col = [Col::Field(field.clone())];
-        selected.sort_by(|a, b| {
-            let va: Value = records::cells(p, &data, a, &col, &raw_opts).remove(0);
-            let vb: Value = records::cells(p, &data, b, &col, &raw_opts).remove(0);
-            let o = records::value_cmp(&va, &vb);
+        let mut plan = CellPlan::new(p, &col, &raw_opts);
+        let mut keyed: Vec<(Value, &RowData)> =
+            selected.into_iter().map(|row| (plan.cells(&data, row).remove(0), row)).collect();
+        keyed.sort_by(|(va, _), (vb, _)| {
+            let o = records::value_cmp(va, vb);
             if *asc { o } else { o.reverse() }
         });
+        selected = keyed.into_iter().map(|(_, row)| row).collect();
     }
     let n = selected.len();
     let r = if odm {
@@ -111,7 +114,8 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         let body = odm_out::clinical_document(p, &ctx.env.version, &data, &clinical);
         Ok(Reply::Body { content_type: render::XML.into(), body: body.into_bytes() })
     } else {
-        let rows: Vec<Vec<Value>> = selected.iter().map(|row| records::cells(p, &data, row, &cols, &opts)).collect();
+        let mut plan = CellPlan::new(p, &cols, &opts);
+        let rows: Vec<Vec<Value>> = selected.iter().map(|row| plan.cells(&data, row)).collect();
         render_rows(ctx, out, &cols, rows, &opts)
     };
     ctx.log("export", "Data export (API)", &format!("Export report (API) report_id={id}: {n} rows"), "")?;

@@ -69,9 +69,6 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS data (
     project_id INTEGER NOT NULL, record TEXT NOT NULL, event TEXT NOT NULL, instrument TEXT NOT NULL,
     instance INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL);
--- A record's values by index, the value included (a covering index): an export or an import
--- reads the records it touches, each as one contiguous range, and never the project's table.
-CREATE INDEX IF NOT EXISTS data_cover ON data (project_id, record, event, instrument, instance, field, value);
 DROP INDEX IF EXISTS data_record;
 -- Creation order, and the next record's sequence number without a scan.
 CREATE INDEX IF NOT EXISTS records_seq ON records (project_id, seq);
@@ -96,6 +93,16 @@ CREATE TABLE IF NOT EXISTS log (
     action TEXT NOT NULL, details TEXT NOT NULL, record TEXT NOT NULL DEFAULT '', event TEXT NOT NULL DEFAULT '',
     dag_id INTEGER, kind TEXT NOT NULL);
 "#;
+
+/// A record's values by index, the value included (a covering index): an export or an import
+/// reads the records it touches, each as one contiguous range, and never the project's table.
+/// A large project load drops it and creates it again after its inserts (see `insert_project_xml`).
+pub(super) const DATA_COVER: &str =
+    "CREATE INDEX IF NOT EXISTS data_cover ON data (project_id, record, event, instrument, instance, field, value)";
+
+/// Page cache of the writing connection, KiB (SQLite's default is 2 MiB): an index of a large
+/// project stays in memory while imports insert all over it.
+pub(super) const CACHE_KIB: i64 = 32 * 1024;
 
 /// The emulator's state: one writing connection (behind the server's lock) and a pool of
 /// read-only connections that stream exports without holding that lock.
@@ -167,10 +174,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.set_prepared_statement_cache_capacity(64);
-        // 32 MiB of page cache (SQLite's default is 2 MiB): an index of a large project stays
-        // in memory while imports insert all over it.
-        conn.pragma_update(None, "cache_size", -32768)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(DATA_COVER)?;
         conn.execute_batch(crate::survey_codes::SCHEMA)?;
         let readers = Arc::new(ReaderPool { path: db.to_owned(), idle: Mutex::new(Vec::new()) });
         Ok(Store { conn, blob_dir, cache: HashMap::new(), tokens, token_index: None, readers })

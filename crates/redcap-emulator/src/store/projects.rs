@@ -7,7 +7,14 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 
 use super::data::{Cell, insert_values};
-use super::{LoadError, RowKey, Store, StoreError, now_seconds};
+use super::{CACHE_KIB, DATA_COVER, LoadError, RowKey, Store, StoreError, now_seconds};
+
+/// A project XML document's bytes per stored value, about (one `ItemData` element each).
+const BYTES_PER_VALUE: u64 = 64;
+
+/// Values a document must bring before a load rebuilds the covering index (below, inserting
+/// into it costs less than sorting it).
+const REBUILD_FROM: i64 = 100_000;
 use crate::model::{Project, ProjectDef};
 use crate::odm::{ClinicalPart, LoadedProject, OdmError, Streamed};
 
@@ -33,33 +40,62 @@ impl Store {
     pub fn insert_project_xml(&mut self, xml: &str) -> Result<i64, LoadError> {
         let mut failed: Option<StoreError> = None;
         let result = self.transaction(|s| {
-            let mut id = 0;
-            let mut seq = 0;
-            let parsed = crate::odm::parse_streamed(xml, &mut |piece| {
-                let stored = match piece {
-                    Streamed::Definition(loaded) => s.insert_def(loaded).map(|new| id = new),
-                    Streamed::Data(def, part) => s.insert_part(id, def, part, &mut seq),
-                };
-                stored.map_err(|e| {
-                    let msg = e.to_string();
-                    failed = Some(e);
-                    OdmError(msg)
-                })
-            });
-            match parsed {
-                Ok(_) => Ok(Ok(id)),
-                // A bad document rolls everything back too.
-                Err(e) => match failed.take() {
-                    Some(store) => Err(store),
-                    None => Err(StoreError::Xml(e)),
-                },
+            // A document larger than the data already stored is inserted without the covering
+            // index, which is then built by one sort: inserting millions of values into it one by
+            // one costs a random B-tree step each (and, past the page cache, page writes), several
+            // times the sort. The drop and the rebuild are part of the load's transaction: a
+            // failed or killed load leaves the index as it was.
+            let stored: i64 = s.conn.query_row("SELECT COALESCE(MAX(rowid), 0) FROM data", [], |r| r.get(0))?;
+            let rebuild = xml.len() as u64 / BYTES_PER_VALUE > stored.max(REBUILD_FROM) as u64;
+            if rebuild {
+                s.conn.execute_batch("DROP INDEX IF EXISTS data_cover")?;
+                // More page cache while the index is sorted: fewer sorter spills to temporary files.
+                s.conn.pragma_update(None, "cache_size", -4 * CACHE_KIB)?;
             }
+            let loaded = s.insert_document(xml, &mut failed);
+            if rebuild {
+                let built = loaded.as_ref().ok().map(|_| s.conn.execute_batch(DATA_COVER));
+                s.conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+                s.conn.execute_batch("PRAGMA shrink_memory")?;
+                built.transpose()?;
+            }
+            loaded
         });
         match result {
             Ok(Ok(id)) => Ok(id),
             Ok(Err(e)) => Err(LoadError::Xml(e)),
             Err(StoreError::Xml(e)) => Err(LoadError::Xml(e)),
             Err(e) => Err(LoadError::Store(e)),
+        }
+    }
+
+    /// Parses `xml` and stores its definition and data (inside the caller's transaction): a
+    /// store failure is kept in `failed`, a bad document is `Ok(Err(_))`.
+    fn insert_document(
+        &mut self,
+        xml: &str,
+        failed: &mut Option<StoreError>,
+    ) -> Result<Result<i64, OdmError>, StoreError> {
+        let mut id = 0;
+        let mut seq = 0;
+        let parsed = crate::odm::parse_streamed(xml, &mut |piece| {
+            let stored = match piece {
+                Streamed::Definition(loaded) => self.insert_def(loaded).map(|new| id = new),
+                Streamed::Data(def, part) => self.insert_part(id, def, part, &mut seq),
+            };
+            stored.map_err(|e| {
+                let msg = e.to_string();
+                *failed = Some(e);
+                OdmError(msg)
+            })
+        });
+        match parsed {
+            Ok(_) => Ok(Ok(id)),
+            // A bad document rolls everything back too.
+            Err(e) => match failed.take() {
+                Some(store) => Err(store),
+                None => Err(StoreError::Xml(e)),
+            },
         }
     }
 
