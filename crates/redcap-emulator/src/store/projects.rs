@@ -7,7 +7,9 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 
 use super::data::{Cell, insert_values};
-use super::{CACHE_KIB, DATA_COVER, LoadError, RowKey, Store, StoreError, now_seconds};
+use super::{DATA_COVER, LoadError, RowKey, Store, StoreError, now_seconds};
+use crate::model::{Project, ProjectDef};
+use crate::odm::{ClinicalPart, LoadedProject, OdmError, Streamed};
 
 /// A project XML document's bytes per stored value, about (one `ItemData` element each).
 const BYTES_PER_VALUE: u64 = 64;
@@ -15,8 +17,6 @@ const BYTES_PER_VALUE: u64 = 64;
 /// Values a document must bring before a load rebuilds the covering index (below, inserting
 /// into it costs less than sorting it).
 const REBUILD_FROM: i64 = 100_000;
-use crate::model::{Project, ProjectDef};
-use crate::odm::{ClinicalPart, LoadedProject, OdmError, Streamed};
 
 impl Store {
     /// Stores a loaded project (definition, data, files) and returns its id.
@@ -49,15 +49,10 @@ impl Store {
             let rebuild = xml.len() as u64 / BYTES_PER_VALUE > stored.max(REBUILD_FROM) as u64;
             if rebuild {
                 s.conn.execute_batch("DROP INDEX IF EXISTS data_cover")?;
-                // More page cache while the index is sorted: fewer sorter spills to temporary files.
-                s.conn.pragma_update(None, "cache_size", -4 * CACHE_KIB)?;
             }
             let loaded = s.insert_document(xml, &mut failed);
-            if rebuild {
-                let built = loaded.as_ref().ok().map(|_| s.conn.execute_batch(DATA_COVER));
-                s.conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-                s.conn.execute_batch("PRAGMA shrink_memory")?;
-                built.transpose()?;
+            if rebuild && loaded.as_ref().is_ok_and(Result::is_ok) {
+                s.conn.execute_batch(DATA_COVER)?;
             }
             loaded
         });
