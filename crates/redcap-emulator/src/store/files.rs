@@ -129,7 +129,7 @@ impl Store {
 
     /// Sub-folders of `parent` (top level: `None`), by name.
     pub fn folders_in(&self, project_id: i64, parent: Option<i64>) -> Result<Vec<Folder>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT folder_id, project_id, parent_id, name, dag_id, role_id FROM fr_folders
              WHERE project_id = ?1 AND parent_id IS ?2 ORDER BY name COLLATE NOCASE, folder_id",
         )?;
@@ -139,7 +139,7 @@ impl Store {
 
     /// Live files in a folder (top level: `None`), by name: (doc_id, name).
     pub fn files_in(&self, project_id: i64, folder: Option<i64>) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT f.doc_id, d.name FROM fr_files f JOIN docs d ON d.doc_id = f.doc_id
              WHERE f.project_id = ?1 AND f.folder_id IS ?2 AND f.recycled IS NULL
              ORDER BY d.name COLLATE NOCASE, f.doc_id",

@@ -84,6 +84,9 @@ CREATE TABLE IF NOT EXISTS fr_folders (
     dag_id INTEGER, role_id INTEGER);
 CREATE TABLE IF NOT EXISTS fr_files (
     doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, folder_id INTEGER, recycled TEXT);
+-- A folder's listing reads its own entries, not every file and folder of the project.
+CREATE INDEX IF NOT EXISTS fr_files_folder ON fr_files (project_id, folder_id);
+CREATE INDEX IF NOT EXISTS fr_folders_parent ON fr_folders (project_id, parent_id);
 CREATE TABLE IF NOT EXISTS sources (hash TEXT PRIMARY KEY, project_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dag_switcher (
     project_id INTEGER NOT NULL, username TEXT NOT NULL, dag_id INTEGER,
@@ -305,6 +308,27 @@ pub fn format_time(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folder_listings_use_their_indexes() {
+        let dir = std::env::temp_dir().join(format!("redcap-emu-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("db.sqlite"), dir.join("blobs"), TokenGen::seeded(1)).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+        };
+        let files = plan(
+            "SELECT f.doc_id, d.name FROM fr_files f JOIN docs d ON d.doc_id = f.doc_id
+             WHERE f.project_id = 1 AND f.folder_id IS 2 AND f.recycled IS NULL",
+        );
+        assert!(files.contains("fr_files_folder"), "{files}");
+        let folders = plan("SELECT folder_id FROM fr_folders WHERE project_id = 1 AND parent_id IS NULL");
+        assert!(folders.contains("fr_folders_parent"), "{folders}");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn time_format() {
