@@ -141,12 +141,44 @@ where
 {
     fn walk(&self, root: Option<u64>, progress: &dyn Progress) -> Result<RemoteTree, WorkflowError> {
         let mut walk = TreeWalk::new(root);
-        while let Some((folder, path)) = walk.next_folder() {
-            let entries = self.call(&list_request(folder))?;
-            progress.event(ProgressEvent::FolderListed { path: path.clone() });
-            walk.add_listing(folder, &path, entries)?;
-        }
-        Ok(walk.finish())
+        // Up to the client's concurrency bound of listings in flight, each on its own thread (a
+        // tree of many folders was listed one round trip at a time); the walk stays here.
+        let limit = self.concurrency().max(1);
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut running = 0usize;
+            loop {
+                while running < limit {
+                    let Some((folder, path)) = walk.next_folder() else { break };
+                    running += 1;
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        let listed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            self.call(&list_request(folder)).map_err(WorkflowError::from)
+                        }));
+                        match listed {
+                            Ok(listed) => drop(tx.send((folder, path, listed))),
+                            Err(panic) => {
+                                // The walk must not wait for this listing forever.
+                                let gone = WorkflowError::Unresolved("a listing thread panicked".into());
+                                drop(tx.send((folder, path, Err(gone))));
+                                std::panic::resume_unwind(panic);
+                            }
+                        }
+                    });
+                }
+                if running == 0 {
+                    break;
+                }
+                let (folder, path, entries) = rx
+                    .recv()
+                    .map_err(|_| WorkflowError::Unresolved("a listing thread ended without its answer".into()))?;
+                running -= 1;
+                progress.event(ProgressEvent::FolderListed { path: path.clone() });
+                walk.add_listing(folder, &path, entries?)?;
+            }
+            Ok(walk.finish())
+        })
     }
 
     fn pull(
