@@ -37,8 +37,12 @@ struct Env {
 }
 
 fn env() -> Env {
+    env_of(&typed_fixture())
+}
+
+fn env_of(xml: &Path) -> Env {
     let emu = Emulator::builder()
-        .project_xml(std::fs::read_to_string(typed_fixture()).expect("fixture"))
+        .project_xml(std::fs::read_to_string(xml).expect("fixture"))
         .in_memory()
         .deterministic_tokens(7)
         .start()
@@ -244,6 +248,38 @@ fn fresh(env: &Env, options: &PullOptions) -> (u64, Vec<(String, String, String,
     let dir = scratch();
     env.client.pull_dataset(dir.path(), options, &NoProgress).expect("fresh pull");
     content(dir.path())
+}
+
+/// A longitudinal project's id-only export lists a record once per event. A sync that planned
+/// from those rows saw its kept records in another "order" than the dataset's (duplicates) and
+/// rebuilt every time; it must plan from the distinct ids and update in place.
+#[test]
+fn a_longitudinal_dataset_is_updated_in_place() {
+    let xml = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/redcap-emulator/fixtures/redcapr-longitudinal.xml");
+    let env = env_of(&xml);
+    let dir = scratch();
+    let options = PullOptions::default().batch_size(3);
+    env.client.pull_dataset(dir.path(), &options, &NoProgress).expect("pull");
+    let unchanged = sync(&env, dir.path(), &SyncOptions::default()).expect("sync");
+    assert_eq!(unchanged.rebuilt, None, "{unchanged:?}");
+    assert!(unchanged.fetched.is_empty() && unchanged.dropped.is_empty(), "{unchanged:?}");
+
+    let mut ids: Vec<String> = env
+        .client
+        .call(&record::export::Request::new())
+        .unwrap()
+        .rows()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.values().next().and_then(|v| v.as_str()).map(str::to_owned))
+        .collect();
+    ids.dedup();
+    assert!(ids.len() > 1, "{ids:?}");
+    env.client.call(&record::delete::Request::new([ids[0].clone()])).expect("delete");
+    let summary = sync(&env, dir.path(), &SyncOptions::default()).expect("sync");
+    assert_eq!(summary.rebuilt, None, "{summary:?}");
+    assert_eq!(summary.dropped, [ids[0].clone()]);
+    assert_eq!(content(dir.path()), fresh(&env, &options), "the same dataset as a fresh pull");
 }
 
 fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
