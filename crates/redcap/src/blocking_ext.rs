@@ -153,26 +153,18 @@ where
                     running += 1;
                     let tx = tx.clone();
                     scope.spawn(move || {
-                        let listed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            self.call(&list_request(folder)).map_err(WorkflowError::from)
-                        }));
-                        match listed {
-                            Ok(listed) => drop(tx.send((folder, path, listed))),
-                            Err(panic) => {
-                                // The walk must not wait for this listing forever.
-                                let gone = WorkflowError::Unresolved("a listing thread panicked".into());
-                                drop(tx.send((folder, path, Err(gone))));
-                                std::panic::resume_unwind(panic);
-                            }
-                        }
+                        answer_even_on_panic(
+                            "a listing thread",
+                            || self.call(&list_request(folder)).map_err(WorkflowError::from),
+                            |listed| drop(tx.send((folder, path, listed))),
+                        )
                     });
                 }
                 if running == 0 {
                     break;
                 }
-                let (folder, path, entries) = rx
-                    .recv()
-                    .map_err(|_| WorkflowError::Unresolved("a listing thread ended without its answer".into()))?;
+                let (folder, path, entries) =
+                    rx.recv().map_err(|_| WorkflowError::Worker("a listing thread ended without its answer".into()))?;
                 running -= 1;
                 progress.event(ProgressEvent::FolderListed { path: path.clone() });
                 walk.add_listing(folder, &path, entries?)?;
@@ -430,6 +422,22 @@ where
     Ok(session.finish())
 }
 
+/// Runs `work` and hands its result to `answer`; a panic is answered too (as an error naming
+/// `who`) before it goes on unwinding, so a thread waiting on that answer never waits forever.
+fn answer_even_on_panic<T>(
+    who: &str,
+    work: impl FnOnce() -> Result<T, WorkflowError>,
+    answer: impl FnOnce(Result<T, WorkflowError>),
+) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(result) => answer(result),
+        Err(panic) => {
+            answer(Err(WorkflowError::Worker(format!("{who} panicked"))));
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
 /// What an export thread sends the thread that owns the session.
 enum Answer {
     Row(Ticket, Row),
@@ -463,20 +471,13 @@ where
                     // error ends the stream and is seen by no one.
                     let mut take = |row| {
                         tx.send(Answer::Row(ticket, row))
-                            .map_err(|_| WorkflowError::Unresolved("the export was stopped".into()))
+                            .map_err(|_| WorkflowError::Worker("the export was stopped".into()))
                     };
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        stream_rows(client, &request, &mut RowStream::new("", &mut take))
-                    }));
-                    match outcome {
-                        Ok(outcome) => drop(tx.send(Answer::End(ticket, outcome))),
-                        Err(panic) => {
-                            // The owner must not wait for this answer forever.
-                            let gone = WorkflowError::Unresolved("an export thread panicked".into());
-                            drop(tx.send(Answer::End(ticket, Err(gone))));
-                            std::panic::resume_unwind(panic);
-                        }
-                    }
+                    answer_even_on_panic(
+                        "an export thread",
+                        || stream_rows(client, &request, &mut RowStream::new("", &mut take)),
+                        |outcome| drop(tx.send(Answer::End(ticket, outcome))),
+                    )
                 });
             }
             if running == 0 {
@@ -485,10 +486,7 @@ where
             // An error from the session or from `each` stops the export (dropping the
             // receiver ends the other threads' streams); one from an answer goes to the
             // session, which may heal it.
-            match rx
-                .recv()
-                .map_err(|_| WorkflowError::Unresolved("an export thread ended without its answer".into()))?
-            {
+            match rx.recv().map_err(|_| WorkflowError::Worker("an export thread ended without its answer".into()))? {
                 Answer::Row(ticket, row) => session.row(ticket, row, each)?,
                 Answer::End(ticket, outcome) => {
                     running -= 1;

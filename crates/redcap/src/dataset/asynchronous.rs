@@ -4,12 +4,12 @@ use std::future::Future;
 use std::path::Path;
 
 use redcap_async::Client;
-use redcap_core::{Bytes, Row, Transport, TransportError};
+use redcap_core::{Bytes, Transport, TransportError};
 
 use super::drive::{Call, Driver, Outcome, log_refused};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
 use crate::asynchronous::Workflows;
-use crate::workflow::{Progress, WorkflowError};
+use crate::workflow::Progress;
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
 
 /// Datasets on the async client: `use redcap::dataset::asynchronous::Datasets;`. The futures
@@ -104,9 +104,6 @@ where
     }
 }
 
-/// The batch exported ahead: its ids and what the export gave.
-type Prefetched = (Vec<String>, Result<Vec<Row>, WorkflowError>);
-
 /// Performs the driver's calls.
 async fn drive<T, S>(client: &Client<T>, mut driver: Driver<'_>, progress: &dyn Progress) -> Result<Outcome, PullError>
 where
@@ -123,7 +120,6 @@ where
             crate::async_ext::export_healed(client, &r, metadata, id_field, ids, progress).await.map(|(rows, _)| rows)
         }
     };
-    let mut ahead: Option<Prefetched> = None;
     while let Some(call) = driver.next()? {
         match call {
             Call::Log(r, window) => {
@@ -143,9 +139,9 @@ where
                 driver.answer_ids(ids)?
             }
             Call::Batch(r, ids) => {
-                let rows = match ahead.take() {
-                    Some((fetched, result)) if fetched == ids => result?,
-                    _ => export(r, ids).await?,
+                let rows = match driver.prefetched(&ids) {
+                    Some(answer) => answer?,
+                    None => export(r, ids).await?,
                 };
                 match driver.following_batch() {
                     Some((next, next_ids)) => {
@@ -156,7 +152,7 @@ where
                         let (fetched, answered) =
                             futures_util::future::join(fetch, async { driver.answer_rows(rows) }).await;
                         answered?;
-                        ahead = Some((next_ids, fetched));
+                        driver.keep_prefetched(next_ids, fetched);
                     }
                     None => driver.answer_rows(rows)?,
                 }

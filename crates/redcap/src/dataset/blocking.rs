@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use redcap_blocking::Client;
-use redcap_core::{Row, Transport, TransportError};
+use redcap_core::{Transport, TransportError};
 
 use super::drive::{Call, Driver, Outcome, log_refused};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
 use crate::blocking::Workflows;
-use crate::workflow::{Progress, WorkflowError};
+use crate::workflow::Progress;
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
 
 /// Datasets on the blocking client: `use redcap::dataset::blocking::Datasets;`.
@@ -98,9 +98,6 @@ where
     }
 }
 
-/// The batch exported ahead: its ids and what the export gave.
-type Prefetched = (Vec<String>, Result<Vec<Row>, WorkflowError>);
-
 /// Performs the driver's calls.
 fn drive<T>(client: &Client<T>, mut driver: Driver<'_>, progress: &dyn Progress) -> Result<Outcome, PullError>
 where
@@ -114,7 +111,6 @@ where
     let export = |r: &crate::record::export::Request, ids: Vec<String>| {
         crate::blocking_ext::export_healed(client, r, &metadata, &id_field, ids, progress).map(|(rows, _)| rows)
     };
-    let mut ahead: Option<Prefetched> = None;
     while let Some(call) = driver.next()? {
         match call {
             Call::Log(r, window) => {
@@ -134,9 +130,9 @@ where
                 driver.answer_ids(ids)?
             }
             Call::Batch(r, ids) => {
-                let rows = match ahead.take() {
-                    Some((fetched, result)) if fetched == ids => result?,
-                    _ => export(&r, ids)?,
+                let rows = match driver.prefetched(&ids) {
+                    Some(answer) => answer?,
+                    None => export(&r, ids)?,
                 };
                 match driver.following_batch() {
                     Some((next, next_ids)) => {
@@ -146,9 +142,7 @@ where
                             (answered, fetch.join())
                         });
                         answered?;
-                        // A failed prefetch is reported when its batch is due: the current
-                        // batch is a checkpoint by then.
-                        ahead = Some((next_ids, fetched.unwrap_or_else(|p| std::panic::resume_unwind(p))));
+                        driver.keep_prefetched(next_ids, fetched.unwrap_or_else(|p| std::panic::resume_unwind(p)));
                     }
                     None => driver.answer_rows(rows)?,
                 }

@@ -9,7 +9,7 @@ use redcap_core::Row;
 use super::{DatasetPull, ProjectSchema, PullError, PullOptions, PullSummary};
 use crate::dataset::sync::{self, LogLine, RebuildReason, SyncPlan, SyncSummary};
 use crate::dataset::{DatasetSync, Manifest, dataset_records};
-use crate::workflow::{BatchOptions, Progress, ProgressEvent};
+use crate::workflow::{BatchOptions, Progress, ProgressEvent, WorkflowError};
 use crate::{log, record};
 
 /// Options of a sync.
@@ -100,6 +100,9 @@ enum Stage {
     Done,
 }
 
+/// A batch exported ahead: its ids and what the export gave.
+type Prefetched = (Vec<String>, Result<Vec<Row>, WorkflowError>);
+
 /// A pull or sync in progress.
 pub(crate) struct Driver<'p> {
     dir: PathBuf,
@@ -116,6 +119,8 @@ pub(crate) struct Driver<'p> {
     seen: HashSet<String>,
     metadata: Vec<crate::rows::Field>,
     id_field: String,
+    /// The batch exported ahead ([`Driver::following_batch`]).
+    ahead: Option<Prefetched>,
     progress: &'p dyn Progress,
 }
 
@@ -142,6 +147,7 @@ impl<'p> Driver<'p> {
             seen: HashSet::new(),
             metadata: Vec::new(),
             id_field: String::new(),
+            ahead: None,
             progress,
         }
     }
@@ -273,6 +279,20 @@ impl<'p> Driver<'p> {
                 let ids = pull.batch_after_next()?.to_vec();
                 Some((super::batch_request(pull, &self.pull_options, &ids), ids))
             }
+            _ => None,
+        }
+    }
+
+    /// Keeps the answer of the batch exported ahead, `ids`, until that batch is due.
+    pub fn keep_prefetched(&mut self, ids: Vec<String>, answer: Result<Vec<Row>, WorkflowError>) {
+        self.ahead = Some((ids, answer));
+    }
+
+    /// The answer kept for the batch `ids`, if it was exported ahead. A failed prefetch is
+    /// reported here, when its batch is due (the batch before it is a checkpoint by then).
+    pub fn prefetched(&mut self, ids: &[String]) -> Option<Result<Vec<Row>, WorkflowError>> {
+        match self.ahead.take() {
+            Some((fetched, answer)) if fetched == ids => Some(answer),
             _ => None,
         }
     }

@@ -39,6 +39,10 @@ pub enum WorkflowError {
     /// A batched import stopped part-way: what was saved, what failed and what was not sent.
     #[error(transparent)]
     Import(Box<ImportFailure>),
+    /// A thread of a parallel workflow stopped without its answer (it panicked, or the one
+    /// collecting the answers went away): a local failure, not REDCap's.
+    #[error("a worker of the workflow stopped: {0}")]
+    Worker(String),
     /// An uploaded file could not be found in its folder afterwards.
     #[error("uploaded `{0}`, but it does not appear in the folder's listing, so its doc_id is unknown")]
     Unresolved(String),
@@ -81,7 +85,7 @@ pub enum WorkflowError {
 }
 
 impl WorkflowError {
-    /// What kind of failure this is: a failed call's own kind; a local file is
+    /// What kind of failure this is: a failed call's own kind; a local file or a stopped worker is
     /// [`ErrorKind::Local`]; an answer that does not decode is [`ErrorKind::Decode`]; REDCap's
     /// answers contradicting each other (missing records, another import count, an upload not
     /// in its folder, an empty data dictionary, a folder tree that loops) are [`ErrorKind::Server`].
@@ -89,7 +93,7 @@ impl WorkflowError {
         match self {
             WorkflowError::Call(e) => e.kind(),
             WorkflowError::Import(f) => f.error.kind(),
-            WorkflowError::Local { .. } => ErrorKind::Local,
+            WorkflowError::Local { .. } | WorkflowError::Worker(_) => ErrorKind::Local,
             WorkflowError::Decode(_) => ErrorKind::Decode,
             WorkflowError::MissingRecords { .. }
             | WorkflowError::MissingColumns { .. }
