@@ -13,7 +13,7 @@ use redcap::dataset::blocking::Datasets;
 use redcap::dataset::{LayoutOptions, Manifest, OutputFormat, PullError, PullOptions, PullSummary};
 use redcap::workflow::{NoProgress, ProgressEvent, WorkflowError};
 use redcap_core::RetryPolicy;
-use redcap_emulator::{Emulator, Fault, RunningEmulator};
+use redcap_emulator::{BatchFault, Emulator, Fault, RunningEmulator};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/redcap-emulator/fixtures")
@@ -261,6 +261,47 @@ fn a_pull_exports_the_next_batch_while_it_writes_the_current_one() {
     assert_eq!(exports.len(), summary.manifest.batches.len() + 1, "the id list, then each batch once: {exports:?}");
 }
 
+/// Batches are exported as CSV; one the server cannot answer whole goes to the self-healing
+/// export, halved, and the dataset is the same as an undisturbed pull's (issue 11: a 500 "Allowed
+/// memory size … exhausted" (PyCap#80), a proxy's 504 (REDCapR#383), an empty 200
+/// (REDCapTidieR#212), silently missing records (REDCapR#400), columns cut off).
+#[test]
+fn a_pull_heals_batches_the_server_cannot_answer() {
+    let path = fixtures().join("redcapr-multilevel-model-1.xml");
+    let options = PullOptions::default().batch_size(4);
+    let whole = tempfile::tempdir().unwrap();
+    let reference = pull(&env(&path), whole.path(), &options);
+    let expected = read_dataset(whole.path(), &reference.manifest);
+    let faults = [
+        BatchFault::Status { status: 500, message: "Allowed memory size of 134217728 bytes exhausted".into() },
+        BatchFault::Status { status: 504, message: "Gateway Timeout".into() },
+        BatchFault::Empty,
+        BatchFault::DropRows,
+        BatchFault::DropColumns,
+    ];
+    for fault in faults {
+        let env = env(&path);
+        env.emu.faults().fail_batches_over(1, fault.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let splits = std::sync::atomic::AtomicU64::new(0);
+        let progress = |e: ProgressEvent| {
+            if matches!(e, ProgressEvent::Split { .. }) {
+                splits.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let summary =
+            env.client.pull_dataset(dir.path(), &options, &progress).unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert!(env.emu.faults().batches_failed() >= reference.manifest.batches.len() as u64, "{fault:?}");
+        assert!(splits.load(Ordering::SeqCst) >= reference.manifest.batches.len() as u64, "{fault:?}: splits reported");
+        assert_eq!(summary.manifest.tables, reference.manifest.tables, "{fault:?}");
+        let got = read_dataset(dir.path(), &summary.manifest);
+        for ((name, sa, ra), (_, sb, rb)) in expected.iter().zip(&got) {
+            assert_eq!(sa, sb, "{fault:?}: {name}");
+            assert_eq!(render_rows(ra), render_rows(rb), "{fault:?}: {name}");
+        }
+    }
+}
+
 #[test]
 fn the_async_client_pulls_the_same_dataset() {
     use redcap::dataset::asynchronous::Datasets as _;
@@ -270,7 +311,11 @@ fn the_async_client_pulls_the_same_dataset() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let options = PullOptions::default().batch_size(3);
+    // Its batches heal too: every CSV answer of more than one record loses its last record.
+    env.emu.faults().fail_batches_over(1, BatchFault::DropRows);
     let sa = rt.block_on(client.pull_dataset(a.path(), &options, &NoProgress)).expect("async pull");
+    assert!(env.emu.faults().batches_failed() > 0);
+    env.emu.faults().clear();
     let sb = pull(&env, b.path(), &options);
     assert_eq!(sa.manifest.tables, sb.manifest.tables);
     for ((name, _, ra), (_, _, rb)) in

@@ -2,7 +2,6 @@
 //! problems found. Pure: no I/O, the same input always gives the same output.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -13,10 +12,10 @@ use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, DictionaryArray, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use redcap_core::Row;
-use serde_json::Value;
 
 use crate::kind::FieldKind;
 use crate::layout::{Codes, DatasetLayout, Key, Source, TableLayout};
+use crate::records::Records;
 use crate::{Error, names, parse};
 
 /// A value that did not fit its column's type: it is null in the table and kept here.
@@ -83,64 +82,6 @@ pub fn problems_batch(problems: &[Problem]) -> Result<RecordBatch, Error> {
     )?)
 }
 
-/// A raw cell as text ("" when null).
-fn text(value: &Value) -> Cow<'_, str> {
-    match value {
-        Value::String(s) => Cow::Borrowed(s.as_str()),
-        Value::Null => Cow::Borrowed(""),
-        other => Cow::Owned(crate::schema::text(other)),
-    }
-}
-
-/// A batch's cells, read from each row once, then found by row and slot instead of by name per
-/// cell (a column is resolved to its slot once per batch). REDCap's rows share one key order, so
-/// a row's keys are matched to the previous row's by position and hashed only where they differ.
-struct Grid<'r> {
-    slots: HashMap<&'r str, usize>,
-    cells: Vec<Vec<Cow<'r, str>>>,
-}
-
-impl<'r> Grid<'r> {
-    fn new(rows: &'r [Row]) -> Grid<'r> {
-        let mut slots: HashMap<&'r str, usize> = HashMap::new();
-        let mut order: Vec<(&'r str, usize)> = Vec::new();
-        let mut cells = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut line: Vec<Cow<'r, str>> = vec![Cow::Borrowed(""); slots.len()];
-            for (pos, (key, value)) in row.iter().enumerate() {
-                let slot = match order.get(pos) {
-                    Some(&(k, slot)) if k == key.as_str() => slot,
-                    _ => {
-                        let next = slots.len();
-                        let slot = *slots.entry(key.as_str()).or_insert(next);
-                        match order.get_mut(pos) {
-                            Some(o) => *o = (key.as_str(), slot),
-                            None => order.push((key.as_str(), slot)),
-                        }
-                        slot
-                    }
-                };
-                if slot >= line.len() {
-                    line.resize(slot + 1, Cow::Borrowed(""));
-                }
-                line[slot] = text(value);
-            }
-            cells.push(line);
-        }
-        Grid { slots, cells }
-    }
-
-    /// The slot of column `name` (`None`: no row has it).
-    fn slot(&self, name: &str) -> Option<usize> {
-        self.slots.get(name).copied()
-    }
-
-    /// Row `row`'s cell in `slot` ("" when absent).
-    fn at(&self, row: usize, slot: Option<usize>) -> &str {
-        slot.and_then(|s| self.cells[row].get(s)).map_or("", |c| c.as_ref())
-    }
-}
-
 /// Where a row sits: its keys.
 struct Place<'r> {
     record: Cow<'r, str>,
@@ -156,27 +97,33 @@ impl DatasetLayout {
     /// (a checked box counts, a `0` form status does not); the record-id instrument keeps every
     /// row of its events.
     pub fn cast(&self, rows: &[Row]) -> Result<CastBatch, Error> {
-        let grid = Grid::new(rows);
+        self.cast_records(&Records::from_rows(rows))
+    }
+
+    /// [`DatasetLayout::cast`] of records already read as text (a CSV answer: every cell is
+    /// found by its row and column, no map per row).
+    pub fn cast_records(&self, grid: &Records) -> Result<CastBatch, Error> {
+        let rows = grid.len();
         let (id, event, repeat, instance) = (
-            grid.slot(&self.id_field),
-            grid.slot(names::EVENT),
-            grid.slot("redcap_repeat_instrument"),
-            grid.slot(names::INSTANCE),
+            grid.column(&self.id_field),
+            grid.column(names::EVENT),
+            grid.column("redcap_repeat_instrument"),
+            grid.column(names::INSTANCE),
         );
-        let places: Vec<Place> = (0..rows.len())
+        let places: Vec<Place> = (0..rows)
             .map(|i| Place {
-                record: Cow::Borrowed(grid.at(i, id)),
-                event: Cow::Borrowed(grid.at(i, event)),
-                repeat_instrument: Cow::Borrowed(grid.at(i, repeat)),
-                instance: Cow::Borrowed(grid.at(i, instance)),
+                record: Cow::Borrowed(grid.cell(i, id)),
+                event: Cow::Borrowed(grid.cell(i, event)),
+                repeat_instrument: Cow::Borrowed(grid.cell(i, repeat)),
+                instance: Cow::Borrowed(grid.cell(i, instance)),
             })
             .collect();
         let mut problems = Vec::new();
         let mut tables = Vec::new();
         for table in &self.tables {
-            let data = DataCheck::new(table, &grid);
+            let data = DataCheck::new(table, grid);
             let picked: Vec<usize> =
-                (0..rows.len()).filter(|&i| self.belongs(table, &places[i]) && data.has_data(&grid, i)).collect();
+                (0..rows).filter(|&i| self.belongs(table, &places[i]) && data.has_data(grid, i)).collect();
             let mut columns = Vec::with_capacity(table.sources.len());
             let instances: Vec<Option<i64>> = picked
                 .iter()
@@ -225,38 +172,37 @@ impl DatasetLayout {
                     ),
                     Source::Key(Key::Instance) => Arc::new(arrow_array::Int64Array::from(instances.clone())),
                     Source::Key(Key::Dag) => {
-                        let dag = grid.slot(names::DAG);
+                        let dag = grid.column(names::DAG);
                         Arc::new(
                             picked
                                 .iter()
-                                .map(|&i| Some(grid.at(i, dag)).filter(|s| !s.is_empty()))
+                                .map(|&i| Some(grid.cell(i, dag)).filter(|s| !s.is_empty()))
                                 .collect::<arrow_array::StringArray>(),
                         )
                     }
                     Source::Value { export, kind, codes, takes_missing, .. } => {
                         let missing = if *takes_missing { self.missing.as_deref() } else { None };
-                        let slot = grid.slot(export);
-                        let grid = &grid;
+                        let slot = grid.column(export);
                         let cells = picked.iter().enumerate().map(move |(k, &i)| {
-                            let v = Cow::Borrowed(grid.at(i, slot));
+                            let v = Cow::Borrowed(grid.cell(i, slot));
                             let skip = v.is_empty() || missing.is_some_and(|m| m.index.contains_key(v.as_ref()));
                             (k, v, skip)
                         });
                         typed(*kind, codes.as_deref(), cells, &mut |i, v, reason| report(i, export, v, reason))?
                     }
                     Source::Label { export, codes, labels } => {
-                        let slot = grid.slot(export);
+                        let slot = grid.column(export);
                         let keys: Int32Builder = picked.iter().fold(Int32Builder::new(), |mut b, &i| {
-                            b.append_option(codes.index.get(grid.at(i, slot)).copied());
+                            b.append_option(codes.index.get(grid.cell(i, slot)).copied());
                             b
                         });
                         dictionary(keys, labels.clone())?
                     }
                     Source::Checkbox { export } => {
                         let mut b = BooleanBuilder::with_capacity(picked.len());
-                        let slot = grid.slot(export);
+                        let slot = grid.column(export);
                         for (k, &i) in picked.iter().enumerate() {
-                            match grid.at(i, slot) {
+                            match grid.cell(i, slot) {
                                 "" => b.append_null(),
                                 s => match parse::boolean(s) {
                                     Ok(x) => b.append_value(x),
@@ -273,10 +219,10 @@ impl DatasetLayout {
                         let codes = self.missing.clone().ok_or(Error::Internal("missing-code column without codes"))?;
                         let mut keys = Int32Builder::with_capacity(picked.len());
                         let slots: Vec<(Option<usize>, &Option<String>)> =
-                            exports.iter().map(|(export, code)| (grid.slot(export), code)).collect();
+                            exports.iter().map(|(export, code)| (grid.column(export), code)).collect();
                         for &i in &picked {
                             let code = slots.iter().find_map(|&(slot, code)| {
-                                let v = grid.at(i, slot);
+                                let v = grid.cell(i, slot);
                                 match code {
                                     // A checkbox's missing-code option, checked.
                                     Some(code) => (v == "1").then(|| codes.index.get(code.as_str()).copied()).flatten(),
@@ -325,17 +271,17 @@ enum DataCheck {
 }
 
 impl DataCheck {
-    fn new(table: &TableLayout, grid: &Grid<'_>) -> DataCheck {
+    fn new(table: &TableLayout, grid: &Records) -> DataCheck {
         if table.holds_id {
             return DataCheck::Always;
         }
         let mut cells = Vec::new();
         for s in &table.sources {
             match s {
-                Source::Value { export, status, .. } => cells.push((grid.slot(export), *status, false)),
-                Source::Checkbox { export } => cells.push((grid.slot(export), false, true)),
+                Source::Value { export, status, .. } => cells.push((grid.column(export), *status, false)),
+                Source::Checkbox { export } => cells.push((grid.column(export), false, true)),
                 Source::Missing { exports } => cells.extend(
-                    exports.iter().filter(|(_, code)| code.is_some()).map(|(e, _)| (grid.slot(e), false, true)),
+                    exports.iter().filter(|(_, code)| code.is_some()).map(|(e, _)| (grid.column(e), false, true)),
                 ),
                 Source::Key(_) | Source::Label { .. } => {}
             }
@@ -344,11 +290,11 @@ impl DataCheck {
     }
 
     /// Whether row `i` holds a value of the instrument.
-    fn has_data(&self, grid: &Grid<'_>, i: usize) -> bool {
+    fn has_data(&self, grid: &Records, i: usize) -> bool {
         match self {
             DataCheck::Always => true,
             DataCheck::Cells(cells) => cells.iter().any(|&(slot, status, checked)| {
-                let v = grid.at(i, slot);
+                let v = grid.cell(i, slot);
                 if checked { v == "1" } else { !(v.is_empty() || status && v == "0") }
             }),
         }

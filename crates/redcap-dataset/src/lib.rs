@@ -54,6 +54,7 @@ mod layout;
 pub mod names;
 pub mod parse;
 mod pull;
+mod records;
 mod schema;
 pub mod sync;
 pub mod write;
@@ -67,6 +68,7 @@ pub use pull::{
     Checkpoint, DatasetPull, Manifest, PARTIAL_DIR, PullOptions, PullSummary, TableEntry, dataset_records,
     dictionary_batch,
 };
+pub use records::{CsvError, CsvRecords, Records};
 pub use schema::ProjectSchema;
 pub use sync::{DatasetSync, LogLine, RebuildReason, SyncPlan, SyncSummary, plan_sync};
 pub use write::OutputFormat;

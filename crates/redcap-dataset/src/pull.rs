@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::commit::{self, CrashAt, Generation};
 use crate::error::local;
+use crate::records::Records;
 use crate::write::{OutputFormat, TableWriter, atomic_write, read_part, write_part};
 use crate::{CastBatch, DatasetLayout, Error, LayoutOptions, ProjectSchema, names, problems_batch, problems_schema};
 
@@ -307,9 +308,14 @@ impl DatasetPull {
 
     /// Casts the next batch's exported rows and keeps them as a checkpoint.
     pub fn add_batch(&mut self, rows: &[Row]) -> Result<&Checkpoint, Error> {
+        self.add_records(&Records::from_rows(rows))
+    }
+
+    /// [`DatasetPull::add_batch`] of records read as text (a CSV answer).
+    pub fn add_records(&mut self, records: &Records) -> Result<&Checkpoint, Error> {
         let ids = self.next_batch().ok_or(Error::Internal("no batch is due"))?.to_vec();
         let batch = self.state.done.len() + 1;
-        let CastBatch { tables, problems } = self.layout.cast(rows)?;
+        let CastBatch { tables, problems } = self.layout.cast_records(records)?;
         let mut counts = BTreeMap::new();
         for (layout, table) in self.layout.tables.iter().zip(&tables) {
             counts.insert(layout.name.clone(), table.num_rows() as u64);

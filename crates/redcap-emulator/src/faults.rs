@@ -245,9 +245,12 @@ impl Faults {
 }
 
 impl BatchFault {
-    /// Rewrites a JSON export body the way the fault breaks it (other formats pass unchanged:
-    /// the rule is for the batched export, which asks for JSON).
-    pub(crate) fn mangle(&self, body: &[u8], records: &[String]) -> Vec<u8> {
+    /// Rewrites a JSON or (`csv`) CSV export body the way the fault breaks it (other bodies
+    /// pass unchanged: the rule is for batched exports, which ask for JSON or CSV).
+    pub(crate) fn mangle(&self, body: &[u8], records: &[String], csv: bool) -> Vec<u8> {
+        if csv {
+            return self.mangle_csv(body, records).unwrap_or_else(|| body.to_vec());
+        }
         let Ok(mut rows) = serde_json::from_slice::<Vec<serde_json::Map<String, serde_json::Value>>>(body) else {
             return body.to_vec();
         };
@@ -268,6 +271,30 @@ impl BatchFault {
             BatchFault::Status { .. } | BatchFault::Empty => {}
         }
         serde_json::to_vec(&rows).unwrap_or_else(|_| body.to_vec())
+    }
+
+    fn mangle_csv(&self, body: &[u8], records: &[String]) -> Option<Vec<u8>> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(body);
+        let mut lines: Vec<csv::ByteRecord> = reader.byte_records().collect::<Result<_, _>>().ok()?;
+        match self {
+            BatchFault::DropRows => {
+                let last = records.last()?.as_bytes();
+                // The header stays; the id is the first column.
+                let mut first = true;
+                lines.retain(|l| std::mem::take(&mut first) || l.get(0) != Some(last));
+            }
+            BatchFault::DropColumns => {
+                for l in &mut lines {
+                    l.truncate(l.len().saturating_sub(1));
+                }
+            }
+            BatchFault::Status { .. } | BatchFault::Empty => {}
+        }
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for l in &lines {
+            w.write_byte_record(l).ok()?;
+        }
+        w.into_inner().ok()
     }
 
     /// Whether the export still runs (its answer is then changed).
@@ -339,10 +366,13 @@ mod tests {
     fn mangled_answers_lose_a_record_or_a_column() {
         let body = br#"[{"id":"1","a":"x","b":"y"},{"id":"2","a":"z","b":""}]"#;
         let ids = ["1".to_owned(), "2".to_owned()];
-        let rows = BatchFault::DropRows.mangle(body, &ids);
+        let rows = BatchFault::DropRows.mangle(body, &ids, false);
         assert_eq!(rows, br#"[{"id":"1","a":"x","b":"y"}]"#);
-        let cols = BatchFault::DropColumns.mangle(body, &ids);
+        let cols = BatchFault::DropColumns.mangle(body, &ids, false);
         assert_eq!(cols, br#"[{"id":"1","a":"x"},{"id":"2","a":"z"}]"#);
-        assert_eq!(BatchFault::DropRows.mangle(b"id\n1\n", &ids), b"id\n1\n", "not JSON: unchanged");
+        assert_eq!(BatchFault::DropRows.mangle(b"id\n1\n", &ids, false), b"id\n1\n", "not JSON: unchanged");
+        let csv = b"id,a,b\n1,x,y\n2,z,\n";
+        assert_eq!(BatchFault::DropRows.mangle(csv, &ids, true), b"id,a,b\n1,x,y\n");
+        assert_eq!(BatchFault::DropColumns.mangle(csv, &ids, true), b"id,a\n1,x\n2,z\n");
     }
 }

@@ -298,7 +298,7 @@ async fn build_reply(
             Reply::Stream { .. } => unreachable!("streams are resolved above"),
             Reply::Body { content_type, body } => {
                 let body = match &mangle {
-                    Some((fault, records)) => fault.mangle(&body, records),
+                    Some((fault, records)) => fault.mangle(&body, records, content_type.starts_with("text/csv")),
                     None => body,
                 };
                 let len = body.len() as u64;

@@ -514,14 +514,16 @@ where
     Ok(ids)
 }
 
-/// Exports the records `ids` with `template` (a batch request) in one batch that heals itself
-/// (the dataset pull plans and checkpoints its own batches); split events go to `progress`.
+/// Exports the records `ids` with `template` (a batch request) in batches of `batch_size` that
+/// heal themselves (the dataset pull plans and checkpoints its own batches, and hands over one
+/// whose first answer failed already halved); split events go to `progress`.
 pub(crate) fn export_healed<T>(
     client: &Client<T>,
     template: &record::export::Request,
     metadata: &[crate::rows::Field],
     id_field: &str,
     ids: Vec<String>,
+    batch_size: usize,
     progress: &dyn Progress,
 ) -> Result<(Vec<Row>, HealReport), WorkflowError>
 where
@@ -529,7 +531,7 @@ where
     T::Body: std::io::Read,
 {
     let splits = only_splits(progress);
-    let options = BatchOptions::default().batch_size(ids.len());
+    let options = BatchOptions::default().batch_size(batch_size);
     let session = ExportSession::start(template, metadata, id_field.to_owned(), ids, &options, &splits);
     let mut rows = Vec::new();
     let summary = run_export(client, session, &mut |row| {

@@ -6,10 +6,13 @@ use std::path::Path;
 use redcap_async::Client;
 use redcap_core::{Bytes, Transport, TransportError};
 
+use super::batch::{self, Judged};
 use super::drive::{Call, Driver, Outcome, log_refused};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
 use crate::asynchronous::Workflows;
+use crate::dataset::{CsvRecords, Records};
 use crate::workflow::Progress;
+use crate::workflow::WorkflowError;
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
 
 /// Datasets on the async client: `use redcap::dataset::asynchronous::Datasets;`. The futures
@@ -114,10 +117,25 @@ where
     // writes the current one.
     let metadata = driver.metadata().to_vec();
     let id_field = driver.id_field().to_owned();
+    let scope = driver.batch_scope();
+    // CSV first; the healed JSON export only for a batch whose CSV answer failed or fell short.
     let export = |r: crate::record::export::Request, ids: Vec<String>| {
-        let (metadata, id_field) = (&metadata, &id_field);
+        let (metadata, id_field, scope) = (&metadata, &id_field, &scope);
         async move {
-            crate::async_ext::export_healed(client, &r, metadata, id_field, ids, progress).await.map(|(rows, _)| rows)
+            let mut sink = CsvRecords::new();
+            let sent = client
+                .stream(&batch::csv_request(&r), &mut batch::AsyncSink(&mut sink))
+                .await
+                .map(drop)
+                .map_err(WorkflowError::from);
+            match batch::judge(sent, sink, &ids, scope, id_field, progress)? {
+                Judged::Kept(records) => Ok(records),
+                Judged::Heal(size) => {
+                    let healed =
+                        crate::async_ext::export_healed(client, &r, metadata, id_field, ids, size, progress).await;
+                    Ok::<_, WorkflowError>(Records::from_rows(&healed?.0))
+                }
+            }
         }
     };
     while let Some(call) = driver.next()? {
@@ -150,11 +168,11 @@ where
                         // task reads the answer).
                         let fetch = export(next, next_ids.clone());
                         let (fetched, answered) =
-                            futures_util::future::join(fetch, async { driver.answer_rows(rows) }).await;
+                            futures_util::future::join(fetch, async { driver.answer_batch(rows) }).await;
                         answered?;
                         driver.keep_prefetched(next_ids, fetched);
                     }
-                    None => driver.answer_rows(rows)?,
+                    None => driver.answer_batch(rows)?,
                 }
             }
             Call::Fetch(r, options) => {

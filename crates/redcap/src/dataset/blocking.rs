@@ -5,10 +5,13 @@ use std::path::Path;
 use redcap_blocking::Client;
 use redcap_core::{Transport, TransportError};
 
+use super::batch::{self, Judged};
 use super::drive::{Call, Driver, Outcome, log_refused};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
 use crate::blocking::Workflows;
+use crate::dataset::{CsvRecords, Records};
 use crate::workflow::Progress;
+use crate::workflow::WorkflowError;
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
 
 /// Datasets on the blocking client: `use redcap::dataset::blocking::Datasets;`.
@@ -108,8 +111,18 @@ where
     // is exported on a second thread while the driver casts and writes the current one.
     let metadata = driver.metadata().to_vec();
     let id_field = driver.id_field().to_owned();
-    let export = |r: &crate::record::export::Request, ids: Vec<String>| {
-        crate::blocking_ext::export_healed(client, r, &metadata, &id_field, ids, progress).map(|(rows, _)| rows)
+    let scope = driver.batch_scope();
+    // CSV first; the healed JSON export only for a batch whose CSV answer failed or fell short.
+    let export = |r: &crate::record::export::Request, ids: Vec<String>| -> Result<Records, WorkflowError> {
+        let mut sink = CsvRecords::new();
+        let sent = client.stream(&batch::csv_request(r), &mut sink).map(drop).map_err(WorkflowError::from);
+        match batch::judge(sent, sink, &ids, &scope, &id_field, progress)? {
+            Judged::Kept(records) => Ok(records),
+            Judged::Heal(size) => {
+                let healed = crate::blocking_ext::export_healed(client, r, &metadata, &id_field, ids, size, progress);
+                Ok(Records::from_rows(&healed?.0))
+            }
+        }
     };
     while let Some(call) = driver.next()? {
         match call {
@@ -138,13 +151,13 @@ where
                     Some((next, next_ids)) => {
                         let (answered, fetched) = std::thread::scope(|s| {
                             let fetch = s.spawn(|| export(&next, next_ids.clone()));
-                            let answered = driver.answer_rows(rows);
+                            let answered = driver.answer_batch(rows);
                             (answered, fetch.join())
                         });
                         answered?;
                         driver.keep_prefetched(next_ids, fetched.unwrap_or_else(|p| std::panic::resume_unwind(p)));
                     }
-                    None => driver.answer_rows(rows)?,
+                    None => driver.answer_batch(rows)?,
                 }
             }
             Call::Fetch(r, options) => driver.answer_rows(client.export_records_batched(&r, &options, progress)?)?,

@@ -8,7 +8,7 @@ use redcap_core::Row;
 
 use super::{DatasetPull, ProjectSchema, PullError, PullOptions, PullSummary};
 use crate::dataset::sync::{self, LogLine, RebuildReason, SyncPlan, SyncSummary};
-use crate::dataset::{DatasetSync, Manifest, dataset_records};
+use crate::dataset::{DatasetSync, Manifest, Records, dataset_records};
 use crate::workflow::{BatchOptions, Progress, ProgressEvent, WorkflowError};
 use crate::{log, record};
 
@@ -101,7 +101,7 @@ enum Stage {
 }
 
 /// A batch exported ahead: its ids and what the export gave.
-type Prefetched = (Vec<String>, Result<Vec<Row>, WorkflowError>);
+type Prefetched = (Vec<String>, Result<Records, WorkflowError>);
 
 /// A pull or sync in progress.
 pub(crate) struct Driver<'p> {
@@ -203,6 +203,14 @@ impl<'p> Driver<'p> {
         &self.metadata
     }
 
+    /// What every batch's answer must hold: the record id and the columns of the pulled forms
+    /// ([`super::batch::judge`]).
+    pub fn batch_scope(&self) -> crate::workflow::heal::Scope {
+        let mut template = record::export::Request::new();
+        template.forms = self.pull_options.layout.forms.clone();
+        crate::workflow::heal::Scope::new(&template, &self.id_field, &self.metadata)
+    }
+
     /// The record-id field.
     pub fn id_field(&self) -> &str {
         &self.id_field
@@ -284,13 +292,13 @@ impl<'p> Driver<'p> {
     }
 
     /// Keeps the answer of the batch exported ahead, `ids`, until that batch is due.
-    pub fn keep_prefetched(&mut self, ids: Vec<String>, answer: Result<Vec<Row>, WorkflowError>) {
+    pub fn keep_prefetched(&mut self, ids: Vec<String>, answer: Result<Records, WorkflowError>) {
         self.ahead = Some((ids, answer));
     }
 
     /// The answer kept for the batch `ids`, if it was exported ahead. A failed prefetch is
     /// reported here, when its batch is due (the batch before it is a checkpoint by then).
-    pub fn prefetched(&mut self, ids: &[String]) -> Option<Result<Vec<Row>, WorkflowError>> {
+    pub fn prefetched(&mut self, ids: &[String]) -> Option<Result<Records, WorkflowError>> {
         match self.ahead.take() {
             Some((fetched, answer)) if fetched == ids => Some(answer),
             _ => None,
@@ -328,17 +336,24 @@ impl<'p> Driver<'p> {
         Ok(())
     }
 
-    /// The answer of a record export call ([`Call::Batch`], [`Call::Fetch`]).
+    /// The answer of a [`Call::Batch`]: its records.
+    pub fn answer_batch(&mut self, records: Records) -> Result<(), PullError> {
+        match (&mut self.stage, self.pending) {
+            (Stage::Pull(pull), Some("batch")) => {
+                // The batch's export checked that every requested record came back.
+                let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
+                pull.add_records(&records)?;
+                self.progress.event(ProgressEvent::Finished { item: label, bytes: records.len() as u64 });
+                Ok(())
+            }
+            _ => Err(PullError::Dataset(crate::dataset::Error::Internal("an unexpected batch"))),
+        }
+    }
+
+    /// The answer of a [`Call::Fetch`]: its rows.
     pub fn answer_rows(&mut self, rows: Vec<Row>) -> Result<(), PullError> {
         let stage = std::mem::replace(&mut self.stage, Stage::Done);
         self.stage = match (stage, self.pending) {
-            (Stage::Pull(mut pull), Some("batch")) => {
-                // The healed export checked that every requested record came back.
-                let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
-                pull.add_batch(&rows)?;
-                self.progress.event(ProgressEvent::Finished { item: label, bytes: rows.len() as u64 });
-                Stage::Pull(pull)
-            }
             (Stage::Update(mut update), Some("fetch")) => {
                 let id_field = update.layout().id_field.clone();
                 self.seen.extend(rows.iter().filter_map(|r| crate::workflow::records::cell(r, &id_field)));

@@ -24,6 +24,7 @@ pub use redcap_dataset::*;
 
 #[cfg(feature = "async")]
 pub mod asynchronous;
+mod batch;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 mod drive;

@@ -155,6 +155,16 @@ impl Column {
         }
     }
 
+    /// Whether a header (a CSV answer's column names) has this column.
+    fn in_names(&self, names: &[String]) -> bool {
+        match self {
+            Column::Exact(n) => names.contains(n),
+            Column::Checkbox(n) => {
+                names.iter().any(|k| k == n || k.strip_prefix(n.as_str()).is_some_and(|r| r.starts_with("___")))
+            }
+        }
+    }
+
     fn name(&self) -> &str {
         match self {
             Column::Exact(n) | Column::Checkbox(n) => n,
@@ -221,6 +231,19 @@ impl Scope {
             Some(i) => self.parts[i].expect.iter().collect(),
             None => self.parts.iter().flat_map(|p| p.expect.iter()).collect(),
         }
+    }
+
+    /// The columns every answer of the whole scope must have (the record id's among them) that
+    /// a header of column `names` lacks.
+    pub fn missing_names(&self, names: &[String]) -> Vec<String> {
+        let id = Column::Exact(self.id_field.clone());
+        let expected = self.expected(None).into_iter().chain(std::iter::once(&id));
+        expected
+            .filter(|c| !c.in_names(names))
+            .map(|c| c.name().to_owned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     /// The columns of `expected` some row lacks (none when there are no rows).

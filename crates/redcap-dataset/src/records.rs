@@ -1,0 +1,404 @@
+//! A batch of flat records as text: the named columns of REDCap's flat export, every cell in
+//! one buffer. A CSV answer is decoded into it as it streams ([`CsvRecords`]), with two
+//! allocations per batch instead of a map, two strings and a hash per cell (which is what a
+//! JSON row map costs, and most of a pull's CPU at 100,000 records).
+
+use std::collections::HashMap;
+
+use redcap_core::Row;
+
+/// Flat records: a header and rows of text cells, in REDCap's order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Records {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+    text: String,
+    /// Where each cell ends in `text`, row after row (`names.len()` cells a row).
+    ends: Vec<usize>,
+}
+
+impl Records {
+    /// No rows, with these columns (a name given twice is found at its first place).
+    pub fn new(names: Vec<String>) -> Records {
+        let mut index = HashMap::with_capacity(names.len());
+        for (i, n) in names.iter().enumerate() {
+            index.entry(n.clone()).or_insert(i);
+        }
+        Records { names, index, text: String::new(), ends: Vec::new() }
+    }
+
+    /// Rows of JSON maps (a JSON export): the columns in the order they first appear, a cell
+    /// a row lacks empty, numbers and booleans as REDCap writes them in CSV.
+    pub fn from_rows(rows: &[Row]) -> Records {
+        let mut names: Vec<String> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for row in rows {
+            for key in row.keys() {
+                if !index.contains_key(key) {
+                    index.insert(key.clone(), names.len());
+                    names.push(key.clone());
+                }
+            }
+        }
+        let mut records = Records { names, index, text: String::new(), ends: Vec::new() };
+        let mut cells: Vec<String> = vec![String::new(); records.width()];
+        for row in rows {
+            cells.iter_mut().for_each(String::clear);
+            for (key, value) in row {
+                cells[records.index[key]] = crate::schema::text(value);
+            }
+            records.push(cells.iter().map(String::as_str));
+        }
+        records
+    }
+
+    /// Appends a row: exactly one cell per column (missing cells are empty, extra ones dropped).
+    pub fn push<'c>(&mut self, cells: impl IntoIterator<Item = &'c str>) {
+        let start = self.ends.len();
+        for cell in cells.into_iter().take(self.names.len()) {
+            self.text.push_str(cell);
+            self.ends.push(self.text.len());
+        }
+        let width = self.names.len();
+        self.ends.resize(start + width, self.text.len());
+    }
+
+    /// The column names.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Columns.
+    pub fn width(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.ends.len().checked_div(self.names.len()).unwrap_or(0)
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The place of column `name` (`None`: no such column).
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Row `row`'s cell in `column` ("" when the column is absent).
+    pub fn cell(&self, row: usize, column: Option<usize>) -> &str {
+        let Some(c) = column else { return "" };
+        let at = row * self.names.len() + c;
+        let start = if at == 0 { 0 } else { self.ends[at - 1] };
+        &self.text[start..self.ends[at]]
+    }
+
+    /// Moves the rows of `other` after these, matching columns by name (a column `other`
+    /// lacks is empty in its rows; one these lack is added, empty in the rows before).
+    pub fn append(&mut self, other: &Records) {
+        if other.names != self.names {
+            for n in &other.names {
+                if !self.index.contains_key(n) {
+                    self.widen(n.clone());
+                }
+            }
+        }
+        let map: Vec<Option<usize>> = self.names.iter().map(|n| other.column(n)).collect();
+        for r in 0..other.len() {
+            let cells: Vec<&str> = map.iter().map(|&c| other.cell(r, c)).collect();
+            self.push(cells);
+        }
+    }
+
+    /// Adds an empty column at the end.
+    fn widen(&mut self, name: String) {
+        let rows = self.len();
+        let old = self.names.len();
+        self.index.insert(name.clone(), old);
+        self.names.push(name);
+        let mut ends = Vec::with_capacity(rows * (old + 1));
+        for r in 0..rows {
+            ends.extend_from_slice(&self.ends[r * old..(r + 1) * old]);
+            // The new cell is empty: it ends where the row's last cell does.
+            ends.push(ends.last().copied().unwrap_or(0));
+        }
+        self.ends = ends;
+    }
+}
+
+/// The delimiters REDCap offers (`csvDelimiter`: `,`, `tab`, `;`, `|`, `^`).
+const DELIMITERS: &[u8] = b",\t;|^";
+
+/// Why a CSV answer could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvError(pub String);
+
+impl std::fmt::Display for CsvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CsvError {}
+
+/// A CSV answer (REDCap's `format=csv`, a header line first, in any of REDCap's delimiters:
+/// the header tells which) decoded into [`Records`] as its bytes come: [`std::io::Write`] them
+/// in, any cut, then [`CsvRecords::finish`].
+#[derive(Debug)]
+pub struct CsvRecords {
+    reader: csv_core::Reader,
+    records: Option<Records>,
+    /// The record being read: its bytes and the ends of its fields.
+    field_bytes: Vec<u8>,
+    field_ends: Vec<usize>,
+    /// Bytes of the field being read so far.
+    used: usize,
+    fields: usize,
+    started: bool,
+    /// The first line, until it has come (it tells the delimiter).
+    head: Vec<u8>,
+    error: Option<CsvError>,
+    /// The row being read (the header is 1), for errors.
+    line: u64,
+}
+
+impl Default for CsvRecords {
+    fn default() -> Self {
+        CsvRecords {
+            reader: csv_core::Reader::new(),
+            records: None,
+            field_bytes: vec![0; 4096],
+            field_ends: vec![0; 64],
+            used: 0,
+            fields: 0,
+            started: false,
+            head: Vec::new(),
+            error: None,
+            line: 1,
+        }
+    }
+}
+
+impl CsvRecords {
+    /// A decoder waiting for the header.
+    pub fn new() -> CsvRecords {
+        CsvRecords::default()
+    }
+
+    /// Why the body stopped being read, if it did (a write then fails with this as its text).
+    pub fn failed(&self) -> Option<&CsvError> {
+        self.error.as_ref()
+    }
+
+    /// The rows so far (none before the header).
+    pub fn records(&self) -> Option<&Records> {
+        self.records.as_ref()
+    }
+
+    /// Ends the answer: the records (an empty answer has no columns and no rows), or why the
+    /// body was not CSV.
+    pub fn finish(mut self) -> Result<Records, CsvError> {
+        self.feed(&[])?;
+        Ok(self.records.unwrap_or_default())
+    }
+
+    /// Takes the next bytes of the body (an empty slice: the body ended).
+    fn feed(&mut self, input: &[u8]) -> Result<(), CsvError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.started {
+            return self.parse(input);
+        }
+        // Hold the first line: a byte-order mark is not part of the header, and the header
+        // tells the delimiter (a server may answer with its users' delimiter, `;` in many
+        // comma-decimal locales, whatever `csvDelimiter` asked for: REDCapR#538, #570, #622).
+        self.head.extend_from_slice(input);
+        let ended = input.is_empty();
+        if !ended && !self.head.contains(&b'\n') {
+            return Ok(());
+        }
+        self.started = true;
+        let head = std::mem::take(&mut self.head);
+        let rest = head.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&head);
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+        // Field names are letters, digits and `_`: the first other separator REDCap offers is it.
+        if let Some(&d) = line.iter().find(|b| DELIMITERS.contains(b)) {
+            self.reader = csv_core::ReaderBuilder::new().delimiter(d).build();
+        }
+        if !rest.is_empty() {
+            self.parse(rest)?;
+        }
+        if ended { self.parse(&[]) } else { Ok(()) }
+    }
+
+    /// Parses bytes (an empty slice: the end of the body).
+    fn parse(&mut self, mut input: &[u8]) -> Result<(), CsvError> {
+        loop {
+            let (result, read, written, ends) =
+                self.reader.read_record(input, &mut self.field_bytes[self.used..], &mut self.field_ends[self.fields..]);
+            // (csv-core counts field ends from the start of the record, across calls.)
+            input = &input[read..];
+            self.used += written;
+            self.fields += ends;
+            match result {
+                csv_core::ReadRecordResult::InputEmpty => return Ok(()),
+                csv_core::ReadRecordResult::OutputFull => {
+                    let n = self.field_bytes.len() * 2;
+                    self.field_bytes.resize(n, 0);
+                }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let n = self.field_ends.len() * 2;
+                    self.field_ends.resize(n, 0);
+                }
+                csv_core::ReadRecordResult::Record => self.record()?,
+                csv_core::ReadRecordResult::End => return Ok(()),
+            }
+        }
+    }
+
+    fn fail(&mut self, what: String) -> CsvError {
+        let e = CsvError(format!("row {} of the CSV answer (the header is row 1): {what}", self.line));
+        self.error = Some(e.clone());
+        e
+    }
+
+    /// One complete record is in `field_bytes`/`field_ends`.
+    fn record(&mut self) -> Result<(), CsvError> {
+        let bytes = &self.field_bytes[..self.used];
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => return Err(self.fail(format!("not UTF-8 ({e})"))),
+        };
+        let ends = &self.field_ends[..self.fields];
+        let cells = ends.iter().scan(0, |start, &end| {
+            let cell = &text[*start..end];
+            *start = end;
+            Some(cell)
+        });
+        let mut error = None;
+        match &mut self.records {
+            None => {
+                let names: Vec<String> = cells.map(str::to_owned).collect();
+                // A blank line before the header is nothing.
+                if !(names.len() == 1 && names[0].is_empty()) {
+                    self.records = Some(Records::new(names));
+                }
+            }
+            Some(records) => {
+                if self.fields == 1 && ends[0] == 0 {
+                    // A blank line (csv-core reports one as a record of one empty field).
+                } else if self.fields != records.width() {
+                    error = Some(format!("{} cells under a header of {}", self.fields, records.width()));
+                } else {
+                    records.push(cells);
+                }
+            }
+        }
+        self.used = 0;
+        self.fields = 0;
+        if let Some(e) = error {
+            return Err(self.fail(e));
+        }
+        self.line += 1;
+        Ok(())
+    }
+}
+
+impl std::io::Write for CsvRecords {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.feed(buf).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn decode(body: &[u8], piece: usize) -> Result<Records, CsvError> {
+        let mut d = CsvRecords::new();
+        for chunk in body.chunks(piece.max(1)) {
+            if let Err(e) = d.write_all(chunk) {
+                return Err(CsvError(e.to_string()));
+            }
+        }
+        d.finish()
+    }
+
+    #[test]
+    fn a_csv_answer_decodes_the_same_however_it_is_cut() {
+        let body = "\u{FEFF}record_id,notes,n\r\n1,\"two\r\nlines, \"\"quoted\"\"\",3\r\n02,,\r\n12-3,é,\n".as_bytes();
+        for piece in [1, 2, 3, 5, 8, body.len()] {
+            let r = decode(body, piece).unwrap();
+            assert_eq!(r.names(), ["record_id", "notes", "n"], "pieces of {piece}");
+            assert_eq!(r.len(), 3);
+            let notes = r.column("notes");
+            assert_eq!(r.cell(0, notes), "two\r\nlines, \"quoted\"");
+            assert_eq!(r.cell(0, r.column("n")), "3");
+            assert_eq!(r.cell(1, r.column("record_id")), "02");
+            assert_eq!(r.cell(1, notes), "");
+            assert_eq!(r.cell(2, r.column("record_id")), "12-3");
+            assert_eq!(r.cell(2, notes), "é");
+            assert_eq!(r.cell(2, None), "");
+        }
+    }
+
+    #[test]
+    fn the_header_tells_the_delimiter() {
+        for d in [";", "\t", "|", "^"] {
+            let body = format!("record_id{d}dec{d}notes\n1{d}1,5{d}\"a{d} b\"\n");
+            let r = decode(body.as_bytes(), 2).unwrap();
+            assert_eq!(r.names(), ["record_id", "dec", "notes"], "{d:?}");
+            assert_eq!(r.cell(0, r.column("dec")), "1,5", "{d:?}");
+            assert_eq!(r.cell(0, r.column("notes")), format!("a{d} b"), "{d:?}");
+        }
+        // One column: nothing to tell, and nothing needed.
+        assert_eq!(decode(b"record_id\n1\n", 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn empty_and_header_only_answers_have_no_rows() {
+        assert_eq!(decode(b"", 4).unwrap().len(), 0);
+        let r = decode(b"record_id,age\n", 4).unwrap();
+        assert_eq!((r.len(), r.width()), (0, 2));
+        assert_eq!(decode(b"\n\nid\n1\n\n", 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_ragged_or_foreign_body_is_an_error() {
+        let e = decode(b"id,a\n1,2\n3\n", 3).unwrap_err();
+        assert!(e.0.contains("row 3 ") && e.0.contains("1 cells under a header of 2"), "{e}");
+        assert!(decode(b"id\n\xff\xfe\n", 2).is_err());
+    }
+
+    #[test]
+    fn rows_of_maps_and_appends_line_up_by_name() {
+        let rows: Vec<Row> = serde_json::from_str(r#"[{"id":"1","a":"x"},{"id":"2","b":3,"a":""}]"#).unwrap();
+        let mut r = Records::from_rows(&rows);
+        assert_eq!(r.names(), ["id", "a", "b"]);
+        assert_eq!((r.cell(0, r.column("b")), r.cell(1, r.column("b"))), ("", "3"));
+        let mut more = Records::new(vec!["c".into(), "id".into()]);
+        more.push(["z", "3"]);
+        r.append(&more);
+        assert_eq!(r.names(), ["id", "a", "b", "c"]);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.cell(2, r.column("id")), "3");
+        assert_eq!(r.cell(2, r.column("a")), "");
+        assert_eq!(r.cell(2, r.column("c")), "z");
+        assert_eq!(r.cell(0, r.column("c")), "");
+        assert_eq!(r.cell(1, r.column("b")), "3");
+    }
+}

@@ -1,0 +1,175 @@
+//! One batch of a pull, exported as CSV and read straight into [`Records`]: REDCap's CSV answer
+//! is a quarter of its JSON one (the JSON repeats every column name in every row) and is read
+//! with no map, key or string per cell, which was most of a pull's CPU. A batch whose CSV
+//! answer fails in a way a smaller one may survive, or comes back without some of its records
+//! or columns, goes whole to the self-healing JSON export ([`crate::workflow::heal`]), already
+//! halved: nothing of a failed answer is kept, so nothing is half-kept.
+
+use std::collections::HashSet;
+
+use crate::dataset::{CsvRecords, Records};
+use crate::workflow::heal::{Scope, survivable};
+use crate::workflow::{Progress, ProgressEvent, WorkflowError};
+use crate::{Format, record};
+
+/// The CSV form of a batch's (JSON) export request, comma-delimited (asked for explicitly; the
+/// decoder still reads the delimiter off the header).
+pub(crate) fn csv_request(json: &record::export::Request) -> record::export::Request {
+    let mut r = json.clone();
+    r.format = Some(Format::Csv);
+    r.csv_delimiter = Some(redcap_core::CsvDelimiter::Comma);
+    r
+}
+
+/// What a batch's CSV answer came to.
+#[derive(Debug)]
+pub(crate) enum Judged {
+    /// Every record asked for, with every column: the batch is done.
+    Kept(Records),
+    /// Export the batch again through the healed JSON export, in batches of this many.
+    Heal(usize),
+}
+
+/// Judges the CSV answer of the batch `ids`: `sent`, how the call ended; `sink`, what its
+/// body decoded to. A failure no smaller batch fixes is returned as it is.
+pub(crate) fn judge(
+    sent: Result<(), WorkflowError>,
+    sink: CsvRecords,
+    ids: &[String],
+    scope: &Scope,
+    id_field: &str,
+    progress: &dyn Progress,
+) -> Result<Judged, WorkflowError> {
+    let decode = |e: crate::dataset::CsvError| {
+        WorkflowError::Decode(redcap_core::DecodeError::Unexpected { expected: "a CSV answer", excerpt: e.0 })
+    };
+    // The decoder's own failure is why the transfer stopped, when it did.
+    let answer = match (sink.failed().cloned(), sent) {
+        (Some(e), _) => Err(decode(e)),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => sink.finish().map_err(decode),
+    };
+    let reason = match answer {
+        Err(e) if survivable(&e) => e.to_string(),
+        Err(e) => return Err(e),
+        Ok(records) => match short(&records, ids, scope, id_field) {
+            None => return Ok(Judged::Kept(records)),
+            Some(reason) => reason,
+        },
+    };
+    let parts = if ids.len() > 1 { 2 } else { 1 };
+    progress.event(ProgressEvent::Split { item: label(ids), reason, parts });
+    Ok(Judged::Heal(ids.len().div_ceil(2).max(1)))
+}
+
+/// What a complete-looking answer lacks: columns of the scope, or records asked for.
+fn short(records: &Records, ids: &[String], scope: &Scope, id_field: &str) -> Option<String> {
+    if !records.is_empty() {
+        let missing = scope.missing_names(records.names());
+        if !missing.is_empty() {
+            let s = if missing.len() == 1 { "" } else { "s" };
+            return Some(format!("column{s} missing: {}", missing.join(", ")));
+        }
+    }
+    let column = records.column(id_field);
+    let came: HashSet<&str> = (0..records.len()).map(|r| records.cell(r, column)).collect();
+    let left = ids.iter().filter(|id| !came.contains(id.as_str())).count();
+    (left > 0).then(|| format!("no rows for {left} of the records asked for"))
+}
+
+fn label(ids: &[String]) -> String {
+    match ids {
+        [] => "no records".to_owned(),
+        [one] => format!("record {one}"),
+        [first, .., last] => format!("{} records ({first}…{last})", ids.len()),
+    }
+}
+
+/// A decoder as a Tokio writer: decoding is CPU work without waiting, so every write is ready.
+#[cfg(feature = "async")]
+pub(crate) struct AsyncSink<'a>(pub &'a mut CsvRecords);
+
+#[cfg(feature = "async")]
+impl tokio::io::AsyncWrite for AsyncSink<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(std::io::Write::write(self.get_mut().0, buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::workflow::NoProgress;
+
+    fn scope() -> Scope {
+        let metadata: Vec<crate::rows::Field> = serde_json::from_value(serde_json::json!([
+            {"field_name": "id", "form_name": "demo", "field_type": "text", "field_label": "ID"},
+            {"field_name": "age", "form_name": "demo", "field_type": "text", "field_label": "Age"},
+        ]))
+        .unwrap();
+        Scope::new(&record::export::Request::new(), "id", &metadata)
+    }
+
+    fn judged(sent: Result<(), WorkflowError>, body: &str, ids: &[&str]) -> Result<Judged, WorkflowError> {
+        let mut sink = CsvRecords::new();
+        let _ = sink.write_all(body.as_bytes());
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        judge(sent, sink, &ids, &scope(), "id", &NoProgress)
+    }
+
+    #[test]
+    fn a_complete_answer_is_kept() {
+        let Ok(Judged::Kept(r)) = judged(Ok(()), "id,age,demo_complete\n1,3,0\n2,,2\n", &["1", "2"]) else {
+            panic!("kept")
+        };
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn short_or_failed_answers_are_healed_in_halves() {
+        // A record missing, a column missing, an empty 200, a body that is not CSV, a 5xx.
+        let cases: [(Result<(), WorkflowError>, &str); 4] = [
+            (Ok(()), "id,age,demo_complete\n1,3,0\n"),
+            (Ok(()), "id,age\n1,3\n2,\n3,\n"),
+            (Ok(()), ""),
+            (Ok(()), "id,age,demo_complete\n1,3\n"),
+        ];
+        for (sent, body) in cases {
+            match judged(sent, body, &["1", "2", "3"]) {
+                Ok(Judged::Heal(2)) => {}
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+        let server = WorkflowError::Call(redcap_core::Error::from(redcap_core::DecodeError::Unexpected {
+            expected: "x",
+            excerpt: "y".into(),
+        }));
+        assert!(matches!(judged(Err(server), "", &["1"]), Ok(Judged::Heal(1))));
+    }
+
+    #[test]
+    fn a_failure_no_batch_size_fixes_is_returned() {
+        let refused = WorkflowError::Worker("no".into());
+        assert!(matches!(judged(Err(refused), "", &["1", "2"]), Err(WorkflowError::Worker(_))));
+    }
+}
