@@ -193,6 +193,14 @@ impl CsvRecords {
         self.error.as_ref()
     }
 
+    /// Takes the rows decoded so far, leaving none (the header stays): a caller that needs a
+    /// row only once, as it comes, keeps memory at one write's rows.
+    pub fn take(&mut self) -> Option<Records> {
+        let records = self.records.as_mut()?;
+        let empty = Records::new(records.names.clone());
+        Some(std::mem::replace(records, empty))
+    }
+
     /// The rows so far (none before the header).
     pub fn records(&self) -> Option<&Records> {
         self.records.as_ref()

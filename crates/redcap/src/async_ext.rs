@@ -398,22 +398,6 @@ where
     Ok(session.finish())
 }
 
-/// The distinct record ids of an id-only export (`request`), in the server's order, decoded as
-/// the answer streams: a big project's id list never sits in memory as a body or as rows.
-pub(crate) async fn export_ids<T, S>(
-    client: &Client<T>,
-    request: &record::export::Request,
-    id_field: &str,
-) -> Result<Vec<String>, WorkflowError>
-where
-    T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
-    S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
-{
-    let mut ids = Vec::new();
-    stream_rows(client, request, &mut RowStream::new(id_field, &mut distinct_ids(id_field, &mut ids))).await?;
-    Ok(ids)
-}
-
 /// Exports the records `ids` with `template` (a batch request) in batches of `batch_size` that
 /// heal themselves (the dataset pull plans and checkpoints its own batches, and hands over one
 /// whose first answer failed already halved); split events go to `progress`.

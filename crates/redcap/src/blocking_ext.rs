@@ -498,22 +498,6 @@ where
     })
 }
 
-/// The distinct record ids of an id-only export (`request`), in the server's order, decoded as
-/// the answer streams: a big project's id list never sits in memory as a body or as rows.
-pub(crate) fn export_ids<T>(
-    client: &Client<T>,
-    request: &record::export::Request,
-    id_field: &str,
-) -> Result<Vec<String>, WorkflowError>
-where
-    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + 'static,
-    T::Body: std::io::Read,
-{
-    let mut ids = Vec::new();
-    stream_rows(client, request, &mut RowStream::new(id_field, &mut distinct_ids(id_field, &mut ids)))?;
-    Ok(ids)
-}
-
 /// Exports the records `ids` with `template` (a batch request) in batches of `batch_size` that
 /// heal themselves (the dataset pull plans and checkpoints its own batches, and hands over one
 /// whose first answer failed already halved); split events go to `progress`.

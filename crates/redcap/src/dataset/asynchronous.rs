@@ -153,8 +153,13 @@ where
                 }
             }
             Call::Ids(r) => {
-                let ids = crate::async_ext::export_ids(client, &r, &id_field).await?;
-                driver.answer_ids(ids)?
+                let mut sink = batch::IdSink::new(&id_field);
+                let sent = client
+                    .stream(&batch::csv_request(&r), &mut batch::AsyncSink(&mut sink))
+                    .await
+                    .map(drop)
+                    .map_err(WorkflowError::from);
+                driver.answer_ids(sink.finish(sent)?)?
             }
             Call::Batch(r, ids) => {
                 let rows = match driver.prefetched(&ids) {

@@ -85,18 +85,82 @@ fn label(ids: &[String]) -> String {
     }
 }
 
+/// The id list of a pull (a CSV id-only export) as it streams: the distinct record ids, in the
+/// server's order (the list has a row per event and instance; only the ids are kept).
+#[derive(Debug)]
+pub(crate) struct IdSink<'a> {
+    csv: CsvRecords,
+    id_field: &'a str,
+    seen: HashSet<String>,
+    ids: Vec<String>,
+}
+
+impl<'a> IdSink<'a> {
+    pub fn new(id_field: &'a str) -> Self {
+        IdSink { csv: CsvRecords::new(), id_field, seen: HashSet::new(), ids: Vec::new() }
+    }
+
+    fn keep(&mut self, records: Records) -> Result<(), WorkflowError> {
+        let Some(column) = records.column(self.id_field) else {
+            return Err(WorkflowError::Decode(redcap_core::DecodeError::Unexpected {
+                expected: "an id list",
+                excerpt: format!("no {} column among {}", self.id_field, records.names().join(",")),
+            }));
+        };
+        for r in 0..records.len() {
+            let id = records.cell(r, Some(column));
+            if !id.is_empty() && !self.seen.contains(id) {
+                self.seen.insert(id.to_owned());
+                self.ids.push(id.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids, once the call ended as `sent` (the decoder's own failure wins).
+    pub fn finish(mut self, sent: Result<(), WorkflowError>) -> Result<Vec<String>, WorkflowError> {
+        let decode = |e: crate::dataset::CsvError| {
+            WorkflowError::Decode(redcap_core::DecodeError::Unexpected { expected: "a CSV id list", excerpt: e.0 })
+        };
+        if let Some(e) = self.csv.failed() {
+            return Err(decode(e.clone()));
+        }
+        sent?;
+        let rest = std::mem::take(&mut self.csv).finish().map_err(decode)?;
+        // An empty answer (no records) has no header to check.
+        if rest.width() > 0 {
+            self.keep(rest)?;
+        }
+        Ok(self.ids)
+    }
+}
+
+impl std::io::Write for IdSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.csv.write(buf)?;
+        if let Some(rows) = self.csv.take().filter(|r| !r.is_empty()) {
+            self.keep(rows).map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A decoder as a Tokio writer: decoding is CPU work without waiting, so every write is ready.
 #[cfg(feature = "async")]
-pub(crate) struct AsyncSink<'a>(pub &'a mut CsvRecords);
+pub(crate) struct AsyncSink<'a, W>(pub &'a mut W);
 
 #[cfg(feature = "async")]
-impl tokio::io::AsyncWrite for AsyncSink<'_> {
+impl<W: std::io::Write + Unpin> tokio::io::AsyncWrite for AsyncSink<'_, W> {
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
         _cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::task::Poll::Ready(std::io::Write::write(self.get_mut().0, buf))
+        std::task::Poll::Ready(std::io::Write::write(&mut *self.get_mut().0, buf))
     }
 
     fn poll_flush(
@@ -165,6 +229,22 @@ mod tests {
             excerpt: "y".into(),
         }));
         assert!(matches!(judged(Err(server), "", &["1"]), Ok(Judged::Heal(1))));
+    }
+
+    #[test]
+    fn the_id_list_is_the_distinct_ids_in_order() {
+        let body = "id,redcap_event_name,redcap_repeat_instance\n2,e1,\n2,e2,\n10,e1,1\n1,e1,\n10,e2,\n";
+        for piece in [1, 3, body.len()] {
+            let mut sink = IdSink::new("id");
+            for chunk in body.as_bytes().chunks(piece) {
+                sink.write_all(chunk).unwrap();
+            }
+            assert_eq!(sink.finish(Ok(())).unwrap(), ["2", "10", "1"], "pieces of {piece}");
+        }
+        assert!(IdSink::new("id").finish(Ok(())).unwrap().is_empty(), "an empty answer: no records");
+        let mut wrong = IdSink::new("id");
+        let _ = wrong.write_all(b"record,x\n1,2\n");
+        assert!(matches!(wrong.finish(Ok(())), Err(WorkflowError::Decode(_))), "no id column");
     }
 
     #[test]
