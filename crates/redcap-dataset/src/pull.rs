@@ -13,7 +13,7 @@
 //! `done.jsonl` after its parts are on disk. A torn last line (a crash while appending) is
 //! not a checkpoint: that batch is exported again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -205,6 +205,24 @@ pub struct DatasetPull {
     state: State,
     resumed: usize,
     crash: CrashAt,
+    /// The dataset's files, written as the batches come ([`Live`]).
+    live: Option<Live>,
+}
+
+/// Bytes of unwritten Parquet row groups all tables of a pull may hold before they are flushed
+/// (each table holds up to [`crate::write::ROW_GROUP_ROWS`] rows otherwise; a project of many
+/// instruments would hold one row group of each).
+const LIVE_BUDGET: usize = 64 << 20;
+
+/// The generation being written while the pull runs: each batch's tables are appended to the
+/// final files as soon as the batch is checkpointed, so the encoding (Parquet's is most of a
+/// pull's CPU) overlaps the exports instead of following them, and `finish` only closes the
+/// files. The parts stay the checkpoints: a resumed pull replays them into a new generation.
+#[derive(Debug)]
+struct Live {
+    generation: Generation,
+    /// The layout's tables, then the problems table.
+    tables: Vec<GenerationTable>,
 }
 
 impl DatasetPull {
@@ -242,7 +260,7 @@ impl DatasetPull {
             }
         };
         let crash = options.crash_at;
-        let pull = DatasetPull { dir: dir.to_owned(), partial, schema, layout, state, resumed, crash };
+        let pull = DatasetPull { dir: dir.to_owned(), partial, schema, layout, state, resumed, crash, live: None };
         pull.save()?;
         // What follows the last whole checkpoint (a torn line) goes before anything is appended.
         pull.save_done()?;
@@ -273,10 +291,16 @@ impl DatasetPull {
     /// The records to pull, from the id-only export: distinct, in the server's order, in
     /// batches of the options' size.
     pub fn plan(&mut self, ids: impl IntoIterator<Item = String>) -> Result<(), Error> {
-        let mut seen = BTreeSet::new();
-        let ids: Vec<String> = ids.into_iter().filter(|id| !id.is_empty() && seen.insert(id.clone())).collect();
+        let ids: Vec<String> = ids.into_iter().collect();
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        let keep: Vec<bool> = ids.iter().map(|id| !id.is_empty() && seen.insert(id.as_str())).collect();
+        drop(seen);
         let size = self.state.options.batch_size.max(1);
-        let batches: Vec<Vec<String>> = ids.chunks(size).map(<[String]>::to_vec).collect();
+        let mut ids = ids.into_iter().zip(keep).filter_map(|(id, keep)| keep.then_some(id)).peekable();
+        let mut batches: Vec<Vec<String>> = Vec::new();
+        while ids.peek().is_some() {
+            batches.push(ids.by_ref().take(size).collect());
+        }
         let path = self.partial.join(PLAN);
         let bytes =
             serde_json::to_vec(&batches).map_err(|e| Error::State { path: path.clone(), message: e.to_string() })?;
@@ -316,6 +340,8 @@ impl DatasetPull {
         let ids = self.next_batch().ok_or(Error::Internal("no batch is due"))?.to_vec();
         let batch = self.state.done.len() + 1;
         let CastBatch { tables, problems } = self.layout.cast_records(records)?;
+        // Opened (and the batches done before, replayed) before this batch is checkpointed.
+        self.live()?;
         let mut counts = BTreeMap::new();
         for (layout, table) in self.layout.tables.iter().zip(&tables) {
             counts.insert(layout.name.clone(), table.num_rows() as u64);
@@ -324,8 +350,9 @@ impl DatasetPull {
             }
         }
         counts.insert(names::PROBLEMS.to_owned(), problems.len() as u64);
-        if !problems.is_empty() {
-            write_part(&self.part(names::PROBLEMS, batch), &problems_batch(&problems)?)?;
+        let problems = if problems.is_empty() { None } else { Some(problems_batch(&problems)?) };
+        if let Some(p) = &problems {
+            write_part(&self.part(names::PROBLEMS, batch), p)?;
         }
         let checkpoint = Checkpoint {
             batch,
@@ -336,7 +363,40 @@ impl DatasetPull {
         };
         self.append_done(&checkpoint)?;
         self.state.done.push(checkpoint);
+        let live = self.live.as_mut().ok_or(Error::Internal("no files open"))?;
+        for (w, t) in live.tables.iter_mut().zip(tables.iter().chain(problems.as_ref())) {
+            if t.num_rows() > 0 {
+                w.write(t)?;
+            }
+        }
+        live.bound()?;
         Ok(self.state.done.last().expect("just pushed"))
+    }
+
+    /// The files being written, opened on first use with the batches already done (a resumed
+    /// pull's) replayed into them from their parts.
+    fn live(&mut self) -> Result<&mut Live, Error> {
+        if self.live.is_none() {
+            let format = self.state.options.format;
+            let mut generation = Generation::begin(&self.dir, self.crash)?;
+            let schemas = self.layout.tables.iter().map(|t| (t.name.as_str(), t.schema.clone()));
+            let mut tables = Vec::with_capacity(self.layout.tables.len() + 1);
+            for (name, schema) in schemas.chain(std::iter::once((names::PROBLEMS, problems_schema()))) {
+                let mut w = GenerationTable::create(&mut generation, name, schema, format)?;
+                for c in &self.state.done {
+                    if c.rows.get(name).copied().unwrap_or(0) > 0 {
+                        for b in read_part(&self.part(name, c.batch))? {
+                            w.write(&b)?;
+                        }
+                    }
+                }
+                tables.push(w);
+            }
+            let mut live = Live { generation, tables };
+            live.bound()?;
+            self.live = Some(live);
+        }
+        Ok(self.live.as_mut().expect("just opened"))
     }
 
     /// Appends one checkpoint line to `done.jsonl` and syncs it (its parts are already synced).
@@ -376,29 +436,18 @@ impl DatasetPull {
     /// Writes the dataset's files as a new generation and commits it atomically (see
     /// [`crate::commit`]), then removes the pull's working folder. `pulled_at` is the
     /// manifest's time stamp.
-    pub fn finish(self, pulled_at: String) -> Result<PullSummary, Error> {
+    pub fn finish(mut self, pulled_at: String) -> Result<PullSummary, Error> {
         if self.next_batch().is_some() {
             return Err(Error::Internal("finish before every batch is done"));
         }
-        let format = self.state.options.format;
-        let mut generation = Generation::begin(&self.dir, self.crash)?;
+        // Open already unless no batch came since the pull (re)started: then from the parts.
+        self.live()?;
+        let Live { generation, tables: writers } = self.live.take().expect("just opened");
         let mut tables = BTreeMap::new();
-        let mut write_table = |generation: &mut Generation, name: &str, schema: Arc<Schema>| -> Result<(), Error> {
-            let mut w = GenerationTable::create(generation, name, schema, format)?;
-            for c in &self.state.done {
-                if c.rows.get(name).copied().unwrap_or(0) > 0 {
-                    for b in read_part(&self.part(name, c.batch))? {
-                        w.write(&b)?;
-                    }
-                }
-            }
+        let names = self.layout.tables.iter().map(|t| t.name.as_str()).chain(std::iter::once(names::PROBLEMS));
+        for (name, w) in names.zip(writers) {
             tables.insert(name.to_owned(), w.finish()?);
-            Ok(())
-        };
-        for t in &self.layout.tables {
-            write_table(&mut generation, &t.name, t.schema.clone())?;
         }
-        write_table(&mut generation, names::PROBLEMS, problems_schema())?;
         let ids: Vec<&String> = self.state.batches.iter().flatten().flatten().collect();
         let manifest = Published {
             schema: &self.schema,
@@ -414,7 +463,21 @@ impl DatasetPull {
     }
 }
 
+impl Live {
+    /// Flushes the tables' row groups when together they hold more than [`LIVE_BUDGET`].
+    fn bound(&mut self) -> Result<(), Error> {
+        let held: usize = self.tables.iter().map(|t| t.writer.buffered_bytes()).sum();
+        if held > LIVE_BUDGET {
+            for t in &mut self.tables {
+                t.writer.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A table written into a generation, under a temporary name until complete.
+#[derive(Debug)]
 pub(crate) struct GenerationTable {
     writer: TableWriter,
     file: String,

@@ -102,6 +102,22 @@ impl TableWriter {
         Ok(())
     }
 
+    /// Bytes written into the table but not yet to its file (a Parquet row group in progress).
+    pub fn buffered_bytes(&self) -> usize {
+        match &self.inner {
+            Inner::Parquet(w) => w.in_progress_size(),
+            Inner::Arrow(_) | Inner::Csv(_) => 0,
+        }
+    }
+
+    /// Writes what is buffered to the file (ends a Parquet row group).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if let Inner::Parquet(w) = &mut self.inner {
+            w.flush()?;
+        }
+        Ok(())
+    }
+
     /// Completes the file, syncs it and renames it to its final path; returns its rows.
     pub fn finish(self) -> Result<u64, Error> {
         let file = match self.inner {
