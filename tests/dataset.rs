@@ -272,13 +272,7 @@ fn a_pull_heals_batches_the_server_cannot_answer() {
     let whole = tempfile::tempdir().unwrap();
     let reference = pull(&env(&path), whole.path(), &options);
     let expected = read_dataset(whole.path(), &reference.manifest);
-    let faults = [
-        BatchFault::Status { status: 500, message: "Allowed memory size of 134217728 bytes exhausted".into() },
-        BatchFault::Status { status: 504, message: "Gateway Timeout".into() },
-        BatchFault::Empty,
-        BatchFault::DropRows,
-        BatchFault::DropColumns,
-    ];
+    let faults = BatchFault::known();
     for fault in faults {
         let env = env(&path);
         env.emu.faults().fail_batches_over(1, fault.clone());

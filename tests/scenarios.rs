@@ -774,13 +774,7 @@ fn batched_export_heals_batches_the_server_cannot_answer<A: Api>() {
         v
     };
     let whole = sorted(&env.api.call(&template).unwrap().rows().unwrap());
-    let faults = [
-        BatchFault::Status { status: 500, message: "Allowed memory size of 134217728 bytes exhausted".into() },
-        BatchFault::Status { status: 504, message: "Gateway Timeout".into() },
-        BatchFault::Empty,
-        BatchFault::DropRows,
-        BatchFault::DropColumns,
-    ];
+    let faults = BatchFault::known();
     for fault in faults {
         env.emu.faults().clear();
         env.emu.faults().fail_batches_over(3, fault.clone());

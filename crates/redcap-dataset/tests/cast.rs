@@ -435,6 +435,18 @@ fn every_format_writes_and_parquet_reads_back_the_same() {
 }
 
 #[test]
+fn the_plan_keeps_each_record_once_where_it_first_came() {
+    use redcap_dataset::{DatasetPull, PullOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let mut pull = DatasetPull::start(dir.path(), schema(), &PullOptions::default().batch_size(2)).unwrap();
+    // The id list gives an id per run of a record's rows; a record may come back later.
+    pull.plan(["7", "001", "", "7", "12-3", "001"].map(String::from)).unwrap();
+    assert_eq!(pull.batches(), 2);
+    assert_eq!(pull.next_batch().unwrap(), ["7", "001"]);
+    assert_eq!(pull.batch_after_next().unwrap(), ["12-3"]);
+}
+
+#[test]
 fn a_resume_continues_only_the_same_pull() {
     use redcap_dataset::{DatasetPull, PullOptions};
     let dir = tempfile::tempdir().unwrap();

@@ -245,6 +245,20 @@ impl Faults {
 }
 
 impl BatchFault {
+    /// One of each way big REDCap servers are known to fail a big records export: a 500
+    /// "Allowed memory size … exhausted" (PyCap#80), a proxy's 504 (REDCapR#383), an empty 200
+    /// (REDCapTidieR#212), records silently missing (REDCapR#400), columns cut off. What a
+    /// pipeline's batched export should survive.
+    pub fn known() -> Vec<BatchFault> {
+        vec![
+            BatchFault::Status { status: 500, message: "Allowed memory size of 134217728 bytes exhausted".into() },
+            BatchFault::Status { status: 504, message: "Gateway Timeout".into() },
+            BatchFault::Empty,
+            BatchFault::DropRows,
+            BatchFault::DropColumns,
+        ]
+    }
+
     /// Rewrites a JSON or (`csv`) CSV export body the way the fault breaks it (other bodies
     /// pass unchanged: the rule is for batched exports, which ask for JSON or CSV).
     pub(crate) fn mangle(&self, body: &[u8], records: &[String], csv: bool) -> Vec<u8> {

@@ -85,19 +85,19 @@ fn label(ids: &[String]) -> String {
     }
 }
 
-/// The id list of a pull (a CSV id-only export) as it streams: the distinct record ids, in the
-/// server's order (the list has a row per event and instance; only the ids are kept).
+/// The id list of a pull (a CSV id-only export) as it streams: the record ids in the server's
+/// order, one per run of a record's rows (the list has a row per event and instance; only the
+/// ids are kept; [`crate::dataset::DatasetPull::plan`] keeps the first of a repeated id).
 #[derive(Debug)]
 pub(crate) struct IdSink<'a> {
     csv: CsvRecords,
     id_field: &'a str,
-    seen: HashSet<String>,
     ids: Vec<String>,
 }
 
 impl<'a> IdSink<'a> {
     pub fn new(id_field: &'a str) -> Self {
-        IdSink { csv: CsvRecords::new(), id_field, seen: HashSet::new(), ids: Vec::new() }
+        IdSink { csv: CsvRecords::new(), id_field, ids: Vec::new() }
     }
 
     fn keep(&mut self, records: Records) -> Result<(), WorkflowError> {
@@ -109,8 +109,9 @@ impl<'a> IdSink<'a> {
         };
         for r in 0..records.len() {
             let id = records.cell(r, Some(column));
-            if !id.is_empty() && !self.seen.contains(id) {
-                self.seen.insert(id.to_owned());
+            // A record's rows come together: one id per run of rows (the plan drops an id
+            // that comes back later, without a second copy of every id here).
+            if !id.is_empty() && self.ids.last().is_none_or(|last| last != id) {
                 self.ids.push(id.to_owned());
             }
         }
@@ -232,14 +233,14 @@ mod tests {
     }
 
     #[test]
-    fn the_id_list_is_the_distinct_ids_in_order() {
+    fn the_id_list_is_one_id_per_run_of_rows_in_order() {
         let body = "id,redcap_event_name,redcap_repeat_instance\n2,e1,\n2,e2,\n10,e1,1\n1,e1,\n10,e2,\n";
         for piece in [1, 3, body.len()] {
             let mut sink = IdSink::new("id");
             for chunk in body.as_bytes().chunks(piece) {
                 sink.write_all(chunk).unwrap();
             }
-            assert_eq!(sink.finish(Ok(())).unwrap(), ["2", "10", "1"], "pieces of {piece}");
+            assert_eq!(sink.finish(Ok(())).unwrap(), ["2", "10", "1", "10"], "pieces of {piece}");
         }
         assert!(IdSink::new("id").finish(Ok(())).unwrap().is_empty(), "an empty answer: no records");
         let mut wrong = IdSink::new("id");

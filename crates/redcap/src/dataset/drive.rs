@@ -322,8 +322,9 @@ impl<'p> Driver<'p> {
         Ok(())
     }
 
-    /// The answer of a [`Call::Ids`]: the distinct record ids, in the server's order.
+    /// The answer of a [`Call::Ids`]: the record ids in the server's order (kept once each).
     pub fn answer_ids(&mut self, ids: Vec<String>) -> Result<(), PullError> {
+        let ids = distinct(ids);
         let stage = std::mem::replace(&mut self.stage, Stage::Done);
         self.stage = match (stage, self.pending) {
             (Stage::Pull(mut pull), Some("ids")) => {
@@ -422,6 +423,14 @@ impl<'p> Driver<'p> {
             _ => Err(PullError::Dataset(crate::dataset::Error::Internal("finish before the calls are done"))),
         }
     }
+}
+
+/// `ids` with each id once, where it first came (a set of borrowed ids: no second copy).
+fn distinct(ids: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    let keep: Vec<bool> = ids.iter().map(|id| seen.insert(id.as_str())).collect();
+    drop(seen);
+    ids.into_iter().zip(keep).filter_map(|(id, keep)| keep.then_some(id)).collect()
 }
 
 /// Whether a refused call means "this token may not read the log" (the sync then rebuilds).
