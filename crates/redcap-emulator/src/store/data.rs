@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use std::sync::OnceLock;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 
 use super::{Store, StoreError, now_seconds};
 
@@ -112,20 +112,30 @@ pub fn record_list(conn: &Connection, project_id: i64) -> Result<Vec<(String, Op
     Ok(rows)
 }
 
-/// Those of `names` that are records of the project, with their DAG (one key lookup each).
+/// Names looked up by one statement: an `IN` list of this many. One statement per name cost a
+/// statement round (~10 µs) per record, a quarter of a batched export's time.
+const NAMES_PER_STATEMENT: usize = 256;
+
+/// Those of `names` that are records of the project, with their DAG, in the order of `names`.
 pub fn records_named<'a>(
     conn: &Connection,
     project_id: i64,
     names: impl IntoIterator<Item = &'a str>,
 ) -> Result<Vec<(String, Option<i64>)>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT dag_id FROM records WHERE project_id = ?1 AND record = ?2")?;
-    let mut out = Vec::new();
-    for name in names {
-        if let Some(dag) = stmt.query_row(params![project_id, name], |r| r.get(0)).optional()? {
-            out.push((name.to_owned(), dag));
+    let names: Vec<&str> = names.into_iter().collect();
+    let mut found: HashMap<String, Option<i64>> = HashMap::with_capacity(names.len());
+    for chunk in names.chunks(NAMES_PER_STATEMENT) {
+        let marks = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
+        let sql = format!("SELECT record, dag_id FROM records WHERE project_id = ?1 AND record IN ({marks})");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let params = std::iter::once(rusqlite::types::Value::Integer(project_id))
+            .chain(chunk.iter().map(|n| rusqlite::types::Value::Text((*n).to_owned())));
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        while let Some(r) = rows.next()? {
+            found.insert(r.get(0)?, r.get(1)?);
         }
     }
-    Ok(out)
+    Ok(names.into_iter().filter_map(|n| found.get(n).map(|dag| (n.to_owned(), *dag))).collect())
 }
 
 /// One record's values, grouped by row (event, instrument, instance), fields in name order:

@@ -310,7 +310,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn folder_listings_use_their_indexes() {
+    fn folder_listings_and_record_lookups_use_their_indexes() {
         let dir = std::env::temp_dir().join(format!("redcap-emu-plan-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::open(&dir.join("db.sqlite"), dir.join("blobs"), TokenGen::seeded(1)).unwrap();
@@ -326,6 +326,9 @@ mod tests {
         assert!(files.contains("fr_files_folder"), "{files}");
         let folders = plan("SELECT folder_id FROM fr_folders WHERE project_id = 1 AND parent_id IS NULL");
         assert!(folders.contains("fr_folders_parent"), "{folders}");
+        // A batch's records are found by key, many to a statement.
+        let named = plan("SELECT record, dag_id FROM records WHERE project_id = 1 AND record IN ('1', '2')");
+        assert!(named.contains("record=?"), "{named}");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
