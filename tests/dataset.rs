@@ -261,6 +261,43 @@ fn a_pull_exports_the_next_batch_while_it_writes_the_current_one() {
     assert_eq!(exports.len(), summary.manifest.batches.len() + 1, "the id list, then each batch once: {exports:?}");
 }
 
+#[test]
+fn a_parallel_pull_has_its_batches_in_flight_together_and_gives_the_same_dataset() {
+    let path = fixtures().join("redcapr-multilevel-model-1.xml");
+    let options = PullOptions::default().batch_size(3);
+    let whole = tempfile::tempdir().unwrap();
+    let reference = pull(&env(&path), whole.path(), &options);
+    assert!(reference.manifest.batches.len() >= 5);
+    let env = env(&path);
+    let dir = tempfile::tempdir().unwrap();
+    let faults = env.emu.faults();
+    let together = AtomicBool::new(false);
+    let progress = |e: ProgressEvent| {
+        if matches!(&e, ProgressEvent::Finished { item, .. } if item.starts_with("batch 1/")) {
+            // While batch 1 is written, batches 2 and 3 are both on their way (exports so far:
+            // the id list, batch 1, 2, 3); one at a time, the third export never starts.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if faults.record_exports().len() >= 4 {
+                    together.store(true, Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
+    let summary = env.client.pull_dataset(dir.path(), &options.clone().parallel(2), &progress).expect("pull");
+    assert!(together.load(Ordering::SeqCst), "two batches in flight while the first was written");
+    let exports = faults.record_exports();
+    assert_eq!(exports.len(), summary.manifest.batches.len() + 1, "the id list, then each batch once: {exports:?}");
+    assert_eq!(summary.manifest.batches, reference.manifest.batches);
+    let expected = read_dataset(whole.path(), &reference.manifest);
+    for ((name, sa, ra), (_, sb, rb)) in expected.iter().zip(&read_dataset(dir.path(), &summary.manifest)) {
+        assert_eq!(sa, sb, "{name}");
+        assert_eq!(render_rows(ra), render_rows(rb), "{name}");
+    }
+}
+
 /// Batches are exported as CSV; one the server cannot answer whole goes to the self-healing
 /// export, halved, and the dataset is the same as an undisturbed pull's (issue 11: a 500 "Allowed
 /// memory size … exhausted" (PyCap#80), a proxy's 504 (REDCapR#383), an empty 200
@@ -305,9 +342,9 @@ fn the_async_client_pulls_the_same_dataset() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let options = PullOptions::default().batch_size(3);
-    // Its batches heal too: every CSV answer of more than one record loses its last record.
+    // Its batches heal too (three in flight at once): every CSV answer of more than one record loses its last record.
     env.emu.faults().fail_batches_over(1, BatchFault::DropRows);
-    let sa = rt.block_on(client.pull_dataset(a.path(), &options, &NoProgress)).expect("async pull");
+    let sa = rt.block_on(client.pull_dataset(a.path(), &options.clone().parallel(3), &NoProgress)).expect("async pull");
     assert!(env.emu.faults().batches_failed() > 0);
     env.emu.faults().clear();
     let sb = pull(&env, b.path(), &options);

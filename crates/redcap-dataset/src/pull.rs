@@ -50,6 +50,10 @@ pub struct PullOptions {
     /// starts over).
     #[serde(skip)]
     pub resume: bool,
+    /// Batch exports in flight at once (at least 1, the default: one batch is exported while
+    /// the one before it is written). How a pull runs, not what it pulls: not kept.
+    #[serde(skip, default = "one")]
+    pub parallel: usize,
     /// Test hook: stop the commit at this step as a crash would.
     #[serde(skip)]
     #[doc(hidden)]
@@ -64,9 +68,14 @@ impl Default for PullOptions {
             records: Vec::new(),
             batch_size: 500,
             resume: false,
+            parallel: 1,
             crash_at: CrashAt::default(),
         }
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 impl PullOptions {
@@ -88,6 +97,12 @@ impl PullOptions {
     /// Records per export call (at least 1).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
+        self
+    }
+    /// Sets how many batch exports may be in flight at once (1–16; see
+    /// [`PullOptions::parallel`]).
+    pub fn parallel(mut self, n: usize) -> Self {
+        self.parallel = n.clamp(1, 16);
         self
     }
     /// Resume an interrupted pull.
@@ -237,7 +252,7 @@ impl DatasetPull {
         commit::recover(dir)?;
         let partial = dir.join(PARTIAL_DIR);
         // Whether to resume is not part of what a pull is.
-        let same = PullOptions { resume: false, crash_at: CrashAt::default(), ..options.clone() };
+        let same = PullOptions { resume: false, parallel: 1, crash_at: CrashAt::default(), ..options.clone() };
         let fresh = State {
             schema_hash: layout.schema_hash.clone(),
             options: same,
@@ -329,7 +344,13 @@ impl DatasetPull {
     /// The record ids of the batch after the next one (a client may export it while the next
     /// one is cast and written), or `None`.
     pub fn batch_after_next(&self) -> Option<&[String]> {
-        self.state.batches.as_ref()?.get(self.state.done.len() + 1).map(Vec::as_slice)
+        self.batches_after_next(1).into_iter().next()
+    }
+
+    /// The record ids of up to `n` batches after the next one, in order.
+    pub fn batches_after_next(&self, n: usize) -> Vec<&[String]> {
+        let Some(batches) = self.state.batches.as_ref() else { return Vec::new() };
+        batches.iter().skip(self.state.done.len() + 1).take(n).map(Vec::as_slice).collect()
     }
 
     /// Casts the next batch's exported rows and keeps them as a checkpoint.

@@ -61,6 +61,10 @@ pub enum DatasetCmd {
         /// Records per export call
         #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         batch_size: u64,
+        /// Batch exports in flight at once (1 to 16; 1: each batch is exported while the one
+        /// before it is written)
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16))]
+        parallel: u64,
         /// Add a label column (`<field>___label`) beside each choice code column
         #[arg(long)]
         labels: bool,
@@ -91,7 +95,7 @@ pub enum DatasetCmd {
         /// Minutes of logging re-read before the watermark
         #[arg(long, default_value_t = 5, value_name = "MINUTES")]
         overlap: u32,
-        /// Batches of changed records asked for at once (1 to 16)
+        /// Batches asked for at once (1 to 16): of changed records, or of a rebuild
         #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16))]
         parallel: u64,
     },
@@ -111,7 +115,7 @@ pub enum FormatArg {
 /// Runs a `dataset` subcommand.
 pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
     match cmd {
-        DatasetCmd::Pull { dir, format, forms, events, records, batch_size, labels, resume } => {
+        DatasetCmd::Pull { dir, format, forms, events, records, batch_size, parallel, labels, resume } => {
             let format = match format {
                 FormatArg::Parquet => OutputFormat::Parquet,
                 FormatArg::Arrow => OutputFormat::Arrow,
@@ -122,6 +126,7 @@ pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError>
                 .layout(LayoutOptions::default().forms(forms.clone()).events(events.clone()).labels(*labels))
                 .records(records.clone())
                 .batch_size(*batch_size as usize)
+                .parallel(*parallel as usize)
                 .resume(*resume);
             let progress = ui.observer();
             let summary =

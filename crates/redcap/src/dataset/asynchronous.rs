@@ -166,18 +166,20 @@ where
                     Some(answer) => answer?,
                     None => export(r, ids).await?,
                 };
-                match driver.following_batch() {
-                    Some((next, next_ids)) => {
-                        // The next request goes out on the first poll; the cast runs while the
-                        // server answers (and, on a multi-thread runtime, while the connection
-                        // task reads the answer).
-                        let fetch = export(next, next_ids.clone());
-                        let (fetched, answered) =
-                            futures_util::future::join(fetch, async { driver.answer_batch(rows) }).await;
-                        answered?;
-                        driver.keep_prefetched(next_ids, fetched);
-                    }
-                    None => driver.answer_batch(rows)?,
+                let next = driver.following_batches();
+                if next.is_empty() {
+                    driver.answer_batch(rows)?;
+                    continue;
+                }
+                // The next requests go out on the first poll; the cast runs while the server
+                // answers (and, on a multi-thread runtime, while the connection tasks read).
+                let fetches =
+                    futures_util::future::join_all(next.iter().map(|(r, ids)| export(r.clone(), ids.clone())));
+                let (fetched, answered) =
+                    futures_util::future::join(fetches, async { driver.answer_batch(rows) }).await;
+                answered?;
+                for ((_, ids), answer) in next.into_iter().zip(fetched) {
+                    driver.keep_prefetched(ids, answer);
                 }
             }
             Call::Fetch(r, options) => {

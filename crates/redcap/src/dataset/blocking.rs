@@ -148,17 +148,24 @@ where
                     Some(answer) => answer?,
                     None => export(&r, ids)?,
                 };
-                match driver.following_batch() {
-                    Some((next, next_ids)) => {
-                        let (answered, fetched) = std::thread::scope(|s| {
-                            let fetch = s.spawn(|| export(&next, next_ids.clone()));
-                            let answered = driver.answer_batch(rows);
-                            (answered, fetch.join())
-                        });
-                        answered?;
-                        driver.keep_prefetched(next_ids, fetched.unwrap_or_else(|p| std::panic::resume_unwind(p)));
-                    }
-                    None => driver.answer_batch(rows)?,
+                let next = driver.following_batches();
+                if next.is_empty() {
+                    driver.answer_batch(rows)?;
+                    continue;
+                }
+                // The next batches are exported, together, while this one is cast and written.
+                let (answered, fetched) = std::thread::scope(|s| {
+                    let fetches: Vec<_> = next.iter().map(|(r, ids)| s.spawn(|| export(r, ids.clone()))).collect();
+                    let answered = driver.answer_batch(rows);
+                    let fetched: Vec<_> = fetches
+                        .into_iter()
+                        .map(|f| f.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                        .collect();
+                    (answered, fetched)
+                });
+                answered?;
+                for ((_, ids), answer) in next.into_iter().zip(fetched) {
+                    driver.keep_prefetched(ids, answer);
                 }
             }
             Call::Fetch(r, options) => driver.answer_rows(client.export_records_batched(&r, &options, progress)?)?,

@@ -119,8 +119,8 @@ pub(crate) struct Driver<'p> {
     seen: HashSet<String>,
     metadata: Vec<crate::rows::Field>,
     id_field: String,
-    /// The batch exported ahead ([`Driver::following_batch`]).
-    ahead: Option<Prefetched>,
+    /// The batches exported ahead, in order ([`Driver::following_batches`]).
+    ahead: std::collections::VecDeque<Prefetched>,
     progress: &'p dyn Progress,
 }
 
@@ -147,7 +147,7 @@ impl<'p> Driver<'p> {
             seen: HashSet::new(),
             metadata: Vec::new(),
             id_field: String::new(),
-            ahead: None,
+            ahead: std::collections::VecDeque::new(),
             progress,
         }
     }
@@ -176,7 +176,7 @@ impl<'p> Driver<'p> {
     ) -> Result<Self, PullError> {
         crate::dataset::commit::recover(dir)?;
         let manifest = Manifest::load(dir)?;
-        let mut pull_options = manifest.options.clone().crash_at(options.crash_at);
+        let mut pull_options = manifest.options.clone().crash_at(options.crash_at).parallel(options.parallel);
         if let Some(n) = options.batch_size {
             pull_options = pull_options.batch_size(n);
         }
@@ -279,29 +279,35 @@ impl<'p> Driver<'p> {
         Ok(call)
     }
 
-    /// The batch that follows the [`Call::Batch`] just made, to be exported while that one's
-    /// answer is cast and written (a pull only; `None` when it was the last).
-    pub fn following_batch(&self) -> Option<(record::export::Request, Vec<String>)> {
+    /// The batches to export while the [`Call::Batch`] just made is cast and written (a pull
+    /// only): when none is exported ahead any more, the next [`PullOptions::parallel`] ones,
+    /// exported together; empty while some are still ahead, or after the last batch.
+    pub fn following_batches(&self) -> Vec<(record::export::Request, Vec<String>)> {
         match (&self.stage, self.pending) {
-            (Stage::Pull(pull), Some("batch")) => {
-                let ids = pull.batch_after_next()?.to_vec();
-                Some((super::batch_request(pull, &self.pull_options, &ids), ids))
-            }
-            _ => None,
+            (Stage::Pull(pull), Some("batch")) if self.ahead.is_empty() => pull
+                .batches_after_next(self.pull_options.parallel.max(1))
+                .into_iter()
+                .map(|ids| (super::batch_request(pull, &self.pull_options, ids), ids.to_vec()))
+                .collect(),
+            _ => Vec::new(),
         }
     }
 
-    /// Keeps the answer of the batch exported ahead, `ids`, until that batch is due.
+    /// Keeps the answer of a batch exported ahead, `ids`, until that batch is due (in the
+    /// order of [`Driver::following_batches`]).
     pub fn keep_prefetched(&mut self, ids: Vec<String>, answer: Result<Records, WorkflowError>) {
-        self.ahead = Some((ids, answer));
+        self.ahead.push_back((ids, answer));
     }
 
     /// The answer kept for the batch `ids`, if it was exported ahead. A failed prefetch is
-    /// reported here, when its batch is due (the batch before it is a checkpoint by then).
+    /// reported here, when its batch is due (the batches before it are checkpoints by then).
     pub fn prefetched(&mut self, ids: &[String]) -> Option<Result<Records, WorkflowError>> {
-        match self.ahead.take() {
+        match self.ahead.pop_front() {
             Some((fetched, answer)) if fetched == ids => Some(answer),
-            _ => None,
+            _ => {
+                self.ahead.clear();
+                None
+            }
         }
     }
 
