@@ -8,7 +8,8 @@
 //! same work for every client).
 //!
 //! `REDCAP_BENCH_ONLY=dataset` runs only this; sizes with REDCAP_BENCH_DATASET_RECORDS
-//! (default 10000,30000,100000), batch size with REDCAP_BENCH_DATASET_BATCH (default 1000);
+//! (default 10000,30000,100000), batch size with REDCAP_BENCH_DATASET_BATCH (default 1000),
+//! batches in flight with REDCAP_BENCH_DATASET_PARALLEL (`--parallel`, default 1);
 //! REDCAP_BENCH_NO_PYCAP=1 skips the Python path.
 
 use std::path::Path;
@@ -103,6 +104,8 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let batch: u64 = std::env::var("REDCAP_BENCH_DATASET_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let parallel: u64 =
+        std::env::var("REDCAP_BENCH_DATASET_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 16);
     // The CLI beside the driver (the same build profile).
     let cli = bench_bin.with_file_name("redcap").to_string_lossy().into_owned();
     let python = if std::env::var_os("REDCAP_BENCH_NO_PYCAP").is_some() { None } else { Some(df_python(target)?) };
@@ -134,7 +137,17 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
         size.pull = measure(
             &server,
             tick_ms,
-            &[&cli, "--quiet", "dataset", "pull", &out_s, "--batch-size", &batch.to_string()],
+            &[
+                &cli,
+                "--quiet",
+                "dataset",
+                "pull",
+                &out_s,
+                "--batch-size",
+                &batch.to_string(),
+                "--parallel",
+                &parallel.to_string(),
+            ],
             "redcap dataset pull",
         )?;
         let manifest = std::fs::read_to_string(out_dir.join("_manifest.json")).map_err(|e| e.to_string())?;
@@ -155,11 +168,13 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
         let _ = std::fs::remove_dir_all(&data);
         results.push(size);
     }
-    Ok(report(&results, batch))
+    Ok(report(&results, batch, parallel))
 }
 
-fn report(sizes: &[Size], batch: u64) -> bool {
-    println!("\ndataset pull to Parquet: records × 30 fields, a repeating instrument; batches of {batch}");
+fn report(sizes: &[Size], batch: u64, parallel: u64) -> bool {
+    println!(
+        "\ndataset pull to Parquet: records × 30 fields, a repeating instrument; batches of {batch}, --parallel {parallel}"
+    );
     println!("(ms; CPU = the client's user+system; RSS = the client's peak, MiB; emu = the emulator's CPU ms)\n");
     println!(
         "{:>8} {:>8} {:>8} | {:>8} {:>8} {:>7} {:>8} | {:>8} {:>8} {:>7} {:>8}",
