@@ -232,6 +232,19 @@ fn a_pull_interrupted_mid_way_resumes_to_the_same_dataset() {
     assert_eq!(again.manifest.tables, reference.manifest.tables);
 }
 
+/// Whether the emulator sees `n` records exports within 20 s (waited for inside a progress
+/// event, while the pull holds a batch: exports that start only after it returns never come).
+fn exports_reach(faults: &redcap_emulator::Faults, n: usize) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if faults.record_exports().len() >= n {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
 #[test]
 fn a_pull_exports_the_next_batch_while_it_writes_the_current_one() {
     let env = env(&fixtures().join("redcapr-multilevel-model-1.xml"));
@@ -243,14 +256,7 @@ fn a_pull_exports_the_next_batch_while_it_writes_the_current_one() {
             // Batch 1 is written (exports so far: the id list, batch 1); batch 2's export must
             // already be on its way. Without the overlap it would start only after this
             // returns, so the wait runs out.
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while std::time::Instant::now() < deadline {
-                if faults.record_exports().len() >= 3 {
-                    overlapped.store(true, Ordering::SeqCst);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            overlapped.store(exports_reach(&faults, 3), Ordering::SeqCst);
         }
     };
     let options = PullOptions::default().batch_size(4);
@@ -276,14 +282,7 @@ fn a_parallel_pull_has_its_batches_in_flight_together_and_gives_the_same_dataset
         if matches!(&e, ProgressEvent::Finished { item, .. } if item.starts_with("batch 1/")) {
             // While batch 1 is written, batches 2 and 3 are both on their way (exports so far:
             // the id list, batch 1, 2, 3); one at a time, the third export never starts.
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while std::time::Instant::now() < deadline {
-                if faults.record_exports().len() >= 4 {
-                    together.store(true, Ordering::SeqCst);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            together.store(exports_reach(&faults, 4), Ordering::SeqCst);
         }
     };
     let summary = env.client.pull_dataset(dir.path(), &options.clone().parallel(2), &progress).expect("pull");
