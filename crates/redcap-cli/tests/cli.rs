@@ -391,6 +391,9 @@ fn the_demo_runs_on_its_own() {
         "$ redcap files put",
         "Pulled 3 files",
         "Adults sleeping under 6 hours",
+        "$ redcap dataset pull",
+        "Pulled 8 records into",
+        "sleep_diary.parquet",
         "Try next",
         "redcap-emulator",
     ] {

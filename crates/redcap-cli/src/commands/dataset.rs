@@ -1,10 +1,10 @@
 //! `redcap dataset pull`: the project as typed tables, one per instrument.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 use redcap::dataset::blocking::Datasets;
-use redcap::dataset::{LayoutOptions, OutputFormat, PullError, PullOptions, SyncOptions};
+use redcap::dataset::{LayoutOptions, Manifest, OutputFormat, PullError, PullOptions, PullSummary, SyncOptions};
 use redcap::{MethodInfo, arm, dag, event, instrument, log, metadata, project, record, repeating, version};
 
 use crate::error::{CliError, ExitKind, from_workflow, plural};
@@ -112,6 +112,26 @@ pub enum FormatArg {
     Csv,
 }
 
+/// `redcap dataset pull`'s work: the pull, with progress on a terminal.
+pub fn pull(session: &Session, dir: &Path, options: &PullOptions, ui: &Ui) -> Result<PullSummary, CliError> {
+    let progress = ui.observer();
+    session.client.pull_dataset(dir, options, progress.as_ref()).map_err(|e| pull_error(e, session))
+}
+
+/// What a pull did, in one line.
+pub fn pull_summary(m: &Manifest, dir: &Path) -> String {
+    let problems = m.tables.get(redcap::dataset::names::PROBLEMS).map_or(0, |t| t.rows);
+    let tables = m.tables.len().saturating_sub(2);
+    format!(
+        "Pulled {} record{} into {} ({tables} table{}, {problems} problem{}).",
+        m.records,
+        plural(m.records as usize),
+        dir.display(),
+        plural(tables),
+        plural(problems as usize),
+    )
+}
+
 /// Runs a `dataset` subcommand.
 pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
     match cmd {
@@ -128,10 +148,7 @@ pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError>
                 .batch_size(*batch_size as usize)
                 .parallel(*parallel as usize)
                 .resume(*resume);
-            let progress = ui.observer();
-            let summary =
-                session.client.pull_dataset(dir, &options, progress.as_ref()).map_err(|e| pull_error(e, session))?;
-            drop(progress);
+            let summary = pull(session, dir, &options, ui)?;
             let m = &summary.manifest;
             if ui.json {
                 let manifest = serde_json::to_value(m).map_err(|e| CliError::new(ExitKind::Other, e.to_string()))?;
@@ -145,15 +162,7 @@ pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError>
                     if summary.resumed_batches == 1 { "" } else { "es" }
                 ));
             }
-            let tables = m.tables.len().saturating_sub(2);
-            ui.status(format!(
-                "Pulled {} record{} into {} ({tables} table{}, {problems} problem{}).",
-                m.records,
-                plural(m.records as usize),
-                dir.display(),
-                plural(tables),
-                plural(problems as usize),
-            ));
+            ui.status(pull_summary(m, dir));
             if problems > 0 {
                 ui.status(format!(
                     "Values that did not fit their type are null and listed in {}.",

@@ -8,11 +8,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use redcap::dataset::PullOptions;
 use redcap::workflow::ReportId;
 use redcap_emulator::{Emulator, User};
 
 use crate::cli::DemoArgs;
-use crate::commands::{data, files, info};
+use crate::commands::{data, dataset, files, info};
 use crate::error::{CliError, ExitKind};
 use crate::output::{self, human_bytes};
 use crate::progress::Ui;
@@ -142,6 +143,21 @@ fn tour(args: &DemoArgs, ui: &Ui, out: &mut dyn Write) -> Result<(), TourError> 
     output::write_rows(&rows, output::Format::Table, out)?;
     writeln!(out, "The report \"Adults sleeping under 6 hours\" keeps the records where its filter logic")?;
     writeln!(out, "[age] >= 18 and [hours_sleep] < 6 is true: {} of the {records}.", rows.len())?;
+
+    let study = work.path().join("study");
+    step(out, 7, "A typed dataset", &format!("redcap dataset pull {}", study.display()))?;
+    let pulled = dataset::pull(&session, &study, &PullOptions::default(), ui)?;
+    writeln!(out, "{}", dataset::pull_summary(&pulled.manifest, &study))?;
+    for table in pulled.manifest.tables.values() {
+        writeln!(out, "  {}  ({} row{})", table.file, table.rows, if table.rows == 1 { "" } else { "s" })?;
+    }
+    writeln!(out, "One Parquet table per instrument, typed by the data dictionary: dates are dates, choices")?;
+    writeln!(out, "are categories (labels in the column's metadata), checkboxes are booleans, ids stay text. A value")?;
+    writeln!(out, "that does not fit its type is null and a row of _problems. DuckDB, Polars, pandas and R read it")?;
+    let first = pulled.manifest.tables.values().map(|t| t.file.as_str()).find(|f| !f.starts_with('_'));
+    if let Some(file) = first {
+        writeln!(out, "(duckdb -c \"SELECT * FROM 'study/{file}'\"); `redcap dataset sync` brings it up to date.")?;
+    }
 
     writeln!(out, "\n── Try next {}", "─".repeat(49))?;
     writeln!(out, "  (No `redcap` on your PATH yet? `cargo install --path crates/redcap-cli` puts it there;")?;
