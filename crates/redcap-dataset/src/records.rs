@@ -163,6 +163,8 @@ pub struct CsvRecords {
     error: Option<CsvError>,
     /// The row being read (the header is 1), for errors.
     line: u64,
+    /// The most bytes one row may take ([`CsvRecords::DEFAULT_MAX_ROW`]).
+    max_row: usize,
 }
 
 impl Default for CsvRecords {
@@ -178,14 +180,27 @@ impl Default for CsvRecords {
             head: Vec::new(),
             error: None,
             line: 1,
+            max_row: CsvRecords::DEFAULT_MAX_ROW,
         }
     }
 }
 
 impl CsvRecords {
+    /// The most bytes one row (the header too) may take by default: 64 MiB, far above any
+    /// REDCap row (REDCapR#512's 40,000-field dictionary makes rows of a few MiB), so an
+    /// endless row from a broken server is an error instead of all the memory there is.
+    pub const DEFAULT_MAX_ROW: usize = 64 << 20;
+
     /// A decoder waiting for the header.
     pub fn new() -> CsvRecords {
         CsvRecords::default()
+    }
+
+    /// Sets the most bytes one row may take (a row of more is an error); also bounds its cells
+    /// to an eighth of that.
+    pub fn max_row(mut self, bytes: usize) -> CsvRecords {
+        self.max_row = bytes.max(64);
+        self
     }
 
     /// Why the body stopped being read, if it did (a write then fails with this as its text).
@@ -226,7 +241,10 @@ impl CsvRecords {
         // comma-decimal locales, whatever `csvDelimiter` asked for: REDCapR#538, #570, #622).
         self.head.extend_from_slice(input);
         let ended = input.is_empty();
-        if !ended && !self.head.contains(&b'\n') {
+        if !ended && !input.contains(&b'\n') {
+            if self.head.len() > self.max_row {
+                return Err(self.fail(format!("a header line of over {} bytes", self.max_row)));
+            }
             return Ok(());
         }
         self.started = true;
@@ -254,12 +272,19 @@ impl CsvRecords {
             self.fields += ends;
             match result {
                 csv_core::ReadRecordResult::InputEmpty => return Ok(()),
+                // A hostile or broken server's endless row stops at the limit, not at memory.
                 csv_core::ReadRecordResult::OutputFull => {
-                    let n = self.field_bytes.len() * 2;
+                    if self.field_bytes.len() >= self.max_row {
+                        return Err(self.fail(format!("a row of over {} bytes", self.max_row)));
+                    }
+                    let n = (self.field_bytes.len() * 2).min(self.max_row);
                     self.field_bytes.resize(n, 0);
                 }
                 csv_core::ReadRecordResult::OutputEndsFull => {
-                    let n = self.field_ends.len() * 2;
+                    if self.field_ends.len() >= self.max_row / 8 {
+                        return Err(self.fail(format!("a row of over {} cells", self.max_row / 8)));
+                    }
+                    let n = (self.field_ends.len() * 2).min(self.max_row / 8);
                     self.field_ends.resize(n, 0);
                 }
                 csv_core::ReadRecordResult::Record => self.record()?,
@@ -375,6 +400,28 @@ mod tests {
         }
         // One column: nothing to tell, and nothing needed.
         assert_eq!(decode(b"record_id\n1\n", 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_endless_row_or_header_is_an_error_at_the_limit() {
+        let feed = |d: &mut CsvRecords, bytes: &[u8]| d.write_all(bytes).map_err(|e| e.to_string());
+        let mut d = CsvRecords::new().max_row(1024);
+        feed(&mut d, b"id,notes\n1,\"").unwrap();
+        let mut failed = None;
+        for _ in 0..100 {
+            if let Err(e) = feed(&mut d, &[b'x'; 100]) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.expect("the row stops at the limit");
+        assert!(e.contains("row 2 ") && e.contains("over 1024 bytes"), "{e}");
+        let mut h = CsvRecords::new().max_row(1024);
+        let e = (0..100).find_map(|_| feed(&mut h, &[b'a'; 100]).err()).expect("the header stops at the limit");
+        assert!(e.contains("header line"), "{e}");
+        // A wide row under the limit is fine.
+        let wide = format!("{}\n{}\n", vec!["c"; 200].join(","), vec!["1"; 200].join(","));
+        assert_eq!(decode(wide.as_bytes(), 7).unwrap().width(), 200);
     }
 
     #[test]

@@ -36,7 +36,14 @@ pub struct RowStream<'a, F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> {
     pub rows: u64,
     /// The error that stopped the stream (the sink only reports an I/O error upward).
     pub error: Option<WorkflowError>,
+    /// The most bytes one row may take ([`MAX_ROW_BYTES`]).
+    max_row: usize,
 }
+
+/// The most bytes one row of a JSON answer may take: far above any REDCap row (a few MiB for
+/// REDCapR#512's 40,000 fields), so an endless row from a broken server is an error instead of
+/// all the memory there is.
+pub(crate) const MAX_ROW_BYTES: usize = 64 << 20;
 
 impl<F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> std::fmt::Debug for RowStream<'_, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,7 +65,15 @@ impl<'a, F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> RowStream<'a, F> {
             seen: HashSet::new(),
             rows: 0,
             error: None,
+            max_row: MAX_ROW_BYTES,
         }
+    }
+
+    /// Sets the most bytes one row may take (tests).
+    #[cfg(test)]
+    fn max_row(mut self, bytes: usize) -> Self {
+        self.max_row = bytes;
+        self
     }
 
     /// Checks that the body ended where the array did.
@@ -150,6 +165,10 @@ impl<F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> io::Write for RowStrea
                     }
                     if i == buf.len() {
                         self.current.extend_from_slice(&buf[start..]);
+                        if self.current.len() > self.max_row {
+                            let what = format!("a row of over {} bytes", self.max_row);
+                            return Err(self.fail(decode_error(&what, &self.current)));
+                        }
                         return Ok(buf.len());
                     }
                     self.current.extend_from_slice(&buf[start..=i]);
@@ -236,6 +255,16 @@ mod tests {
         assert!(split(br#"{"error":"x"}"#, 4).is_err());
         assert!(split(br#"[{"id":"1"}] x"#, 4).is_err());
         assert!(split(br#"[1,2]"#, 4).is_err());
+    }
+
+    #[test]
+    fn an_endless_row_is_an_error_at_the_limit() {
+        let mut each = |_r: Row| Ok(());
+        let mut s = RowStream::new("id", &mut each).max_row(1000);
+        s.write_all(br#"[{"id":"1"},{"id":"2","notes":""#).unwrap();
+        let failed = (0..100).any(|_| s.write_all(&[b'x'; 100]).is_err());
+        assert!(failed, "the row stops at the limit");
+        assert!(s.error.take().unwrap().to_string().contains("a row of over 1000 bytes"));
     }
 
     #[test]
