@@ -66,7 +66,7 @@ pub use kind::{FieldKind, TimeForm};
 pub use layout::{DatasetLayout, LayoutOptions, TableLayout};
 pub use pull::{
     Checkpoint, DatasetPull, Manifest, PARTIAL_DIR, PullOptions, PullSummary, TableEntry, dataset_records,
-    dictionary_batch,
+    dictionary_batch, distinct_ids,
 };
 pub use records::{CsvError, CsvRecords, Records};
 pub use schema::ProjectSchema;

@@ -95,38 +95,6 @@ impl Records {
         let start = if at == 0 { 0 } else { self.ends[at - 1] };
         &self.text[start..self.ends[at]]
     }
-
-    /// Moves the rows of `other` after these, matching columns by name (a column `other`
-    /// lacks is empty in its rows; one these lack is added, empty in the rows before).
-    pub fn append(&mut self, other: &Records) {
-        if other.names != self.names {
-            for n in &other.names {
-                if !self.index.contains_key(n) {
-                    self.widen(n.clone());
-                }
-            }
-        }
-        let map: Vec<Option<usize>> = self.names.iter().map(|n| other.column(n)).collect();
-        for r in 0..other.len() {
-            let cells: Vec<&str> = map.iter().map(|&c| other.cell(r, c)).collect();
-            self.push(cells);
-        }
-    }
-
-    /// Adds an empty column at the end.
-    fn widen(&mut self, name: String) {
-        let rows = self.len();
-        let old = self.names.len();
-        self.index.insert(name.clone(), old);
-        self.names.push(name);
-        let mut ends = Vec::with_capacity(rows * (old + 1));
-        for r in 0..rows {
-            ends.extend_from_slice(&self.ends[r * old..(r + 1) * old]);
-            // The new cell is empty: it ends where the row's last cell does.
-            ends.push(ends.last().copied().unwrap_or(0));
-        }
-        self.ends = ends;
-    }
 }
 
 /// The delimiters REDCap offers (`csvDelimiter`: `,`, `tab`, `;`, `|`, `^`).
@@ -214,11 +182,6 @@ impl CsvRecords {
         let records = self.records.as_mut()?;
         let empty = Records::new(records.names.clone());
         Some(std::mem::replace(records, empty))
-    }
-
-    /// The rows so far (none before the header).
-    pub fn records(&self) -> Option<&Records> {
-        self.records.as_ref()
     }
 
     /// Ends the answer: the records (an empty answer has no columns and no rows), or why the
@@ -440,20 +403,14 @@ mod tests {
     }
 
     #[test]
-    fn rows_of_maps_and_appends_line_up_by_name() {
+    fn rows_of_maps_line_up_by_name() {
         let rows: Vec<Row> = serde_json::from_str(r#"[{"id":"1","a":"x"},{"id":"2","b":3,"a":""}]"#).unwrap();
-        let mut r = Records::from_rows(&rows);
+        let r = Records::from_rows(&rows);
         assert_eq!(r.names(), ["id", "a", "b"]);
         assert_eq!((r.cell(0, r.column("b")), r.cell(1, r.column("b"))), ("", "3"));
-        let mut more = Records::new(vec!["c".into(), "id".into()]);
-        more.push(["z", "3"]);
-        r.append(&more);
-        assert_eq!(r.names(), ["id", "a", "b", "c"]);
-        assert_eq!(r.len(), 3);
-        assert_eq!(r.cell(2, r.column("id")), "3");
-        assert_eq!(r.cell(2, r.column("a")), "");
-        assert_eq!(r.cell(2, r.column("c")), "z");
-        assert_eq!(r.cell(0, r.column("c")), "");
-        assert_eq!(r.cell(1, r.column("b")), "3");
+        assert_eq!((r.cell(0, r.column("a")), r.cell(1, r.column("id"))), ("x", "2"));
+        let mut short = Records::new(vec!["id".into(), "a".into()]);
+        short.push(["7"]);
+        assert_eq!((short.len(), short.cell(0, short.column("a"))), (1, ""), "a missing cell is empty");
     }
 }

@@ -123,11 +123,7 @@ where
         let (metadata, id_field, scope) = (&metadata, &id_field, &scope);
         async move {
             let mut sink = CsvRecords::new();
-            let sent = client
-                .stream(&batch::csv_request(&r), &mut batch::AsyncSink(&mut sink))
-                .await
-                .map(drop)
-                .map_err(WorkflowError::from);
+            let sent = client.stream(&batch::csv_request(&r), &mut batch::AsyncSink(&mut sink)).await;
             match batch::judge(sent, sink, &ids, scope, id_field, progress)? {
                 Judged::Kept(records) => Ok(records),
                 Judged::Heal(size) => {
@@ -154,11 +150,7 @@ where
             }
             Call::Ids(r) => {
                 let mut sink = batch::IdSink::new(&id_field);
-                let sent = client
-                    .stream(&batch::csv_request(&r), &mut batch::AsyncSink(&mut sink))
-                    .await
-                    .map(drop)
-                    .map_err(WorkflowError::from);
+                let sent = client.stream(&batch::csv_request(&r), &mut batch::AsyncSink(&mut sink)).await;
                 driver.answer_ids(sink.finish(sent)?)?
             }
             Call::Batch(r, ids) => {

@@ -32,22 +32,25 @@ pub(crate) enum Judged {
 
 /// Judges the CSV answer of the batch `ids`: `sent`, how the call ended; `sink`, what its
 /// body decoded to. A failure no smaller batch fixes is returned as it is.
-pub(crate) fn judge(
-    sent: Result<(), WorkflowError>,
+pub(crate) fn judge<S, E>(
+    sent: Result<S, E>,
     sink: CsvRecords,
     ids: &[String],
     scope: &Scope,
     id_field: &str,
     progress: &dyn Progress,
-) -> Result<Judged, WorkflowError> {
+) -> Result<Judged, WorkflowError>
+where
+    WorkflowError: From<E>,
+{
     let decode = |e: crate::dataset::CsvError| {
         WorkflowError::Decode(redcap_core::DecodeError::Unexpected { expected: "a CSV answer", excerpt: e.0 })
     };
     // The decoder's own failure is why the transfer stopped, when it did.
     let answer = match (sink.failed().cloned(), sent) {
         (Some(e), _) => Err(decode(e)),
-        (None, Err(e)) => Err(e),
-        (None, Ok(())) => sink.finish().map_err(decode),
+        (None, Err(e)) => Err(WorkflowError::from(e)),
+        (None, Ok(_)) => sink.finish().map_err(decode),
     };
     let reason = match answer {
         Err(e) if survivable(&e) => e.to_string(),
@@ -119,7 +122,10 @@ impl<'a> IdSink<'a> {
     }
 
     /// The ids, once the call ended as `sent` (the decoder's own failure wins).
-    pub fn finish(mut self, sent: Result<(), WorkflowError>) -> Result<Vec<String>, WorkflowError> {
+    pub fn finish<S, E>(mut self, sent: Result<S, E>) -> Result<Vec<String>, WorkflowError>
+    where
+        WorkflowError: From<E>,
+    {
         let decode = |e: crate::dataset::CsvError| {
             WorkflowError::Decode(redcap_core::DecodeError::Unexpected { expected: "a CSV id list", excerpt: e.0 })
         };
@@ -186,6 +192,8 @@ mod tests {
     use super::*;
     use crate::workflow::NoProgress;
 
+    const OK: Result<(), WorkflowError> = Ok(());
+
     fn scope() -> Scope {
         let metadata: Vec<crate::rows::Field> = serde_json::from_value(serde_json::json!([
             {"field_name": "id", "form_name": "demo", "field_type": "text", "field_label": "ID"},
@@ -240,12 +248,12 @@ mod tests {
             for chunk in body.as_bytes().chunks(piece) {
                 sink.write_all(chunk).unwrap();
             }
-            assert_eq!(sink.finish(Ok(())).unwrap(), ["2", "10", "1", "10"], "pieces of {piece}");
+            assert_eq!(sink.finish(OK).unwrap(), ["2", "10", "1", "10"], "pieces of {piece}");
         }
-        assert!(IdSink::new("id").finish(Ok(())).unwrap().is_empty(), "an empty answer: no records");
+        assert!(IdSink::new("id").finish(OK).unwrap().is_empty(), "an empty answer: no records");
         let mut wrong = IdSink::new("id");
         let _ = wrong.write_all(b"record,x\n1,2\n");
-        assert!(matches!(wrong.finish(Ok(())), Err(WorkflowError::Decode(_))), "no id column");
+        assert!(matches!(wrong.finish(OK), Err(WorkflowError::Decode(_))), "no id column");
     }
 
     #[test]

@@ -115,7 +115,7 @@ where
     // CSV first; the healed JSON export only for a batch whose CSV answer failed or fell short.
     let export = |r: &crate::record::export::Request, ids: Vec<String>| -> Result<Records, WorkflowError> {
         let mut sink = CsvRecords::new();
-        let sent = client.stream(&batch::csv_request(r), &mut sink).map(drop).map_err(WorkflowError::from);
+        let sent = client.stream(&batch::csv_request(r), &mut sink);
         match batch::judge(sent, sink, &ids, &scope, &id_field, progress)? {
             Judged::Kept(records) => Ok(records),
             Judged::Heal(size) => {
@@ -140,7 +140,7 @@ where
             }
             Call::Ids(r) => {
                 let mut sink = batch::IdSink::new(&id_field);
-                let sent = client.stream(&batch::csv_request(&r), &mut sink).map(drop).map_err(WorkflowError::from);
+                let sent = client.stream(&batch::csv_request(&r), &mut sink);
                 driver.answer_ids(sink.finish(sent)?)?
             }
             Call::Batch(r, ids) => {

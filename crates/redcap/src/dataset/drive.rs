@@ -79,7 +79,7 @@ pub(crate) enum Call {
     /// Export Logging in windows of at most this many minutes; REDCap may refuse it (no
     /// Logging right): answer `None`.
     Log(log::export::Request, u32),
-    /// An id-only record export: answer the distinct ids ([`Driver::answer_ids`]).
+    /// An id-only record export: answer its ids ([`Driver::answer_ids`]).
     Ids(record::export::Request),
     /// One batch of a pull: exactly these records, healed by splitting if the server cannot
     /// answer it whole (the dictionary and id field are the driver's `metadata`/`id_field`).
@@ -328,16 +328,18 @@ impl<'p> Driver<'p> {
         Ok(())
     }
 
-    /// The answer of a [`Call::Ids`]: the record ids in the server's order (kept once each).
+    /// The answer of a [`Call::Ids`]: the record ids in the server's order (a pull's plan and a
+    /// sync keep each once).
     pub fn answer_ids(&mut self, ids: Vec<String>) -> Result<(), PullError> {
-        let ids = distinct(ids);
         let stage = std::mem::replace(&mut self.stage, Stage::Done);
         self.stage = match (stage, self.pending) {
             (Stage::Pull(mut pull), Some("ids")) => {
                 pull.plan(ids)?;
                 Stage::Pull(pull)
             }
-            (Stage::Plan { manifest, log }, Some("ids")) => self.planned(manifest, log.flatten(), ids)?,
+            (Stage::Plan { manifest, log }, Some("ids")) => {
+                self.planned(manifest, log.flatten(), crate::dataset::distinct_ids(ids))?
+            }
             _ => return Err(PullError::Dataset(crate::dataset::Error::Internal("an unexpected id list"))),
         };
         Ok(())
@@ -429,14 +431,6 @@ impl<'p> Driver<'p> {
             _ => Err(PullError::Dataset(crate::dataset::Error::Internal("finish before the calls are done"))),
         }
     }
-}
-
-/// `ids` with each id once, where it first came (a set of borrowed ids: no second copy).
-fn distinct(ids: Vec<String>) -> Vec<String> {
-    let mut seen = HashSet::with_capacity(ids.len());
-    let keep: Vec<bool> = ids.iter().map(|id| seen.insert(id.as_str())).collect();
-    drop(seen);
-    ids.into_iter().zip(keep).filter_map(|(id, keep)| keep.then_some(id)).collect()
 }
 
 /// Whether a refused call means "this token may not read the log" (the sync then rebuilds).
