@@ -416,6 +416,31 @@ fn longitudinal_rows_without_an_event_go_to_the_first_event() {
     assert_eq!(bad.status, 400, "{}", bad.text());
 }
 
+/// A field's min and max are REDCap's *soft* range check: an API import of a value outside them
+/// is saved, while a value of the wrong shape is still refused. Evidence: REDCap's own project
+/// XML declares every range check `SoftHard="Soft"` (the `RangeCheck` elements of REDCapR's
+/// simple project, PyCap's and PHPCap's test projects), and REDCapR's test setup
+/// (`populate_project_simple`, R/helpers-testing.R) imports the simple project's `data.csv`
+/// through the API with `redcap_write_oneshot` and expects success, although its records hold
+/// heights of 7 and 6 against a range of 130–215 and weights of 1 against 35–200; the project
+/// XML exported after that import keeps those values.
+#[test]
+fn values_outside_min_and_max_are_saved_as_redcap_does() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let data = r#"[{"record_id": "1", "height": "7", "weight": "1"}, {"record_id": "2", "height": "999", "weight": "201"}]"#;
+    import(&emu, &t, data, &[]).expect(200, r#"{"count":2}"#);
+    let rows = export(&emu, &t, &[("records[0]", "1"), ("records[1]", "2"), ("fields[0]", "height"), ("fields[1]", "weight")])
+        .json();
+    assert_eq!(rows[0]["height"], "7");
+    assert_eq!(rows[0]["weight"], "1");
+    assert_eq!(rows[1]["height"], "999");
+    assert_eq!(rows[1]["weight"], "201");
+    // The range is soft; the shape is not: `height` is a number field.
+    let bad = import(&emu, &t, r#"[{"record_id": "1", "height": "tall"}]"#, &[("returnFormat", "json")]);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+}
+
 /// Every text validation type of REDCapR's validation-types project is checked on import, and
 /// every failure carries REDCap's one recorded message ("The value you provided could not be
 /// validated because it does not follow the expected format. Please try again.", as a
