@@ -166,7 +166,7 @@ fn main() -> ExitCode {
             let options = BatchOptions::default().batch_size(batch.parse().expect("batch"));
             let started = Instant::now();
             let rows = client
-                .export_records_each(&record::export::Request::new(), &options, &NoProgress, &mut |row| {
+                .export_records_each(&record::export::Request::new(), &options, &NoProgress, &mut |row: redcap::Row| {
                     drop(row);
                     Ok(())
                 })

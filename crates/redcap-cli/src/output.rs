@@ -129,6 +129,16 @@ impl<'w> RowSink<'w> {
         Ok(())
     }
 
+    /// Writes one row given as a JSON object's text (JSON output only: the text goes out as
+    /// it is, one row a line).
+    pub fn raw_json(&mut self, object: &str) -> std::io::Result<()> {
+        debug_assert_eq!(self.format, Format::Json, "raw rows are JSON");
+        self.out.write_all(if self.rows == 0 { b"[\n  " } else { b",\n  " })?;
+        self.out.write_all(object.as_bytes())?;
+        self.rows += 1;
+        Ok(())
+    }
+
     fn csv_record(&mut self, cells: &[String]) -> std::io::Result<()> {
         let mut w = csv::Writer::from_writer(&mut *self.out);
         w.write_record(cells).map_err(std::io::Error::other)?;

@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 use tokio::io::AsyncWrite;
 
 use crate::workflow::{
-    BatchOptions, ExportSession, ExportSummary, HealReport, ImportOptions, ImportSession, LogSummary, LogWindows,
-    Progress, ProgressEvent, PullOptions, PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions,
-    RowStream, TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request, only_splits, push_manifest,
-    to_rows,
+    BatchOptions, ExportRow, ExportSession, ExportSummary, HealReport, ImportOptions, ImportSession, LogSummary,
+    LogWindows, Progress, ProgressEvent, PullOptions, PullSession, PushOptions, PushSession, RemoteTree, ReportId,
+    ReportOptions, RowStream, TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request, only_splits,
+    push_manifest, to_rows,
 };
 use crate::{log, metadata, record};
 
@@ -118,13 +118,15 @@ pub trait Workflows {
     /// one record plus the record ids, and with [`BatchOptions::parallel`] above 1 also the
     /// answers that arrive before their turn. Records named in `template` that fit in one
     /// batch are exported with one call, without the id list.
+    /// Rows come as [`Row`] maps, or as [`crate::workflow::RawRow`]s, each the server's own
+    /// JSON object, for a caller that writes them out again (no map per row).
     /// Returns the number of rows and what healing was needed.
-    fn export_records_each(
+    fn export_records_each<R: ExportRow>(
         &self,
         template: &record::export::Request,
         options: &BatchOptions,
         progress: &dyn Progress,
-        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+        each: &mut (dyn FnMut(R) -> Result<(), WorkflowError> + Send),
     ) -> impl Future<Output = Result<ExportSummary, WorkflowError>> + Send;
 
     /// Imports `rows` (any `Serialize` rows, e.g. [`Row`]) in batches of whole records,
@@ -303,16 +305,17 @@ where
         Ok(rows)
     }
 
-    async fn export_records_each(
+    async fn export_records_each<R: ExportRow>(
         &self,
         template: &record::export::Request,
         options: &BatchOptions,
         progress: &dyn Progress,
-        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+        each: &mut (dyn FnMut(R) -> Result<(), WorkflowError> + Send),
     ) -> Result<ExportSummary, WorkflowError> {
         if let Some(request) = ExportSession::single_request(template, options) {
             progress.event(ProgressEvent::Planned { items: 1, bytes: None });
             progress.event(ProgressEvent::Started { item: "batch 1/1".into(), bytes: None });
+            // No healer reads the id here; a named record's rows carry it anyway.
             let mut sink = RowStream::new("", each);
             stream_rows(self, &request, &mut sink).await?;
             progress.event(ProgressEvent::Finished { item: "batch 1/1".into(), bytes: sink.rows });
@@ -350,16 +353,18 @@ where
 
 /// Sends what the session asks for, up to `parallel` calls at once (the client's pacing and
 /// concurrency bound apply to each), and hands the rows on in order as the answers stream in.
-async fn run_export<T, S>(
+async fn run_export<T, S, R: ExportRow>(
     client: &Client<T>,
-    session: ExportSession<'_>,
+    session: ExportSession<'_, R>,
     parallel: usize,
-    each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + Send),
+    each: &mut (dyn FnMut(R) -> Result<(), WorkflowError> + Send),
 ) -> Result<ExportSummary, WorkflowError>
 where
     T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
     S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
 {
+    let id_field = session.id_field().to_owned();
+    let id_field = id_field.as_str();
     // The answers in flight all feed the session as they stream; the lock is never held
     // across an await.
     let shared = std::sync::Mutex::new((session, each));
@@ -381,7 +386,7 @@ where
                     stopped |= r.is_err();
                     r
                 };
-                let outcome = stream_rows(client, &request, &mut RowStream::new("", &mut take)).await;
+                let outcome = stream_rows(client, &request, &mut RowStream::new(id_field, &mut take)).await;
                 (ticket, outcome, stopped)
             });
         }
@@ -428,15 +433,16 @@ where
 
 /// Streams one export's body through `sink`; the sink's own error (a row the caller could not
 /// take) wins over the transport's report of it.
-async fn stream_rows<T, S, F, M>(
+async fn stream_rows<T, S, R, F, M>(
     client: &Client<T>,
     request: &M,
-    sink: &mut RowStream<'_, F>,
+    sink: &mut RowStream<'_, R, F>,
 ) -> Result<(), WorkflowError>
 where
     T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
     S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
-    F: FnMut(Row) -> Result<(), WorkflowError> + Send + ?Sized,
+    R: ExportRow,
+    F: FnMut(R) -> Result<(), WorkflowError> + Send + ?Sized,
     M: redcap_core::Method + Sync,
 {
     let sent = client.stream(request, sink).await;

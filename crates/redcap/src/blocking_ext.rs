@@ -8,10 +8,10 @@ use redcap_core::{Row, Transport, TransportError};
 use serde::de::DeserializeOwned;
 
 use crate::workflow::{
-    BatchOptions, ExportSession, ExportSummary, HealReport, ImportOptions, ImportSession, LogSummary, LogWindows,
-    Progress, ProgressEvent, PullOptions, PullSession, PushOptions, PushSession, RemoteTree, ReportId, ReportOptions,
-    RowStream, Ticket, TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request, only_splits,
-    push_manifest, to_rows,
+    BatchOptions, ExportRow, ExportSession, ExportSummary, HealReport, ImportOptions, ImportSession, LogSummary,
+    LogWindows, Progress, ProgressEvent, PullOptions, PullSession, PushOptions, PushSession, RemoteTree, ReportId,
+    ReportOptions, RowStream, Ticket, TransferSummary, TreeWalk, WorkflowError, distinct_ids, list_request,
+    only_splits, push_manifest, to_rows,
 };
 use crate::{log, metadata, record};
 
@@ -110,13 +110,15 @@ pub trait Workflows {
     /// one record plus the record ids, and with [`BatchOptions::parallel`] above 1 also the
     /// answers that arrive before their turn. Records named in `template` that fit in one
     /// batch are exported with one call, without the id list.
+    /// Rows come as [`Row`] maps, or as [`crate::workflow::RawRow`]s, each the server's own
+    /// JSON object, for a caller that writes them out again (no map per row).
     /// Returns the number of rows and what healing was needed.
-    fn export_records_each(
+    fn export_records_each<R: ExportRow>(
         &self,
         template: &record::export::Request,
         options: &BatchOptions,
         progress: &dyn Progress,
-        each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+        each: &mut dyn FnMut(R) -> Result<(), WorkflowError>,
     ) -> Result<ExportSummary, WorkflowError>;
 
     /// Imports `rows` (any `Serialize` rows, e.g. [`Row`]) in batches of whole records,
@@ -344,16 +346,17 @@ where
         Ok(rows)
     }
 
-    fn export_records_each(
+    fn export_records_each<R: ExportRow>(
         &self,
         template: &record::export::Request,
         options: &BatchOptions,
         progress: &dyn Progress,
-        each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+        each: &mut dyn FnMut(R) -> Result<(), WorkflowError>,
     ) -> Result<ExportSummary, WorkflowError> {
         if let Some(request) = ExportSession::single_request(template, options) {
             progress.event(ProgressEvent::Planned { items: 1, bytes: None });
             progress.event(ProgressEvent::Started { item: "batch 1/1".into(), bytes: None });
+            // No healer reads the id here; a named record's rows carry it anyway.
             let mut sink = RowStream::new("", each);
             stream_rows(self, &request, &mut sink)?;
             progress.event(ProgressEvent::Finished { item: "batch 1/1".into(), bytes: sink.rows });
@@ -394,15 +397,16 @@ where
 
 /// Sends what the session asks for, one call at a time, and hands the rows on in order as
 /// each answer streams in.
-fn run_export<T>(
+fn run_export<T, R: ExportRow>(
     client: &Client<T>,
-    mut session: ExportSession<'_>,
-    each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+    mut session: ExportSession<'_, R>,
+    each: &mut dyn FnMut(R) -> Result<(), WorkflowError>,
 ) -> Result<ExportSummary, WorkflowError>
 where
     T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + 'static,
     T::Body: std::io::Read,
 {
+    let id_field = session.id_field().to_owned();
     while let Some((ticket, request, pause)) = session.next_batch() {
         std::thread::sleep(pause);
         // An error from the session or from `each` stops the export; one from the answer
@@ -413,7 +417,7 @@ where
             stopped |= r.is_err();
             r
         };
-        let outcome = stream_rows(client, &request, &mut RowStream::new("", &mut take));
+        let outcome = stream_rows(client, &request, &mut RowStream::new(&id_field, &mut take));
         match outcome {
             Err(e) if stopped => return Err(e),
             outcome => session.end(ticket, outcome, each)?,
@@ -439,26 +443,28 @@ fn answer_even_on_panic<T>(
 }
 
 /// What an export thread sends the thread that owns the session.
-enum Answer {
-    Row(Ticket, Row),
+enum Answer<R> {
+    Row(Ticket, R),
     End(Ticket, Result<(), WorkflowError>),
 }
 
 /// Like [`run_export`] with up to `parallel` calls in flight, each on its own thread. The
 /// threads only send and decode; the session and `each` stay on this thread, which takes
 /// their rows in the order they arrive (the session orders them) through a bounded channel.
-fn run_export_parallel<T>(
+fn run_export_parallel<T, R: ExportRow>(
     client: &Client<T>,
-    mut session: ExportSession<'_>,
+    mut session: ExportSession<'_, R>,
     parallel: usize,
-    each: &mut dyn FnMut(Row) -> Result<(), WorkflowError>,
+    each: &mut dyn FnMut(R) -> Result<(), WorkflowError>,
 ) -> Result<ExportSummary, WorkflowError>
 where
     T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + Sync + 'static,
     T::Body: std::io::Read,
 {
+    let id_field = session.id_field().to_owned();
+    let id_field = id_field.as_str();
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Answer>(1024);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Answer<R>>(1024);
         let mut running = 0usize;
         loop {
             while running < parallel {
@@ -475,7 +481,7 @@ where
                     };
                     answer_even_on_panic(
                         "an export thread",
-                        || stream_rows(client, &request, &mut RowStream::new("", &mut take)),
+                        || stream_rows(client, &request, &mut RowStream::new(id_field, &mut take)),
                         |outcome| drop(tx.send(Answer::End(ticket, outcome))),
                     )
                 });
@@ -527,12 +533,13 @@ where
 
 /// Streams one export's body through `sink`; the sink's own error (a row the caller could not
 /// take) wins over the transport's report of it.
-fn stream_rows<T, F, M>(client: &Client<T>, request: &M, sink: &mut RowStream<'_, F>) -> Result<(), WorkflowError>
+fn stream_rows<T, R, F, M>(client: &Client<T>, request: &M, sink: &mut RowStream<'_, R, F>) -> Result<(), WorkflowError>
 where
     M: redcap_core::Method,
     T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + 'static,
     T::Body: std::io::Read,
-    F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized,
+    R: ExportRow,
+    F: FnMut(R) -> Result<(), WorkflowError> + ?Sized,
 {
     let sent = client.stream(request, sink);
     if let Some(e) = sink.error.take() {

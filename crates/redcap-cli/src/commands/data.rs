@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use redcap::blocking::Workflows;
-use redcap::workflow::{BatchOptions, ImportOptions, ReportId, ReportOptions, WorkflowError};
+use redcap::workflow::{BatchOptions, ImportOptions, RawRow, ReportId, ReportOptions, WorkflowError};
 use redcap::{DateFormat, MethodInfo, RawOrLabel, Row, metadata, record, report};
 
 use crate::cli::{DateFormatArg, InputFormat, RecordsCmd, ReportCmd};
@@ -106,12 +106,21 @@ pub fn run_records(cmd: &RecordsCmd, session: &Session, ui: &Ui) -> Result<(), C
             let n = output::to_destination(path, |w| {
                 let mut sink = output::RowSink::new(out.format, w);
                 let mut failed_write = None;
-                let exported = session.client.export_records_each(&template, &options, progress.as_ref(), &mut |row| {
-                    sink.row(row).map_err(|e| {
-                        failed_write = Some(write_error(&e));
-                        WorkflowError::Local { path: path.unwrap_or(Path::new("-")).into(), source: e }
+                let mut failed = |e: std::io::Error| {
+                    failed_write = Some(write_error(&e));
+                    WorkflowError::Local { path: path.unwrap_or(Path::new("-")).into(), source: e }
+                };
+                let (client, progress) = (&session.client, progress.as_ref());
+                let exported = if sink.format() == Format::Json {
+                    // JSON out: each row goes out as the server's own object, never a map.
+                    client.export_records_each(&template, &options, progress, &mut |row: RawRow| {
+                        sink.raw_json(row.json()).map_err(&mut failed)
                     })
-                });
+                } else {
+                    client.export_records_each(&template, &options, progress, &mut |row: Row| {
+                        sink.row(row).map_err(&mut failed)
+                    })
+                };
                 if let Some(e) = failed_write {
                     return Err(e);
                 }

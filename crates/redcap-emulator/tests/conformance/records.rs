@@ -428,10 +428,12 @@ fn longitudinal_rows_without_an_event_go_to_the_first_event() {
 fn values_outside_min_and_max_are_saved_as_redcap_does() {
     let emu = start(&["redcapr-simple.xml"]);
     let t = admin(&emu);
-    let data = r#"[{"record_id": "1", "height": "7", "weight": "1"}, {"record_id": "2", "height": "999", "weight": "201"}]"#;
+    let data =
+        r#"[{"record_id": "1", "height": "7", "weight": "1"}, {"record_id": "2", "height": "999", "weight": "201"}]"#;
     import(&emu, &t, data, &[]).expect(200, r#"{"count":2}"#);
-    let rows = export(&emu, &t, &[("records[0]", "1"), ("records[1]", "2"), ("fields[0]", "height"), ("fields[1]", "weight")])
-        .json();
+    let rows =
+        export(&emu, &t, &[("records[0]", "1"), ("records[1]", "2"), ("fields[0]", "height"), ("fields[1]", "weight")])
+            .json();
     assert_eq!(rows[0]["height"], "7");
     assert_eq!(rows[0]["weight"], "1");
     assert_eq!(rows[1]["height"], "999");

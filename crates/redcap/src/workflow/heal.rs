@@ -34,6 +34,7 @@ use redcap_core::{ErrorKind, Row};
 use serde_json::Value;
 
 use super::WorkflowError;
+use super::export_row::ExportRow;
 use super::records::cell;
 use crate::record;
 use crate::rows::{Field, FieldType};
@@ -145,16 +146,6 @@ enum Column {
 }
 
 impl Column {
-    fn in_row(&self, row: &Row) -> bool {
-        match self {
-            Column::Exact(n) => row.contains_key(n),
-            Column::Checkbox(n) => {
-                row.contains_key(n)
-                    || row.keys().any(|k| k.strip_prefix(n.as_str()).is_some_and(|r| r.starts_with("___")))
-            }
-        }
-    }
-
     /// Whether a header (a CSV answer's column names) has this column.
     fn in_names(&self, names: &[String]) -> bool {
         match self {
@@ -247,12 +238,13 @@ impl Scope {
     }
 
     /// The columns of `expected` some row lacks (none when there are no rows).
-    fn missing_columns(&self, rows: &[Row], part: Option<usize>) -> Vec<String> {
+    fn missing_columns<R: ExportRow>(&self, rows: &[R], part: Option<usize>) -> Vec<String> {
         let mut missing = BTreeSet::new();
         let id = Column::Exact(self.id_field.clone());
         for row in rows {
+            let names = row.column_names();
             for c in self.expected(part).into_iter().chain(std::iter::once(&id)) {
-                if !c.in_row(row) {
+                if !c.in_names(&names) {
                     missing.insert(c.name().to_owned());
                 }
             }
@@ -275,14 +267,14 @@ enum Piece {
 }
 
 /// An answer being received.
-#[derive(Debug, Default)]
-struct Answer {
+#[derive(Debug)]
+struct Answer<R> {
     /// Rows of complete records, waiting for an earlier answer to be handed out.
-    ready: Vec<Row>,
+    ready: Vec<R>,
     /// The rows of the record being received. A record's rows are contiguous in REDCap's
     /// answer, so it is complete when another record starts or the answer ends; an answer cut
     /// short loses only these. Instrument pieces keep all their rows here (one record).
-    held: Vec<Row>,
+    held: Vec<R>,
     held_id: Option<String>,
     /// Records whose rows are complete (handed out or in `ready`); for [`Piece::Ids`], the ids.
     complete: HashSet<String>,
@@ -296,7 +288,22 @@ struct Answer {
     refused: Option<Vec<String>>,
 }
 
-impl Answer {
+impl<R> Default for Answer<R> {
+    fn default() -> Self {
+        Answer {
+            ready: Vec::new(),
+            held: Vec::new(),
+            held_id: None,
+            complete: HashSet::new(),
+            ids: Vec::new(),
+            rows: 0,
+            width: 0,
+            refused: None,
+        }
+    }
+}
+
+impl<R> Answer<R> {
     fn release(&mut self) {
         if let Some(id) = self.held_id.take() {
             self.complete.insert(id);
@@ -306,17 +313,17 @@ impl Answer {
 }
 
 #[derive(Debug)]
-enum State {
+enum State<R> {
     Waiting,
-    Sent(Box<Answer>),
-    Done(Vec<Row>),
+    Sent(Box<Answer<R>>),
+    Done(Vec<R>),
 }
 
 #[derive(Debug)]
-struct Slot {
+struct Slot<R> {
     ticket: u64,
     piece: Piece,
-    state: State,
+    state: State<R>,
     /// The instrument pieces of one record share the ticket of the request they replace.
     group: Option<u64>,
 }
@@ -355,22 +362,23 @@ pub enum Verdict {
     },
 }
 
-/// The plan of a self-healing batched export (see the module documentation).
+/// The plan of a self-healing batched export (see the module documentation), handing out rows
+/// of type `R`: [`Row`] maps, or [`super::RawRow`]s kept as the server's JSON.
 #[derive(Debug)]
-pub struct Healer {
+pub struct Healer<R = Row> {
     template: record::export::Request,
     scope: Scope,
-    slots: VecDeque<Slot>,
+    slots: VecDeque<Slot<R>>,
     next_ticket: u64,
     report: HealReport,
     /// Rows whose turn has come, until [`Healer::ready`] takes them.
-    out: Vec<Row>,
+    out: Vec<R>,
     /// After a one-call export: the records it completed, and whether it failed (else it was
     /// empty, and the id list only confirms that).
     whole: Option<(HashSet<String>, bool)>,
 }
 
-impl Healer {
+impl<R: ExportRow> Healer<R> {
     /// A healer for `batches` of record ids, each exported with `template` (a batch request:
     /// flat JSON; its `records` are replaced).
     pub fn new(template: &record::export::Request, scope: Scope, batches: Vec<Vec<String>>) -> Self {
@@ -404,7 +412,7 @@ impl Healer {
         }
     }
 
-    fn slot(&mut self, piece: Piece, group: Option<u64>) -> Slot {
+    fn slot(&mut self, piece: Piece, group: Option<u64>) -> Slot<R> {
         self.next_ticket += 1;
         Slot { ticket: self.next_ticket, piece, state: State::Waiting, group }
     }
@@ -455,11 +463,11 @@ impl Healer {
     /// held until the record is complete (another starts, or the answer ends), then handed
     /// out by [`Healer::ready`] when their turn has come. Columns missing against the scope
     /// are noticed on the first row, before any row of the answer is handed out.
-    pub fn row(&mut self, ticket: Ticket, row: Row) -> Result<(), WorkflowError> {
+    pub fn row(&mut self, ticket: Ticket, row: R) -> Result<(), WorkflowError> {
         let at = self.in_flight_at(ticket)?;
         let slot = &mut self.slots[at];
         let State::Sent(a) = &mut slot.state else { return Ok(()) };
-        let id = cell(&row, &self.scope.id_field);
+        let id = row.id(&self.scope.id_field);
         match slot.piece {
             Piece::Ids => {
                 if let Some(id) = id {
@@ -482,7 +490,7 @@ impl Healer {
         let starts = id != a.held_id;
         // The first row is checked in full; a later one only if it is narrower (cheap: all of
         // REDCap's flat rows have the same columns).
-        if a.rows == 0 || row.len() < a.width {
+        if a.rows == 0 || row.width() < a.width {
             let missing = self.scope.missing_columns(std::slice::from_ref(&row), None);
             if !missing.is_empty() {
                 // The records before this one are complete; this one and the rest are asked
@@ -498,7 +506,7 @@ impl Healer {
             }
         }
         if a.rows == 0 {
-            a.width = row.len();
+            a.width = row.width();
         }
         a.rows += 1;
         if starts {
@@ -588,11 +596,7 @@ impl Healer {
 
     /// Takes the answer to `ticket` whole: its rows, or why there are none (see
     /// [`Healer::row`] and [`Healer::end`]).
-    pub fn answer(
-        &mut self,
-        ticket: Ticket,
-        answer: Result<Vec<Row>, WorkflowError>,
-    ) -> Result<Verdict, WorkflowError> {
+    pub fn answer(&mut self, ticket: Ticket, answer: Result<Vec<R>, WorkflowError>) -> Result<Verdict, WorkflowError> {
         let outcome = answer.and_then(|rows| rows.into_iter().try_for_each(|r| self.row(ticket, r)));
         self.end(ticket, outcome)
     }
@@ -606,7 +610,7 @@ impl Healer {
         item: String,
         failure: Check,
         left: Vec<String>,
-        ready: Vec<Row>,
+        ready: Vec<R>,
     ) -> Result<Verdict, WorkflowError> {
         let reason = failure.to_string();
         let group = self.slots[at].group;
@@ -682,7 +686,7 @@ impl Healer {
         Verdict::Listed { ids: n, parts }
     }
 
-    fn check(&self, piece: &Piece, rows: &[Row]) -> Option<Check> {
+    fn check(&self, piece: &Piece, rows: &[R]) -> Option<Check> {
         // A record may have nothing on one instrument; the merge checks it has rows at all.
         let Piece::Instrument { part, .. } = piece else { return None };
         let missing = self.scope.missing_columns(rows, Some(*part));
@@ -691,7 +695,7 @@ impl Healer {
 
     /// Rows whose turn has come, in order (see the module documentation): complete records
     /// of the answers at the front, the instrument pieces of one record merged into its rows.
-    pub fn ready(&mut self) -> Result<Vec<Row>, WorkflowError> {
+    pub fn ready(&mut self) -> Result<Vec<R>, WorkflowError> {
         while let Some(front) = self.slots.front_mut() {
             match front.group {
                 None => match &mut front.state {
@@ -719,15 +723,16 @@ impl Healer {
                         .slots
                         .drain(..n)
                         .map(|s| match s.state {
-                            State::Done(rows) => rows,
+                            State::Done(rows) => rows.into_iter().map(R::into_row).collect(),
                             _ => Vec::new(),
                         })
                         .collect();
-                    let merged = merge(pieces, &self.scope.id_field);
+                    let id_field = &self.scope.id_field;
+                    let merged = merge(pieces, id_field);
                     if merged.is_empty() {
                         return Err(WorkflowError::MissingRecords { missing: vec![record] });
                     }
-                    self.out.extend(merged);
+                    self.out.extend(merged.into_iter().map(|r| R::from_row(r, id_field)));
                 }
             }
         }
@@ -737,7 +742,7 @@ impl Healer {
     /// Rows taken and not yet handed out: the record being received in each answer, answers
     /// waiting for an earlier one, and instrument pieces waiting to be merged.
     pub fn rows_held(&self) -> usize {
-        let held = |s: &Slot| match &s.state {
+        let held = |s: &Slot<R>| match &s.state {
             State::Waiting => 0,
             State::Sent(a) => a.held.len() + a.ready.len(),
             State::Done(rows) => rows.len(),
@@ -860,6 +865,7 @@ fn merge(pieces: Vec<Vec<Row>>, id_field: &str) -> Vec<Row> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workflow::RawRow;
 
     fn field(name: &str, form: &str, ty: &str) -> Field {
         serde_json::from_value(serde_json::json!({
@@ -883,7 +889,7 @@ mod tests {
 
     /// A fake server: answers each request from `db` (rows by record), failing any request for
     /// more than `limit` records, and dropping `visit`'s columns for record `wide`.
-    fn serve(h: &mut Healer, limit: usize, wide: Option<&str>) -> Result<Vec<Row>, WorkflowError> {
+    fn serve<R: ExportRow>(h: &mut Healer<R>, limit: usize, wide: Option<&str>) -> Result<Vec<R>, WorkflowError> {
         let db = |id: &str, forms: &[String]| {
             let mut r = Row::new();
             r.insert("id".into(), id.into());
@@ -906,7 +912,7 @@ mod tests {
                     redcap_core::ApiErrorKind::Envelope,
                 ))))
             } else {
-                Ok(req.records.iter().map(|id| db(id, &req.forms)).collect())
+                Ok(req.records.iter().map(|id| R::from_row(db(id, &req.forms), "id")).collect())
             };
             h.answer(t, answer)?;
             out.extend(h.ready()?);
@@ -936,10 +942,27 @@ mod tests {
         assert!(r.healed());
     }
 
+    /// Rows kept as the server's JSON are checked, halved, split and merged exactly as maps are.
+    #[test]
+    fn raw_rows_heal_like_maps() {
+        for wide in [None, Some("2")] {
+            let mut maps: Healer = Healer::new(&record::export::Request::new(), all(), vec![ids(8)]);
+            let mut raw: Healer<RawRow> = Healer::new(&record::export::Request::new(), all(), vec![ids(8)]);
+            let expected = serve(&mut maps, 2, wide).unwrap();
+            let got: Vec<Row> = serve(&mut raw, 2, wide).unwrap().into_iter().map(RawRow::into_row).collect();
+            assert_eq!(got, expected, "wide record {wide:?}");
+            assert_eq!(raw.report(), maps.report());
+            assert!(raw.report().healed());
+        }
+        let mut raw: Healer<RawRow> = Healer::new(&record::export::Request::new(), all(), vec![ids(3)]);
+        serve(&mut raw, 10, Some("2")).unwrap();
+        assert_eq!(raw.report().by_instrument, ["2"], "a raw row missing columns is noticed");
+    }
+
     #[test]
     fn one_record_that_fails_is_exported_by_instrument_and_merged() {
         // Record 2's whole-record answer lacks the visit columns; its pieces do not.
-        let mut h = Healer::new(&record::export::Request::new(), all(), vec![ids(3)]);
+        let mut h: Healer = Healer::new(&record::export::Request::new(), all(), vec![ids(3)]);
         let out = serve(&mut h, 10, Some("2")).unwrap();
         assert_eq!(out.len(), 3);
         assert_eq!(h.report().by_instrument, ["2"]);
@@ -954,7 +977,7 @@ mod tests {
     fn instrument_requests_name_one_form_or_its_fields() {
         let by_field = record::export::Request::new().fields(["age", "cb"]);
         let scope = Scope::new(&by_field, "id", &metadata());
-        let mut h = Healer::new(&by_field, scope, vec![vec!["1".into()]]);
+        let mut h: Healer = Healer::new(&by_field, scope, vec![vec!["1".into()]]);
         let (t, _, _) = h.next_request().unwrap();
         h.answer(t, Ok(Vec::new())).unwrap();
         let (_, first, _) = h.next_request().unwrap();
@@ -964,7 +987,7 @@ mod tests {
         assert_eq!(second.records, ["1"]);
         assert_eq!(h.in_flight(), 2);
         let by_form = record::export::Request::new().forms(["visit"]);
-        let mut h = Healer::new(&by_form, Scope::new(&by_form, "id", &metadata()), vec![vec!["1".into()]]);
+        let mut h: Healer = Healer::new(&by_form, Scope::new(&by_form, "id", &metadata()), vec![vec!["1".into()]]);
         let (t, _, _) = h.next_request().unwrap();
         // One instrument only: a single record that fails cannot be split further.
         let e = h.answer(t, Ok(Vec::new())).unwrap_err();
@@ -990,7 +1013,7 @@ mod tests {
 
     #[test]
     fn failures_no_batch_size_fixes_stop_at_once() {
-        let mut h = Healer::new(&record::export::Request::new(), all(), vec![ids(4)]);
+        let mut h: Healer = Healer::new(&record::export::Request::new(), all(), vec![ids(4)]);
         let (t, _, _) = h.next_request().unwrap();
         let refused = redcap_core::ApiError::new(
             http::StatusCode::FORBIDDEN,
@@ -1173,7 +1196,7 @@ mod tests {
         assert_eq!((h.report().halved, h.report().requests), (1, 4));
 
         // An empty answer is confirmed by the id list: nothing healed when there is nothing.
-        let mut h = Healer::whole(&template, all());
+        let mut h: Healer = Healer::whole(&template, all());
         let (t, _, _) = h.next_request().unwrap();
         h.answer(t, Ok(Vec::new())).unwrap();
         let (t, _, _) = h.next_request().unwrap();

@@ -60,6 +60,7 @@
 //! perform the calls these plans ask for.
 
 mod error;
+mod export_row;
 pub mod files;
 pub mod heal;
 pub mod log_windows;
@@ -71,6 +72,7 @@ mod session;
 
 pub(crate) use error::local;
 pub use error::{BatchSaved, ImportFailure, WorkflowError};
+pub use export_row::{ExportRow, RawRow};
 pub use files::{
     LocalFile, LocalScan, Manifest, ManifestEntry, PullItem, PullPlan, PushPlan, RemoteFile, RemoteFolder, RemoteTree,
     TreeWalk,

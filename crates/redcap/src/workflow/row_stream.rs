@@ -1,13 +1,11 @@
 //! A JSON array of rows decoded while it streams: an [`std::io::Write`] sink that cuts the body
 //! into its elements and decodes each on its own, so a body of any size costs one row's memory.
 
-use std::collections::HashSet;
 use std::io;
-
-use redcap_core::Row;
+use std::marker::PhantomData;
 
 use super::WorkflowError;
-use super::records::cell;
+use super::export_row::ExportRow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -21,8 +19,9 @@ enum State {
     Done,
 }
 
-/// Receives one batch's body and hands each row to `each`, remembering the ids it saw.
-pub struct RowStream<'a, F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> {
+/// Receives one batch's body and hands each row to `each`, decoded as an `R` (a
+/// [`redcap_core::Row`] map or a [`super::RawRow`]).
+pub struct RowStream<'a, R, F: FnMut(R) -> Result<(), WorkflowError> + ?Sized> {
     state: State,
     depth: u32,
     in_string: bool,
@@ -30,14 +29,13 @@ pub struct RowStream<'a, F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> {
     current: Vec<u8>,
     id_field: &'a str,
     each: &'a mut F,
-    /// Record ids seen in this body.
-    pub seen: HashSet<String>,
     /// Rows decoded.
     pub rows: u64,
     /// The error that stopped the stream (the sink only reports an I/O error upward).
     pub error: Option<WorkflowError>,
     /// The most bytes one row may take ([`MAX_ROW_BYTES`]).
     max_row: usize,
+    row: PhantomData<fn() -> R>,
 }
 
 /// The most bytes one row of a JSON answer may take: far above any REDCap row (a few MiB for
@@ -45,14 +43,15 @@ pub struct RowStream<'a, F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> {
 /// all the memory there is.
 pub(crate) const MAX_ROW_BYTES: usize = 64 << 20;
 
-impl<F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> std::fmt::Debug for RowStream<'_, F> {
+impl<R, F: FnMut(R) -> Result<(), WorkflowError> + ?Sized> std::fmt::Debug for RowStream<'_, R, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RowStream").field("state", &self.state).field("rows", &self.rows).finish_non_exhaustive()
     }
 }
 
-impl<'a, F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> RowStream<'a, F> {
-    /// A sink for one body whose rows carry their record id in `id_field`.
+impl<'a, R: ExportRow, F: FnMut(R) -> Result<(), WorkflowError> + ?Sized> RowStream<'a, R, F> {
+    /// A sink for one body whose rows carry their record id in `id_field` (read by a
+    /// [`super::RawRow`]; a map has every column anyway).
     pub fn new(id_field: &'a str, each: &'a mut F) -> Self {
         RowStream {
             state: State::Start,
@@ -62,10 +61,10 @@ impl<'a, F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> RowStream<'a, F> {
             current: Vec::new(),
             id_field,
             each,
-            seen: HashSet::new(),
             rows: 0,
             error: None,
             max_row: MAX_ROW_BYTES,
+            row: PhantomData,
         }
     }
 
@@ -92,14 +91,9 @@ impl<'a, F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> RowStream<'a, F> {
     }
 
     fn element_done(&mut self) -> Result<(), WorkflowError> {
-        let row: Row = serde_json::from_slice(&self.current)
+        let row = R::from_json(&self.current, self.id_field)
             .map_err(|e| decode_error(&format!("a row did not decode: {e}"), &self.current))?;
         self.current.clear();
-        if let Some(id) = cell(&row, self.id_field) {
-            if !self.seen.contains(&id) {
-                self.seen.insert(id);
-            }
-        }
         self.rows += 1;
         (self.each)(row)
     }
@@ -113,7 +107,7 @@ fn decode_error(what: &str, near: &[u8]) -> WorkflowError {
     })
 }
 
-impl<F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> io::Write for RowStream<'_, F> {
+impl<R: ExportRow, F: FnMut(R) -> Result<(), WorkflowError> + ?Sized> io::Write for RowStream<'_, R, F> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut i = 0;
         while i < buf.len() {
@@ -194,7 +188,7 @@ impl<F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> io::Write for RowStrea
 
 /// The sink as a Tokio writer: decoding is CPU work without waiting, so every write is ready.
 #[cfg(feature = "async")]
-impl<F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> tokio::io::AsyncWrite for RowStream<'_, F> {
+impl<R: ExportRow, F: FnMut(R) -> Result<(), WorkflowError> + ?Sized> tokio::io::AsyncWrite for RowStream<'_, R, F> {
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
         _cx: &mut std::task::Context<'_>,
@@ -219,7 +213,10 @@ impl<F: FnMut(Row) -> Result<(), WorkflowError> + ?Sized> tokio::io::AsyncWrite 
 mod tests {
     use std::io::Write;
 
+    use redcap_core::Row;
+
     use super::*;
+    use crate::workflow::RawRow;
 
     fn split(body: &[u8], piece: usize) -> Result<Vec<Row>, WorkflowError> {
         let mut rows = Vec::new();
@@ -268,11 +265,21 @@ mod tests {
     }
 
     #[test]
-    fn ids_are_remembered() {
-        let mut each = |_r: Row| Ok(());
+    fn raw_rows_come_out_as_the_server_sent_them() {
+        let body = br#"[{"id":"7","t":"a, \"b\" }"} , {"id":8}]"#;
+        let mut rows: Vec<RawRow> = Vec::new();
+        let mut each = |r: RawRow| {
+            rows.push(r);
+            Ok(())
+        };
         let mut s = RowStream::new("id", &mut each);
-        s.write_all(br#"[{"id":"7"},{"id":"7"},{"id":8}]"#).unwrap();
-        assert_eq!(s.rows, 3);
-        assert!(s.seen.contains("7") && s.seen.contains("8") && s.seen.len() == 2);
+        for chunk in body.chunks(3) {
+            s.write_all(chunk).unwrap();
+        }
+        s.finish().unwrap();
+        assert_eq!(s.rows, 2);
+        drop(s);
+        let got: Vec<(&str, Option<&str>)> = rows.iter().map(|r| (r.json(), r.record_id())).collect();
+        assert_eq!(got, [(r#"{"id":"7","t":"a, \"b\" }"}"#, Some("7")), (r#"{"id":8}"#, Some("8"))]);
     }
 }

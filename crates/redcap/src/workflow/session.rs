@@ -448,10 +448,11 @@ impl<'p> PushSession<'p> {
     }
 }
 
-/// A batched export in progress: the [`Healer`]'s plan, with pauses and progress events.
+/// A batched export in progress: the [`Healer`]'s plan, with pauses and progress events,
+/// handing on rows of type `R` (see [`super::ExportRow`]).
 #[derive(Debug)]
-pub struct ExportSession<'p> {
-    healer: Healer,
+pub struct ExportSession<'p, R = Row> {
+    healer: Healer<R>,
     id_field: String,
     pause: std::time::Duration,
     sent: u64,
@@ -502,7 +503,8 @@ pub(crate) fn only_splits(progress: &dyn Progress) -> impl Progress + '_ {
     }
 }
 
-impl<'p> ExportSession<'p> {
+/// The requests made before a session starts, whatever rows it will hand on.
+impl ExportSession<'_> {
     /// The id-only request to send first, given the project's metadata rows.
     pub fn id_request(
         template: &record::export::Request,
@@ -513,6 +515,25 @@ impl<'p> ExportSession<'p> {
         Ok((id_field, req))
     }
 
+    /// The one request of an export that needs no id list: the caller named its records and
+    /// they fit in one batch. Nothing can be cross-checked, so records that do not exist are
+    /// simply absent, as in REDCap's own answer.
+    pub fn single_request(
+        template: &record::export::Request,
+        options: &BatchOptions,
+    ) -> Option<record::export::Request> {
+        let distinct: std::collections::BTreeSet<&String> = template.records.iter().collect();
+        if distinct.is_empty() || distinct.len() > options.batch_size.max(1) {
+            return None;
+        }
+        let mut r = template.clone();
+        r.format = Some(redcap_core::Format::Json);
+        r.record_type = Some(redcap_core::RecordType::Flat);
+        Some(r)
+    }
+}
+
+impl<'p, R: super::ExportRow> ExportSession<'p, R> {
     /// Plans the batches of `ids` (distinct, in the server's order), exported with `template`
     /// (its fields, forms, events, filters) and checked against the data dictionary `metadata`.
     pub fn start(
@@ -558,23 +579,6 @@ impl<'p> ExportSession<'p> {
         })
     }
 
-    /// The one request of an export that needs no id list: the caller named its records and
-    /// they fit in one batch. Nothing can be cross-checked, so records that do not exist are
-    /// simply absent, as in REDCap's own answer.
-    pub fn single_request(
-        template: &record::export::Request,
-        options: &BatchOptions,
-    ) -> Option<record::export::Request> {
-        let distinct: std::collections::BTreeSet<&String> = template.records.iter().collect();
-        if distinct.is_empty() || distinct.len() > options.batch_size.max(1) {
-            return None;
-        }
-        let mut r = template.clone();
-        r.format = Some(redcap_core::Format::Json);
-        r.record_type = Some(redcap_core::RecordType::Flat);
-        Some(r)
-    }
-
     /// The record-id field the batches are checked by.
     pub fn id_field(&self) -> &str {
         &self.id_field
@@ -595,8 +599,8 @@ impl<'p> ExportSession<'p> {
     pub fn row(
         &mut self,
         ticket: Ticket,
-        row: Row,
-        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + '_),
+        row: R,
+        each: &mut (dyn FnMut(R) -> Result<(), WorkflowError> + '_),
     ) -> Result<(), WorkflowError> {
         self.healer.row(ticket, row)?;
         self.hand_on(each)
@@ -609,7 +613,7 @@ impl<'p> ExportSession<'p> {
         &mut self,
         ticket: Ticket,
         outcome: Result<(), WorkflowError>,
-        each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + '_),
+        each: &mut (dyn FnMut(R) -> Result<(), WorkflowError> + '_),
     ) -> Result<(), WorkflowError> {
         match self.healer.end(ticket, outcome)? {
             Verdict::Kept { item, rows } => self.progress.event(ProgressEvent::Finished { item, bytes: rows }),
@@ -622,7 +626,7 @@ impl<'p> ExportSession<'p> {
         self.hand_on(each)
     }
 
-    fn hand_on(&mut self, each: &mut (dyn FnMut(Row) -> Result<(), WorkflowError> + '_)) -> Result<(), WorkflowError> {
+    fn hand_on(&mut self, each: &mut (dyn FnMut(R) -> Result<(), WorkflowError> + '_)) -> Result<(), WorkflowError> {
         for row in self.healer.ready()? {
             self.rows += 1;
             each(row)?;
