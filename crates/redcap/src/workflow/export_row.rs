@@ -68,7 +68,9 @@ impl ExportRow for Row {
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawRow {
     json: Box<str>,
+    /// The id, read when the row was decoded with its id field's name (`keyed`).
     id: Option<String>,
+    keyed: bool,
     width: usize,
 }
 
@@ -83,11 +85,6 @@ impl RawRow {
     pub fn json(&self) -> &str {
         &self.json
     }
-
-    /// The row's record id, if it has one.
-    pub fn record_id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
 }
 
 impl ExportRow for RawRow {
@@ -96,11 +93,16 @@ impl ExportRow for RawRow {
         let mut d = serde_json::Deserializer::from_str(json);
         let (id, width) = d.deserialize_map(Skim { id_field })?;
         d.end()?;
-        Ok(RawRow { json: json.into(), id, width })
+        Ok(RawRow { json: json.into(), id, keyed: !id_field.is_empty(), width })
     }
 
-    fn id(&self, _id_field: &str) -> Option<String> {
-        self.id.clone()
+    fn id(&self, id_field: &str) -> Option<String> {
+        if self.keyed {
+            return self.id.clone();
+        }
+        // Decoded where no id field was known (an export of named records): read it now.
+        let mut d = serde_json::Deserializer::from_str(&self.json);
+        d.deserialize_map(Skim { id_field }).ok().and_then(|(id, _)| id)
     }
 
     fn width(&self) -> usize {
@@ -119,7 +121,7 @@ impl ExportRow for RawRow {
     fn from_row(row: Row, id_field: &str) -> Self {
         let id = cell(&row, id_field);
         let width = row.len();
-        RawRow { json: Value::Object(row).to_string().into(), id, width }
+        RawRow { json: Value::Object(row).to_string().into(), id, keyed: true, width }
     }
 }
 
@@ -162,19 +164,26 @@ mod tests {
         let text = r#"{"record_id":"0012","name":"a \"q\" \u00e9","n":{"x":[1,2]},"e":""}"#;
         let raw = RawRow::from_json(text.as_bytes(), "record_id").unwrap();
         assert_eq!(raw.json(), text);
-        assert_eq!((raw.record_id(), raw.width()), (Some("0012"), 4));
+        assert_eq!((raw.id("record_id").as_deref(), raw.width()), (Some("0012"), 4));
         let map: Row = serde_json::from_str(text).unwrap();
         assert_eq!(raw.column_names(), map.column_names());
         assert_eq!(raw.clone().into_row(), map);
         // A merged row is written anew (escapes as serde_json writes them), with the same content.
         let again = RawRow::from_row(map.clone(), "record_id");
-        assert_eq!((again.record_id(), again.width()), (Some("0012"), 4));
+        assert_eq!((again.id("record_id").as_deref(), again.width()), (Some("0012"), 4));
         assert_eq!(again.into_row(), map);
         // An escaped key is still the id; a number is an id; an empty id is none.
         let escaped = RawRow::from_json(br#"{"record\u005fid":"7"}"#, "record_id").unwrap();
         assert_eq!(escaped.id("record_id").as_deref(), Some("7"));
-        assert_eq!(RawRow::from_json(br#"{"record_id":8}"#, "record_id").unwrap().record_id(), Some("8"));
-        assert_eq!(RawRow::from_json(br#"{"record_id":""}"#, "record_id").unwrap().record_id(), None);
+        assert_eq!(
+            RawRow::from_json(br#"{"record_id":8}"#, "record_id").unwrap().id("record_id").as_deref(),
+            Some("8")
+        );
+        assert_eq!(RawRow::from_json(br#"{"record_id":""}"#, "record_id").unwrap().id("record_id"), None);
+        // Decoded without knowing the id field, the id is read when asked for.
+        let unkeyed = RawRow::from_json(text.as_bytes(), "").unwrap();
+        assert_eq!(unkeyed.id("record_id").as_deref(), Some("0012"));
+        assert_eq!(unkeyed.id("name").as_deref(), Some("a \"q\" é"));
     }
 
     #[test]

@@ -279,7 +279,7 @@ mod tests {
         s.finish().unwrap();
         assert_eq!(s.rows, 2);
         drop(s);
-        let got: Vec<(&str, Option<&str>)> = rows.iter().map(|r| (r.json(), r.record_id())).collect();
-        assert_eq!(got, [(r#"{"id":"7","t":"a, \"b\" }"}"#, Some("7")), (r#"{"id":8}"#, Some("8"))]);
+        let got: Vec<(&str, Option<String>)> = rows.iter().map(|r| (r.json(), r.id("id"))).collect();
+        assert_eq!(got, [(r#"{"id":"7","t":"a, \"b\" }"}"#, Some("7".into())), (r#"{"id":8}"#, Some("8".into()))]);
     }
 }
