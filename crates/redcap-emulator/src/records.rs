@@ -220,6 +220,20 @@ impl Dataset {
         let pid = project.id();
         let order = RowOrder::new(project);
         let mut rows = Vec::new();
+        if !project.def.longitudinal && !project.has_repeating() {
+            // One row per record, and every record has it: the record-id value marks a row as
+            // existing, and a record left without values is deleted (as REDCap keeps a record
+            // only while it has data). Nothing to read: the index walk was the id list's time.
+            let event = project.def.events.first().map(|e| e.unique_name.clone()).unwrap_or_default();
+            for (record, _) in &records {
+                let key =
+                    RowKey { record: record.clone(), event: event.clone(), instrument: String::new(), instance: 1 };
+                rows.push(RowData { key, values: RowValues::default() });
+            }
+            let index = rows.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).collect();
+            let dags = records.into_iter().collect();
+            return Ok(Dataset { rows, index, dags, missing_codes: Vec::new(), doc_names: HashMap::new() });
+        }
         for (record, _) in &records {
             let first = rows.len();
             store::for_record_rows(conn, pid, record, |event, instrument, instance| {

@@ -266,6 +266,60 @@ fn out_of_range_values_are_imported() {
     );
 }
 
+/// The id list (an export of the record id alone, a batched export's first call) names exactly
+/// the records a full export has, in the same order, whatever happened to them: imports of a
+/// record id alone, partial deletes of an instrument, renames and deletes. A classic project
+/// without repeating data answers it without reading values (one row per record), so this pins
+/// that shortcut to what the values say.
+#[test]
+fn the_id_list_names_the_records_a_full_export_has() {
+    let emu = start(&["redcapr-simple.xml"]);
+    let t = admin(&emu);
+    let ids = |fields: &[(&str, &str)]| -> Vec<String> {
+        export(&emu, &t, fields)
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["record_id"].as_str().unwrap().into())
+            .collect()
+    };
+    let check = |when: &str| {
+        let all = ids(&[]);
+        assert_eq!(ids(&[("fields[0]", "record_id")]), all, "{when}");
+        let csv =
+            post(&emu.url(), &[("token", &t), ("content", "record"), ("format", "csv"), ("fields[0]", "record_id")]);
+        assert_eq!(csv.text().lines().skip(1).collect::<Vec<_>>(), all, "{when} (csv)");
+    };
+    check("as loaded");
+    import(
+        &emu,
+        &t,
+        r#"[{"record_id": "10"}, {"record_id": "11", "height": "150"}, {"record_id": "0012", "name_first": "Z"}]"#,
+        &[],
+    )
+    .expect(200, r#"{"count":3}"#);
+    check("after imports");
+    let partial = [
+        ("token", t.as_str()),
+        ("content", "record"),
+        ("action", "delete"),
+        ("records[0]", "11"),
+        ("instrument", "health"),
+    ];
+    post(&emu.url(), &partial).expect(200, "1");
+    check("after deleting an instrument's data");
+    post(
+        &emu.url(),
+        &[("token", &t), ("content", "record"), ("action", "rename"), ("record", "10"), ("new_record_name", "1a")],
+    )
+    .expect(200, "1");
+    post(&emu.url(), &[("token", &t), ("content", "record"), ("action", "delete"), ("records[0]", "2")])
+        .expect(200, "1");
+    check("after a rename and a delete");
+    assert!(ids(&[]).contains(&"1a".to_owned()) && ids(&[]).contains(&"11".to_owned()));
+}
+
 #[test]
 fn delete_records() {
     let emu = start(&["redcapr-simple.xml"]);
