@@ -2,6 +2,7 @@
 //! problems found. Pure: no I/O, the same input always gives the same output.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -240,6 +241,14 @@ impl DatasetLayout {
             let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(picked.len()));
             tables.push(RecordBatch::try_new_with_options(table.schema.clone(), columns, &options)?);
         }
+        // Record by record, in the answer's record order (each record's as found: by table,
+        // column, row): a sync rewrites the problems table record by record, and must give
+        // what a pull of the same records gives.
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (i, p) in places.iter().enumerate() {
+            first.entry(p.record.as_ref()).or_insert(i);
+        }
+        problems.sort_by_key(|p| first.get(p.record.as_str()).copied().unwrap_or(usize::MAX));
         Ok(CastBatch { tables, problems })
     }
 
