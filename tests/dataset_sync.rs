@@ -218,20 +218,27 @@ impl World {
                 api.call(&record::import::Request::new(row.to_string())).expect("dag");
                 format!("dag {id} = {dag:?}")
             }
-            _ => {
-                // A dictionary edit: a new text field on the first form.
+            n => {
+                // A dictionary edit: a new text field on the first form (the record id's: that
+                // table is rebuilt from whole records) or on the repeating `meds` form (only
+                // that table is rebuilt, from its instrument alone).
                 self.extra_fields += 1;
                 let mut fields = api.call(&metadata::export::Request::new()).unwrap().raw().rows().unwrap();
-                let mut extra = fields[1].clone();
+                let at = if n % 2 == 0 {
+                    1
+                } else {
+                    fields.iter().position(|f| f["form_name"] == "meds").expect("a meds field")
+                };
+                let mut extra = fields[at].clone();
                 for v in extra.values_mut() {
                     *v = serde_json::Value::String(String::new());
                 }
                 let name = format!("extra_{}", self.extra_fields);
                 extra.insert("field_name".into(), name.clone().into());
-                extra.insert("form_name".into(), fields[1]["form_name"].clone());
+                extra.insert("form_name".into(), fields[at]["form_name"].clone());
                 extra.insert("field_type".into(), "text".into());
                 extra.insert("field_label".into(), "Extra".into());
-                fields.insert(2, extra);
+                fields.insert(at + 1, extra);
                 let body = serde_json::Value::Array(fields.into_iter().map(serde_json::Value::Object).collect());
                 api.call(&metadata::import::Request::new(body.to_string())).expect("metadata import");
                 format!("dictionary + {name}")
@@ -312,6 +319,62 @@ fn problems_of_several_records_keep_a_fresh_pulls_order_through_a_sync() {
     grouped.dedup();
     assert_eq!(grouped, ["0042", "12-3"], "record by record, in record order: {problems}");
     assert!(synced == pulled, "{}", diff(&synced, &pulled));
+}
+
+/// Issue 11: "a changed dictionary rebuilds the affected tables in full". A field added to the
+/// repeating `meds` instrument changes that table only: the sync rebuilds `meds` from an export
+/// of that instrument for every record and updates `enrol` in place (here: the one changed
+/// record). Changing what every table shares (the missing-data codes) rebuilds them all. Each
+/// time the dataset is exactly a fresh pull's.
+#[test]
+fn a_dictionary_change_rebuilds_only_the_tables_it_touches() {
+    let env = env();
+    let dir = scratch();
+    let options = PullOptions::default().batch_size(3);
+    env.client.pull_dataset(dir.path(), &options, &NoProgress).expect("pull");
+    let mut fields = env.client.call(&metadata::export::Request::new()).unwrap().raw().rows().unwrap();
+    let at = fields.iter().position(|f| f["form_name"] == "meds").unwrap();
+    let mut extra = fields[at].clone();
+    for v in extra.values_mut() {
+        *v = serde_json::Value::String(String::new());
+    }
+    for (k, v) in [("field_name", "route"), ("form_name", "meds"), ("field_type", "text"), ("field_label", "Route")] {
+        extra.insert(k.into(), v.into());
+    }
+    fields.insert(at + 1, extra);
+    let body = serde_json::Value::Array(fields.into_iter().map(serde_json::Value::Object).collect());
+    env.client.call(&metadata::import::Request::new(body.to_string())).expect("metadata import");
+    let row = serde_json::json!([{ "record_id": "001", "name": "changed" }]);
+    env.client.call(&record::import::Request::new(row.to_string())).expect("import");
+    let exports_before = env.emu.faults().record_exports().len();
+    let summary = sync(&env, dir.path(), &SyncOptions::default()).expect("sync");
+    assert_eq!(summary.rebuilt, None, "{summary:?}");
+    assert_eq!(summary.rebuilt_tables, ["meds"]);
+    assert_eq!(summary.fetched, ["001"]);
+    let exports = &env.emu.faults().record_exports()[exports_before..];
+    // The id list, the changed record, then every record for meds (its own id list of the
+    // named records, then batches of 3).
+    assert_eq!(exports[..2], [Vec::<String>::new(), vec!["001".to_owned()]], "{exports:?}");
+    let rebuilt: Vec<&String> = exports[3..].iter().flatten().collect();
+    assert_eq!(rebuilt, ["001", "7", "0042", "12-3"], "{exports:?}");
+    assert_eq!(content(dir.path()), fresh(&env, &options), "the same dataset as a fresh pull");
+    let meds = read_columns(dir.path(), "meds");
+    assert!(meds.contains(&"route".to_owned()), "{meds:?}");
+
+    // What all tables share (here a new DAG): every table is rebuilt.
+    let dag = serde_json::json!([{ "data_access_group_name": "West", "unique_group_name": "" }]);
+    env.client.call(&redcap::dag::import::Request::new(dag.to_string())).expect("dag import");
+    let summary = sync(&env, dir.path(), &SyncOptions::default()).expect("sync");
+    assert_eq!(summary.rebuilt, Some(redcap::dataset::RebuildReason::SchemaChanged), "{summary:?}");
+    assert_eq!(content(dir.path()), fresh(&env, &options), "the same dataset as a fresh pull");
+}
+
+/// The column names of one table of the dataset in `dir`.
+fn read_columns(dir: &Path, table: &str) -> Vec<String> {
+    let manifest = Manifest::load(dir).unwrap();
+    let file = std::fs::File::open(dir.join(&manifest.tables[table].file)).unwrap();
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    builder.schema().fields().iter().map(|f| f.name().clone()).collect()
 }
 
 fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {

@@ -364,6 +364,7 @@ mod tests {
             tables: entries,
             batches: Vec::new(),
             watermark: None,
+            fingerprints: BTreeMap::new(),
         };
         std::fs::write(g.path().join(names::MANIFEST), serde_json::to_vec(&manifest).unwrap()).unwrap();
         g.commit()

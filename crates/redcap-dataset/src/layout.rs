@@ -110,6 +110,9 @@ pub struct TableLayout {
     pub(crate) sources: Vec<Source>,
     /// The instrument holds the record-id field (every exported row of it is kept).
     pub(crate) holds_id: bool,
+    /// What decides the table ([`ProjectSchema::table_fingerprint`]): a sync rebuilds the tables
+    /// whose fingerprint changed and updates the others in place.
+    pub fingerprint: String,
 }
 
 /// The dataset's tables.
@@ -125,6 +128,21 @@ pub struct DatasetLayout {
     pub(crate) model: Arc<Model>,
     pub(crate) events: Option<BTreeSet<String>>,
     pub(crate) missing: Option<Arc<Codes>>,
+}
+
+/// A table's schema as text, metadata in a stable order, without the schema hash every table
+/// carries (it changes with any table's dictionary).
+fn render_for_fingerprint(schema: &Schema) -> String {
+    let sorted = |m: &HashMap<String, String>| {
+        let mut v: Vec<(&String, &String)> = m.iter().filter(|(k, _)| *k != "redcap.schema_hash").collect();
+        v.sort();
+        format!("{v:?}")
+    };
+    let mut out = sorted(schema.metadata());
+    for f in schema.fields() {
+        out.push_str(&format!("\n{} {:?} {} {}", f.name(), f.data_type(), f.is_nullable(), sorted(f.metadata())));
+    }
+    out
 }
 
 fn meta(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -341,11 +359,14 @@ impl DatasetLayout {
                 ("redcap.repeating", if repeats { "y" } else { "" }),
                 ("redcap.schema_hash", &schema.hash()),
             ]);
+            let table_schema = Schema::new_with_metadata(fields, schema_meta);
+            let fingerprint = schema.table_fingerprint(form, &render_for_fingerprint(&table_schema));
             tables.push(TableLayout {
                 name: form.clone(),
-                schema: Arc::new(Schema::new_with_metadata(fields, schema_meta)),
+                schema: Arc::new(table_schema),
                 sources,
                 holds_id,
+                fingerprint,
             });
         }
         let events = (!options.events.is_empty()).then(|| options.events.iter().cloned().collect());

@@ -189,6 +189,10 @@ pub struct Manifest {
     /// `None`: unknown (sync rebuilds in full).
     #[serde(default)]
     pub watermark: Option<String>,
+    /// Each instrument table's fingerprint ([`crate::TableLayout::fingerprint`]); empty in a
+    /// manifest written before fingerprints (a dictionary change then rebuilds every table).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fingerprints: BTreeMap<String, String>,
 }
 
 impl Manifest {
@@ -563,6 +567,7 @@ impl Published<'_> {
             tables,
             batches: self.batches,
             watermark: self.watermark,
+            fingerprints: self.layout.tables.iter().map(|t| (t.name.clone(), t.fingerprint.clone())).collect(),
         };
         generation.step()?;
         let path = generation.path().join(RECORDS);

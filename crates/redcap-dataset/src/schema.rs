@@ -68,6 +68,37 @@ impl ProjectSchema {
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// A stable SHA-256 (hex) of what decides the table of instrument `form`: what all tables
+    /// share (events, arms, mappings, repeating setup, DAGs, missing-data codes, whether the
+    /// project is longitudinal, the record-id field's dictionary row), the instrument's own
+    /// dictionary rows and instrument row, and `table`, the table's Arrow schema rendered. A table
+    /// whose fingerprint did not change casts the same records the same way, so a sync after a
+    /// dictionary change rebuilds only the tables whose fingerprint changed.
+    pub fn table_fingerprint(&self, form: &str, table: &str) -> String {
+        let info = |k: &str| self.project_info.get(k).cloned().unwrap_or(Value::Null);
+        let own: Vec<&Field> = self.metadata.iter().filter(|f| f.form_name == form).collect();
+        let instrument: Vec<&Row> =
+            self.instruments.iter().filter(|r| r.get("instrument_name").map(text).as_deref() == Some(form)).collect();
+        let content = serde_json::json!({
+            "shared": {
+                "record_id": self.metadata.first(),
+                "events": self.events,
+                "arms": self.arms,
+                "mappings": self.mappings,
+                "repeating": self.repeating,
+                "dags": self.dags,
+                "missing_data_codes": text(&info("missing_data_codes")),
+                "is_longitudinal": text(&info("is_longitudinal")),
+            },
+            "fields": own,
+            "instrument": instrument,
+            "table": table,
+        });
+        let mut h = Sha256::new();
+        h.update(canonical(&content).as_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The project id (from project info).
     pub fn project_id(&self) -> Option<String> {
         self.project_info.get("project_id").map(text).filter(|s| !s.is_empty())

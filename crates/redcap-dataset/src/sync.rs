@@ -2,7 +2,8 @@
 //!
 //! [`plan_sync`] is pure: from the manifest, the records the dataset holds, the log rows since
 //! the watermark and (when known) the project's current record ids, it decides which records to
-//! re-export and which to drop, or that the dataset must be rebuilt in full. [`DatasetSync`]
+//! re-export and which to drop, which tables a dictionary change rebuilds from every record (those
+//! whose fingerprint changed), or that the dataset must be rebuilt in full. [`DatasetSync`]
 //! then casts the re-exported records and writes the merged tables as a new generation,
 //! committed atomically like a pull's ([`crate::commit`]).
 //!
@@ -144,8 +145,7 @@ pub enum SyncPlan {
     Rebuild {
         /// Why.
         reason: RebuildReason,
-        /// The tables affected (all of them: a dictionary change can move columns and rows
-        /// between tables).
+        /// The tables affected (all of them).
         tables: Vec<String>,
     },
     /// Update in place.
@@ -156,6 +156,9 @@ pub enum SyncPlan {
         drop: Vec<String>,
         /// The dataset's records afterwards, in the server's order.
         order: Vec<String>,
+        /// Tables rebuilt from every record, their dictionary having changed (the others are
+        /// updated in place).
+        rebuild: Vec<String>,
     },
 }
 
@@ -169,6 +172,10 @@ pub struct ProjectNow<'a> {
     /// The project's record ids now (the dataset's records, options applied), in the server's
     /// order, when exported; without them the log alone decides.
     pub ids: Option<&'a [String]>,
+    /// Each instrument table's fingerprint now ([`crate::TableLayout::fingerprint`]), in table
+    /// order: with them, a changed dictionary rebuilds only the tables whose fingerprint
+    /// changed; without them, every table.
+    pub fingerprints: Option<&'a [(String, String)]>,
 }
 
 /// Decides a sync (pure). `held` are the dataset's records in its order, `log` the log rows
@@ -176,11 +183,15 @@ pub struct ProjectNow<'a> {
 pub fn plan_sync(manifest: &Manifest, held: Option<&[String]>, log: &[LogLine], now: ProjectNow<'_>) -> SyncPlan {
     let tables: Vec<String> = manifest.tables.keys().cloned().collect();
     let rebuild = |reason| SyncPlan::Rebuild { reason, tables: tables.clone() };
-    if manifest.schema_hash != now.schema_hash {
-        return rebuild(RebuildReason::SchemaChanged);
-    }
     if manifest.redcap_version != now.redcap_version {
         return rebuild(RebuildReason::VersionChanged);
+    }
+    let mut rebuilt_tables = Vec::new();
+    if manifest.schema_hash != now.schema_hash {
+        match changed_tables(manifest, now.fingerprints) {
+            Some(changed) => rebuilt_tables = changed,
+            None => return rebuild(RebuildReason::SchemaChanged),
+        }
     }
     if manifest.options.format == OutputFormat::Csv {
         return rebuild(RebuildReason::CsvFormat);
@@ -227,7 +238,7 @@ pub fn plan_sync(manifest: &Manifest, held: Option<&[String]>, log: &[LogLine], 
             if kept != before {
                 return rebuild(RebuildReason::OrderChanged);
             }
-            SyncPlan::Update { fetch, drop, order: ids.to_vec() }
+            SyncPlan::Update { fetch, drop, order: ids.to_vec(), rebuild: rebuilt_tables }
         }
         None => {
             let drop: Vec<String> = held.iter().filter(|r| last.get(r.as_str()) == Some(&false)).cloned().collect();
@@ -239,9 +250,22 @@ pub fn plan_sync(manifest: &Manifest, held: Option<&[String]>, log: &[LogLine], 
             new.sort();
             fetch.extend(new.iter().map(|r| (*r).clone()));
             order.extend(new.into_iter().cloned());
-            SyncPlan::Update { fetch, drop, order }
+            SyncPlan::Update { fetch, drop, order, rebuild: rebuilt_tables }
         }
     }
+}
+
+/// The instrument tables whose fingerprint changed since the manifest (new ones among them), or
+/// `None` when every table must be rebuilt: the fingerprints are unknown (either side), or
+/// all of them changed (what all tables share changed, or every dictionary did).
+fn changed_tables(manifest: &Manifest, now: Option<&[(String, String)]>) -> Option<Vec<String>> {
+    let now = now?;
+    if manifest.fingerprints.is_empty() || now.is_empty() {
+        return None;
+    }
+    let changed: Vec<String> =
+        now.iter().filter(|(name, f)| manifest.fingerprints.get(name) != Some(f)).map(|(n, _)| n.clone()).collect();
+    (changed.len() < now.len()).then_some(changed)
 }
 
 /// The layout a sync of a dataset pulled with `options` works in: [`DatasetLayout::new`], but an
@@ -301,7 +325,8 @@ pub struct SyncSummary {
     pub dropped: Vec<String>,
     /// Why the dataset was rebuilt in full, if it was.
     pub rebuilt: Option<RebuildReason>,
-    /// The tables rebuilt in full.
+    /// The tables rebuilt in full: every table when [`SyncSummary::rebuilt`] says why, else those
+    /// a dictionary change touched (the others were updated in place).
     pub rebuilt_tables: Vec<String>,
 }
 
@@ -328,8 +353,12 @@ pub struct DatasetSync {
     fetch: Vec<String>,
     drop: Vec<String>,
     order: Vec<String>,
+    /// Tables rebuilt from every record (their dictionary changed).
+    rebuild: Vec<String>,
     /// Cast rows of the re-exported records, per table (problems last).
     fetched: Vec<Vec<RecordBatch>>,
+    /// Cast rows of every record for the tables rebuilt, per table (problems last).
+    rebuilt: Vec<Vec<RecordBatch>>,
     crash: CrashAt,
 }
 
@@ -342,12 +371,61 @@ impl DatasetSync {
         plan: SyncPlan,
         crash: CrashAt,
     ) -> Result<DatasetSync, Error> {
-        let SyncPlan::Update { fetch, drop, order } = plan else {
+        let SyncPlan::Update { fetch, drop, order, rebuild } = plan else {
             return Err(Error::Internal("a rebuild is a pull"));
         };
         let layout = DatasetLayout::new(&schema, &manifest.options.layout)?;
         let fetched = vec![Vec::new(); layout.tables.len() + 1];
-        Ok(DatasetSync { dir: dir.to_owned(), schema, layout, manifest, fetch, drop, order, fetched, crash })
+        let rebuilt = vec![Vec::new(); layout.tables.len() + 1];
+        Ok(DatasetSync {
+            dir: dir.to_owned(),
+            schema,
+            layout,
+            manifest,
+            fetch,
+            drop,
+            order,
+            rebuild,
+            fetched,
+            rebuilt,
+            crash,
+        })
+    }
+
+    /// The tables rebuilt from every record ([`DatasetSync::add_rebuilt_rows`]).
+    pub fn rebuild(&self) -> &[String] {
+        &self.rebuild
+    }
+
+    /// The records whose rows the rebuilt tables are made from: the project's records now.
+    pub fn order(&self) -> &[String] {
+        &self.order
+    }
+
+    /// The instruments to export for the rebuilt tables, or `None` for whole records: an
+    /// export of some instruments leaves out rows a whole record has, which the table holding
+    /// the record id keeps.
+    pub fn rebuild_forms(&self) -> Option<Vec<String>> {
+        let tables: Vec<&crate::TableLayout> =
+            self.layout.tables.iter().filter(|t| self.rebuild.contains(&t.name)).collect();
+        (!tables.iter().any(|t| t.holds_id)).then(|| tables.iter().map(|t| t.name.clone()).collect())
+    }
+
+    /// Casts rows exported for the rebuilt tables (every record, any number of calls): only
+    /// their tables and problems are kept.
+    pub fn add_rebuilt_rows(&mut self, rows: &[Row]) -> Result<(), Error> {
+        let cast = self.layout.cast(rows)?;
+        for (i, t) in cast.tables.into_iter().enumerate() {
+            if t.num_rows() > 0 && self.rebuild.contains(&self.layout.tables[i].name) {
+                self.rebuilt[i].push(t);
+            }
+        }
+        let problems: Vec<crate::Problem> =
+            cast.problems.into_iter().filter(|p| self.rebuild.contains(&p.instrument)).collect();
+        if !problems.is_empty() {
+            self.rebuilt[self.layout.tables.len()].push(problems_batch(&problems)?);
+        }
+        Ok(())
     }
 
     /// The layout the records are cast into.
@@ -397,12 +475,21 @@ impl DatasetSync {
             .map(|t| (t.name.clone(), t.schema.clone()))
             .chain(std::iter::once((names::PROBLEMS.to_owned(), problems_schema())))
             .collect();
+        let every: HashSet<&str> = order.iter().map(|r| r.as_str()).collect();
+        let problems_at = self.layout.tables.len();
         for (i, (name, schema)) in schemas.into_iter().enumerate() {
+            let rebuilt = self.rebuild.contains(&name);
             let old = match self.manifest.tables.get(&name) {
-                Some(entry) => read_table(&self.dir.join(&entry.file), format)?,
-                None => Vec::new(),
+                Some(entry) if !rebuilt => read_table(&self.dir.join(&entry.file), format)?,
+                _ => Vec::new(),
             };
-            let merged = merge(&schema, key, &old, &self.fetched[i], &order, &replaced)?;
+            let merged = if i == problems_at {
+                self.merge_problems(&schema, &old, &order, &replaced)?
+            } else if rebuilt {
+                merge(&schema, key, &[], &self.rebuilt[i], &order, &every)?
+            } else {
+                merge(&schema, key, &old, &self.fetched[i], &order, &replaced)?
+            };
             let merged = match (merged, empty.tables.get(i)) {
                 (Some(b), Some(categories)) => Some(recode(&b, categories)?),
                 (b, _) => b,
@@ -424,8 +511,67 @@ impl DatasetSync {
         }
         .commit(generation, tables, &ids)?;
         let fetched = self.fetch.iter().filter(|r| seen.contains(*r)).cloned().collect();
-        Ok(SyncSummary { manifest, fetched, dropped: self.drop, rebuilt: None, rebuilt_tables: Vec::new() })
+        Ok(SyncSummary { manifest, fetched, dropped: self.drop, rebuilt: None, rebuilt_tables: self.rebuild })
     }
+
+    /// The problems table: per record, in `order`, the problems of the tables updated in place
+    /// (the old rows, or a re-exported record's new ones) and those of the tables rebuilt, by
+    /// table as a pull lists them ([`DatasetLayout::cast`]). Problems of an instrument the
+    /// dataset no longer has are gone.
+    fn merge_problems(
+        &self,
+        schema: &SchemaRef,
+        old: &[RecordBatch],
+        order: &[&String],
+        replaced: &HashSet<&str>,
+    ) -> Result<Option<RecordBatch>, Error> {
+        let at = self.layout.tables.len();
+        let table_of: HashMap<&str, usize> =
+            self.layout.tables.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+        let mut sources: Vec<RecordBatch> = Vec::new();
+        for b in old.iter().chain(&self.fetched[at]).chain(&self.rebuilt[at]) {
+            sources.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
+        }
+        let (n_old, n_fetched) = (old.len(), self.fetched[at].len());
+        // (record) -> rows (source, row, table index), each source kept only for the tables it
+        // speaks for.
+        let mut rows: HashMap<String, Vec<(usize, usize, usize)>> = HashMap::new();
+        for (i, b) in sources.iter().enumerate() {
+            let from_rebuild = i >= n_old + n_fetched;
+            let ids = text_column(b, 0)?;
+            let instruments = text_column(b, PROBLEM_INSTRUMENT)?;
+            for row in 0..b.num_rows() {
+                let Some(&table) = table_of.get(instruments.value(row)) else { continue };
+                if self.rebuild.contains(&self.layout.tables[table].name) != from_rebuild {
+                    continue;
+                }
+                let record = ids.value(row);
+                let wanted = from_rebuild || (i < n_old) != replaced.contains(record);
+                if wanted {
+                    rows.entry(record.to_owned()).or_default().push((i, row, table));
+                }
+            }
+        }
+        let mut indices = Vec::new();
+        for r in order {
+            if let Some(mut of) = rows.remove(r.as_str()) {
+                of.sort_by_key(|&(_, _, table)| table);
+                indices.extend(of.into_iter().map(|(i, row, _)| (i, row)));
+            }
+        }
+        if indices.is_empty() {
+            return Ok(None);
+        }
+        let refs: Vec<&RecordBatch> = sources.iter().collect();
+        Ok(Some(arrow_select::interleave::interleave_record_batch(&refs, &indices)?))
+    }
+}
+
+/// The problems table's `instrument` column.
+const PROBLEM_INSTRUMENT: usize = 3;
+
+fn text_column(batch: &RecordBatch, i: usize) -> Result<&StringArray, Error> {
+    batch.column(i).as_any().downcast_ref::<StringArray>().ok_or(Error::Internal("a text column of the problems table"))
 }
 
 fn read_table(path: &Path, format: OutputFormat) -> Result<Vec<RecordBatch>, Error> {
@@ -535,6 +681,7 @@ mod tests {
             tables: BTreeMap::new(),
             batches: Vec::new(),
             watermark: watermark.map(str::to_owned),
+            fingerprints: BTreeMap::new(),
         }
     }
 
@@ -542,11 +689,12 @@ mod tests {
         v.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    const NOW: ProjectNow<'static> = ProjectNow { schema_hash: "h", redcap_version: "14.0.0", ids: None };
+    const NOW: ProjectNow<'static> =
+        ProjectNow { schema_hash: "h", redcap_version: "14.0.0", ids: None, fingerprints: None };
 
     fn update(plan: SyncPlan) -> (Vec<String>, Vec<String>, Vec<String>) {
         match plan {
-            SyncPlan::Update { fetch, drop, order } => (fetch, drop, order),
+            SyncPlan::Update { fetch, drop, order, .. } => (fetch, drop, order),
             other => panic!("expected an update: {other:?}"),
         }
     }
@@ -624,6 +772,41 @@ mod tests {
             plan_sync(&csv, Some(&held), &[], NOW),
             SyncPlan::Rebuild { reason: RebuildReason::CsvFormat, .. }
         ));
+    }
+
+    #[test]
+    fn a_changed_dictionary_rebuilds_the_tables_whose_fingerprint_changed() {
+        let mut m = manifest(Some("2026-01-02 03:04"));
+        m.fingerprints = [("a", "1"), ("b", "2")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let held = ids(&["1", "2"]);
+        let log = [LogLine::new("2026-01-02 03:05", "Update record (API) 2", "x = '1'", "2")];
+        let fp = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let changed = fp(&[("a", "1"), ("b", "3"), ("c", "4")]);
+        let now = ProjectNow { schema_hash: "other", ids: Some(&held), fingerprints: Some(&changed), ..NOW };
+        let plan = plan_sync(&m, Some(&held), &log, now);
+        assert_eq!(
+            plan,
+            SyncPlan::Update { fetch: ids(&["2"]), drop: vec![], order: held.clone(), rebuild: ids(&["b", "c"]) },
+            "b changed and c is new; a is updated in place"
+        );
+        // Every table changed, or fingerprints unknown on either side: a full rebuild.
+        let all = fp(&[("a", "9"), ("b", "9")]);
+        let now = ProjectNow { schema_hash: "other", fingerprints: Some(&all), ..NOW };
+        assert!(matches!(plan_sync(&m, Some(&held), &log, now), SyncPlan::Rebuild { .. }));
+        let now = ProjectNow { schema_hash: "other", fingerprints: None, ..NOW };
+        assert!(matches!(plan_sync(&m, Some(&held), &log, now), SyncPlan::Rebuild { .. }));
+        let now = ProjectNow { schema_hash: "other", fingerprints: Some(&changed), ..NOW };
+        assert!(matches!(
+            plan_sync(&manifest(Some("2026-01-02 03:04")), Some(&held), &log, now),
+            SyncPlan::Rebuild { .. }
+        ));
+        // The same schema: nothing is rebuilt, whatever the fingerprints say.
+        let now = ProjectNow { fingerprints: Some(&changed), ..NOW };
+        assert!(
+            matches!(plan_sync(&m, Some(&held), &log, now), SyncPlan::Update { ref rebuild, .. } if rebuild.is_empty())
+        );
     }
 
     #[test]

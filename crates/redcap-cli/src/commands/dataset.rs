@@ -210,12 +210,17 @@ pub fn run(cmd: &DatasetCmd, session: &Session, ui: &Ui) -> Result<(), CliError>
                     plural(m.records as usize)
                 )),
                 None => ui.status(format!(
-                    "Synced {}: {} record{} re-exported, {} removed, {} in the dataset.",
+                    "Synced {}: {} record{} re-exported, {} removed, {} in the dataset{}.",
                     dir.display(),
                     summary.fetched.len(),
                     plural(summary.fetched.len()),
                     summary.dropped.len(),
                     m.records,
+                    if summary.rebuilt_tables.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; rebuilt for a dictionary change: {}", summary.rebuilt_tables.join(", "))
+                    }
                 )),
             }
             Ok(())

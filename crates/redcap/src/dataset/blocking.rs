@@ -31,7 +31,8 @@ pub trait Datasets {
     /// Brings the dataset in `dir` (written by [`Datasets::pull_dataset`]) up to date: reads
     /// the project's logging since the dataset's watermark, re-exports the records that
     /// changed (whole, in batches), drops deleted and renamed-away ones, and commits the new
-    /// tables atomically; a changed dictionary or REDCap version rebuilds it in full. See
+    /// tables atomically; a dictionary change rebuilds the tables it touches, a new REDCap
+    /// version or a change all tables share the whole dataset. See
     /// [`crate::dataset::sync`].
     fn sync_dataset(
         &self,

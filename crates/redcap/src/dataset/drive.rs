@@ -263,15 +263,27 @@ impl<'p> Driver<'p> {
                 }
             }
             Stage::Update(update) => {
-                if self.pending == Some("fetch") || update.fetch().is_empty() {
-                    None
-                } else {
+                let parallel = self.sync.as_ref().map_or(1, |s| s.parallel);
+                let options = BatchOptions::default().batch_size(self.pull_options.batch_size).parallel(parallel);
+                let mut template = super::batch_template(update.layout(), &self.pull_options);
+                // The changed records, whole; then, after a dictionary change, every record for
+                // the tables rebuilt (only their instruments when the record id is not one).
+                let fetched = matches!(self.pending, Some("fetch" | "rebuild"));
+                if !fetched && !update.fetch().is_empty() {
                     self.pending = Some("fetch");
-                    let mut template = super::batch_template(update.layout(), &self.pull_options);
                     template.records = update.fetch().to_vec();
-                    let parallel = self.sync.as_ref().map_or(1, |s| s.parallel);
-                    let options = BatchOptions::default().batch_size(self.pull_options.batch_size).parallel(parallel);
                     Some(Call::Fetch(template, options))
+                } else if self.pending != Some("rebuild") && !update.rebuild().is_empty() && !update.order().is_empty()
+                {
+                    self.pending = Some("rebuild");
+                    template.records = update.order().to_vec();
+                    if let Some(forms) = update.rebuild_forms() {
+                        template.fields = vec![self.id_field.clone()];
+                        template.forms = forms;
+                    }
+                    Some(Call::Fetch(template, options))
+                } else {
+                    None
                 }
             }
             Stage::Done => None,
@@ -369,6 +381,10 @@ impl<'p> Driver<'p> {
                 update.add_rows(&rows)?;
                 Stage::Update(update)
             }
+            (Stage::Update(mut update), Some("rebuild")) => {
+                update.add_rebuilt_rows(&rows)?;
+                Stage::Update(update)
+            }
             _ => return Err(PullError::Dataset(crate::dataset::Error::Internal("an unexpected answer"))),
         };
         Ok(())
@@ -378,10 +394,13 @@ impl<'p> Driver<'p> {
         let schema = self.schema.take().expect("a sync has its schema");
         let layout = crate::dataset::DatasetLayout::new(&schema, &manifest.options.layout)?;
         let held = dataset_records(&self.dir);
+        let fingerprints: Vec<(String, String)> =
+            layout.tables.iter().map(|t| (t.name.clone(), t.fingerprint.clone())).collect();
         let now = sync::ProjectNow {
             schema_hash: &layout.schema_hash,
             redcap_version: &schema.redcap_version,
             ids: Some(&ids),
+            fingerprints: Some(&fingerprints),
         };
         let plan = match &log {
             Some(log) => sync::plan_sync(&manifest, held.as_deref(), log, now),
