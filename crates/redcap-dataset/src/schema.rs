@@ -163,10 +163,11 @@ pub(crate) struct Model {
     pub instruments: Vec<(String, String)>,
     /// Unique event names, in project order.
     pub events: Vec<String>,
-    /// (event, form) pairs designated (longitudinal).
-    pub designated: BTreeSet<(String, String)>,
-    /// (event, form) of repeating instruments; the event is "" in classic projects.
-    pub repeating_forms: BTreeSet<(String, String)>,
+    /// Event → forms designated for it (longitudinal). By event, so that a lookup (one per
+    /// row and table in a cast) borrows its keys instead of building an owned pair.
+    pub designated: HashMap<String, BTreeSet<String>>,
+    /// Event → its repeating instruments; the event is "" in classic projects.
+    pub repeating_forms: HashMap<String, BTreeSet<String>>,
     /// Repeating events.
     pub repeating_events: BTreeSet<String>,
     /// The project's missing-data codes (code, label).
@@ -230,8 +231,11 @@ impl Model {
         let longitudinal = info("is_longitudinal") == "1" || !schema.mappings.is_empty();
         let events: Vec<String> =
             schema.events.iter().map(|r| cell(r, "unique_event_name")).filter(|e| !e.is_empty()).collect();
-        let designated = schema.mappings.iter().map(|r| (cell(r, "unique_event_name"), cell(r, "form"))).collect();
-        let mut repeating_forms = BTreeSet::new();
+        let mut designated: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for r in &schema.mappings {
+            designated.entry(cell(r, "unique_event_name")).or_default().insert(cell(r, "form"));
+        }
+        let mut repeating_forms: HashMap<String, BTreeSet<String>> = HashMap::new();
         let mut repeating_events = BTreeSet::new();
         for r in &schema.repeating {
             let event = cell(r, "event_name");
@@ -239,7 +243,7 @@ impl Model {
             if form.is_empty() {
                 repeating_events.insert(event);
             } else {
-                repeating_forms.insert((event, form));
+                repeating_forms.entry(event).or_default().insert(form);
             }
         }
         let mut checkbox_columns = HashMap::new();
@@ -270,22 +274,22 @@ impl Model {
     /// Whether `form` repeats in some event (as a repeating instrument or inside a repeating
     /// event).
     pub fn form_repeats(&self, form: &str) -> bool {
-        self.repeating_forms.iter().any(|(_, f)| f == form)
+        self.repeating_forms.values().any(|forms| forms.contains(form))
             || self
                 .repeating_events
                 .iter()
-                .any(|e| !self.longitudinal || self.designated.contains(&(e.clone(), form.to_owned())))
+                .any(|e| !self.longitudinal || self.is_designated(e, form))
     }
 
     /// Whether `form` is a repeating instrument in `event` ("" in classic projects).
     pub fn is_repeating_form(&self, event: &str, form: &str) -> bool {
         let event = if self.longitudinal { event } else { "" };
-        self.repeating_forms.contains(&(event.to_owned(), form.to_owned()))
+        self.repeating_forms.get(event).is_some_and(|forms| forms.contains(form))
     }
 
     /// Whether `form` is part of `event` (always in classic projects).
     pub fn is_designated(&self, event: &str, form: &str) -> bool {
-        !self.longitudinal || self.designated.contains(&(event.to_owned(), form.to_owned()))
+        !self.longitudinal || self.designated.get(event).is_some_and(|forms| forms.contains(form))
     }
 
     /// The export column of a checkbox option.
