@@ -70,7 +70,7 @@ pub use pull::{
 };
 pub use records::{CsvError, CsvRecords, Records};
 pub use schema::ProjectSchema;
-pub use sync::{DatasetSync, LogLine, RebuildReason, SyncPlan, SyncSummary, plan_sync};
+pub use sync::{DatasetSync, LogLine, RebuildReason, SyncExport, SyncPlan, SyncSummary, plan_sync};
 pub use write::OutputFormat;
 
 /// The current time, RFC 3339 in UTC (the manifest's `pulled_at`).

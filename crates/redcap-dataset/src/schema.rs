@@ -275,10 +275,7 @@ impl Model {
     /// event).
     pub fn form_repeats(&self, form: &str) -> bool {
         self.repeating_forms.values().any(|forms| forms.contains(form))
-            || self
-                .repeating_events
-                .iter()
-                .any(|e| !self.longitudinal || self.is_designated(e, form))
+            || self.repeating_events.iter().any(|e| !self.longitudinal || self.is_designated(e, form))
     }
 
     /// Whether `form` is a repeating instrument in `event` ("" in classic projects).

@@ -359,7 +359,19 @@ pub struct DatasetSync {
     fetched: Vec<Vec<RecordBatch>>,
     /// Cast rows of every record for the tables rebuilt, per table (problems last).
     rebuilt: Vec<Vec<RecordBatch>>,
+    /// How many of `fetch`, then of `order` (for the rebuilt tables), were handed out to be
+    /// exported ([`DatasetSync::next_export`]).
+    handed: (usize, usize),
     crash: CrashAt,
+}
+
+/// What [`DatasetSync::next_export`] asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncExport {
+    /// These changed records, whole: answer with [`DatasetSync::add_rows`].
+    Changed(Vec<String>),
+    /// These records for the rebuilt tables: answer with [`DatasetSync::add_rebuilt_rows`].
+    Rebuilt(Vec<String>),
 }
 
 impl DatasetSync {
@@ -388,18 +400,29 @@ impl DatasetSync {
             rebuild,
             fetched,
             rebuilt,
+            handed: (0, 0),
             crash,
         })
     }
 
-    /// The tables rebuilt from every record ([`DatasetSync::add_rebuilt_rows`]).
-    pub fn rebuild(&self) -> &[String] {
-        &self.rebuild
-    }
-
-    /// The records whose rows the rebuilt tables are made from: the project's records now.
-    pub fn order(&self) -> &[String] {
-        &self.order
+    /// The next records to export, at most `n` (a batch: the rows of one answer are cast and
+    /// dropped before the next is asked for, so memory holds one batch of exported rows, not
+    /// every changed record's): the changed records first, then, after a dictionary change,
+    /// every record for the rebuilt tables. `None` when all are handed out.
+    pub fn next_export(&mut self, n: usize) -> Option<SyncExport> {
+        let n = n.max(1);
+        let (fetch, rebuilt) = &mut self.handed;
+        if *fetch < self.fetch.len() {
+            let chunk = self.fetch[*fetch..(*fetch + n).min(self.fetch.len())].to_vec();
+            *fetch += chunk.len();
+            return Some(SyncExport::Changed(chunk));
+        }
+        if !self.rebuild.is_empty() && *rebuilt < self.order.len() {
+            let chunk = self.order[*rebuilt..(*rebuilt + n).min(self.order.len())].to_vec();
+            *rebuilt += chunk.len();
+            return Some(SyncExport::Rebuilt(chunk));
+        }
+        None
     }
 
     /// The instruments to export for the rebuilt tables, or `None` for whole records: an

@@ -8,7 +8,7 @@ use redcap_core::Row;
 
 use super::{DatasetPull, ProjectSchema, PullError, PullOptions, PullSummary};
 use crate::dataset::sync::{self, LogLine, RebuildReason, SyncPlan, SyncSummary};
-use crate::dataset::{DatasetSync, Manifest, Records, dataset_records};
+use crate::dataset::{DatasetSync, Manifest, Records, SyncExport, dataset_records};
 use crate::workflow::{BatchOptions, Progress, ProgressEvent, WorkflowError};
 use crate::{log, record};
 
@@ -264,27 +264,28 @@ impl<'p> Driver<'p> {
             }
             Stage::Update(update) => {
                 let parallel = self.sync.as_ref().map_or(1, |s| s.parallel);
-                let options = BatchOptions::default().batch_size(self.pull_options.batch_size).parallel(parallel);
+                let batch = self.pull_options.batch_size;
                 let mut template = super::batch_template(update.layout(), &self.pull_options);
                 // The changed records, whole; then, after a dictionary change, every record for
                 // the tables rebuilt (only their instruments when the record id is not one).
-                let fetched = matches!(self.pending, Some("fetch" | "rebuild"));
-                if !fetched && !update.fetch().is_empty() {
-                    self.pending = Some("fetch");
-                    template.records = update.fetch().to_vec();
-                    Some(Call::Fetch(template, options))
-                } else if self.pending != Some("rebuild") && !update.rebuild().is_empty() && !update.order().is_empty()
-                {
-                    self.pending = Some("rebuild");
-                    template.records = update.order().to_vec();
-                    if let Some(forms) = update.rebuild_forms() {
-                        template.fields = vec![self.id_field.clone()];
-                        template.forms = forms;
+                // `parallel` calls' worth at a time, each answer cast before the next is asked.
+                match update.next_export(batch * parallel) {
+                    Some(SyncExport::Changed(records)) => {
+                        self.pending = Some("fetch");
+                        template.records = records;
                     }
-                    Some(Call::Fetch(template, options))
-                } else {
-                    None
+                    Some(SyncExport::Rebuilt(records)) => {
+                        self.pending = Some("rebuild");
+                        template.records = records;
+                        if let Some(forms) = update.rebuild_forms() {
+                            template.fields = vec![self.id_field.clone()];
+                            template.forms = forms;
+                        }
+                    }
+                    None => return Ok(None),
                 }
+                let options = BatchOptions::default().batch_size(batch).parallel(parallel);
+                Some(Call::Fetch(template, options))
             }
             Stage::Done => None,
         };
