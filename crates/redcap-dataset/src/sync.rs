@@ -502,24 +502,32 @@ impl DatasetSync {
         let problems_at = self.layout.tables.len();
         for (i, (name, schema)) in schemas.into_iter().enumerate() {
             let rebuilt = self.rebuild.contains(&name);
-            let old = match self.manifest.tables.get(&name) {
-                Some(entry) if !rebuilt => read_table(&self.dir.join(&entry.file), format)?,
-                _ => Vec::new(),
+            let old_file = self.manifest.tables.get(&name).map(|entry| self.dir.join(&entry.file));
+            let mut w = GenerationTable::create(&mut generation, &name, schema.clone(), format)?;
+            let mut emit = |b: RecordBatch| -> Result<(), Error> {
+                let b = match empty.tables.get(i) {
+                    Some(categories) => recode(&b, categories)?,
+                    None => b,
+                };
+                w.write(&b)
             };
-            let merged = if i == problems_at {
-                self.merge_problems(&schema, &old, &order, &replaced)?
+            if i == problems_at {
+                // Problems are few (bad values): read whole.
+                let old = match &old_file {
+                    Some(path) => table_batches(path, format)?.collect::<Result<Vec<_>, _>>()?,
+                    None => Vec::new(),
+                };
+                if let Some(b) = self.merge_problems(&schema, &old, &order, &replaced)? {
+                    emit(b)?;
+                }
             } else if rebuilt {
-                merge(&schema, key, &[], &self.rebuilt[i], &order, &every)?
+                merge(&schema, key, std::iter::empty(), &self.rebuilt[i], &order, &every, &mut emit)?;
             } else {
-                merge(&schema, key, &old, &self.fetched[i], &order, &replaced)?
-            };
-            let merged = match (merged, empty.tables.get(i)) {
-                (Some(b), Some(categories)) => Some(recode(&b, categories)?),
-                (b, _) => b,
-            };
-            let mut w = GenerationTable::create(&mut generation, &name, schema, format)?;
-            if let Some(b) = merged {
-                w.write(&b)?;
+                let old: Box<dyn Iterator<Item = Result<RecordBatch, Error>>> = match &old_file {
+                    Some(path) => table_batches(path, format)?,
+                    None => Box::new(std::iter::empty()),
+                };
+                merge(&schema, key, old, &self.fetched[i], &order, &replaced, &mut emit)?;
             }
             tables.insert(name, w.finish()?);
         }
@@ -597,14 +605,26 @@ fn text_column(batch: &RecordBatch, i: usize) -> Result<&StringArray, Error> {
     batch.column(i).as_any().downcast_ref::<StringArray>().ok_or(Error::Internal("a text column of the problems table"))
 }
 
-fn read_table(path: &Path, format: OutputFormat) -> Result<Vec<RecordBatch>, Error> {
+/// Rows read back from a table at a time while a sync merges it.
+const MERGE_BATCH_ROWS: usize = 4096;
+
+/// A table's batches, read as they are needed: a merge holds one of them, not the table.
+fn table_batches(
+    path: &Path,
+    format: OutputFormat,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, Error>>>, Error> {
     let file = std::fs::File::open(path).map_err(local(path))?;
     match format {
         OutputFormat::Parquet => {
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
-            Ok(reader.collect::<Result<Vec<_>, _>>()?)
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
+                .with_batch_size(MERGE_BATCH_ROWS)
+                .build()?;
+            Ok(Box::new(reader.map(|b| b.map_err(Error::from))))
         }
-        OutputFormat::Arrow => crate::write::read_part(path),
+        OutputFormat::Arrow => {
+            let reader = arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)?;
+            Ok(Box::new(reader.map(|b| b.map_err(Error::from))))
+        }
         OutputFormat::Csv => Err(Error::Internal("CSV tables are rebuilt, never merged")),
     }
 }
@@ -651,45 +671,137 @@ fn recode(batch: &RecordBatch, like: &RecordBatch) -> Result<RecordBatch, Error>
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
-/// One table: old rows of records not replaced, new rows of re-exported records, in `order`.
+/// One table: old rows of records not replaced, new rows of re-exported records, in `order`,
+/// handed to `emit` a piece at a time. The old rows are read batch by batch: a record kept has
+/// its rows where it had them (the kept records' order is the old one, or the plan rebuilt), so
+/// one forward pass over the old table finds each kept record's rows, skipping those of
+/// records dropped or re-exported.
 fn merge(
     schema: &SchemaRef,
     key: usize,
-    old: &[RecordBatch],
+    old: impl Iterator<Item = Result<RecordBatch, Error>>,
     new: &[RecordBatch],
     order: &[&String],
     replaced: &HashSet<&str>,
-) -> Result<Option<RecordBatch>, Error> {
+    emit: &mut dyn FnMut(RecordBatch) -> Result<(), Error>,
+) -> Result<(), Error> {
     // Batches read back carry the file's schema; the layout's is the one written.
-    let mut sources: Vec<RecordBatch> = Vec::new();
-    for b in old.iter().chain(new) {
-        sources.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
-    }
-    let mut old_rows = HashMap::new();
+    let with_schema = |b: &RecordBatch| RecordBatch::try_new(schema.clone(), b.columns().to_vec());
+    // Sources: the new batches, then (last) the old batch being read.
+    let mut sources: Vec<RecordBatch> = new.iter().map(with_schema).collect::<Result<_, _>>()?;
     let mut new_rows = HashMap::new();
     for (i, b) in sources.iter().enumerate() {
-        if i < old.len() {
-            rows_by_record(b, key, &mut old_rows, i)?;
+        rows_by_record(b, key, &mut new_rows, i)?;
+    }
+    let at = sources.len();
+    let kept: HashSet<&str> = order.iter().map(|r| r.as_str()).filter(|r| !replaced.contains(r)).collect();
+    let mut old = old;
+    let mut old_ids: Vec<Option<String>> = Vec::new();
+    let mut cursor = 0;
+    let mut indices: Vec<(usize, usize)> = Vec::new();
+    let flush = |sources: &[RecordBatch],
+                 indices: &mut Vec<(usize, usize)>,
+                 emit: &mut dyn FnMut(RecordBatch) -> Result<(), Error>|
+     -> Result<(), Error> {
+        if !indices.is_empty() {
+            let refs: Vec<&RecordBatch> = sources.iter().collect();
+            emit(arrow_select::interleave::interleave_record_batch(&refs, indices)?)?;
+            indices.clear();
+        }
+        Ok(())
+    };
+    for r in order {
+        if replaced.contains(r.as_str()) {
+            indices.extend(new_rows.get(r.as_str()).into_iter().flatten().copied());
         } else {
-            rows_by_record(b, key, &mut new_rows, i)?;
+            // Past the old rows of records not kept, to this record's rows.
+            let mut found = false;
+            loop {
+                if cursor == old_ids.len() {
+                    // The old batch is used up: write what refers to it, read the next.
+                    flush(&sources, &mut indices, emit)?;
+                    let Some(next) = old.next().transpose()? else { break };
+                    let next = with_schema(&next)?;
+                    old_ids = text_column(&next, key)?.iter().map(|v| v.map(str::to_owned)).collect();
+                    cursor = 0;
+                    sources.truncate(at);
+                    sources.push(next);
+                    continue;
+                }
+                match old_ids[cursor].as_deref() {
+                    Some(id) if id == r.as_str() => {
+                        found = true;
+                        indices.push((at, cursor));
+                        cursor += 1;
+                    }
+                    // Another kept record's rows: this record's are done, or it has none here.
+                    Some(id) if found || kept.contains(id) => break,
+                    // A dropped or re-exported record's old rows.
+                    _ => cursor += 1,
+                }
+            }
+        }
+        if indices.len() >= MERGE_BATCH_ROWS {
+            flush(&sources, &mut indices, emit)?;
         }
     }
-    let mut indices = Vec::new();
-    for r in order {
-        let rows = if replaced.contains(r.as_str()) { new_rows.get(r.as_str()) } else { old_rows.get(r.as_str()) };
-        indices.extend(rows.into_iter().flatten().copied());
-    }
-    if indices.is_empty() {
-        return Ok(None);
-    }
-    let refs: Vec<&RecordBatch> = sources.iter().collect();
-    Ok(Some(arrow_select::interleave::interleave_record_batch(&refs, &indices)?))
+    flush(&sources, &mut indices, emit)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::PullOptions;
+
+    fn rows(pairs: &[(&str, i64)]) -> RecordBatch {
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("record", arrow_schema::DataType::Utf8, false),
+            arrow_schema::Field::new("v", arrow_schema::DataType::Int64, true),
+        ]));
+        let ids: StringArray = pairs.iter().map(|(r, _)| Some(*r)).collect();
+        let v: arrow_array::Int64Array = pairs.iter().map(|(_, v)| Some(*v)).collect();
+        RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(v)]).unwrap()
+    }
+
+    fn pairs(batches: &[RecordBatch]) -> Vec<(String, i64)> {
+        use arrow_array::cast::AsArray;
+        batches
+            .iter()
+            .flat_map(|b| {
+                let ids = b.column(0).as_string::<i32>().clone();
+                let v = b.column(1).as_primitive::<arrow_array::types::Int64Type>().clone();
+                (0..b.num_rows()).map(move |i| (ids.value(i).to_owned(), v.value(i))).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The old table is read a batch at a time: a kept record's rows may span two batches, a
+    /// kept record may have no rows in the table, dropped and re-exported records' old rows
+    /// are skipped wherever they sit, and new records come in the server's order.
+    #[test]
+    fn a_merge_reads_the_old_table_batch_by_batch() {
+        let old = vec![
+            rows(&[("1", 10), ("1", 11), ("2", 20)]),
+            rows(&[("2", 21), ("3", 30)]),
+            rows(&[("5", 50), ("5", 51)]),
+            rows(&[("6", 60)]),
+        ];
+        let new = [rows(&[("3", 31), ("9", 90)]), rows(&[("4", 40)])];
+        // 3 re-exported, 5 dropped, 4 and 9 new, 7 kept but without rows here.
+        let order: Vec<String> = ["1", "2", "3", "4", "7", "6", "9"].iter().map(|s| (*s).to_owned()).collect();
+        let order: Vec<&String> = order.iter().collect();
+        let replaced: HashSet<&str> = ["3", "4", "5", "9"].into_iter().collect();
+        let mut out = Vec::new();
+        let schema = old[0].schema();
+        merge(&schema, 0, old.into_iter().map(Ok), &new, &order, &replaced, &mut |b| {
+            out.push(b);
+            Ok(())
+        })
+        .unwrap();
+        let want = [("1", 10), ("1", 11), ("2", 20), ("2", 21), ("3", 31), ("4", 40), ("6", 60), ("9", 90)];
+        assert_eq!(pairs(&out), want.iter().map(|(r, v)| ((*r).to_owned(), *v)).collect::<Vec<_>>());
+        assert!(out.len() > 1, "written a piece at a time");
+    }
 
     fn manifest(watermark: Option<&str>) -> Manifest {
         Manifest {
