@@ -357,8 +357,12 @@ pub struct DatasetSync {
     rebuild: Vec<String>,
     /// Cast rows of the re-exported records, per table (problems last).
     fetched: Vec<Vec<RecordBatch>>,
-    /// Cast rows of every record for the tables rebuilt, per table (problems last).
+    /// Cast rows of every record for the tables rebuilt, per table (problems last, held; the
+    /// tables' spilled to a temporary file as they come, in the records' order).
     rebuilt: Vec<Vec<RecordBatch>>,
+    spills: Vec<Option<Spill>>,
+    /// The records of the last [`SyncExport::Rebuilt`] handed out.
+    rebuilding: std::ops::Range<usize>,
     /// How many of `fetch`, then of `order` (for the rebuilt tables), were handed out to be
     /// exported ([`DatasetSync::next_export`]).
     handed: (usize, usize),
@@ -389,6 +393,7 @@ impl DatasetSync {
         let layout = DatasetLayout::new(&schema, &manifest.options.layout)?;
         let fetched = vec![Vec::new(); layout.tables.len() + 1];
         let rebuilt = vec![Vec::new(); layout.tables.len() + 1];
+        let spills = (0..layout.tables.len()).map(|_| None).collect();
         Ok(DatasetSync {
             dir: dir.to_owned(),
             schema,
@@ -400,6 +405,8 @@ impl DatasetSync {
             rebuild,
             fetched,
             rebuilt,
+            spills,
+            rebuilding: 0..0,
             handed: (0, 0),
             crash,
         })
@@ -419,6 +426,7 @@ impl DatasetSync {
         }
         if !self.rebuild.is_empty() && *rebuilt < self.order.len() {
             let chunk = self.order[*rebuilt..(*rebuilt + n).min(self.order.len())].to_vec();
+            self.rebuilding = *rebuilt..*rebuilt + chunk.len();
             *rebuilt += chunk.len();
             return Some(SyncExport::Rebuilt(chunk));
         }
@@ -434,13 +442,30 @@ impl DatasetSync {
         (!tables.iter().any(|t| t.holds_id)).then(|| tables.iter().map(|t| t.name.clone()).collect())
     }
 
-    /// Casts rows exported for the rebuilt tables (every record, any number of calls): only
-    /// their tables and problems are kept.
+    /// Casts the rows exported for the last [`SyncExport::Rebuilt`]: only the rebuilt tables
+    /// and their problems are kept, the tables' rows in the records' order in a temporary file
+    /// (memory holds one answer).
     pub fn add_rebuilt_rows(&mut self, rows: &[Row]) -> Result<(), Error> {
         let cast = self.layout.cast(rows)?;
+        let chunk: Vec<&String> = self.order[self.rebuilding.clone()].iter().collect();
+        let everyone: HashSet<&str> = chunk.iter().map(|r| r.as_str()).collect();
         for (i, t) in cast.tables.into_iter().enumerate() {
-            if t.num_rows() > 0 && self.rebuild.contains(&self.layout.tables[i].name) {
-                self.rebuilt[i].push(t);
+            let layout = &self.layout.tables[i];
+            if t.num_rows() == 0 || !self.rebuild.contains(&layout.name) {
+                continue;
+            }
+            // In the records' order (a healed answer may bring some later), then spilled.
+            let mut ordered = Vec::new();
+            merge(&layout.schema, 0, std::iter::empty(), &[t], &chunk, &everyone, &mut |b| {
+                ordered.push(b);
+                Ok(())
+            })?;
+            let spill = match &mut self.spills[i] {
+                Some(s) => s,
+                slot => slot.insert(Spill::new(&self.dir, &layout.schema)?),
+            };
+            for b in &ordered {
+                spill.write(b)?;
             }
         }
         let problems: Vec<crate::Problem> =
@@ -478,7 +503,12 @@ impl DatasetSync {
     /// Writes the merged tables as a new generation and commits it: each table keeps the rows
     /// of records neither re-exported nor dropped, in the server's record order, with the
     /// re-exported records' new rows in their places.
-    pub fn finish(self, pulled_at: String, watermark: String, seen: &HashSet<String>) -> Result<SyncSummary, Error> {
+    pub fn finish(
+        mut self,
+        pulled_at: String,
+        watermark: String,
+        seen: &HashSet<String>,
+    ) -> Result<SyncSummary, Error> {
         // A record to re-export that came back with no rows was deleted meanwhile.
         let fetch_set: HashSet<&str> = self.fetch.iter().map(String::as_str).collect();
         let order: Vec<&String> =
@@ -498,7 +528,7 @@ impl DatasetSync {
             .map(|t| (t.name.clone(), t.schema.clone()))
             .chain(std::iter::once((names::PROBLEMS.to_owned(), problems_schema())))
             .collect();
-        let every: HashSet<&str> = order.iter().map(|r| r.as_str()).collect();
+        let mut spills = std::mem::take(&mut self.spills);
         let problems_at = self.layout.tables.len();
         for (i, (name, schema)) in schemas.into_iter().enumerate() {
             let rebuilt = self.rebuild.contains(&name);
@@ -521,7 +551,12 @@ impl DatasetSync {
                     emit(b)?;
                 }
             } else if rebuilt {
-                merge(&schema, key, std::iter::empty(), &self.rebuilt[i], &order, &every, &mut emit)?;
+                // Spilled in the records' order: one forward pass keeps those still there.
+                let spilled: Box<dyn Iterator<Item = Result<RecordBatch, Error>>> = match spills[i].take() {
+                    Some(spill) => spill.read()?,
+                    None => Box::new(std::iter::empty()),
+                };
+                merge(&schema, key, spilled, &[], &order, &HashSet::new(), &mut emit)?;
             } else {
                 let old: Box<dyn Iterator<Item = Result<RecordBatch, Error>>> = match &old_file {
                     Some(path) => table_batches(path, format)?,
@@ -603,6 +638,43 @@ const PROBLEM_INSTRUMENT: usize = 3;
 
 fn text_column(batch: &RecordBatch, i: usize) -> Result<&StringArray, Error> {
     batch.column(i).as_any().downcast_ref::<StringArray>().ok_or(Error::Internal("a text column of the problems table"))
+}
+
+/// Rows of a rebuilt table held on disk until the sync writes the table: an anonymous
+/// temporary file in the dataset's folder (gone when closed, or at a crash), Arrow IPC.
+struct Spill {
+    writer: arrow_ipc::writer::StreamWriter<std::io::BufWriter<std::fs::File>>,
+    /// The folder it is in (for errors).
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Spill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spill").finish_non_exhaustive()
+    }
+}
+
+impl Spill {
+    fn new(dir: &Path, schema: &SchemaRef) -> Result<Spill, Error> {
+        let file = tempfile::tempfile_in(dir).map_err(local(dir))?;
+        let writer = arrow_ipc::writer::StreamWriter::try_new(std::io::BufWriter::new(file), schema)?;
+        Ok(Spill { writer, dir: dir.to_owned() })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        Ok(self.writer.write(batch)?)
+    }
+
+    /// The batches written, from the start.
+    fn read(mut self) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, Error>>>, Error> {
+        use std::io::Seek;
+        self.writer.finish()?;
+        let dir = self.dir;
+        let mut file = self.writer.into_inner()?.into_inner().map_err(|e| local(&dir)(e.into_error()))?;
+        file.rewind().map_err(local(&dir))?;
+        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)?;
+        Ok(Box::new(reader.map(|b| b.map_err(Error::from))))
+    }
 }
 
 /// Rows read back from a table at a time while a sync merges it.
