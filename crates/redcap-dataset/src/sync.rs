@@ -374,7 +374,7 @@ pub struct DatasetSync {
 pub enum SyncExport {
     /// These changed records, whole: answer with [`DatasetSync::add_rows`].
     Changed(Vec<String>),
-    /// These records for the rebuilt tables: answer with [`DatasetSync::add_rebuilt_rows`].
+    /// These records for the rebuilt tables: answer with [`DatasetSync::add_rebuilt_records`].
     Rebuilt(Vec<String>),
 }
 
@@ -412,12 +412,12 @@ impl DatasetSync {
         })
     }
 
-    /// The next records to export, at most `n` (a batch: the rows of one answer are cast and
-    /// dropped before the next is asked for, so memory holds one batch of exported rows, not
-    /// every changed record's): the changed records first, then, after a dictionary change,
-    /// every record for the rebuilt tables. `None` when all are handed out.
-    pub fn next_export(&mut self, n: usize) -> Option<SyncExport> {
-        let n = n.max(1);
+    /// The next records to export, at most `changed` of the changed records, then, after a
+    /// dictionary change, at most `rebuilt` of every record for the rebuilt tables (a batch:
+    /// the rows of one answer are cast and dropped before the next is asked for, so memory
+    /// holds one answer, not every record's). `None` when all are handed out.
+    pub fn next_export(&mut self, changed: usize, rebuilt_n: usize) -> Option<SyncExport> {
+        let (n, m) = (changed.max(1), rebuilt_n.max(1));
         let (fetch, rebuilt) = &mut self.handed;
         if *fetch < self.fetch.len() {
             let chunk = self.fetch[*fetch..(*fetch + n).min(self.fetch.len())].to_vec();
@@ -425,7 +425,7 @@ impl DatasetSync {
             return Some(SyncExport::Changed(chunk));
         }
         if !self.rebuild.is_empty() && *rebuilt < self.order.len() {
-            let chunk = self.order[*rebuilt..(*rebuilt + n).min(self.order.len())].to_vec();
+            let chunk = self.order[*rebuilt..(*rebuilt + m).min(self.order.len())].to_vec();
             self.rebuilding = *rebuilt..*rebuilt + chunk.len();
             *rebuilt += chunk.len();
             return Some(SyncExport::Rebuilt(chunk));
@@ -445,8 +445,8 @@ impl DatasetSync {
     /// Casts the rows exported for the last [`SyncExport::Rebuilt`]: only the rebuilt tables
     /// and their problems are kept, the tables' rows in the records' order in a temporary file
     /// (memory holds one answer).
-    pub fn add_rebuilt_rows(&mut self, rows: &[Row]) -> Result<(), Error> {
-        let cast = self.layout.cast(rows)?;
+    pub fn add_rebuilt_records(&mut self, records: &crate::Records) -> Result<(), Error> {
+        let cast = self.layout.cast_records(records)?;
         let chunk: Vec<&String> = self.order[self.rebuilding.clone()].iter().collect();
         let everyone: HashSet<&str> = chunk.iter().map(|r| r.as_str()).collect();
         for (i, t) in cast.tables.into_iter().enumerate() {

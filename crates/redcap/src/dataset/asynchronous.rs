@@ -119,9 +119,10 @@ where
     let id_field = driver.id_field().to_owned();
     let scope = driver.batch_scope();
     // CSV first; the healed JSON export only for a batch whose CSV answer failed or fell short.
-    let export = |r: crate::record::export::Request, ids: Vec<String>| {
-        let (metadata, id_field, scope) = (&metadata, &id_field, &scope);
+    let export_in = |r: crate::record::export::Request, ids: Vec<String>, scope: crate::workflow::heal::Scope| {
+        let (metadata, id_field) = (&metadata, &id_field);
         async move {
+            let scope = &scope;
             let mut sink = CsvRecords::new();
             let sent = client.stream(&batch::csv_request(&r), &mut batch::AsyncSink(&mut sink)).await;
             match batch::judge(sent, sink, &ids, scope, id_field, progress)? {
@@ -134,6 +135,7 @@ where
             }
         }
     };
+    let export = |r: crate::record::export::Request, ids: Vec<String>| export_in(r, ids, scope.clone());
     while let Some(call) = driver.next()? {
         match call {
             Call::Log(r, window) => {
@@ -177,6 +179,7 @@ where
             Call::Fetch(r, options) => {
                 driver.answer_rows(client.export_records_batched(&r, &options, progress).await?)?
             }
+            Call::Rebuild(r, ids, scope) => driver.answer_batch(export_in(r, ids, scope).await?)?,
         }
     }
     driver.finish()

@@ -114,10 +114,13 @@ where
     let id_field = driver.id_field().to_owned();
     let scope = driver.batch_scope();
     // CSV first; the healed JSON export only for a batch whose CSV answer failed or fell short.
-    let export = |r: &crate::record::export::Request, ids: Vec<String>| -> Result<Records, WorkflowError> {
+    let export_in = |r: &crate::record::export::Request,
+                     ids: Vec<String>,
+                     scope: &crate::workflow::heal::Scope|
+     -> Result<Records, WorkflowError> {
         let mut sink = CsvRecords::new();
         let sent = client.stream(&batch::csv_request(r), &mut sink);
-        match batch::judge(sent, sink, &ids, &scope, &id_field, progress)? {
+        match batch::judge(sent, sink, &ids, scope, &id_field, progress)? {
             Judged::Kept(records) => Ok(records),
             Judged::Heal(size) => {
                 let healed = crate::blocking_ext::export_healed(client, r, &metadata, &id_field, ids, size, progress);
@@ -125,6 +128,7 @@ where
             }
         }
     };
+    let export = |r: &crate::record::export::Request, ids: Vec<String>| export_in(r, ids, &scope);
     while let Some(call) = driver.next()? {
         match call {
             Call::Log(r, window) => {
@@ -170,6 +174,7 @@ where
                 }
             }
             Call::Fetch(r, options) => driver.answer_rows(client.export_records_batched(&r, &options, progress)?)?,
+            Call::Rebuild(r, ids, scope) => driver.answer_batch(export_in(&r, ids, &scope)?)?,
         }
     }
     driver.finish()

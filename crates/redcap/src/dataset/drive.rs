@@ -86,6 +86,9 @@ pub(crate) enum Call {
     Batch(record::export::Request, Vec<String>),
     /// A batched export of whole records through the library's batched export.
     Fetch(record::export::Request, BatchOptions),
+    /// Records for the tables a sync rebuilds: like a [`Call::Batch`], but every answer must
+    /// hold this scope's columns (the rebuilt instruments'), not the pull's.
+    Rebuild(record::export::Request, Vec<String>, crate::workflow::heal::Scope),
 }
 
 enum Stage {
@@ -269,18 +272,21 @@ impl<'p> Driver<'p> {
                 // The changed records, whole; then, after a dictionary change, every record for
                 // the tables rebuilt (only their instruments when the record id is not one).
                 // `parallel` calls' worth at a time, each answer cast before the next is asked.
-                match update.next_export(batch * parallel) {
+                match update.next_export(batch * parallel, batch) {
                     Some(SyncExport::Changed(records)) => {
                         self.pending = Some("fetch");
                         template.records = records;
                     }
                     Some(SyncExport::Rebuilt(records)) => {
+                        // CSV, like a pull's batches (many records: all of them).
                         self.pending = Some("rebuild");
-                        template.records = records;
                         if let Some(forms) = update.rebuild_forms() {
                             template.fields = vec![self.id_field.clone()];
                             template.forms = forms;
                         }
+                        let scope = crate::workflow::heal::Scope::new(&template, &self.id_field, &self.metadata);
+                        let request = crate::workflow::batch_request(&template, &self.id_field, &records);
+                        return Ok(Some(Call::Rebuild(request, records, scope)));
                     }
                     None => return Ok(None),
                 }
@@ -358,9 +364,10 @@ impl<'p> Driver<'p> {
         Ok(())
     }
 
-    /// The answer of a [`Call::Batch`]: its records.
+    /// The answer of a [`Call::Batch`] or [`Call::Rebuild`]: its records.
     pub fn answer_batch(&mut self, records: Records) -> Result<(), PullError> {
         match (&mut self.stage, self.pending) {
+            (Stage::Update(update), Some("rebuild")) => Ok(update.add_rebuilt_records(&records)?),
             (Stage::Pull(pull), Some("batch")) => {
                 // The batch's export checked that every requested record came back.
                 let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
@@ -380,10 +387,6 @@ impl<'p> Driver<'p> {
                 let id_field = update.layout().id_field.clone();
                 self.seen.extend(rows.iter().filter_map(|r| crate::workflow::records::cell(r, &id_field)));
                 update.add_rows(&rows)?;
-                Stage::Update(update)
-            }
-            (Stage::Update(mut update), Some("rebuild")) => {
-                update.add_rebuilt_rows(&rows)?;
                 Stage::Update(update)
             }
             _ => return Err(PullError::Dataset(crate::dataset::Error::Internal("an unexpected answer"))),
