@@ -357,9 +357,10 @@ pub struct DatasetSync {
     rebuild: Vec<String>,
     /// Cast rows of the re-exported records, per table (problems last).
     fetched: Vec<Vec<RecordBatch>>,
-    /// Cast rows of every record for the tables rebuilt, per table (problems last, held; the
-    /// tables' spilled to a temporary file as they come, in the records' order).
-    rebuilt: Vec<Vec<RecordBatch>>,
+    /// The problems of the tables rebuilt (bad values only: held).
+    rebuilt_problems: Vec<RecordBatch>,
+    /// The rows of every record for each table rebuilt, in a temporary file as they come, in
+    /// the records' order.
     spills: Vec<Option<Spill>>,
     /// The records of the last [`SyncExport::Rebuilt`] handed out.
     rebuilding: std::ops::Range<usize>,
@@ -392,7 +393,6 @@ impl DatasetSync {
         };
         let layout = DatasetLayout::new(&schema, &manifest.options.layout)?;
         let fetched = vec![Vec::new(); layout.tables.len() + 1];
-        let rebuilt = vec![Vec::new(); layout.tables.len() + 1];
         let spills = (0..layout.tables.len()).map(|_| None).collect();
         Ok(DatasetSync {
             dir: dir.to_owned(),
@@ -404,7 +404,7 @@ impl DatasetSync {
             order,
             rebuild,
             fetched,
-            rebuilt,
+            rebuilt_problems: Vec::new(),
             spills,
             rebuilding: 0..0,
             handed: (0, 0),
@@ -471,7 +471,7 @@ impl DatasetSync {
         let problems: Vec<crate::Problem> =
             cast.problems.into_iter().filter(|p| self.rebuild.contains(&p.instrument)).collect();
         if !problems.is_empty() {
-            self.rebuilt[self.layout.tables.len()].push(problems_batch(&problems)?);
+            self.rebuilt_problems.push(problems_batch(&problems)?);
         }
         Ok(())
     }
@@ -595,7 +595,7 @@ impl DatasetSync {
         let table_of: HashMap<&str, usize> =
             self.layout.tables.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
         let mut sources: Vec<RecordBatch> = Vec::new();
-        for b in old.iter().chain(&self.fetched[at]).chain(&self.rebuilt[at]) {
+        for b in old.iter().chain(&self.fetched[at]).chain(&self.rebuilt_problems) {
             sources.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
         }
         let (n_old, n_fetched) = (old.len(), self.fetched[at].len());
@@ -637,7 +637,11 @@ impl DatasetSync {
 const PROBLEM_INSTRUMENT: usize = 3;
 
 fn text_column(batch: &RecordBatch, i: usize) -> Result<&StringArray, Error> {
-    batch.column(i).as_any().downcast_ref::<StringArray>().ok_or(Error::Internal("a text column of the problems table"))
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or(Error::Internal("a text column (the record id or the instrument) is not text"))
 }
 
 /// Rows of a rebuilt table held on disk until the sync writes the table: an anonymous
