@@ -50,22 +50,11 @@ impl ProjectSchema {
     /// whether the project is longitudinal. Project settings that do not change the data (title,
     /// production status) and the REDCap version are not part of it.
     pub fn hash(&self) -> String {
-        let info = |k: &str| self.project_info.get(k).cloned().unwrap_or(Value::Null);
-        let content = serde_json::json!({
-            "metadata": self.metadata,
-            "export_field_names": self.export_field_names,
-            "instruments": self.instruments,
-            "events": self.events,
-            "arms": self.arms,
-            "mappings": self.mappings,
-            "repeating": self.repeating,
-            "dags": self.dags,
-            "missing_data_codes": text(&info("missing_data_codes")),
-            "is_longitudinal": text(&info("is_longitudinal")),
-        });
-        let mut h = Sha256::new();
-        h.update(canonical(&content).as_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        let mut content = self.shared();
+        content.insert("metadata".into(), serde_json::json!(self.metadata));
+        content.insert("export_field_names".into(), serde_json::json!(self.export_field_names));
+        content.insert("instruments".into(), serde_json::json!(self.instruments));
+        sha256_hex(&Value::Object(content))
     }
 
     /// A stable SHA-256 (hex) of what decides the table of instrument `form`: what all tables
@@ -75,28 +64,35 @@ impl ProjectSchema {
     /// whose fingerprint did not change casts the same records the same way, so a sync after a
     /// dictionary change rebuilds only the tables whose fingerprint changed.
     pub fn table_fingerprint(&self, form: &str, table: &str) -> String {
-        let info = |k: &str| self.project_info.get(k).cloned().unwrap_or(Value::Null);
         let own: Vec<&Field> = self.metadata.iter().filter(|f| f.form_name == form).collect();
         let instrument: Vec<&Row> =
             self.instruments.iter().filter(|r| r.get("instrument_name").map(text).as_deref() == Some(form)).collect();
-        let content = serde_json::json!({
-            "shared": {
-                "record_id": self.metadata.first(),
-                "events": self.events,
-                "arms": self.arms,
-                "mappings": self.mappings,
-                "repeating": self.repeating,
-                "dags": self.dags,
-                "missing_data_codes": text(&info("missing_data_codes")),
-                "is_longitudinal": text(&info("is_longitudinal")),
-            },
+        let mut shared = self.shared();
+        shared.insert("record_id".into(), serde_json::json!(self.metadata.first()));
+        sha256_hex(&serde_json::json!({
+            "shared": shared,
             "fields": own,
             "instrument": instrument,
             "table": table,
+        }))
+    }
+
+    /// What every table depends on, beside the dictionary.
+    fn shared(&self) -> serde_json::Map<String, Value> {
+        let info = |k: &str| self.project_info.get(k).cloned().unwrap_or(Value::Null);
+        let content = serde_json::json!({
+            "events": self.events,
+            "arms": self.arms,
+            "mappings": self.mappings,
+            "repeating": self.repeating,
+            "dags": self.dags,
+            "missing_data_codes": text(&info("missing_data_codes")),
+            "is_longitudinal": text(&info("is_longitudinal")),
         });
-        let mut h = Sha256::new();
-        h.update(canonical(&content).as_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        match content {
+            Value::Object(m) => m,
+            _ => unreachable!("a JSON object literal"),
+        }
     }
 
     /// The project id (from project info).
@@ -107,6 +103,12 @@ impl ProjectSchema {
 
 /// JSON with object keys sorted and numbers and strings as REDCap sent them: a JSON answer's
 /// `1` and a CSV answer's `"1"` differ, so values are compared as text.
+fn sha256_hex(content: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(canonical(content).as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn canonical(v: &Value) -> String {
     match v {
         Value::Object(m) => {
