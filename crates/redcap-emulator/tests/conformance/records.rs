@@ -550,3 +550,109 @@ fn every_validation_type_is_checked_with_redcaps_message() {
         }
     }
 }
+
+/// The rows of an export as (record, event, repeat instrument, instance) keys.
+fn row_keys(rows: &serde_json::Value, id: &str) -> Vec<[String; 4]> {
+    let s = |r: &serde_json::Value, k: &str| match &r[k] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        v => v.to_string(),
+    };
+    let rows = rows.as_array().unwrap();
+    rows.iter()
+        .map(|r| {
+            [s(r, id), s(r, "redcap_event_name"), s(r, "redcap_repeat_instrument"), s(r, "redcap_repeat_instance")]
+        })
+        .collect()
+}
+
+#[test]
+fn the_id_list_has_a_full_exports_rows_in_longitudinal_and_repeating_projects() {
+    // The id-only export reads the row list the store keeps beside the values, not the values:
+    // it must give the rows an export of the id's instrument gives, and every record a full
+    // export has, after each kind of write (imports, an instance deleted, a rename, a record
+    // deleted), in every shape of project.
+    for fixture in [
+        "redcapr-repeating-instruments.xml",
+        "pycap-test_long_project.xml",
+        "redcapr-longitudinal.xml",
+        "redcapr-vignette-repeating.xml",
+    ] {
+        let emu = start(&[fixture]);
+        let t = admin(&emu);
+        let full = export(&emu, &t, &[]).json();
+        let id = full[0].as_object().unwrap().keys().next().unwrap().clone();
+        let meta = post(&emu.url(), &[("token", &t), ("content", "metadata"), ("format", "json")]).json();
+        let id_form = meta[0]["form_name"].as_str().unwrap().to_owned();
+        let check = |when: &str| {
+            let listed = row_keys(&export(&emu, &t, &[("fields[0]", &id)]).json(), &id);
+            // The rows the id's instrument has (read from the values): the id-only export's rows.
+            let read = row_keys(&export(&emu, &t, &[("fields[0]", &id), ("forms[0]", &id_form)]).json(), &id);
+            assert_eq!(listed, read, "{fixture}: {when}");
+            // And every record of a full export, in its order.
+            let mut records: Vec<String> =
+                row_keys(&export(&emu, &t, &[]).json(), &id).into_iter().map(|k| k[0].clone()).collect();
+            records.dedup();
+            let mut ids: Vec<String> = listed.into_iter().map(|k| k[0].clone()).collect();
+            ids.dedup();
+            assert_eq!(ids, records, "{fixture}: {when}");
+        };
+        check("as loaded");
+        // A repeating row copied to a new instance, and to a new record.
+        let rows = full.as_array().unwrap();
+        let repeating = rows.iter().find(|r| r["redcap_repeat_instance"].as_str().is_some_and(|s| !s.is_empty()));
+        if let Some(r) = repeating {
+            let mut copy = r.clone();
+            copy["redcap_repeat_instance"] = "99".into();
+            let mut other = r.clone();
+            other[id.as_str()] = "new-1".into();
+            let data = serde_json::to_string(&[copy, other]).unwrap();
+            import(&emu, &t, &data, &[]).expect(200, r#"{"count":2}"#);
+            check("after importing instances");
+            let mut delete = vec![
+                ("token", t.clone()),
+                ("content", "record".into()),
+                ("action", "delete".into()),
+                ("records[0]", r[id.as_str()].as_str().unwrap().to_owned()),
+                ("repeat_instance", "99".into()),
+            ];
+            if let Some(i) = r["redcap_repeat_instrument"].as_str().filter(|s| !s.is_empty()) {
+                delete.push(("instrument", i.to_owned()));
+            }
+            if let Some(e) = r["redcap_event_name"].as_str() {
+                delete.push(("event", e.to_owned()));
+            }
+            let delete: Vec<(&str, &str)> = delete.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(post(&emu.url(), &delete).status, 200, "{fixture}");
+            check("after deleting an instance");
+        }
+        // One event's data of a record that has two (longitudinal projects): that row is gone.
+        let keys = row_keys(&full, &id);
+        let second = keys.iter().find(|k| k[2].is_empty() && k[1] != keys[0][1] && k[0] == keys[0][0]);
+        if let Some([record, event, ..]) = second {
+            let delete = [
+                ("token", t.as_str()),
+                ("content", "record"),
+                ("action", "delete"),
+                ("records[0]", record.as_str()),
+                ("event", event.as_str()),
+            ];
+            assert_eq!(post(&emu.url(), &delete).status, 200, "{fixture}");
+            check("after deleting an event's data");
+        }
+        let first = rows[0][id.as_str()].as_str().unwrap().to_owned();
+        let rename = [
+            ("token", t.as_str()),
+            ("content", "record"),
+            ("action", "rename"),
+            ("record", first.as_str()),
+            ("new_record_name", "renamed-1"),
+        ];
+        post(&emu.url(), &rename).expect(200, "1");
+        check("after a rename");
+        let last = rows.last().unwrap()[id.as_str()].as_str().unwrap().to_owned();
+        post(&emu.url(), &[("token", &t), ("content", "record"), ("action", "delete"), ("records[0]", &last)])
+            .expect(200, "1");
+        check("after deleting a record");
+    }
+}
