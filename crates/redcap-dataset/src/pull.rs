@@ -2,16 +2,19 @@
 //! checkpoint, and at the end the dataset's files written and renamed into place. The client
 //! (`redcap::dataset`) only makes the calls this asks for.
 //!
-//! Each exported batch is cast at once and kept as one Arrow IPC part per table in
-//! `DIR/.redcap-pull/`; the final files are written from the parts when every batch is in. So
+//! Each exported batch is cast at once, kept as one Arrow IPC part per table in
+//! `DIR/.redcap-pull/` and appended to the final files (which a resumed pull replays the parts
+//! into). So
 //! memory is bounded by the batch (and one Parquet row group), an interrupted pull resumes after
 //! its last complete batch (`resume`), and a final path never holds a half-written file.
 //!
 //! The working folder's bookkeeping costs in proportion to the records, not to records ×
 //! batches: `state.json` (what the pull is: schema hash, options, watermark) and `plan.json`
 //! (the batches' record ids) are written once, and each finished batch appends one line to
-//! `done.jsonl` after its parts are on disk. A torn last line (a crash while appending) is
-//! not a checkpoint: that batch is exported again.
+//! `done.jsonl` after its parts are written, with their checksums. A torn last line (a crash
+//! while appending), or a part that is missing or does not match its checksum (a power cut
+//! before the page cache reached the disk: neither parts nor lines are synced, which would cost
+//! an fsync per table and batch), is not a checkpoint: that batch is exported again.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::commit::{self, CrashAt, Generation};
 use crate::error::local;
 use crate::records::Records;
-use crate::write::{OutputFormat, TableWriter, atomic_write, read_part, write_part};
+use crate::write::{OutputFormat, TableWriter, atomic_write, part_checksum, read_part, write_part};
 use crate::{CastBatch, DatasetLayout, Error, LayoutOptions, ProjectSchema, names, problems_batch, problems_schema};
 
 /// The folder of a pull in progress, inside the dataset's directory.
@@ -132,6 +135,11 @@ pub struct Checkpoint {
     pub last: String,
     /// Rows it added per table (problems included, as `_problems`).
     pub rows: BTreeMap<String, u64>,
+    /// The CRC-32 of each table's part while the pull runs (not in a manifest): a part that
+    /// does not match is not trusted. A line without them (an older pull's, whose parts were
+    /// synced) trusts parts that are there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts: BTreeMap<String, u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -370,16 +378,17 @@ impl DatasetPull {
         // Opened (and the batches done before, replayed) before this batch is checkpointed.
         self.live()?;
         let mut counts = BTreeMap::new();
+        let mut parts = BTreeMap::new();
         for (layout, table) in self.layout.tables.iter().zip(&tables) {
             counts.insert(layout.name.clone(), table.num_rows() as u64);
             if table.num_rows() > 0 {
-                write_part(&self.part(&layout.name, batch), table)?;
+                parts.insert(layout.name.clone(), write_part(&self.part(&layout.name, batch), table)?);
             }
         }
         counts.insert(names::PROBLEMS.to_owned(), problems.len() as u64);
         let problems = if problems.is_empty() { None } else { Some(problems_batch(&problems)?) };
         if let Some(p) = &problems {
-            write_part(&self.part(names::PROBLEMS, batch), p)?;
+            parts.insert(names::PROBLEMS.to_owned(), write_part(&self.part(names::PROBLEMS, batch), p)?);
         }
         let checkpoint = Checkpoint {
             batch,
@@ -387,6 +396,7 @@ impl DatasetPull {
             first: ids.first().cloned().unwrap_or_default(),
             last: ids.last().cloned().unwrap_or_default(),
             rows: counts,
+            parts,
         };
         self.append_done(&checkpoint)?;
         self.state.done.push(checkpoint);
@@ -426,7 +436,9 @@ impl DatasetPull {
         Ok(self.live.as_mut().expect("just opened"))
     }
 
-    /// Appends one checkpoint line to `done.jsonl` and syncs it (its parts are already synced).
+    /// Appends one checkpoint line to `done.jsonl`, after its parts are written. Not synced: a
+    /// line lost to a power cut is a batch exported again, and one whose parts were lost does
+    /// not match their checksums (see [`load_state`]).
     fn append_done(&self, checkpoint: &Checkpoint) -> Result<(), Error> {
         use std::io::Write;
         let path = self.partial.join(DONE);
@@ -434,8 +446,7 @@ impl DatasetPull {
             serde_json::to_vec(checkpoint).map_err(|e| Error::State { path: path.clone(), message: e.to_string() })?;
         line.push(b'\n');
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(local(&path))?;
-        f.write_all(&line).map_err(local(&path))?;
-        f.sync_data().map_err(local(&path))
+        f.write_all(&line).map_err(local(&path))
     }
 
     /// Rewrites `done.jsonl` with the checkpoints held (dropping a torn or unusable tail).
@@ -482,7 +493,8 @@ impl DatasetPull {
             options: &self.state.options,
             pulled_at,
             watermark: self.state.watermark.clone(),
-            batches: self.state.done.clone(),
+            // The parts' checksums were the pull's own bookkeeping.
+            batches: self.state.done.iter().map(|c| Checkpoint { parts: BTreeMap::new(), ..c.clone() }).collect(),
         }
         .commit(generation, tables, &ids)?;
         std::fs::remove_dir_all(&self.partial).map_err(local(&self.partial))?;
@@ -601,7 +613,7 @@ fn part_path(partial: &Path, table: &str, batch: usize) -> PathBuf {
 
 /// The interrupted pull in `partial`: its state, its plan (if the ids were listed) and the
 /// checkpoints that can be trusted — whole lines, numbered 1, 2, … in order, whose parts are all
-/// there. Anything after the first line that is not is redone.
+/// there with the checksums the line gives. Anything after the first line that is not is redone.
 fn load_state(partial: &Path) -> Option<State> {
     let text = std::fs::read_to_string(partial.join(STATE)).ok()?;
     let mut state: State = serde_json::from_str(&text).ok()?;
@@ -611,8 +623,13 @@ fn load_state(partial: &Path) -> Option<State> {
     // Only lines ended by a newline were completely appended.
     for line in done.split_inclusive(|&b| b == b'\n').take_while(|l| l.ends_with(b"\n")) {
         let Ok(c) = serde_json::from_slice::<Checkpoint>(line) else { break };
-        let parts_present =
-            c.rows.iter().filter(|&(_, &n)| n > 0).all(|(table, _)| part_path(partial, table, c.batch).is_file());
+        let parts_present = c.rows.iter().filter(|&(_, &n)| n > 0).all(|(table, _)| {
+            let path = part_path(partial, table, c.batch);
+            match c.parts.get(table) {
+                Some(&crc) => part_checksum(&path) == Some(crc),
+                None => c.parts.is_empty() && path.is_file(),
+            }
+        });
         let planned = batches.get(c.batch.wrapping_sub(1)).map(Vec::len);
         if c.batch != state.done.len() + 1 || planned != Some(c.records) || !parts_present {
             break;
