@@ -410,6 +410,27 @@ fn every_format_writes_and_parquet_reads_back_the_same() {
     );
     assert!(matches!(logical("wake"), Some(parquet::basic::LogicalType::Time { .. })), "{:?}", logical("wake"));
     assert!(matches!(logical("dob"), Some(parquet::basic::LogicalType::Date)));
+    // Values that repeat (choices, events, DAGs) get a Parquet dictionary; the text of the
+    // dictionary's own fields (the record id, free text) is mostly distinct and written plain.
+    let chunks = builder.metadata().row_group(0).columns();
+    let with_dictionary = |name: &str| {
+        chunks.iter().find(|c| c.column_path().string() == name).unwrap().dictionary_page_offset().is_some()
+    };
+    let mut plain = Vec::new();
+    let schema = enrol.schema();
+    for f in schema.fields() {
+        match f.data_type() {
+            arrow_schema::DataType::Dictionary(..) => assert!(with_dictionary(f.name()), "{}", f.name()),
+            arrow_schema::DataType::Utf8 if f.metadata().contains_key("redcap.field_type") => {
+                assert!(!with_dictionary(f.name()), "{}", f.name());
+                plain.push(f.name().as_str());
+            }
+            arrow_schema::DataType::Utf8 => assert!(with_dictionary(f.name()), "{}", f.name()),
+            _ => {}
+        }
+    }
+    assert!(plain.contains(&"study_id") && plain.contains(&"name"), "{plain:?}");
+    assert!(with_dictionary("redcap_event_name"));
     let read: Vec<RecordBatch> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
     assert_eq!(read.len(), 1);
     for (got, want) in read[0].schema().fields().iter().zip(enrol.schema().fields()) {
