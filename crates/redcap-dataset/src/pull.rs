@@ -2,9 +2,9 @@
 //! checkpoint, and at the end the dataset's files written and renamed into place. The client
 //! (`redcap::dataset`) only makes the calls this asks for.
 //!
-//! Each exported batch is cast at once, kept as one Arrow IPC part per table in
-//! `DIR/.redcap-pull/` and appended to the final files (which a resumed pull replays the parts
-//! into). So
+//! Each exported batch is cast at once, kept as one Arrow IPC part per table (appended to
+//! `DIR/.redcap-pull/parts.arrows`) and appended to the final files (which a resumed pull
+//! replays the parts into). So
 //! memory is bounded by the batch (and one Parquet row group), an interrupted pull resumes after
 //! its last complete batch (`resume`), and a final path never holds a half-written file.
 //!
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::commit::{self, CrashAt, Generation};
 use crate::error::local;
 use crate::records::Records;
-use crate::write::{OutputFormat, TableWriter, atomic_write, part_checksum, read_part, write_part};
+use crate::write::{OutputFormat, Part, PartsFile, TableWriter, atomic_write};
 use crate::{CastBatch, DatasetLayout, Error, LayoutOptions, ProjectSchema, names, problems_batch, problems_schema};
 
 /// The folder of a pull in progress, inside the dataset's directory.
@@ -36,6 +36,7 @@ pub const PARTIAL_DIR: &str = ".redcap-pull";
 const STATE: &str = "state.json";
 const PLAN: &str = "plan.json";
 const DONE: &str = "done.jsonl";
+const PARTS: &str = "parts.arrows";
 
 /// Options of a pull.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,11 +136,10 @@ pub struct Checkpoint {
     pub last: String,
     /// Rows it added per table (problems included, as `_problems`).
     pub rows: BTreeMap<String, u64>,
-    /// The CRC-32 of each table's part while the pull runs (not in a manifest): a part that
-    /// does not match is not trusted. A line without them (an older pull's, whose parts were
-    /// synced) trusts parts that are there.
+    /// Where each table's rows are kept while the pull runs (not in a manifest): a checkpoint
+    /// is trusted only if every part is there as written.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub parts: BTreeMap<String, u32>,
+    pub parts: BTreeMap<String, Part>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -234,6 +234,8 @@ pub struct DatasetPull {
     crash: CrashAt,
     /// The dataset's files, written as the batches come ([`Live`]).
     live: Option<Live>,
+    /// The checkpoint parts, appended after those of the trusted checkpoints.
+    parts: PartsFile,
 }
 
 /// Record ids from an id list (a row per event and instance): each non-empty id once, where it
@@ -298,7 +300,10 @@ impl DatasetPull {
             }
         };
         let crash = options.crash_at;
-        let pull = DatasetPull { dir: dir.to_owned(), partial, schema, layout, state, resumed, crash, live: None };
+        let end = state.done.iter().flat_map(|c| c.parts.values()).map(Part::end).max().unwrap_or(0);
+        let parts = PartsFile::open(&partial.join(PARTS), end)?;
+        let pull =
+            DatasetPull { dir: dir.to_owned(), partial, schema, layout, state, resumed, crash, live: None, parts };
         pull.save()?;
         // What follows the last whole checkpoint (a torn line) goes before anything is appended.
         pull.save_done()?;
@@ -382,13 +387,13 @@ impl DatasetPull {
         for (layout, table) in self.layout.tables.iter().zip(&tables) {
             counts.insert(layout.name.clone(), table.num_rows() as u64);
             if table.num_rows() > 0 {
-                parts.insert(layout.name.clone(), write_part(&self.part(&layout.name, batch), table)?);
+                parts.insert(layout.name.clone(), self.parts.append(table)?);
             }
         }
         counts.insert(names::PROBLEMS.to_owned(), problems.len() as u64);
         let problems = if problems.is_empty() { None } else { Some(problems_batch(&problems)?) };
         if let Some(p) = &problems {
-            parts.insert(names::PROBLEMS.to_owned(), write_part(&self.part(names::PROBLEMS, batch), p)?);
+            parts.insert(names::PROBLEMS.to_owned(), self.parts.append(p)?);
         }
         let checkpoint = Checkpoint {
             batch,
@@ -420,11 +425,10 @@ impl DatasetPull {
             let mut tables = Vec::with_capacity(self.layout.tables.len() + 1);
             for (name, schema) in schemas.chain(std::iter::once((names::PROBLEMS, problems_schema()))) {
                 let mut w = GenerationTable::create(&mut generation, name, schema, format)?;
-                for c in &self.state.done {
-                    if c.rows.get(name).copied().unwrap_or(0) > 0 {
-                        for b in read_part(&self.part(name, c.batch))? {
-                            w.write(&b)?;
-                        }
+                let path = self.partial.join(PARTS);
+                for part in self.state.done.iter().filter_map(|c| c.parts.get(name)) {
+                    for b in PartsFile::read(&path, part)? {
+                        w.write(&b)?;
                     }
                 }
                 tables.push(w);
@@ -459,10 +463,6 @@ impl DatasetPull {
             bytes.push(b'\n');
         }
         atomic_write(&path, &bytes)
-    }
-
-    fn part(&self, table: &str, batch: usize) -> PathBuf {
-        part_path(&self.partial, table, batch)
     }
 
     fn save(&self) -> Result<(), Error> {
@@ -606,11 +606,6 @@ pub fn dataset_records(dir: &Path) -> Option<Vec<String>> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-/// Where batch `batch`'s rows of `table` are kept.
-fn part_path(partial: &Path, table: &str, batch: usize) -> PathBuf {
-    partial.join(format!("{table}.{batch:06}.arrow"))
-}
-
 /// The interrupted pull in `partial`: its state, its plan (if the ids were listed) and the
 /// checkpoints that can be trusted — whole lines, numbered 1, 2, … in order, whose parts are all
 /// there with the checksums the line gives. Anything after the first line that is not is redone.
@@ -623,13 +618,12 @@ fn load_state(partial: &Path) -> Option<State> {
     // Only lines ended by a newline were completely appended.
     for line in done.split_inclusive(|&b| b == b'\n').take_while(|l| l.ends_with(b"\n")) {
         let Ok(c) = serde_json::from_slice::<Checkpoint>(line) else { break };
-        let parts_present = c.rows.iter().filter(|&(_, &n)| n > 0).all(|(table, _)| {
-            let path = part_path(partial, table, c.batch);
-            match c.parts.get(table) {
-                Some(&crc) => part_checksum(&path) == Some(crc),
-                None => c.parts.is_empty() && path.is_file(),
-            }
-        });
+        let parts = partial.join(PARTS);
+        let parts_present = c
+            .rows
+            .iter()
+            .filter(|&(_, &n)| n > 0)
+            .all(|(table, _)| c.parts.get(table).is_some_and(|part| PartsFile::holds(&parts, part)));
         let planned = batches.get(c.batch.wrapping_sub(1)).map(Vec::len);
         if c.batch != state.done.len() + 1 || planned != Some(c.records) || !parts_present {
             break;

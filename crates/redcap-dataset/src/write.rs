@@ -165,29 +165,90 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     std::fs::rename(&tmp, path).map_err(local(path))
 }
 
-/// Writes one complete Arrow IPC file holding `batch` (a pull's per-batch part) and returns the
-/// CRC-32 of its bytes. The part is not synced: its checkpoint line keeps the checksum, and a
-/// part whose bytes do not match it (torn by a crash, lost to a power cut) is not trusted but
-/// exported again ([`part_checksum`]). So a batch costs no fsync; the dataset's final files
-/// are synced when they are committed.
-pub fn write_part(path: &Path, batch: &RecordBatch) -> Result<u32, Error> {
-    let mut bytes = Vec::new();
-    let mut w = arrow_ipc::writer::FileWriter::try_new(&mut bytes, &batch.schema())?;
-    w.write(batch)?;
-    w.finish()?;
-    drop(w);
-    std::fs::write(path, &bytes).map_err(local(path))?;
-    Ok(crc32fast::hash(&bytes))
+/// Where one table's rows of one batch are kept in a pull's parts file: a complete Arrow IPC
+/// file at `offset`, `len` bytes long, with the CRC-32 of those bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Part {
+    /// Where it starts in the parts file.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// The CRC-32 of its bytes.
+    pub crc: u32,
 }
 
-/// The CRC-32 of the part at `path`, if it can be read.
-pub fn part_checksum(path: &Path) -> Option<u32> {
-    std::fs::read(path).ok().map(|bytes| crc32fast::hash(&bytes))
+impl Part {
+    /// Where it ends in the parts file.
+    pub fn end(&self) -> u64 {
+        self.offset + self.len
+    }
 }
 
-/// The batches of a part written by [`write_part`].
-pub fn read_part(path: &Path) -> Result<Vec<RecordBatch>, Error> {
-    let file = File::open(path).map_err(local(path))?;
-    let reader = arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+/// A pull's checkpoint parts, appended one after another to one file. One file, not one per
+/// table and batch: creating hundreds of files (each with a fresh inode) cost more CPU than
+/// writing them. Nothing is synced: a part is trusted only where its bytes on disk match the
+/// checksum its checkpoint line gives ([`PartsFile::holds`]), so a part torn by a crash or
+/// lost to a power cut is exported again rather than read; the dataset's own files are synced
+/// when they are committed.
+#[derive(Debug)]
+pub struct PartsFile {
+    file: File,
+    path: PathBuf,
+    end: u64,
+}
+
+impl PartsFile {
+    /// Opens (or creates) the parts file at `path`, keeping its first `end` bytes (the parts
+    /// of the checkpoints that are trusted) and cutting whatever follows.
+    pub fn open(path: &Path, end: u64) -> Result<PartsFile, Error> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(local(path))?;
+        file.set_len(end).map_err(local(path))?;
+        Ok(PartsFile { file, path: path.to_owned(), end })
+    }
+
+    /// Appends `batch` as a complete Arrow IPC file.
+    pub fn append(&mut self, batch: &RecordBatch) -> Result<Part, Error> {
+        use std::io::{Seek, SeekFrom};
+        let mut bytes = Vec::new();
+        let mut w = arrow_ipc::writer::FileWriter::try_new(&mut bytes, &batch.schema())?;
+        w.write(batch)?;
+        w.finish()?;
+        drop(w);
+        self.file.seek(SeekFrom::Start(self.end)).map_err(local(&self.path))?;
+        self.file.write_all(&bytes).map_err(local(&self.path))?;
+        let part = Part { offset: self.end, len: bytes.len() as u64, crc: crc32fast::hash(&bytes) };
+        self.end = part.end();
+        Ok(part)
+    }
+
+    fn bytes(path: &Path, part: &Part) -> Option<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = File::open(path).ok()?;
+        file.seek(SeekFrom::Start(part.offset)).ok()?;
+        let mut bytes = vec![0; usize::try_from(part.len).ok()?];
+        file.read_exact(&mut bytes).ok()?;
+        Some(bytes)
+    }
+
+    /// Whether the parts file at `path` holds `part` as it was written (its bytes match its
+    /// checksum).
+    pub fn holds(path: &Path, part: &Part) -> bool {
+        Self::bytes(path, part).is_some_and(|b| crc32fast::hash(&b) == part.crc)
+    }
+
+    /// The batches of `part` in the parts file at `path`.
+    pub fn read(path: &Path, part: &Part) -> Result<Vec<RecordBatch>, Error> {
+        let bytes = Self::bytes(path, part)
+            .filter(|b| crc32fast::hash(b) == part.crc)
+            .ok_or_else(|| local(path)(std::io::Error::other("a checkpoint part does not match its checksum")))?;
+        let reader = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
+        Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    }
 }
