@@ -325,6 +325,8 @@ fn typed<'r>(
     cells: impl Iterator<Item = (usize, Cow<'r, str>, bool)>,
     report: &mut Report<'_>,
 ) -> Result<ArrayRef, Error> {
+    // Builders sized once: the cells are the picked rows, known up front.
+    let n = cells.size_hint().0;
     macro_rules! build {
         ($builder:expr, $parse:expr) => {{
             let mut b = $builder;
@@ -346,23 +348,25 @@ fn typed<'r>(
     }
     Ok(match kind {
         FieldKind::Text => {
-            let mut b = StringBuilder::new();
+            let mut b = StringBuilder::with_capacity(n, n * 16);
             for (_, v, skip) in cells {
                 if skip { b.append_null() } else { b.append_value(v.as_ref()) }
             }
             Arc::new(b.finish())
         }
-        FieldKind::Integer => build!(Int64Builder::new(), parse::integer),
-        FieldKind::Number { comma, .. } => build!(Float64Builder::new(), |s| parse::number(s, comma)),
-        FieldKind::Date => build!(Date32Builder::new(), parse::date),
+        FieldKind::Integer => build!(Int64Builder::with_capacity(n), parse::integer),
+        FieldKind::Number { comma, .. } => build!(Float64Builder::with_capacity(n), |s| parse::number(s, comma)),
+        FieldKind::Date => build!(Date32Builder::with_capacity(n), parse::date),
         FieldKind::DateTime { .. } => {
-            build!(TimestampMillisecondBuilder::new(), |s| parse::datetime(s).map(|t| t * 1000))
+            build!(TimestampMillisecondBuilder::with_capacity(n), |s| parse::datetime(s).map(|t| t * 1000))
         }
-        FieldKind::Time(form) => build!(Time32MillisecondBuilder::new(), |s| parse::time(s, form).map(|t| t * 1000)),
-        FieldKind::Boolean => build!(BooleanBuilder::new(), parse::boolean),
+        FieldKind::Time(form) => {
+            build!(Time32MillisecondBuilder::with_capacity(n), |s| parse::time(s, form).map(|t| t * 1000))
+        }
+        FieldKind::Boolean => build!(BooleanBuilder::with_capacity(n), parse::boolean),
         FieldKind::Choice => {
             let codes = codes.ok_or(Error::Internal("choice column without codes"))?;
-            let keys = build!(Int32Builder::new(), |s: &str| codes
+            let keys = build!(Int32Builder::with_capacity(n), |s: &str| codes
                 .index
                 .get(s)
                 .copied()

@@ -63,6 +63,15 @@ impl Records {
         self.ends.resize(start + width, self.text.len());
     }
 
+    /// Appends a row given as its text and the end of each cell in it (exactly one per
+    /// column): one copy of the row, not one per cell.
+    fn push_row(&mut self, text: &str, ends: &[usize]) {
+        debug_assert_eq!(ends.len(), self.names.len());
+        let base = self.text.len();
+        self.text.push_str(text);
+        self.ends.extend(ends.iter().map(|&e| base + e));
+    }
+
     /// The column names.
     pub fn names(&self) -> &[String] {
         &self.names
@@ -270,14 +279,14 @@ impl CsvRecords {
             Err(e) => return Err(self.fail(format!("not UTF-8 ({e})"))),
         };
         let ends = &self.field_ends[..self.fields];
-        let cells = ends.iter().scan(0, |start, &end| {
-            let cell = &text[*start..end];
-            *start = end;
-            Some(cell)
-        });
         let mut error = None;
         match &mut self.records {
             None => {
+                let cells = ends.iter().scan(0, |start, &end| {
+                    let cell = text.get(*start..end).unwrap_or_default();
+                    *start = end;
+                    Some(cell)
+                });
                 let names: Vec<String> = cells.map(str::to_owned).collect();
                 // A blank line before the header is nothing.
                 if !(names.len() == 1 && names[0].is_empty()) {
@@ -289,8 +298,11 @@ impl CsvRecords {
                     // A blank line (csv-core reports one as a record of one empty field).
                 } else if self.fields != records.width() {
                     error = Some(format!("{} cells under a header of {}", self.fields, records.width()));
+                } else if ends.iter().all(|&e| text.is_char_boundary(e)) {
+                    records.push_row(text, ends);
                 } else {
-                    records.push(cells);
+                    // (csv-core splits on ASCII bytes only: a cell always ends on a boundary.)
+                    error = Some("a cell that ends inside a character".to_owned());
                 }
             }
         }
