@@ -177,15 +177,17 @@ pub fn record_files_of(
 }
 
 /// One record's row keys (event, instrument, instance), without reading any value: what an
-/// export of the record id alone (a batched export's id list) needs: one entry a row, from `data_rows`.
+/// export of the record id alone (a batched export's id list) needs. From the index alone.
 pub fn for_record_rows(
     conn: &Connection,
     project_id: i64,
     record: &str,
     mut each: impl FnMut(&str, &str, i64),
 ) -> Result<(), StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT event, instrument, instance FROM data_rows WHERE project_id = ?1 AND record = ?2")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT event, instrument, instance FROM data INDEXED BY data_cover
+         WHERE project_id = ?1 AND record = ?2",
+    )?;
     let mut rows = stmt.query(params![project_id, record])?;
     while let Some(r) = rows.next()? {
         each(text(r, 0)?, text(r, 1)?, r.get(2)?);

@@ -103,49 +103,6 @@ CREATE TABLE IF NOT EXISTS log (
 pub(super) const DATA_COVER: &str =
     "CREATE INDEX IF NOT EXISTS data_cover ON data (project_id, record, event, instrument, instance, field, value)";
 
-/// Each flat row's key (record, event, repeating instrument, instance) with its count of
-/// values, kept by triggers on `data` whatever statement writes it: a list of a record's rows
-/// (the id list a batched export asks first) reads one entry per row, not every value.
-pub(super) const DATA_ROWS: &str = "
-CREATE TABLE IF NOT EXISTS data_rows (
-    project_id INTEGER NOT NULL, record TEXT NOT NULL, event TEXT NOT NULL, instrument TEXT NOT NULL,
-    instance INTEGER NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (project_id, record, event, instrument, instance)) WITHOUT ROWID;";
-
-/// The triggers that keep `data_rows`: a value added counts up its row, one removed counts it
-/// down (and a row left with none is gone), a value moved (a renamed record) does both.
-pub(super) const DATA_ROWS_TRIGGERS: &str = "
-CREATE TRIGGER IF NOT EXISTS data_rows_add AFTER INSERT ON data BEGIN
-    INSERT OR IGNORE INTO data_rows VALUES (NEW.project_id, NEW.record, NEW.event, NEW.instrument, NEW.instance, 0);
-    UPDATE data_rows SET n = n + 1 WHERE project_id = NEW.project_id AND record = NEW.record
-        AND event = NEW.event AND instrument = NEW.instrument AND instance = NEW.instance;
-END;
-CREATE TRIGGER IF NOT EXISTS data_rows_remove AFTER DELETE ON data BEGIN
-    UPDATE data_rows SET n = n - 1 WHERE project_id = OLD.project_id AND record = OLD.record
-        AND event = OLD.event AND instrument = OLD.instrument AND instance = OLD.instance;
-    DELETE FROM data_rows WHERE project_id = OLD.project_id AND record = OLD.record
-        AND event = OLD.event AND instrument = OLD.instrument AND instance = OLD.instance AND n <= 0;
-END;
-CREATE TRIGGER IF NOT EXISTS data_rows_move AFTER UPDATE OF project_id, record, event, instrument, instance ON data
-BEGIN
-    UPDATE data_rows SET n = n - 1 WHERE project_id = OLD.project_id AND record = OLD.record
-        AND event = OLD.event AND instrument = OLD.instrument AND instance = OLD.instance;
-    DELETE FROM data_rows WHERE project_id = OLD.project_id AND record = OLD.record
-        AND event = OLD.event AND instrument = OLD.instrument AND instance = OLD.instance AND n <= 0;
-    INSERT OR IGNORE INTO data_rows VALUES (NEW.project_id, NEW.record, NEW.event, NEW.instrument, NEW.instance, 0);
-    UPDATE data_rows SET n = n + 1 WHERE project_id = NEW.project_id AND record = NEW.record
-        AND event = NEW.event AND instrument = NEW.instrument AND instance = NEW.instance;
-END;";
-
-/// Drops [`DATA_ROWS_TRIGGERS`] (a bulk load counts its rows once at the end instead).
-pub(super) const DROP_DATA_ROWS_TRIGGERS: &str = "DROP TRIGGER IF EXISTS data_rows_add; DROP TRIGGER IF EXISTS data_rows_remove; DROP TRIGGER IF EXISTS data_rows_move;";
-
-/// Counts the rows of one project's values into `data_rows` (`?1`: the project), reading the
-/// covering index in its order.
-pub(super) const COUNT_DATA_ROWS: &str = "INSERT INTO data_rows
-    SELECT project_id, record, event, instrument, instance, COUNT(*) FROM data INDEXED BY data_cover
-    WHERE project_id = ?1 GROUP BY project_id, record, event, instrument, instance";
-
 /// Page cache of the writing connection, KiB (SQLite's default is 2 MiB): an index of a large
 /// project stays in memory while imports insert all over it.
 pub(super) const CACHE_KIB: i64 = 32 * 1024;
@@ -223,20 +180,6 @@ impl Store {
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(DATA_COVER)?;
-        let has_rows: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'data_rows')",
-            [],
-            |r| r.get(0),
-        )?;
-        if !has_rows {
-            // A data directory of an emulator from before the table: counted once, here.
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {DATA_ROWS}
-                 INSERT INTO data_rows SELECT project_id, record, event, instrument, instance, COUNT(*)
-                 FROM data GROUP BY project_id, record, event, instrument, instance; COMMIT;"
-            ))?;
-        }
-        conn.execute_batch(DATA_ROWS_TRIGGERS)?;
         conn.execute_batch(crate::survey_codes::SCHEMA)?;
         let readers = Arc::new(ReaderPool { path: db.to_owned(), idle: Mutex::new(Vec::new()) });
         Ok(Store { conn, blob_dir, cache: HashMap::new(), tokens, token_index: None, readers })
@@ -386,57 +329,6 @@ mod tests {
         // A batch's records are found by key, many to a statement.
         let named = plan("SELECT record, dag_id FROM records WHERE project_id = 1 AND record IN ('1', '2')");
         assert!(named.contains("record=?"), "{named}");
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    /// A row's key and its count of values.
-    type Counted = Vec<(String, String, String, i64, i64)>;
-
-    /// `data_rows`, and what it should be: every row's key and count, read from the values.
-    fn counted(conn: &Connection) -> (Counted, Counted) {
-        let read = |sql: &str| -> Counted {
-            let mut stmt = conn.prepare(sql).unwrap();
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).unwrap();
-            rows.collect::<Result<_, _>>().unwrap()
-        };
-        (
-            read("SELECT record, event, instrument, instance, n FROM data_rows ORDER BY 1, 2, 3, 4"),
-            read(
-                "SELECT record, event, instrument, instance, COUNT(*) FROM data
-                 GROUP BY record, event, instrument, instance ORDER BY 1, 2, 3, 4",
-            ),
-        )
-    }
-
-    #[test]
-    fn the_row_list_is_counted_on_load_and_for_a_data_directory_from_before_it() {
-        let dir = std::env::temp_dir().join(format!("redcap-emu-rows-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("db.sqlite");
-        let xml = include_str!("../../fixtures/redcapr-repeating-instruments.xml");
-        let mut store = Store::open(&db, dir.join("blobs"), TokenGen::seeded(1)).unwrap();
-        store.insert_project_xml(xml).unwrap();
-        let (kept, values) = counted(&store.conn);
-        assert!(kept.len() > 2 && kept.iter().any(|k| !k.2.is_empty()), "{kept:?}");
-        assert_eq!(kept, values);
-        // A document large enough to be loaded in bulk (triggers off, rows counted once at the
-        // end; a comment makes it so): the same rows.
-        let big = format!("{xml}<!--{}-->", " ".repeat(8 << 20));
-        let other = dir.join("bulk.sqlite");
-        let mut bulk = Store::open(&other, dir.join("blobs"), TokenGen::seeded(1)).unwrap();
-        bulk.insert_project_xml(&big).unwrap();
-        assert_eq!(counted(&bulk.conn), (values.clone(), values.clone()));
-        let triggers: i64 =
-            bulk.conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'", [], |r| r.get(0)).unwrap();
-        assert_eq!(triggers, 3, "the triggers are back after a bulk load");
-        drop(bulk);
-        // A directory written before the table existed: the table is counted when it opens.
-        store.conn.execute_batch(&format!("DROP TABLE data_rows; {DROP_DATA_ROWS_TRIGGERS}")).unwrap();
-        drop(store);
-        let store = Store::open(&db, dir.join("blobs"), TokenGen::seeded(1)).unwrap();
-        assert_eq!(counted(&store.conn), (values.clone(), values));
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

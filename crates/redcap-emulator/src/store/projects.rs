@@ -7,10 +7,7 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 
 use super::data::{Cell, insert_values};
-use super::{
-    COUNT_DATA_ROWS, DATA_COVER, DATA_ROWS_TRIGGERS, DROP_DATA_ROWS_TRIGGERS, LoadError, RowKey, Store, StoreError,
-    now_seconds,
-};
+use super::{DATA_COVER, LoadError, RowKey, Store, StoreError, now_seconds};
 use crate::model::{Project, ProjectDef};
 use crate::odm::{ClinicalPart, LoadedProject, OdmError, Streamed};
 
@@ -50,18 +47,12 @@ impl Store {
             // failed or killed load leaves the index as it was.
             let stored: i64 = s.conn.query_row("SELECT COALESCE(MAX(rowid), 0) FROM data", [], |r| r.get(0))?;
             let rebuild = xml.len() as u64 / BYTES_PER_VALUE > stored.max(REBUILD_FROM) as u64;
-            // The row counts likewise: counted from the rebuilt index, not one step per value.
             if rebuild {
                 s.conn.execute_batch("DROP INDEX IF EXISTS data_cover")?;
-                s.conn.execute_batch(DROP_DATA_ROWS_TRIGGERS)?;
             }
             let loaded = s.insert_document(xml, &mut failed);
-            if rebuild {
-                if let Ok(Ok(id)) = &loaded {
-                    s.conn.execute_batch(DATA_COVER)?;
-                    s.conn.execute(COUNT_DATA_ROWS, params![id])?;
-                    s.conn.execute_batch(DATA_ROWS_TRIGGERS)?;
-                }
+            if rebuild && loaded.as_ref().is_ok_and(Result::is_ok) {
+                s.conn.execute_batch(DATA_COVER)?;
             }
             loaded
         });

@@ -568,9 +568,9 @@ fn row_keys(rows: &serde_json::Value, id: &str) -> Vec<[String; 4]> {
 
 #[test]
 fn the_id_list_has_a_full_exports_rows_in_longitudinal_and_repeating_projects() {
-    // The id-only export reads the row list the store keeps beside the values, not the values:
-    // it must give the rows an export of the id's instrument gives, and every record a full
-    // export has, after each kind of write (imports, an instance deleted, a rename, a record
+    // The id-only export reads each record's row keys, not its values: it must give the rows
+    // an export of the id's instrument gives, and every record a full export has, after each
+    // kind of write (imports, an instance or an event's data deleted, a rename, a record
     // deleted), in every shape of project.
     for fixture in [
         "redcapr-repeating-instruments.xml",
