@@ -178,7 +178,7 @@ pub fn export_xml(ctx: &mut Ctx) -> HResult {
             let mut total = 0u64;
             for row in &rows {
                 for (name, values) in row.values.iter() {
-                    if p.field(name).is_some_and(|f| f.field_type == "file") && sel.names.contains(name) {
+                    if p.field(name).is_some_and(|f| f.field_type == "file") && sel.names.iter().any(|n| n == name) {
                         let doc = values.first().and_then(|v| v.parse::<i64>().ok());
                         if let Some(d) = doc.map(|d| ctx.store.doc(d)).transpose()?.flatten() {
                             total += d.size;

@@ -1046,7 +1046,7 @@ fn import_result(
 }
 
 fn existing_values(data: &Dataset, key: &RowKey) -> HashMap<String, Vec<String>> {
-    data.row(key).map(|r| r.values.iter().map(|(f, v)| (f.clone(), v.clone())).collect()).unwrap_or_default()
+    data.row(key).map(|r| r.values.iter().map(|(f, v)| (f.to_owned(), v.clone())).collect()).unwrap_or_default()
 }
 
 /// Validates one imported value; returns the value to store.
@@ -1351,7 +1351,7 @@ pub fn delete(ctx: &mut Ctx) -> HResult {
                 for field in row.values.keys() {
                     let in_form = match &instrument {
                         None => true,
-                        Some(form) => field != &p.def.record_id_field && p.owner_form(field) == Some(form.as_str()),
+                        Some(form) => field != p.def.record_id_field && p.owner_form(field) == Some(form.as_str()),
                     };
                     if in_form {
                         s.set_values(pid, &row.key, field, &[])?;
