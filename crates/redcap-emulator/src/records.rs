@@ -25,6 +25,7 @@ pub struct RowData {
 /// One row's values by field, in field-name order (the order the covering index yields them):
 /// a lookup is a binary search, and a row costs one vector where a hash map cost a table per
 /// row, which a large export builds hundreds of thousands of times.
+///
 /// Field names are shared (`Arc<str>`): rows of one shape name the same fields, and a name
 /// allocated per value was a fifth of a large export's allocations.
 #[derive(Clone, Debug, Default)]
