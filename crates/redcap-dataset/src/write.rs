@@ -200,9 +200,11 @@ pub struct PartsFile {
 
 impl PartsFile {
     /// Opens (or creates) the parts file at `path`, keeping its first `end` bytes (the parts
-    /// of the checkpoints that are trusted) and cutting whatever follows.
+    /// of the checkpoints that are trusted) and cutting whatever follows; parts are appended
+    /// from there.
     pub fn open(path: &Path, end: u64) -> Result<PartsFile, Error> {
-        let file = std::fs::OpenOptions::new()
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
@@ -210,43 +212,42 @@ impl PartsFile {
             .open(path)
             .map_err(local(path))?;
         file.set_len(end).map_err(local(path))?;
+        file.seek(SeekFrom::Start(end)).map_err(local(path))?;
         Ok(PartsFile { file, path: path.to_owned(), end })
     }
 
     /// Appends `batch` as a complete Arrow IPC file.
     pub fn append(&mut self, batch: &RecordBatch) -> Result<Part, Error> {
-        use std::io::{Seek, SeekFrom};
         let mut bytes = Vec::new();
         let mut w = arrow_ipc::writer::FileWriter::try_new(&mut bytes, &batch.schema())?;
         w.write(batch)?;
         w.finish()?;
         drop(w);
-        self.file.seek(SeekFrom::Start(self.end)).map_err(local(&self.path))?;
         self.file.write_all(&bytes).map_err(local(&self.path))?;
         let part = Part { offset: self.end, len: bytes.len() as u64, crc: crc32fast::hash(&bytes) };
         self.end = part.end();
         Ok(part)
     }
 
-    fn bytes(path: &Path, part: &Part) -> Option<Vec<u8>> {
+    /// The bytes of `part` in the parts file at `path`, if they are there as written (they
+    /// match its checksum).
+    fn verified(path: &Path, part: &Part) -> Option<Vec<u8>> {
         use std::io::{Read, Seek, SeekFrom};
         let mut file = File::open(path).ok()?;
         file.seek(SeekFrom::Start(part.offset)).ok()?;
         let mut bytes = vec![0; usize::try_from(part.len).ok()?];
         file.read_exact(&mut bytes).ok()?;
-        Some(bytes)
+        (crc32fast::hash(&bytes) == part.crc).then_some(bytes)
     }
 
-    /// Whether the parts file at `path` holds `part` as it was written (its bytes match its
-    /// checksum).
+    /// Whether the parts file at `path` holds `part` as it was written.
     pub fn holds(path: &Path, part: &Part) -> bool {
-        Self::bytes(path, part).is_some_and(|b| crc32fast::hash(&b) == part.crc)
+        Self::verified(path, part).is_some()
     }
 
     /// The batches of `part` in the parts file at `path`.
     pub fn read(path: &Path, part: &Part) -> Result<Vec<RecordBatch>, Error> {
-        let bytes = Self::bytes(path, part)
-            .filter(|b| crc32fast::hash(b) == part.crc)
+        let bytes = Self::verified(path, part)
             .ok_or_else(|| local(path)(std::io::Error::other("a checkpoint part does not match its checksum")))?;
         let reader = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
         Ok(reader.collect::<Result<Vec<_>, _>>()?)
