@@ -255,7 +255,7 @@ impl Dataset {
         Ok(Dataset { rows, index, dags, missing_codes, doc_names })
     }
 
-    /// The rows of `records` without their values (see [`store::for_record_rows`]), for an export
+    /// The rows of `records` without their values (see [`store::rows_of`]), for an export
     /// whose columns need only the row keys and the record's DAG.
     pub fn load_row_keys(
         conn: &Connection,
@@ -279,17 +279,14 @@ impl Dataset {
             let dags = records.into_iter().collect();
             return Ok(Dataset { rows, index, dags, missing_codes: Vec::new(), doc_names: HashMap::new() });
         }
+        let names: Vec<&str> = records.iter().map(|(r, _)| r.as_str()).collect();
+        let found = store::rows_of(conn, pid, &names)?;
         for (record, _) in &records {
             let first = rows.len();
-            store::for_record_rows(conn, pid, record, |event, instrument, instance| {
-                let key = RowKey {
-                    record: record.clone(),
-                    event: event.to_owned(),
-                    instrument: instrument.to_owned(),
-                    instance,
-                };
+            for (event, instrument, instance) in found.get(record).into_iter().flatten().cloned() {
+                let key = RowKey { record: record.clone(), event, instrument, instance };
                 rows.push(RowData { key, values: RowValues::default() });
-            })?;
+            }
             order.sort(&mut rows[first..]);
         }
         let index = rows.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).collect();

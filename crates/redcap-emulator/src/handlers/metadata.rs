@@ -331,8 +331,14 @@ pub fn import(ctx: &mut Ctx) -> HResult {
             let mut stmt = s.conn.prepare("SELECT DISTINCT field FROM data WHERE project_id = ?1")?;
             stmt.query_map([pid], |r| r.get(0))?.collect::<Result<_, _>>()?
         };
+        let mut deleted = false;
         for f in stored.iter().filter(|f| !keep.contains(*f)) {
             s.conn.execute("DELETE FROM data WHERE project_id = ?1 AND field = ?2", rusqlite::params![pid, f])?;
+            deleted = true;
+        }
+        if deleted {
+            // A row whose values were all of deleted fields is gone.
+            s.count_rows(pid, crate::store::RowScope::Project)?;
         }
         Ok(())
     })?;

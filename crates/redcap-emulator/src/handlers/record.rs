@@ -1416,6 +1416,8 @@ pub fn rename(ctx: &mut Ctx) -> HResult {
             rusqlite::params![pid, record, new_name],
         )?;
         crate::survey_codes::rename_record(&s.conn, pid, &record, &new_name)?;
+        s.count_rows(pid, crate::store::RowScope::Record(&record))?;
+        s.count_rows(pid, crate::store::RowScope::Record(&new_name))?;
         Ok(())
     })?;
     ctx.log(

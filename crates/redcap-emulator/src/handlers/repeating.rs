@@ -143,6 +143,7 @@ pub fn import(ctx: &mut Ctx) -> HResult {
                 }
                 (None, true) => {}
             }
+            s.count_rows(pid, crate::store::RowScope::Event(event))?;
         }
         Ok(())
     })?;

@@ -60,7 +60,8 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the value(s) of one field in one row; an empty `values` erases it.
+    /// Replaces the value(s) of one field in one row; an empty `values` erases it (and the
+    /// row, from `data_rows`, when it was the row's last value).
     pub fn set_values(
         &mut self,
         project_id: i64,
@@ -75,10 +76,25 @@ impl Store {
             )?
             .execute(params![project_id, key.record, key.event, key.instrument, key.instance, field])?;
         if values.is_empty() {
+            // A row written in this transaction through another field still holds that value
+            // (an import writes the record id first): no need to look.
+            if self.marked.as_ref().is_some_and(|(p, k, f)| *p == project_id && k == key && f != field) {
+                return Ok(());
+            }
+            let n = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM data_rows WHERE project_id = ?1 AND record = ?2 AND event = ?3
+                     AND instrument = ?4 AND instance = ?5 AND NOT EXISTS (SELECT 1 FROM data
+                     WHERE project_id = ?1 AND record = ?2 AND event = ?3 AND instrument = ?4 AND instance = ?5)",
+                )?
+                .execute(params![project_id, key.record, key.event, key.instrument, key.instance])?;
+            if n > 0 || self.marked.as_ref().is_some_and(|(_, k, _)| k == key) {
+                self.marked = None;
+            }
             return Ok(());
         }
-        let row = (key.record.as_str(), key.event.as_str(), key.instrument.as_str(), key.instance);
-        insert_values(&self.conn, project_id, values.iter().map(|v| Cell { row, field, value: v }))
+        self.add_values(project_id, key, field, values)
     }
 
     /// Adds the value(s) of one field in a row that has none stored yet (a row of a record this
@@ -91,12 +107,39 @@ impl Store {
         values: &[String],
     ) -> Result<(), StoreError> {
         let row = (key.record.as_str(), key.event.as_str(), key.instrument.as_str(), key.instance);
-        insert_values(&self.conn, project_id, values.iter().map(|v| Cell { row, field, value: v }))
+        insert_values(&self.conn, project_id, values.iter().map(|v| Cell { row, field, value: v }))?;
+        if !values.is_empty() {
+            self.mark_row(project_id, key, field)?;
+        }
+        Ok(())
+    }
+
+    /// Enters a row that now holds a value of `field` in `data_rows` (once: the row entered
+    /// last is remembered, with that field, until the transaction ends or the value is erased).
+    fn mark_row(&mut self, project_id: i64, key: &RowKey, field: &str) -> Result<(), StoreError> {
+        if self.marked.as_ref().is_some_and(|(p, k, _)| *p == project_id && k == key) {
+            return Ok(());
+        }
+        mark_rows(
+            &self.conn,
+            project_id,
+            [(key.record.as_str(), key.event.as_str(), key.instrument.as_str(), key.instance)],
+        )?;
+        self.marked = Some((project_id, key.clone(), field.to_owned()));
+        Ok(())
+    }
+
+    /// Counts the rows of `scope` again from the values, after a change of many values at once
+    /// (a field deleted, an instrument made repeating or not, a record renamed).
+    pub fn count_rows(&mut self, project_id: i64, scope: RowScope<'_>) -> Result<(), StoreError> {
+        self.marked = None;
+        count_rows(&self.conn, Some(project_id), scope)
     }
 
     /// Deletes a record and all its data.
     pub fn delete_record(&mut self, project_id: i64, record: &str) -> Result<(), StoreError> {
         self.conn.execute("DELETE FROM data WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
+        self.count_rows(project_id, RowScope::Record(record))?;
         self.conn
             .execute("DELETE FROM record_files WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
         self.conn.execute("DELETE FROM records WHERE project_id = ?1 AND record = ?2", params![project_id, record])?;
@@ -176,22 +219,88 @@ pub fn record_files_of(
     Ok(rows)
 }
 
-/// One record's row keys (event, instrument, instance), without reading any value: what an
-/// export of the record id alone (a batched export's id list) needs. From the index alone.
-pub fn for_record_rows(
+/// A record's row keys: (event, instrument, instance) each.
+pub type RecordRows = HashMap<String, Vec<(String, String, i64)>>;
+
+/// The row keys (event, instrument, instance) of `records`, from `data_rows` without reading any
+/// value: what an export of the record id alone (a batched export's id list) needs. One
+/// statement per [`NAMES_PER_STATEMENT`] records; a record with no row is absent.
+pub fn rows_of(conn: &Connection, project_id: i64, records: &[&str]) -> Result<RecordRows, StoreError> {
+    let mut found: RecordRows = HashMap::with_capacity(records.len());
+    for chunk in records.chunks(NAMES_PER_STATEMENT) {
+        let marks = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
+        let sql = format!(
+            "SELECT record, event, instrument, instance FROM data_rows WHERE project_id = ?1 AND record IN ({marks})"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let params = std::iter::once(rusqlite::types::Value::Integer(project_id))
+            .chain(chunk.iter().map(|n| rusqlite::types::Value::Text((*n).to_owned())));
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        while let Some(r) = rows.next()? {
+            found.entry(text(r, 0)?.to_owned()).or_default().push((
+                text(r, 1)?.to_owned(),
+                text(r, 2)?.to_owned(),
+                r.get(3)?,
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// The rows a bulk change asks to count again.
+#[derive(Clone, Copy, Debug)]
+pub enum RowScope<'a> {
+    /// Every row of the project (of every project, at a migration).
+    Project,
+    /// The rows of one event.
+    Event(&'a str),
+    /// The rows of one record.
+    Record(&'a str),
+}
+
+/// Enters rows that hold values in `data_rows` (already there: nothing happens).
+pub(super) fn mark_rows<'a>(
     conn: &Connection,
     project_id: i64,
-    record: &str,
-    mut each: impl FnMut(&str, &str, i64),
+    rows: impl IntoIterator<Item = (&'a str, &'a str, &'a str, i64)>,
 ) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT event, instrument, instance FROM data INDEXED BY data_cover
-         WHERE project_id = ?1 AND record = ?2",
-    )?;
-    let mut rows = stmt.query(params![project_id, record])?;
-    while let Some(r) = rows.next()? {
-        each(text(r, 0)?, text(r, 1)?, r.get(2)?);
+    let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO data_rows VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for (record, event, instrument, instance) in rows {
+        stmt.execute(params![project_id, record, event, instrument, instance])?;
     }
+    Ok(())
+}
+
+/// Replaces the `data_rows` entries of `scope` (of project `project_id`, or of every project)
+/// with the rows its values have.
+pub(super) fn count_rows(conn: &Connection, project_id: Option<i64>, scope: RowScope<'_>) -> Result<(), StoreError> {
+    let mut params: Vec<rusqlite::types::Value> = Vec::new();
+    let mut filter = vec!["1"];
+    if let Some(p) = project_id {
+        params.push(p.into());
+        filter.push("project_id = ?1");
+    }
+    let at = params.len() + 1;
+    let one = match scope {
+        RowScope::Project => None,
+        RowScope::Event(e) => Some(("event", e)),
+        RowScope::Record(r) => Some(("record", r)),
+    };
+    let condition;
+    if let Some((column, value)) = one {
+        params.push(rusqlite::types::Value::Text(value.to_owned()));
+        condition = format!("{column} = ?{at}");
+        filter.push(&condition);
+    }
+    let filter = filter.join(" AND ");
+    conn.execute(&format!("DELETE FROM data_rows WHERE {filter}"), rusqlite::params_from_iter(&params))?;
+    conn.execute(
+        &format!(
+            "INSERT OR IGNORE INTO data_rows SELECT DISTINCT project_id, record, event, instrument, instance
+             FROM data WHERE {filter}"
+        ),
+        rusqlite::params_from_iter(&params),
+    )?;
     Ok(())
 }
 

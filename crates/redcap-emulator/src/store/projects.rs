@@ -148,6 +148,17 @@ impl Store {
                 value: &v.value,
             }),
         )?;
+        // A record's values come row by row.
+        let mut rows: Vec<(&str, &str, &str, i64)> = part
+            .values
+            .iter()
+            .map(|v| (v.record.as_str(), v.event.as_str(), v.instrument.as_str(), v.instance))
+            .collect();
+        rows.dedup();
+        rows.extend(
+            part.files.iter().map(|f| (f.record.as_str(), f.event.as_str(), f.instrument.as_str(), f.instance)),
+        );
+        super::data::mark_rows(&self.conn, id, rows)?;
         for f in &part.files {
             let doc = self.put_blob(id, &f.name, &f.mime, &f.bytes)?;
             let key = RowKey {
@@ -193,6 +204,8 @@ impl Store {
     pub fn delete_event_data(&mut self, project_id: i64, events: &[String]) -> Result<(), StoreError> {
         for e in events {
             self.conn.execute("DELETE FROM data WHERE project_id = ?1 AND event = ?2", params![project_id, e])?;
+            self.conn.execute("DELETE FROM data_rows WHERE project_id = ?1 AND event = ?2", params![project_id, e])?;
+            self.marked = None;
         }
         self.conn.execute(
             "DELETE FROM records WHERE project_id = ?1

@@ -577,6 +577,7 @@ fn the_id_list_has_a_full_exports_rows_in_longitudinal_and_repeating_projects() 
         "pycap-test_long_project.xml",
         "redcapr-longitudinal.xml",
         "redcapr-vignette-repeating.xml",
+        "pycap-doctest_project.xml",
     ] {
         let emu = start(&[fixture]);
         let t = admin(&emu);
@@ -601,9 +602,11 @@ fn the_id_list_has_a_full_exports_rows_in_longitudinal_and_repeating_projects() 
         // A repeating row copied to a new instance, and to a new record.
         let rows = full.as_array().unwrap();
         let repeating = rows.iter().find(|r| r["redcap_repeat_instance"].as_str().is_some_and(|s| !s.is_empty()));
+        let mut instance_99 = None;
         if let Some(r) = repeating {
             let mut copy = r.clone();
             copy["redcap_repeat_instance"] = "99".into();
+            instance_99 = Some(serde_json::to_string(&[copy.clone()]).unwrap());
             let mut other = r.clone();
             other[id.as_str()] = "new-1".into();
             let data = serde_json::to_string(&[copy, other]).unwrap();
@@ -654,5 +657,33 @@ fn the_id_list_has_a_full_exports_rows_in_longitudinal_and_repeating_projects() 
         post(&emu.url(), &[("token", &t), ("content", "record"), ("action", "delete"), ("records[0]", &last)])
             .expect(200, "1");
         check("after deleting a record");
+        // An event deleted (projects in development): its rows are gone.
+        if let Some([_, event, ..]) = second {
+            let delete =
+                [("token", t.as_str()), ("content", "event"), ("action", "delete"), ("events[0]", event.as_str())];
+            if post(&emu.url(), &delete).status == 200 {
+                check("after deleting an event");
+            }
+        }
+        // The repeating setup emptied: instances past the first are gone, and each first
+        // instance joins its event's row.
+        let setup = [("token", t.as_str()), ("content", "repeatingFormsEvents"), ("format", "json")];
+        let repeats = post(&emu.url(), &setup).json().as_array().is_some_and(|a| !a.is_empty());
+        if repeats {
+            if let Some(data) = &instance_99 {
+                import(&emu, &t, data, &[]).expect(200, r#"{"count":1}"#);
+            }
+            let empty = [setup[0], setup[1], setup[2], ("data", "[]")];
+            post(&emu.url(), &empty).expect(200, "0");
+            check("after the repeating setup is removed");
+        }
+        // Every field but the id instrument's deleted (a dictionary import): a row that held
+        // only values of the others is gone.
+        let kept: Vec<&serde_json::Value> =
+            meta.as_array().unwrap().iter().filter(|f| f["form_name"] == id_form.as_str()).collect();
+        let kept = serde_json::to_string(&kept).unwrap();
+        let dictionary = [("token", t.as_str()), ("content", "metadata"), ("format", "json"), ("data", &kept)];
+        assert_eq!(post(&emu.url(), &dictionary).status, 200, "{fixture}: {}", post(&emu.url(), &dictionary).text());
+        check("after a dictionary import deleted fields");
     }
 }
