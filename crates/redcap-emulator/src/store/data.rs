@@ -167,18 +167,34 @@ pub fn records_named<'a>(
 ) -> Result<Vec<(String, Option<i64>)>, StoreError> {
     let names: Vec<&str> = names.into_iter().collect();
     let mut found: HashMap<String, Option<i64>> = HashMap::with_capacity(names.len());
+    for_named(conn, "SELECT record, dag_id FROM records", project_id, &names, |r| {
+        found.insert(r.get(0)?, r.get(1)?);
+        Ok(())
+    })?;
+    Ok(names.into_iter().filter_map(|n| found.get(n).map(|dag| (n.to_owned(), *dag))).collect())
+}
+
+/// Runs `select` (`SELECT … FROM <table>`, the table having `project_id` and `record`) for
+/// the rows of project `project_id` whose record is one of `names`, [`NAMES_PER_STATEMENT`]
+/// names a statement: `each` gets every row found.
+fn for_named(
+    conn: &Connection,
+    select: &str,
+    project_id: i64,
+    names: &[&str],
+    mut each: impl FnMut(&Row<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     for chunk in names.chunks(NAMES_PER_STATEMENT) {
         let marks = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
-        let sql = format!("SELECT record, dag_id FROM records WHERE project_id = ?1 AND record IN ({marks})");
-        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut stmt = conn.prepare_cached(&format!("{select} WHERE project_id = ?1 AND record IN ({marks})"))?;
         let params = std::iter::once(rusqlite::types::Value::Integer(project_id))
             .chain(chunk.iter().map(|n| rusqlite::types::Value::Text((*n).to_owned())));
         let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
         while let Some(r) = rows.next()? {
-            found.insert(r.get(0)?, r.get(1)?);
+            each(r)?;
         }
     }
-    Ok(names.into_iter().filter_map(|n| found.get(n).map(|dag| (n.to_owned(), *dag))).collect())
+    Ok(())
 }
 
 /// One record's values, grouped by row (event, instrument, instance), fields in name order:
@@ -227,23 +243,11 @@ pub type RecordRows = HashMap<String, Vec<(String, String, i64)>>;
 /// statement per [`NAMES_PER_STATEMENT`] records; a record with no row is absent.
 pub fn rows_of(conn: &Connection, project_id: i64, records: &[&str]) -> Result<RecordRows, StoreError> {
     let mut found: RecordRows = HashMap::with_capacity(records.len());
-    for chunk in records.chunks(NAMES_PER_STATEMENT) {
-        let marks = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
-        let sql = format!(
-            "SELECT record, event, instrument, instance FROM data_rows WHERE project_id = ?1 AND record IN ({marks})"
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let params = std::iter::once(rusqlite::types::Value::Integer(project_id))
-            .chain(chunk.iter().map(|n| rusqlite::types::Value::Text((*n).to_owned())));
-        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-        while let Some(r) = rows.next()? {
-            found.entry(text(r, 0)?.to_owned()).or_default().push((
-                text(r, 1)?.to_owned(),
-                text(r, 2)?.to_owned(),
-                r.get(3)?,
-            ));
-        }
-    }
+    for_named(conn, "SELECT record, event, instrument, instance FROM data_rows", project_id, records, |r| {
+        let row = (text(r, 1)?.to_owned(), text(r, 2)?.to_owned(), r.get(3)?);
+        found.entry(text(r, 0)?.to_owned()).or_default().push(row);
+        Ok(())
+    })?;
     Ok(found)
 }
 

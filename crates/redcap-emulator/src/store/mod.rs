@@ -403,11 +403,13 @@ mod tests {
             let mut stmt = store
                 .conn
                 .prepare(
-                    "SELECT field FROM data WHERE record = ?1 AND event = ?2 AND instrument = ?3 AND instance = ?4",
+                    "SELECT field FROM data WHERE project_id = ?1 AND record = ?2 AND event = ?3
+                     AND instrument = ?4 AND instance = ?5",
                 )
                 .unwrap();
-            let rows =
-                stmt.query_map(params![key.record, key.event, key.instrument, key.instance], |r| r.get(0)).unwrap();
+            let rows = stmt
+                .query_map(params![pid, key.record, key.event, key.instrument, key.instance], |r| r.get(0))
+                .unwrap();
             rows.collect::<Result<_, _>>().unwrap()
         };
         // A new instance, written field by field (the entry made once), then erased field by
