@@ -9,7 +9,7 @@
 //!
 //! `REDCAP_BENCH_ONLY=dataset` runs only this; sizes with REDCAP_BENCH_DATASET_RECORDS
 //! (default 10000,30000,100000), batch size with REDCAP_BENCH_DATASET_BATCH (default 1000),
-//! batches in flight with REDCAP_BENCH_DATASET_PARALLEL (`--parallel`, default 1);
+//! batches in flight with REDCAP_BENCH_DATASET_PARALLEL (`--parallel`, default 2, the CLI's);
 //! REDCAP_BENCH_NO_PYCAP=1 skips the Python path.
 
 use std::path::Path;
@@ -105,7 +105,7 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
         .collect();
     let batch: u64 = std::env::var("REDCAP_BENCH_DATASET_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let parallel: u64 =
-        std::env::var("REDCAP_BENCH_DATASET_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 16);
+        std::env::var("REDCAP_BENCH_DATASET_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(2).clamp(1, 16);
     // The CLI beside the driver (the same build profile).
     let cli = bench_bin.with_file_name("redcap").to_string_lossy().into_owned();
     let python = if std::env::var_os("REDCAP_BENCH_NO_PYCAP").is_some() { None } else { Some(df_python(target)?) };

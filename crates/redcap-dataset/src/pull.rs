@@ -54,9 +54,12 @@ pub struct PullOptions {
     /// starts over).
     #[serde(skip)]
     pub resume: bool,
-    /// Batch exports in flight at once (at least 1, the default: one batch is exported while
-    /// the one before it is written). How a pull runs, not what it pulls: not kept.
-    #[serde(skip, default = "one")]
+    /// Batch exports in flight at once (at least 1; 1: one batch is exported while the one
+    /// before it is written). The default, 2, asks for the next two batches together while one
+    /// is written: a server answers two requests side by side (REDCap's web server does, and so
+    /// does the emulator), so a pull waits less for its next batch. How a pull runs, not what
+    /// it pulls: not kept.
+    #[serde(skip, default = "default_parallel")]
     pub parallel: usize,
     /// Test hook: stop the commit at this step as a crash would.
     #[serde(skip)]
@@ -72,14 +75,15 @@ impl Default for PullOptions {
             records: Vec::new(),
             batch_size: 500,
             resume: false,
-            parallel: 1,
+            parallel: default_parallel(),
             crash_at: CrashAt::default(),
         }
     }
 }
 
-fn one() -> usize {
-    1
+/// [`PullOptions::parallel`]'s default, also what a state read back holds (it is not kept).
+fn default_parallel() -> usize {
+    2
 }
 
 impl PullOptions {
@@ -274,8 +278,14 @@ impl DatasetPull {
         std::fs::create_dir_all(dir).map_err(local(dir))?;
         commit::recover(dir)?;
         let partial = dir.join(PARTIAL_DIR);
-        // Whether to resume is not part of what a pull is.
-        let same = PullOptions { resume: false, parallel: 1, crash_at: CrashAt::default(), ..options.clone() };
+        // Whether to resume, and how many batches are asked at once, are not part of what a
+        // pull is (the options as a state read back has them).
+        let same = PullOptions {
+            resume: false,
+            parallel: default_parallel(),
+            crash_at: CrashAt::default(),
+            ..options.clone()
+        };
         let fresh = State {
             schema_hash: layout.schema_hash.clone(),
             options: same,

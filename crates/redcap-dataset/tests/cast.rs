@@ -488,6 +488,13 @@ fn a_resume_continues_only_the_same_pull() {
     assert_eq!(resumed.done(), 1);
     assert_eq!(resumed.next_batch().unwrap(), &ids[2..]);
     drop(resumed);
+    // How many batches are asked at once is how a pull runs, not what it pulls.
+    for parallel in [1, 5] {
+        let resumed =
+            DatasetPull::start(dir.path(), schema(), &options.clone().parallel(parallel).resume(true)).unwrap();
+        assert!(!resumed.needs_ids(), "--parallel {parallel}");
+        assert_eq!(resumed.done(), 1);
+    }
 
     // Other options, or another dictionary: the pull starts over.
     let other = DatasetPull::start(dir.path(), schema(), &options.clone().batch_size(3).resume(true)).unwrap();
