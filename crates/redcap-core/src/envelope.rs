@@ -112,13 +112,13 @@ pub fn classify(status: StatusCode, body: &[u8], expected: ReturnFormat) -> Opti
     if is_html(body) {
         return Some(ApiError::new(status, html_summary(body), ApiErrorKind::HtmlPage));
     }
-    let text = crate::error::excerpt(body);
     if is_server_text(body) {
-        return Some(ApiError::new(status, text, ApiErrorKind::Text));
+        return Some(ApiError::new(status, crate::error::excerpt(body), ApiErrorKind::Text));
     }
     if status.is_success() {
         return None;
     }
+    let text = crate::error::excerpt(body);
     let message = if text.is_empty() { status.canonical_reason().unwrap_or("no message").to_owned() } else { text };
     Some(ApiError::new(status, message, ApiErrorKind::Text))
 }

@@ -267,6 +267,9 @@ impl DecodeError {
 
 /// At most 200 characters of a body, for messages.
 pub(crate) fn excerpt(body: &[u8]) -> String {
+    // 200 characters are at most 800 bytes: only the start is decoded, however long the body.
+    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
+    let body = &body[start..body.len().min(start + 4096)];
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     match text.char_indices().nth(200) {

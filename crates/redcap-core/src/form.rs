@@ -116,8 +116,16 @@ impl Form {
                 }
                 match info.shape {
                     Shape::Indexed => {
+                        // `name[i]`, built without the formatting machinery: a batch of a
+                        // thousand records is a thousand of these.
+                        self.fields.reserve(items.len());
                         for (i, item) in items.into_iter().enumerate() {
-                            self.push_text(format!("{}[{i}]", info.name), item);
+                            let mut key = String::with_capacity(info.name.len() + 8);
+                            key.push_str(info.name);
+                            key.push('[');
+                            push_decimal(&mut key, i);
+                            key.push(']');
+                            self.push_text(key, item);
                         }
                     }
                     Shape::Comma => {
@@ -253,6 +261,22 @@ impl Multipart {
     }
 }
 
+/// Appends `n` in decimal.
+fn push_decimal(s: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 fn check_value(info: &ParamInfo, value: &str) -> Result<(), EncodeError> {
     let invalid = |reason: String| EncodeError::InvalidValue { param: info.name, value: value.to_owned(), reason };
     if let Some(allowed) = info.allowed_values() {
@@ -293,6 +317,23 @@ mod tests {
         form.put(&RECORDS, ParamValue::List(vec![])).unwrap();
         form.put(&RECORDS, ParamValue::Absent).unwrap();
         assert_eq!(&form.to_urlencoded().unwrap()[..], b"records%5B0%5D=1&records%5B1%5D=a+b");
+    }
+
+    #[test]
+    fn indexed_keys_count_in_decimal_past_one_digit() {
+        let mut form = Form::new();
+        let ids: Vec<String> = (0..1235).map(|i| format!("r{i}")).collect();
+        form.put(&RECORDS, ParamValue::List(ids)).unwrap();
+        let names: Vec<&str> = form.fields().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names[0], "records[0]");
+        assert_eq!(names[9], "records[9]");
+        assert_eq!(names[10], "records[10]");
+        assert_eq!(names[100], "records[100]");
+        assert_eq!(names[1234], "records[1234]");
+        assert_eq!(form.get("records[1234]"), Some("r1234"));
+        let mut big = String::new();
+        push_decimal(&mut big, usize::MAX);
+        assert_eq!(big, usize::MAX.to_string());
     }
 
     #[test]
