@@ -186,7 +186,7 @@ impl DatasetLayout {
                         let slot = grid.column(export);
                         let cells = picked.iter().enumerate().map(move |(k, &i)| {
                             let v = Cow::Borrowed(grid.cell(i, slot));
-                            let skip = v.is_empty() || missing.is_some_and(|m| m.index.contains_key(v.as_ref()));
+                            let skip = v.is_empty() || missing.is_some_and(|m| m.key(v.as_ref()).is_some());
                             (k, v, skip)
                         });
                         typed(*kind, codes.as_deref(), cells, &mut |i, v, reason| report(i, export, v, reason))?
@@ -194,7 +194,7 @@ impl DatasetLayout {
                     Source::Label { export, codes, labels } => {
                         let slot = grid.column(export);
                         let keys: Int32Builder = picked.iter().fold(Int32Builder::new(), |mut b, &i| {
-                            b.append_option(codes.index.get(grid.cell(i, slot)).copied());
+                            b.append_option(codes.key(grid.cell(i, slot)));
                             b
                         });
                         dictionary(keys, labels.clone())?
@@ -226,8 +226,8 @@ impl DatasetLayout {
                                 let v = grid.cell(i, slot);
                                 match code {
                                     // A checkbox's missing-code option, checked.
-                                    Some(code) => (v == "1").then(|| codes.index.get(code.as_str()).copied()).flatten(),
-                                    None => codes.index.get(v).copied(),
+                                    Some(code) => (v == "1").then(|| codes.key(code)).flatten(),
+                                    None => codes.key(v),
                                 }
                             });
                             keys.append_option(code);
@@ -244,11 +244,13 @@ impl DatasetLayout {
         // Record by record, in the answer's record order (each record's as found: by table,
         // column, row): a sync rewrites the problems table record by record, and must give
         // what a pull of the same records gives.
-        let mut first: HashMap<&str, usize> = HashMap::new();
-        for (i, p) in places.iter().enumerate() {
-            first.entry(p.record.as_ref()).or_insert(i);
+        if !problems.is_empty() {
+            let mut first: HashMap<&str, usize> = HashMap::new();
+            for (i, p) in places.iter().enumerate() {
+                first.entry(p.record.as_ref()).or_insert(i);
+            }
+            problems.sort_by_key(|p| first.get(p.record.as_str()).copied().unwrap_or(usize::MAX));
         }
-        problems.sort_by_key(|p| first.get(p.record.as_str()).copied().unwrap_or(usize::MAX));
         Ok(CastBatch { tables, problems })
     }
 
@@ -366,11 +368,8 @@ fn typed<'r>(
         FieldKind::Boolean => build!(BooleanBuilder::with_capacity(n), parse::boolean),
         FieldKind::Choice => {
             let codes = codes.ok_or(Error::Internal("choice column without codes"))?;
-            let keys = build!(Int32Builder::with_capacity(n), |s: &str| codes
-                .index
-                .get(s)
-                .copied()
-                .ok_or("not one of the field's choices"));
+            let keys =
+                build!(Int32Builder::with_capacity(n), |s: &str| codes.key(s).ok_or("not one of the field's choices"));
             let keys =
                 keys.as_any().downcast_ref::<arrow_array::Int32Array>().cloned().ok_or(Error::Internal("keys"))?;
             Arc::new(DictionaryArray::<Int32Type>::try_new(keys, codes.values.clone())?)

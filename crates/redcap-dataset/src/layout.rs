@@ -88,14 +88,30 @@ pub(crate) enum Source {
 #[derive(Debug)]
 pub(crate) struct Codes {
     pub values: Arc<arrow_array::StringArray>,
-    pub index: HashMap<String, i32>,
+    /// Every code's key, for a long list (a short one is scanned).
+    index: HashMap<String, i32>,
 }
+
+/// Codes up to this many are found by comparing, not hashing: a REDCap choice list is usually
+/// a handful of short codes, and a pull looks one up for every cell of a choice column.
+const SCANNED: usize = 16;
 
 impl Codes {
     fn new(codes: impl IntoIterator<Item = String>) -> Codes {
         let codes: Vec<String> = codes.into_iter().collect();
         let index = codes.iter().enumerate().map(|(i, c)| (c.clone(), i as i32)).collect();
         Codes { values: Arc::new(arrow_array::StringArray::from(codes)), index }
+    }
+
+    /// The dictionary key of `code` (a code listed twice: its last place, as in the index).
+    pub fn key(&self, code: &str) -> Option<i32> {
+        use arrow_array::Array;
+        let n = self.values.len();
+        if n <= SCANNED {
+            (0..n).rev().find(|&i| self.values.value(i) == code).map(|i| i as i32)
+        } else {
+            self.index.get(code).copied()
+        }
     }
 }
 

@@ -387,7 +387,9 @@ impl DatasetPull {
 
     /// [`DatasetPull::add_batch`] of records read as text (a CSV answer).
     pub fn add_records(&mut self, records: &Records) -> Result<&Checkpoint, Error> {
-        let ids = self.next_batch().ok_or(Error::Internal("no batch is due"))?.to_vec();
+        let ids = self.next_batch().ok_or(Error::Internal("no batch is due"))?;
+        let (records_n, first, last) =
+            (ids.len(), ids.first().cloned().unwrap_or_default(), ids.last().cloned().unwrap_or_default());
         let batch = self.state.done.len() + 1;
         let CastBatch { tables, problems } = self.layout.cast_records(records)?;
         // Opened (and the batches done before, replayed) before this batch is checkpointed.
@@ -405,14 +407,7 @@ impl DatasetPull {
         if let Some(p) = &problems {
             parts.insert(names::PROBLEMS.to_owned(), self.parts.append(p)?);
         }
-        let checkpoint = Checkpoint {
-            batch,
-            records: ids.len(),
-            first: ids.first().cloned().unwrap_or_default(),
-            last: ids.last().cloned().unwrap_or_default(),
-            rows: counts,
-            parts,
-        };
+        let checkpoint = Checkpoint { batch, records: records_n, first, last, rows: counts, parts };
         self.append_done(&checkpoint)?;
         self.state.done.push(checkpoint);
         let live = self.live.as_mut().ok_or(Error::Internal("no files open"))?;
@@ -434,10 +429,10 @@ impl DatasetPull {
             let schemas = self.layout.tables.iter().map(|t| (t.name.as_str(), t.schema.clone()));
             let mut tables = Vec::with_capacity(self.layout.tables.len() + 1);
             for (name, schema) in schemas.chain(std::iter::once((names::PROBLEMS, problems_schema()))) {
-                let mut w = GenerationTable::create(&mut generation, name, schema, format)?;
+                let mut w = GenerationTable::create(&mut generation, name, schema.clone(), format)?;
                 let path = self.partial.join(PARTS);
                 for part in self.state.done.iter().filter_map(|c| c.parts.get(name)) {
-                    for b in PartsFile::read(&path, part)? {
+                    for b in PartsFile::read(&path, part, &schema)? {
                         w.write(&b)?;
                     }
                 }

@@ -224,7 +224,9 @@ impl CsvRecords {
         let rest = head.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&head);
         let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
         // Field names are letters, digits and `_`: the first other separator REDCap offers is it.
-        if let Some(&d) = line.iter().find(|b| DELIMITERS.contains(b)) {
+        // (A reader costs as much to build as a few thousand rows to read: only another
+        // delimiter than the default comma gets a new one.)
+        if let Some(&d) = line.iter().find(|b| DELIMITERS.contains(b)).filter(|&&d| d != b',') {
             self.reader = csv_core::ReaderBuilder::new().delimiter(d).build();
         }
         if !rest.is_empty() {

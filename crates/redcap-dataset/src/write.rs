@@ -66,12 +66,14 @@ impl std::fmt::Debug for TableWriter {
 
 /// Whether a column is written without a Parquet dictionary. Dictionary encoding is for values
 /// that repeat: REDCap's choice columns are Arrow dictionaries already, and the event, DAG and
-/// problems columns repeat by nature. Text of the data dictionary's own fields (the record id,
-/// free text, notes, file names) is mostly distinct; a Parquet dictionary of it hashes every
-/// value and writes a dictionary page about as large as the values, so it is written plain (a
-/// 100,000-record pull: 9% less client CPU, files 8% smaller).
-fn plain_text(field: &arrow_schema::Field) -> bool {
-    field.data_type() == &arrow_schema::DataType::Utf8 && field.metadata().contains_key("redcap.field_type")
+/// problems columns repeat by nature. The other columns of the data dictionary's fields (the
+/// record id, free text, notes, numbers, dates and times) are mostly distinct: a Parquet
+/// dictionary of them hashes every value, to give up and write them plain once the dictionary
+/// page is full. Text written plain: a 100,000-record pull took 9% less client CPU and its files
+/// were 8% smaller; numbers, dates and times: 5% fewer instructions, files 0.7% larger.
+fn plain(field: &arrow_schema::Field) -> bool {
+    !matches!(field.data_type(), arrow_schema::DataType::Dictionary(..))
+        && field.metadata().contains_key("redcap.field_type")
 }
 
 /// The temporary name of `path` while it is written.
@@ -94,7 +96,7 @@ impl TableWriter {
                 let props = schema
                     .fields()
                     .iter()
-                    .filter(|f| plain_text(f))
+                    .filter(|f| plain(f))
                     .fold(props, |p, f| p.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false))
                     .build();
                 Inner::Parquet(ArrowWriter::try_new(file, schema, Some(props))?)
@@ -216,11 +218,17 @@ impl PartsFile {
         Ok(PartsFile { file, path: path.to_owned(), end })
     }
 
-    /// Appends `batch` as a complete Arrow IPC file.
+    /// Appends `batch` as a complete Arrow IPC file, without its schema's metadata (the
+    /// labels, forms and validations of every field, written twice in each part, cost more than
+    /// a part's values; [`PartsFile::read`] puts the schema back).
     pub fn append(&mut self, batch: &RecordBatch) -> Result<Part, Error> {
+        let bare: Vec<arrow_schema::Field> =
+            batch.schema().fields().iter().map(|f| f.as_ref().clone().with_metadata(Default::default())).collect();
+        let batch =
+            RecordBatch::try_new(std::sync::Arc::new(arrow_schema::Schema::new(bare)), batch.columns().to_vec())?;
         let mut bytes = Vec::new();
         let mut w = arrow_ipc::writer::FileWriter::try_new(&mut bytes, &batch.schema())?;
-        w.write(batch)?;
+        w.write(&batch)?;
         w.finish()?;
         drop(w);
         self.file.write_all(&bytes).map_err(local(&self.path))?;
@@ -245,11 +253,12 @@ impl PartsFile {
         Self::verified(path, part).is_some()
     }
 
-    /// The batches of `part` in the parts file at `path`.
-    pub fn read(path: &Path, part: &Part) -> Result<Vec<RecordBatch>, Error> {
+    /// The batches of `part` in the parts file at `path`, in `schema` (their table's, which
+    /// the part was written in).
+    pub fn read(path: &Path, part: &Part, schema: &SchemaRef) -> Result<Vec<RecordBatch>, Error> {
         let bytes = Self::verified(path, part)
             .ok_or_else(|| local(path)(std::io::Error::other("a checkpoint part does not match its checksum")))?;
         let reader = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
-        Ok(reader.collect::<Result<Vec<_>, _>>()?)
+        reader.map(|b| Ok(b?.with_schema(schema.clone())?)).collect()
     }
 }

@@ -115,20 +115,21 @@ where
     let scope = driver.batch_scope();
     // CSV first; the healed JSON export only for a batch whose CSV answer failed or fell short.
     let export_in = |r: &crate::record::export::Request,
-                     ids: Vec<String>,
+                     ids: &[String],
                      scope: &crate::workflow::heal::Scope|
      -> Result<Records, WorkflowError> {
         let mut sink = CsvRecords::new();
         let sent = client.stream(&batch::csv_request(r), &mut sink);
-        match batch::judge(sent, sink, &ids, scope, &id_field, progress)? {
+        match batch::judge(sent, sink, ids, scope, &id_field, progress)? {
             Judged::Kept(records) => Ok(records),
             Judged::Heal(size) => {
+                let ids = ids.to_vec();
                 let healed = crate::blocking_ext::export_healed(client, r, &metadata, &id_field, ids, size, progress);
                 Ok(Records::from_rows(&healed?.0))
             }
         }
     };
-    let export = |r: &crate::record::export::Request, ids: Vec<String>| export_in(r, ids, &scope);
+    let export = |r: &crate::record::export::Request, ids: &[String]| export_in(r, ids, &scope);
     while let Some(call) = driver.next()? {
         match call {
             Call::Log(r, window) => {
@@ -151,7 +152,7 @@ where
             Call::Batch(r, ids) => {
                 let rows = match driver.prefetched(&ids) {
                     Some(answer) => answer?,
-                    None => export(&r, ids)?,
+                    None => export(&r, &ids)?,
                 };
                 let next = driver.following_batches();
                 if next.is_empty() {
@@ -160,7 +161,7 @@ where
                 }
                 // The next batches are exported, together, while this one is cast and written.
                 let (answered, fetched) = std::thread::scope(|s| {
-                    let fetches: Vec<_> = next.iter().map(|(r, ids)| s.spawn(|| export(r, ids.clone()))).collect();
+                    let fetches: Vec<_> = next.iter().map(|(r, ids)| s.spawn(|| export(r, ids))).collect();
                     let answered = driver.answer_batch(rows);
                     let fetched: Vec<_> = fetches
                         .into_iter()
@@ -174,7 +175,7 @@ where
                 }
             }
             Call::Fetch(r, options) => driver.answer_rows(client.export_records_batched(&r, &options, progress)?)?,
-            Call::Rebuild(r, ids, scope) => driver.answer_batch(export_in(&r, ids, &scope)?)?,
+            Call::Rebuild(r, ids, scope) => driver.answer_batch(export_in(&r, &ids, &scope)?)?,
         }
     }
     driver.finish()
