@@ -133,27 +133,38 @@ impl<R: ExportRow, F: FnMut(R) -> Result<(), WorkflowError> + ?Sized> io::Write 
                     // Copy up to the next byte that can change the structure.
                     let start = i;
                     while i < buf.len() {
-                        let b = buf[i];
                         if self.in_string {
                             if self.escaped {
                                 self.escaped = false;
-                            } else if b == b'\\' {
-                                self.escaped = true;
-                            } else if b == b'"' {
-                                self.in_string = false;
+                                i += 1;
+                                continue;
                             }
-                        } else {
-                            match b {
-                                b'"' => self.in_string = true,
-                                b'{' | b'[' => self.depth += 1,
-                                b'}' | b']' => {
-                                    self.depth -= 1;
-                                    if self.depth == 0 {
-                                        break;
+                            // A string's text is most of a row: jump to its next quote or
+                            // backslash instead of looking at every byte.
+                            match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                                None => i = buf.len(),
+                                Some(at) => {
+                                    i += at;
+                                    if buf[i] == b'"' {
+                                        self.in_string = false;
+                                    } else {
+                                        self.escaped = true;
                                     }
+                                    i += 1;
                                 }
-                                _ => {}
                             }
+                            continue;
+                        }
+                        match buf[i] {
+                            b'"' => self.in_string = true,
+                            b'{' | b'[' => self.depth += 1,
+                            b'}' | b']' => {
+                                self.depth -= 1;
+                                if self.depth == 0 {
+                                    break;
+                                }
+                            }
+                            _ => {}
                         }
                         i += 1;
                     }
@@ -239,7 +250,14 @@ mod tests {
     fn rows_come_out_whole_however_the_body_is_cut() {
         let body = br#" [{"id":"1","t":"a \"quoted\" } ] { , text"},{"id":"2","n":[1,{"x":2}]} , {"id":"3"}] "#;
         let whole: Vec<Row> = serde_json::from_slice(body).unwrap();
-        for piece in [1, 2, 3, 7, body.len()] {
+        for piece in 1..=body.len() {
+            assert_eq!(split(body, piece).unwrap(), whole, "pieces of {piece} bytes");
+        }
+        // A backslash that ends a string, escapes beside quotes and braces, a string of text only.
+        let body = br#"[{"id":"1","p":"c:\\dir\\","q":"\\\"}{\"","u":"\u00e9]"},{"id":"2","t":"long text without escapes, quotes or braces"}]"#;
+        let whole: Vec<Row> = serde_json::from_slice(body).unwrap();
+        assert_eq!(whole.len(), 2);
+        for piece in 1..=body.len() {
             assert_eq!(split(body, piece).unwrap(), whole, "pieces of {piece} bytes");
         }
         assert!(split(b"[]", 1).unwrap().is_empty());
