@@ -19,12 +19,6 @@
 //!     # "<pull_ms> <pull_calls> <sync_ms> <sync_calls> <repull_ms> <repull_calls> <fetched>"
 //! ```
 
-/// The `redcap-emulator` binary's allocator (see its `main.rs`), so the emulator this driver
-/// serves is measured as it ships. (The `redcap` CLI keeps the system allocator: with
-/// mimalloc, a pull's many short-lived fetch threads tripled its peak RSS for no CPU saved.)
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
