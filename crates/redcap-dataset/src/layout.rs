@@ -88,8 +88,8 @@ pub(crate) enum Source {
 #[derive(Debug)]
 pub(crate) struct Codes {
     pub values: Arc<arrow_array::StringArray>,
-    /// Every code's key, for a long list (a short one is scanned).
-    index: HashMap<String, i32>,
+    /// Every code's key, for a long list only (a short one is scanned).
+    index: Option<HashMap<String, i32>>,
 }
 
 /// Codes up to this many are found by comparing, not hashing: a REDCap choice list is usually
@@ -99,18 +99,17 @@ const SCANNED: usize = 16;
 impl Codes {
     fn new(codes: impl IntoIterator<Item = String>) -> Codes {
         let codes: Vec<String> = codes.into_iter().collect();
-        let index = codes.iter().enumerate().map(|(i, c)| (c.clone(), i as i32)).collect();
+        let index =
+            (codes.len() > SCANNED).then(|| codes.iter().enumerate().map(|(i, c)| (c.clone(), i as i32)).collect());
         Codes { values: Arc::new(arrow_array::StringArray::from(codes)), index }
     }
 
     /// The dictionary key of `code` (a code listed twice: its last place, as in the index).
     pub fn key(&self, code: &str) -> Option<i32> {
         use arrow_array::Array;
-        let n = self.values.len();
-        if n <= SCANNED {
-            (0..n).rev().find(|&i| self.values.value(i) == code).map(|i| i as i32)
-        } else {
-            self.index.get(code).copied()
+        match &self.index {
+            Some(index) => index.get(code).copied(),
+            None => (0..self.values.len()).rev().find(|&i| self.values.value(i) == code).map(|i| i as i32),
         }
     }
 }
@@ -410,4 +409,26 @@ impl DatasetLayout {
 
 fn key_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable).with_metadata(meta(&[("redcap.role", "key")]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_has_the_same_key_in_a_short_list_and_a_long_one() {
+        let short = Codes::new(["1", "-1", "a", "1"].map(String::from));
+        assert!(short.index.is_none(), "a short list is scanned");
+        let long = Codes::new((0..40).map(|i| i.to_string()).chain(["a".to_owned(), "7".to_owned()]));
+        assert!(long.index.is_some(), "a long list is looked up");
+        for (codes, code, key) in [(&short, "-1", Some(1)), (&short, "a", Some(2)), (&short, "x", None)] {
+            assert_eq!(codes.key(code), key, "{code}");
+        }
+        // A code listed twice: its last place, whichever way it is found.
+        assert_eq!(short.key("1"), Some(3));
+        assert_eq!(long.key("7"), Some(41));
+        assert_eq!(long.key("39"), Some(39));
+        assert_eq!(long.key("a"), Some(40));
+        assert_eq!(long.key("40"), None);
+    }
 }
