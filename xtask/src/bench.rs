@@ -9,7 +9,7 @@
 //! benchmarks (see `bench_records.rs`), the File Repository pull (see `bench_files.rs`) and the
 //! dataset pull (`bench_dataset.rs`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -76,7 +76,7 @@ pub fn bench(root: &Path) -> Result<bool, String> {
     let status = Command::new(env!("CARGO"))
         .arg("build")
         .args(release)
-        .args(["--quiet", "-p", "redcap-bench", "-p", "redcap-cli"])
+        .args(["--quiet", "-p", "redcap-bench", "-p", "redcap-cli", "-p", "redcap-emulator"])
         .current_dir(root)
         .status()
         .map_err(|e| e.to_string())?;
@@ -105,19 +105,9 @@ pub fn bench(root: &Path) -> Result<bool, String> {
     eprintln!("writing a {mib} MiB payload…");
     write_payload(&payload, mib).map_err(|e| e.to_string())?;
 
-    let mut server = Command::new(&bin)
-        .args(["serve", &work.join("data").to_string_lossy(), &fixture.to_string_lossy()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().ok_or("no stdout")?).read_line(&mut line).map_err(|e| e.to_string())?;
-    let mut parts = line.split_whitespace();
-    let (url, token) = (parts.next().ok_or("no URL")?.to_owned(), parts.next().ok_or("no token")?.to_owned());
-    let result = measure(&bin, &url, &token, &payload, &work, mib, calls);
-    drop(server.stdin.take());
-    let _ = server.wait();
+    let server = crate::bench_records::Server::start(&bin, &work.join("data"), &fixture)?;
+    let result = measure(&bin, &server.url, &server.token, &payload, &work, mib, calls);
+    server.stop();
     let _ = std::fs::remove_file(&payload);
     let result = match result {
         Ok(transfers_ok) if only != "transfers" => crate::bench_records::bench(&bin, &target, &work)

@@ -47,21 +47,38 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn start(bin: &Path, dir: &Path, xml: &Path) -> Result<Server, String> {
+    /// Starts the shipped `redcap-emulator` binary (beside `bench_bin`, the same profile) on a
+    /// free port with `xml` loaded into the data directory `dir`: the emulator users run, with
+    /// its own allocator, not a copy hosted by the driver.
+    pub(crate) fn start(bench_bin: &Path, dir: &Path, xml: &Path) -> Result<Server, String> {
         let started = Instant::now();
-        let mut child = Command::new(bin)
-            .args(["serve", &dir.to_string_lossy(), &xml.to_string_lossy()])
-            .stdin(Stdio::piped())
+        let mut child = Command::new(bench_bin.with_file_name("redcap-emulator"))
+            .arg("--project")
+            .arg(xml)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--bind", "127.0.0.1:0"])
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| e.to_string())?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line).map_err(|e| e.to_string())?;
+            .map_err(|e| format!("redcap-emulator: {e}"))?;
+        // It prints the API's URL, the super token, then a line per project with its token.
+        let (mut url, mut token) = (None, None);
+        let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        while token.is_none() {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                return Err("the emulator did not start".into());
+            };
+            if let Some(u) = line.strip_prefix("REDCap emulator API: ") {
+                url = Some(u.trim().to_owned());
+            } else if line.starts_with("project ") {
+                token = line.rsplit_once(": token ").and_then(|(_, t)| t.split_whitespace().next()).map(str::to_owned);
+            }
+        }
         let load_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let mut parts = line.split_whitespace();
-        let url = parts.next().ok_or("the emulator did not start")?.to_owned();
-        let token = parts.next().ok_or("no token")?.to_owned();
-        Ok(Server { child, url, token, load_ms })
+        let url = url.ok_or("the emulator printed no URL")?;
+        Ok(Server { child, url, token: token.unwrap_or_default(), load_ms })
     }
 
     fn status_kib(&self, key: &str) -> u64 {
@@ -83,7 +100,8 @@ impl Server {
     }
 
     pub(crate) fn stop(mut self) {
-        drop(self.child.stdin.take());
+        // It serves until killed; its data directory survives that (the kill -9 tests).
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }

@@ -2,7 +2,6 @@
 //! own. `cargo xtask bench` orchestrates it; run by hand only to debug the benchmark.
 //!
 //! ```text
-//! redcap-bench serve DATA_DIR FIXTURE.xml        # prints "URL TOKEN", serves until stdin closes
 //! redcap-bench upload URL TOKEN FILE              # prints "<ms> <peak_rss_kib> <doc_id>"
 //! redcap-bench download URL TOKEN DOC_ID OUT      # prints "<ms> <peak_rss_kib> <bytes>"
 //! redcap-bench download-null URL TOKEN DOC_ID     # the same into /dev/null
@@ -19,7 +18,6 @@
 //!     # "<pull_ms> <pull_calls> <sync_ms> <sync_calls> <repull_ms> <repull_calls> <fetched>"
 //! ```
 
-use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -47,19 +45,6 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     match a.as_slice() {
-        ["serve", dir, fixture] => {
-            let emu = redcap_emulator::Emulator::builder()
-                .project_xml_file(fixture)
-                .expect("fixture")
-                .data_dir(*dir)
-                .max_upload_bytes(4 << 30)
-                .start()
-                .expect("emulator");
-            let pid = emu.project_ids()[0];
-            println!("{} {}", emu.url(), emu.token(pid, "admin").expect("token"));
-            // Serve until the orchestrator closes our stdin.
-            let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        }
         ["upload", url, token, file] => {
             let client = blocking(url, token);
             let started = Instant::now();
