@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rusqlite::Connection;
 use serde_json::Value;
@@ -114,7 +114,9 @@ impl Names {
 #[derive(Debug)]
 pub struct Dataset {
     pub rows: Vec<RowData>,
-    index: HashMap<RowKey, usize>,
+    /// Row key → place in `rows`, built when first asked for (a filter's cross-row look-ups): a
+    /// plain export never needs it, and building it hashed every key.
+    index: OnceLock<HashMap<RowKey, usize>>,
     /// record → its DAG.
     dags: HashMap<String, Option<i64>>,
     /// The project's missing-data codes.
@@ -240,7 +242,6 @@ impl Dataset {
             })?;
             order.sort(&mut rows[first..]);
         }
-        let index = rows.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).collect();
         let mut doc_names = HashMap::new();
         for id in file_fields {
             if let Ok(n) = id.parse::<i64>() {
@@ -252,7 +253,7 @@ impl Dataset {
         let missing_codes =
             crate::model::parse_choices(&project.def.info.missing_data_codes).into_iter().map(|(c, _)| c).collect();
         let dags = records.into_iter().collect();
-        Ok(Dataset { rows, index, dags, missing_codes, doc_names })
+        Ok(Dataset { rows, index: OnceLock::new(), dags, missing_codes, doc_names })
     }
 
     /// The rows of `records` without their values (see [`store::rows_of`]), for an export
@@ -275,9 +276,14 @@ impl Dataset {
                     RowKey { record: record.clone(), event: event.clone(), instrument: String::new(), instance: 1 };
                 rows.push(RowData { key, values: RowValues::default() });
             }
-            let index = rows.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).collect();
             let dags = records.into_iter().collect();
-            return Ok(Dataset { rows, index, dags, missing_codes: Vec::new(), doc_names: HashMap::new() });
+            return Ok(Dataset {
+                rows,
+                index: OnceLock::new(),
+                dags,
+                missing_codes: Vec::new(),
+                doc_names: HashMap::new(),
+            });
         }
         let names: Vec<&str> = records.iter().map(|(r, _)| r.as_str()).collect();
         let found = store::rows_of(conn, pid, &names)?;
@@ -289,21 +295,24 @@ impl Dataset {
             }
             order.sort(&mut rows[first..]);
         }
-        let index = rows.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).collect();
         let dags = records.into_iter().collect();
-        Ok(Dataset { rows, index, dags, missing_codes: Vec::new(), doc_names: HashMap::new() })
+        Ok(Dataset { rows, index: OnceLock::new(), dags, missing_codes: Vec::new(), doc_names: HashMap::new() })
+    }
+
+    fn index(&self) -> &HashMap<RowKey, usize> {
+        self.index.get_or_init(|| self.rows.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).collect())
     }
 
     /// The row with this key.
     pub fn row(&self, key: &RowKey) -> Option<&RowData> {
-        self.index.get(key).map(|&i| &self.rows[i])
+        self.index().get(key).map(|&i| &self.rows[i])
     }
 
     /// Values of one field in one row (empty when absent).
     pub fn values_at(&self, record: &str, event: &str, instrument: &str, instance: i64, field: &str) -> &[String] {
         let key =
             RowKey { record: record.to_owned(), event: event.to_owned(), instrument: instrument.to_owned(), instance };
-        self.index.get(&key).and_then(|&i| self.rows[i].values.get(field)).map(Vec::as_slice).unwrap_or(&[])
+        self.index().get(&key).and_then(|&i| self.rows[i].values.get(field)).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// A record's DAG.
@@ -489,7 +498,7 @@ pub fn form_in_row(project: &Project, key: &RowKey, form: &str) -> bool {
 
 /// Whether a row has anything to show for `cols`: a selected field's form belongs to it, or it is
 /// a record's base row and the record id is selected.
-pub fn row_relevant(project: &Project, cols: &[Col], key: &RowKey) -> bool {
+fn row_relevant(project: &Project, cols: &[Col], key: &RowKey) -> bool {
     cols.iter().any(|c| match c {
         Col::RecordId => key.instrument.is_empty(),
         Col::Field(f) | Col::Checkbox(f, _) | Col::Combined(f) => {
@@ -498,6 +507,33 @@ pub fn row_relevant(project: &Project, cols: &[Col], key: &RowKey) -> bool {
         Col::Complete(form) => form_in_row(project, key, form),
         _ => false,
     })
+}
+
+/// [`row_relevant`] remembered per row shape (event, repeating instrument), which is all the
+/// answer depends on: an export asks it for every row, and each asking looked up every column's
+/// form (a fifth of a 100,000-record export's row handling).
+#[derive(Debug, Default)]
+pub struct Relevance {
+    shapes: Vec<(String, String, bool)>,
+    last: usize,
+}
+
+impl Relevance {
+    /// Whether a row keyed `key` has anything to show for `cols` (always the same `cols`).
+    pub fn of(&mut self, project: &Project, cols: &[Col], key: &RowKey) -> bool {
+        let same = |(e, i, _): &(String, String, bool)| *e == key.event && *i == key.instrument;
+        if let Some(&(_, _, r)) = self.shapes.get(self.last).filter(|s| same(s)) {
+            return r;
+        }
+        if let Some(at) = self.shapes.iter().position(same) {
+            self.last = at;
+            return self.shapes[at].2;
+        }
+        let r = row_relevant(project, cols, key);
+        self.last = self.shapes.len();
+        self.shapes.push((key.event.clone(), key.instrument.clone(), r));
+        r
+    }
 }
 
 fn header(project: &Project, col: &Col, labels: bool) -> String {

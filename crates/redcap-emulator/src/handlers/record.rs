@@ -12,7 +12,7 @@ use crate::logic;
 use crate::model::{Project, checkbox_column};
 use crate::odm;
 use crate::odm_out;
-use crate::records::{self, CellOptions, Col, Dataset};
+use crate::records::{self, CellOptions, Col, Dataset, Relevance};
 use crate::render::{self, Out, RowWriter, Table};
 use crate::store::{self, RowKey, Snapshot};
 use crate::stream::{BodySink, Producer, StreamError};
@@ -160,10 +160,10 @@ pub(super) struct Plan {
 
 impl Plan {
     /// Whether a loaded row is selected: its event, its relevance to the columns, the filter.
-    pub fn keeps(&self, p: &Project, data: &Dataset, row: &records::RowData) -> bool {
+    pub fn keeps(&self, p: &Project, data: &Dataset, row: &records::RowData, relevance: &mut Relevance) -> bool {
         let key = &row.key;
         self.events.as_ref().is_none_or(|e| e.contains(&key.event))
-            && records::row_relevant(p, &self.cols, key)
+            && relevance.of(p, &self.cols, key)
             && self.filter.as_ref().is_none_or(|f| f.matches(p, data, row))
     }
 }
@@ -173,7 +173,8 @@ pub(super) fn select(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: b
     let plan = plan(ctx, level, with_dag, survey)?;
     let p = &*ctx.project;
     let data = Dataset::load_records(&ctx.store.conn, ctx.store.blob_dir(), p, plan.records.clone())?;
-    let rows = (0..data.rows.len()).filter(|&i| plan.keeps(p, &data, &data.rows[i])).collect();
+    let mut relevance = Relevance::default();
+    let rows = (0..data.rows.len()).filter(|&i| plan.keeps(p, &data, &data.rows[i], &mut relevance)).collect();
     Ok(Selection { names: plan.names, data, rows })
 }
 
@@ -223,6 +224,10 @@ pub fn export(ctx: &mut Ctx) -> HResult {
 const RECORDS_PER_STEP: usize = 200;
 
 /// Renders a flat or EAV export into `sink`, loading [`RECORDS_PER_STEP`] records at a time.
+///
+/// Reading a step from the store took about three times as long as rendering it, one after the
+/// other: a renderer thread now writes each step while this one reads the next (one step
+/// ahead at most), so an export takes about as long as its reads alone.
 #[allow(clippy::too_many_arguments)]
 fn stream_rows(
     sink: &mut BodySink,
@@ -234,6 +239,57 @@ fn stream_rows(
     label_headers: bool,
     opts: &CellOptions,
 ) -> Result<(), StreamError> {
+    // An export of the record id alone (with the event, repeat and DAG columns) reads no value.
+    let keys_only = plan.filter.is_none()
+        && plan.cols.iter().all(|c| {
+            matches!(c, Col::RecordId | Col::EventName | Col::RepeatInstrument | Col::RepeatInstance | Col::Dag)
+        });
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<Dataset>>(1);
+    std::thread::scope(|scope| {
+        let renderer = scope.spawn(move || render_steps(sink, p, plan, out, eav, label_headers, opts, &rx));
+        let mut loaded = Ok(());
+        for step in plan.records.chunks(RECORDS_PER_STEP) {
+            let data = if keys_only {
+                Dataset::load_row_keys(snapshot.conn(), p, step.to_vec())
+            } else {
+                Dataset::load_records(snapshot.conn(), snapshot.blob_dir(), p, step.to_vec())
+            };
+            match data {
+                Ok(data) => {
+                    if tx.send(Some(data)).is_err() {
+                        // The renderer stopped (the client went away): it says why itself.
+                        break;
+                    }
+                }
+                Err(e) => {
+                    loaded = Err(StreamError::from(e));
+                    break;
+                }
+            }
+        }
+        if loaded.is_ok() {
+            // The end of the rows: only now may the body be closed as complete.
+            let _ = tx.send(None);
+        }
+        drop(tx);
+        let rendered = renderer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        loaded.and(rendered)
+    })
+}
+
+/// The renderer of [`stream_rows`]: writes the steps it receives until the end (`None`); a
+/// channel closed before it means the reads failed, and the body is left unfinished.
+#[allow(clippy::too_many_arguments)]
+fn render_steps(
+    sink: &mut BodySink,
+    p: &Project,
+    plan: &Plan,
+    out: Out,
+    eav: bool,
+    label_headers: bool,
+    opts: &CellOptions,
+    steps: &std::sync::mpsc::Receiver<Option<Dataset>>,
+) -> Result<(), StreamError> {
     let columns: Vec<String> = if eav { eav_columns(p) } else { records::headers(p, &plan.cols, label_headers) };
     let eav_opts = CellOptions { checkbox_labels: true, blank_gray_status: true, ..opts.clone() };
     let mut w = RowWriter::begin(out, &columns, "records", sink.buf());
@@ -241,18 +297,15 @@ fn stream_rows(
     // Columns resolved once for the whole export, not once per row.
     let mut cells = records::CellPlan::new(p, &plan.cols, opts);
     let mut eav_cells = records::CellPlan::new(p, &plan.cols, &eav_opts);
-    // An export of the record id alone (with the event, repeat and DAG columns) reads no value.
-    let keys_only = plan.filter.is_none()
-        && plan.cols.iter().all(|c| {
-            matches!(c, Col::RecordId | Col::EventName | Col::RepeatInstrument | Col::RepeatInstance | Col::Dag)
-        });
-    for step in plan.records.chunks(RECORDS_PER_STEP) {
-        let data = if keys_only {
-            Dataset::load_row_keys(snapshot.conn(), p, step.to_vec())?
-        } else {
-            Dataset::load_records(snapshot.conn(), snapshot.blob_dir(), p, step.to_vec())?
+    let mut relevance = Relevance::default();
+    loop {
+        let data = match steps.recv() {
+            Ok(Some(data)) => data,
+            Ok(None) => break,
+            // The reads failed: theirs is the export's error, and the body stays unfinished.
+            Err(_) => return Ok(()),
         };
-        for row in data.rows.iter().filter(|row| plan.keeps(p, &data, row)) {
+        for row in data.rows.iter().filter(|row| plan.keeps(p, &data, row, &mut relevance)) {
             if eav {
                 if dag_listed.0 != row.key.record {
                     dag_listed = (row.key.record.clone(), false);

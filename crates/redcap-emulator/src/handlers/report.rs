@@ -58,6 +58,7 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         _ => None,
     };
     let mut selected = Vec::new();
+    let mut relevance = records::Relevance::default();
     for row in &data.rows {
         let key = &row.key;
         let dag = data.dag_of(&key.record);
@@ -70,7 +71,7 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         if !report.filter_events.is_empty() && !report.filter_events.contains(&key.event) {
             continue;
         }
-        if !records::row_relevant(p, &cols, key) {
+        if !relevance.of(p, &cols, key) {
             continue;
         }
         match (&filter, &passing_records) {

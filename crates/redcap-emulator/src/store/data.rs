@@ -210,8 +210,16 @@ pub fn for_record_values(
          WHERE project_id = ?1 AND record = ?2",
     )?;
     let mut rows = stmt.query(params![project_id, record])?;
+    // A row's values come together, under one event and instrument: those are read as text
+    // (checked as UTF-8) only when their bytes change, not once per value.
+    let (mut event, mut instrument) = (String::new(), String::new());
     while let Some(r) = rows.next()? {
-        each(text(r, 0)?, text(r, 1)?, r.get(2)?, text(r, 3)?, r.get(4)?);
+        for (i, kept) in [(0, &mut event), (1, &mut instrument)] {
+            if r.get_ref(i)?.as_bytes().ok() != Some(kept.as_bytes()) {
+                text(r, i)?.clone_into(kept);
+            }
+        }
+        each(&event, &instrument, r.get(2)?, text(r, 3)?, r.get(4)?);
     }
     Ok(())
 }
