@@ -3,6 +3,7 @@
 //! The files are at most a few MB, so they are read into a small element tree first and then
 //! interpreted. Element and attribute names keep their prefix (`redcap:Reports`).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use quick_xml::events::{BytesStart, Event as XmlEvent};
@@ -80,19 +81,25 @@ impl Element {
     }
 }
 
-fn unescape(raw: &str) -> String {
+fn unescape(raw: &str) -> Cow<'_, str> {
     // Fall back to the raw text for entities XML does not define (REDCap exports HTML text).
-    quick_xml::escape::unescape(raw).map(|c| c.into_owned()).unwrap_or_else(|_| raw.to_owned())
+    quick_xml::escape::unescape(raw).unwrap_or(Cow::Borrowed(raw))
+}
+
+/// Bytes of the document as text. They are a slice of a `&str` cut at ASCII markup, so always
+/// UTF-8: the lossy decoding (a slower check, and a copy) is only a fallback.
+fn utf8(bytes: &[u8]) -> Cow<'_, str> {
+    std::str::from_utf8(bytes).map(Cow::Borrowed).unwrap_or_else(|_| String::from_utf8_lossy(bytes))
 }
 
 fn start_element(e: &BytesStart) -> Result<Element, OdmError> {
-    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+    let name = utf8(e.name().as_ref()).into_owned();
     let mut attrs = Vec::new();
     for a in e.attributes().with_checks(false) {
         let a = a.map_err(|err| OdmError(format!("bad attribute in <{name}>: {err}")))?;
-        let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-        let raw = String::from_utf8_lossy(&a.value);
-        attrs.push((key, unescape(&raw)));
+        let key = utf8(a.key.as_ref()).into_owned();
+        let value = unescape(&utf8(&a.value)).into_owned();
+        attrs.push((key, value));
     }
     Ok(Element { name, attrs, ..Default::default() })
 }
@@ -150,11 +157,10 @@ fn parse_tree_with(xml: &str, mut subjects: Option<SubjectSink<'_>>) -> Result<E
                 complete(&mut stack, el, &mut subjects)?;
             }
             XmlEvent::Text(t) => {
-                let raw = String::from_utf8_lossy(t.as_ref()).into_owned();
-                stack.last_mut().expect("root").text.push_str(&unescape(&raw));
+                stack.last_mut().expect("root").text.push_str(&unescape(&utf8(t.as_ref())));
             }
             XmlEvent::CData(t) => {
-                stack.last_mut().expect("root").text.push_str(&String::from_utf8_lossy(t.as_ref()));
+                stack.last_mut().expect("root").text.push_str(&utf8(t.as_ref()));
             }
             XmlEvent::Eof => break,
             _ => {}
