@@ -197,12 +197,15 @@ pub fn export(ctx: &mut Ctx) -> HResult {
         // Flat and EAV bodies stream from a snapshot, a few records at a time.
         let plan = plan(ctx, level, with_dag, survey)?;
         ctx.log("export", "Data export (API)", &format!("Export records (API): {} records", plan.records.len()), "")?;
+        // A larger export is read by two connections. Both read transactions begin here, while
+        // this handler holds the store (no write commits in between): one consistent state.
         let snapshot = ctx.store.snapshot()?;
+        let second = if plan.records.len() > RECORDS_PER_STEP { Some(ctx.store.snapshot()?) } else { None };
         let project = ctx.project.clone();
         let label_headers = opts.label_headers && matches!(out, Out::Csv(_));
         let producer: Producer = Box::new(move |sink| {
             let body = Rendering { p: &project, plan: &plan, out, eav, label_headers, opts: &opts };
-            stream_rows(sink, &snapshot, body)
+            stream_rows(sink, snapshot, second, body)
         });
         return Ok(Reply::Stream { content_type: render::content_type(out).into(), producer });
     }
@@ -239,64 +242,78 @@ struct Rendering<'a> {
 /// Renders a flat or EAV export into `sink`, loading [`RECORDS_PER_STEP`] records at a time.
 ///
 /// Reading a step from the store took about three times as long as rendering it, one after the
-/// other: a renderer thread now writes each step while this one reads the next (one step
-/// ahead at most), so an export takes about as long as its reads alone.
-fn stream_rows(sink: &mut BodySink, snapshot: &Snapshot, body: Rendering<'_>) -> Result<(), StreamError> {
-    let (p, plan) = (body.p, body.plan);
+/// other on one thread. With `second` (a snapshot of the same state), two threads read the
+/// steps, the even ones and the odd ones, each at most one step ahead, while a third renders
+/// them in order: the export is bound by the reads, shared between two cores.
+fn stream_rows(
+    sink: &mut BodySink,
+    snapshot: Snapshot,
+    second: Option<Snapshot>,
+    body: Rendering<'_>,
+) -> Result<(), StreamError> {
+    let steps = body.plan.records.len().div_ceil(RECORDS_PER_STEP);
+    if steps <= 1 {
+        // One step has nothing to overlap, and a thread for each small export (a one-record
+        // look-up) cost more than the export: 64 clients got 1,641 answers a second, not 3,000.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        read_steps(&snapshot, body, 0, 1, &tx)?;
+        drop(tx);
+        return render_steps(sink, body, steps, &[rx]);
+    }
+    let readers: Vec<Snapshot> = std::iter::once(snapshot).chain(second).collect();
+    let (senders, receivers): (Vec<_>, Vec<_>) = readers.iter().map(|_| std::sync::mpsc::sync_channel(1)).unzip();
+    let every = readers.len();
+    std::thread::scope(|scope| {
+        let renderer = scope.spawn(move || render_steps(sink, body, steps, &receivers));
+        let mut pairs = readers.into_iter().zip(senders).enumerate();
+        let (_, (first, tx)) = pairs.next().expect("one reader at least");
+        let others: Vec<_> =
+            pairs.map(|(i, (r, tx))| scope.spawn(move || read_steps(&r, body, i, every, &tx))).collect();
+        let mut read = read_steps(&first, body, 0, every, &tx);
+        drop(tx);
+        let join = |t: std::thread::ScopedJoinHandle<'_, _>| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        for other in others {
+            read = read.and(join(other));
+        }
+        read.and(join(renderer))
+    })
+}
+
+/// Reads steps `first`, `first + every`, … of the export and sends them on, until the end, a
+/// failure, or a renderer that stopped (the client went away: it says so itself).
+fn read_steps(
+    snapshot: &Snapshot,
+    body: Rendering<'_>,
+    first: usize,
+    every: usize,
+    tx: &std::sync::mpsc::SyncSender<Dataset>,
+) -> Result<(), StreamError> {
+    let plan = body.plan;
     // An export of the record id alone (with the event, repeat and DAG columns) reads no value.
     let keys_only = plan.filter.is_none()
         && plan.cols.iter().all(|c| {
             matches!(c, Col::RecordId | Col::EventName | Col::RepeatInstrument | Col::RepeatInstance | Col::Dag)
         });
-    let load = |step: &[(String, Option<i64>)]| {
-        if keys_only {
-            Dataset::load_row_keys(snapshot.conn(), p, step.to_vec())
+    for step in plan.records.chunks(RECORDS_PER_STEP).skip(first).step_by(every) {
+        let data = if keys_only {
+            Dataset::load_row_keys(snapshot.conn(), body.p, step.to_vec())?
         } else {
-            Dataset::load_records(snapshot.conn(), snapshot.blob_dir(), p, step.to_vec())
+            Dataset::load_records(snapshot.conn(), snapshot.blob_dir(), body.p, step.to_vec())?
+        };
+        if tx.send(data).is_err() {
+            break;
         }
-    };
-    if plan.records.len() <= RECORDS_PER_STEP {
-        // One step has nothing to overlap, and a thread for each small export (a one-record
-        // look-up) cost more than the export: 64 clients got 1,641 answers a second, not 3,000.
-        let (tx, rx) = std::sync::mpsc::sync_channel(2);
-        let _ = tx.send(Some(load(&plan.records)?));
-        let _ = tx.send(None);
-        return render_steps(sink, body, &rx);
     }
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<Dataset>>(1);
-    std::thread::scope(|scope| {
-        let renderer = scope.spawn(move || render_steps(sink, body, &rx));
-        let mut loaded = Ok(());
-        for step in plan.records.chunks(RECORDS_PER_STEP) {
-            match load(step) {
-                Ok(data) => {
-                    if tx.send(Some(data)).is_err() {
-                        // The renderer stopped (the client went away): it says why itself.
-                        break;
-                    }
-                }
-                Err(e) => {
-                    loaded = Err(StreamError::from(e));
-                    break;
-                }
-            }
-        }
-        if loaded.is_ok() {
-            // The end of the rows: only now may the body be closed as complete.
-            let _ = tx.send(None);
-        }
-        drop(tx);
-        let rendered = renderer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        loaded.and(rendered)
-    })
+    Ok(())
 }
 
-/// The renderer of [`stream_rows`]: writes the steps it receives until the end (`None`); a
-/// channel closed before it means the reads failed, and the body is left unfinished.
+/// The renderer of [`stream_rows`]: writes `steps` steps, taking them from `from` in turn; one
+/// that does not come means its reader failed, and the body is left unfinished.
 fn render_steps(
     sink: &mut BodySink,
     body: Rendering<'_>,
-    steps: &std::sync::mpsc::Receiver<Option<Dataset>>,
+    steps: usize,
+    from: &[std::sync::mpsc::Receiver<Dataset>],
 ) -> Result<(), StreamError> {
     let Rendering { p, plan, out, eav, label_headers, opts } = body;
     let columns: Vec<String> = if eav { eav_columns(p) } else { records::headers(p, &plan.cols, label_headers) };
@@ -307,13 +324,9 @@ fn render_steps(
     let mut cells = records::CellPlan::new(p, &plan.cols, opts);
     let mut eav_cells = records::CellPlan::new(p, &plan.cols, &eav_opts);
     let mut relevance = Relevance::default();
-    loop {
-        let data = match steps.recv() {
-            Ok(Some(data)) => data,
-            Ok(None) => break,
-            // The reads failed: theirs is the export's error, and the body stays unfinished.
-            Err(_) => return Ok(()),
-        };
+    for step in 0..steps {
+        // A reader that failed: its error is the export's, and the body stays unfinished.
+        let Ok(data) = from[step % from.len()].recv() else { return Ok(()) };
         for row in data.rows.iter().filter(|row| plan.keeps(p, &data, row, &mut relevance)) {
             if eav {
                 if dag_listed.0 != row.key.record {

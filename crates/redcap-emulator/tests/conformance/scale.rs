@@ -112,10 +112,16 @@ fn an_export_is_one_snapshot_and_writes_go_on_while_it_streams() {
     let mut reader = resp.body_mut().with_config().limit(1 << 30).reader();
     let mut head = vec![0u8; 64 << 10];
     reader.read_exact(&mut head).expect("first bytes");
-    // While the export is paused mid-body: a write to its last record, and a deletion.
-    let data = serde_json::json!([{"record_id": "1200", "name_first": "Changed"}]).to_string();
+    // While the export is paused mid-body: a write to its last record and to one in another
+    // step (a large export's steps are read by two connections, the even and the odd ones),
+    // and a deletion.
+    let data = serde_json::json!([
+        {"record_id": "1200", "name_first": "Changed"},
+        {"record_id": "1000", "name_first": "Changed"}
+    ])
+    .to_string();
     post(&url, &[("token", &t), ("content", "record"), ("format", "json"), ("data", &data)])
-        .expect(200, "{\"count\":1}");
+        .expect(200, "{\"count\":2}");
     post(&url, &[("token", &t), ("content", "record"), ("action", "delete"), ("records[0]", "1199")]).expect(200, "1");
     let mut rest = Vec::new();
     reader.read_to_end(&mut rest).expect("the rest");
@@ -125,6 +131,10 @@ fn an_export_is_one_snapshot_and_writes_go_on_while_it_streams() {
     assert_eq!(rows.len(), 1200, "the deletion came after the export began");
     let name = header.iter().position(|h| h == "name_first").unwrap();
     assert_eq!(rows[1199][name], "First 1200", "the export shows the state it began with");
+    assert_eq!(rows[999][name], "First 1000", "in every step");
+    let id = header.iter().position(|h| h == "record_id").unwrap();
+    let ids: Vec<String> = rows.iter().map(|r| r[id].clone()).collect();
+    assert_eq!(ids, (1..=1200).map(|i| i.to_string()).collect::<Vec<_>>(), "in order");
     // And the writes are there for the next export.
     let now = post(
         &url,
