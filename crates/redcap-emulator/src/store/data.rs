@@ -215,7 +215,8 @@ pub fn for_record_values(
     let (mut event, mut instrument) = (String::new(), String::new());
     while let Some(r) = rows.next()? {
         for (i, kept) in [(0, &mut event), (1, &mut instrument)] {
-            if r.get_ref(i)?.as_bytes().ok() != Some(kept.as_bytes()) {
+            // (Only text is the same: a blob of the same bytes is still refused, as before.)
+            if !matches!(r.get_ref(i)?, rusqlite::types::ValueRef::Text(b) if b == kept.as_bytes()) {
                 text(r, i)?.clone_into(kept);
             }
         }
@@ -392,4 +393,44 @@ fn bind(stmt: &mut rusqlite::CachedStatement<'_>, at: usize, project_id: i64, c:
     stmt.raw_bind_parameter(at + 5, instance)?;
     stmt.raw_bind_parameter(at + 6, c.field)?;
     stmt.raw_bind_parameter(at + 7, c.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_records_values_come_with_their_row_and_a_key_that_is_not_text_is_refused() {
+        let dir = std::env::temp_dir().join(format!("redcap-emu-values-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("db.sqlite"), dir.join("blobs"), crate::auth::TokenGen::seeded(1)).unwrap();
+        let insert = "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
+                      VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)";
+        for (record, event, instrument, instance, field, value) in [
+            ("1", "e1", "", 1, "a", "x"),
+            ("1", "e1", "", 1, "b", "y"),
+            ("1", "e1", "rep", 2, "c", "z"),
+            ("1", "e2", "", 1, "a", "w"),
+        ] {
+            store.conn.execute(insert, params![record, event, instrument, instance, field, value]).unwrap();
+        }
+        let values = |record: &str| {
+            let mut got = Vec::new();
+            for_record_values(&store.conn, 1, record, |e, i, n, f, v| got.push(format!("{e}|{i}|{n}|{f}|{v}")))
+                .map(|()| got)
+        };
+        assert_eq!(values("1").unwrap(), ["e1||1|a|x", "e1||1|b|y", "e1|rep|2|c|z", "e2||1|a|w"]);
+        // An event stored as a blob with the bytes of the event before it is no event.
+        store
+            .conn
+            .execute(
+                "INSERT INTO data (project_id, record, event, instrument, instance, field, value)
+                 VALUES (1, '2', 'e1', '', 1, 'a', 'x'), (1, '2', CAST('e1' AS BLOB), '', 1, 'b', 'y')",
+                [],
+            )
+            .unwrap();
+        assert!(values("2").is_err());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
