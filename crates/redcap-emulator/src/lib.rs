@@ -259,6 +259,7 @@ impl EmulatorBuilder {
         let emu = Emulator {
             shared: Arc::new(Shared {
                 store: Mutex::new(store),
+                turn: tokio::sync::Semaphore::new(1),
                 env: Env {
                     version: self.version,
                     content_disposition: self.content_disposition,

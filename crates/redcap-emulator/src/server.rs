@@ -57,6 +57,9 @@ impl Default for Limits {
 #[derive(Debug)]
 pub struct Shared {
     pub store: Mutex<Store>,
+    /// Requests take their turn at the store here, in arrival order, before they take a blocking
+    /// thread: a crowd of waiters on the store's mutex is a crowd of threads on two cores.
+    pub turn: tokio::sync::Semaphore,
     pub env: Env,
     pub faults: Faults,
     pub limits: Limits,
@@ -209,11 +212,15 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     // The logging rule looks at the answer, after the handler took the params.
     let content = params.get("content").map(str::to_owned);
     let shared2 = shared.clone();
+    let Ok(turn) = shared.turn.acquire().await else {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, err_format, GONE);
+    };
     let outcome = tokio::task::spawn_blocking(move || {
         let mut store = shared2.store.lock().unwrap_or_else(|e| e.into_inner());
         handlers::handle(&mut store, &shared2.env, params)
     })
     .await;
+    drop(turn);
     let reply = match outcome {
         Ok(Ok(reply)) => reply,
         Ok(Err(Failure { status, message })) => return error_response(status, err_format, &message),

@@ -43,11 +43,22 @@ impl From<rusqlite::Error> for StreamError {
 /// Where a producer writes its body.
 #[derive(Debug)]
 pub struct BodySink {
-    tx: mpsc::Sender<Piece>,
+    /// `None`: the sink keeps the whole body ([`BodySink::whole`]).
+    tx: Option<mpsc::Sender<Piece>>,
     buf: Vec<u8>,
 }
 
 impl BodySink {
+    /// A sink that keeps the whole body, for a producer whose body is known to be small.
+    pub fn whole() -> Self {
+        BodySink { tx: None, buf: Vec::new() }
+    }
+
+    /// The body a [`BodySink::whole`] kept.
+    pub fn into_body(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// The buffer to append to; call [`BodySink::flush_if_full`] after writing.
     pub fn buf(&mut self) -> &mut Vec<u8> {
         &mut self.buf
@@ -55,11 +66,12 @@ impl BodySink {
 
     /// Hands the buffer over once it holds a chunk's worth.
     pub fn flush_if_full(&mut self) -> Result<(), StreamError> {
+        let Some(tx) = &self.tx else { return Ok(()) };
         if self.buf.len() < CHUNK {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + (CHUNK >> 2)));
-        self.tx.blocking_send(Piece::Chunk(Bytes::from(chunk))).map_err(|_| StreamError::Gone)
+        tx.blocking_send(Piece::Chunk(Bytes::from(chunk))).map_err(|_| StreamError::Gone)
     }
 }
 
@@ -70,13 +82,15 @@ pub type Producer = Box<dyn FnOnce(&mut BodySink) -> Result<(), StreamError> + S
 pub fn spawn(producer: Producer) -> mpsc::Receiver<Piece> {
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
-        let mut sink = BodySink { tx, buf: Vec::with_capacity(CHUNK + (CHUNK >> 2)) };
+        let mut sink = BodySink { tx: Some(tx), buf: Vec::with_capacity(CHUNK + (CHUNK >> 2)) };
         let last = match producer(&mut sink) {
             Ok(()) => Piece::Last(Bytes::from(std::mem::take(&mut sink.buf))),
             Err(StreamError::Gone) => return,
             Err(StreamError::Store(e)) => Piece::Failed(format!("The REDCap emulator's storage failed: {e}")),
         };
-        let _ = sink.tx.blocking_send(last);
+        if let Some(tx) = &sink.tx {
+            let _ = tx.blocking_send(last);
+        }
     });
     rx
 }

@@ -184,6 +184,17 @@ impl From<StoreError> for Failure {
     }
 }
 
+impl From<crate::stream::StreamError> for Failure {
+    fn from(e: crate::stream::StreamError) -> Self {
+        match e {
+            crate::stream::StreamError::Store(e) => e.into(),
+            gone @ crate::stream::StreamError::Gone => {
+                Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message: gone.to_string() }
+            }
+        }
+    }
+}
+
 /// Result of a handler.
 pub type HResult = Result<Reply, Failure>;
 

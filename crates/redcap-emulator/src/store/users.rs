@@ -246,7 +246,8 @@ impl Store {
 
     /// Who owns a token. Matching is exact (REDCap tokens are upper-case hex).
     pub fn caller(&mut self, token: &str) -> Result<Option<Caller>, StoreError> {
-        let version: i64 = self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        // Cached statements: this runs on every call.
+        let version: i64 = self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
         if self.token_index.as_ref().is_none_or(|i| i.data_version != version) {
             self.token_index = Some(TokenIndex::new(self.load_tokens()?, version));
         }
@@ -258,11 +259,10 @@ impl Store {
         };
         let row: Option<(String, Option<i64>, Option<i64>)> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT rights, dag_id, role_id FROM project_users WHERE project_id = ?1 AND username = ?2",
-                params![project_id, username],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row(params![project_id, username], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let Some((rights, dag_id, role_id)) = row else {
             return Ok(None);
