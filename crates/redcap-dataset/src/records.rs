@@ -13,8 +13,12 @@ pub struct Records {
     names: Vec<String>,
     index: HashMap<String, usize>,
     text: String,
-    /// Where each cell ends in `text`, row after row (`names.len()` cells a row).
-    ends: Vec<usize>,
+    /// Per column, where each row's cell ends in `text` (a cell starts where the one before
+    /// it in its row ends, the first where the row before ended). Column by column, not row
+    /// by row: a cast reads a column down all the rows, and its cells' places are then side
+    /// by side in memory instead of a row's width apart (a tenth of a pull's CPU went to
+    /// fetching them from a batch that does not fit in the cache).
+    ends: Vec<Vec<usize>>,
 }
 
 impl Records {
@@ -24,7 +28,8 @@ impl Records {
         for (i, n) in names.iter().enumerate() {
             index.entry(n.clone()).or_insert(i);
         }
-        Records { names, index, text: String::new(), ends: Vec::new() }
+        let ends = vec![Vec::new(); names.len()];
+        Records { names, index, text: String::new(), ends }
     }
 
     /// Rows of JSON maps (a JSON export): the columns in the order they first appear, a cell
@@ -40,7 +45,8 @@ impl Records {
                 }
             }
         }
-        let mut records = Records { names, index, text: String::new(), ends: Vec::new() };
+        let ends = vec![Vec::new(); names.len()];
+        let mut records = Records { names, index, text: String::new(), ends };
         let mut cells: Vec<String> = vec![String::new(); records.width()];
         for row in rows {
             cells.iter_mut().for_each(String::clear);
@@ -54,13 +60,13 @@ impl Records {
 
     /// Appends a row: exactly one cell per column (missing cells are empty, extra ones dropped).
     pub fn push<'c>(&mut self, cells: impl IntoIterator<Item = &'c str>) {
-        let start = self.ends.len();
-        for cell in cells.into_iter().take(self.names.len()) {
-            self.text.push_str(cell);
-            self.ends.push(self.text.len());
+        let mut cells = cells.into_iter();
+        for ends in &mut self.ends {
+            if let Some(cell) = cells.next() {
+                self.text.push_str(cell);
+            }
+            ends.push(self.text.len());
         }
-        let width = self.names.len();
-        self.ends.resize(start + width, self.text.len());
     }
 
     /// Appends a row given as its text and the end of each cell in it (exactly one per
@@ -69,7 +75,9 @@ impl Records {
         debug_assert_eq!(ends.len(), self.names.len());
         let base = self.text.len();
         self.text.push_str(text);
-        self.ends.extend(ends.iter().map(|&e| base + e));
+        for (column, &end) in self.ends.iter_mut().zip(ends) {
+            column.push(base + end);
+        }
     }
 
     /// The column names.
@@ -84,7 +92,7 @@ impl Records {
 
     /// Rows.
     pub fn len(&self) -> usize {
-        self.ends.len().checked_div(self.names.len()).unwrap_or(0)
+        self.ends.first().map_or(0, Vec::len)
     }
 
     /// Whether there are no rows.
@@ -100,9 +108,12 @@ impl Records {
     /// Row `row`'s cell in `column` ("" when the column is absent).
     pub fn cell(&self, row: usize, column: Option<usize>) -> &str {
         let Some(c) = column else { return "" };
-        let at = row * self.names.len() + c;
-        let start = if at == 0 { 0 } else { self.ends[at - 1] };
-        &self.text[start..self.ends[at]]
+        let start = match (c, row) {
+            (0, 0) => 0,
+            (0, _) => self.ends[self.ends.len() - 1][row - 1],
+            _ => self.ends[c - 1][row],
+        };
+        &self.text[start..self.ends[c][row]]
     }
 }
 
