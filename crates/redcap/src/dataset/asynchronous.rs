@@ -119,23 +119,27 @@ where
     let id_field = driver.id_field().to_owned();
     let scope = driver.batch_scope();
     // CSV first; the healed JSON export only for a batch whose CSV answer failed or fell short.
-    let export_in = |r: crate::record::export::Request, ids: Vec<String>, scope: crate::workflow::heal::Scope| {
+    // The request (its records are the batch) comes back with the answer: its ids are kept.
+    let export_in = |r: crate::record::export::Request, scope: crate::workflow::heal::Scope| {
         let (metadata, id_field) = (&metadata, &id_field);
         async move {
-            let scope = &scope;
+            let r = batch::as_csv(r);
             let mut sink = CsvRecords::new();
-            let sent = client.stream(&batch::csv_request(&r), &mut batch::AsyncSink(&mut sink)).await;
-            match batch::judge(sent, sink, &ids, scope, id_field, progress)? {
-                Judged::Kept(records) => Ok(records),
-                Judged::Heal(size) => {
+            let sent = client.stream(&r, &mut batch::AsyncSink(&mut sink)).await;
+            match batch::judge(sent, sink, &r.records, &scope, id_field, progress) {
+                Ok(Judged::Kept(records)) => (r, Ok(records)),
+                Ok(Judged::Heal(size)) => {
+                    let r = batch::as_json(r);
+                    let ids = r.records.clone();
                     let healed =
                         crate::async_ext::export_healed(client, &r, metadata, id_field, ids, size, progress).await;
-                    Ok::<_, WorkflowError>(Records::from_rows(&healed?.0))
+                    (r, healed.map(|(rows, _)| Records::from_rows(&rows)))
                 }
+                Err(e) => (r, Err::<Records, WorkflowError>(e)),
             }
         }
     };
-    let export = |r: crate::record::export::Request, ids: Vec<String>| export_in(r, ids, scope.clone());
+    let export = |r: crate::record::export::Request| export_in(r, scope.clone());
     while let Some(call) = driver.next()? {
         match call {
             Call::Log(r, window) => {
@@ -152,13 +156,13 @@ where
             }
             Call::Ids(r) => {
                 let mut sink = batch::IdSink::new(&id_field);
-                let sent = client.stream(&batch::csv_request(&r), &mut batch::AsyncSink(&mut sink)).await;
+                let sent = client.stream(&batch::as_csv(r), &mut batch::AsyncSink(&mut sink)).await;
                 driver.answer_ids(sink.finish(sent)?)?
             }
-            Call::Batch(r, ids) => {
-                let rows = match driver.prefetched(&ids) {
+            Call::Batch(r) => {
+                let rows = match driver.prefetched(&r.records) {
                     Some(answer) => answer?,
-                    None => export(r, ids).await?,
+                    None => export(r).await.1?,
                 };
                 let next = driver.following_batches();
                 if next.is_empty() {
@@ -167,19 +171,18 @@ where
                 }
                 // The next requests go out on the first poll; the cast runs while the server
                 // answers (and, on a multi-thread runtime, while the connection tasks read).
-                let fetches =
-                    futures_util::future::join_all(next.iter().map(|(r, ids)| export(r.clone(), ids.clone())));
+                let fetches = futures_util::future::join_all(next.into_iter().map(export));
                 let (fetched, answered) =
                     futures_util::future::join(fetches, async { driver.answer_batch(rows) }).await;
                 answered?;
-                for ((_, ids), answer) in next.into_iter().zip(fetched) {
-                    driver.keep_prefetched(ids, answer);
+                for (r, answer) in fetched {
+                    driver.keep_prefetched(r.records, answer);
                 }
             }
             Call::Fetch(r, options) => {
                 driver.answer_rows(client.export_records_batched(&r, &options, progress).await?)?
             }
-            Call::Rebuild(r, ids, scope) => driver.answer_batch(export_in(r, ids, scope).await?)?,
+            Call::Rebuild(r, scope) => driver.answer_batch(export_in(r, scope).await.1?)?,
         }
     }
     driver.finish()

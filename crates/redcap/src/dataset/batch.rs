@@ -13,11 +13,18 @@ use crate::workflow::{Progress, ProgressEvent, WorkflowError};
 use crate::{Format, record};
 
 /// The CSV form of a batch's (JSON) export request, comma-delimited (asked for explicitly; the
-/// decoder still reads the delimiter off the header).
-pub(crate) fn csv_request(json: &record::export::Request) -> record::export::Request {
-    let mut r = json.clone();
+/// decoder still reads the delimiter off the header). Taken and given back, not copied: a
+/// batch's request holds its thousand ids.
+pub(crate) fn as_csv(mut r: record::export::Request) -> record::export::Request {
     r.format = Some(Format::Csv);
     r.csv_delimiter = Some(redcap_core::CsvDelimiter::Comma);
+    r
+}
+
+/// The JSON form again of a request made [`as_csv`] (for the healed export).
+pub(crate) fn as_json(mut r: record::export::Request) -> record::export::Request {
+    r.format = Some(Format::Json);
+    r.csv_delimiter = None;
     r
 }
 

@@ -114,22 +114,25 @@ where
     let id_field = driver.id_field().to_owned();
     let scope = driver.batch_scope();
     // CSV first; the healed JSON export only for a batch whose CSV answer failed or fell short.
-    let export_in = |r: &crate::record::export::Request,
-                     ids: &[String],
+    // The request (its records are the batch) comes back with the answer: its ids are kept.
+    let export_in = |r: crate::record::export::Request,
                      scope: &crate::workflow::heal::Scope|
-     -> Result<Records, WorkflowError> {
+     -> (crate::record::export::Request, Result<Records, WorkflowError>) {
+        let r = batch::as_csv(r);
         let mut sink = CsvRecords::new();
-        let sent = client.stream(&batch::csv_request(r), &mut sink);
-        match batch::judge(sent, sink, ids, scope, &id_field, progress)? {
-            Judged::Kept(records) => Ok(records),
-            Judged::Heal(size) => {
-                let ids = ids.to_vec();
-                let healed = crate::blocking_ext::export_healed(client, r, &metadata, &id_field, ids, size, progress);
-                Ok(Records::from_rows(&healed?.0))
+        let sent = client.stream(&r, &mut sink);
+        match batch::judge(sent, sink, &r.records, scope, &id_field, progress) {
+            Ok(Judged::Kept(records)) => (r, Ok(records)),
+            Ok(Judged::Heal(size)) => {
+                let r = batch::as_json(r);
+                let ids = r.records.clone();
+                let healed = crate::blocking_ext::export_healed(client, &r, &metadata, &id_field, ids, size, progress);
+                (r, healed.map(|(rows, _)| Records::from_rows(&rows)))
             }
+            Err(e) => (r, Err(e)),
         }
     };
-    let export = |r: &crate::record::export::Request, ids: &[String]| export_in(r, ids, &scope);
+    let export = |r: crate::record::export::Request| export_in(r, &scope);
     while let Some(call) = driver.next()? {
         match call {
             Call::Log(r, window) => {
@@ -146,13 +149,13 @@ where
             }
             Call::Ids(r) => {
                 let mut sink = batch::IdSink::new(&id_field);
-                let sent = client.stream(&batch::csv_request(&r), &mut sink);
+                let sent = client.stream(&batch::as_csv(r), &mut sink);
                 driver.answer_ids(sink.finish(sent)?)?
             }
-            Call::Batch(r, ids) => {
-                let rows = match driver.prefetched(&ids) {
+            Call::Batch(r) => {
+                let rows = match driver.prefetched(&r.records) {
                     Some(answer) => answer?,
-                    None => export(&r, &ids)?,
+                    None => export(r).1?,
                 };
                 let next = driver.following_batches();
                 if next.is_empty() {
@@ -161,7 +164,7 @@ where
                 }
                 // The next batches are exported, together, while this one is cast and written.
                 let (answered, fetched) = std::thread::scope(|s| {
-                    let fetches: Vec<_> = next.iter().map(|(r, ids)| s.spawn(|| export(r, ids))).collect();
+                    let fetches: Vec<_> = next.into_iter().map(|r| s.spawn(|| export(r))).collect();
                     let answered = driver.answer_batch(rows);
                     let fetched: Vec<_> = fetches
                         .into_iter()
@@ -170,12 +173,12 @@ where
                     (answered, fetched)
                 });
                 answered?;
-                for ((_, ids), answer) in next.into_iter().zip(fetched) {
-                    driver.keep_prefetched(ids, answer);
+                for (r, answer) in fetched {
+                    driver.keep_prefetched(r.records, answer);
                 }
             }
             Call::Fetch(r, options) => driver.answer_rows(client.export_records_batched(&r, &options, progress)?)?,
-            Call::Rebuild(r, ids, scope) => driver.answer_batch(export_in(&r, &ids, &scope)?)?,
+            Call::Rebuild(r, scope) => driver.answer_batch(export_in(r, &scope).1?)?,
         }
     }
     driver.finish()

@@ -81,14 +81,14 @@ pub(crate) enum Call {
     Log(log::export::Request, u32),
     /// An id-only record export: answer its ids ([`Driver::answer_ids`]).
     Ids(record::export::Request),
-    /// One batch of a pull: exactly these records, healed by splitting if the server cannot
-    /// answer it whole (the dictionary and id field are the driver's `metadata`/`id_field`).
-    Batch(record::export::Request, Vec<String>),
+    /// One batch of a pull: exactly the request's records, healed by splitting if the server
+    /// cannot answer it whole (the dictionary and id field are the driver's `metadata`/`id_field`).
+    Batch(record::export::Request),
     /// A batched export of whole records through the library's batched export.
     Fetch(record::export::Request, BatchOptions),
     /// Records for the tables a sync rebuilds: like a [`Call::Batch`], but every answer must
     /// hold this scope's columns (the rebuilt instruments'), not the pull's.
-    Rebuild(record::export::Request, Vec<String>, crate::workflow::heal::Scope),
+    Rebuild(record::export::Request, crate::workflow::heal::Scope),
 }
 
 enum Stage {
@@ -230,7 +230,9 @@ impl<'p> Driver<'p> {
                 } else if pull.needs_ids() {
                     self.pending = Some("ids");
                     Some(Call::Ids(super::id_request(pull, &self.pull_options)))
-                } else if let Some(ids) = pull.next_batch().map(<[String]>::to_vec) {
+                } else if let Some(ids) = pull.next_batch() {
+                    // (The ids are copied once, into the request: a pull sends every id once.)
+                    let request = super::batch_request(pull, &self.pull_options, ids);
                     if self.pending != Some("batch") {
                         let left = (pull.batches() - pull.done()) as u64;
                         self.progress.event(ProgressEvent::Planned { items: left, bytes: None });
@@ -238,8 +240,7 @@ impl<'p> Driver<'p> {
                     self.pending = Some("batch");
                     let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
                     self.progress.event(ProgressEvent::Started { item: label, bytes: None });
-                    let request = super::batch_request(pull, &self.pull_options, &ids);
-                    Some(Call::Batch(request, ids))
+                    Some(Call::Batch(request))
                 } else {
                     None
                 }
@@ -286,7 +287,7 @@ impl<'p> Driver<'p> {
                         }
                         let scope = crate::workflow::heal::Scope::new(&template, &self.id_field, &self.metadata);
                         let request = crate::workflow::batch_request(&template, &self.id_field, &records);
-                        return Ok(Some(Call::Rebuild(request, records, scope)));
+                        return Ok(Some(Call::Rebuild(request, scope)));
                     }
                     None => return Ok(None),
                 }
@@ -301,12 +302,12 @@ impl<'p> Driver<'p> {
     /// The batches to export while the [`Call::Batch`] just made is cast and written (a pull
     /// only): when none is exported ahead any more, the next [`PullOptions::parallel`] ones,
     /// exported together; empty while some are still ahead, or after the last batch.
-    pub fn following_batches(&self) -> Vec<(record::export::Request, Vec<String>)> {
+    pub fn following_batches(&self) -> Vec<record::export::Request> {
         match (&self.stage, self.pending) {
             (Stage::Pull(pull), Some("batch")) if self.ahead.is_empty() => pull
                 .batches_after_next(self.pull_options.parallel.max(1))
                 .into_iter()
-                .map(|ids| (super::batch_request(pull, &self.pull_options, ids), ids.to_vec()))
+                .map(|ids| super::batch_request(pull, &self.pull_options, ids))
                 .collect(),
             _ => Vec::new(),
         }
