@@ -35,6 +35,14 @@ pub trait ExportRow: Sized + Send + 'static {
 
     /// A row from a map (the merged rows of one record).
     fn from_row(row: Row, id_field: &str) -> Self;
+
+    /// The row that starts `json` (at its `{`) and the bytes it takes, when it can be read
+    /// there in one pass without cutting it out first; `None`: cut it out and decode it with
+    /// [`ExportRow::from_json`] (the default: always).
+    fn from_json_prefix(json: &[u8], id_field: &str) -> Option<(Self, usize)> {
+        let _ = (json, id_field);
+        None
+    }
 }
 
 impl ExportRow for Row {
@@ -129,6 +137,14 @@ impl ExportRow for RawRow {
         let width = row.len();
         RawRow { json: Value::Object(row).to_string().into(), id, keyed: true, width }
     }
+
+    /// A row REDCap sends, whole in `json`: [`flat_object`] finds its end while it reads it,
+    /// so the body is read once, not once to cut the row out and once more to read it.
+    fn from_json_prefix(json: &[u8], id_field: &str) -> Option<(Self, usize)> {
+        let (end, id, width) = flat_object(json, id_field)?;
+        let text = std::str::from_utf8(&json[..end]).ok()?;
+        Some((RawRow { json: text.into(), id, keyed: !id_field.is_empty(), width }, end))
+    }
 }
 
 /// [`Skim`]'s answer for the row REDCap sends, an object of string values (`{"k":"v",…}`),
@@ -138,6 +154,13 @@ impl ExportRow for RawRow {
 /// checks them (the bytes are already known to be UTF-8). `redcap records export` spent a
 /// third of its CPU in serde_json for what this reads at a few instructions a byte.
 fn flat_skim(json: &[u8], id_field: &str) -> Option<(Option<String>, usize)> {
+    let (end, id, width) = flat_object(json, id_field)?;
+    (skip_space(json, end) == json.len()).then_some((id, width))
+}
+
+/// [`flat_skim`] of the object that starts `json`, whatever follows it: where it ends (just
+/// past its `}`), its id and its width.
+fn flat_object(json: &[u8], id_field: &str) -> Option<(usize, Option<String>, usize)> {
     let mut at = skip_space(json, 0);
     if json.get(at) != Some(&b'{') {
         return None;
@@ -145,7 +168,7 @@ fn flat_skim(json: &[u8], id_field: &str) -> Option<(Option<String>, usize)> {
     at = skip_space(json, at + 1);
     let (mut id, mut width) = (None, 0);
     if json.get(at) == Some(&b'}') {
-        return (skip_space(json, at + 1) == json.len()).then_some((id, width));
+        return Some((at + 1, id, width));
     }
     loop {
         let (key, escaped) = string(json, at)?;
@@ -170,7 +193,7 @@ fn flat_skim(json: &[u8], id_field: &str) -> Option<(Option<String>, usize)> {
         at = skip_space(json, value.end + 1);
         match json.get(at) {
             Some(b',') => at = skip_space(json, at + 1),
-            Some(b'}') => return (skip_space(json, at + 1) == json.len()).then_some((id, width)),
+            Some(b'}') => return Some((at + 1, id, width)),
             _ => return None,
         }
     }
