@@ -82,7 +82,20 @@ fn short(records: &Records, ids: &[String], scope: &Scope, id_field: &str) -> Op
         }
     }
     let column = records.column(id_field);
-    let came: HashSet<&str> = (0..records.len()).map(|r| records.cell(r, column)).collect();
+    // A record's rows come together: one id per run of rows.
+    let mut came: Vec<&str> = Vec::with_capacity(ids.len());
+    for r in 0..records.len() {
+        let id = records.cell(r, column);
+        if came.last() != Some(&id) {
+            came.push(id);
+        }
+    }
+    // Most answers list the records in the order they were asked for (the plan has the
+    // server's own order): then nothing needs hashing.
+    if came.len() == ids.len() && came.iter().zip(ids).all(|(c, id)| *c == id) {
+        return None;
+    }
+    let came: HashSet<&str> = came.into_iter().collect();
     let left = ids.iter().filter(|id| !came.contains(id.as_str())).count();
     (left > 0).then(|| format!("no rows for {left} of the records asked for"))
 }
