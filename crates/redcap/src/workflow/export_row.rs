@@ -138,7 +138,7 @@ impl ExportRow for RawRow {
         RawRow { json: Value::Object(row).to_string().into(), id, keyed: true, width }
     }
 
-    /// A row REDCap sends, whole in `json`: [`flat_object`] finds its end while it reads it,
+    /// A row REDCap sends, whole in `json`: the flat skim finds its end while it reads it,
     /// so the body is read once, not once to cut the row out and once more to read it.
     fn from_json_prefix(json: &[u8], id_field: &str) -> Option<(Self, usize)> {
         let (end, id, width) = flat_object(json, id_field)?;
