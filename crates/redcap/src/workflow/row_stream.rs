@@ -238,9 +238,9 @@ mod tests {
     use super::*;
     use crate::workflow::RawRow;
 
-    fn split(body: &[u8], piece: usize) -> Result<Vec<Row>, WorkflowError> {
+    fn split<R: ExportRow>(body: &[u8], piece: usize) -> Result<Vec<R>, WorkflowError> {
         let mut rows = Vec::new();
-        let mut each = |r: Row| {
+        let mut each = |r: R| {
             rows.push(r);
             Ok(())
         };
@@ -260,25 +260,25 @@ mod tests {
         let body = br#" [{"id":"1","t":"a \"quoted\" } ] { , text"},{"id":"2","n":[1,{"x":2}]} , {"id":"3"}] "#;
         let whole: Vec<Row> = serde_json::from_slice(body).unwrap();
         for piece in 1..=body.len() {
-            assert_eq!(split(body, piece).unwrap(), whole, "pieces of {piece} bytes");
+            assert_eq!(split::<Row>(body, piece).unwrap(), whole, "pieces of {piece} bytes");
         }
         // A backslash that ends a string, escapes beside quotes and braces, a string of text only.
         let body = br#"[{"id":"1","p":"c:\\dir\\","q":"\\\"}{\"","u":"\u00e9]"},{"id":"2","t":"long text without escapes, quotes or braces"}]"#;
         let whole: Vec<Row> = serde_json::from_slice(body).unwrap();
         assert_eq!(whole.len(), 2);
         for piece in 1..=body.len() {
-            assert_eq!(split(body, piece).unwrap(), whole, "pieces of {piece} bytes");
+            assert_eq!(split::<Row>(body, piece).unwrap(), whole, "pieces of {piece} bytes");
         }
-        assert!(split(b"[]", 1).unwrap().is_empty());
+        assert!(split::<Row>(b"[]", 1).unwrap().is_empty());
     }
 
     #[test]
     fn a_cut_or_foreign_body_is_an_error() {
-        assert!(split(br#"[{"id":"1"},{"id":"2""#, 4).is_err());
-        assert!(split(br#"[{"id":"1"}"#, 4).is_err());
-        assert!(split(br#"{"error":"x"}"#, 4).is_err());
-        assert!(split(br#"[{"id":"1"}] x"#, 4).is_err());
-        assert!(split(br#"[1,2]"#, 4).is_err());
+        assert!(split::<Row>(br#"[{"id":"1"},{"id":"2""#, 4).is_err());
+        assert!(split::<Row>(br#"[{"id":"1"}"#, 4).is_err());
+        assert!(split::<Row>(br#"{"error":"x"}"#, 4).is_err());
+        assert!(split::<Row>(br#"[{"id":"1"}] x"#, 4).is_err());
+        assert!(split::<Row>(br#"[1,2]"#, 4).is_err());
     }
 
     #[test]
@@ -292,20 +292,8 @@ mod tests {
     }
 
     fn split_raw(body: &[u8], piece: usize) -> Result<Vec<(String, Option<String>, usize)>, WorkflowError> {
-        let mut rows: Vec<RawRow> = Vec::new();
-        let mut each = |r: RawRow| {
-            rows.push(r);
-            Ok(())
-        };
-        let mut s = RowStream::new("id", &mut each);
-        for chunk in body.chunks(piece) {
-            if s.write_all(chunk).is_err() {
-                return Err(s.error.take().expect("error kept"));
-            }
-        }
-        s.finish()?;
-        drop(s);
-        Ok(rows.iter().map(|r| (r.json().to_owned(), r.id("id"), crate::workflow::ExportRow::width(r))).collect())
+        let rows: Vec<RawRow> = split(body, piece)?;
+        Ok(rows.iter().map(|r| (r.json().to_owned(), r.id("id"), r.width())).collect())
     }
 
     #[test]
