@@ -10,12 +10,13 @@
 //! `REDCAP_BENCH_ONLY=dataset` runs only this; sizes with REDCAP_BENCH_DATASET_RECORDS
 //! (default 10000,30000,100000), batch size with REDCAP_BENCH_DATASET_BATCH (default 1000),
 //! batches in flight with REDCAP_BENCH_DATASET_PARALLEL (`--parallel`, default 2, the CLI's);
-//! REDCAP_BENCH_NO_PYCAP=1 skips the Python path.
+//! REDCAP_BENCH_NO_PYCAP=1 skips the Python path. Each path runs REDCAP_BENCH_ROUNDS times
+//! (default 3), interleaved; the report gives the medians and the highest peak RSS.
 
 use std::path::Path;
 use std::process::Command;
 
-use crate::bench_records::{Server, curl_export, pycap_python, words};
+use crate::bench_records::{Server, curl_export, median, pycap_python, rounds, words};
 
 /// Runs a command: (wall ms, peak RSS KiB, user+system CPU ms) of the child.
 const MEASURE_PY: &str = r#"
@@ -46,6 +47,19 @@ struct Run {
     rss_mib: f64,
     cpu_ms: f64,
     emu_cpu_ms: f64,
+}
+
+impl Run {
+    /// Each figure's median over `runs`; the peak RSS is the highest.
+    fn median(runs: &[Run]) -> Run {
+        let of = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        Run {
+            ms: of(|r| r.ms),
+            rss_mib: runs.iter().map(|r| r.rss_mib).fold(0.0, f64::max),
+            cpu_ms: of(|r| r.cpu_ms),
+            emu_cpu_ms: of(|r| r.emu_cpu_ms),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -128,42 +142,37 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
         let server = Server::start(bench_bin, &data, &xml)?;
         let _ = std::fs::remove_file(&xml);
         let mut size = Size { n, ..Size::default() };
-        let before = cpu_ms(server.pid(), tick_ms);
-        let curl_ms = curl_export(&server.url, &server.token, &dir.join("curl.json"))?;
-        size.curl = Run { ms: curl_ms, emu_cpu_ms: cpu_ms(server.pid(), tick_ms) - before, ..Run::default() };
-        let _ = std::fs::remove_file(dir.join("curl.json"));
         let out_dir = dir.join(format!("pulled-{n}"));
         let out_s = out_dir.to_string_lossy().into_owned();
-        size.pull = measure(
-            &server,
-            tick_ms,
-            &[
-                &cli,
-                "--quiet",
-                "dataset",
-                "pull",
-                &out_s,
-                "--batch-size",
-                &batch.to_string(),
-                "--parallel",
-                &parallel.to_string(),
-            ],
-            "redcap dataset pull",
-        )?;
-        let manifest = std::fs::read_to_string(out_dir.join("_manifest.json")).map_err(|e| e.to_string())?;
-        let manifest: serde_json::Value = serde_json::from_str(&manifest).map_err(|e| e.to_string())?;
-        size.rows = manifest["records"].as_u64().unwrap_or(0);
-        if size.rows != n {
-            return Err(format!("the pull wrote {} records of {n}", size.rows));
+        let (batch_s, parallel_s) = (batch.to_string(), parallel.to_string());
+        let pull_args =
+            [cli.as_str(), "--quiet", "dataset", "pull", &out_s, "--batch-size", &batch_s, "--parallel", &parallel_s];
+        // Each path once per round, interleaved; the medians are reported.
+        let (mut curls, mut pulls, mut pycaps) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds() {
+            let before = cpu_ms(server.pid(), tick_ms);
+            let curl_ms = curl_export(&server.url, &server.token, &dir.join("curl.json"))?;
+            curls.push(Run { ms: curl_ms, emu_cpu_ms: cpu_ms(server.pid(), tick_ms) - before, ..Run::default() });
+            let _ = std::fs::remove_file(dir.join("curl.json"));
+            pulls.push(measure(&server, tick_ms, &pull_args, "redcap dataset pull")?);
+            let manifest = std::fs::read_to_string(out_dir.join("_manifest.json")).map_err(|e| e.to_string())?;
+            let manifest: serde_json::Value = serde_json::from_str(&manifest).map_err(|e| e.to_string())?;
+            size.rows = manifest["records"].as_u64().unwrap_or(0);
+            if size.rows != n {
+                return Err(format!("the pull wrote {} records of {n}", size.rows));
+            }
+            let _ = std::fs::remove_dir_all(&out_dir);
+            if let Some(py) = &python {
+                let parquet = dir.join("pycap.parquet").to_string_lossy().into_owned();
+                let py = py.to_string_lossy().into_owned();
+                let args = [py.as_str(), "-c", PYCAP_DF_PY, &server.url, &server.token, &parquet];
+                pycaps.push(measure(&server, tick_ms, &args, "PyCap export_records(df) + to_parquet")?);
+                let _ = std::fs::remove_file(&parquet);
+            }
         }
-        let _ = std::fs::remove_dir_all(&out_dir);
-        if let Some(py) = &python {
-            let parquet = dir.join("pycap.parquet").to_string_lossy().into_owned();
-            let py = py.to_string_lossy().into_owned();
-            let args = [py.as_str(), "-c", PYCAP_DF_PY, &server.url, &server.token, &parquet];
-            size.pycap = Some(measure(&server, tick_ms, &args, "PyCap export_records(df) + to_parquet")?);
-            let _ = std::fs::remove_file(&parquet);
-        }
+        size.curl = Run::median(&curls);
+        size.pull = Run::median(&pulls);
+        size.pycap = (!pycaps.is_empty()).then(|| Run::median(&pycaps));
         server.stop();
         let _ = std::fs::remove_dir_all(&data);
         results.push(size);
@@ -175,7 +184,10 @@ fn report(sizes: &[Size], batch: u64, parallel: u64) -> bool {
     println!(
         "\ndataset pull to Parquet: records × 30 fields, a repeating instrument; batches of {batch}, --parallel {parallel}"
     );
-    println!("(ms; CPU = the client's user+system; RSS = the client's peak, MiB; emu = the emulator's CPU ms)\n");
+    println!(
+        "(ms, medians of {} rounds; CPU = the client's user+system; RSS = the client's peak, MiB; emu = the emulator's CPU ms)\n",
+        rounds()
+    );
     println!(
         "{:>8} {:>8} {:>8} | {:>8} {:>8} {:>7} {:>8} | {:>8} {:>8} {:>7} {:>8}",
         "records", "curl", "emu", "pull", "CPU", "RSS", "emu", "PyCap df", "CPU", "RSS", "emu"

@@ -7,7 +7,9 @@
 //! JSON export by curl, our CLI (one batch, and batches of 100 and 1,000), PyCap, and an import
 //! in batches of 1,000 into an empty project; growth exponents between sizes; at the largest
 //! size, one-record exports from 64 concurrent clients. Sizes: REDCAP_BENCH_RECORDS
-//! (default 10000,30000,100000); REDCAP_BENCH_NO_PYCAP=1 skips PyCap.
+//! (default 10000,30000,100000); REDCAP_BENCH_NO_PYCAP=1 skips PyCap. The exports (curl and
+//! the CLI) run REDCAP_BENCH_ROUNDS times (default 3), interleaved, and report the median time
+//! and the highest peak RSS: one run of a second is at the mercy of this machine's noise.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -142,6 +144,21 @@ pub(crate) fn pycap_python(target: &Path) -> Result<PathBuf, String> {
     if ok { Ok(python) } else { Err(format!("could not install {PYCAP} (set REDCAP_BENCH_NO_PYCAP=1 to skip it)")) }
 }
 
+/// How many times each compared export runs (REDCAP_BENCH_ROUNDS, default 3).
+pub(crate) fn rounds() -> usize {
+    std::env::var("REDCAP_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1)
+}
+
+/// The median of `v` (the mean of the middle two for an even count; 0 for none).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 pub(crate) fn curl_export(url: &str, token: &str, out: &Path) -> Result<f64, String> {
     let started = Instant::now();
     let status = Command::new("curl")
@@ -215,25 +232,31 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
         let (url, token) = (server.url.clone(), server.token.clone());
         server.reset_peak();
         let body = dir.join("curl.json");
-        row.curl_ms = curl_export(&url, &token, &body)?;
-        row.emu_peak_export = server.status_kib("VmHWM:") as f64 / 1024.0;
         let env = [("REDCAP_API_URL", url.as_str()), ("REDCAP_API_TOKEN", token.as_str())];
         let out_file = dir.join("cli.json").to_string_lossy().into_owned();
         let cli_s = cli.to_string_lossy().into_owned();
-        // No --batch-size: every record in one call (no id list first).
-        for (batch, ms, rss) in [
-            (None, &mut row.cli_ms, &mut row.cli_rss),
-            (Some("100"), &mut row.b100_ms, &mut row.b100_rss),
-            (Some("1000"), &mut row.b1000_ms, &mut row.b1000_rss),
-        ] {
-            let mut args = vec![cli_s.as_str(), "--quiet", "records", "export", "-o", &out_file];
-            if let Some(b) = batch {
-                args.extend(["--batch-size", b]);
+        // (times, peak RSS) of curl, then the CLI in one batch (no --batch-size: every record in
+        // one call, no id list first) and in batches of 100 and 1,000; round after round.
+        let mut runs: [(Vec<f64>, f64); 4] = Default::default();
+        for _ in 0..rounds() {
+            runs[0].0.push(curl_export(&url, &token, &body)?);
+            for (batch, run) in [None, Some("100"), Some("1000")].into_iter().zip(&mut runs[1..]) {
+                let mut args = vec![cli_s.as_str(), "--quiet", "records", "export", "-o", &out_file];
+                if let Some(b) = batch {
+                    args.extend(["--batch-size", b]);
+                }
+                let (m, r) = python_measure(&args, &env, "redcap records export")?;
+                run.0.push(m);
+                run.1 = run.1.max(r);
             }
-            let (m, r) = python_measure(&args, &env, "redcap records export")?;
-            *ms = m;
-            *rss = r;
         }
+        // The emulator's peak over all those exports.
+        row.emu_peak_export = server.status_kib("VmHWM:") as f64 / 1024.0;
+        let [curl, one, b100, b1000] = runs.map(|(ms, rss)| (median(ms), rss));
+        row.curl_ms = curl.0;
+        (row.cli_ms, row.cli_rss) = one;
+        (row.b100_ms, row.b100_rss) = b100;
+        (row.b1000_ms, row.b1000_rss) = b1000;
         if let Some(py) = &python {
             let out = Command::new(py).arg("-c").arg(PYCAP_PY).args([&url, &token]).output();
             let w = words(&out.map_err(|e| e.to_string())?, "PyCap export")?;
@@ -278,7 +301,10 @@ fn report(
     one_record: Option<(u64, f64, f64)>,
     typed: Option<(u64, f64, f64, f64)>,
 ) -> Result<bool, String> {
-    println!("\nrecords × {FIELDS} fields, JSON, loopback (ms; RSS in MiB; one process per measurement)\n");
+    println!(
+        "\nrecords × {FIELDS} fields, JSON, loopback (ms, the median of {} rounds for curl and the CLI; RSS in MiB; one process per measurement)\n",
+        rounds()
+    );
     println!(
         "{:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "records",
