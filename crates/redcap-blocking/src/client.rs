@@ -243,6 +243,9 @@ where
     ) -> Result<R, Error> {
         let _slot = self.limits.enter();
         let mut body: Option<T::Body> = None;
+        // Read into one buffer for the whole call and copy out what arrived: a fresh zeroed
+        // buffer of the largest chunk per read cost more than the bytes read into it.
+        let mut scratch = Vec::new();
         loop {
             match call.step() {
                 Step::Send => {
@@ -258,7 +261,7 @@ where
                     body = None;
                     std::thread::sleep(wait);
                 }
-                Step::Read(max) => match body.as_mut().map(|b| read_chunk(b, max)) {
+                Step::Read(max) => match body.as_mut().map(|b| read_chunk(b, max, &mut scratch)) {
                     Some(Ok(Some(bytes))) => call.chunk(bytes),
                     Some(Ok(None)) | None => call.end(),
                     Some(Err(e)) => call.read_failed(e),
@@ -293,16 +296,13 @@ fn no_output() -> std::io::Error {
     std::io::Error::other("the call has no output to write to")
 }
 
-/// Reads up to `max` bytes of a body; `None` at its end.
-fn read_chunk(body: &mut impl Read, max: usize) -> Result<Option<Bytes>, TransportError> {
-    let mut buf = vec![0u8; max.max(1)];
+/// Reads up to `max` bytes of a body through `scratch`; `None` at its end.
+fn read_chunk(body: &mut impl Read, max: usize, scratch: &mut Vec<u8>) -> Result<Option<Bytes>, TransportError> {
+    scratch.resize(max.max(1), 0);
     loop {
-        match body.read(&mut buf) {
+        match body.read(&mut scratch[..max.max(1)]) {
             Ok(0) => return Ok(None),
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(Some(Bytes::from(buf)));
-            }
+            Ok(n) => return Ok(Some(Bytes::copy_from_slice(&scratch[..n]))),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(redcap_core::transport::from_read_error(e)),
         }
