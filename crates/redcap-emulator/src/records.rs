@@ -257,11 +257,13 @@ impl Dataset {
     }
 
     /// The rows of `records` without their values (see [`store::rows_of`]), for an export
-    /// whose columns need only the row keys and the record's DAG.
+    /// whose columns need only the row keys and the record's DAG; from `all` (see
+    /// [`store::all_rows`]) when the export read every record's row keys at once.
     pub fn load_row_keys(
         conn: &Connection,
         project: &Project,
         records: Vec<(String, Option<i64>)>,
+        all: Option<&store::RecordRows>,
     ) -> Result<Self, StoreError> {
         let pid = project.id();
         let order = RowOrder::new(project);
@@ -285,8 +287,15 @@ impl Dataset {
                 doc_names: HashMap::new(),
             });
         }
-        let names: Vec<&str> = records.iter().map(|(r, _)| r.as_str()).collect();
-        let found = store::rows_of(conn, pid, &names)?;
+        let looked_up;
+        let found = match all {
+            Some(all) => all,
+            None => {
+                let names: Vec<&str> = records.iter().map(|(r, _)| r.as_str()).collect();
+                looked_up = store::rows_of(conn, pid, &names)?;
+                &looked_up
+            }
+        };
         for (record, _) in &records {
             let first = rows.len();
             for (event, instrument, instance) in found.get(record).into_iter().flatten().cloned() {

@@ -130,6 +130,7 @@ pub(super) fn plan(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: boo
     let cols = records::columns(p, &names, with_dag, false, survey);
 
     // The records, in export order: `records=` looks each name up by key; otherwise all of them.
+    let all_records = ctx.params.list("records").is_none();
     let mut recs = match ctx.params.list("records") {
         Some(wanted) => {
             let unique: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
@@ -142,7 +143,7 @@ pub(super) fn plan(ctx: &mut Ctx, level: DataExport, with_dag: bool, survey: boo
     });
     records::sort_records(&mut recs);
     let events = if p.def.longitudinal { events } else { None };
-    Ok(Plan { names, cols, records: recs, events, filter })
+    Ok(Plan { names, cols, records: recs, all_records, events, filter })
 }
 
 /// What an export selects, before any value is read.
@@ -153,12 +154,24 @@ pub(super) struct Plan {
     pub cols: Vec<Col>,
     /// The records that may contribute rows, in export order, with their DAG.
     pub records: Vec<(String, Option<i64>)>,
+    /// Whether `records` are the whole project's (no `records=`; a DAG or a date range may
+    /// still have left some out).
+    all_records: bool,
     /// `events=` (longitudinal projects only).
     events: Option<Vec<String>>,
     filter: Option<logic::Filter>,
 }
 
 impl Plan {
+    /// Whether the export is of the record id alone (with the event, repeat and DAG columns),
+    /// which reads no value.
+    fn keys_only(&self) -> bool {
+        self.filter.is_none()
+            && self.cols.iter().all(|c| {
+                matches!(c, Col::RecordId | Col::EventName | Col::RepeatInstrument | Col::RepeatInstance | Col::Dag)
+            })
+    }
+
     /// Whether a loaded row is selected: its event, its relevance to the columns, the filter.
     pub fn keeps(&self, p: &Project, data: &Dataset, row: &records::RowData, relevance: &mut Relevance) -> bool {
         let key = &row.key;
@@ -206,7 +219,7 @@ pub fn export(ctx: &mut Ctx) -> HResult {
             let body = Rendering { p: &ctx.project, plan: &plan, out, eav, label_headers, opts: &opts };
             let mut sink = BodySink::whole();
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            read_steps(&ctx.store.conn, ctx.store.blob_dir(), body, 0, 1, &tx)?;
+            read_steps(&ctx.store.conn, ctx.store.blob_dir(), body, (0, 1), None, &tx)?;
             drop(tx);
             // (No records: no step, and an empty body.)
             render_steps(&mut sink, body, plan.records.len().div_ceil(RECORDS_PER_STEP), &[rx])?;
@@ -267,12 +280,21 @@ fn stream_rows(
     body: Rendering<'_>,
 ) -> Result<(), StreamError> {
     let steps = body.plan.records.len().div_ceil(RECORDS_PER_STEP);
+    // An id list of the whole project (of a project with events or repeats: otherwise its
+    // rows are known without a read) reads every row key in one walk, not a record at a time.
+    let all_keys =
+        if body.plan.keys_only() && body.plan.all_records && (body.p.def.longitudinal || body.p.has_repeating()) {
+            Some(store::all_rows(snapshot.conn(), body.p.id())?)
+        } else {
+            None
+        };
+    let all_keys = all_keys.as_ref();
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let (tx2, rx2) = std::sync::mpsc::sync_channel(1);
     std::thread::scope(|scope| {
         let renderer = scope.spawn(move || render_steps(sink, body, steps, &[rx, rx2]));
-        let other = scope.spawn(move || read_steps(second.conn(), second.blob_dir(), body, 1, 2, &tx2));
-        let mut read = read_steps(snapshot.conn(), snapshot.blob_dir(), body, 0, 2, &tx);
+        let other = scope.spawn(move || read_steps(second.conn(), second.blob_dir(), body, (1, 2), all_keys, &tx2));
+        let mut read = read_steps(snapshot.conn(), snapshot.blob_dir(), body, (0, 2), all_keys, &tx);
         drop(tx);
         let join = |t: std::thread::ScopedJoinHandle<'_, _>| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         read = read.and(join(other));
@@ -286,19 +308,15 @@ fn read_steps(
     conn: &rusqlite::Connection,
     blob_dir: &std::path::Path,
     body: Rendering<'_>,
-    first: usize,
-    every: usize,
+    (first, every): (usize, usize),
+    all_keys: Option<&store::RecordRows>,
     tx: &std::sync::mpsc::SyncSender<Dataset>,
 ) -> Result<(), StreamError> {
     let plan = body.plan;
-    // An export of the record id alone (with the event, repeat and DAG columns) reads no value.
-    let keys_only = plan.filter.is_none()
-        && plan.cols.iter().all(|c| {
-            matches!(c, Col::RecordId | Col::EventName | Col::RepeatInstrument | Col::RepeatInstance | Col::Dag)
-        });
+    let keys_only = plan.keys_only();
     for step in plan.records.chunks(RECORDS_PER_STEP).skip(first).step_by(every) {
         let data = if keys_only {
-            Dataset::load_row_keys(conn, body.p, step.to_vec())?
+            Dataset::load_row_keys(conn, body.p, step.to_vec(), all_keys)?
         } else {
             Dataset::load_records(conn, blob_dir, body.p, step.to_vec())?
         };

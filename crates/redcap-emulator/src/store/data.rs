@@ -252,12 +252,36 @@ pub type RecordRows = HashMap<String, Vec<(String, String, i64)>>;
 /// statement per [`NAMES_PER_STATEMENT`] records; a record with no row is absent.
 pub fn rows_of(conn: &Connection, project_id: i64, records: &[&str]) -> Result<RecordRows, StoreError> {
     let mut found: RecordRows = HashMap::with_capacity(records.len());
-    for_named(conn, "SELECT record, event, instrument, instance FROM data_rows", project_id, records, |r| {
-        let row = (text(r, 1)?.to_owned(), text(r, 2)?.to_owned(), r.get(3)?);
-        found.entry(text(r, 0)?.to_owned()).or_default().push(row);
-        Ok(())
-    })?;
+    for_named(conn, ROW_KEYS, project_id, records, |r| add_row_key(&mut found, r))?;
     Ok(found)
+}
+
+/// The row keys of every record of project `project_id`, in one walk of `data_rows`: what an
+/// id list of the whole project reads (a look-up per record, from the root of the index each
+/// time, was two thirds of its time).
+pub fn all_rows(conn: &Connection, project_id: i64) -> Result<RecordRows, StoreError> {
+    let mut found: RecordRows = HashMap::new();
+    let mut stmt = conn.prepare_cached(&format!("{ROW_KEYS} WHERE project_id = ?1"))?;
+    let mut rows = stmt.query(params![project_id])?;
+    while let Some(r) = rows.next()? {
+        add_row_key(&mut found, r)?;
+    }
+    Ok(found)
+}
+
+const ROW_KEYS: &str = "SELECT record, event, instrument, instance FROM data_rows";
+
+fn add_row_key(found: &mut RecordRows, r: &Row<'_>) -> Result<(), StoreError> {
+    let row = (text(r, 1)?.to_owned(), text(r, 2)?.to_owned(), r.get(3)?);
+    let record = text(r, 0)?;
+    // A record's rows come one after another: its entry is found, not made, after the first.
+    match found.get_mut(record) {
+        Some(rows) => rows.push(row),
+        None => {
+            found.insert(record.to_owned(), vec![row]);
+        }
+    }
+    Ok(())
 }
 
 /// The rows a bulk change asks to count again.

@@ -8,7 +8,7 @@ mod log;
 mod projects;
 mod users;
 
-pub use data::{RowKey, RowScope, for_record_values, record_files_of, records_named, rows_of};
+pub use data::{RecordRows, RowKey, RowScope, all_rows, for_record_values, record_files_of, records_named, rows_of};
 pub use files::{Doc, Folder, doc};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! to read; writes go on while an export streams. (No timing assertions: speed is measured in
 //! the benchmark.)
 
+use std::collections::BTreeSet;
 use std::io::Read;
 
 use crate::common::*;
@@ -166,6 +167,19 @@ fn a_project_document_that_fails_in_its_data_loads_nothing() {
     assert_eq!(emu.project_ids(), vec![id]);
 }
 
+/// The rows of the full export `full` that an export of the columns of `ids` has: those
+/// columns of each row that has them all, without repeating-instrument rows.
+fn projected(full: &serde_json::Value, ids: &serde_json::Value) -> Vec<serde_json::Value> {
+    let cols: Vec<&String> = ids[0].as_object().unwrap().keys().collect();
+    full.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| cols.iter().all(|c| r.get(c.as_str()).is_some()))
+        .filter(|r| r.get("redcap_repeat_instrument").is_none_or(|v| v == ""))
+        .map(|r| serde_json::Value::Object(cols.iter().map(|c| ((*c).clone(), r[c.as_str()].clone())).collect()))
+        .collect()
+}
+
 #[test]
 fn an_id_only_export_reads_no_values_and_has_the_rows_of_the_full_one() {
     // The batched export's id list takes the record id alone: the emulator answers it from the
@@ -182,17 +196,55 @@ fn an_id_only_export_reads_no_values_and_has_the_rows_of_the_full_one() {
         let rid = full[0].as_object().unwrap().keys().next().unwrap().clone();
         args.push(("fields[0]", &rid));
         let ids = post(&url, &args).json();
-        let ids = ids.as_array().unwrap();
-        let cols: Vec<&String> = ids[0].as_object().unwrap().keys().collect();
-        let projected: Vec<serde_json::Value> = full
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| cols.iter().all(|c| r.get(c.as_str()).is_some()))
-            .filter(|r| r.get("redcap_repeat_instrument").is_none_or(|v| v == ""))
-            .map(|r| serde_json::Value::Object(cols.iter().map(|c| ((*c).clone(), r[c.as_str()].clone())).collect()))
+        assert_eq!(ids.as_array().unwrap(), &projected(&full, &ids), "{f}");
+    }
+}
+
+#[test]
+fn an_id_list_of_many_records_with_repeats_has_the_rows_of_the_full_export() {
+    // Records enough for several steps, in projects with events and with repeating instruments:
+    // an id list of the whole project reads every row key in one walk of the index, one of
+    // `records=` looks each record up; both must have the full export's rows, in its order.
+    for f in ["redcapr-longitudinal.xml", "redcapr-repeating-instruments.xml"] {
+        let emu = start(&[f]);
+        let t = admin(&emu);
+        let url = emu.url();
+        let common = [("token", t.as_str()), ("content", "record"), ("format", "json")];
+        let seed = post(&url, &common).json();
+        let rid = seed[0].as_object().unwrap().keys().next().unwrap().clone();
+        // The fixture's rows again under new record names, until there are over 400 records.
+        let seed_records = seed.as_array().unwrap().iter().map(|r| r[&rid].as_str()).collect::<BTreeSet<_>>().len();
+        let mut copies = Vec::new();
+        for k in 0..=400 / seed_records {
+            for row in seed.as_array().unwrap() {
+                let mut r = row.clone();
+                r[&rid] = serde_json::json!(format!("{}{k:03}", row[&rid].as_str().unwrap()));
+                copies.push(r);
+            }
+        }
+        let data = serde_json::Value::Array(copies).to_string();
+        let imported = post(&url, &[("token", &t), ("content", "record"), ("format", "json"), ("data", &data)]);
+        assert_eq!(imported.status, 200, "{f}: {}", imported.text());
+        let full = post(&url, &common).json();
+        let mut args = common.to_vec();
+        args.push(("fields[0]", &rid));
+        let ids = post(&url, &args).json();
+        let records: BTreeSet<&str> = ids.as_array().unwrap().iter().map(|r| r[&rid].as_str().unwrap()).collect();
+        assert!(records.len() > 400, "{f}: {} records", records.len());
+        assert_eq!(ids.as_array().unwrap(), &projected(&full, &ids), "{f}");
+        // Every other record, by name: looked up, not walked.
+        let named: Vec<String> =
+            records.iter().step_by(2).map(|r| (*r).to_owned()).collect::<Vec<_>>();
+        let keys: Vec<String> = (0..named.len()).map(|i| format!("records[{i}]")).collect();
+        let mut some = args.clone();
+        some.extend(keys.iter().map(String::as_str).zip(named.iter().map(String::as_str)));
+        let some = post(&url, &some).json();
+        let wanted: Vec<serde_json::Value> = projected(&full, &ids)
+            .into_iter()
+            .filter(|r| named.iter().any(|n| r[&rid] == n.as_str()))
             .collect();
-        assert_eq!(ids, &projected, "{f}");
+        assert!(named.len() > 200, "{f}: more than one step by name");
+        assert_eq!(some.as_array().unwrap(), &wanted, "{f}");
     }
 }
 
