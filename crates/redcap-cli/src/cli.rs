@@ -504,9 +504,10 @@ pub enum RecordsCmd {
         /// first)
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         batch_size: Option<u64>,
-        /// Batches asked for at once (with --batch-size; 1 to 16); rows are still written in
+        /// Batches asked for at once (with --batch-size; 1 to 16; 2, as `dataset pull`: one
+        /// batch is answered while the one before it is written); rows are still written in
         /// order, and a batch that fails is healed as with one at a time
-        #[arg(long, default_value_t = 1, value_name = "N", requires = "batch_size", value_parser = clap::value_parser!(u64).range(1..=16))]
+        #[arg(long, default_value_t = 2, value_name = "N", requires = "batch_size", value_parser = clap::value_parser!(u64).range(1..=16))]
         parallel: u64,
         /// Output options.
         #[command(flatten)]
