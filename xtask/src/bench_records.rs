@@ -8,8 +8,9 @@
 //! in batches of 1,000 into an empty project; growth exponents between sizes; at the largest
 //! size, one-record exports from 64 concurrent clients. Sizes: REDCAP_BENCH_RECORDS
 //! (default 10000,30000,100000); REDCAP_BENCH_NO_PYCAP=1 skips PyCap. The exports (curl and
-//! the CLI) run REDCAP_BENCH_ROUNDS times (default 3), interleaved, and report the median time
-//! and the highest peak RSS: one run of a second is at the mercy of this machine's noise.
+//! the CLI), the one-record calls and the import run REDCAP_BENCH_ROUNDS times (default 3; the
+//! exports interleaved) and report the median time and the highest peak RSS: one run of a
+//! second is at the mercy of this machine's noise.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -269,28 +270,36 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
             let body_mib = std::fs::metadata(&body).map(|m| m.len()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
             typed = Some((n, w.first().copied().unwrap_or(0.0), w.get(1).copied().unwrap_or(0.0) / 1024.0, body_mib));
             let calls = 4000u64;
-            let out = Command::new(bench_bin)
-                .args(["one-record", &url, &token, &n.to_string(), &calls.to_string(), "64"])
-                .output();
-            let w = words(&out.map_err(|e| e.to_string())?, "one-record")?;
-            let ms = w.first().copied().unwrap_or(0.0);
-            one_record = Some((calls, ms, w.get(2).copied().unwrap_or(0.0)));
+            let (mut times, mut errors) = (Vec::new(), 0.0f64);
+            for _ in 0..rounds() {
+                let out = Command::new(bench_bin)
+                    .args(["one-record", &url, &token, &n.to_string(), &calls.to_string(), "64"])
+                    .output();
+                let w = words(&out.map_err(|e| e.to_string())?, "one-record")?;
+                times.push(w.first().copied().unwrap_or(0.0));
+                errors = errors.max(w.get(2).copied().unwrap_or(0.0));
+            }
+            one_record = Some((calls, median(times), errors));
         }
         server.stop();
         let _ = std::fs::remove_dir_all(&data);
-        // Import into an empty project.
-        let data = dir.join(format!("import-{n}"));
-        let server = Server::start(bench_bin, &data, &meta)?;
-        server.reset_peak();
-        let out = Command::new(bench_bin)
-            .args(["import", &server.url, &server.token, &FIELDS.to_string(), &n.to_string(), "1000"])
-            .output();
-        let w = words(&out.map_err(|e| e.to_string())?, "import")?;
-        row.import_ms = w.first().copied().unwrap_or(0.0);
-        row.import_rss = w.get(1).copied().unwrap_or(0.0) / 1024.0;
-        row.emu_peak_import = server.status_kib("VmHWM:") as f64 / 1024.0;
-        server.stop();
-        let _ = std::fs::remove_dir_all(&data);
+        // Import into an empty project, round after round (a new one each time).
+        let mut times = Vec::new();
+        for round in 0..rounds() {
+            let data = dir.join(format!("import-{n}-{round}"));
+            let server = Server::start(bench_bin, &data, &meta)?;
+            server.reset_peak();
+            let out = Command::new(bench_bin)
+                .args(["import", &server.url, &server.token, &FIELDS.to_string(), &n.to_string(), "1000"])
+                .output();
+            let w = words(&out.map_err(|e| e.to_string())?, "import")?;
+            times.push(w.first().copied().unwrap_or(0.0));
+            row.import_rss = row.import_rss.max(w.get(1).copied().unwrap_or(0.0) / 1024.0);
+            row.emu_peak_import = row.emu_peak_import.max(server.status_kib("VmHWM:") as f64 / 1024.0);
+            server.stop();
+            let _ = std::fs::remove_dir_all(&data);
+        }
+        row.import_ms = median(times);
         rows.push(row);
     }
     report(&rows, one_record, typed)
@@ -302,7 +311,7 @@ fn report(
     typed: Option<(u64, f64, f64, f64)>,
 ) -> Result<bool, String> {
     println!(
-        "\nrecords × {FIELDS} fields, JSON, loopback (ms, the median of {} rounds for curl and the CLI; RSS in MiB; one process per measurement)\n",
+        "\nrecords × {FIELDS} fields, JSON, loopback (ms, the median of {} rounds; RSS in MiB; one process per measurement)\n",
         rounds()
     );
     println!(
