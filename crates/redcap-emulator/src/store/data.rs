@@ -387,18 +387,25 @@ pub(super) fn insert_values<'a>(
     });
     let mut batch: Vec<Cell<'a>> = Vec::with_capacity(PER_STATEMENT);
     let mut cells = cells.into_iter();
+    // Taken from the cache once, not per execution: each return to the cache cleared all of
+    // its bindings.
+    let mut stmt = None;
     loop {
         batch.clear();
         batch.extend(cells.by_ref().take(PER_STATEMENT));
         if batch.len() < PER_STATEMENT {
             break;
         }
-        let mut stmt = conn.prepare_cached(many)?;
+        let stmt = match &mut stmt {
+            Some(s) => s,
+            None => stmt.insert(conn.prepare_cached(many)?),
+        };
         for (i, c) in batch.iter().enumerate() {
-            bind(&mut stmt, i * 7, project_id, c)?;
+            bind(stmt, i * 7, project_id, c)?;
         }
         stmt.raw_execute()?;
     }
+    drop(stmt);
     let mut stmt = conn.prepare_cached(INSERT_ONE)?;
     for c in &batch {
         bind(&mut stmt, 0, project_id, c)?;
