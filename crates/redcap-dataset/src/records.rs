@@ -153,6 +153,8 @@ pub struct CsvRecords {
     line: u64,
     /// The most bytes one row may take ([`CsvRecords::DEFAULT_MAX_ROW`]).
     max_row: usize,
+    /// The rows expected ([`CsvRecords::expect_rows`]).
+    rows_hint: usize,
 }
 
 impl Default for CsvRecords {
@@ -169,6 +171,7 @@ impl Default for CsvRecords {
             error: None,
             line: 1,
             max_row: CsvRecords::DEFAULT_MAX_ROW,
+            rows_hint: 0,
         }
     }
 }
@@ -188,6 +191,13 @@ impl CsvRecords {
     /// to an eighth of that.
     pub fn max_row(mut self, bytes: usize) -> CsvRecords {
         self.max_row = bytes.max(64);
+        self
+    }
+
+    /// Makes room for `rows` rows once the header has come (a batch's records, say), instead
+    /// of growing every column's places row after row. At most 1,000,000: only a hint.
+    pub fn expect_rows(mut self, rows: usize) -> CsvRecords {
+        self.rows_hint = rows.min(1_000_000);
         self
     }
 
@@ -303,7 +313,9 @@ impl CsvRecords {
                 let names: Vec<String> = cells.map(str::to_owned).collect();
                 // A blank line before the header is nothing.
                 if !(names.len() == 1 && names[0].is_empty()) {
-                    self.records = Some(Records::new(names));
+                    let mut records = Records::new(names);
+                    records.ends.iter_mut().for_each(|e| e.reserve_exact(self.rows_hint));
+                    self.records = Some(records);
                 }
             }
             Some(records) => {

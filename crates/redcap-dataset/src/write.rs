@@ -200,6 +200,36 @@ pub struct PartsFile {
     end: u64,
 }
 
+/// A writer that counts the bytes it passes on and keeps their CRC-32 (and the first error,
+/// which the IPC writer would hand back as its own).
+struct Summed<W> {
+    inner: W,
+    len: u64,
+    crc: crc32fast::Hasher,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> Summed<W> {
+    fn kept(&mut self, e: std::io::Error) -> std::io::Error {
+        let copy = std::io::Error::new(e.kind(), e.to_string());
+        self.failed.get_or_insert(e);
+        copy
+    }
+}
+
+impl<W: Write> Write for Summed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf).map_err(|e| self.kept(e))?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().map_err(|e| self.kept(e))
+    }
+}
+
 impl PartsFile {
     /// Opens (or creates) the parts file at `path`, keeping its first `end` bytes (the parts
     /// of the checkpoints that are trusted) and cutting whatever follows; parts are appended
@@ -226,13 +256,25 @@ impl PartsFile {
             batch.schema().fields().iter().map(|f| f.as_ref().clone().with_metadata(Default::default())).collect();
         let batch =
             RecordBatch::try_new(std::sync::Arc::new(arrow_schema::Schema::new(bare)), batch.columns().to_vec())?;
-        let mut bytes = Vec::new();
-        let mut w = arrow_ipc::writer::FileWriter::try_new(&mut bytes, &batch.schema())?;
-        w.write(&batch)?;
-        w.finish()?;
-        drop(w);
-        self.file.write_all(&bytes).map_err(local(&self.path))?;
-        let part = Part { offset: self.end, len: bytes.len() as u64, crc: crc32fast::hash(&bytes) };
+        // Written through a buffer that counts and checksums what passes, not into a vector
+        // grown to the part's size and copied again.
+        let mut out = Summed {
+            inner: BufWriter::with_capacity(256 << 10, &self.file),
+            len: 0,
+            crc: crc32fast::Hasher::new(),
+            failed: None,
+        };
+        let written = arrow_ipc::writer::FileWriter::try_new(&mut out, &batch.schema()).and_then(|mut w| {
+            w.write(&batch)?;
+            w.finish()
+        });
+        // A failed write (a full disk) is the parts file's error, with its path.
+        if let Some(e) = out.failed.take() {
+            return Err(local(&self.path)(e));
+        }
+        written?;
+        out.inner.flush().map_err(local(&self.path))?;
+        let part = Part { offset: self.end, len: out.len, crc: out.crc.finalize() };
         self.end = part.end();
         Ok(part)
     }
@@ -260,5 +302,53 @@ impl PartsFile {
             .ok_or_else(|| local(path)(std::io::Error::other("a checkpoint part does not match its checksum")))?;
         let reader = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
         reader.map(|b| Ok(b?.with_schema(schema.clone())?)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, StringArray};
+
+    use super::*;
+
+    fn batch() -> RecordBatch {
+        let ids: ArrayRef = Arc::new(StringArray::from(vec!["1", "2", "3"]));
+        let ages: ArrayRef = Arc::new(Int64Array::from(vec![Some(30), None, Some(41)]));
+        RecordBatch::try_from_iter([("record_id", ids), ("age", ages)]).unwrap()
+    }
+
+    #[test]
+    fn parts_are_appended_one_after_another_and_read_back_by_their_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("parts");
+        let mut parts = PartsFile::open(&path, 0).unwrap();
+        let (a, b) = (parts.append(&batch()).unwrap(), parts.append(&batch().slice(1, 2)).unwrap());
+        assert_eq!((a.offset, b.offset), (0, a.end()));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), b.end());
+        let schema = batch().schema();
+        assert_eq!(PartsFile::read(&path, &a, &schema).unwrap(), vec![batch()]);
+        assert_eq!(PartsFile::read(&path, &b, &schema).unwrap(), vec![batch().slice(1, 2)]);
+        // A torn part is not trusted.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(b.end() - 1).unwrap();
+        assert!(PartsFile::holds(&path, &a) && !PartsFile::holds(&path, &b));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_part_that_cannot_be_written_is_the_parts_files_error() {
+        // (/dev/full: every write fails with "no space left on device".)
+        let file = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let path = PathBuf::from("/dev/full");
+        let mut parts = PartsFile { file, path: path.clone(), end: 0 };
+        match parts.append(&batch()) {
+            Err(Error::Local { path: p, source }) => {
+                assert_eq!(p, path);
+                assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{source}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parts.end, 0, "nothing is counted as written");
     }
 }

@@ -233,16 +233,13 @@ fn an_id_list_of_many_records_with_repeats_has_the_rows_of_the_full_export() {
         assert!(records.len() > 400, "{f}: {} records", records.len());
         assert_eq!(ids.as_array().unwrap(), &projected(&full, &ids), "{f}");
         // Every other record, by name: looked up, not walked.
-        let named: Vec<String> =
-            records.iter().step_by(2).map(|r| (*r).to_owned()).collect::<Vec<_>>();
+        let named: Vec<String> = records.iter().step_by(2).map(|r| (*r).to_owned()).collect::<Vec<_>>();
         let keys: Vec<String> = (0..named.len()).map(|i| format!("records[{i}]")).collect();
         let mut some = args.clone();
         some.extend(keys.iter().map(String::as_str).zip(named.iter().map(String::as_str)));
         let some = post(&url, &some).json();
-        let wanted: Vec<serde_json::Value> = projected(&full, &ids)
-            .into_iter()
-            .filter(|r| named.iter().any(|n| r[&rid] == n.as_str()))
-            .collect();
+        let wanted: Vec<serde_json::Value> =
+            projected(&full, &ids).into_iter().filter(|r| named.iter().any(|n| r[&rid] == n.as_str())).collect();
         assert!(named.len() > 200, "{f}: more than one step by name");
         assert_eq!(some.as_array().unwrap(), &wanted, "{f}");
     }

@@ -10,7 +10,7 @@ use super::batch::{self, Judged};
 use super::drive::{Call, Driver, Outcome, log_refused};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
 use crate::asynchronous::Workflows;
-use crate::dataset::{CsvRecords, Records};
+use crate::dataset::Records;
 use crate::workflow::Progress;
 use crate::workflow::WorkflowError;
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
@@ -124,7 +124,7 @@ where
         let (metadata, id_field) = (&metadata, &id_field);
         async move {
             let r = batch::as_csv(r);
-            let mut sink = CsvRecords::new();
+            let mut sink = batch::csv_sink(&r);
             let sent = client.stream(&r, &mut batch::AsyncSink(&mut sink)).await;
             match batch::judge(sent, sink, &r.records, &scope, id_field, progress) {
                 Ok(Judged::Kept(records)) => (r, Ok(records)),

@@ -12,6 +12,11 @@ use crate::workflow::heal::{Scope, survivable};
 use crate::workflow::{Progress, ProgressEvent, WorkflowError};
 use crate::{Format, record};
 
+/// The decoder of the CSV answer to `r`, with room for a row per record it asks for.
+pub(crate) fn csv_sink(r: &record::export::Request) -> CsvRecords {
+    CsvRecords::new().expect_rows(r.records.len())
+}
+
 /// The CSV form of a batch's (JSON) export request, comma-delimited (asked for explicitly; the
 /// decoder still reads the delimiter off the header). Taken and given back, not copied: a
 /// batch's request holds its thousand ids.

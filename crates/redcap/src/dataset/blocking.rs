@@ -9,7 +9,7 @@ use super::batch::{self, Judged};
 use super::drive::{Call, Driver, Outcome, log_refused};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
 use crate::blocking::Workflows;
-use crate::dataset::{CsvRecords, Records};
+use crate::dataset::Records;
 use crate::workflow::Progress;
 use crate::workflow::WorkflowError;
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
@@ -119,7 +119,7 @@ where
                      scope: &crate::workflow::heal::Scope|
      -> (crate::record::export::Request, Result<Records, WorkflowError>) {
         let r = batch::as_csv(r);
-        let mut sink = CsvRecords::new();
+        let mut sink = batch::csv_sink(&r);
         let sent = client.stream(&r, &mut sink);
         match batch::judge(sent, sink, &r.records, scope, &id_field, progress) {
             Ok(Judged::Kept(records)) => (r, Ok(records)),
