@@ -379,7 +379,7 @@ fn form_data(
 }
 
 fn field_items(f: &Field, row: &RowData, sel: &Clinical, items: &mut String, has_data: &mut bool, indent: &str) {
-    let values = row.values.get(&f.name).map(Vec::as_slice).unwrap_or(&[]);
+    let values = row.values.get(&f.name).unwrap_or(&[]);
     match f.field_type.as_str() {
         "descriptive" => {}
         "checkbox" => {

@@ -27,9 +27,14 @@ pub struct RowData {
 /// row, which a large export builds hundreds of thousands of times.
 ///
 /// Field names are shared (`Arc<str>`): rows of one shape name the same fields, and a name
-/// allocated per value was a fifth of a large export's allocations.
+/// allocated per value was a fifth of a large export's allocations. A field's values are kept
+/// inline when there is one (all but checkboxes): a vector of one value was an allocation more
+/// per value read.
 #[derive(Clone, Debug, Default)]
-pub struct RowValues(Vec<(Arc<str>, Vec<String>)>);
+pub struct RowValues(Vec<(Arc<str>, Values)>);
+
+/// The values of one field of a row.
+type Values = smallvec::SmallVec<[String; 1]>;
 
 impl RowValues {
     fn find(&self, field: &str) -> Result<usize, usize> {
@@ -37,13 +42,13 @@ impl RowValues {
     }
 
     /// The values of `field`, if it has any stored.
-    pub fn get(&self, field: &str) -> Option<&Vec<String>> {
-        self.find(field).ok().map(|i| &self.0[i].1)
+    pub fn get(&self, field: &str) -> Option<&[String]> {
+        self.find(field).ok().map(|i| self.0[i].1.as_slice())
     }
 
     /// [`RowValues::get`], looking first where `hint` says the field was in a row before (rows
     /// of one shape hold their fields at the same places): one comparison instead of a search.
-    pub fn get_hinted(&self, field: &str, hint: &mut usize) -> Option<&Vec<String>> {
+    pub fn get_hinted(&self, field: &str, hint: &mut usize) -> Option<&[String]> {
         if let Some((f, v)) = self.0.get(*hint) {
             if f.as_ref() == field {
                 return Some(v);
@@ -65,8 +70,8 @@ impl RowValues {
     }
 
     /// Fields and their values, in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Vec<String>)> {
-        self.0.iter().map(|(f, v)| (f.as_ref(), v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.0.iter().map(|(f, v)| (f.as_ref(), v.as_slice()))
     }
 
     /// Adds one value of `field` (cheapest when fields come in name order), its name taken from
@@ -77,12 +82,12 @@ impl RowValues {
             Some((last, _)) if last.as_ref() > field => {}
             _ => {
                 let at = self.0.len();
-                return self.0.push((names.name(at, field), vec![value]));
+                return self.0.push((names.name(at, field), smallvec::smallvec![value]));
             }
         }
         match self.find(field) {
             Ok(i) => self.0[i].1.push(value),
-            Err(i) => self.0.insert(i, (Arc::from(field), vec![value])),
+            Err(i) => self.0.insert(i, (Arc::from(field), smallvec::smallvec![value])),
         }
     }
 }
@@ -321,7 +326,7 @@ impl Dataset {
     pub fn values_at(&self, record: &str, event: &str, instrument: &str, instance: i64, field: &str) -> &[String] {
         let key =
             RowKey { record: record.to_owned(), event: event.to_owned(), instrument: instrument.to_owned(), instance };
-        self.index().get(&key).and_then(|&i| self.rows[i].values.get(field)).map(Vec::as_slice).unwrap_or(&[])
+        self.index().get(&key).and_then(|&i| self.rows[i].values.get(field)).unwrap_or(&[])
     }
 
     /// A record's DAG.
@@ -729,7 +734,7 @@ impl<'p> CellPlan<'p> {
                     if !in_row[i] || self.fields[i].is_none() {
                         Value::from("")
                     } else {
-                        let checked = values(i, f).map(Vec::as_slice).unwrap_or_default();
+                        let checked = values(i, f).unwrap_or_default();
                         let parts: Vec<&str> = self.choices[i]
                             .iter()
                             .filter(|(c, _)| checked.contains(c))

@@ -221,7 +221,7 @@ fn record_sections(p: &Project, data: &Dataset, req: &Request, hidden: &dyn Fn(&
                     for field in p.form_fields(form) {
                         let values: Vec<String> = match row {
                             Some(r) if !hidden(&field.name) => {
-                                let mut v = r.values.get(&field.name).cloned().unwrap_or_default();
+                                let mut v = r.values.get(&field.name).map(<[String]>::to_vec).unwrap_or_default();
                                 if field.field_type == "file" {
                                     v = v.iter().filter_map(|id| data.doc_names.get(id).cloned()).collect();
                                 }

@@ -1140,7 +1140,7 @@ fn import_result(
 }
 
 fn existing_values(data: &Dataset, key: &RowKey) -> HashMap<String, Vec<String>> {
-    data.row(key).map(|r| r.values.iter().map(|(f, v)| (f.to_owned(), v.clone())).collect()).unwrap_or_default()
+    data.row(key).map(|r| r.values.iter().map(|(f, v)| (f.to_owned(), v.to_vec())).collect()).unwrap_or_default()
 }
 
 /// Validates one imported value; returns the value to store.
