@@ -458,3 +458,31 @@ fn a_narrower_pull_removes_tables_and_a_pull_stopped_at_any_commit_step_leaves_t
     }
     assert!(k > 5, "the commit was stopped at each of its steps ({k})");
 }
+
+#[test]
+fn the_schema_asks_for_each_part_once_and_only_for_the_parts_the_project_has() {
+    // The parts are asked for at once after the project info: each exactly once, the events,
+    // arms and mappings only of a longitudinal project, the repeating setup only of one that
+    // repeats; the blocking and async clients gather the same schema.
+    use redcap::dataset::asynchronous::Datasets as _;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // (fixture, calls: info, version, metadata, field names, instruments, DAGs, + optional parts)
+    for (fixture, calls) in [
+        (fixtures().join("redcapr-simple.xml"), 6),
+        (fixtures().join("redcapr-repeating-instruments.xml"), 7),
+        (fixtures().join("redcapr-longitudinal.xml"), 9),
+        (typed_fixture(), 7),
+    ] {
+        let env = env(&fixture);
+        let before = env.emu.faults().calls();
+        let schema = env.client.project_schema().unwrap();
+        assert_eq!(env.emu.faults().calls() - before, calls, "{}", fixture.display());
+        assert!(!schema.metadata.is_empty() && !schema.instruments.is_empty() && !schema.redcap_version.is_empty());
+        let client = redcap::asynchronous::Client::builder(env.emu.url(), &env.token).allow_http(true).build().unwrap();
+        let before = env.emu.faults().calls();
+        let from_async = rt.block_on(client.project_schema()).unwrap();
+        assert_eq!(env.emu.faults().calls() - before, calls, "{}", fixture.display());
+        assert_eq!(from_async.hash(), schema.hash(), "{}", fixture.display());
+        assert_eq!(from_async.redcap_version, schema.redcap_version);
+    }
+}

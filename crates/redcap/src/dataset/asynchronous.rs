@@ -47,9 +47,9 @@ where
     S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
 {
     async fn project_schema(&self) -> Result<ProjectSchema, PullError> {
+        use futures_util::future::{join, join4, join5};
         let mut s = ProjectSchema::default();
-        s.redcap_version = optional(self.call(&version::export::Request::new()).await.map(|v| Some(v.to_string())))?
-            .unwrap_or_default();
+        // The project info first, then every other part at once (see the blocking client).
         s.project_info = self
             .call(&project::export_info::Request::new())
             .await?
@@ -59,24 +59,66 @@ where
             .next()
             .unwrap_or_default();
         let parts = SchemaParts::from_info(&s.project_info);
-        s.metadata = self.call(&metadata::export::Request::new()).await?.into_vec();
-        s.export_field_names = self.call(&metadata::export_field_names::Request::new()).await?.raw().rows()?;
-        s.instruments = self.call(&instrument::export::Request::new()).await?.raw().rows()?;
-        if parts.longitudinal {
-            s.events = self.call(&event::export::Request::new()).await?.raw().rows()?;
-            s.arms = self.call(&arm::export::Request::new()).await?.raw().rows()?;
-            s.mappings = self.call(&instrument::export_event_mappings::Request::new()).await?.raw().rows()?;
-        }
-        if parts.repeating {
-            s.repeating = optional(self.call(&repeating::export::Request::new()).await.map(Some))?
-                .map(|r| r.raw().rows())
-                .transpose()?
-                .unwrap_or_default();
-        }
-        s.dags = optional(self.call(&dag::export::Request::new()).await.map(Some))?
-            .map(|r| r.raw().rows())
-            .transpose()?
-            .unwrap_or_default();
+        let (long, rep) = (parts.longitudinal, parts.repeating);
+        let version = async {
+            Ok::<_, PullError>(optional(
+                self.call(&version::export::Request::new()).await.map(|v| Some(v.to_string())),
+            )?)
+        };
+        let metadata = async { Ok::<_, PullError>(self.call(&metadata::export::Request::new()).await?.into_vec()) };
+        let names =
+            async { Ok::<_, PullError>(self.call(&metadata::export_field_names::Request::new()).await?.raw().rows()?) };
+        let instruments =
+            async { Ok::<_, PullError>(self.call(&instrument::export::Request::new()).await?.raw().rows()?) };
+        let events = async {
+            if !long {
+                return Ok(Vec::new());
+            }
+            Ok::<_, PullError>(self.call(&event::export::Request::new()).await?.raw().rows()?)
+        };
+        let arms = async {
+            if !long {
+                return Ok(Vec::new());
+            }
+            Ok::<_, PullError>(self.call(&arm::export::Request::new()).await?.raw().rows()?)
+        };
+        let mappings = async {
+            if !long {
+                return Ok(Vec::new());
+            }
+            Ok::<_, PullError>(self.call(&instrument::export_event_mappings::Request::new()).await?.raw().rows()?)
+        };
+        let repeating = async {
+            if !rep {
+                return Ok(Vec::new());
+            }
+            Ok::<_, PullError>(
+                optional(self.call(&repeating::export::Request::new()).await.map(Some))?
+                    .map(|r| r.raw().rows())
+                    .transpose()?
+                    .unwrap_or_default(),
+            )
+        };
+        let dags = async {
+            Ok::<_, PullError>(
+                optional(self.call(&dag::export::Request::new()).await.map(Some))?
+                    .map(|r| r.raw().rows())
+                    .transpose()?
+                    .unwrap_or_default(),
+            )
+        };
+        let ((version, metadata, names, instruments, events), (arms, mappings, repeating, dags)) =
+            join(join5(version, metadata, names, instruments, events), join4(arms, mappings, repeating, dags)).await;
+        // In the order they were asked before: the error a caller sees is the one it saw then.
+        s.redcap_version = version?.unwrap_or_default();
+        s.metadata = metadata?;
+        s.export_field_names = names?;
+        s.instruments = instruments?;
+        s.events = events?;
+        s.arms = arms?;
+        s.mappings = mappings?;
+        s.repeating = repeating?;
+        s.dags = dags?;
         Ok(s)
     }
 

@@ -49,29 +49,72 @@ where
 {
     fn project_schema(&self) -> Result<ProjectSchema, PullError> {
         let mut s = ProjectSchema::default();
-        s.redcap_version =
-            optional(self.call(&version::export::Request::new()).map(|v| Some(v.to_string())))?.unwrap_or_default();
+        // The project info first (it says which optional parts there are, and a token that
+        // cannot read the project fails here, once); then every other part at once, on as many
+        // connections as the client allows: one round trip instead of up to nine in a row.
         s.project_info =
             self.call(&project::export_info::Request::new())?.raw().rows()?.into_iter().next().unwrap_or_default();
         let parts = SchemaParts::from_info(&s.project_info);
-        s.metadata = self.call(&metadata::export::Request::new())?.into_vec();
-        s.export_field_names = self.call(&metadata::export_field_names::Request::new())?.raw().rows()?;
-        s.instruments = self.call(&instrument::export::Request::new())?.raw().rows()?;
-        if parts.longitudinal {
-            s.events = self.call(&event::export::Request::new())?.raw().rows()?;
-            s.arms = self.call(&arm::export::Request::new())?.raw().rows()?;
-            s.mappings = self.call(&instrument::export_event_mappings::Request::new())?.raw().rows()?;
-        }
-        if parts.repeating {
-            s.repeating = optional(self.call(&repeating::export::Request::new()).map(Some))?
-                .map(|r| r.raw().rows())
-                .transpose()?
-                .unwrap_or_default();
-        }
-        s.dags = optional(self.call(&dag::export::Request::new()).map(Some))?
-            .map(|r| r.raw().rows())
-            .transpose()?
-            .unwrap_or_default();
+        std::thread::scope(|scope| -> Result<(), PullError> {
+            let version = scope.spawn(|| -> Result<_, PullError> {
+                Ok(optional(self.call(&version::export::Request::new()).map(|v| Some(v.to_string())))?)
+            });
+            let metadata = scope
+                .spawn(|| -> Result<_, PullError> { Ok(self.call(&metadata::export::Request::new())?.into_vec()) });
+            let names = scope.spawn(|| -> Result<_, PullError> {
+                Ok(self.call(&metadata::export_field_names::Request::new())?.raw().rows()?)
+            });
+            let instruments = scope.spawn(|| -> Result<_, PullError> {
+                Ok(self.call(&instrument::export::Request::new())?.raw().rows()?)
+            });
+            let long = parts.longitudinal;
+            let events = scope.spawn(move || -> Result<_, PullError> {
+                if !long {
+                    return Ok(Vec::new());
+                }
+                Ok(self.call(&event::export::Request::new())?.raw().rows()?)
+            });
+            let arms = scope.spawn(move || -> Result<_, PullError> {
+                if !long {
+                    return Ok(Vec::new());
+                }
+                Ok(self.call(&arm::export::Request::new())?.raw().rows()?)
+            });
+            let mappings = scope.spawn(move || -> Result<_, PullError> {
+                if !long {
+                    return Ok(Vec::new());
+                }
+                Ok(self.call(&instrument::export_event_mappings::Request::new())?.raw().rows()?)
+            });
+            let rep = parts.repeating;
+            let repeating = scope.spawn(move || -> Result<_, PullError> {
+                if !rep {
+                    return Ok(Vec::new());
+                }
+                Ok(optional(self.call(&repeating::export::Request::new()).map(Some))?
+                    .map(|r| r.raw().rows())
+                    .transpose()?
+                    .unwrap_or_default())
+            });
+            let dags = scope.spawn(|| -> Result<_, PullError> {
+                Ok(optional(self.call(&dag::export::Request::new()).map(Some))?
+                    .map(|r| r.raw().rows())
+                    .transpose()?
+                    .unwrap_or_default())
+            });
+            // Answers are taken in the order they were asked before, so the error a caller sees
+            // is the one it saw then.
+            s.redcap_version = joined(version)?.unwrap_or_default();
+            s.metadata = joined(metadata)?;
+            s.export_field_names = joined(names)?;
+            s.instruments = joined(instruments)?;
+            s.events = joined(events)?;
+            s.arms = joined(arms)?;
+            s.mappings = joined(mappings)?;
+            s.repeating = joined(repeating)?;
+            s.dags = joined(dags)?;
+            Ok(())
+        })?;
         Ok(s)
     }
 
@@ -103,6 +146,11 @@ where
 }
 
 /// Performs the driver's calls.
+/// What a scoped thread returned (its panic goes on).
+fn joined<T>(t: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 fn drive<T>(client: &Client<T>, mut driver: Driver<'_>, progress: &dyn Progress) -> Result<Outcome, PullError>
 where
     T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + Sync + 'static,
