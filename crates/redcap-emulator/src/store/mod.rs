@@ -70,8 +70,13 @@ CREATE TABLE IF NOT EXISTS data (
     project_id INTEGER NOT NULL, record TEXT NOT NULL, event TEXT NOT NULL, instrument TEXT NOT NULL,
     instance INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL);
 DROP INDEX IF EXISTS data_record;
--- Creation order, and the next record's sequence number without a scan.
-CREATE INDEX IF NOT EXISTS records_seq ON records (project_id, seq);
+-- Creation order, and the next record's sequence number without a scan. It holds each record's
+-- name and DAG too: a list of every record (a whole export's) reads the index alone, where a
+-- look-up in the table per record was a fifth of an id list of 100,000 records.
+DROP INDEX IF EXISTS records_seq;
+CREATE INDEX IF NOT EXISTS records_by_seq ON records (project_id, seq, record, dag_id);
+-- Records looked up by name (a batch's) with their DAG, from the index alone.
+CREATE INDEX IF NOT EXISTS records_dag ON records (project_id, record, dag_id);
 CREATE TABLE IF NOT EXISTS docs (
     doc_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, name TEXT NOT NULL, mime TEXT NOT NULL,
     size INTEGER NOT NULL, path TEXT NOT NULL, created TEXT NOT NULL);
@@ -355,7 +360,10 @@ mod tests {
         assert!(folders.contains("fr_folders_parent"), "{folders}");
         // A batch's records are found by key, many to a statement.
         let named = plan("SELECT record, dag_id FROM records WHERE project_id = 1 AND record IN ('1', '2')");
-        assert!(named.contains("record=?"), "{named}");
+        assert!(named.contains("record=?") && named.contains("COVERING INDEX records_dag"), "{named}");
+        // A list of every record reads the index alone, not the table a record at a time.
+        let all = plan("SELECT record, dag_id FROM records WHERE project_id = 1 ORDER BY seq");
+        assert!(all.contains("COVERING INDEX records_by_seq") && !all.contains("TEMP B-TREE"), "{all}");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
