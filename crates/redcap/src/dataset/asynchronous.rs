@@ -70,24 +70,20 @@ where
             async { Ok::<_, PullError>(self.call(&metadata::export_field_names::Request::new()).await?.raw().rows()?) };
         let instruments =
             async { Ok::<_, PullError>(self.call(&instrument::export::Request::new()).await?.raw().rows()?) };
-        let events = async {
-            if !long {
-                return Ok(Vec::new());
-            }
-            Ok::<_, PullError>(self.call(&event::export::Request::new()).await?.raw().rows()?)
-        };
-        let arms = async {
-            if !long {
-                return Ok(Vec::new());
-            }
-            Ok::<_, PullError>(self.call(&arm::export::Request::new()).await?.raw().rows()?)
-        };
-        let mappings = async {
-            if !long {
-                return Ok(Vec::new());
-            }
-            Ok::<_, PullError>(self.call(&instrument::export_event_mappings::Request::new()).await?.raw().rows()?)
-        };
+        // A part of a longitudinal project only.
+        macro_rules! if_longitudinal {
+            ($request:expr) => {
+                async {
+                    if !long {
+                        return Ok(Vec::new());
+                    }
+                    Ok::<_, PullError>(self.call(&$request).await?.raw().rows()?)
+                }
+            };
+        }
+        let events = if_longitudinal!(event::export::Request::new());
+        let arms = if_longitudinal!(arm::export::Request::new());
+        let mappings = if_longitudinal!(instrument::export_event_mappings::Request::new());
         let repeating = async {
             if !rep {
                 return Ok(Vec::new());

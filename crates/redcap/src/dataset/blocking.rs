@@ -68,24 +68,20 @@ where
                 Ok(self.call(&instrument::export::Request::new())?.raw().rows()?)
             });
             let long = parts.longitudinal;
-            let events = scope.spawn(move || -> Result<_, PullError> {
-                if !long {
-                    return Ok(Vec::new());
-                }
-                Ok(self.call(&event::export::Request::new())?.raw().rows()?)
-            });
-            let arms = scope.spawn(move || -> Result<_, PullError> {
-                if !long {
-                    return Ok(Vec::new());
-                }
-                Ok(self.call(&arm::export::Request::new())?.raw().rows()?)
-            });
-            let mappings = scope.spawn(move || -> Result<_, PullError> {
-                if !long {
-                    return Ok(Vec::new());
-                }
-                Ok(self.call(&instrument::export_event_mappings::Request::new())?.raw().rows()?)
-            });
+            // A part of a longitudinal project only.
+            macro_rules! if_longitudinal {
+                ($request:expr) => {
+                    scope.spawn(move || -> Result<_, PullError> {
+                        if !long {
+                            return Ok(Vec::new());
+                        }
+                        Ok(self.call(&$request)?.raw().rows()?)
+                    })
+                };
+            }
+            let events = if_longitudinal!(event::export::Request::new());
+            let arms = if_longitudinal!(arm::export::Request::new());
+            let mappings = if_longitudinal!(instrument::export_event_mappings::Request::new());
             let rep = parts.repeating;
             let repeating = scope.spawn(move || -> Result<_, PullError> {
                 if !rep {
