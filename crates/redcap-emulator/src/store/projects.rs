@@ -57,7 +57,11 @@ impl Store {
             loaded
         });
         match result {
-            Ok(Ok(id)) => Ok(id),
+            Ok(Ok(id)) => {
+                // The load wrote the whole project through the log.
+                self.shrink_log().map_err(LoadError::Store)?;
+                Ok(id)
+            }
             Ok(Err(e)) => Err(LoadError::Xml(e)),
             Err(StoreError::Xml(e)) => Err(LoadError::Xml(e)),
             Err(e) => Err(LoadError::Store(e)),
