@@ -195,9 +195,9 @@ impl CsvRecords {
     }
 
     /// Makes room for `rows` rows once the header has come (a batch's records, say), instead
-    /// of growing every column's places row after row. At most 1,000,000: only a hint.
+    /// of growing every column's places row after row. Only a hint: what it reserves is bounded.
     pub fn expect_rows(mut self, rows: usize) -> CsvRecords {
-        self.rows_hint = rows.min(1_000_000);
+        self.rows_hint = rows;
         self
     }
 
@@ -314,7 +314,9 @@ impl CsvRecords {
                 // A blank line before the header is nothing.
                 if !(names.len() == 1 && names[0].is_empty()) {
                     let mut records = Records::new(names);
-                    records.ends.iter_mut().for_each(|e| e.reserve_exact(self.rows_hint));
+                    // (At most 64 MiB of cell ends reserved, however wide the header.)
+                    let rows = self.rows_hint.min((8 << 20) / records.width().max(1));
+                    records.ends.iter_mut().for_each(|e| e.reserve_exact(rows));
                     self.records = Some(records);
                 }
             }
@@ -422,6 +424,16 @@ mod tests {
         // A wide row under the limit is fine.
         let wide = format!("{}\n{}\n", vec!["c"; 200].join(","), vec!["1"; 200].join(","));
         assert_eq!(decode(wide.as_bytes(), 7).unwrap().width(), 200);
+    }
+
+    #[test]
+    fn a_row_count_hint_reserves_a_bounded_room_however_large() {
+        use std::io::Write as _;
+        let mut csv = CsvRecords::new().expect_rows(usize::MAX);
+        csv.write_all(b"record_id,age\n1,30\n2,\n").unwrap();
+        let records = csv.finish().unwrap();
+        assert_eq!((records.len(), records.cell(1, Some(0)), records.cell(0, Some(1))), (2, "2", "30"));
+        assert!(records.ends.iter().all(|e| e.capacity() <= 4 << 20));
     }
 
     #[test]

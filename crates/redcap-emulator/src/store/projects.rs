@@ -58,8 +58,9 @@ impl Store {
         });
         match result {
             Ok(Ok(id)) => {
-                // The load wrote the whole project through the log.
-                self.shrink_log().map_err(LoadError::Store)?;
+                // The load wrote the whole project through the log. It is committed: a log
+                // that cannot be cut back now is left for later, and the load has succeeded.
+                let _ = self.shrink_log();
                 Ok(id)
             }
             Ok(Err(e)) => Err(LoadError::Xml(e)),
