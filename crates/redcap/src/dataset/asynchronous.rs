@@ -8,7 +8,7 @@ use redcap_core::{Bytes, Transport, TransportError};
 
 use super::batch::{self, Judged};
 use super::drive::{Call, Driver, Outcome, log_refused};
-use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
+use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaAnswers, SchemaParts, SyncOptions, SyncSummary};
 use crate::asynchronous::Workflows;
 use crate::dataset::Records;
 use crate::workflow::Progress;
@@ -41,6 +41,12 @@ pub trait Datasets {
     ) -> impl Future<Output = Result<SyncSummary, PullError>> + Send;
 }
 
+/// `call`'s answer when `wanted`; otherwise `None`, and the call is never made (a future does
+/// nothing until it is polled).
+async fn when<F: Future>(wanted: bool, call: F) -> Option<F::Output> {
+    if wanted { Some(call.await) } else { None }
+}
+
 impl<T, S> Datasets for Client<T>
 where
     T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
@@ -60,61 +66,24 @@ where
             .unwrap_or_default();
         let parts = SchemaParts::from_info(&s.project_info);
         let (long, rep) = (parts.longitudinal, parts.repeating);
-        let version = async {
-            Ok::<_, PullError>(optional(
-                self.call(&version::export::Request::new()).await.map(|v| Some(v.to_string())),
-            )?)
-        };
-        let metadata = async { Ok::<_, PullError>(self.call(&metadata::export::Request::new()).await?.into_vec()) };
-        let names =
-            async { Ok::<_, PullError>(self.call(&metadata::export_field_names::Request::new()).await?.raw().rows()?) };
-        let instruments =
-            async { Ok::<_, PullError>(self.call(&instrument::export::Request::new()).await?.raw().rows()?) };
-        // A part of a longitudinal project only.
-        macro_rules! if_longitudinal {
-            ($request:expr) => {
-                async {
-                    if !long {
-                        return Ok(Vec::new());
-                    }
-                    Ok::<_, PullError>(self.call(&$request).await?.raw().rows()?)
-                }
-            };
-        }
-        let events = if_longitudinal!(event::export::Request::new());
-        let arms = if_longitudinal!(arm::export::Request::new());
-        let mappings = if_longitudinal!(instrument::export_event_mappings::Request::new());
-        let repeating = async {
-            if !rep {
-                return Ok(Vec::new());
-            }
-            Ok::<_, PullError>(
-                optional(self.call(&repeating::export::Request::new()).await.map(Some))?
-                    .map(|r| r.raw().rows())
-                    .transpose()?
-                    .unwrap_or_default(),
-            )
-        };
-        let dags = async {
-            Ok::<_, PullError>(
-                optional(self.call(&dag::export::Request::new()).await.map(Some))?
-                    .map(|r| r.raw().rows())
-                    .transpose()?
-                    .unwrap_or_default(),
-            )
-        };
-        let ((version, metadata, names, instruments, events), (arms, mappings, repeating, dags)) =
-            join(join5(version, metadata, names, instruments, events), join4(arms, mappings, repeating, dags)).await;
-        // In the order they were asked before: the error a caller sees is the one it saw then.
-        s.redcap_version = version?.unwrap_or_default();
-        s.metadata = metadata?;
-        s.export_field_names = names?;
-        s.instruments = instruments?;
-        s.events = events?;
-        s.arms = arms?;
-        s.mappings = mappings?;
-        s.repeating = repeating?;
-        s.dags = dags?;
+        let ((version, metadata, field_names, instruments, events), (arms, mappings, repeating, dags)) = join(
+            join5(
+                self.call(&version::export::Request::new()),
+                self.call(&metadata::export::Request::new()),
+                self.call(&metadata::export_field_names::Request::new()),
+                self.call(&instrument::export::Request::new()),
+                when(long, self.call(&event::export::Request::new())),
+            ),
+            join4(
+                when(long, self.call(&arm::export::Request::new())),
+                when(long, self.call(&instrument::export_event_mappings::Request::new())),
+                when(rep, self.call(&repeating::export::Request::new())),
+                self.call(&dag::export::Request::new()),
+            ),
+        )
+        .await;
+        SchemaAnswers { version, metadata, field_names, instruments, events, arms, mappings, repeating, dags }
+            .fill(&mut s)?;
         Ok(s)
     }
 

@@ -7,7 +7,7 @@ use redcap_core::{Transport, TransportError};
 
 use super::batch::{self, Judged};
 use super::drive::{Call, Driver, Outcome, log_refused};
-use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaParts, SyncOptions, SyncSummary, optional};
+use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaAnswers, SchemaParts, SyncOptions, SyncSummary};
 use crate::blocking::Workflows;
 use crate::dataset::Records;
 use crate::workflow::Progress;
@@ -55,62 +55,32 @@ where
         s.project_info =
             self.call(&project::export_info::Request::new())?.raw().rows()?.into_iter().next().unwrap_or_default();
         let parts = SchemaParts::from_info(&s.project_info);
-        std::thread::scope(|scope| -> Result<(), PullError> {
-            let version = scope.spawn(|| -> Result<_, PullError> {
-                Ok(optional(self.call(&version::export::Request::new()).map(|v| Some(v.to_string())))?)
-            });
-            let metadata = scope
-                .spawn(|| -> Result<_, PullError> { Ok(self.call(&metadata::export::Request::new())?.into_vec()) });
-            let names = scope.spawn(|| -> Result<_, PullError> {
-                Ok(self.call(&metadata::export_field_names::Request::new())?.raw().rows()?)
-            });
-            let instruments = scope.spawn(|| -> Result<_, PullError> {
-                Ok(self.call(&instrument::export::Request::new())?.raw().rows()?)
-            });
+        let answers = std::thread::scope(|scope| {
             let long = parts.longitudinal;
-            // A part of a longitudinal project only.
-            macro_rules! if_longitudinal {
-                ($request:expr) => {
-                    scope.spawn(move || -> Result<_, PullError> {
-                        if !long {
-                            return Ok(Vec::new());
-                        }
-                        Ok(self.call(&$request)?.raw().rows()?)
-                    })
-                };
-            }
-            let events = if_longitudinal!(event::export::Request::new());
-            let arms = if_longitudinal!(arm::export::Request::new());
-            let mappings = if_longitudinal!(instrument::export_event_mappings::Request::new());
             let rep = parts.repeating;
-            let repeating = scope.spawn(move || -> Result<_, PullError> {
-                if !rep {
-                    return Ok(Vec::new());
-                }
-                Ok(optional(self.call(&repeating::export::Request::new()).map(Some))?
-                    .map(|r| r.raw().rows())
-                    .transpose()?
-                    .unwrap_or_default())
-            });
-            let dags = scope.spawn(|| -> Result<_, PullError> {
-                Ok(optional(self.call(&dag::export::Request::new()).map(Some))?
-                    .map(|r| r.raw().rows())
-                    .transpose()?
-                    .unwrap_or_default())
-            });
-            // Answers are taken in the order they were asked before, so the error a caller sees
-            // is the one it saw then.
-            s.redcap_version = joined(version)?.unwrap_or_default();
-            s.metadata = joined(metadata)?;
-            s.export_field_names = joined(names)?;
-            s.instruments = joined(instruments)?;
-            s.events = joined(events)?;
-            s.arms = joined(arms)?;
-            s.mappings = joined(mappings)?;
-            s.repeating = joined(repeating)?;
-            s.dags = joined(dags)?;
-            Ok(())
-        })?;
+            let version = scope.spawn(|| self.call(&version::export::Request::new()));
+            let metadata = scope.spawn(|| self.call(&metadata::export::Request::new()));
+            let field_names = scope.spawn(|| self.call(&metadata::export_field_names::Request::new()));
+            let instruments = scope.spawn(|| self.call(&instrument::export::Request::new()));
+            let events = scope.spawn(move || long.then(|| self.call(&event::export::Request::new())));
+            let arms = scope.spawn(move || long.then(|| self.call(&arm::export::Request::new())));
+            let mappings =
+                scope.spawn(move || long.then(|| self.call(&instrument::export_event_mappings::Request::new())));
+            let repeating = scope.spawn(move || rep.then(|| self.call(&repeating::export::Request::new())));
+            let dags = scope.spawn(|| self.call(&dag::export::Request::new()));
+            SchemaAnswers {
+                version: joined(version),
+                metadata: joined(metadata),
+                field_names: joined(field_names),
+                instruments: joined(instruments),
+                events: joined(events),
+                arms: joined(arms),
+                mappings: joined(mappings),
+                repeating: joined(repeating),
+                dags: joined(dags),
+            }
+        });
+        answers.fill(&mut s)?;
         Ok(s)
     }
 
@@ -141,12 +111,12 @@ where
     }
 }
 
-/// Performs the driver's calls.
 /// What a scoped thread returned (its panic goes on).
 fn joined<T>(t: std::thread::ScopedJoinHandle<'_, T>) -> T {
     t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
+/// Performs the driver's calls.
 fn drive<T>(client: &Client<T>, mut driver: Driver<'_>, progress: &dyn Progress) -> Result<Outcome, PullError>
 where
     T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + Sync + 'static,

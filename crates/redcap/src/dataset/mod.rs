@@ -82,6 +82,50 @@ impl SchemaParts {
     }
 }
 
+/// What a successful call of method `M` returned, or why it failed.
+pub(crate) type Answer<M> = Result<<M as redcap_core::Method>::Output, redcap_core::Error>;
+
+/// The answers to the schema's calls after the project info. Each client makes those calls
+/// its own way, all at once; this decodes them into the schema, in one place for both.
+pub(crate) struct SchemaAnswers {
+    pub version: Answer<crate::version::export::Request>,
+    pub metadata: Answer<crate::metadata::export::Request>,
+    pub field_names: Answer<crate::metadata::export_field_names::Request>,
+    pub instruments: Answer<crate::instrument::export::Request>,
+    /// `None`: not asked (the project is not longitudinal, or does not repeat).
+    pub events: Option<Answer<crate::event::export::Request>>,
+    pub arms: Option<Answer<crate::arm::export::Request>>,
+    pub mappings: Option<Answer<crate::instrument::export_event_mappings::Request>>,
+    pub repeating: Option<Answer<crate::repeating::export::Request>>,
+    pub dags: Answer<crate::dag::export::Request>,
+}
+
+impl SchemaAnswers {
+    /// Fills `s` from the answers, in the order the parts were once asked one after the
+    /// other, so a failure is the error a caller saw then. The version, the repeating setup
+    /// and the DAGs may be refused (an older server, a user without the right): empty then.
+    pub fn fill(self, s: &mut ProjectSchema) -> Result<(), PullError> {
+        fn rows<T>(answer: Option<Result<redcap_core::Rows<T>, redcap_core::Error>>) -> Result<Vec<Row>, PullError> {
+            Ok(answer.transpose()?.map(|r| r.raw().rows()).transpose()?.unwrap_or_default())
+        }
+        fn refusable<T>(
+            answer: Option<Result<redcap_core::Rows<T>, redcap_core::Error>>,
+        ) -> Result<Vec<Row>, PullError> {
+            rows(answer.map(|a| optional(a.map(Some)).transpose()).and_then(|a| a))
+        }
+        s.redcap_version = optional(self.version.map(|v| Some(v.to_string())))?.unwrap_or_default();
+        s.metadata = self.metadata?.into_vec();
+        s.export_field_names = rows(Some(self.field_names))?;
+        s.instruments = rows(Some(self.instruments))?;
+        s.events = rows(self.events)?;
+        s.arms = rows(self.arms)?;
+        s.mappings = rows(self.mappings)?;
+        s.repeating = refusable(self.repeating)?;
+        s.dags = refusable(Some(self.dags))?;
+        Ok(())
+    }
+}
+
 /// The id-only export that plans the pull: the options' records and events.
 pub(crate) fn id_request(pull: &DatasetPull, options: &PullOptions) -> record::export::Request {
     id_request_for(pull.layout(), options)
