@@ -195,7 +195,8 @@ fn a_pull_interrupted_mid_way_resumes_to_the_same_dataset() {
     // After the second batch, the next call fails (a 400 is never retried). With one batch
     // asked ahead, the third is exported while the second is written, so the call that fails is
     // the third's or, if that one went out first, the fourth's. With two (the default), the
-    // second and third were asked together, and the call that fails is the fourth's or fifth's.
+    // third and fourth are exported while the second is written, so it is the fourth's or,
+    // if that one went out first, the fifth's.
     for (parallel, resumable) in [(1, [2, 3]), (2, [3, 4])] {
         interrupted_and_resumed(&path, &options.clone().parallel(parallel), &reference, whole.path(), resumable);
     }
@@ -312,6 +313,43 @@ fn a_parallel_pull_has_its_batches_in_flight_together_and_gives_the_same_dataset
     for ((name, sa, ra), (_, sb, rb)) in expected.iter().zip(&read_dataset(dir.path(), &summary.manifest)) {
         assert_eq!(sa, sb, "{name}");
         assert_eq!(render_rows(ra), render_rows(rb), "{name}");
+    }
+}
+
+/// While each batch is written, the next `--parallel` batches are being exported: the window
+/// slides one batch at a time. (Before, a group of batches was exported together and the next
+/// group only while the last of them was written: while the others were written, the server
+/// had nothing to do.)
+#[test]
+fn a_parallel_pull_keeps_its_window_of_exports_full_while_each_batch_is_written() {
+    let path = fixtures().join("redcapr-multilevel-model-1.xml");
+    let options = PullOptions::default().batch_size(2);
+    for parallel in [1usize, 2, 3] {
+        let env = env(&path);
+        let dir = tempfile::tempdir().unwrap();
+        let faults = env.emu.faults();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let batches = std::sync::atomic::AtomicUsize::new(0);
+        let progress = |e: ProgressEvent| match &e {
+            ProgressEvent::Planned { items, .. } => batches.store(*items as usize, Ordering::SeqCst),
+            ProgressEvent::Finished { item, .. } if item.starts_with("batch ") => {
+                let k: usize = item["batch ".len()..].split('/').next().unwrap().parse().unwrap();
+                // The id list, the batches up to this one, and the window after it.
+                let due = 1 + (k + parallel).min(batches.load(Ordering::SeqCst));
+                let reached = exports_reach(&faults, due);
+                seen.lock().unwrap().push((k, reached, faults.record_exports().len() <= due));
+            }
+            _ => {}
+        };
+        let summary =
+            env.client.pull_dataset(dir.path(), &options.clone().parallel(parallel), &progress).expect("pull");
+        let seen = seen.into_inner().unwrap();
+        assert!(summary.manifest.batches.len() >= 6, "enough batches to slide over");
+        assert_eq!(seen.len(), summary.manifest.batches.len());
+        for (k, reached, bounded) in seen {
+            assert!(reached, "--parallel {parallel}: the window after batch {k} was not full while it was written");
+            assert!(bounded, "--parallel {parallel}: more than the window after batch {k}");
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use redcap_async::Client;
 use redcap_core::{Bytes, Transport, TransportError};
 
 use super::batch::{self, Judged};
-use super::drive::{Call, Driver, Outcome, log_refused};
+use super::drive::{Ahead, Call, Driver, Exported, Outcome, log_refused};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaAnswers, SchemaParts, SyncOptions, SyncSummary};
 use crate::asynchronous::Workflows;
 use crate::dataset::Records;
@@ -114,6 +114,28 @@ where
     }
 }
 
+/// A batch exported ahead: still running, or its answer.
+enum Slot<F: Future<Output = Exported>> {
+    Running(std::pin::Pin<Box<F>>),
+    Done(Box<Exported>),
+}
+
+/// Runs `work` while the exports started ahead go on (each ends as its answer, kept).
+async fn with_ahead<F: Future<Output = Exported>, T>(ahead: &mut Ahead<Slot<F>>, work: impl Future<Output = T>) -> T {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        for slot in ahead.exports_mut() {
+            if let Slot::Running(f) = slot {
+                if let std::task::Poll::Ready(answer) = f.as_mut().poll(cx) {
+                    *slot = Slot::Done(Box::new(answer));
+                }
+            }
+        }
+        work.as_mut().poll(cx)
+    })
+    .await
+}
+
 /// Performs the driver's calls.
 async fn drive<T, S>(client: &Client<T>, mut driver: Driver<'_>, progress: &dyn Progress) -> Result<Outcome, PullError>
 where
@@ -147,6 +169,13 @@ where
         }
     };
     let export = |r: crate::record::export::Request| export_in(r, scope.clone());
+    let mut ahead = Ahead::new();
+    let start = |ahead: &mut Ahead<Slot<_>>, driver: &Driver<'_>, window: usize| {
+        for r in driver.following_batches(ahead, window) {
+            let ids = r.records.clone();
+            ahead.push(ids, Slot::Running(Box::pin(export(r))));
+        }
+    };
     while let Some(call) = driver.next()? {
         match call {
             Call::Log(r, window) => {
@@ -167,24 +196,20 @@ where
                 driver.answer_ids(sink.finish(sent)?)?
             }
             Call::Batch(r) => {
-                let rows = match driver.prefetched(&r.records) {
-                    Some(answer) => answer?,
-                    None => export(r).await.1?,
+                let window = driver.window();
+                let rows = match ahead.take(&r.records) {
+                    Some(Slot::Done(answer)) => answer.1?,
+                    Some(Slot::Running(started)) => with_ahead::<_, Exported>(&mut ahead, started).await.1?,
+                    None => {
+                        // (The first batch: it and the ones after it go out together.)
+                        start(&mut ahead, &driver, window - 1);
+                        with_ahead(&mut ahead, export(r)).await.1?
+                    }
                 };
-                let next = driver.following_batches();
-                if next.is_empty() {
-                    driver.answer_batch(rows)?;
-                    continue;
-                }
-                // The next requests go out on the first poll; the cast runs while the server
-                // answers (and, on a multi-thread runtime, while the connection tasks read).
-                let fetches = futures_util::future::join_all(next.into_iter().map(export));
-                let (fetched, answered) =
-                    futures_util::future::join(fetches, async { driver.answer_batch(rows) }).await;
-                answered?;
-                for (r, answer) in fetched {
-                    driver.keep_prefetched(r.records, answer);
-                }
+                // As many exported ahead as the window while this one is cast and written (their
+                // requests go out first, on the poll before the cast).
+                start(&mut ahead, &driver, window);
+                with_ahead(&mut ahead, async { driver.answer_batch(rows) }).await?;
             }
             Call::Fetch(r, options) => {
                 driver.answer_rows(client.export_records_batched(&r, &options, progress).await?)?

@@ -6,7 +6,7 @@ use redcap_blocking::Client;
 use redcap_core::{Transport, TransportError};
 
 use super::batch::{self, Judged};
-use super::drive::{Call, Driver, Outcome, log_refused};
+use super::drive::{Ahead, Call, Driver, Exported, Outcome, log_refused};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaAnswers, SchemaParts, SyncOptions, SyncSummary};
 use crate::blocking::Workflows;
 use crate::dataset::Records;
@@ -147,53 +147,56 @@ where
         }
     };
     let export = |r: crate::record::export::Request| export_in(r, &scope);
-    while let Some(call) = driver.next()? {
-        match call {
-            Call::Log(r, window) => {
-                let mut rows = Vec::new();
-                let mut keep = |row| {
-                    rows.push(row);
-                    Ok(())
-                };
-                match client.export_logging_windowed(&r, window, progress, &mut keep) {
-                    Ok(_) => driver.answer_log(Some(rows))?,
-                    Err(e) if log_refused(&e) => driver.answer_log(None)?,
-                    Err(e) => return Err(e.into()),
+    // The loop runs in one scope: the batches exported ahead are threads that outlive the step
+    // that started them.
+    std::thread::scope(|s| -> Result<(), PullError> {
+        let mut ahead: Ahead<std::thread::ScopedJoinHandle<'_, Exported>> = Ahead::new();
+        let start = |ahead: &mut Ahead<_>, driver: &Driver<'_>, window: usize| {
+            for r in driver.following_batches(ahead, window) {
+                let ids = r.records.clone();
+                ahead.push(ids, s.spawn(|| export(r)));
+            }
+        };
+        while let Some(call) = driver.next()? {
+            match call {
+                Call::Log(r, window) => {
+                    let mut rows = Vec::new();
+                    let mut keep = |row| {
+                        rows.push(row);
+                        Ok(())
+                    };
+                    match client.export_logging_windowed(&r, window, progress, &mut keep) {
+                        Ok(_) => driver.answer_log(Some(rows))?,
+                        Err(e) if log_refused(&e) => driver.answer_log(None)?,
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-            }
-            Call::Ids(r) => {
-                let mut sink = batch::IdSink::new(&id_field);
-                let sent = client.stream(&batch::as_csv(r), &mut sink);
-                driver.answer_ids(sink.finish(sent)?)?
-            }
-            Call::Batch(r) => {
-                let rows = match driver.prefetched(&r.records) {
-                    Some(answer) => answer?,
-                    None => export(r).1?,
-                };
-                let next = driver.following_batches();
-                if next.is_empty() {
+                Call::Ids(r) => {
+                    let mut sink = batch::IdSink::new(&id_field);
+                    let sent = client.stream(&batch::as_csv(r), &mut sink);
+                    driver.answer_ids(sink.finish(sent)?)?
+                }
+                Call::Batch(r) => {
+                    let window = driver.window();
+                    let rows = match ahead.take(&r.records) {
+                        Some(started) => joined(started).1?,
+                        None => {
+                            // (The first batch: it and the ones after it go out together.)
+                            start(&mut ahead, &driver, window - 1);
+                            export(r).1?
+                        }
+                    };
+                    // As many exported ahead as the window while this one is cast and written.
+                    start(&mut ahead, &driver, window);
                     driver.answer_batch(rows)?;
-                    continue;
                 }
-                // The next batches are exported, together, while this one is cast and written.
-                let (answered, fetched) = std::thread::scope(|s| {
-                    let fetches: Vec<_> = next.into_iter().map(|r| s.spawn(|| export(r))).collect();
-                    let answered = driver.answer_batch(rows);
-                    let fetched: Vec<_> = fetches
-                        .into_iter()
-                        .map(|f| f.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                        .collect();
-                    (answered, fetched)
-                });
-                answered?;
-                for (r, answer) in fetched {
-                    driver.keep_prefetched(r.records, answer);
+                Call::Fetch(r, options) => {
+                    driver.answer_rows(client.export_records_batched(&r, &options, progress)?)?
                 }
+                Call::Rebuild(r, scope) => driver.answer_batch(export_in(r, &scope).1?)?,
             }
-            Call::Fetch(r, options) => driver.answer_rows(client.export_records_batched(&r, &options, progress)?)?,
-            Call::Rebuild(r, scope) => driver.answer_batch(export_in(r, &scope).1?)?,
         }
-    }
+        Ok(())
+    })?;
     driver.finish()
 }

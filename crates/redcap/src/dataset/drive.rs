@@ -9,7 +9,7 @@ use redcap_core::Row;
 use super::{DatasetPull, ProjectSchema, PullError, PullOptions, PullSummary};
 use crate::dataset::sync::{self, LogLine, RebuildReason, SyncPlan, SyncSummary};
 use crate::dataset::{DatasetSync, Manifest, Records, SyncExport, dataset_records};
-use crate::workflow::{BatchOptions, Progress, ProgressEvent, WorkflowError};
+use crate::workflow::{BatchOptions, Progress, ProgressEvent};
 use crate::{log, record};
 
 /// Options of a sync.
@@ -103,8 +103,46 @@ enum Stage {
     Done,
 }
 
-/// A batch exported ahead: its ids and what the export gave.
-type Prefetched = (Vec<String>, Result<Records, WorkflowError>);
+/// A batch's export: the request (its records are the batch) and what it gave.
+pub(crate) type Exported = (record::export::Request, Result<Records, crate::workflow::WorkflowError>);
+
+/// The batches a client is exporting ahead of the one due, in order, each with what stands
+/// for its export (a thread, a future, an answer): the window of [`Driver::following_batches`].
+pub(crate) struct Ahead<H>(std::collections::VecDeque<(Vec<String>, H)>);
+
+impl<H> Ahead<H> {
+    pub fn new() -> Self {
+        Ahead(std::collections::VecDeque::new())
+    }
+
+    /// Keeps the export of the batch `ids`, started ahead.
+    pub fn push(&mut self, ids: Vec<String>, export: H) {
+        self.0.push_back((ids, export));
+    }
+
+    /// The export of the batch `ids`, if it is the first started ahead; otherwise none, and
+    /// every one started ahead is dropped (they are of other batches). A failed export is
+    /// reported here, when its batch is due: the batches before it are checkpoints by then.
+    pub fn take(&mut self, ids: &[String]) -> Option<H> {
+        match self.0.pop_front() {
+            Some((started, export)) if started == ids => Some(export),
+            _ => {
+                self.0.clear();
+                None
+            }
+        }
+    }
+
+    /// How many are kept.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The exports kept, in order.
+    pub fn exports_mut(&mut self) -> impl Iterator<Item = &mut H> {
+        self.0.iter_mut().map(|(_, h)| h)
+    }
+}
 
 /// A pull or sync in progress.
 pub(crate) struct Driver<'p> {
@@ -122,8 +160,6 @@ pub(crate) struct Driver<'p> {
     seen: HashSet<String>,
     metadata: Vec<crate::rows::Field>,
     id_field: String,
-    /// The batches exported ahead, in order ([`Driver::following_batches`]).
-    ahead: std::collections::VecDeque<Prefetched>,
     progress: &'p dyn Progress,
 }
 
@@ -150,7 +186,6 @@ impl<'p> Driver<'p> {
             seen: HashSet::new(),
             metadata: Vec::new(),
             id_field: String::new(),
-            ahead: std::collections::VecDeque::new(),
             progress,
         }
     }
@@ -299,36 +334,26 @@ impl<'p> Driver<'p> {
         Ok(call)
     }
 
-    /// The batches to export while the [`Call::Batch`] just made is cast and written (a pull
-    /// only): when none is exported ahead any more, the next [`PullOptions::parallel`] ones,
-    /// exported together; empty while some are still ahead, or after the last batch.
-    pub fn following_batches(&self) -> Vec<record::export::Request> {
+    /// The batches to start exporting now, after the [`Call::Batch`] just made (a pull only):
+    /// those after the ones in `ahead` (already started, in order), so that `window` batches
+    /// after it are being exported. A client asks for [`Driver::window`] of them while it casts
+    /// and writes the batch due: the server always has as many to answer, never fewer while a
+    /// group of them is cast.
+    pub fn following_batches<H>(&self, ahead: &Ahead<H>, window: usize) -> Vec<record::export::Request> {
         match (&self.stage, self.pending) {
-            (Stage::Pull(pull), Some("batch")) if self.ahead.is_empty() => pull
-                .batches_after_next(self.pull_options.parallel.max(1))
+            (Stage::Pull(pull), Some("batch")) => pull
+                .batches_after_next(window)
                 .into_iter()
+                .skip(ahead.len())
                 .map(|ids| super::batch_request(pull, &self.pull_options, ids))
                 .collect(),
             _ => Vec::new(),
         }
     }
 
-    /// Keeps the answer of a batch exported ahead, `ids`, until that batch is due (in the
-    /// order of [`Driver::following_batches`]).
-    pub fn keep_prefetched(&mut self, ids: Vec<String>, answer: Result<Records, WorkflowError>) {
-        self.ahead.push_back((ids, answer));
-    }
-
-    /// The answer kept for the batch `ids`, if it was exported ahead. A failed prefetch is
-    /// reported here, when its batch is due (the batches before it are checkpoints by then).
-    pub fn prefetched(&mut self, ids: &[String]) -> Option<Result<Records, WorkflowError>> {
-        match self.ahead.pop_front() {
-            Some((fetched, answer)) if fetched == ids => Some(answer),
-            _ => {
-                self.ahead.clear();
-                None
-            }
-        }
+    /// How many batches a pull exports ahead of the one it casts ([`PullOptions::parallel`]).
+    pub fn window(&self) -> usize {
+        self.pull_options.parallel.max(1)
     }
 
     /// The answer of a [`Call::Log`]: its rows, or `None` when REDCap refused it.
