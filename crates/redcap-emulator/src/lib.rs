@@ -60,6 +60,7 @@ pub use store::StoreError;
 
 use auth::TokenGen;
 use handlers::Env;
+use odm::XmlSource;
 use server::{Limits, Shared};
 use store::Store;
 
@@ -124,7 +125,7 @@ impl User {
 /// Configures an emulator. Start with [`Emulator::builder`].
 #[derive(Debug)]
 pub struct EmulatorBuilder {
-    projects: Vec<String>,
+    projects: Vec<ProjectXml>,
     data_dir: Option<PathBuf>,
     seed: Option<u64>,
     bind: SocketAddr,
@@ -135,19 +136,26 @@ pub struct EmulatorBuilder {
     admin: String,
 }
 
+/// A project XML document the builder loads.
+#[derive(Debug)]
+enum ProjectXml {
+    Text(String),
+    File(PathBuf),
+}
+
 impl EmulatorBuilder {
-    /// Adds a project from a REDCap project XML file (read now).
+    /// Adds a project from a REDCap project XML file. It is opened now (a missing or unreadable
+    /// file is an error here) and read when the emulator is built, as it is loaded.
     pub fn project_xml_file(mut self, path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let xml = std::fs::read_to_string(path)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        self.projects.push(xml);
+        std::fs::File::open(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        self.projects.push(ProjectXml::File(path.to_owned()));
         Ok(self)
     }
 
     /// Adds a project from REDCap project XML text.
     pub fn project_xml(mut self, xml: impl Into<String>) -> Self {
-        self.projects.push(xml.into());
+        self.projects.push(ProjectXml::Text(xml.into()));
         self
     }
 
@@ -277,7 +285,10 @@ impl EmulatorBuilder {
             store.super_token_of(&emu.admin)?;
         }
         for xml in &self.projects {
-            emu.load_project_xml(xml)?;
+            match xml {
+                ProjectXml::Text(xml) => emu.load_project_xml(xml)?,
+                ProjectXml::File(path) => emu.load_project_xml_file(path)?,
+            };
         }
         Ok(emu)
     }
@@ -320,17 +331,28 @@ impl Emulator {
     /// Loads a project from project XML (unless this exact XML was loaded before into the same
     /// data directory) and gives the admin user full rights on it. Returns the project id.
     pub fn load_project_xml(&self, xml: &str) -> Result<i64, Error> {
-        let hash = fnv1a(xml.as_bytes());
+        self.load_source(&fnv1a(xml.as_bytes()), XmlSource::Text(xml))
+    }
+
+    /// [`Emulator::load_project_xml`] of a file, read as it is loaded: a document of any size
+    /// is never held whole (it is read twice: once to tell whether it was loaded before).
+    pub fn load_project_xml_file(&self, path: &Path) -> Result<i64, Error> {
+        let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let hash = fnv1a_file(path).map_err(named)?;
+        self.load_source(&hash, XmlSource::File(path))
+    }
+
+    fn load_source(&self, hash: &str, xml: XmlSource<'_>) -> Result<i64, Error> {
         let mut store = self.store();
-        if let Some(id) = store.project_for_source(&hash)? {
+        if let Some(id) = store.project_for_source(hash)? {
             return Ok(id);
         }
-        let id = match store.insert_project_xml(xml) {
+        let id = match store.insert_project_source(xml) {
             Ok(id) => id,
             Err(store::LoadError::Xml(e)) => return Err(e.into()),
             Err(store::LoadError::Store(e)) => return Err(e.into()),
         };
-        store.remember_source(&hash, id)?;
+        store.remember_source(hash, id)?;
         store.set_project_user(id, &self.admin, &Rights::full(), None, None)?;
         Ok(id)
     }
@@ -544,11 +566,50 @@ impl Drop for RunningEmulator {
     }
 }
 
-fn fnv1a(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+/// The key a loaded document is remembered by (FNV-1a and the length: kept as it was, so a
+/// data directory recognises the documents loaded into it before).
+#[derive(Clone, Copy)]
+struct SourceKey {
+    hash: u64,
+    len: u64,
+}
+
+impl SourceKey {
+    fn new() -> Self {
+        SourceKey { hash: 0xcbf2_9ce4_8422_2325, len: 0 }
     }
-    format!("{h:016x}-{}", bytes.len())
+
+    fn update(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.hash ^= u64::from(*b);
+            self.hash = self.hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.len += bytes.len() as u64;
+    }
+
+    fn finish(self) -> String {
+        format!("{:016x}-{}", self.hash, self.len)
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> String {
+    let mut key = SourceKey::new();
+    key.update(bytes);
+    key.finish()
+}
+
+/// [`fnv1a`] of a file, read a piece at a time.
+fn fnv1a_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0; 1 << 16];
+    let mut key = SourceKey::new();
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(key.finish()),
+            Ok(n) => key.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }

@@ -1,10 +1,14 @@
 //! Loader of REDCap project XML (CDISC ODM 1.3.1 with `redcap:` extensions).
 //!
-//! The files are at most a few MB, so they are read into a small element tree first and then
-//! interpreted. Element and attribute names keep their prefix (`redcap:Reports`).
+//! The definition is read into a small element tree first and then interpreted; the data is
+//! handed on one record at a time ([`parse_streamed`]), read from a file as it is parsed
+//! ([`XmlSource::File`]), so a project of any size is never held whole. Element and attribute
+//! names keep their prefix (`redcap:Reports`).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::io::BufRead;
+use std::path::Path;
 
 use quick_xml::events::{BytesStart, Event as XmlEvent};
 
@@ -86,22 +90,53 @@ fn unescape(raw: &str) -> Cow<'_, str> {
     quick_xml::escape::unescape(raw).unwrap_or(Cow::Borrowed(raw))
 }
 
-/// Bytes of the document as text. They are a slice of a `&str` cut at ASCII markup, so always
-/// UTF-8: the lossy decoding (a slower check, and a copy) is only a fallback.
-fn utf8(bytes: &[u8]) -> Cow<'_, str> {
-    std::str::from_utf8(bytes).map(Cow::Borrowed).unwrap_or_else(|_| String::from_utf8_lossy(bytes))
+/// Bytes of the document as text: project XML is UTF-8 (a file in another encoding is refused,
+/// not loaded with its characters replaced). The pieces are cut at ASCII markup, so a piece of
+/// a UTF-8 document is UTF-8.
+fn utf8(bytes: &[u8]) -> Result<&str, OdmError> {
+    std::str::from_utf8(bytes).map_err(|e| OdmError(format!("the document is not UTF-8 text ({e})")))
 }
 
 fn start_element(e: &BytesStart) -> Result<Element, OdmError> {
-    let name = utf8(e.name().as_ref()).into_owned();
+    let name = utf8(e.name().as_ref())?.to_owned();
     let mut attrs = Vec::new();
     for a in e.attributes().with_checks(false) {
         let a = a.map_err(|err| OdmError(format!("bad attribute in <{name}>: {err}")))?;
-        let key = utf8(a.key.as_ref()).into_owned();
-        let value = unescape(&utf8(&a.value)).into_owned();
+        let key = utf8(a.key.as_ref())?.to_owned();
+        let value = unescape(utf8(&a.value)?).into_owned();
         attrs.push((key, value));
     }
     Ok(Element { name, attrs, ..Default::default() })
+}
+
+/// Where a project XML document is read from.
+#[derive(Clone, Copy, Debug)]
+pub enum XmlSource<'a> {
+    /// Text in memory.
+    Text(&'a str),
+    /// A file, read as it is parsed (and read again when its data comes before its definition).
+    File(&'a Path),
+}
+
+impl XmlSource<'_> {
+    /// The document's size in bytes.
+    pub fn len(&self) -> std::io::Result<u64> {
+        match self {
+            XmlSource::Text(t) => Ok(t.len() as u64),
+            XmlSource::File(p) => Ok(std::fs::metadata(p)?.len()),
+        }
+    }
+
+    /// Parses the document's tree (see [`parse_tree_with`]) from its start.
+    fn tree(&self, subjects: Option<SubjectSink<'_>>) -> Result<Element, OdmError> {
+        match self {
+            XmlSource::Text(t) => parse_tree_with(quick_xml::Reader::from_reader(t.as_bytes()), subjects),
+            XmlSource::File(p) => {
+                let f = std::fs::File::open(p).map_err(|e| OdmError(format!("{}: {e}", p.display())))?;
+                parse_tree_with(quick_xml::Reader::from_reader(std::io::BufReader::with_capacity(1 << 16, f)), subjects)
+            }
+        }
+    }
 }
 
 /// Deepest element nesting accepted. REDCap's project XML nests about ten levels; the bound keeps
@@ -109,7 +144,7 @@ fn start_element(e: &BytesStart) -> Result<Element, OdmError> {
 pub const MAX_DEPTH: usize = 100;
 
 fn parse_tree(xml: &str) -> Result<Element, OdmError> {
-    parse_tree_with(xml, None)
+    XmlSource::Text(xml).tree(None)
 }
 
 /// A handler for each `SubjectData` of `ClinicalData`, which then stays out of the tree. It also
@@ -131,12 +166,16 @@ fn complete(stack: &mut [Element], el: Element, subjects: &mut Option<SubjectSin
 
 /// The document's tree; with `subjects`, each record's `SubjectData` goes there as soon as it is
 /// complete instead (a project's data is never held whole).
-fn parse_tree_with(xml: &str, mut subjects: Option<SubjectSink<'_>>) -> Result<Element, OdmError> {
-    let mut reader = quick_xml::Reader::from_str(xml);
+fn parse_tree_with<R: BufRead>(
+    mut reader: quick_xml::Reader<R>,
+    mut subjects: Option<SubjectSink<'_>>,
+) -> Result<Element, OdmError> {
     let mut stack: Vec<Element> = vec![Element::default()];
+    let mut buf = Vec::new();
     loop {
+        buf.clear();
         let ev = reader
-            .read_event()
+            .read_event_into(&mut buf)
             .map_err(|e| OdmError(format!("not well-formed XML at byte {}: {e}", reader.error_position())))?;
         match ev {
             XmlEvent::Start(e) => {
@@ -157,10 +196,10 @@ fn parse_tree_with(xml: &str, mut subjects: Option<SubjectSink<'_>>) -> Result<E
                 complete(&mut stack, el, &mut subjects)?;
             }
             XmlEvent::Text(t) => {
-                stack.last_mut().expect("root").text.push_str(&unescape(&utf8(t.as_ref())));
+                stack.last_mut().expect("root").text.push_str(&unescape(utf8(t.as_ref())?));
             }
             XmlEvent::CData(t) => {
-                stack.last_mut().expect("root").text.push_str(&utf8(t.as_ref()));
+                stack.last_mut().expect("root").text.push_str(utf8(t.as_ref())?);
             }
             XmlEvent::Eof => break,
             _ => {}
@@ -219,33 +258,33 @@ pub enum Streamed<'a> {
 /// without data, then each record's data (one `SubjectData`, in document order). The document is
 /// read once when its definition (`Study`) comes before its data, as REDCap writes it; otherwise
 /// twice: its definition, then its data.
-pub fn parse_streamed(xml: &str, each: &mut dyn FnMut(Streamed<'_>) -> Result<(), OdmError>) -> Result<(), OdmError> {
+pub fn parse_streamed(
+    xml: XmlSource<'_>,
+    each: &mut dyn FnMut(Streamed<'_>) -> Result<(), OdmError>,
+) -> Result<(), OdmError> {
     type Definition = (LoadedProject, HashMap<String, (String, String)>);
     let mut defined: Option<Definition> = None;
     let mut data_first = false;
-    let odm = parse_tree_with(
-        xml,
-        Some(&mut |open, subject| {
-            if data_first {
-                return Ok(());
-            }
-            if defined.is_none() {
-                // `open` is the document, then `ODM` holding the finished `Study`, then `ClinicalData`.
-                let odm = match open {
-                    [_, odm, _] if odm.name == "ODM" && odm.child("Study").is_some() => odm,
-                    _ => {
-                        data_first = true;
-                        return Ok(());
-                    }
-                };
-                let (mut loaded, checkbox_items) = parse_project(odm)?;
-                each(Streamed::Definition(&mut loaded))?;
-                defined = Some((loaded, checkbox_items));
-            }
-            let (loaded, checkbox_items) = defined.as_ref().expect("defined above");
-            subject_data(subject, &loaded.def, checkbox_items, each)
-        }),
-    )?;
+    let odm = xml.tree(Some(&mut |open, subject| {
+        if data_first {
+            return Ok(());
+        }
+        if defined.is_none() {
+            // `open` is the document, then `ODM` holding the finished `Study`, then `ClinicalData`.
+            let odm = match open {
+                [_, odm, _] if odm.name == "ODM" && odm.child("Study").is_some() => odm,
+                _ => {
+                    data_first = true;
+                    return Ok(());
+                }
+            };
+            let (mut loaded, checkbox_items) = parse_project(odm)?;
+            each(Streamed::Definition(&mut loaded))?;
+            defined = Some((loaded, checkbox_items));
+        }
+        let (loaded, checkbox_items) = defined.as_ref().expect("defined above");
+        subject_data(subject, &loaded.def, checkbox_items, each)
+    }))?;
     if defined.is_some() {
         return Ok(());
     }
@@ -254,7 +293,7 @@ pub fn parse_streamed(xml: &str, each: &mut dyn FnMut(Streamed<'_>) -> Result<()
     each(Streamed::Definition(&mut loaded))?;
     if data_first {
         let def = &loaded.def;
-        parse_tree_with(xml, Some(&mut |_, subject| subject_data(subject, def, &checkbox_items, each)))?;
+        xml.tree(Some(&mut |_, subject| subject_data(subject, def, &checkbox_items, each)))?;
     }
     Ok(())
 }
@@ -870,8 +909,19 @@ mod tests {
         assert!(parse("not xml <<<").is_err());
     }
 
-    /// What `parse_streamed` hands on, as (record, field, value) per value; `D` marks the definition.
+    /// What `parse_streamed` hands on, as (record, field, value) per value; `D` marks the
+    /// definition. The same from the text in memory and from a file.
     fn streamed(xml: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("project.xml");
+        std::fs::write(&path, xml).unwrap();
+        let from_file = streamed_from(XmlSource::File(&path)).expect("parses");
+        let from_text = streamed_from(XmlSource::Text(xml)).expect("parses");
+        assert_eq!(from_file, from_text, "the same from a file");
+        from_text
+    }
+
+    fn streamed_from(xml: XmlSource<'_>) -> Result<Vec<String>, OdmError> {
         let mut seen = Vec::new();
         parse_streamed(xml, &mut |piece| {
             match piece {
@@ -881,9 +931,8 @@ mod tests {
                 }
             }
             Ok(())
-        })
-        .expect("parses");
-        seen
+        })?;
+        Ok(seen)
     }
 
     #[test]
@@ -910,5 +959,15 @@ mod tests {
         let whole = parse(&odm(format!("{study}{data}"))).expect("parses");
         assert_eq!(whole.values.len(), 4);
         assert_eq!(whole.records, ["1", "2"]);
+        // A document that is not UTF-8 (a Latin-1 label) is refused, not loaded with its text
+        // replaced; in a file too (text in memory always is UTF-8).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latin1.xml");
+        let mut latin1 = odm(format!("{study}{data}")).into_bytes();
+        let at = latin1.windows(3).position(|w| w == b"Age").unwrap();
+        latin1[at + 1] = 0xE2;
+        std::fs::write(&path, latin1).unwrap();
+        let e = streamed_from(XmlSource::File(&path)).unwrap_err();
+        assert!(e.0.contains("not UTF-8"), "{e}");
     }
 }

@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use super::data::{Cell, insert_values};
 use super::{DATA_COVER, LoadError, RowKey, Store, StoreError, now_seconds};
 use crate::model::{Project, ProjectDef};
-use crate::odm::{ClinicalPart, LoadedProject, OdmError, Streamed};
+use crate::odm::{ClinicalPart, LoadedProject, OdmError, Streamed, XmlSource};
 
 /// A project XML document's bytes per stored value, about (one `ItemData` element each).
 const BYTES_PER_VALUE: u64 = 64;
@@ -37,7 +37,14 @@ impl Store {
 
     /// Stores a project from its XML document in one transaction, reading the document's data
     /// one record at a time (the data is never held whole), and returns its id.
+    #[cfg(test)]
     pub fn insert_project_xml(&mut self, xml: &str) -> Result<i64, LoadError> {
+        self.insert_project_source(XmlSource::Text(xml))
+    }
+
+    /// [`Store::insert_project_xml`] of a document in memory or in a file.
+    pub fn insert_project_source(&mut self, xml: XmlSource<'_>) -> Result<i64, LoadError> {
+        let size = xml.len().map_err(|e| LoadError::Xml(OdmError(format!("project XML: {e}"))))?;
         let mut failed: Option<StoreError> = None;
         let result = self.transaction(|s| {
             // A document larger than the data already stored is inserted without the covering
@@ -46,13 +53,19 @@ impl Store {
             // times the sort. The drop and the rebuild are part of the load's transaction: a
             // failed or killed load leaves the index as it was.
             let stored: i64 = s.conn.query_row("SELECT COALESCE(MAX(rowid), 0) FROM data", [], |r| r.get(0))?;
-            let rebuild = xml.len() as u64 / BYTES_PER_VALUE > stored.max(REBUILD_FROM) as u64;
+            let rebuild = size / BYTES_PER_VALUE > stored.max(REBUILD_FROM) as u64;
             if rebuild {
                 s.conn.execute_batch("DROP INDEX IF EXISTS data_cover")?;
             }
             let loaded = s.insert_document(xml, &mut failed);
             if rebuild && loaded.as_ref().is_ok_and(Result::is_ok) {
-                s.conn.execute_batch(DATA_COVER)?;
+                // The sort that builds the index may run on helper threads (SQLite's sorter
+                // merges their runs): most of a large load's time is this sort.
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+                s.conn.pragma_update(None, "threads", threads as i64)?;
+                let built = s.conn.execute_batch(DATA_COVER);
+                s.conn.pragma_update(None, "threads", 0)?;
+                built?;
             }
             loaded
         });
@@ -73,7 +86,7 @@ impl Store {
     /// store failure is kept in `failed`, a bad document is `Ok(Err(_))`.
     fn insert_document(
         &mut self,
-        xml: &str,
+        xml: XmlSource<'_>,
         failed: &mut Option<StoreError>,
     ) -> Result<Result<i64, OdmError>, StoreError> {
         let mut id = 0;
