@@ -245,13 +245,23 @@ pub struct ClinicalPart {
     pub records: Vec<String>,
 }
 
+impl ClinicalPart {
+    /// Adds the data of the records of `later`, after these.
+    pub fn append(&mut self, mut later: ClinicalPart) {
+        self.values.append(&mut later.values);
+        self.files.append(&mut later.files);
+        self.record_dags.append(&mut later.record_dags);
+        self.records.append(&mut later.records);
+    }
+}
+
 /// What [`parse_streamed`] hands on, in this order.
 #[derive(Debug)]
 pub enum Streamed<'a> {
     /// The project without data (before any of it).
     Definition(&'a mut LoadedProject),
     /// The data of one `SubjectData`.
-    Data(&'a ProjectDef, ClinicalPart),
+    Data(ClinicalPart),
 }
 
 /// Parses a project XML document without ever holding its data whole: `each` gets the project
@@ -306,7 +316,7 @@ fn subject_data(
     each: &mut dyn FnMut(Streamed<'_>) -> Result<(), OdmError>,
 ) -> Result<(), OdmError> {
     let clinical = Element { name: "ClinicalData".into(), children: vec![subject], ..Default::default() };
-    each(Streamed::Data(def, clinical_part(&clinical, def, checkbox_items)?))
+    each(Streamed::Data(clinical_part(&clinical, def, checkbox_items)?))
 }
 
 /// The definition of a parsed document (no data), and its checkbox items (OID → field, code).
@@ -926,7 +936,7 @@ mod tests {
         parse_streamed(xml, &mut |piece| {
             match piece {
                 Streamed::Definition(p) => seen.push(format!("D {}", p.def.record_id_field)),
-                Streamed::Data(_, part) => {
+                Streamed::Data(part) => {
                     seen.extend(part.values.iter().map(|v| format!("{} {} {}", v.record, v.field, v.value)))
                 }
             }

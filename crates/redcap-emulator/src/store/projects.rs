@@ -8,11 +8,14 @@ use rusqlite::{OptionalExtension, params};
 
 use super::data::{Cell, insert_values};
 use super::{DATA_COVER, LoadError, RowKey, Store, StoreError, now_seconds};
-use crate::model::{Project, ProjectDef};
+use crate::model::{Dag, Project, ProjectDef};
 use crate::odm::{ClinicalPart, LoadedProject, OdmError, Streamed, XmlSource};
 
 /// A project XML document's bytes per stored value, about (one `ItemData` element each).
 const BYTES_PER_VALUE: u64 = 64;
+
+/// Values of the records a load stores at once (a few hundred KiB).
+const VALUES_PER_PART: usize = 4096;
 
 /// Values a document must bring before a load rebuilds the covering index (below, inserting
 /// into it costs less than sorting it).
@@ -30,7 +33,7 @@ impl Store {
                 records: std::mem::take(&mut loaded.records),
             };
             let mut seq = 0;
-            s.insert_part(id, &loaded.def, part, &mut seq)?;
+            s.insert_part(id, &loaded.def.dags, part, &mut seq)?;
             Ok(id)
         })
     }
@@ -91,17 +94,30 @@ impl Store {
     ) -> Result<Result<i64, OdmError>, StoreError> {
         let mut id = 0;
         let mut seq = 0;
-        let parsed = crate::odm::parse_streamed(xml, &mut |piece| {
-            let stored = match piece {
-                Streamed::Definition(loaded) => self.insert_def(loaded).map(|new| id = new),
-                Streamed::Data(def, part) => self.insert_part(id, def, part, &mut seq),
-            };
-            stored.map_err(|e| {
-                let msg = e.to_string();
-                *failed = Some(e);
-                OdmError(msg)
-            })
-        });
+        // Records are stored some at a time, not one by one: a record's few dozen values are
+        // fewer than one multi-row insert takes, and one row at a time was most of a load.
+        let mut dags = Vec::new();
+        let mut pending = ClinicalPart::default();
+        let mut fail = |e: StoreError| {
+            let msg = e.to_string();
+            *failed = Some(e);
+            OdmError(msg)
+        };
+        let parsed = crate::odm::parse_streamed(xml, &mut |piece| match piece {
+            Streamed::Definition(loaded) => {
+                id = self.insert_def(loaded).map_err(&mut fail)?;
+                dags = loaded.def.dags.clone();
+                Ok(())
+            }
+            Streamed::Data(part) => {
+                pending.append(part);
+                if pending.values.len() >= VALUES_PER_PART || !pending.files.is_empty() {
+                    self.insert_part(id, &dags, std::mem::take(&mut pending), &mut seq).map_err(&mut fail)?;
+                }
+                Ok(())
+            }
+        })
+        .and_then(|()| self.insert_part(id, &dags, pending, &mut seq).map_err(&mut fail));
         match parsed {
             Ok(_) => Ok(Ok(id)),
             // A bad document rolls everything back too.
@@ -139,12 +155,12 @@ impl Store {
     }
 
     /// Stores some records' data of project `id`; `seq` numbers new records in document order.
-    fn insert_part(&mut self, id: i64, def: &ProjectDef, part: ClinicalPart, seq: &mut i64) -> Result<(), StoreError> {
+    fn insert_part(&mut self, id: i64, dags: &[Dag], part: ClinicalPart, seq: &mut i64) -> Result<(), StoreError> {
         let now = now_seconds();
         let dag_of: HashMap<&str, i64> = part
             .record_dags
             .iter()
-            .filter_map(|(r, u)| def.dags.iter().find(|d| &d.unique == u).map(|d| (r.as_str(), d.id)))
+            .filter_map(|(r, u)| dags.iter().find(|d| &d.unique == u).map(|d| (r.as_str(), d.id)))
             .collect();
         {
             let mut stmt = self.conn.prepare_cached(
