@@ -16,7 +16,7 @@ use redcap_core::Row;
 
 use crate::kind::FieldKind;
 use crate::layout::{Codes, DatasetLayout, Key, Source, TableLayout};
-use crate::records::Records;
+use crate::records::{Cells, Records};
 use crate::{Error, names, parse};
 
 /// A value that did not fit its column's type: it is null in the table and kept here.
@@ -105,18 +105,15 @@ impl DatasetLayout {
     /// found by its row and column, no map per row).
     pub fn cast_records(&self, grid: &Records) -> Result<CastBatch, Error> {
         let rows = grid.len();
-        let (id, event, repeat, instance) = (
-            grid.column(&self.id_field),
-            grid.column(names::EVENT),
-            grid.column("redcap_repeat_instrument"),
-            grid.column(names::INSTANCE),
-        );
+        let at = |name: &str| grid.cells(grid.column(name));
+        let (id, event, repeat, instance) =
+            (at(&self.id_field), at(names::EVENT), at("redcap_repeat_instrument"), at(names::INSTANCE));
         let places: Vec<Place> = (0..rows)
             .map(|i| Place {
-                record: Cow::Borrowed(grid.cell(i, id)),
-                event: Cow::Borrowed(grid.cell(i, event)),
-                repeat_instrument: Cow::Borrowed(grid.cell(i, repeat)),
-                instance: Cow::Borrowed(grid.cell(i, instance)),
+                record: Cow::Borrowed(id.get(i)),
+                event: Cow::Borrowed(event.get(i)),
+                repeat_instrument: Cow::Borrowed(repeat.get(i)),
+                instance: Cow::Borrowed(instance.get(i)),
             })
             .collect();
         let mut problems = Vec::new();
@@ -124,7 +121,7 @@ impl DatasetLayout {
         for table in &self.tables {
             let data = DataCheck::new(table, grid);
             let picked: Vec<usize> =
-                (0..rows).filter(|&i| self.belongs(table, &places[i]) && data.has_data(grid, i)).collect();
+                (0..rows).filter(|&i| self.belongs(table, &places[i]) && data.has_data(i)).collect();
             let mut columns = Vec::with_capacity(table.sources.len());
             let instances: Vec<Option<i64>> = picked
                 .iter()
@@ -173,37 +170,37 @@ impl DatasetLayout {
                     ),
                     Source::Key(Key::Instance) => Arc::new(arrow_array::Int64Array::from(instances.clone())),
                     Source::Key(Key::Dag) => {
-                        let dag = grid.column(names::DAG);
+                        let dag = at(names::DAG);
                         Arc::new(
                             picked
                                 .iter()
-                                .map(|&i| Some(grid.cell(i, dag)).filter(|s| !s.is_empty()))
+                                .map(|&i| Some(dag.get(i)).filter(|s| !s.is_empty()))
                                 .collect::<arrow_array::StringArray>(),
                         )
                     }
                     Source::Value { export, kind, codes, takes_missing, .. } => {
                         let missing = if *takes_missing { self.missing.as_deref() } else { None };
-                        let slot = grid.column(export);
+                        let column = at(export);
                         let cells = picked.iter().enumerate().map(move |(k, &i)| {
-                            let v = Cow::Borrowed(grid.cell(i, slot));
+                            let v = Cow::Borrowed(column.get(i));
                             let skip = v.is_empty() || missing.is_some_and(|m| m.key(v.as_ref()).is_some());
                             (k, v, skip)
                         });
                         typed(*kind, codes.as_deref(), cells, &mut |i, v, reason| report(i, export, v, reason))?
                     }
                     Source::Label { export, codes, labels } => {
-                        let slot = grid.column(export);
+                        let column = at(export);
                         let keys: Int32Builder = picked.iter().fold(Int32Builder::new(), |mut b, &i| {
-                            b.append_option(codes.key(grid.cell(i, slot)));
+                            b.append_option(codes.key(column.get(i)));
                             b
                         });
                         dictionary(keys, labels.clone())?
                     }
                     Source::Checkbox { export } => {
                         let mut b = BooleanBuilder::with_capacity(picked.len());
-                        let slot = grid.column(export);
+                        let column = at(export);
                         for (k, &i) in picked.iter().enumerate() {
-                            match grid.cell(i, slot) {
+                            match column.get(i) {
                                 "" => b.append_null(),
                                 s => match parse::boolean(s) {
                                     Ok(x) => b.append_value(x),
@@ -219,11 +216,11 @@ impl DatasetLayout {
                     Source::Missing { exports } => {
                         let codes = self.missing.clone().ok_or(Error::Internal("missing-code column without codes"))?;
                         let mut keys = Int32Builder::with_capacity(picked.len());
-                        let slots: Vec<(Option<usize>, &Option<String>)> =
-                            exports.iter().map(|(export, code)| (grid.column(export), code)).collect();
+                        let slots: Vec<(Cells<'_>, &Option<String>)> =
+                            exports.iter().map(|(export, code)| (at(export), code)).collect();
                         for &i in &picked {
-                            let code = slots.iter().find_map(|&(slot, code)| {
-                                let v = grid.cell(i, slot);
+                            let code = slots.iter().find_map(|&(column, code)| {
+                                let v = column.get(i);
                                 match code {
                                     // A checkbox's missing-code option, checked.
                                     Some(code) => (v == "1").then(|| codes.key(code)).flatten(),
@@ -274,26 +271,27 @@ impl DatasetLayout {
 }
 
 /// Which cells say that a row holds a value of a table's instrument, resolved for one batch.
-enum DataCheck {
+enum DataCheck<'g> {
     /// The record-id instrument keeps every row of its events.
     Always,
-    /// (slot, whether it is a form status, where `0` is no data; whether only `1` counts).
-    Cells(Vec<(Option<usize>, bool, bool)>),
+    /// (column, whether it is a form status, where `0` is no data; whether only `1` counts).
+    Cells(Vec<(Cells<'g>, bool, bool)>),
 }
 
-impl DataCheck {
-    fn new(table: &TableLayout, grid: &Records) -> DataCheck {
+impl<'g> DataCheck<'g> {
+    fn new(table: &TableLayout, grid: &'g Records) -> DataCheck<'g> {
         if table.holds_id {
             return DataCheck::Always;
         }
+        let at = |name: &str| grid.cells(grid.column(name));
         let mut cells = Vec::new();
         for s in &table.sources {
             match s {
-                Source::Value { export, status, .. } => cells.push((grid.column(export), *status, false)),
-                Source::Checkbox { export } => cells.push((grid.column(export), false, true)),
-                Source::Missing { exports } => cells.extend(
-                    exports.iter().filter(|(_, code)| code.is_some()).map(|(e, _)| (grid.column(e), false, true)),
-                ),
+                Source::Value { export, status, .. } => cells.push((at(export), *status, false)),
+                Source::Checkbox { export } => cells.push((at(export), false, true)),
+                Source::Missing { exports } => {
+                    cells.extend(exports.iter().filter(|(_, code)| code.is_some()).map(|(e, _)| (at(e), false, true)))
+                }
                 Source::Key(_) | Source::Label { .. } => {}
             }
         }
@@ -301,11 +299,11 @@ impl DataCheck {
     }
 
     /// Whether row `i` holds a value of the instrument.
-    fn has_data(&self, grid: &Records, i: usize) -> bool {
+    fn has_data(&self, i: usize) -> bool {
         match self {
             DataCheck::Always => true,
-            DataCheck::Cells(cells) => cells.iter().any(|&(slot, status, checked)| {
-                let v = grid.cell(i, slot);
+            DataCheck::Cells(cells) => cells.iter().any(|&(column, status, checked)| {
+                let v = column.get(i);
                 if checked { v == "1" } else { !(v.is_empty() || status && v == "0") }
             }),
         }

@@ -68,7 +68,7 @@ pub use pull::{
     Checkpoint, DatasetPull, Manifest, PARTIAL_DIR, PullOptions, PullSummary, TableEntry, dataset_records,
     dictionary_batch, distinct_ids,
 };
-pub use records::{CsvError, CsvRecords, Records};
+pub use records::{Cells, CsvError, CsvRecords, Records};
 pub use schema::ProjectSchema;
 pub use sync::{DatasetSync, LogLine, RebuildReason, SyncExport, SyncPlan, SyncSummary, plan_sync};
 pub use write::OutputFormat;

@@ -113,6 +113,17 @@ impl Records {
         self.index.get(name).copied()
     }
 
+    /// The cells of `column` (all "" when it is absent), for reading many rows of one column.
+    pub fn cells(&self, column: Option<usize>) -> Cells<'_> {
+        match column {
+            Some(0) => {
+                Cells { text: &self.text, ends: &self.ends[0], before: &self.ends[self.ends.len() - 1], first: true }
+            }
+            Some(c) => Cells { text: &self.text, ends: &self.ends[c], before: &self.ends[c - 1], first: false },
+            None => Cells { text: "", ends: &[], before: &[], first: false },
+        }
+    }
+
     /// Row `row`'s cell in `column` ("" when the column is absent).
     pub fn cell(&self, row: usize, column: Option<usize>) -> &str {
         let Some(c) = column else { return "" };
@@ -122,6 +133,31 @@ impl Records {
             _ => self.ends[c - 1][row] + 1,
         };
         &self.text[start..self.ends[c][row]]
+    }
+}
+
+/// One column of [`Records`] ([`Records::cells`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Cells<'r> {
+    text: &'r str,
+    ends: &'r [usize],
+    /// Where the cell before each one ends: the column before's, or (the first column) the
+    /// last column's of the row before.
+    before: &'r [usize],
+    first: bool,
+}
+
+impl<'r> Cells<'r> {
+    /// Row `row`'s cell ("" past the last row, or when the column is absent).
+    #[inline]
+    pub fn get(&self, row: usize) -> &'r str {
+        let Some(&end) = self.ends.get(row) else { return "" };
+        let start = match (self.first, row) {
+            (true, 0) => 0,
+            (true, _) => self.before[row - 1] + 1,
+            (false, _) => self.before[row] + 1,
+        };
+        self.text.get(start..end).unwrap_or("")
     }
 }
 
@@ -433,8 +469,10 @@ fn simple_row(rest: &[u8], stops: &[bool; 256], ends: &mut Vec<usize>, quotes: &
             i = close + 1;
             b = *rest.get(i)?;
         } else {
-            i += rest[i..].iter().position(|&c| stops[usize::from(c)])?;
-            b = rest[i];
+            while !stops[usize::from(b)] {
+                i += 1;
+                b = *rest.get(i)?;
+            }
             if b == b'"' {
                 return None;
             }
@@ -639,6 +677,20 @@ mod tests {
         let e = decode(b"id,a\n1,2\n3\n", 3).unwrap_err();
         assert!(e.0.contains("row 3 ") && e.0.contains("1 cells under a header of 2"), "{e}");
         assert!(decode(b"id\n\xff\xfe\n", 2).is_err());
+    }
+
+    #[test]
+    fn a_column_reads_as_its_cells_do() {
+        let r = decode(b"id,a,\"b\"\n1,x,\"y, z\"\n2,,\n\"3\",\"\",q\n", 4).unwrap();
+        for c in 0..r.width() {
+            let column = r.cells(Some(c));
+            for i in 0..r.len() {
+                assert_eq!(column.get(i), r.cell(i, Some(c)), "row {i}, column {c}");
+            }
+            assert_eq!(column.get(r.len()), "", "past the last row");
+        }
+        assert_eq!((r.cells(Some(0)).get(2), r.cells(Some(2)).get(0)), ("3", "y, z"));
+        assert_eq!(r.cells(None).get(0), "");
     }
 
     #[test]
