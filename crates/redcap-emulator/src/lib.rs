@@ -144,11 +144,12 @@ enum ProjectXml {
 }
 
 impl EmulatorBuilder {
-    /// Adds a project from a REDCap project XML file. It is opened now (a missing or unreadable
-    /// file is an error here) and read when the emulator is built, as it is loaded.
+    /// Adds a project from a REDCap project XML file. A missing file is an error here; the file
+    /// is read when the emulator is built, as it is loaded (a pipe is read whole then).
     pub fn project_xml_file(mut self, path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        std::fs::File::open(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        // (Not opened: a pipe would lose what its writer sent.)
+        std::fs::metadata(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         self.projects.push(ProjectXml::File(path.to_owned()));
         Ok(self)
     }
@@ -338,6 +339,12 @@ impl Emulator {
     /// is never held whole (it is read twice: once to tell whether it was loaded before).
     pub fn load_project_xml_file(&self, path: &Path) -> Result<i64, Error> {
         let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        // A pipe (`--project <(gunzip -c p.xml.gz)`, /dev/stdin) can be read only once: it is
+        // read whole, as text.
+        if !std::fs::metadata(path).map_err(named)?.is_file() {
+            let xml = std::fs::read_to_string(path).map_err(named)?;
+            return self.load_project_xml(&xml);
+        }
         let hash = fnv1a_file(path).map_err(named)?;
         self.load_source(&hash, XmlSource::File(path))
     }

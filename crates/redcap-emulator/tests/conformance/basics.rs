@@ -289,6 +289,53 @@ fn restart_with_the_same_data_dir_keeps_everything() {
     assert_eq!(recs[0]["name_first"], "Kept");
 }
 
+/// A project file is read as it is loaded; the same document given as text, as a file, or
+/// through a pipe (read whole: it can be read once only) is one project in a data directory.
+#[test]
+fn a_project_loads_the_same_from_a_file_a_pipe_or_text_and_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture("redcapr-simple.xml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let from_file = Emulator::builder().data_dir(dir.path()).project_xml_file(&path).unwrap().build().unwrap();
+    let pid = from_file.project_ids();
+    assert_eq!(pid.len(), 1);
+    let t = from_file.token(pid[0], "admin").unwrap();
+    drop(from_file);
+    let from_text = Emulator::builder().data_dir(dir.path()).project_xml(text.clone()).start().unwrap();
+    assert_eq!(from_text.project_ids(), pid, "text of a document loaded from a file is not loaded again");
+    let rows = post(&from_text.url(), &[("token", &t), ("content", "record"), ("format", "json")]).json();
+    assert!(rows.as_array().is_some_and(|r| !r.is_empty()), "{rows}");
+    from_text.shutdown();
+
+    #[cfg(unix)]
+    {
+        let fifo = dir.path().join("project.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let writer = {
+            let (fifo, text) = (fifo.clone(), text.clone());
+            std::thread::spawn(move || std::fs::write(fifo, text).unwrap())
+        };
+        let fresh = tempfile::tempdir().unwrap();
+        // (On a thread: a loader that reads the pipe twice waits for a second writer forever.)
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (fifo2, data) = (fifo.clone(), fresh.path().to_owned());
+        std::thread::spawn(move || {
+            let _ = tx.send(Emulator::builder().data_dir(data).project_xml_file(&fifo2).unwrap().build());
+        });
+        let piped =
+            rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the load through a pipe ended").unwrap();
+        writer.join().unwrap();
+        assert_eq!(piped.project_ids().len(), 1, "a project read through a pipe");
+        let t = piped.token(piped.project_ids()[0], "admin").unwrap();
+        drop(piped);
+        // And that text is the same document as the file's.
+        let again = Emulator::builder().data_dir(fresh.path()).project_xml_file(&path).unwrap().build().unwrap();
+        assert_eq!(again.project_ids().len(), 1);
+        assert_eq!(again.token(again.project_ids()[0], "admin").as_deref(), Some(t.as_str()));
+    }
+}
+
 /// Delete methods and Export Reports sent without their parameter answer as a live REDCap does
 /// (AndrewPoppe/ApiUserRights tests/playwright/e2e/unit_test.spec.js, "Make sure all API calls
 /// work…", a classic project): `The 'arms' parameter is either missing or is not an array. …`
