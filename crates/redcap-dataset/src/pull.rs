@@ -55,10 +55,10 @@ pub struct PullOptions {
     #[serde(skip)]
     pub resume: bool,
     /// Batch exports in flight at once (at least 1; 1: one batch is exported while the one
-    /// before it is written). The default, 2, asks for the next two batches together while one
-    /// is written: a server answers two requests side by side (REDCap's web server does, and so
-    /// does the emulator), so a pull waits less for its next batch. How a pull runs, not what
-    /// it pulls: not kept.
+    /// before it is written). The default, 2: while each batch is written, the next two are
+    /// being exported: a server answers two requests side by side (REDCap's web server does,
+    /// and so does the emulator), so a pull waits less for its next batch. How a pull runs,
+    /// not what it pulls: not kept.
     #[serde(skip, default = "default_parallel")]
     pub parallel: usize,
     /// Test hook: stop the commit at this step as a crash would.

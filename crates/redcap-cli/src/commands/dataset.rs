@@ -62,7 +62,7 @@ pub enum DatasetCmd {
         #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         batch_size: u64,
         /// Batch exports in flight at once (1 to 16; 1: each batch is exported while the one
-        /// before it is written; 2: the next two are asked together)
+        /// before it is written; 2: while each batch is written, the next two are exported)
         #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16))]
         parallel: u64,
         /// Add a label column (`<field>___label`) beside each choice code column
