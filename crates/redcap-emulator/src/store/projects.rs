@@ -62,13 +62,7 @@ impl Store {
             }
             let loaded = s.insert_document(xml, &mut failed);
             if rebuild && loaded.as_ref().is_ok_and(Result::is_ok) {
-                // The sort that builds the index may run on helper threads (SQLite's sorter
-                // merges their runs): most of a large load's time is this sort.
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-                s.conn.pragma_update(None, "threads", threads as i64)?;
-                let built = s.conn.execute_batch(DATA_COVER);
-                s.conn.pragma_update(None, "threads", 0)?;
-                built?;
+                s.conn.execute_batch(DATA_COVER)?;
             }
             loaded
         });
