@@ -524,3 +524,22 @@ fn the_schema_asks_for_each_part_once_and_only_for_the_parts_the_project_has() {
         assert_eq!(from_async.redcap_version, schema.redcap_version);
     }
 }
+
+/// A pull first reads the log for the watermark a later sync starts from. A token that may not
+/// read the log is refused, and the pull goes on without one (a sync then rebuilds in full);
+/// with the right, the watermark is kept.
+#[test]
+fn a_pull_by_a_token_without_the_logging_right_has_no_watermark() {
+    let env = env(&fixtures().join("redcapr-simple.xml"));
+    let pid = env.emu.project_ids()[0];
+    let rights = redcap_emulator::Rights { logging: false, ..redcap_emulator::Rights::full() };
+    let token = env.emu.add_user(pid, redcap_emulator::User::new("nolog").rights(rights)).unwrap();
+    let nolog = redcap::blocking::Client::builder(env.emu.url(), &token).allow_http(true).build().unwrap();
+    let (with, without) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let options = PullOptions::default().batch_size(2);
+    let refused = nolog.pull_dataset(without.path(), &options, &NoProgress).expect("pull without the log");
+    assert_eq!(refused.manifest.watermark, None);
+    let kept = pull(&env, with.path(), &options);
+    assert!(kept.manifest.watermark.is_some());
+    assert_eq!(refused.manifest.tables, kept.manifest.tables, "the same data either way");
+}

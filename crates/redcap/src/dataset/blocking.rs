@@ -6,7 +6,7 @@ use redcap_blocking::Client;
 use redcap_core::{Transport, TransportError};
 
 use super::batch::{self, Judged};
-use super::drive::{Ahead, Call, Driver, Exported, Outcome, log_refused};
+use super::drive::{Ahead, Call, Driver, Exported, Outcome};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaAnswers, SchemaParts, SyncOptions, SyncSummary};
 use crate::blocking::Workflows;
 use crate::dataset::Records;
@@ -165,11 +165,8 @@ where
                         rows.push(row);
                         Ok(())
                     };
-                    match client.export_logging_windowed(&r, window, progress, &mut keep) {
-                        Ok(_) => driver.answer_log(Some(rows))?,
-                        Err(e) if log_refused(&e) => driver.answer_log(None)?,
-                        Err(e) => return Err(e.into()),
-                    }
+                    let logged = client.export_logging_windowed(&r, window, progress, &mut keep);
+                    driver.answer_log(logged.map(|_| rows))?;
                 }
                 Call::Ids(r) => {
                     let mut sink = batch::IdSink::new(&id_field);

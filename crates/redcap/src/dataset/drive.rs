@@ -9,7 +9,7 @@ use redcap_core::Row;
 use super::{DatasetPull, ProjectSchema, PullError, PullOptions, PullSummary};
 use crate::dataset::sync::{self, LogLine, RebuildReason, SyncPlan, SyncSummary};
 use crate::dataset::{DatasetSync, Manifest, Records, SyncExport, dataset_records};
-use crate::workflow::{BatchOptions, Progress, ProgressEvent};
+use crate::workflow::{BatchOptions, Progress, ProgressEvent, WorkflowError};
 use crate::{log, record};
 
 /// Options of a sync.
@@ -356,8 +356,14 @@ impl<'p> Driver<'p> {
         self.pull_options.parallel.max(1)
     }
 
-    /// The answer of a [`Call::Log`]: its rows, or `None` when REDCap refused it.
-    pub fn answer_log(&mut self, rows: Option<Vec<Row>>) -> Result<(), PullError> {
+    /// The answer of a [`Call::Log`]: its rows, or why it failed. A refusal (the token may not
+    /// read the log) is an answer too; any other failure ends the pull or sync.
+    pub fn answer_log(&mut self, answer: Result<Vec<Row>, WorkflowError>) -> Result<(), PullError> {
+        let rows = match answer {
+            Ok(rows) => Some(rows),
+            Err(e) if log_refused(&e) => None,
+            Err(e) => return Err(e.into()),
+        };
         let lines: Option<Vec<LogLine>> = rows.map(|r| r.iter().map(LogLine::from_row).collect());
         // The watermark is taken before any record is exported.
         self.watermark = lines.as_ref().map(|l| sync::watermark(l, &self.floor));
@@ -483,6 +489,6 @@ impl<'p> Driver<'p> {
 }
 
 /// Whether a refused call means "this token may not read the log" (the sync then rebuilds).
-pub(crate) fn log_refused(e: &crate::workflow::WorkflowError) -> bool {
+fn log_refused(e: &crate::workflow::WorkflowError) -> bool {
     matches!(e, crate::workflow::WorkflowError::Call(e) if e.is_permission() || e.is_validation() || e.is_not_found())
 }
