@@ -120,8 +120,23 @@ impl DatasetLayout {
         let mut tables = Vec::new();
         for table in &self.tables {
             let data = DataCheck::new(table, grid);
-            let picked: Vec<usize> =
-                (0..rows).filter(|&i| self.belongs(table, &places[i]) && data.has_data(i)).collect();
+            // Rows come event by event: what the event says of the table is looked up once a run.
+            let mut last: Option<(&str, EventFacts)> = None;
+            let picked: Vec<usize> = (0..rows)
+                .filter(|&i| {
+                    let place = &places[i];
+                    let event = place.event.as_ref();
+                    let facts = match last {
+                        Some((e, facts)) if e == event => facts,
+                        _ => {
+                            let facts = self.event_facts(table, event);
+                            last = Some((event, facts));
+                            facts
+                        }
+                    };
+                    facts.takes(table, place) && data.has_data(i)
+                })
+                .collect();
             let mut columns = Vec::with_capacity(table.sources.len());
             let instances: Vec<Option<i64>> = picked
                 .iter()
@@ -251,22 +266,40 @@ impl DatasetLayout {
         Ok(CastBatch { tables, problems })
     }
 
-    fn belongs(&self, table: &TableLayout, place: &Place) -> bool {
+    fn event_facts(&self, table: &TableLayout, event: &str) -> EventFacts {
         let model = &self.model;
-        if let Some(events) = &self.events {
-            if model.longitudinal && !events.contains(place.event.as_ref()) {
-                return false;
-            }
+        let in_scope = !model.longitudinal || self.events.as_ref().is_none_or(|events| events.contains(event));
+        EventFacts {
+            in_scope,
+            designated: model.is_designated(event, &table.name),
+            repeating: model.is_repeating_form(event, &table.name),
         }
-        let event = place.event.as_ref();
+    }
+}
+
+/// What a row's event says of a table: whether the pull takes the event, whether the table's
+/// instrument is designated for it, and whether it repeats there.
+#[derive(Clone, Copy)]
+struct EventFacts {
+    in_scope: bool,
+    designated: bool,
+    repeating: bool,
+}
+
+impl EventFacts {
+    /// Whether the row at `place` belongs to `table`.
+    fn takes(self, table: &TableLayout, place: &Place) -> bool {
+        if !self.in_scope {
+            return false;
+        }
         if !place.repeat_instrument.is_empty() {
             return place.repeat_instrument == table.name.as_str();
         }
         if !place.instance.is_empty() {
             // A repeating event's instance: every form of the event.
-            return model.is_designated(event, &table.name);
+            return self.designated;
         }
-        model.is_designated(event, &table.name) && !model.is_repeating_form(event, &table.name)
+        self.designated && !self.repeating
     }
 }
 

@@ -138,7 +138,8 @@ impl<H> Ahead<H> {
         self.0.len()
     }
 
-    /// The exports kept, in order.
+    /// The exports kept, in order (the async client polls them in place).
+    #[cfg(feature = "async")]
     pub fn exports_mut(&mut self) -> impl Iterator<Item = &mut H> {
         self.0.iter_mut().map(|(_, h)| h)
     }
