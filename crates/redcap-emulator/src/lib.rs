@@ -607,16 +607,19 @@ fn fnv1a(bytes: &[u8]) -> String {
 
 /// [`fnv1a`] of a file, read a piece at a time.
 fn fnv1a_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0; 1 << 16];
     let mut key = SourceKey::new();
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => return Ok(key.finish()),
-            Ok(n) => key.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    std::io::copy(&mut std::fs::File::open(path)?, &mut key)?;
+    Ok(key.finish())
+}
+
+/// A key is made by writing the document into it.
+impl std::io::Write for SourceKey {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
