@@ -171,9 +171,8 @@ where
     let export = |r: crate::record::export::Request| export_in(r, scope.clone());
     let mut ahead = Ahead::new();
     let start = |ahead: &mut Ahead<Slot<_>>, driver: &Driver<'_>, window: usize| {
-        for r in driver.following_batches(ahead, window) {
-            let ids = r.records.clone();
-            ahead.push(ids, Slot::Running(Box::pin(export(r))));
+        for (n, r) in driver.following_batches(ahead, window) {
+            ahead.push(n, Slot::Running(Box::pin(export(r))));
         }
     };
     while let Some(call) = driver.next()? {
@@ -192,15 +191,15 @@ where
                 let sent = client.stream(&batch::as_csv(r), &mut batch::AsyncSink(&mut sink)).await;
                 driver.answer_ids(sink.finish(sent)?)?
             }
-            Call::Batch(r) => {
+            Call::Batch(n) => {
                 let window = driver.window();
-                let rows = match ahead.take(&r.records) {
+                let rows = match ahead.take(n) {
                     Some(Slot::Done(answer)) => answer.1?,
                     Some(Slot::Running(started)) => with_ahead::<_, Exported>(&mut ahead, started).await.1?,
                     None => {
                         // (The first batch: it and the ones after it go out together.)
                         start(&mut ahead, &driver, window - 1);
-                        with_ahead(&mut ahead, export(r)).await.1?
+                        with_ahead(&mut ahead, export(driver.batch_request(n)?)).await.1?
                     }
                 };
                 // As many exported ahead as the window while this one is cast and written (their

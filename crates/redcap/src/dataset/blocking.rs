@@ -152,9 +152,8 @@ where
     std::thread::scope(|s| -> Result<(), PullError> {
         let mut ahead: Ahead<std::thread::ScopedJoinHandle<'_, Exported>> = Ahead::new();
         let start = |ahead: &mut Ahead<_>, driver: &Driver<'_>, window: usize| {
-            for r in driver.following_batches(ahead, window) {
-                let ids = r.records.clone();
-                ahead.push(ids, s.spawn(|| export(r)));
+            for (n, r) in driver.following_batches(ahead, window) {
+                ahead.push(n, s.spawn(|| export(r)));
             }
         };
         while let Some(call) = driver.next()? {
@@ -173,14 +172,14 @@ where
                     let sent = client.stream(&batch::as_csv(r), &mut sink);
                     driver.answer_ids(sink.finish(sent)?)?
                 }
-                Call::Batch(r) => {
+                Call::Batch(n) => {
                     let window = driver.window();
-                    let rows = match ahead.take(&r.records) {
+                    let rows = match ahead.take(n) {
                         Some(started) => joined(started).1?,
                         None => {
                             // (The first batch: it and the ones after it go out together.)
                             start(&mut ahead, &driver, window - 1);
-                            export(r).1?
+                            export(driver.batch_request(n)?).1?
                         }
                     };
                     // As many exported ahead as the window while this one is cast and written.

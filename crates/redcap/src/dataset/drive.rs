@@ -81,9 +81,11 @@ pub(crate) enum Call {
     Log(log::export::Request, u32),
     /// An id-only record export: answer its ids ([`Driver::answer_ids`]).
     Ids(record::export::Request),
-    /// One batch of a pull: exactly the request's records, healed by splitting if the server
-    /// cannot answer it whole (the dictionary and id field are the driver's `metadata`/`id_field`).
-    Batch(record::export::Request),
+    /// One batch of a pull, by its number in the plan: exactly its records
+    /// ([`Driver::batch_request`]), healed by splitting if the server cannot answer it whole (the
+    /// dictionary and id field are the driver's `metadata`/`id_field`). A client that started
+    /// its export ahead ([`Driver::following_batches`]) does not build its request again.
+    Batch(usize),
     /// A batched export of whole records through the library's batched export.
     Fetch(record::export::Request, BatchOptions),
     /// Records for the tables a sync rebuilds: like a [`Call::Batch`], but every answer must
@@ -106,26 +108,27 @@ enum Stage {
 /// A batch's export: the request (its records are the batch) and what it gave.
 pub(crate) type Exported = (record::export::Request, Result<Records, crate::workflow::WorkflowError>);
 
-/// The batches a client is exporting ahead of the one due, in order, each with what stands
-/// for its export (a thread, a future, an answer): the window of [`Driver::following_batches`].
-pub(crate) struct Ahead<H>(std::collections::VecDeque<(Vec<String>, H)>);
+/// The batches a client is exporting ahead of the one due, in order, each by its number in the
+/// plan with what stands for its export (a thread, a future, an answer): the window of
+/// [`Driver::following_batches`].
+pub(crate) struct Ahead<H>(std::collections::VecDeque<(usize, H)>);
 
 impl<H> Ahead<H> {
     pub fn new() -> Self {
         Ahead(std::collections::VecDeque::new())
     }
 
-    /// Keeps the export of the batch `ids`, started ahead.
-    pub fn push(&mut self, ids: Vec<String>, export: H) {
-        self.0.push_back((ids, export));
+    /// Keeps the export of batch number `batch`, started ahead.
+    pub fn push(&mut self, batch: usize, export: H) {
+        self.0.push_back((batch, export));
     }
 
-    /// The export of the batch `ids`, if it is the first started ahead; otherwise none, and
-    /// every one started ahead is dropped (they are of other batches). A failed export is
+    /// The export of batch number `batch`, if it is the first started ahead; otherwise none,
+    /// and every one started ahead is dropped (they are of other batches). A failed export is
     /// reported here, when its batch is due: the batches before it are checkpoints by then.
-    pub fn take(&mut self, ids: &[String]) -> Option<H> {
+    pub fn take(&mut self, batch: usize) -> Option<H> {
         match self.0.pop_front() {
-            Some((started, export)) if started == ids => Some(export),
+            Some((started, export)) if started == batch => Some(export),
             _ => {
                 self.0.clear();
                 None
@@ -266,9 +269,7 @@ impl<'p> Driver<'p> {
                 } else if pull.needs_ids() {
                     self.pending = Some("ids");
                     Some(Call::Ids(super::id_request(pull, &self.pull_options)))
-                } else if let Some(ids) = pull.next_batch() {
-                    // (The ids are copied once, into the request: a pull sends every id once.)
-                    let request = super::batch_request(pull, &self.pull_options, ids);
+                } else if pull.next_batch().is_some() {
                     if self.pending != Some("batch") {
                         let left = (pull.batches() - pull.done()) as u64;
                         self.progress.event(ProgressEvent::Planned { items: left, bytes: None });
@@ -276,7 +277,7 @@ impl<'p> Driver<'p> {
                     self.pending = Some("batch");
                     let label = format!("batch {}/{}", pull.done() + 1, pull.batches());
                     self.progress.event(ProgressEvent::Started { item: label, bytes: None });
-                    Some(Call::Batch(request))
+                    Some(Call::Batch(pull.done()))
                 } else {
                     None
                 }
@@ -340,16 +341,26 @@ impl<'p> Driver<'p> {
     /// after it are being exported. A client asks for [`Driver::window`] of them while it casts
     /// and writes the batch due: the server always has as many to answer, never fewer while a
     /// group of them is cast.
-    pub fn following_batches<H>(&self, ahead: &Ahead<H>, window: usize) -> Vec<record::export::Request> {
+    /// Each comes with its number in the plan.
+    pub fn following_batches<H>(&self, ahead: &Ahead<H>, window: usize) -> Vec<(usize, record::export::Request)> {
         match (&self.stage, self.pending) {
-            (Stage::Pull(pull), Some("batch")) => pull
-                .batches_after_next(window)
-                .into_iter()
+            (Stage::Pull(pull), Some("batch")) => (pull.done() + 1..)
+                .zip(pull.batches_after_next(window))
                 .skip(ahead.len())
-                .map(|ids| super::batch_request(pull, &self.pull_options, ids))
+                .map(|(n, ids)| (n, super::batch_request(pull, &self.pull_options, ids)))
                 .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// The export of batch number `batch` of a pull's plan ([`Call::Batch`]); its ids are
+    /// copied once, into the request.
+    pub fn batch_request(&self, batch: usize) -> Result<record::export::Request, PullError> {
+        match &self.stage {
+            Stage::Pull(pull) => pull.batch(batch).map(|ids| super::batch_request(pull, &self.pull_options, ids)),
+            _ => None,
+        }
+        .ok_or(PullError::Dataset(crate::dataset::Error::Internal("a batch the plan does not have")))
     }
 
     /// How many batches a pull exports ahead of the one it casts ([`PullOptions::parallel`]).
