@@ -97,13 +97,19 @@ pub fn integer(s: &str) -> Result<i64, &'static str> {
 /// `,` or `.`), an optional exponent. No thousands separators, no `inf`/`NaN`.
 pub fn number(s: &str, comma: bool) -> Result<f64, &'static str> {
     const WHAT: &str = "not a number";
-    // One pass over the bytes checks the shape (a pull reads hundreds of thousands of these).
+    // One pass over the bytes checks the shape and reads the digits (a pull reads hundreds of
+    // thousands of these).
     let b = s.as_bytes();
+    let negative = b.first() == Some(&b'-');
     let mut at = usize::from(matches!(b.first(), Some(b'-' | b'+')));
-    let (mut digits, mut dots, mut commas) = (0, 0, 0);
+    let (mut digits, mut dots, mut commas, mut after_mark, mut mantissa) = (0, 0, 0, 0, 0u64);
     while let Some(&c) = b.get(at) {
         match c {
-            b'0'..=b'9' => digits += 1,
+            b'0'..=b'9' => {
+                digits += 1;
+                after_mark += usize::from(dots + commas > 0);
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            }
             b'.' => dots += 1,
             b',' if comma => commas += 1,
             b'e' | b'E' => break,
@@ -118,6 +124,13 @@ pub fn number(s: &str, comma: bool) -> Result<f64, &'static str> {
     if digits == 0 || dots + commas > 1 {
         return Err(WHAT);
     }
+    if at == b.len() && digits <= 15 {
+        // Clinger's exact case: fewer than 16 digits are an integer below 2^53 and 10^k
+        // (k ≤ 15) is exact too, so their IEEE quotient is the correctly rounded value, the
+        // one `str::parse` gives, without its general machinery.
+        let v = mantissa as f64 / POWERS_OF_TEN[after_mark];
+        return Ok(if negative { -v } else { v });
+    }
     if at < b.len() {
         let e = &b[at + 1..];
         let e = e.strip_prefix(b"-").or_else(|| e.strip_prefix(b"+")).unwrap_or(e);
@@ -128,6 +141,9 @@ pub fn number(s: &str, comma: bool) -> Result<f64, &'static str> {
     let v: f64 = if commas > 0 { s.replacen(',', ".", 1).parse() } else { s.parse() }.map_err(|_| WHAT)?;
     if v.is_finite() { Ok(v) } else { Err("number out of range") }
 }
+
+/// 10^0 to 10^15, each exact in an f64.
+const POWERS_OF_TEN: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
 /// `1` / `0` (yes/no, true/false, checkbox options).
 pub fn boolean(s: &str) -> Result<bool, &'static str> {
@@ -294,6 +310,38 @@ mod tests {
         assert_eq!(date("1970-01-01"), Ok(0));
         assert_eq!(date("2023-02-29"), Err("no such day in the calendar"));
         assert!(datetime("2024-02-29 23:59:5").is_err());
+    }
+
+    #[test]
+    fn numbers_read_by_the_exact_shortcut_equal_the_standard_parse() {
+        // Every shape the shortcut takes (up to 15 digits, a mark anywhere, a sign), and the
+        // longer ones it leaves to `str::parse`, bit for bit (so -0 stays -0).
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200_000 {
+            let n = (next() % 19 + 1) as usize;
+            let mut text: String = (0..n).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+            if next() % 4 > 0 {
+                text.insert((next() % (n as u64 + 1)) as usize, '.');
+            }
+            match next() % 3 {
+                0 => text.insert(0, '-'),
+                1 => text.insert(0, '+'),
+                _ => {}
+            }
+            let standard: f64 = text.parse().unwrap();
+            assert_eq!(number(&text, false).map(f64::to_bits), Ok(standard.to_bits()), "{text}");
+            let with_comma = text.replace('.', ",");
+            assert_eq!(number(&with_comma, true).map(f64::to_bits), Ok(standard.to_bits()), "{with_comma}");
+        }
+        for edge in ["0.1", "0.3", "999999999999999", "9007199254740993", "-0", "-0.0", ".000000000000001", "1."] {
+            assert_eq!(number(edge, false).map(f64::to_bits), Ok(edge.parse::<f64>().unwrap().to_bits()), "{edge}");
+        }
     }
 
     #[test]

@@ -373,6 +373,11 @@ impl DatasetPull {
         self.state.batches.as_ref()?.get(self.state.done.len()).map(Vec::as_slice)
     }
 
+    /// The record ids of batch number `n` of the plan (from 0), done or not.
+    pub fn batch(&self, n: usize) -> Option<&[String]> {
+        self.state.batches.as_ref()?.get(n).map(Vec::as_slice)
+    }
+
     /// The record ids of up to `n` batches after the next one, in order (a client may export
     /// them while the next one is cast and written).
     pub fn batches_after_next(&self, n: usize) -> Vec<&[String]> {
