@@ -504,3 +504,65 @@ impl<'p> Driver<'p> {
 fn log_refused(e: &crate::workflow::WorkflowError) -> bool {
     matches!(e, crate::workflow::WorkflowError::Call(e) if e.is_permission() || e.is_validation() || e.is_not_found())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::NoProgress;
+
+    fn schema() -> ProjectSchema {
+        let mut s = ProjectSchema::default();
+        s.metadata = serde_json::from_str(
+            r#"[{"field_name":"record_id","form_name":"f","field_type":"text","field_label":"Id"},
+                {"field_name":"age","form_name":"f","field_type":"text","field_label":"Age"}]"#,
+        )
+        .unwrap();
+        s.instruments = serde_json::from_str(r#"[{"instrument_name":"f","instrument_label":"F"}]"#).unwrap();
+        s
+    }
+
+    /// The calls of a pull up to its first batch, seven records in batches of two.
+    fn at_first_batch(dir: &Path) -> (Driver<'static>, usize) {
+        let options = PullOptions::default().batch_size(2);
+        let mut d = Driver::pull(dir, schema(), &options, &NoProgress).unwrap();
+        loop {
+            match d.next().unwrap().expect("a call before the batches") {
+                Call::Log(..) => d.answer_log(Ok(Vec::new())).unwrap(),
+                Call::Ids(_) => d.answer_ids(["1", "2", "3", "4", "5", "6", "7"].map(String::from).into()).unwrap(),
+                Call::Batch(n) => return (d, n),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn batches_ahead_are_numbered_and_their_requests_are_the_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, first) = at_first_batch(dir.path());
+        assert_eq!(first, 0);
+        assert_eq!(d.batch_request(0).unwrap().records, ["1", "2"]);
+        let mut ahead: Ahead<&str> = Ahead::new();
+        let following = d.following_batches(&ahead, 2);
+        let numbered: Vec<(usize, Vec<String>)> = following.into_iter().map(|(n, r)| (n, r.records)).collect();
+        assert_eq!(numbered, [(1, vec!["3".to_owned(), "4".to_owned()]), (2, vec!["5".to_owned(), "6".to_owned()])]);
+        ahead.push(1, "export of 1");
+        ahead.push(2, "export of 2");
+        // Those already started are not started again: only the one after them.
+        let more: Vec<usize> = d.following_batches(&ahead, 3).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(more, [3]);
+        assert_eq!(d.batch_request(3).unwrap().records, ["7"]);
+        assert!(d.batch_request(4).is_err(), "the plan has four batches");
+
+        // The first batch is answered; the next call is batch 1, whose export was started ahead.
+        d.answer_batch(Records::from_rows(
+            &serde_json::from_str::<Vec<Row>>(r#"[{"record_id":"1","age":"30"},{"record_id":"2","age":""}]"#).unwrap(),
+        ))
+        .unwrap();
+        let Some(Call::Batch(n)) = d.next().unwrap() else { panic!("batch 1 is due") };
+        assert_eq!(n, 1);
+        assert_eq!(ahead.take(n), Some("export of 1"));
+        // An export started ahead for another batch than the one due is never used for it.
+        assert_eq!(ahead.take(3), None);
+        assert_eq!(ahead.len(), 0, "a mismatch drops every export started ahead");
+    }
+}
