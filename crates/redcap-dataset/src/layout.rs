@@ -90,6 +90,17 @@ pub(crate) struct Codes {
     pub values: Arc<arrow_array::StringArray>,
     /// Every code's key, for a long list only (a short one is scanned).
     index: Option<HashMap<String, i32>>,
+    /// A short list whose codes are all of at most 7 bytes (REDCap's are mostly one or two
+    /// digits): each code packed into a word ([`packed`]), so a scan compares words instead
+    /// of calling `memcmp` for every code of every cell.
+    words: Option<Vec<u64>>,
+}
+
+/// `code`'s bytes and length in one word, when it has at most 7 bytes (two codes are equal
+/// exactly when their words are).
+fn packed(code: &str) -> Option<u64> {
+    let b = code.as_bytes();
+    (b.len() <= 7).then(|| b.iter().rev().fold(b.len() as u64, |w, &c| (w << 8) | u64::from(c)))
 }
 
 /// Codes up to this many are found by comparing, not hashing: a REDCap choice list is usually
@@ -101,15 +112,18 @@ impl Codes {
         let codes: Vec<String> = codes.into_iter().collect();
         let index =
             (codes.len() > SCANNED).then(|| codes.iter().enumerate().map(|(i, c)| (c.clone(), i as i32)).collect());
-        Codes { values: Arc::new(arrow_array::StringArray::from(codes)), index }
+        let words = if index.is_none() { codes.iter().map(|c| packed(c)).collect() } else { None };
+        Codes { values: Arc::new(arrow_array::StringArray::from(codes)), index, words }
     }
 
     /// The dictionary key of `code` (a code listed twice: its last place, as in the index).
     pub fn key(&self, code: &str) -> Option<i32> {
         use arrow_array::Array;
-        match &self.index {
-            Some(index) => index.get(code).copied(),
-            None => (0..self.values.len()).rev().find(|&i| self.values.value(i) == code).map(|i| i as i32),
+        match (&self.index, &self.words) {
+            (Some(index), _) => index.get(code).copied(),
+            // (A code of more than 7 bytes is none of these.)
+            (None, Some(words)) => packed(code).and_then(|w| words.iter().rposition(|&x| x == w)).map(|i| i as i32),
+            (None, None) => (0..self.values.len()).rev().find(|&i| self.values.value(i) == code).map(|i| i as i32),
         }
     }
 }
@@ -430,5 +444,15 @@ mod tests {
         assert_eq!(long.key("39"), Some(39));
         assert_eq!(long.key("a"), Some(40));
         assert_eq!(long.key("40"), None);
+        // Codes of up to 7 bytes are compared as words, a list with a longer one as text: the
+        // same keys either way, whatever the lengths (a prefix, an empty code, 7 and 8 bytes).
+        let words = Codes::new(["", "1", "12", "1234567", "-1", "ab"].map(String::from));
+        let texts = Codes::new(["", "1", "12", "1234567", "-1", "ab", "12345678"].map(String::from));
+        assert!(words.words.is_some() && texts.words.is_none());
+        for code in ["", "1", "12", "123", "1234567", "12345678", "123456789", "-1", "ab", "a", "b", "1\0"] {
+            let expected = ["", "1", "12", "1234567", "-1", "ab"].iter().rposition(|c| *c == code).map(|i| i as i32);
+            assert_eq!(words.key(code), expected, "{code:?}");
+            assert_eq!(texts.key(code), if code == "12345678" { Some(6) } else { expected }, "{code:?}");
+        }
     }
 }
