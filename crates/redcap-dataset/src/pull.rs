@@ -370,19 +370,13 @@ impl DatasetPull {
 
     /// The record ids of the next batch to export, or `None` when all are done.
     pub fn next_batch(&self) -> Option<&[String]> {
-        self.state.batches.as_ref()?.get(self.state.done.len()).map(Vec::as_slice)
+        self.batch(self.done())
     }
 
-    /// The record ids of batch number `n` of the plan (from 0), done or not.
+    /// The record ids of batch number `n` of the plan (from 0), done or not: a client may
+    /// export the batches after the next one while the next one is cast and written.
     pub fn batch(&self, n: usize) -> Option<&[String]> {
         self.state.batches.as_ref()?.get(n).map(Vec::as_slice)
-    }
-
-    /// The record ids of up to `n` batches after the next one, in order (a client may export
-    /// them while the next one is cast and written).
-    pub fn batches_after_next(&self, n: usize) -> Vec<&[String]> {
-        let Some(batches) = self.state.batches.as_ref() else { return Vec::new() };
-        batches.iter().skip(self.state.done.len() + 1).take(n).map(Vec::as_slice).collect()
     }
 
     /// Casts the next batch's exported rows and keeps them as a checkpoint.

@@ -344,10 +344,8 @@ impl<'p> Driver<'p> {
     /// Each comes with its number in the plan.
     pub fn following_batches<H>(&self, ahead: &Ahead<H>, window: usize) -> Vec<(usize, record::export::Request)> {
         match (&self.stage, self.pending) {
-            (Stage::Pull(pull), Some("batch")) => (pull.done() + 1..)
-                .zip(pull.batches_after_next(window))
-                .skip(ahead.len())
-                .map(|(n, ids)| (n, super::batch_request(pull, &self.pull_options, ids)))
+            (Stage::Pull(pull), Some("batch")) => (pull.done() + 1 + ahead.len()..=pull.done() + window)
+                .map_while(|n| pull.batch(n).map(|ids| (n, super::batch_request(pull, &self.pull_options, ids))))
                 .collect(),
             _ => Vec::new(),
         }
