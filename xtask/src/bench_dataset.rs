@@ -69,6 +69,10 @@ struct Size {
     pull: Run,
     pycap: Option<Run>,
     rows: u64,
+    /// The JSON export's size in MiB (curl's body).
+    body_mib: f64,
+    /// The export into a typed struct, both ways (the largest size only).
+    typed: Option<crate::bench_records::TypedRows>,
 }
 
 /// The emulator's user+system CPU time so far, in ms.
@@ -153,6 +157,8 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
             let before = cpu_ms(server.pid(), tick_ms);
             let curl_ms = curl_export(&server.url, &server.token, &dir.join("curl.json"))?;
             curls.push(Run { ms: curl_ms, emu_cpu_ms: cpu_ms(server.pid(), tick_ms) - before, ..Run::default() });
+            size.body_mib =
+                std::fs::metadata(dir.join("curl.json")).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
             let _ = std::fs::remove_file(dir.join("curl.json"));
             pulls.push(measure(&server, tick_ms, &pull_args, "redcap dataset pull")?);
             let manifest = std::fs::read_to_string(out_dir.join("_manifest.json")).map_err(|e| e.to_string())?;
@@ -169,6 +175,9 @@ pub fn bench(bench_bin: &Path, target: &Path, work: &Path) -> Result<bool, Strin
                 pycaps.push(measure(&server, tick_ms, &args, "PyCap export_records(df) + to_parquet")?);
                 let _ = std::fs::remove_file(&parquet);
             }
+        }
+        if Some(&n) == sizes.iter().max() {
+            size.typed = Some(crate::bench_records::typed_rows(bench_bin, &server.url, &server.token, "typed")?);
         }
         size.curl = Run::median(&curls);
         size.pull = Run::median(&pulls);
@@ -217,6 +226,19 @@ fn report(sizes: &[Size], batch: u64, parallel: u64) -> bool {
         checks.push((
             format!("{}: pull wall {:.0} ms ≤ one-shot curl {:.0} ms + 20%", big.n, big.pull.ms, big.curl.ms),
             big.pull.ms <= 1.2 * big.curl.ms,
+        ));
+    }
+    for s in sizes {
+        let Some([(b_ms, b_rss), (s_ms, s_rss)]) = s.typed else { continue };
+        println!(
+            "\ntyped rows (a typed struct: numbers, dates, flags, choice codes; text as String) of the {}-record \
+             export, JSON body {:.0} MiB: decoded from the body {b_ms:.0} ms, peak RSS {b_rss:.0} MiB; \
+             decoded while it streams {s_ms:.0} ms, peak RSS {s_rss:.0} MiB",
+            s.n, s.body_mib
+        );
+        checks.push((
+            format!("{}: typed rows (streamed) peak RSS {s_rss:.0} MiB ≤ 1.5 × the body {:.0} MiB", s.n, s.body_mib),
+            s_rss <= 1.5 * s.body_mib,
         ));
     }
     for s in sizes {

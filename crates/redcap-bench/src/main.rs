@@ -12,7 +12,9 @@
 //! redcap-bench import URL TOKEN FIELDS RECORDS BATCH   # prints "<ms> <peak_rss_kib>"
 //! redcap-bench export-each URL TOKEN BATCH        # rows streamed and dropped: "<ms> <peak_rss_kib> <rows>"
 //! redcap-bench one-record URL TOKEN RECORDS CALLS CONCURRENCY  # "<ms> <peak_rss_kib> <errors>"
-//! redcap-bench typed URL TOKEN                    # one export into typed rows: "<ms> <peak_rss_kib> <rows>"
+//! redcap-bench typed URL TOKEN text|typed buffered|streamed
+//!     # one export into the text or typed project's typed rows, decoded from the whole body
+//!     # or while it streams: "<ms> <peak_rss_kib> <rows>"
 //! redcap-bench sync FIXTURE.xml DATA_DIR WORK_DIR FIELDS RECORDS CHANGED
 //!     # in-process emulator: dataset pull, CHANGED records updated, dataset sync, full re-pull:
 //!     # "<pull_ms> <pull_calls> <sync_ms> <sync_calls> <repull_ms> <repull_calls> <fetched>"
@@ -26,7 +28,7 @@ mod synth;
 mod synth_typed;
 
 use redcap::blocking::Workflows as _;
-use redcap::workflow::{BatchOptions, NoProgress};
+use redcap::workflow::{BatchOptions, NoProgress, RawRow};
 use redcap::{Row, Target, file_repository, record, version};
 
 fn peak_rss_kib() -> u64 {
@@ -39,6 +41,26 @@ fn peak_rss_kib() -> u64 {
 
 fn blocking(url: &str, token: &str) -> redcap::blocking::Client {
     redcap::blocking::Client::builder(url, token).allow_http(true).overall_timeout(None).build().expect("client")
+}
+
+/// Exports every record into a `Vec<T>`, kept until the count is returned: `buffered` decodes
+/// the whole body (`rows_as`), `streamed` each row as it arrives (`RawRow::parse`), so the
+/// body is never held.
+fn typed_rows<T: serde::de::DeserializeOwned>(client: &redcap::blocking::Client, how: &str) -> usize {
+    let request = record::export::Request::new();
+    let rows: Vec<T> = if how == "buffered" {
+        client.call(&request).expect("export").rows_as().expect("typed rows")
+    } else {
+        let mut rows = Vec::new();
+        client
+            .export_records_each(&request, &BatchOptions::default().one_call(), &NoProgress, &mut |raw: RawRow| {
+                rows.push(raw.parse::<T>()?);
+                Ok(())
+            })
+            .expect("typed rows");
+        rows
+    };
+    rows.len()
 }
 
 fn main() -> ExitCode {
@@ -193,12 +215,15 @@ fn main() -> ExitCode {
             });
             println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), errors.into_inner());
         }
-        ["typed", url, token] => {
+        ["typed", url, token, project, how] => {
             let client = blocking(url, token);
             let started = Instant::now();
-            let body = client.call(&record::export::Request::new()).expect("export");
-            let rows: Vec<synth::TypedRow> = body.rows_as().expect("typed rows");
-            println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), rows.len());
+            let rows = match *project {
+                "text" => typed_rows::<synth::TypedRow>(&client, how),
+                "typed" => typed_rows::<synth_typed::TypedRow>(&client, how),
+                _ => return usage(),
+            };
+            println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), rows);
         }
         ["sync", fixture, data, work, fields, records, changed] => {
             use redcap::dataset::blocking::Datasets as _;
@@ -256,10 +281,12 @@ fn main() -> ExitCode {
             });
             println!("{pull_ms} {pull_calls} {sync_ms} {sync_calls} {repull_ms} {repull_calls} {}", fetched.get());
         }
-        _ => {
-            eprintln!("usage: see the crate docs (driven by `cargo xtask bench`)");
-            return ExitCode::from(2);
-        }
+        _ => return usage(),
     }
     ExitCode::SUCCESS
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: see the crate docs (driven by `cargo xtask bench`)");
+    ExitCode::from(2)
 }

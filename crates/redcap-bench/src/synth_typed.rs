@@ -237,3 +237,93 @@ pub fn project_xml(out: &mut impl Write, records: u64) -> io::Result<()> {
     writeln!(out, "</ClinicalData>")?;
     writeln!(out, "</ODM>")
 }
+
+/// A row of this project's flat export as a caller's own typed struct would hold it: numbers,
+/// dates and flags read by `redcap::de`, choice codes as small integers, text as `String`
+/// (times too: `redcap::de` has no time type). Blank cells (the other instrument's columns on
+/// every row) are `None`.
+#[expect(dead_code, reason = "the benchmark measures holding the rows, not reading them")]
+#[derive(Debug, serde::Deserialize)]
+pub struct TypedRow {
+    record_id: String,
+    #[serde(default, deserialize_with = "redcap::de::blank_as_none")]
+    redcap_repeat_instrument: Option<String>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    redcap_repeat_instance: Option<u32>,
+    #[serde(default, deserialize_with = "redcap::de::blank_as_none")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "redcap::de::opt_date")]
+    dob: Option<redcap::Date>,
+    #[serde(default, deserialize_with = "redcap::de::opt_datetime")]
+    enrolled_at: Option<redcap::DateTime>,
+    #[serde(default, deserialize_with = "redcap::de::opt_datetime")]
+    seen_at: Option<redcap::DateTime>,
+    #[serde(default, deserialize_with = "redcap::de::blank_as_none")]
+    wake: Option<String>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    age: Option<i64>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    weight: Option<f64>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    height: Option<f64>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    bmi: Option<f64>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    sbp: Option<i64>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    dbp: Option<i64>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    glucose: Option<f64>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    sex: Option<u8>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    site: Option<u8>,
+    #[serde(default, deserialize_with = "redcap::de::opt_bool01")]
+    smoker: Option<bool>,
+    #[serde(default, deserialize_with = "redcap::de::opt_bool01")]
+    consent: Option<bool>,
+    #[serde(default, rename = "race___1", deserialize_with = "redcap::de::opt_bool01")]
+    race_white: Option<bool>,
+    #[serde(default, rename = "race___2", deserialize_with = "redcap::de::opt_bool01")]
+    race_black: Option<bool>,
+    #[serde(default, rename = "race___3", deserialize_with = "redcap::de::opt_bool01")]
+    race_asian: Option<bool>,
+    #[serde(default, rename = "race___4", deserialize_with = "redcap::de::opt_bool01")]
+    race_other: Option<bool>,
+    #[serde(default, rename = "race____1", deserialize_with = "redcap::de::opt_bool01")]
+    race_refused: Option<bool>,
+    #[serde(default, rename = "symptoms___a", deserialize_with = "redcap::de::opt_bool01")]
+    cough: Option<bool>,
+    #[serde(default, rename = "symptoms___b", deserialize_with = "redcap::de::opt_bool01")]
+    fever: Option<bool>,
+    #[serde(default, rename = "symptoms___c", deserialize_with = "redcap::de::opt_bool01")]
+    fatigue: Option<bool>,
+    #[serde(default, rename = "symptoms___d", deserialize_with = "redcap::de::opt_bool01")]
+    no_symptoms: Option<bool>,
+    #[serde(default, deserialize_with = "redcap::de::blank_as_none")]
+    email: Option<String>,
+    #[serde(default, deserialize_with = "redcap::de::blank_as_none")]
+    comments: Option<String>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    visit_type: Option<u8>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    score: Option<i64>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    baseline_complete: Option<u8>,
+    #[serde(default, deserialize_with = "redcap::de::opt_date")]
+    visit_date: Option<redcap::Date>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    visit_score: Option<i64>,
+    #[serde(default, deserialize_with = "redcap::de::blank_as_none")]
+    visit_drug: Option<String>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    visit_dose: Option<f64>,
+    #[serde(default, deserialize_with = "redcap::de::opt_bool01")]
+    visit_ae: Option<bool>,
+    #[serde(default, deserialize_with = "redcap::de::blank_as_none")]
+    visit_note: Option<String>,
+    #[serde(default, deserialize_with = "redcap::de::blank_as_none")]
+    visit_time: Option<String>,
+    #[serde(default, deserialize_with = "redcap::de::opt_parse")]
+    visits_complete: Option<u8>,
+}

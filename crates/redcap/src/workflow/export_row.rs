@@ -93,6 +93,22 @@ impl RawRow {
     pub fn json(&self) -> &str {
         &self.json
     }
+
+    /// The row deserialized into the caller's own `T`, as [`redcap_core::DataResponse::rows_as`]
+    /// reads a row (a value that does not fit is a [`redcap_core::DecodeError::Row`] naming its
+    /// column). With `Workflows::export_records_each` (blocking or async) this gives typed rows
+    /// while the export streams: each row's text is dropped as soon as it is read, so memory is
+    /// the caller's rows, never the body as well.
+    pub fn parse<T: de::DeserializeOwned>(&self) -> Result<T, redcap_core::DecodeError> {
+        let mut rows = redcap_core::rows::decode::<T>(redcap_core::Format::Json, None, self.json.as_bytes())?;
+        match rows.pop() {
+            Some(row) if rows.is_empty() => Ok(row),
+            _ => Err(redcap_core::DecodeError::Unexpected {
+                expected: "one row",
+                excerpt: self.json.chars().take(120).collect(),
+            }),
+        }
+    }
 }
 
 impl ExportRow for RawRow {
@@ -341,6 +357,31 @@ mod tests {
             }
         }
         assert!(accepted > 0 && accepted < tried, "{accepted} of {tried}");
+    }
+
+    #[test]
+    fn a_raw_row_parses_into_a_typed_row_and_names_the_column_that_does_not_fit() {
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        struct Visit {
+            record_id: String,
+            #[serde(default, deserialize_with = "redcap_core::de::opt_parse")]
+            age: Option<i64>,
+            #[serde(default, deserialize_with = "redcap_core::de::opt_date")]
+            dob: Option<redcap_core::Date>,
+        }
+        let raw = RawRow::from_json(br#"{"record_id":"0012","age":"41","dob":"1983-02-28","x":""}"#, "record_id");
+        let visit: Visit = raw.unwrap().parse().unwrap();
+        assert_eq!(visit.record_id, "0012");
+        assert_eq!(visit.age, Some(41));
+        assert_eq!(visit.dob.map(|d| d.to_string()).as_deref(), Some("1983-02-28"));
+        let blank: Visit =
+            RawRow::from_json(br#"{"record_id":"7","age":"","dob":""}"#, "record_id").unwrap().parse().unwrap();
+        assert_eq!((blank.age, blank.dob), (None, None));
+        let bad = RawRow::from_json(br#"{"record_id":"7","age":"forty"}"#, "record_id").unwrap().parse::<Visit>();
+        match bad {
+            Err(redcap_core::DecodeError::Row { column, .. }) => assert_eq!(column.as_deref(), Some("age")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
