@@ -149,8 +149,9 @@ impl<'a> RowWriter<'a> {
                 buf.push(b'}');
             }
             Out::Csv(delim) => {
-                let texts: Vec<std::borrow::Cow<'_, str>> = row.iter().map(text_cow).collect();
-                csv_line_quoting(buf, texts.iter().map(|c| c.as_ref()), delim, &self.always_quoted, self.spaces_quoted);
+                // (Each cell straight from its value: a vector of them per row was a fifth of
+                // the time a CSV answer took more than the same JSON one.)
+                csv_line_quoting(buf, row.iter().map(text_cow), delim, &self.always_quoted, self.spaces_quoted);
             }
             Out::Xml => {
                 buf.extend_from_slice(b"<item>");
@@ -201,25 +202,31 @@ fn text_cow(v: &Value) -> std::borrow::Cow<'_, str> {
 
 /// One CSV line with REDCap's quoting: a value is quoted when it holds the delimiter, a quote, a
 /// space or a line break (reference §4.9).
-fn csv_line<'s>(buf: &mut Vec<u8>, cells: impl Iterator<Item = &'s str>, delim: u8) {
+fn csv_line<S: AsRef<str>>(buf: &mut Vec<u8>, cells: impl Iterator<Item = S>, delim: u8) {
     csv_line_quoting(buf, cells, delim, &[], true);
 }
 
 /// [`csv_line`], also quoting the non-empty cells whose `always` flag is set; a space makes a
 /// cell quoted only with `spaces`.
-fn csv_line_quoting<'s>(
+fn csv_line_quoting<S: AsRef<str>>(
     buf: &mut Vec<u8>,
-    cells: impl Iterator<Item = &'s str>,
+    cells: impl Iterator<Item = S>,
     delim: u8,
     always: &[bool],
     spaces: bool,
 ) {
+    // The bytes that make a cell quoted, looked up instead of compared one by one.
+    let mut quoted = [false; 256];
+    for b in [delim, b'"', b'\n', b'\r'].into_iter().chain(spaces.then_some(b' ')) {
+        quoted[usize::from(b)] = true;
+    }
     for (i, s) in cells.enumerate() {
+        let s = s.as_ref();
         if i > 0 {
             buf.push(delim);
         }
-        let quote = (always.get(i).copied().unwrap_or(false) && !s.is_empty())
-            || s.bytes().any(|b| b == delim || matches!(b, b'"' | b'\n' | b'\r') || (spaces && b == b' '));
+        let quote =
+            (always.get(i).copied().unwrap_or(false) && !s.is_empty()) || s.bytes().any(|b| quoted[usize::from(b)]);
         if quote {
             buf.push(b'"');
             for b in s.bytes() {
