@@ -215,7 +215,7 @@ fn main() -> ExitCode {
             });
             println!("{} {} {}", started.elapsed().as_millis(), peak_rss_kib(), errors.into_inner());
         }
-        ["typed", url, token, project, how] => {
+        ["typed", url, token, project, how @ ("buffered" | "streamed")] => {
             let client = blocking(url, token);
             let started = Instant::now();
             let rows = match *project {

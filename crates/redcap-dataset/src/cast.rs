@@ -126,6 +126,13 @@ impl DatasetLayout {
                 name => self.tables.iter().position(|t| t.name == name).map_or(Repeat::Other, Repeat::Table),
             })
             .collect();
+        // (A table stands for the first table of its name: two of one name take the same rows.)
+        let first_named: Vec<usize> = self
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.tables.iter().position(|u| u.name == t.name).unwrap_or(i))
+            .collect();
         let mut problems = Vec::new();
         let mut tables = Vec::new();
         for (t, table) in self.tables.iter().enumerate() {
@@ -144,7 +151,7 @@ impl DatasetLayout {
                             facts
                         }
                     };
-                    facts.takes(t, repeats[i], place) && data.has_data(i)
+                    facts.takes(first_named[t], repeats[i], place) && data.has_data(i)
                 })
                 .collect();
             let mut columns = Vec::with_capacity(table.sources.len());

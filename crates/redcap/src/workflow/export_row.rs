@@ -96,7 +96,7 @@ impl RawRow {
 
     /// The row deserialized into the caller's own `T`, as [`redcap_core::DataResponse::rows_as`]
     /// reads a row (a value that does not fit is a [`redcap_core::DecodeError::Row`] naming its
-    /// column). With `Workflows::export_records_each` (blocking or async) this gives typed rows
+    /// column; its `index` is 0, the row read alone: the caller knows where it came). With `Workflows::export_records_each` (blocking or async) this gives typed rows
     /// while the export streams: each row's text is dropped as soon as it is read, so memory is
     /// the caller's rows, never the body as well.
     pub fn parse<T: de::DeserializeOwned>(&self) -> Result<T, redcap_core::DecodeError> {
