@@ -4,10 +4,10 @@ use std::future::Future;
 use std::path::Path;
 
 use redcap_async::Client;
-use redcap_core::{Bytes, Transport, TransportError};
+use redcap_core::{Bytes, Row, Transport, TransportError};
 
 use super::batch::{self, Judged};
-use super::drive::{Ahead, Call, Driver, Exported, Outcome};
+use super::drive::{Ahead, Call, Driver, Exported, Outcome, Prefetched};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaAnswers, SchemaParts, SyncOptions, SyncSummary};
 use crate::asynchronous::Workflows;
 use crate::dataset::Records;
@@ -93,7 +93,17 @@ where
         options: &PullOptions,
         progress: &dyn Progress,
     ) -> Result<PullSummary, PullError> {
-        let driver = Driver::pull(dir, self.project_schema().await?, options, progress)?;
+        // The watermark read goes out with the schema's calls (see `Prefetched`).
+        let watermark = Driver::watermark_call(options);
+        let logged = async {
+            match &watermark {
+                Some((_, call)) => Some(export_log(self, call, progress).await),
+                None => None,
+            }
+        };
+        let (schema, logged) = futures_util::future::join(self.project_schema(), logged).await;
+        let prefetched = watermark.zip(logged).map(|((floor, _), answer)| Prefetched { floor, answer });
+        let driver = Driver::pull(dir, schema?, options, progress, prefetched)?;
         match drive(self, driver, progress).await? {
             Outcome::Pull(s) => Ok(s),
             Outcome::Sync(_) => Err(PullError::Dataset(crate::dataset::Error::Internal("a pull ended as a sync"))),
@@ -112,6 +122,22 @@ where
             Outcome::Pull(_) => Err(PullError::Dataset(crate::dataset::Error::Internal("a sync ended as a pull"))),
         }
     }
+}
+
+/// The answer of a [`Call::Log`] (any other call: none).
+async fn export_log<T, S>(client: &Client<T>, call: &Call, progress: &dyn Progress) -> Result<Vec<Row>, WorkflowError>
+where
+    T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
+    S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
+{
+    let Call::Log(r, window) = call else { return Ok(Vec::new()) };
+    let mut rows = Vec::new();
+    let mut keep = |row| {
+        rows.push(row);
+        Ok(())
+    };
+    client.export_logging_windowed(r, *window, progress, &mut keep).await?;
+    Ok(rows)
 }
 
 /// A batch exported ahead: still running, or its answer.
@@ -177,15 +203,7 @@ where
     };
     while let Some(call) = driver.next()? {
         match call {
-            Call::Log(r, window) => {
-                let mut rows = Vec::new();
-                let mut keep = |row| {
-                    rows.push(row);
-                    Ok(())
-                };
-                let logged = client.export_logging_windowed(&r, window, progress, &mut keep).await;
-                driver.answer_log(logged.map(|_| rows))?;
-            }
+            call @ Call::Log(..) => driver.answer_log(export_log(client, &call, progress).await)?,
             Call::Ids(r) => {
                 let mut sink = batch::IdSink::new(&id_field);
                 let sent = client.stream(&batch::as_csv(r), &mut batch::AsyncSink(&mut sink)).await;

@@ -6,13 +6,14 @@ use redcap_blocking::Client;
 use redcap_core::{Transport, TransportError};
 
 use super::batch::{self, Judged};
-use super::drive::{Ahead, Call, Driver, Exported, Outcome};
+use super::drive::{Ahead, Call, Driver, Exported, Outcome, Prefetched};
 use super::{ProjectSchema, PullError, PullOptions, PullSummary, SchemaAnswers, SchemaParts, SyncOptions, SyncSummary};
 use crate::blocking::Workflows;
 use crate::dataset::Records;
 use crate::workflow::Progress;
 use crate::workflow::WorkflowError;
 use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
+use redcap_core::Row;
 
 /// Datasets on the blocking client: `use redcap::dataset::blocking::Datasets;`.
 pub trait Datasets {
@@ -90,7 +91,14 @@ where
         options: &PullOptions,
         progress: &dyn Progress,
     ) -> Result<PullSummary, PullError> {
-        let driver = Driver::pull(dir, self.project_schema()?, options, progress)?;
+        // The watermark read goes out with the schema's calls (see `Prefetched`).
+        let watermark = Driver::watermark_call(options);
+        let (schema, logged) = std::thread::scope(|s| {
+            let logged = watermark.as_ref().map(|(_, call)| s.spawn(|| export_log(self, call, progress)));
+            (self.project_schema(), logged.map(joined))
+        });
+        let prefetched = watermark.zip(logged).map(|((floor, _), answer)| Prefetched { floor, answer });
+        let driver = Driver::pull(dir, schema?, options, progress, prefetched)?;
         match drive(self, driver, progress)? {
             Outcome::Pull(s) => Ok(s),
             Outcome::Sync(_) => Err(PullError::Dataset(crate::dataset::Error::Internal("a pull ended as a sync"))),
@@ -109,6 +117,22 @@ where
             Outcome::Pull(_) => Err(PullError::Dataset(crate::dataset::Error::Internal("a sync ended as a pull"))),
         }
     }
+}
+
+/// The answer of a [`Call::Log`] (any other call: none).
+fn export_log<T>(client: &Client<T>, call: &Call, progress: &dyn Progress) -> Result<Vec<Row>, WorkflowError>
+where
+    T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + Sync + 'static,
+    T::Body: std::io::Read,
+{
+    let Call::Log(r, window) = call else { return Ok(Vec::new()) };
+    let mut rows = Vec::new();
+    let mut keep = |row| {
+        rows.push(row);
+        Ok(())
+    };
+    client.export_logging_windowed(r, *window, progress, &mut keep)?;
+    Ok(rows)
 }
 
 /// What a scoped thread returned (its panic goes on).
@@ -158,15 +182,7 @@ where
         };
         while let Some(call) = driver.next()? {
             match call {
-                Call::Log(r, window) => {
-                    let mut rows = Vec::new();
-                    let mut keep = |row| {
-                        rows.push(row);
-                        Ok(())
-                    };
-                    let logged = client.export_logging_windowed(&r, window, progress, &mut keep);
-                    driver.answer_log(logged.map(|_| rows))?;
-                }
+                call @ Call::Log(..) => driver.answer_log(export_log(client, &call, progress))?,
                 Call::Ids(r) => {
                     let mut sink = batch::IdSink::new(&id_field);
                     let sent = client.stream(&batch::as_csv(r), &mut sink);

@@ -165,6 +165,18 @@ pub(crate) struct Driver<'p> {
     metadata: Vec<crate::rows::Field>,
     id_field: String,
     progress: &'p dyn Progress,
+    prefetched: Option<Result<Vec<Row>, WorkflowError>>,
+}
+
+/// A pull's watermark read, made while the project's schema is read rather than after it
+/// ([`Driver::watermark_call`]): the log is not a record export, so it still comes before
+/// every one, and a pull waits one round trip less (REDCap's log export is slow on a busy
+/// project).
+pub(crate) struct Prefetched {
+    /// The floor its request began at.
+    pub floor: String,
+    /// Its rows, or why it failed.
+    pub answer: Result<Vec<Row>, WorkflowError>,
 }
 
 /// What a driver ends with.
@@ -191,17 +203,38 @@ impl<'p> Driver<'p> {
             metadata: Vec::new(),
             id_field: String::new(),
             progress,
+            prefetched: None,
         }
     }
 
-    /// A pull of the project described by `schema` into `dir`.
+    /// The watermark read a pull with `options` makes first, to be made while the schema is
+    /// read: its floor and the call. `None` for a resumed pull, which may have its watermark
+    /// already (it then asks for the read itself, if it needs one).
+    pub fn watermark_call(options: &PullOptions) -> Option<(String, Call)> {
+        if options.resume {
+            return None;
+        }
+        let floor = sync::watermark_floor(std::time::SystemTime::now());
+        let mut r = log::export::Request::new();
+        r.begin_time = Some(floor.clone());
+        Some((floor, Call::Log(r, crate::workflow::log_windows::DEFAULT_WINDOW_MINUTES)))
+    }
+
+    /// A pull of the project described by `schema` into `dir`, with the answer of its
+    /// [`Driver::watermark_call`] if it was made.
     pub fn pull(
         dir: &Path,
         schema: ProjectSchema,
         options: &PullOptions,
         progress: &'p dyn Progress,
+        prefetched: Option<Prefetched>,
     ) -> Result<Self, PullError> {
         let mut d = Driver::new(dir, options.clone(), None, progress);
+        if let Some(p) = prefetched {
+            // The watermark is never before the floor the read began at.
+            d.floor = p.floor;
+            d.prefetched = Some(p.answer);
+        }
         d.metadata = schema.metadata.clone();
         let pull = DatasetPull::start(dir, schema, options)?;
         d.id_field = pull.layout().id_field.clone();
@@ -265,7 +298,13 @@ impl<'p> Driver<'p> {
                 if pull.needs_watermark() && !self.asked_log {
                     self.asked_log = true;
                     self.pending = Some("watermark");
-                    Some(self.log_call(Some(self.floor.clone())))
+                    match self.prefetched.take() {
+                        Some(answer) => {
+                            self.answer_log(answer)?;
+                            return self.next();
+                        }
+                        None => Some(self.log_call(Some(self.floor.clone()))),
+                    }
                 } else if pull.needs_ids() {
                     self.pending = Some("ids");
                     Some(Call::Ids(super::id_request(pull, &self.pull_options)))
@@ -522,7 +561,7 @@ mod tests {
     /// The calls of a pull up to its first batch, seven records in batches of two.
     fn at_first_batch(dir: &Path) -> (Driver<'static>, usize) {
         let options = PullOptions::default().batch_size(2);
-        let mut d = Driver::pull(dir, schema(), &options, &NoProgress).unwrap();
+        let mut d = Driver::pull(dir, schema(), &options, &NoProgress, None).unwrap();
         loop {
             match d.next().unwrap().expect("a call before the batches") {
                 Call::Log(..) => d.answer_log(Ok(Vec::new())).unwrap(),
@@ -531,6 +570,35 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_watermark_read_made_with_the_schema_is_used_and_not_asked_for_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = PullOptions::default().batch_size(2);
+        let (floor, call) = Driver::watermark_call(&options).expect("a fresh pull reads the log first");
+        let Call::Log(r, _) = call else { panic!("a log read") };
+        assert_eq!(r.begin_time.as_deref(), Some(floor.as_str()));
+        let rows: Vec<Row> = serde_json::from_str(r#"[{"timestamp":"2099-05-06 07:08","action":"x"}]"#).unwrap();
+        let prefetched = Prefetched { floor: "2000-01-01 00:00".into(), answer: Ok(rows) };
+        let mut d = Driver::pull(dir.path(), schema(), &options, &NoProgress, Some(prefetched)).unwrap();
+        // The first call is the id list: the log was read already, and gave the watermark.
+        assert!(matches!(d.next().unwrap(), Some(Call::Ids(_))));
+        assert_eq!(d.watermark.as_deref(), Some("2099-05-06 07:08"));
+        // With no log line after it, the watermark is the floor the read began at.
+        let dir = tempfile::tempdir().unwrap();
+        let prefetched = Prefetched { floor: "2000-01-01 00:00".into(), answer: Ok(Vec::new()) };
+        let mut d = Driver::pull(dir.path(), schema(), &options, &NoProgress, Some(prefetched)).unwrap();
+        assert!(matches!(d.next().unwrap(), Some(Call::Ids(_))));
+        assert_eq!(d.watermark.as_deref(), Some("2000-01-01 00:00"));
+        // A failure that is not a refusal ends the pull, as the read's own call would.
+        let dir = tempfile::tempdir().unwrap();
+        let failed = WorkflowError::MissingRecords { missing: vec!["1".into()] };
+        let prefetched = Prefetched { floor: "2000-01-01 00:00".into(), answer: Err(failed) };
+        let mut d = Driver::pull(dir.path(), schema(), &options, &NoProgress, Some(prefetched)).unwrap();
+        assert!(d.next().is_err());
+        // A resumed pull may hold its watermark: it is not read ahead.
+        assert!(Driver::watermark_call(&options.clone().resume(true)).is_none());
     }
 
     #[test]
