@@ -303,8 +303,13 @@ impl Dataset {
         };
         for (record, _) in &records {
             let first = rows.len();
-            for (event, instrument, instance) in found.get(record).into_iter().flatten().cloned() {
-                let key = RowKey { record: record.clone(), event, instrument, instance };
+            for (event, instrument, instance) in found.get(record).into_iter().flatten() {
+                let key = RowKey {
+                    record: record.clone(),
+                    event: event.to_string(),
+                    instrument: instrument.to_string(),
+                    instance: *instance,
+                };
                 rows.push(RowData { key, values: RowValues::default() });
             }
             order.sort(&mut rows[first..]);

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rusqlite::{Connection, Row, params};
 
@@ -244,44 +244,92 @@ pub fn record_files_of(
     Ok(rows)
 }
 
-/// A record's row keys: (event, instrument, instance) each.
-pub type RecordRows = HashMap<String, Vec<(String, String, i64)>>;
+/// A record's row keys: (event, instrument, instance) each. The event and instrument names are
+/// shared by the rows that have them (a project has few): two strings a row were most of what
+/// an id list of a large project allocated.
+pub type RecordRows = HashMap<String, Vec<KeyRow>>;
+
+/// One row's key less its record: (event, instrument, instance).
+pub type KeyRow = (Arc<str>, Arc<str>, i64);
 
 /// The row keys (event, instrument, instance) of `records`, from `data_rows` without reading any
 /// value: what an export of the record id alone (a batched export's id list) needs. One
 /// statement per [`NAMES_PER_STATEMENT`] records; a record with no row is absent.
 pub fn rows_of(conn: &Connection, project_id: i64, records: &[&str]) -> Result<RecordRows, StoreError> {
-    let mut found: RecordRows = HashMap::with_capacity(records.len());
-    for_named(conn, ROW_KEYS, project_id, records, |r| add_row_key(&mut found, r))?;
-    Ok(found)
+    let mut keys = RowKeys::new(records.len());
+    for_named(conn, ROW_KEYS, project_id, records, |r| keys.add(r))?;
+    Ok(keys.finish())
 }
 
 /// The row keys of every record of project `project_id`, in one walk of `data_rows`: what an
 /// id list of the whole project reads (a look-up per record, from the root of the index each
-/// time, was two thirds of its time).
-pub fn all_rows(conn: &Connection, project_id: i64) -> Result<RecordRows, StoreError> {
-    let mut found: RecordRows = HashMap::new();
+/// time, was two thirds of its time). `records`: about how many there are (room is made).
+pub fn all_rows(conn: &Connection, project_id: i64, records: usize) -> Result<RecordRows, StoreError> {
+    let mut keys = RowKeys::new(records);
     let mut stmt = conn.prepare_cached(&format!("{ROW_KEYS} WHERE project_id = ?1"))?;
     let mut rows = stmt.query(params![project_id])?;
     while let Some(r) = rows.next()? {
-        add_row_key(&mut found, r)?;
+        keys.add(r)?;
     }
-    Ok(found)
+    Ok(keys.finish())
 }
 
 const ROW_KEYS: &str = "SELECT record, event, instrument, instance FROM data_rows";
 
-fn add_row_key(found: &mut RecordRows, r: &Row<'_>) -> Result<(), StoreError> {
-    let row = (text(r, 1)?.to_owned(), text(r, 2)?.to_owned(), r.get(3)?);
-    let record = text(r, 0)?;
-    // A record's rows come one after another: its entry is found, not made, after the first.
-    match found.get_mut(record) {
-        Some(rows) => rows.push(row),
-        None => {
-            found.insert(record.to_owned(), vec![row]);
-        }
+/// [`RecordRows`] being gathered from rows of [`ROW_KEYS`].
+struct RowKeys {
+    found: RecordRows,
+    /// The record whose rows are coming (a record's rows come one after another: it is
+    /// entered once they end, with one hash instead of one a row).
+    current: Option<(String, Vec<KeyRow>)>,
+    names: HashMap<Box<str>, Arc<str>>,
+    /// The last event and instrument names (most rows share them with the row before).
+    last: [Option<Arc<str>>; 2],
+}
+
+impl RowKeys {
+    fn new(records: usize) -> RowKeys {
+        RowKeys { found: HashMap::with_capacity(records), current: None, names: HashMap::new(), last: [None, None] }
     }
-    Ok(())
+
+    fn add(&mut self, r: &Row<'_>) -> Result<(), StoreError> {
+        let (event, instrument) = (self.name(0, text(r, 1)?), self.name(1, text(r, 2)?));
+        let row = (event, instrument, r.get(3)?);
+        let record = text(r, 0)?;
+        match &mut self.current {
+            Some((name, rows)) if name == record => rows.push(row),
+            current => {
+                if let Some((name, rows)) = current.replace((record.to_owned(), vec![row])) {
+                    self.found.entry(name).or_default().extend(rows);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The shared name `text` (`slot`: 0 an event, 1 an instrument).
+    fn name(&mut self, slot: usize, text: &str) -> Arc<str> {
+        if let Some(last) = self.last[slot].as_ref().filter(|l| l.as_ref() == text) {
+            return last.clone();
+        }
+        let shared = match self.names.get(text) {
+            Some(n) => n.clone(),
+            None => {
+                let n: Arc<str> = Arc::from(text);
+                self.names.insert(text.into(), n.clone());
+                n
+            }
+        };
+        self.last[slot] = Some(shared.clone());
+        shared
+    }
+
+    fn finish(mut self) -> RecordRows {
+        if let Some((name, rows)) = self.current.take() {
+            self.found.entry(name).or_default().extend(rows);
+        }
+        self.found
+    }
 }
 
 /// The rows a bulk change asks to count again.
