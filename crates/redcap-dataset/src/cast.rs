@@ -126,13 +126,6 @@ impl DatasetLayout {
                 name => self.tables.iter().position(|t| t.name == name).map_or(Repeat::Other, Repeat::Table),
             })
             .collect();
-        // (A table stands for the first table of its name: two of one name take the same rows.)
-        let first_named: Vec<usize> = self
-            .tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| self.tables.iter().position(|u| u.name == t.name).unwrap_or(i))
-            .collect();
         let mut problems = Vec::new();
         let mut tables = Vec::new();
         for (t, table) in self.tables.iter().enumerate() {
@@ -144,14 +137,14 @@ impl DatasetLayout {
                     let place = &places[i];
                     let event = place.event.as_ref();
                     let facts = match last {
-                        Some((e, facts)) if same(e, event) => facts,
+                        Some((e, facts)) if e == event => facts,
                         _ => {
                             let facts = self.event_facts(table, event);
                             last = Some((event, facts));
                             facts
                         }
                     };
-                    facts.takes(first_named[t], repeats[i], place) && data.has_data(i)
+                    facts.takes(t, repeats[i], place) && data.has_data(i)
                 })
                 .collect();
             let mut columns = Vec::with_capacity(table.sources.len());
@@ -303,19 +296,13 @@ struct EventFacts {
     repeating: bool,
 }
 
-/// A row's repeating instrument: none, the table at a place of the layout, or another one.
+/// A row's repeating instrument: none, the table at a place of the layout (instrument names
+/// are unique there), or another one.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Repeat {
     None,
     Table(usize),
     Other,
-}
-
-/// Whether two cells hold the same text: the same place (the cells of an absent column, all
-/// the one empty text) needs no comparison.
-#[inline]
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
 
 impl EventFacts {

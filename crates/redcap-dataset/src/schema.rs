@@ -2,7 +2,7 @@
 //! it, with a stable content hash; and the one adapter that reads it into the model the layout
 //! is built from.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use redcap_api::Choice;
 use redcap_api::dictionary::parse_choices;
@@ -224,6 +224,9 @@ impl Model {
             .map(|r| (cell(r, "instrument_name"), cell(r, "instrument_label")))
             .filter(|(n, _)| !n.is_empty())
             .collect();
+        // An instrument listed twice is one instrument (one table, one file): its first place.
+        let mut seen = HashSet::new();
+        instruments.retain(|(n, _)| seen.insert(n.clone()));
         for f in &fields {
             if !instruments.iter().any(|(n, _)| n == &f.form) {
                 instruments.push((f.form.clone(), f.form.clone()));

@@ -588,3 +588,16 @@ fn a_pull_writes_its_plan_once_and_a_torn_checkpoint_is_redone() {
     assert_eq!(summary.manifest.batches.iter().map(|c| c.batch).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(!work.exists(), "the working folder is removed after the commit");
 }
+
+#[test]
+fn an_instrument_listed_twice_is_one_table_with_all_its_rows() {
+    // A dictionary's instrument list may repeat an instrument (a hand-edited or broken
+    // answer): one table, one file, and its repeating rows all in it.
+    let mut twice = schema();
+    let meds = twice.instruments[2].clone();
+    twice.instruments.push(meds);
+    let layout = DatasetLayout::new(&twice, &LayoutOptions::default()).unwrap();
+    assert_eq!(layout.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["enrol", "visit", "meds"]);
+    let cast = layout.cast(&records()).unwrap();
+    assert_eq!(table(&layout, &cast, "meds").num_rows(), 2);
+}

@@ -13,7 +13,7 @@ use crate::asynchronous::Workflows;
 use crate::dataset::Records;
 use crate::workflow::Progress;
 use crate::workflow::WorkflowError;
-use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
+use crate::{arm, dag, event, instrument, log, metadata, project, repeating, version};
 
 /// Datasets on the async client: `use redcap::dataset::asynchronous::Datasets;`. The futures
 /// are `Send`. Files are written with blocking calls between the exports (one batch's parts at a
@@ -97,12 +97,12 @@ where
         let watermark = Driver::watermark_call(options);
         let logged = async {
             match &watermark {
-                Some((_, call)) => Some(export_log(self, call, progress).await),
+                Some((_, r, window)) => Some(export_log(self, r, *window, progress).await),
                 None => None,
             }
         };
         let (schema, logged) = futures_util::future::join(self.project_schema(), logged).await;
-        let prefetched = watermark.zip(logged).map(|((floor, _), answer)| Prefetched { floor, answer });
+        let prefetched = watermark.zip(logged).map(|((floor, ..), answer)| Prefetched { floor, answer });
         let driver = Driver::pull(dir, schema?, options, progress, prefetched)?;
         match drive(self, driver, progress).await? {
             Outcome::Pull(s) => Ok(s),
@@ -124,19 +124,23 @@ where
     }
 }
 
-/// The answer of a [`Call::Log`] (any other call: none).
-async fn export_log<T, S>(client: &Client<T>, call: &Call, progress: &dyn Progress) -> Result<Vec<Row>, WorkflowError>
+/// The rows of the log read `r`, in windows of `window` minutes.
+async fn export_log<T, S>(
+    client: &Client<T>,
+    r: &log::export::Request,
+    window: u32,
+    progress: &dyn Progress,
+) -> Result<Vec<Row>, WorkflowError>
 where
     T: for<'a> Transport<Body = S, Reply<'a>: Future<Output = Result<http::Response<S>, TransportError>>> + 'static,
     S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Send + Unpin,
 {
-    let Call::Log(r, window) = call else { return Ok(Vec::new()) };
     let mut rows = Vec::new();
     let mut keep = |row| {
         rows.push(row);
         Ok(())
     };
-    client.export_logging_windowed(r, *window, progress, &mut keep).await?;
+    client.export_logging_windowed(r, window, progress, &mut keep).await?;
     Ok(rows)
 }
 
@@ -203,7 +207,7 @@ where
     };
     while let Some(call) = driver.next()? {
         match call {
-            call @ Call::Log(..) => driver.answer_log(export_log(client, &call, progress).await)?,
+            Call::Log(r, window) => driver.answer_log(export_log(client, &r, window, progress).await)?,
             Call::Ids(r) => {
                 let mut sink = batch::IdSink::new(&id_field);
                 let sent = client.stream(&batch::as_csv(r), &mut batch::AsyncSink(&mut sink)).await;

@@ -12,7 +12,7 @@ use crate::blocking::Workflows;
 use crate::dataset::Records;
 use crate::workflow::Progress;
 use crate::workflow::WorkflowError;
-use crate::{arm, dag, event, instrument, metadata, project, repeating, version};
+use crate::{arm, dag, event, instrument, log, metadata, project, repeating, version};
 use redcap_core::Row;
 
 /// Datasets on the blocking client: `use redcap::dataset::blocking::Datasets;`.
@@ -94,10 +94,10 @@ where
         // The watermark read goes out with the schema's calls (see `Prefetched`).
         let watermark = Driver::watermark_call(options);
         let (schema, logged) = std::thread::scope(|s| {
-            let logged = watermark.as_ref().map(|(_, call)| s.spawn(|| export_log(self, call, progress)));
+            let logged = watermark.as_ref().map(|(_, r, window)| s.spawn(|| export_log(self, r, *window, progress)));
             (self.project_schema(), logged.map(joined))
         });
-        let prefetched = watermark.zip(logged).map(|((floor, _), answer)| Prefetched { floor, answer });
+        let prefetched = watermark.zip(logged).map(|((floor, ..), answer)| Prefetched { floor, answer });
         let driver = Driver::pull(dir, schema?, options, progress, prefetched)?;
         match drive(self, driver, progress)? {
             Outcome::Pull(s) => Ok(s),
@@ -119,19 +119,23 @@ where
     }
 }
 
-/// The answer of a [`Call::Log`] (any other call: none).
-fn export_log<T>(client: &Client<T>, call: &Call, progress: &dyn Progress) -> Result<Vec<Row>, WorkflowError>
+/// The rows of the log read `r`, in windows of `window` minutes.
+fn export_log<T>(
+    client: &Client<T>,
+    r: &log::export::Request,
+    window: u32,
+    progress: &dyn Progress,
+) -> Result<Vec<Row>, WorkflowError>
 where
     T: for<'a> Transport<Reply<'a> = Result<http::Response<<T as Transport>::Body>, TransportError>> + Sync + 'static,
     T::Body: std::io::Read,
 {
-    let Call::Log(r, window) = call else { return Ok(Vec::new()) };
     let mut rows = Vec::new();
     let mut keep = |row| {
         rows.push(row);
         Ok(())
     };
-    client.export_logging_windowed(r, *window, progress, &mut keep)?;
+    client.export_logging_windowed(r, window, progress, &mut keep)?;
     Ok(rows)
 }
 
@@ -182,7 +186,7 @@ where
         };
         while let Some(call) = driver.next()? {
             match call {
-                call @ Call::Log(..) => driver.answer_log(export_log(client, &call, progress))?,
+                Call::Log(r, window) => driver.answer_log(export_log(client, &r, window, progress))?,
                 Call::Ids(r) => {
                     let mut sink = batch::IdSink::new(&id_field);
                     let sent = client.stream(&batch::as_csv(r), &mut sink);

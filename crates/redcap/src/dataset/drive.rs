@@ -208,16 +208,17 @@ impl<'p> Driver<'p> {
     }
 
     /// The watermark read a pull with `options` makes first, to be made while the schema is
-    /// read: its floor and the call. `None` for a resumed pull, which may have its watermark
-    /// already (it then asks for the read itself, if it needs one).
-    pub fn watermark_call(options: &PullOptions) -> Option<(String, Call)> {
+    /// read: its floor, the log read and its window in minutes (as [`Call::Log`]). `None` for
+    /// a resumed pull, which may have its watermark already (it then asks for the read
+    /// itself, if it needs one).
+    pub fn watermark_call(options: &PullOptions) -> Option<(String, log::export::Request, u32)> {
         if options.resume {
             return None;
         }
         let floor = sync::watermark_floor(std::time::SystemTime::now());
         let mut r = log::export::Request::new();
         r.begin_time = Some(floor.clone());
-        Some((floor, Call::Log(r, crate::workflow::log_windows::DEFAULT_WINDOW_MINUTES)))
+        Some((floor, r, crate::workflow::log_windows::DEFAULT_WINDOW_MINUTES))
     }
 
     /// A pull of the project described by `schema` into `dir`, with the answer of its
@@ -576,8 +577,7 @@ mod tests {
     fn a_watermark_read_made_with_the_schema_is_used_and_not_asked_for_again() {
         let dir = tempfile::tempdir().unwrap();
         let options = PullOptions::default().batch_size(2);
-        let (floor, call) = Driver::watermark_call(&options).expect("a fresh pull reads the log first");
-        let Call::Log(r, _) = call else { panic!("a log read") };
+        let (floor, r, _) = Driver::watermark_call(&options).expect("a fresh pull reads the log first");
         assert_eq!(r.begin_time.as_deref(), Some(floor.as_str()));
         let rows: Vec<Row> = serde_json::from_str(r#"[{"timestamp":"2099-05-06 07:08","action":"x"}]"#).unwrap();
         let prefetched = Prefetched { floor: "2000-01-01 00:00".into(), answer: Ok(rows) };
