@@ -382,7 +382,6 @@ impl CsvRecords {
                     start = q + 1;
                     piece
                 });
-                reserve_text(records, row.len(), self.rows_hint);
                 records.push_row(pieces, &self.ends);
                 self.line += 1;
             }
@@ -434,7 +433,6 @@ impl CsvRecords {
                         *start = end;
                         Some(cell)
                     });
-                    reserve_text(records, text.len() + ends.len(), self.rows_hint);
                     records.push(cells);
                 } else {
                     // (csv-core splits on ASCII bytes only: a cell always ends on a boundary.)
@@ -449,15 +447,6 @@ impl CsvRecords {
         }
         self.line += 1;
         Ok(())
-    }
-}
-
-/// Makes room for the text of `rows_hint` rows like the first one, `row` bytes long, when the
-/// first row comes: the text grew by doubling otherwise, and each doubling copied it all (a
-/// pull's largest copy). Bounded like the cell ends' room ([`CsvRecords::expect_rows`]).
-fn reserve_text(records: &mut Records, row: usize, rows_hint: usize) {
-    if records.text.capacity() == 0 {
-        records.text.reserve(row.saturating_add(1).saturating_mul(rows_hint).min(16 << 20));
     }
 }
 
@@ -673,12 +662,6 @@ mod tests {
         let records = csv.finish().unwrap();
         assert_eq!((records.len(), records.cell(1, Some(0)), records.cell(0, Some(1))), (2, "2", "30"));
         assert!(records.ends.iter().all(|e| e.capacity() <= 4 << 20));
-        assert!(records.text.capacity() <= 16 << 20);
-        // A hint of a few rows makes room for about as many rows like the first.
-        let mut csv = CsvRecords::new().expect_rows(100);
-        csv.write_all(b"record_id,age\n1,30\n").unwrap();
-        let records = csv.finish().unwrap();
-        assert!((500..=4096).contains(&records.text.capacity()), "{}", records.text.capacity());
     }
 
     #[test]
