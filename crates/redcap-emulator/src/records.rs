@@ -261,9 +261,10 @@ impl Dataset {
         Ok(Dataset { rows, index: OnceLock::new(), dags, missing_codes, doc_names })
     }
 
-    /// The rows of `records` without their values (see [`store::rows_of`]), for an export
-    /// whose columns need only the row keys and the record's DAG; from `all` (see
-    /// [`store::all_rows`]) when the export read every record's row keys at once.
+    /// The rows of `records` that can show the record id, without their values (see
+    /// [`store::base_rows_of`]), for an export whose columns need only the row keys and the
+    /// record's DAG; from `all` (see [`store::all_base_rows`]) when the export read every
+    /// record's row keys at once.
     pub fn load_row_keys(
         conn: &Connection,
         project: &Project,
@@ -297,7 +298,7 @@ impl Dataset {
             Some(all) => all,
             None => {
                 let names: Vec<&str> = records.iter().map(|(r, _)| r.as_str()).collect();
-                looked_up = store::rows_of(conn, pid, &names)?;
+                looked_up = store::base_rows_of(conn, pid, &names)?;
                 &looked_up
             }
         };

@@ -284,7 +284,7 @@ fn stream_rows(
     // rows are known without a read) reads every row key in one walk, not a record at a time.
     let all_keys =
         if body.plan.keys_only() && body.plan.all_records && (body.p.def.longitudinal || body.p.has_repeating()) {
-            Some(store::all_rows(snapshot.conn(), body.p.id(), body.plan.records.len())?)
+            Some(store::all_base_rows(snapshot.conn(), body.p.id(), body.plan.records.len())?)
         } else {
             None
         };

@@ -252,21 +252,25 @@ pub type RecordRows = HashMap<String, Vec<KeyRow>>;
 /// One row's key less its record: (event, instrument, instance).
 pub type KeyRow = (Arc<str>, Arc<str>, i64);
 
-/// The row keys (event, instrument, instance) of `records`, from `data_rows` without reading any
-/// value: what an export of the record id alone (a batched export's id list) needs. One
-/// statement per [`NAMES_PER_STATEMENT`] records; a record with no row is absent.
-pub fn rows_of(conn: &Connection, project_id: i64, records: &[&str]) -> Result<RecordRows, StoreError> {
+/// The row keys (event, instrument, instance) of `records` outside repeating instruments, from
+/// `data_rows` without reading any value: what an export of the record id alone (a batched
+/// export's id list) needs, as a repeating instrument's row never shows the record id (see
+/// `records::row_relevant`). One statement per [`NAMES_PER_STATEMENT`] records; a record with
+/// no such row is absent.
+pub fn base_rows_of(conn: &Connection, project_id: i64, records: &[&str]) -> Result<RecordRows, StoreError> {
     let mut keys = RowKeys::new(records.len());
     for_named(conn, ROW_KEYS, project_id, records, |r| keys.add(r))?;
     Ok(keys.finish())
 }
 
-/// The row keys of every record of project `project_id`, in one walk of `data_rows`: what an
+/// [`base_rows_of`] every record of project `project_id`, in one walk of `data_rows`: what an
 /// id list of the whole project reads (a look-up per record, from the root of the index each
 /// time, was two thirds of its time). `records`: about how many there are (room is made).
-pub fn all_rows(conn: &Connection, project_id: i64, records: usize) -> Result<RecordRows, StoreError> {
+/// The repeating instruments' rows are passed over by SQLite: entered and then dropped by the
+/// export, they were a third of the CPU of an id list of a project with one repeating form.
+pub fn all_base_rows(conn: &Connection, project_id: i64, records: usize) -> Result<RecordRows, StoreError> {
     let mut keys = RowKeys::new(records);
-    let mut stmt = conn.prepare_cached(&format!("{ROW_KEYS} WHERE project_id = ?1"))?;
+    let mut stmt = conn.prepare_cached(&format!("{ROW_KEYS} WHERE project_id = ?1 AND instrument = ''"))?;
     let mut rows = stmt.query(params![project_id])?;
     while let Some(r) = rows.next()? {
         keys.add(r)?;
@@ -293,7 +297,10 @@ impl RowKeys {
     }
 
     fn add(&mut self, r: &Row<'_>) -> Result<(), StoreError> {
-        let (event, instrument) = (self.name(0, text(r, 1)?), self.name(1, text(r, 2)?));
+        if !text(r, 2)?.is_empty() {
+            return Ok(());
+        }
+        let (event, instrument) = (self.name(0, text(r, 1)?), self.name(1, ""));
         let row = (event, instrument, r.get(3)?);
         let record = text(r, 0)?;
         match &mut self.current {

@@ -8,7 +8,9 @@ mod log;
 mod projects;
 mod users;
 
-pub use data::{RecordRows, RowKey, RowScope, all_rows, for_record_values, record_files_of, records_named, rows_of};
+pub use data::{
+    RecordRows, RowKey, RowScope, all_base_rows, base_rows_of, for_record_values, record_files_of, records_named,
+};
 pub use files::{Doc, Folder, doc};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
