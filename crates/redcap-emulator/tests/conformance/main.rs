@@ -18,6 +18,7 @@ mod odm;
 mod pdf;
 mod project_xml;
 mod pycap_doctests;
+mod pycap_integration;
 mod records;
 mod reports;
 mod scale;
