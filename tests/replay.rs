@@ -88,3 +88,59 @@ fn a_different_request_is_refused() {
         other => panic!("expected a replay mismatch, got {other}"),
     }
 }
+
+/// A server (or a proxy) that quotes the token back, in a header and in its error body: the
+/// cassette, meant to be checked in, never holds it, and still replays the same answer.
+#[test]
+fn an_echoed_token_is_never_recorded() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url =
+        ApiUrl::parse_allow_http(&format!("http://127.0.0.1:{}/api/", listener.local_addr().unwrap().port())).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let token = body.split('&').find_map(|kv| kv.strip_prefix("token=")).unwrap_or_default().to_owned();
+            let error = format!(r#"{{"error":"token {token} ({}) refused"}}"#, token.to_lowercase());
+            let _ = reader.get_mut().write_all(
+                format!(
+                    "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nX-Echo: {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{error}",
+                    error.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let recorder = Recorder::new(redcap_blocking::UreqTransport::new(&TransportConfig::default()).unwrap());
+    let token = Token::new(redcap_tests::FAKE_TOKEN).unwrap();
+    let client = redcap_blocking::Client::with_transport(url.clone(), token.clone(), recorder);
+    let live = client.call(&version::export::Request::new()).unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.json");
+    client.transport().cassette().save(&path).unwrap();
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(!saved.to_lowercase().contains(&redcap_tests::FAKE_TOKEN.to_lowercase()), "in a header:\n{saved}");
+    // The body is kept in base64: decoded, it does not hold the token either.
+    let body = &Cassette::load(&path).unwrap().exchanges[0].response.body;
+    let body = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap();
+    let body = String::from_utf8_lossy(&body).to_lowercase();
+    assert!(!body.contains(&redcap_tests::FAKE_TOKEN.to_lowercase()), "in the body: {body}");
+
+    let replay = redcap_blocking::Client::with_transport(url, token, Replay::new(Cassette::load(&path).unwrap()));
+    let replayed = replay.call(&version::export::Request::new()).unwrap_err();
+    assert_eq!((replayed.status(), replayed.kind()), (live.status(), live.kind()), "{replayed}");
+    assert!(replayed.to_string().contains("refused"), "{replayed}");
+}

@@ -2,8 +2,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use redcap_core::transport::{Timeouts, read_pem_file};
@@ -52,11 +52,13 @@ impl ReqwestTransport {
             .map_err(|e| TransportError::new(FailureKind::Tls, format!("TLS set-up failed: {e}")))?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        // No reqwest read timeout: it runs from the start of the request until the response head,
+        // upload included, so a large upload that progresses would be cut after one stall window.
+        // The stall timeout is applied here instead (`send_inner`), as time without progress.
         let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
-            .read_timeout(config.stall_timeout)
             .user_agent(config.user_agent.as_str());
         if !config.proxy_from_env {
             builder = builder.no_proxy();
@@ -69,6 +71,7 @@ impl ReqwestTransport {
     async fn send_inner(&self, request: &PreparedRequest) -> Result<http::Response<ByteStream>, TransportError> {
         let started = Instant::now();
         let timeouts = self.timeouts.for_attempt(request.timeout());
+        let progress = Progress::new();
         let mut builder =
             self.client.post(request.url().as_str()).header(http::header::CONTENT_TYPE, request.content_type());
         if let Some(overall) = timeouts.overall {
@@ -108,19 +111,29 @@ impl ReqwestTransport {
                 };
                 let head = futures_util::stream::iter([Ok::<_, TransportError>(mp.head().clone())]);
                 let tail = futures_util::stream::iter([Ok::<_, TransportError>(mp.tail().clone())]);
+                let sent = progress.clone();
+                // Each piece hyper takes is progress: it takes the next when the last is written.
+                let body = head.chain(file).chain(tail).flat_map(pieces).inspect(move |_| sent.touch());
                 builder
                     .header(http::header::CONTENT_LENGTH, mp.content_length(len))
-                    .body(reqwest::Body::wrap_stream(head.chain(file).chain(tail)))
+                    .body(reqwest::Body::wrap_stream(body))
             }
             _ => return Err(TransportError::new(FailureKind::Request, "unsupported request body")),
         };
-        let response = builder.send().await.map_err(|e| map_error(e, &timeouts, started))?;
+        let send = std::pin::pin!(builder.send());
+        let stalled = std::pin::pin!(progress.stalled(timeouts.stall));
+        let response = match futures_util::future::select(send, stalled).await {
+            futures_util::future::Either::Left((response, _)) => {
+                response.map_err(|e| map_error(e, &timeouts, started))?
+            }
+            futures_util::future::Either::Right(((), _)) => return Err(timeouts.elapsed(TimeoutKind::Stall)),
+        };
         let mut out = http::Response::builder().status(response.status());
         if let Some(headers) = out.headers_mut() {
             *headers = response.headers().clone();
         }
-        let body: ByteStream = Box::pin(response.bytes_stream().map_err(move |e| map_error(e, &timeouts, started)));
-        out.body(body).map_err(|e| TransportError::new(FailureKind::Other, e.to_string()))
+        let body = response.bytes_stream().map_err(move |e| map_error(e, &timeouts, started));
+        out.body(read_stall(body, timeouts)).map_err(|e| TransportError::new(FailureKind::Other, e.to_string()))
     }
 }
 
@@ -131,6 +144,65 @@ impl Transport for ReqwestTransport {
     fn send<'a>(&'a self, request: &'a PreparedRequest) -> Self::Reply<'a> {
         Box::pin(self.send_inner(request))
     }
+}
+
+/// Upload pieces of at most this size (slices, not copies), so progress is seen as it is made.
+const PIECE: usize = 64 * 1024;
+
+/// An upload chunk as pieces of at most [`PIECE`] bytes: an upload from memory is one chunk,
+/// which would otherwise show no progress until all of it is written.
+fn pieces(chunk: Result<Bytes, TransportError>) -> impl Stream<Item = Result<Bytes, TransportError>> {
+    let items: Vec<_> = match chunk {
+        Ok(bytes) => {
+            (0..bytes.len()).step_by(PIECE).map(|at| Ok(bytes.slice(at..(at + PIECE).min(bytes.len())))).collect()
+        }
+        Err(e) => vec![Err(e)],
+    };
+    futures_util::stream::iter(items)
+}
+
+/// When the request last made progress: its start, then each upload piece taken. The stall
+/// timeout runs from there until the response head arrives (what ureq's send and receive
+/// timeouts do for the blocking transport). Tokio's clock, as reqwest's own timeouts use.
+#[derive(Clone, Debug)]
+struct Progress(Arc<Mutex<tokio::time::Instant>>);
+
+impl Progress {
+    fn new() -> Self {
+        Progress(Arc::new(Mutex::new(tokio::time::Instant::now())))
+    }
+
+    fn touch(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+    }
+
+    /// Resolves once `window` passed without progress.
+    async fn stalled(&self, window: Duration) {
+        loop {
+            let deadline = *self.0.lock().unwrap_or_else(|e| e.into_inner()) + window;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A response body that fails with the stall timeout when no chunk arrives for a stall window
+/// (a trickle is the client's to catch: it counts bytes).
+fn read_stall(
+    body: impl Stream<Item = Result<Bytes, TransportError>> + Send + 'static,
+    timeouts: Timeouts,
+) -> ByteStream {
+    let body: ByteStream = Box::pin(body);
+    Box::pin(futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(timeouts.stall, body.next()).await {
+            Ok(Some(item)) => Some((item, Some(body))),
+            Ok(None) => None,
+            Err(_) => Some((Err(timeouts.elapsed(TimeoutKind::Stall)), None)),
+        }
+    }))
 }
 
 /// Streams a blocking reader: a blocking task reads 64 KiB chunks into a bounded channel, so

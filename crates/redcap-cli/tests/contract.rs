@@ -453,3 +453,72 @@ fn a_backup_never_writes_an_echoed_token() {
     }
     assert!(manifest.contains("[redacted]") && stdout.contains("[redacted]"), "{stdout}");
 }
+
+/// `files get -o FILE --overwrite` (or into its directory) against a server whose download
+/// breaks (shorter than its Content-Length, a chunked body cut off, an HTML page): an error
+/// exit, nothing on stdout, and the file as it was, with nothing left beside it.
+#[test]
+fn a_failed_download_never_replaces_the_file() {
+    let named = "application/octet-stream; name=\"keep.bin\"";
+    let replies = [
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {named}\r\nContent-Length: 5000\r\nConnection: close\r\n\r\nnew bytes"
+        ),
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {named}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n9\r\nnew bytes\r\n"
+        ),
+        http("200 OK", "text/html", "<html><title>Maintenance</title></html>").unwrap(),
+    ];
+    for reply in replies {
+        let server = StandIn::start(move |_, _| Some(reply.clone()));
+        let work = tempfile::tempdir().unwrap();
+        write(&work.path().join("out/keep.bin"), "precious");
+        for target in ["out/keep.bin", "out"] {
+            let out = against(&server, work.path())
+                .args(["-q", "files", "get", "7", "-o", target, "--overwrite"])
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_ne!(out.status.code(), Some(0), "{target}: {err}");
+            assert!(matches!(out.status.code(), Some(4 | 5)), "{target}: {err}");
+            assert!(out.stdout.is_empty(), "{target}: no path on stdout for a file not written");
+            assert!(err.starts_with("error: "), "{err}");
+            assert_eq!(std::fs::read_to_string(work.path().join("out/keep.bin")).unwrap(), "precious", "{target}");
+            let names: Vec<_> =
+                std::fs::read_dir(work.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, ["keep.bin"], "{target}: nothing left beside it");
+        }
+    }
+}
+
+/// A redirect whose Location quotes the token: refused (to another server, exit 5) or followed
+/// (the same server, with a warning), and neither stream shows the token.
+#[test]
+fn a_redirect_quoting_the_token_is_redacted() {
+    let server = StandIn::start(|body, _| {
+        let token = body.split('&').find_map(|kv| kv.strip_prefix("token=")).unwrap_or("").to_owned();
+        Some(format!(
+            "HTTP/1.1 302 Found\r\nLocation: https://elsewhere.example/api/?t={token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ))
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = against(&server, work.path()).args(["call", "version.export"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("elsewhere.example") && stderr(&out).contains("[redacted]"), "{}", stderr(&out));
+    common::assert_no_token(&out, TOKEN);
+
+    let server = StandIn::start(|body, n| {
+        let token = body.split('&').find_map(|kv| kv.strip_prefix("token=")).unwrap_or("").to_owned();
+        match n {
+            0 => Some(format!(
+                "HTTP/1.1 308 Permanent Redirect\r\nLocation: /{token}/api/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )),
+            _ => http("200 OK", "text/csv", "14.5.2"),
+        }
+    });
+    let out = against(&server, work.path()).args(["call", "version.export"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "14.5.2\n");
+    assert!(stderr(&out).contains("moved"), "the warning is shown: {}", stderr(&out));
+    common::assert_no_token(&out, TOKEN);
+}

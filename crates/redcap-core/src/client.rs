@@ -149,7 +149,9 @@ impl<B: Build> ClientBuilder<B> {
         self
     }
 
-    /// The largest body `call` buffers.
+    /// The largest body `call` buffers (512 MiB by default). One-value answers (a version, a
+    /// count, a link) are cut at [`SMALL_ANSWER_LIMIT`](crate::exchange::SMALL_ANSWER_LIMIT) and
+    /// error bodies at [`ERROR_BODY_LIMIT`](crate::exchange::ERROR_BODY_LIMIT) whatever this says.
     pub fn max_buffered(mut self, bytes: usize) -> Self {
         self.settings.max_buffered = bytes;
         self

@@ -83,8 +83,8 @@ enum State<R> {
     Sending,
     /// To sleep this long before the next attempt.
     Sleep(Duration),
-    /// Reading a body into `buf`.
-    Buffering { parts: Parts, buf: Vec<u8> },
+    /// Reading a body into `buf`, at most `limit` bytes of it.
+    Buffering { parts: Parts, buf: Vec<u8>, limit: usize },
     /// Reading the first bytes of a streamed body before any is written (`error`: the head
     /// already says it is an error, only its message is read).
     Inspecting { parts: Parts, prefix: Vec<u8>, limit: usize, error: bool },
@@ -201,7 +201,8 @@ impl<'a, R> Call<'a, R> {
         config: &'a CallConfig,
         pacer: Pacing<'a>,
     ) -> Call<'a, M::Output> {
-        let mode = Mode::Buffer { limit: config.max_buffered, decode: exchange::buffered::<M> };
+        let limit = exchange::answer_limit(M::INFO, config.max_buffered);
+        let mode = Mode::Buffer { limit, decode: exchange::buffered::<M> };
         Call::new(M::INFO, prepared, config, pacer, mode)
     }
 
@@ -283,13 +284,17 @@ impl<'a, R> Call<'a, R> {
                     self.state = State::Sending;
                     return Step::Send;
                 }
-                State::Buffering { parts, buf } => {
+                State::Buffering { parts, buf, limit } => {
                     let max = match exchange::content_length(&parts) {
                         // One byte more than announced, to see a body longer than its header.
-                        Some(n) => (n as usize).saturating_sub(buf.len()).saturating_add(1).min(CHUNK),
+                        Some(n) => usize::try_from(n)
+                            .unwrap_or(usize::MAX)
+                            .saturating_sub(buf.len())
+                            .saturating_add(1)
+                            .min(CHUNK),
                         None => CHUNK,
                     };
-                    self.state = State::Buffering { parts, buf };
+                    self.state = State::Buffering { parts, buf, limit };
                     return Step::Read(max);
                 }
                 State::Inspecting { parts, prefix, limit, error } => {
@@ -330,6 +335,12 @@ impl<'a, R> Call<'a, R> {
                 }
                 State::Over(result) => {
                     tracing::debug!(parent: &self.span, elapsed = ?self.started.elapsed(), ok = result.is_ok(), "call finished");
+                    // A server may echo the token in anything it writes (an error body, a page
+                    // title, a Location): the caller's error never shows it.
+                    let result = match self.prepared.form().get("token") {
+                        Some(token) => result.map_err(|e| e.redact(token)),
+                        None => result,
+                    };
                     return Step::Done(result);
                 }
                 State::Finished => {
@@ -375,7 +386,11 @@ impl<'a, R> Call<'a, R> {
                 return;
             }
             AfterStatus::Redirect(url) => {
-                tracing::warn!(parent: &self.span, from = %self.prepared.url(), to = %url, "the API URL moved; re-sending the POST there (update the URL)");
+                // The server chose the path (this one, or an earlier redirect's): it may hold
+                // the token.
+                let from = self.redact_text(self.prepared.url().as_str());
+                let to = self.redact_text(url.as_str());
+                tracing::warn!(parent: &self.span, %from, %to, "the API URL moved; re-sending the POST there (update the URL)");
                 self.prepared.set_url(url);
                 self.state = State::BeforeSend { paced: false };
                 return;
@@ -388,8 +403,12 @@ impl<'a, R> Call<'a, R> {
         self.guard = StallGuard::new(self.stall, Instant::now());
         self.state = match &self.mode {
             Mode::Buffer { limit, .. } => {
-                let capacity = exchange::content_length(&parts).map_or(8192, |n| (n as usize).min(*limit));
-                State::Buffering { parts, buf: Vec::with_capacity(capacity) }
+                // An error's text is read from its start, however long the server makes it.
+                let limit = if parts.status.is_success() { *limit } else { exchange::ERROR_BODY_LIMIT.min(*limit) };
+                let capacity = exchange::content_length(&parts)
+                    .map_or(8192, |n| usize::try_from(n).unwrap_or(usize::MAX).min(limit))
+                    .min(exchange::PREALLOCATE_LIMIT);
+                State::Buffering { parts, buf: Vec::with_capacity(capacity), limit }
             }
             Mode::Stream { .. } | Mode::Download { .. } => match exchange::stream_plan(self.info, &parts) {
                 StreamPlan::ReadError(limit) => State::Inspecting { parts, prefix: Vec::new(), limit, error: true },
@@ -408,20 +427,27 @@ impl<'a, R> Call<'a, R> {
             return;
         }
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Buffering { parts, mut buf } => {
-                let limit = match &self.mode {
-                    Mode::Buffer { limit, .. } => *limit,
-                    Mode::Stream { .. } | Mode::Download { .. } => usize::MAX,
-                };
-                buf.extend_from_slice(&bytes);
-                if buf.len() > limit {
-                    self.conclude(Outcome::Done(Err(Error::Transport(TransportError::new(
-                        FailureKind::TooLarge,
-                        format!("the response is larger than {limit} bytes; stream it to a file instead"),
-                    )))));
+            State::Buffering { parts, mut buf, limit } => {
+                if buf.len() + bytes.len() > limit {
+                    if !parts.status.is_success() {
+                        // An error body: its start is the message; the rest is not waited for.
+                        buf.extend_from_slice(&bytes[..limit - buf.len()]);
+                        let outcome = match &self.mode {
+                            Mode::Buffer { decode, .. } => decode(&self.ctx, parts, Bytes::from(buf)),
+                            Mode::Stream { .. } | Mode::Download { .. } => Outcome::Done(Err(Error::Transport(
+                                TransportError::new(FailureKind::Other, "a streamed call buffered its body"),
+                            ))),
+                        };
+                        self.conclude(outcome);
+                        return;
+                    }
+                    let outcome = exchange::too_large(self.info, &self.ctx, &parts, &buf, limit);
+                    self.conclude(outcome);
                     return;
                 }
-                self.state = State::Buffering { parts, buf };
+                grow(&mut buf, bytes.len(), exchange::content_length(&parts));
+                buf.extend_from_slice(&bytes);
+                self.state = State::Buffering { parts, buf, limit };
             }
             State::Inspecting { parts, mut prefix, limit, error } => {
                 let take = (limit - prefix.len()).min(bytes.len());
@@ -444,7 +470,7 @@ impl<'a, R> Call<'a, R> {
     /// The body ended.
     pub fn end(&mut self) {
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Buffering { parts, buf } => {
+            State::Buffering { parts, buf, .. } => {
                 let received = buf.len() as u64;
                 self.span.record("bytes", received);
                 let outcome = match exchange::check_length(exchange::content_length(&parts), received) {
@@ -583,6 +609,15 @@ impl<'a, R> Call<'a, R> {
         self.state = State::Writing { out, pending };
     }
 
+    /// `text` (from the server) without the call's token, for the log.
+    fn redact_text(&self, text: &str) -> String {
+        self.prepared
+            .form()
+            .get("token")
+            .and_then(|token| crate::error::redacted(text, token))
+            .unwrap_or_else(|| text.to_owned())
+    }
+
     /// An attempt's outcome: return, or retry.
     fn conclude(&mut self, outcome: Outcome<R>) {
         let next = self.attempts.after_outcome(outcome);
@@ -593,11 +628,27 @@ impl<'a, R> Call<'a, R> {
         match next {
             Next::Return(result) => self.state = State::Over(result),
             Next::Retry { wait, why } => {
+                let why = self.redact_text(&why);
                 tracing::warn!(parent: &self.span, %why, ?wait, "retrying");
                 self.state = State::Sleep(wait);
             }
         }
     }
+}
+
+/// Makes room in `buf` for `incoming` more bytes: at most doubling, and never past the
+/// announced length (a length header alone never makes a large allocation, and a body that
+/// matches it ends in a buffer of exactly its size).
+fn grow(buf: &mut Vec<u8>, incoming: usize, announced: Option<u64>) {
+    if buf.capacity() - buf.len() >= incoming {
+        return;
+    }
+    let doubled = buf.capacity().max(CHUNK);
+    let room = match announced.map(|n| usize::try_from(n).unwrap_or(usize::MAX)) {
+        Some(n) if n > buf.len() => doubled.min(n - buf.len()),
+        _ => doubled,
+    };
+    buf.reserve_exact(room.max(incoming));
 }
 
 impl<'a> Call<'a, Streamed> {
@@ -669,6 +720,47 @@ mod tests {
         match call.step() {
             Step::Done(Err(Error::Transport(e))) => assert_eq!(e.kind(), FailureKind::Interrupted),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_body_is_read_from_its_start_only() {
+        let config = CallConfig { policy: RetryPolicy::never(), ..CallConfig::default() };
+        let url = ApiUrl::parse("https://redcap.example.edu/api/").unwrap();
+        let token = Token::new("0123456789ABCDEF0123456789ABCDEF").unwrap();
+        let prepared = crate::method::prepare(&DynamicVersion, &url, &token).unwrap();
+        let mut call = Call::<crate::model::Version>::buffered::<DynamicVersion>(prepared, &config, None);
+        assert!(matches!(call.step(), Step::Send));
+        // A terabyte announced: not believed up front.
+        let head = http::Response::builder().status(400).header("content-length", "1000000000000");
+        call.response(head.body(()).unwrap().into_parts().0);
+        let State::Buffering { buf, .. } = &call.state else { panic!("buffering") };
+        assert!(buf.capacity() <= exchange::PREALLOCATE_LIMIT);
+        let mut reads = 0;
+        let done = loop {
+            match call.step() {
+                Step::Read(_) => call.chunk(Bytes::from(vec![b'x'; CHUNK])),
+                other => break other,
+            }
+            reads += 1;
+        };
+        // The first MiB is the message: the call ends with it, reading no more.
+        let Step::Done(Err(Error::Api(e))) = done else { panic!("REDCap's error: {done:?}") };
+        assert_eq!(e.status(), 400);
+        assert_eq!(reads, exchange::ERROR_BODY_LIMIT / CHUNK + 1);
+    }
+
+    /// A method answering a version, for the driver's tests.
+    struct DynamicVersion;
+
+    impl Method for DynamicVersion {
+        const INFO: &'static MethodInfo = &MethodInfo::new("t.version", "version", None, ResponseKind::Version, true);
+        type Output = crate::model::Version;
+        fn encode(&self, _: &mut crate::form::Form) -> Result<(), crate::error::EncodeError> {
+            Ok(())
+        }
+        fn decode(ctx: &DecodeContext, r: http::Response<Bytes>) -> Result<Self::Output, crate::error::DecodeError> {
+            crate::decode::version(ctx, r)
         }
     }
 

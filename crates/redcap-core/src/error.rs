@@ -1,6 +1,8 @@
 //! Layered errors: nothing sent ([`EncodeError`]), REDCap said no ([`ApiError`]), the body was not
 //! what the method returns ([`DecodeError`]), and the client-level [`Error`] that adds transport
-//! failures. None of them can contain the token: it is never passed to them.
+//! failures. None of them can contain the token: it is never passed to them, and what a server
+//! echoes of it (an error body, a page title, a `Location`) is redacted by the client before the
+//! error is returned ([`Error::redact`]).
 
 use std::fmt;
 
@@ -512,6 +514,102 @@ impl Error {
     }
 }
 
+/// `text` with every occurrence of `secret` replaced by `[redacted]`, or `None` when there is
+/// none. ASCII case is ignored: tokens are hexadecimal, and a server may quote them in lower case.
+pub(crate) fn redacted(text: &str, secret: &str) -> Option<String> {
+    if secret.is_empty() || text.len() < secret.len() {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    let needle = secret.to_ascii_lowercase();
+    let first = lower.find(&needle)?;
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    let mut next = Some(first);
+    while let Some(i) = next {
+        // ASCII lowering keeps byte offsets, so `i` is a boundary in `text` too.
+        out.push_str(&text[at..i]);
+        out.push_str("[redacted]");
+        at = i + needle.len();
+        next = lower[at..].find(&needle).map(|j| at + j);
+    }
+    out.push_str(&text[at..]);
+    Some(out)
+}
+
+/// Redacts `secret` in `text` in place.
+pub(crate) fn redact_in(text: &mut String, secret: &str) {
+    if let Some(r) = redacted(text, secret) {
+        *text = r;
+    }
+}
+
+impl ApiError {
+    fn redact(mut self, secret: &str) -> Self {
+        redact_in(&mut self.message, secret);
+        for line in &mut self.lines {
+            for text in [&mut line.record, &mut line.field, &mut line.value, &mut line.message] {
+                redact_in(text, secret);
+            }
+        }
+        self
+    }
+}
+
+impl DecodeError {
+    fn redact(mut self, secret: &str) -> Self {
+        match &mut self {
+            DecodeError::Syntax { reason, .. } => redact_in(reason, secret),
+            DecodeError::Unexpected { excerpt, .. } => redact_in(excerpt, secret),
+            DecodeError::Row { column, reason, .. } => {
+                redact_in(reason, secret);
+                if let Some(c) = column {
+                    redact_in(c, secret);
+                }
+            }
+            DecodeError::NotRows(_) => {}
+        }
+        self
+    }
+}
+
+impl RedirectError {
+    fn redact(mut self, secret: &str) -> Self {
+        match &mut self {
+            RedirectError::OtherServer { from, to } => {
+                redact_in(from, secret);
+                redact_in(to, secret);
+            }
+            RedirectError::Unusable { what, .. } => redact_in(what, secret),
+            RedirectError::TooMany(_) => {}
+        }
+        self
+    }
+}
+
+impl Error {
+    /// The error with every text a server may have written (an error body, a page title, a
+    /// `Location`, a file name) cleared of `secret`, which it may have echoed. Both clients
+    /// apply it with the call's token before they return an error.
+    pub fn redact(self, secret: &str) -> Self {
+        match self {
+            Error::Api(e) => Error::Api(e.redact(secret)),
+            Error::Decode(e) => Error::Decode(e.redact(secret)),
+            Error::Redirect(e) => Error::Redirect(e.redact(secret)),
+            Error::Transport(e) => Error::Transport(e.redact(secret)),
+            Error::Local { path, source } => {
+                let path = match redacted(&path.to_string_lossy(), secret) {
+                    Some(p) => p.into(),
+                    None => path,
+                };
+                Error::Local { path, source }
+            }
+            // Built from the caller's input and the caller's writer: nothing the server wrote.
+            e @ (Error::Encode(_) | Error::Output(_)) => e,
+        }
+    }
+}
+
 impl From<DecodeError> for Error {
     fn from(e: DecodeError) -> Self {
         Error::Decode(e)
@@ -536,5 +634,33 @@ impl From<ResponseError> for Error {
             ResponseError::Api(e) => Error::Api(e),
             ResponseError::Decode(e) => Error::Decode(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "0123456789ABCDEF0123456789ABCDEF";
+
+    #[test]
+    fn echoes_are_redacted_in_any_case_and_only_echoes() {
+        let text = format!("é {T} and {} then {T}", T.to_lowercase());
+        assert_eq!(redacted(&text, T).unwrap(), "é [redacted] and [redacted] then [redacted]");
+        assert_eq!(redacted("nothing here", T), None);
+        assert_eq!(redacted("", T), None);
+        let e = Error::Api(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("\"1\",\"f\",\"{T}\",\"bad\""),
+            ApiErrorKind::Envelope,
+        ));
+        let e = e.redact(T);
+        assert!(!format!("{e} {e:?}").contains(T), "{e:?}");
+        assert_eq!(e.api().unwrap().import_lines()[0].value, "[redacted]");
+        let e = Error::Redirect(RedirectError::OtherServer {
+            from: "https://a/api/".into(),
+            to: format!("https://b/?t={T}"),
+        });
+        assert_eq!(e.redact(T).to_string().matches("[redacted]").count(), 1);
     }
 }

@@ -19,6 +19,49 @@ pub const ERROR_BODY_LIMIT: usize = 1 << 20;
 /// REDCap sends with status 200 (HTML pages, error envelopes).
 pub const SNIFF_LIMIT: usize = 64 * 1024;
 
+/// Most bytes of a success answer that is one short value (a version, a count, a survey link, a
+/// folder id, a new token): a longer body is not that answer, so no more of it is read.
+pub const SMALL_ANSWER_LIMIT: usize = 1 << 20;
+
+/// Most bytes reserved for a buffered body before they arrive: `Content-Length` is the server's
+/// word, and believing a terabyte would abort the process. The buffer grows toward it as bytes come.
+pub const PREALLOCATE_LIMIT: usize = 1 << 20;
+
+/// The most bytes of a success body a buffered call of `info` reads: [`SMALL_ANSWER_LIMIT`] for
+/// one-value answers, `max_buffered` for data.
+pub fn answer_limit(info: &MethodInfo, max_buffered: usize) -> usize {
+    match info.response {
+        ResponseKind::Text
+        | ResponseKind::One
+        | ResponseKind::Count
+        | ResponseKind::Empty
+        | ResponseKind::NewToken
+        | ResponseKind::Version
+        | ResponseKind::FolderId => SMALL_ANSWER_LIMIT.min(max_buffered),
+        ResponseKind::Data | ResponseKind::Bytes | ResponseKind::Import | ResponseKind::FileRepositoryList => {
+            max_buffered
+        }
+    }
+}
+
+/// A buffered success body passed `limit`: the error its start shows (an HTML page sent with
+/// status 200), else a "too large" failure.
+pub fn too_large<R>(info: &MethodInfo, ctx: &DecodeContext, parts: &Parts, start: &[u8], limit: usize) -> Outcome<R> {
+    let mut response = http::Response::new(Bytes::copy_from_slice(&start[..start.len().min(SNIFF_LIMIT)]));
+    *response.status_mut() = parts.status;
+    *response.headers_mut() = parts.headers.clone();
+    if let Err(e) = check_response(info, ctx, &response) {
+        return Outcome::from_api(e);
+    }
+    let one_value = answer_limit(info, usize::MAX) == SMALL_ANSWER_LIMIT;
+    let message = if one_value {
+        format!("the server sent more than {limit} bytes where REDCap sends one short value; it is not REDCap's answer")
+    } else {
+        format!("the response is larger than {limit} bytes; stream it to a file instead")
+    };
+    Outcome::Done(Err(Error::Transport(TransportError::new(FailureKind::TooLarge, message))))
+}
+
 /// The result of handling one response.
 #[derive(Debug)]
 // Exhaustive on purpose: a new case must fail every client's build, not fall into `_`.

@@ -126,7 +126,41 @@ impl TransportError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The error without `secret` in its message or its sources' (an HTTP stack may quote a
+    /// header the server sent). A source that shows it is replaced by its redacted text.
+    pub(crate) fn redact(mut self, secret: &str) -> Self {
+        crate::error::redact_in(&mut self.message, secret);
+        if let Some(source) = self.source.take() {
+            let mut chain = Vec::new();
+            let mut next: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+            while let Some(e) = next {
+                chain.push(e.to_string());
+                next = e.source();
+            }
+            let text = chain.join(": ");
+            // Debug too: `{:?}` of the error shows the source's Debug.
+            let shows = crate::error::redacted(&format!("{text}\n{source:?}"), secret).is_some();
+            self.source = match shows {
+                true => Some(Box::new(Redacted(crate::error::redacted(&text, secret).unwrap_or(text)))),
+                false => Some(source),
+            };
+        }
+        self
+    }
 }
+
+/// A source error whose text had to be redacted: its chain, as text.
+#[derive(Debug)]
+struct Redacted(String);
+
+impl fmt::Display for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Redacted {}
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,7 +1,8 @@
 //! Record REDCap API exchanges once, replay them in tests without a server.
 //!
 //! [`Recorder`] wraps any blocking [`Transport`] and keeps every exchange (the request's form
-//! fields with the token redacted, the response's status, headers and body) in a [`Cassette`],
+//! fields with the token redacted, the response's status, headers and body, with any echo of
+//! the token masked) in a [`Cassette`],
 //! which saves as JSON. [`Replay`] (blocking) and [`AsyncReplay`] serve a cassette back in order
 //! and refuse a request that differs from the recorded one, so a replayed test still checks
 //! what the code sends. Both are ordinary implementations of `redcap_core::Transport`: the same
@@ -144,23 +145,52 @@ where
         let (parts, mut body) = response.into_parts();
         let mut buf = Vec::new();
         body.read_to_end(&mut buf).map_err(TransportError::from)?;
+        // A server may quote the token back (an error body, a header): a cassette is meant to
+        // be checked in, so the echo is masked there (the caller still gets the answer as sent).
+        let secret = request.form().get("token").unwrap_or_default().as_bytes();
         let headers = parts
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                let mut value = v.as_bytes().to_vec();
+                mask(&mut value, secret);
+                (k.as_str().to_owned(), String::from_utf8_lossy(&value).into_owned())
+            })
             .collect();
+        let mut kept = buf.clone();
+        mask(&mut kept, secret);
         let exchange = Exchange {
             request: recorded,
             response: RecordedResponse {
                 status: parts.status.as_u16(),
                 headers,
-                body: base64::engine::general_purpose::STANDARD.encode(&buf),
+                body: base64::engine::general_purpose::STANDARD.encode(&kept),
             },
         };
         if let Ok(mut c) = self.cassette.lock() {
             c.exchanges.push(exchange);
         }
         Ok(http::Response::from_parts(parts, Cursor::new(Bytes::from(buf))))
+    }
+}
+
+/// Overwrites every occurrence of `secret` in `bytes` (ASCII case ignored: tokens are hex) with
+/// `[redacted]` padded with `*` to the same length, so a recorded `Content-Length` still holds.
+fn mask(bytes: &mut [u8], secret: &[u8]) {
+    let n = secret.len();
+    if n == 0 {
+        return;
+    }
+    let mut at = 0;
+    while at + n <= bytes.len() {
+        if bytes[at..at + n].eq_ignore_ascii_case(secret) {
+            for (i, b) in bytes[at..at + n].iter_mut().enumerate() {
+                *b = b"[redacted]".get(i).copied().unwrap_or(b'*');
+            }
+            at += n;
+        } else {
+            at += 1;
+        }
     }
 }
 
