@@ -134,11 +134,11 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 fn warn_if_shared(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o077 != 0) {
-        eprintln!(
-            "warning: {} holds API tokens but other users can read it; run `chmod 600 {}`",
+        crate::output::to_stderr(format!(
+            "warning: {} holds API tokens but other users can read it; run `chmod 600 {}`\n",
             path.display(),
             path.display()
-        );
+        ));
     }
 }
 

@@ -171,6 +171,27 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// [`redact`], and also every run of 30 or more hexadecimal digits: what a token looks like,
+/// for text that quotes the command line (a usage error), where a token typed in the wrong
+/// place was never known as one.
+pub fn redact_tokens(text: &str) -> String {
+    const TOKEN_LIKE: usize = 30;
+    let text = redact(text);
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+            continue;
+        }
+        out.push_str(if run.len() >= TOKEN_LIKE { "[redacted]" } else { &run });
+        run.clear();
+        out.push(c);
+    }
+    out.push_str(if run.len() >= TOKEN_LIKE { "[redacted]" } else { &run });
+    out
+}
+
 /// Ends `s` with a full stop unless it already ends a sentence.
 fn sentence(s: &str) -> String {
     let t = s.trim_end();
@@ -416,6 +437,9 @@ pub fn from_workflow(e: &WorkflowError, ctx: &CallContext<'_>) -> CliError {
             CliError::new(ExitKind::Api, e.to_string()).hint("list the folder with `redcap files ls` to find it")
         }
         WorkflowError::NoIdField => CliError::new(ExitKind::Api, e.to_string()),
+        WorkflowError::ResumePastEnd { .. } => CliError::usage(format!("{e}; nothing was sent")).hint(
+            "resume with the same file and --batch-size as the import that stopped: they plan the same batches",
+        ),
         WorkflowError::FolderLoop { .. } | WorkflowError::TooDeep { .. } => CliError::new(ExitKind::Api, e.to_string())
             .hint("nothing was downloaded; the server's File Repository listing is broken: report it to its administrator"),
         other => CliError::new(ExitKind::Other, other.to_string()),
@@ -521,6 +545,13 @@ mod tests {
         let text = e.render();
         assert!(!text.to_lowercase().contains("abcdef0123456789abcdef0123456789"), "{text}");
         assert_eq!(text.matches("[redacted]").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn token_shaped_text_is_redacted_in_usage_errors() {
+        let t = "0123456789ABCDEF0123456789abcdef";
+        let text = redact_tokens(&format!("error: unexpected argument '{t}' found; '{}'", &t[..29]));
+        assert_eq!(text, format!("error: unexpected argument '[redacted]' found; '{}'", &t[..29]));
     }
 
     #[test]

@@ -24,10 +24,28 @@ use crate::session::{ConnectOptions, Session, Timeouts, resolve};
 
 /// Parses `args`, runs the command, prints any error, and returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // A usage error quotes the arguments it could not place, and a token pasted in the
+            // wrong place (`redcap info TOKEN`, `--folder TOKEN`) is one of them.
+            if let Some(t) = std::env::var_os(session::TOKEN_ENV) {
+                error::remember_secret(&t.to_string_lossy());
+            }
+            let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            for (i, arg) in args.iter().enumerate() {
+                match arg.strip_prefix("--token=") {
+                    Some(t) => error::remember_secret(t),
+                    None if arg == "--token" => error::remember_secret(args.get(i + 1).map_or("", String::as_str)),
+                    None => {}
+                }
+            }
+            output::to_stderr(error::redact_tokens(&e.render().to_string()));
+            return e.exit_code().clamp(0, 255) as u8;
+        }
         Err(e) => {
-            // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
+            // Help and version, on stdout (exit 0).
             let _ = e.print();
             return e.exit_code().clamp(0, 255) as u8;
         }
@@ -38,7 +56,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         Ok(()) => 0,
         Err(e) => {
             if e.kind != error::ExitKind::ClosedOutput {
-                eprint!("{}", e.render());
+                output::to_stderr(e.render());
             }
             e.kind.code()
         }
@@ -65,13 +83,15 @@ struct RedactingStderr;
 
 impl std::io::Write for RedactingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = error::redact(&String::from_utf8_lossy(buf));
-        std::io::stderr().write_all(text.as_bytes())?;
+        // A failure is not reported: tracing would say so with `eprintln!`, which panics when
+        // the reader of stderr went away (`redcap … 2>&1 | head -1`).
+        output::to_stderr(error::redact(&String::from_utf8_lossy(buf)));
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+        let _ = std::io::stderr().flush();
+        Ok(())
     }
 }
 
@@ -101,7 +121,7 @@ fn dispatch(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<(), CliEr
         Command::Records(cmd) => commands::data::run_records(cmd, &session()?, &ui),
         Command::Dataset(cmd) => commands::dataset::run(cmd, &session()?, &ui),
         Command::Backup(args) => commands::backup::run(args, session, &ui),
-        Command::Profile(cmd) => commands::profile::run(cmd, &opts, env),
+        Command::Profile(cmd) => commands::profile::run(cmd, &opts, env, &ui),
         #[cfg(feature = "demo")]
         Command::Demo(args) => commands::demo::run(args, &ui),
         #[cfg(not(feature = "demo"))]

@@ -7,7 +7,7 @@ use comfy_table::{ContentArrangement, Table};
 use redcap::Row;
 use serde_json::Value;
 
-use crate::error::CliError;
+use crate::error::{CliError, ExitKind};
 
 /// How rows are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -46,7 +46,7 @@ pub fn columns(rows: &[Row]) -> Vec<String> {
 pub fn write_rows(rows: &[Row], format: Format, out: &mut dyn Write) -> std::io::Result<()> {
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, rows).map_err(std::io::Error::other)?;
+            serde_json::to_writer_pretty(&mut *out, rows).map_err(std::io::Error::from)?;
             writeln!(out)
         }
         Format::Csv => {
@@ -56,10 +56,10 @@ pub fn write_rows(rows: &[Row], format: Format, out: &mut dyn Write) -> std::io:
                 return Ok(());
             }
             let mut w = csv::Writer::from_writer(out);
-            w.write_record(&cols).map_err(std::io::Error::other)?;
+            w.write_record(&cols).map_err(csv_io)?;
             for row in rows {
                 let rec: Vec<String> = cols.iter().map(|c| row.get(c).map(cell_text).unwrap_or_default()).collect();
-                w.write_record(&rec).map_err(std::io::Error::other)?;
+                w.write_record(&rec).map_err(csv_io)?;
             }
             w.flush()
         }
@@ -71,6 +71,19 @@ pub fn write_rows(rows: &[Row], format: Format, out: &mut dyn Write) -> std::io:
                 .collect();
             write!(out, "{}", table(&cols, &body))
         }
+    }
+}
+
+/// A CSV writer's error as the I/O error it wraps, if it wraps one: a closed pipe must stay a
+/// closed pipe (a quiet stop), not become a write failure. (serde_json's errors convert the
+/// same way through `std::io::Error::from`.)
+fn csv_io(e: csv::Error) -> std::io::Error {
+    if !e.is_io_error() {
+        return std::io::Error::other(e);
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
     }
 }
 
@@ -105,7 +118,7 @@ impl<'w> RowSink<'w> {
                 // An element of a pretty array is the row pretty-printed one level deeper; JSON
                 // strings hold no raw line breaks, so indenting every line is exact.
                 self.line.clear();
-                serde_json::to_writer_pretty(&mut self.line, &row).map_err(std::io::Error::other)?;
+                serde_json::to_writer_pretty(&mut self.line, &row).map_err(std::io::Error::from)?;
                 self.out.write_all(if self.rows == 0 { b"[\n  " } else { b",\n  " })?;
                 for (i, part) in self.line.split(|&b| b == b'\n').enumerate() {
                     if i > 0 {
@@ -141,7 +154,7 @@ impl<'w> RowSink<'w> {
 
     fn csv_record(&mut self, cells: &[String]) -> std::io::Result<()> {
         let mut w = csv::Writer::from_writer(&mut *self.out);
-        w.write_record(cells).map_err(std::io::Error::other)?;
+        w.write_record(cells).map_err(csv_io)?;
         w.flush()
     }
 
@@ -204,6 +217,9 @@ pub fn table(header: &[impl AsRef<str>], rows: &[Vec<String>]) -> String {
     s
 }
 
+/// The name prefix of the temporary file a write to a path goes through (beside the path).
+pub const PARTIAL_PREFIX: &str = ".redcap-output-";
+
 /// Runs `write` against standard output (`None` or `-`) or a file written atomically: the
 /// bytes go to a temporary file beside it that is renamed into place only when `write`
 /// succeeded, so a failure never leaves a partial file.
@@ -215,12 +231,14 @@ pub fn to_destination<T>(
         None => write_stdout(write),
         Some(p) if p.as_os_str() == "-" => write_stdout(write),
         Some(p) => {
+            check_file_path(p)?;
             let dir = match p.parent() {
                 Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
                 _ => PathBuf::from("."),
             };
+            remove_stale_partials(&dir);
             let mut tmp = tempfile::Builder::new()
-                .prefix(".redcap-output-")
+                .prefix(PARTIAL_PREFIX)
                 .tempfile_in(&dir)
                 .map_err(|e| CliError::write_failed(p, &e))?;
             let value = {
@@ -236,12 +254,63 @@ pub fn to_destination<T>(
     }
 }
 
+/// Removes what writes into `dir` that were killed left behind (a Ctrl-C or a kill runs no
+/// destructor, so the temporary file stays), once old enough not to be another run's: the
+/// library's rule for interrupted downloads, [`redcap::workflow::STALE_PARTIAL`].
+fn remove_stale_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX)
+            && entry.metadata().is_ok_and(|m| {
+                m.is_file()
+                    && m.modified()
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age >= redcap::workflow::STALE_PARTIAL)
+            });
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether `p` is written as a directory (`out/`): a trailing separator.
+pub fn names_a_directory(p: &Path) -> bool {
+    p.as_os_str().to_string_lossy().ends_with(std::path::is_separator)
+}
+
+/// Refuses an output path that is, or is written as, a directory: the rename into place would
+/// fail with an error naming neither the path nor what to do.
+pub fn check_file_path(p: &Path) -> Result<(), CliError> {
+    if p.is_dir() {
+        return Err(CliError::new(ExitKind::Local, format!("could not write {}: it is a directory", p.display()))
+            .hint(format!("give a file path, e.g. {}", p.join("export.json").display())));
+    }
+    if names_a_directory(p) {
+        return Err(missing_dir(p));
+    }
+    Ok(())
+}
+
+/// `p`, written as a directory, does not exist.
+pub fn missing_dir(p: &Path) -> CliError {
+    CliError::new(ExitKind::Local, format!("the directory {} does not exist", p.display()))
+        .hint("create it first, or give a file path")
+}
+
 fn write_stdout<T>(write: impl FnOnce(&mut dyn Write) -> Result<T, CliError>) -> Result<T, CliError> {
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     let value = write(&mut lock)?;
     lock.flush().map_err(|e| CliError::stdout(&e))?;
     Ok(value)
+}
+
+/// Writes `text` on stderr, ignoring a failure: when the reader of stderr went away
+/// (`redcap … 2>&1 | head -1`) there is no one to tell, and `eprint!` would panic (exit 101)
+/// instead of ending with the command's own exit code.
+pub fn to_stderr(text: impl AsRef<str>) {
+    let _ = std::io::stderr().lock().write_all(text.as_ref().as_bytes());
 }
 
 /// Prints one line on stdout (an error, not a panic, when stdout is closed).

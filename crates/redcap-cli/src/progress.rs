@@ -30,7 +30,7 @@ impl Ui {
     /// A status line on stderr (not with `--quiet`).
     pub fn status(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", crate::error::redact(msg.as_ref()));
+            crate::output::to_stderr(format!("{}\n", crate::error::redact(msg.as_ref())));
         }
     }
 
@@ -38,7 +38,7 @@ impl Ui {
     /// stop the command.
     pub fn warn(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("warning: {}", crate::error::redact(msg.as_ref()));
+            crate::output::to_stderr(format!("warning: {}\n", crate::error::redact(msg.as_ref())));
         }
     }
 
@@ -130,14 +130,14 @@ impl Progress for Bars {
                         }
                         pb.println(line);
                     }
-                    None => eprintln!("{line}"),
+                    None => crate::output::to_stderr(format!("{line}\n")),
                 }
             }
             ProgressEvent::Failed { item, error } => {
                 let line = crate::error::redact(&format!("failed: {item}: {error}"));
                 match state.as_ref() {
                     Some((pb, _)) => pb.println(line),
-                    None => eprintln!("{line}"),
+                    None => crate::output::to_stderr(format!("{line}\n")),
                 }
             }
             _ => {}

@@ -58,15 +58,26 @@ pub enum TokenError {
     )]
     Length(usize),
     /// A character that is not a hexadecimal digit, at this 0-based position.
-    #[error("the API token has a character that is not a hexadecimal digit at position {0} (spaces and quotes count)")]
+    #[error(
+        "the API token has a character that is not a hexadecimal digit at position {0} (spaces, quotes and line \
+         breaks count)"
+    )]
     NotHex(usize),
+    /// A lower-case letter, at this 0-based position. REDCap makes its tokens of digits and
+    /// upper-case letters; a lowered copy (an editor, a secrets tool) would reach the server
+    /// and be answered as a token without API rights.
+    #[error(
+        "the API token has a lower-case letter at position {0}; REDCap's tokens are digits and upper-case letters \
+         A-F: copy it again from the project's API page"
+    )]
+    Lowercase(usize),
 }
 
 /// A validated REDCap API token.
 ///
-/// Accepts exactly 32 (project) or 64 (super) hexadecimal digits; one trailing newline (`\n` or
-/// `\r\n`, as left by `cat token.txt` or a secrets file) is trimmed, anything else is refused
-/// before any request is made.
+/// Accepts exactly 32 (project) or 64 (super) hexadecimal digits, upper-case as REDCap makes
+/// them; one trailing newline (`\n` or `\r\n`, as left by `cat token.txt` or a secrets file) is
+/// trimmed, anything else is refused before any request is made.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Token {
     secret: String,
@@ -88,6 +99,9 @@ impl Token {
             64 => TokenKind::Super,
             n => return Err(TokenError::Length(n)),
         };
+        if let Some(pos) = trimmed.chars().position(|c| c.is_ascii_lowercase()) {
+            return Err(TokenError::Lowercase(pos));
+        }
         Ok(Token { secret: trimmed.to_owned(), kind })
     }
 
@@ -125,7 +139,7 @@ impl fmt::Display for Token {
 mod tests {
     use super::*;
 
-    const P: &str = "0123456789ABCDEF0123456789abcdef";
+    const P: &str = "0123456789ABCDEF0123456789ABCDEF";
 
     #[test]
     fn project_and_super_tokens() {
@@ -151,6 +165,15 @@ mod tests {
         assert_eq!(Token::new(""), Err(TokenError::Empty));
         assert_eq!(Token::new(&P[..31]), Err(TokenError::Length(31)));
         assert_eq!(Token::new(&format!("{P}0")), Err(TokenError::Length(33)));
+    }
+
+    #[test]
+    fn lower_case_is_refused_with_its_position() {
+        let lowered = format!("{}{}", &P[..30], P[30..].to_lowercase());
+        assert_eq!(Token::new(&lowered), Err(TokenError::Lowercase(30)));
+        assert_eq!(Token::new(&P.to_lowercase()), Err(TokenError::Lowercase(10)));
+        let text = Token::new(&P.to_lowercase()).unwrap_err().to_string();
+        assert!(text.contains("upper-case") && !text.to_lowercase().contains(&P.to_lowercase()), "{text}");
     }
 
     #[test]

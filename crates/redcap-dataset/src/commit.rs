@@ -107,6 +107,31 @@ fn is_our_link(path: &Path) -> bool {
     std::fs::read_link(path).is_ok_and(|t| t.starts_with(STATE_DIR))
 }
 
+/// Checks that `dir` can hold a dataset publishing `files`: it is a directory (or missing), and
+/// each of `files` in it is missing, one of this module's links, or a file of a dataset written
+/// before generations (which its plain `_manifest.json` lists). Anything else there is a user's
+/// own file that a commit would replace by a link ([`Error::InTheWay`]).
+pub fn check_free(dir: &Path, files: &[String]) -> Result<(), Error> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(local(dir)(e)),
+        Ok(m) if !m.is_dir() => return Err(Error::NotADirectory(dir.to_owned())),
+        Ok(_) => {}
+    }
+    let top = dir.join(names::MANIFEST);
+    let legacy: Vec<String> = match std::fs::symlink_metadata(&top) {
+        Ok(m) if m.is_file() => Manifest::load(dir).map(|old| published(&old)).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    for file in files {
+        let path = dir.join(file);
+        if std::fs::symlink_metadata(&path).is_ok() && !is_our_link(&path) && !legacy.contains(file) {
+            return Err(Error::InTheWay { path });
+        }
+    }
+    Ok(())
+}
+
 /// The files a generation holds for readers: its manifest's tables and the manifest.
 fn published(manifest: &Manifest) -> Vec<String> {
     let mut files: Vec<String> = manifest.tables.values().map(|t| t.file.clone()).collect();
@@ -292,6 +317,9 @@ impl Generation {
     pub fn commit(mut self) -> Result<(), Error> {
         let manifest = Manifest::load(&self.path)?;
         let keep = published(&manifest);
+        // Before anything is switched: a sync may publish a table the pull did not (a new
+        // instrument), at a name a user's file took meanwhile.
+        check_free(&self.dataset, &keep)?;
         #[cfg(unix)]
         {
             sync_dir(&self.path)?;
@@ -442,6 +470,25 @@ mod tests {
             k += 1;
         }
         assert!(k >= 6, "the commit has steps to stop at: {k}");
+    }
+
+    #[test]
+    fn a_users_file_at_a_published_name_stops_the_commit_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.parquet"), "mine").unwrap();
+        let e = generation(dir.path(), &["a", "b"], "one", None).unwrap_err();
+        assert!(matches!(&e, Error::InTheWay { path } if path.ends_with("b.parquet")), "{e:?}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("b.parquet")).unwrap(), "mine");
+        recover(dir.path()).unwrap();
+        assert_eq!(visible(dir.path()).keys().map(String::as_str).collect::<Vec<_>>(), ["b.parquet"]);
+        // Once it is moved away, the same commit goes through.
+        std::fs::remove_file(dir.path().join("b.parquet")).unwrap();
+        generation(dir.path(), &["a", "b"], "one", None).unwrap();
+        assert!(check_free(dir.path(), &["a.parquet".into(), "_manifest.json".into()]).is_ok());
+        let file = dir.path().join("notes.txt");
+        std::fs::write(&file, "mine").unwrap();
+        assert!(matches!(check_free(&file, &[]), Err(Error::NotADirectory(p)) if p == file));
+        assert!(check_free(&dir.path().join("new"), &["a.parquet".into()]).is_ok(), "a missing directory is free");
     }
 
     #[test]

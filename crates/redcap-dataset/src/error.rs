@@ -45,6 +45,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file the dataset would publish is already there, and no pull wrote it (a user's own
+    /// file of that name): it is never replaced, so the pull or sync stops before it.
+    #[error("{} is already there and is not part of the dataset; nothing was replaced", path.display())]
+    InTheWay {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The dataset's directory is a file (or something else that is not a directory).
+    #[error("{} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
     /// A state or manifest file could not be read.
     #[error("{path}: {message}")]
     State {

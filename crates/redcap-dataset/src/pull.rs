@@ -275,6 +275,18 @@ impl DatasetPull {
     /// leftover of one is removed.
     pub fn start(dir: &Path, schema: ProjectSchema, options: &PullOptions) -> Result<DatasetPull, Error> {
         let layout = DatasetLayout::new(&schema, &options.layout)?;
+        // Before anything is written: a directory that is a file, or a user's own file where a
+        // table goes, stops the pull here rather than after every record was exported.
+        let ext = options.format.extension();
+        let files: Vec<String> = layout
+            .tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain([names::PROBLEMS, names::DICTIONARY])
+            .map(|t| format!("{t}.{ext}"))
+            .chain([names::MANIFEST.to_owned()])
+            .collect();
+        commit::check_free(dir, &files)?;
         std::fs::create_dir_all(dir).map_err(local(dir))?;
         commit::recover(dir)?;
         let partial = dir.join(PARTIAL_DIR);

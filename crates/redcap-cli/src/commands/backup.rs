@@ -41,7 +41,8 @@ pub const RECORD_FILES: &str = "record-files";
     after_help = "Example (crontab):\n  0 2 * * *  redcap backup -q --json /backups/myproject > /var/log/redcap-backup.json"
 )]
 pub struct BackupArgs {
-    /// The backup directory (created if missing; a previous backup there is updated)
+    /// The backup directory (created if missing; a previous backup there is updated; one
+    /// holding other files is refused)
     #[arg(value_name = "DIR", required = true)]
     pub dir: Option<PathBuf>,
     /// What else to do.
@@ -299,7 +300,71 @@ fn save_part(session: &Session, dir: &Path, file: &str, method: &str, params: &[
     })
 }
 
+/// Whether a backup is a file of `name` at the top of its directory (parts, folders, and the
+/// temporary files of a write that was interrupted).
+fn written_by_backup(name: &str) -> bool {
+    name == MANIFEST
+        || name == RECORD_FILES
+        || PARTS.iter().any(|(_, file, ..)| *file == name)
+        || name.starts_with(output::PARTIAL_PREFIX)
+}
+
+/// Refuses a `dir` that is someone else's: a backup there would replace its `project.xml`,
+/// `users.json` … and, through the File Repository's pull (which replaces what it finds, to
+/// heal a backup), its `file-repository/`. Accepted: a missing or empty directory, an earlier
+/// backup (its manifest), or one holding only what a backup writes (a first backup that was
+/// interrupted before its manifest).
+fn check_backup_dir(dir: &Path) -> Result<(), CliError> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CliError::local(dir, "read", &e)),
+        Ok(m) if !m.is_dir() => {
+            return Err(CliError::new(ExitKind::Local, format!("{} is not a directory", dir.display()))
+                .hint("give the directory to back up into (created if missing)"));
+        }
+        Ok(_) => {}
+    }
+    if dir.join(MANIFEST).is_file() {
+        return Ok(());
+    }
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| CliError::local(dir, "read", &e))? {
+        let entry = entry.map_err(|e| CliError::local(dir, "read", &e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = if name == FILE_REPOSITORY {
+            // A pull's own folder has its manifest or journal; one holding nothing but a
+            // pull's temporary files (`.redcap-…`) is as good as an empty one.
+            let repo = entry.path();
+            let manifest = repo.join(redcap::workflow::Manifest::FILE_NAME);
+            manifest.is_file()
+                || redcap::workflow::files::journal_path(&manifest).is_file()
+                || std::fs::read_dir(&repo)
+                    .is_ok_and(|d| d.flatten().all(|e| e.file_name().to_string_lossy().starts_with(".redcap-")))
+        } else {
+            written_by_backup(&name)
+        };
+        if !ours {
+            others.push(name);
+        }
+    }
+    if others.is_empty() {
+        return Ok(());
+    }
+    others.sort();
+    let shown = others.iter().take(5).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let more = if others.len() > 5 { format!(" and {} more", others.len() - 5) } else { String::new() };
+    Err(CliError::new(
+        ExitKind::Local,
+        format!(
+            "{} is not a backup (it has no {MANIFEST}) and holds other files: {shown}{more}; nothing was replaced",
+            dir.display()
+        ),
+    )
+    .hint("back up into a new or empty directory, or into an earlier backup's directory"))
+}
+
 fn backup(session: &Session, dir: &Path, ui: &Ui) -> Result<(), CliError> {
+    check_backup_dir(dir)?;
     std::fs::create_dir_all(dir).map_err(|e| CliError::local(dir, "create", &e))?;
     let vctx = [&version::export::INFO];
     let redcap_version =
@@ -397,7 +462,7 @@ fn backup(session: &Session, dir: &Path, ui: &Ui) -> Result<(), CliError> {
     let total: u64 = manifest.files.iter().map(|f| f.size).sum();
     output::to_destination(Some(&dir.join(MANIFEST)), |w| {
         serde_json::to_writer_pretty(&mut *w, &manifest)
-            .map_err(std::io::Error::other)
+            .map_err(std::io::Error::from)
             .and_then(|()| writeln!(w))
             .map_err(|e| CliError::write_failed(&dir.join(MANIFEST), &e))
     })?;

@@ -205,8 +205,12 @@ fn record_id_field(session: &Session) -> Result<String, CliError> {
     redcap::workflow::id_field(&meta).map_err(|e| from_workflow(&e, &ctx))
 }
 
-/// Reads rows from a JSON array or a CSV file (`-`: stdin).
+/// Reads rows from a JSON array or a CSV file (`-`: stdin). A file that is empty, or whose
+/// header is ambiguous (a name twice, an empty name, one column holding `;`), is refused: the
+/// first is what a failed step before the import leaves, the others would import values into
+/// the wrong field or none. A byte-order mark is skipped in both formats.
 pub fn read_rows(path: &Path, format: Option<InputFormat>) -> Result<Vec<Row>, CliError> {
+    use std::io::IsTerminal;
     let stdin = path.as_os_str() == "-";
     let by_extension = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("json") => Some(InputFormat::Json),
@@ -217,20 +221,40 @@ pub fn read_rows(path: &Path, format: Option<InputFormat>) -> Result<Vec<Row>, C
         return Err(CliError::usage(format!("cannot tell the format of {}", path.display()))
             .hint("name it .json or .csv, or pass --input-format json|csv"));
     }
+    if stdin && std::io::stdin().is_terminal() {
+        // Nothing was piped in: reading would wait, silently, for records typed by hand.
+        return Err(CliError::usage("`records import -` reads the records from standard input, which is a terminal")
+            .hint("pipe or redirect them in (`redcap records import - < records.csv`), or give the file's path"));
+    }
     let mut text = String::new();
     let read = if stdin {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
     } else {
         std::fs::read_to_string(path).map(|t| text = t)
     };
-    read.map_err(|e| CliError::local(path, "read", &e))?;
-    let format = format.or(by_extension).unwrap_or_else(|| sniff_format(&text));
+    read.map_err(|e| {
+        let err = CliError::local(path, "read", &e);
+        match e.kind() {
+            // Excel's "Unicode text" (UTF-16) or a Latin-1 CSV.
+            std::io::ErrorKind::InvalidData => {
+                err.hint("the records must be UTF-8 text: save the file as UTF-8 (Excel: CSV UTF-8)")
+            }
+            _ => err,
+        }
+    })?;
+    let name = if stdin { "standard input".to_owned() } else { path.display().to_string() };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    if text.trim().is_empty() {
+        return Err(CliError::new(ExitKind::Local, format!("{name} is empty: there are no records to import")).hint(
+            "check the step that wrote it; a CSV file with only its header row imports nothing, without an error",
+        ));
+    }
+    let format = format.or(by_extension).unwrap_or_else(|| sniff_format(text));
     let bad = |why: String| {
         CliError::new(
             ExitKind::Local,
             format!(
-                "{} is not valid {}: {why}",
-                path.display(),
+                "{name} is not valid {}: {why}",
                 match format {
                     InputFormat::Json => "JSON records",
                     InputFormat::Csv => "CSV",
@@ -239,11 +263,12 @@ pub fn read_rows(path: &Path, format: Option<InputFormat>) -> Result<Vec<Row>, C
         )
     };
     match format {
-        InputFormat::Json => serde_json::from_str::<Vec<Row>>(&text)
+        InputFormat::Json => serde_json::from_str::<Vec<Row>>(text)
             .map_err(|e| bad(format!("{e} (expected an array of objects, one per row)"))),
         InputFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new().from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+            let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
             let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+            check_header(&header).map_err(bad)?;
             let mut rows = Vec::new();
             for rec in reader.records() {
                 let rec = rec.map_err(|e| bad(e.to_string()))?;
@@ -256,6 +281,29 @@ pub fn read_rows(path: &Path, format: Option<InputFormat>) -> Result<Vec<Row>, C
             Ok(rows)
         }
     }
+}
+
+/// Why a CSV header cannot be imported as it is, if it cannot: a field named twice (the row
+/// would keep one of the values, silently), an empty name, or one column that holds `;` or a
+/// tab (a file from a spreadsheet set to another separator).
+fn check_header(header: &csv::StringRecord) -> Result<(), String> {
+    for (i, name) in header.iter().enumerate() {
+        if name.trim().is_empty() {
+            return Err(format!("column {} of the header has no name (a trailing comma?)", i + 1));
+        }
+        if let Some(j) = header.iter().take(i).position(|n| n == name) {
+            return Err(format!("the header names `{name}` twice (columns {} and {})", j + 1, i + 1));
+        }
+    }
+    if let [only] = header.iter().collect::<Vec<_>>()[..] {
+        if let Some(sep) = [';', '\t'].into_iter().find(|c| only.contains(*c)) {
+            let shown = if sep == ';' { "`;`" } else { "tabs" };
+            return Err(format!(
+                "the header is one column, `{only}`: the file seems separated by {shown}, and REDCap's CSV by commas"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The format of records read from stdin: JSON when the first character that is not blank (or

@@ -244,6 +244,13 @@ fn pull_error(e: PullError, session: &Session) -> CliError {
             );
             CliError::usage(d.to_string()).hint(hint)
         }
+        PullError::Dataset(d @ redcap::dataset::Error::InTheWay { .. }) => {
+            CliError::new(ExitKind::Local, d.to_string())
+                .hint("move that file away, or give the dataset a directory of its own")
+        }
+        PullError::Dataset(d @ redcap::dataset::Error::NotADirectory(_)) => {
+            CliError::new(ExitKind::Local, d.to_string()).hint("give a directory for the dataset (created if missing)")
+        }
         PullError::Dataset(d) => CliError::new(ExitKind::Other, d.to_string()),
         other => CliError::new(ExitKind::Other, other.to_string()),
     }

@@ -38,7 +38,7 @@ pub fn run(cmd: &FilesCmd, session: &Session, ui: &Ui) -> Result<(), CliError> {
                 match format {
                     TreeFormat::Text => w.write_all(render_tree(&tree).as_bytes()),
                     TreeFormat::Json => serde_json::to_writer_pretty(&mut *w, &tree)
-                        .map_err(std::io::Error::other)
+                        .map_err(std::io::Error::from)
                         .and_then(|()| writeln!(w)),
                 }
                 .map_err(|e| CliError::stdout(&e))
@@ -275,6 +275,7 @@ pub fn get(
     let target = match output {
         None => into(Path::new(".")),
         Some(p) if p.is_dir() => into(p),
+        Some(p) if output::names_a_directory(p) => return Err(output::missing_dir(p)),
         Some(p) if choice.overwrite => Target::File(p.to_path_buf()),
         Some(p) => Target::NewFile(p.to_path_buf()),
     };
@@ -390,6 +391,10 @@ pub fn pull(
     options: &PullOptions,
     ui: &Ui,
 ) -> Result<TransferSummary, CliError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(CliError::new(ExitKind::Local, format!("{} is not a directory", dir.display()))
+            .hint("give the directory to pull into (created if missing)"));
+    }
     let progress = ui.observer();
     session.client.pull(folder, dir, options, progress.as_ref()).map_err(|e| from_workflow(&e, &session.ctx(PULL)))
 }

@@ -79,7 +79,7 @@ pub fn before_import(
         }
         if !errors.is_empty() {
             for p in &errors {
-                eprintln!("{}", crate::error::redact(&line(p)));
+                crate::output::to_stderr(format!("{}\n", crate::error::redact(&line(p))));
             }
             return Err(found(&errors)
                 .hint("nothing was sent; `--check` lists every problem, `--no-check` imports without checking"));

@@ -81,7 +81,7 @@ pub fn run(session: &Session, format: InfoFormat) -> Result<(), CliError> {
             InfoFormat::Json => {
                 let mut obj = project.unwrap_or_default();
                 obj.insert("redcap_version".into(), Value::String(v.to_string()));
-                serde_json::to_writer_pretty(&mut *w, &obj).map_err(std::io::Error::other).and_then(|()| writeln!(w))
+                serde_json::to_writer_pretty(&mut *w, &obj).map_err(std::io::Error::from).and_then(|()| writeln!(w))
             }
         }
         .map_err(|e| CliError::stdout(&e))

@@ -8,6 +8,7 @@ use crate::cli::ProfileCmd;
 use crate::config::{self, Config, Profile};
 use crate::error::{CliError, from_call};
 use crate::output;
+use crate::progress::Ui;
 use crate::secret::Secret;
 use crate::session::{ConnectOptions, Resolved, Session, TOKEN_ENV, URL_ENV};
 
@@ -15,7 +16,12 @@ const VERSION: &[&MethodInfo] = &[&version::export::INFO];
 
 /// Runs a `profile` subcommand. `opts` are the global connection options (`--url`, `--token`,
 /// `--allow-http`), which `profile add` saves.
-pub fn run(cmd: &ProfileCmd, opts: &ConnectOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<(), CliError> {
+pub fn run(
+    cmd: &ProfileCmd,
+    opts: &ConnectOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+    ui: &Ui,
+) -> Result<(), CliError> {
     let dir = config::config_dir(env)?;
     match cmd {
         ProfileCmd::Add { name, token_stdin, default } => {
@@ -72,7 +78,7 @@ pub fn run(cmd: &ProfileCmd, opts: &ConnectOptions, env: &dyn Fn(&str) -> Option
                 session.url,
                 if is_default { " It is the default profile." } else { "" }
             ))?;
-            eprintln!("(stored in {})", path.display());
+            ui.status(format!("(stored in {})", path.display()));
             Ok(())
         }
         ProfileCmd::List => {
@@ -129,6 +135,15 @@ fn read_token(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Secret, String), CliError> {
     if from_stdin {
+        if std::io::stdin().is_terminal() {
+            // Nothing was piped in: reading to the end of input would wait, showing the pasted
+            // token on the screen, until Ctrl-D.
+            return Err(CliError::usage("--token-stdin reads the token from standard input, which is a terminal")
+                .hint(format!(
+                    "pipe it in (`redcap profile add {name} --url URL --token-stdin < token.txt`), or run the same \
+                     command without --token-stdin to be asked for it (the input is hidden)"
+                )));
+        }
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)

@@ -67,6 +67,19 @@ pub enum WorkflowError {
         /// The folder too deep.
         path: String,
     },
+    /// [`BatchOptions::resume_from`](super::BatchOptions::resume_from) names a batch past the
+    /// last one the rows make: other rows or another batch size than the import that stopped
+    /// (which would plan other batches). Nothing was sent.
+    #[error(
+        "there is no batch {resume_from} to resume from: the rows make {batches} batch{}",
+        if *batches == 1 { "" } else { "es" }
+    )]
+    ResumePastEnd {
+        /// The batch asked for (1-based).
+        resume_from: usize,
+        /// The batches the rows make.
+        batches: usize,
+    },
     /// The project's record-id field could not be found.
     #[error("cannot tell the project's record-id field: the data dictionary is empty")]
     NoIdField,
@@ -86,7 +99,8 @@ pub enum WorkflowError {
 
 impl WorkflowError {
     /// What kind of failure this is: a failed call's own kind; a local file or a stopped worker is
-    /// [`ErrorKind::Local`]; an answer that does not decode is [`ErrorKind::Decode`]; REDCap's
+    /// [`ErrorKind::Local`]; a batch to resume from that the rows do not make is
+    /// [`ErrorKind::Request`]; an answer that does not decode is [`ErrorKind::Decode`]; REDCap's
     /// answers contradicting each other (missing records, another import count, an upload not
     /// in its folder, an empty data dictionary, a folder tree that loops) are [`ErrorKind::Server`].
     pub fn kind(&self) -> ErrorKind {
@@ -94,6 +108,7 @@ impl WorkflowError {
             WorkflowError::Call(e) => e.kind(),
             WorkflowError::Import(f) => f.error.kind(),
             WorkflowError::Local { .. } | WorkflowError::Worker(_) => ErrorKind::Local,
+            WorkflowError::ResumePastEnd { .. } => ErrorKind::Request,
             WorkflowError::Decode(_) => ErrorKind::Decode,
             WorkflowError::MissingRecords { .. }
             | WorkflowError::MissingColumns { .. }

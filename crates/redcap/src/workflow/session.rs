@@ -685,6 +685,10 @@ impl<'p> ImportSession<'p> {
                 ids.filter(|id| seen.insert(id.clone())).collect()
             })
             .collect();
+        // A batch past the end would make the run a silent success that sends nothing.
+        if options.resume_from > plan.batches.len().max(1) {
+            return Err(WorkflowError::ResumePastEnd { resume_from: options.resume_from, batches: plan.batches.len() });
+        }
         let first = options.resume_from.saturating_sub(1).min(plan.batches.len());
         progress.event(ProgressEvent::Planned { items: (plan.batches.len() - first) as u64, bytes: None });
         Ok(ImportSession {
