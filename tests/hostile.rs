@@ -4,7 +4,7 @@
 //! timeouts and bounded memory, with the token nowhere in errors or logs, and a failed download
 //! must leave the local file as it was.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,17 +92,7 @@ impl Server {
                 let n = count.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream);
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line);
-                    }
+                    let Some(head) = redcap_tests::read_head(&mut reader) else { return };
                     heads.lock().unwrap().push(head.clone());
                     let mut conn = Conn { head, reader, sent, bodies };
                     handle(&mut conn, n);
@@ -391,22 +381,7 @@ fn a_redirect_from_https_to_http_is_refused() {
                 }
                 let conn = rustls::ServerConnection::new(config).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, tcp);
-                let mut reader = BufReader::new(&mut tls);
-                let mut len = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; len];
-                if reader.read_exact(&mut body).is_err() {
+                if redcap_tests::read_request(&mut BufReader::new(&mut tls)).is_none() {
                     return;
                 }
                 tls_seen.fetch_add(1, Ordering::SeqCst);

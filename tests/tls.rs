@@ -1,7 +1,7 @@
 //! TLS: certificates are verified by default, and extra roots from a PEM file are trusted.
 //! A loopback HTTPS stand-in with a self-signed certificate answers Export Version.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::sync::Arc;
 
 use redcap::{Error, version};
@@ -35,23 +35,8 @@ fn start() -> HttpsStandIn {
             std::thread::spawn(move || {
                 let conn = rustls::ServerConnection::new(config).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, tcp);
-                let mut reader = BufReader::new(&mut tls);
-                let mut len = 0;
-                loop {
-                    let mut line = String::new();
-                    // A client that rejects the certificate closes the handshake: stop quietly.
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; len];
-                if reader.read_exact(&mut body).is_err() {
+                // A client that rejects the certificate closes the handshake: stop quietly.
+                if redcap_tests::read_request(&mut BufReader::new(&mut tls)).is_none() {
                     return;
                 }
                 let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n14.5.2");

@@ -614,7 +614,7 @@ impl<'a, R> Call<'a, R> {
         self.prepared
             .form()
             .get("token")
-            .and_then(|token| crate::error::redacted(text, token))
+            .and_then(|token| crate::redact::redacted(text, token))
             .unwrap_or_else(|| text.to_owned())
     }
 

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::redact::redact_in;
+
 use http::StatusCode;
 
 use crate::token::{TokenError, TokenKind};
@@ -514,36 +516,6 @@ impl Error {
     }
 }
 
-/// `text` with every occurrence of `secret` replaced by `[redacted]`, or `None` when there is
-/// none. ASCII case is ignored: tokens are hexadecimal, and a server may quote them in lower case.
-pub(crate) fn redacted(text: &str, secret: &str) -> Option<String> {
-    if secret.is_empty() || text.len() < secret.len() {
-        return None;
-    }
-    let lower = text.to_ascii_lowercase();
-    let needle = secret.to_ascii_lowercase();
-    let first = lower.find(&needle)?;
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    let mut next = Some(first);
-    while let Some(i) = next {
-        // ASCII lowering keeps byte offsets, so `i` is a boundary in `text` too.
-        out.push_str(&text[at..i]);
-        out.push_str("[redacted]");
-        at = i + needle.len();
-        next = lower[at..].find(&needle).map(|j| at + j);
-    }
-    out.push_str(&text[at..]);
-    Some(out)
-}
-
-/// Redacts `secret` in `text` in place.
-pub(crate) fn redact_in(text: &mut String, secret: &str) {
-    if let Some(r) = redacted(text, secret) {
-        *text = r;
-    }
-}
-
 impl ApiError {
     fn redact(mut self, secret: &str) -> Self {
         redact_in(&mut self.message, secret);
@@ -598,7 +570,7 @@ impl Error {
             Error::Redirect(e) => Error::Redirect(e.redact(secret)),
             Error::Transport(e) => Error::Transport(e.redact(secret)),
             Error::Local { path, source } => {
-                let path = match redacted(&path.to_string_lossy(), secret) {
+                let path = match crate::redact::redacted(&path.to_string_lossy(), secret) {
                     Some(p) => p.into(),
                     None => path,
                 };
@@ -640,6 +612,7 @@ impl From<ResponseError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redact::redacted;
 
     const T: &str = "0123456789ABCDEF0123456789ABCDEF";
 

@@ -20,6 +20,7 @@ mod method;
 pub mod model;
 pub mod param;
 pub mod policy;
+mod redact;
 pub mod rows;
 pub mod send;
 pub mod ser;

@@ -130,7 +130,7 @@ impl TransportError {
     /// The error without `secret` in its message or its sources' (an HTTP stack may quote a
     /// header the server sent). A source that shows it is replaced by its redacted text.
     pub(crate) fn redact(mut self, secret: &str) -> Self {
-        crate::error::redact_in(&mut self.message, secret);
+        crate::redact::redact_in(&mut self.message, secret);
         if let Some(source) = self.source.take() {
             let mut chain = Vec::new();
             let mut next: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
@@ -140,9 +140,9 @@ impl TransportError {
             }
             let text = chain.join(": ");
             // Debug too: `{:?}` of the error shows the source's Debug.
-            let shows = crate::error::redacted(&format!("{text}\n{source:?}"), secret).is_some();
+            let shows = crate::redact::redacted(&format!("{text}\n{source:?}"), secret).is_some();
             self.source = match shows {
-                true => Some(Box::new(Redacted(crate::error::redacted(&text, secret).unwrap_or(text)))),
+                true => Some(Box::new(Redacted(crate::redact::redacted(&text, secret).unwrap_or(text)))),
                 false => Some(source),
             };
         }
