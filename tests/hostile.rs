@@ -4,6 +4,9 @@
 //! timeouts and bounded memory, with the token nowhere in errors or logs, and a failed download
 //! must leave the local file as it was.
 
+#[path = "support/self_signed.rs"]
+mod self_signed;
+
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -351,20 +354,7 @@ fn no_redirect_status_takes_the_token_to_another_server() {
 /// request (which would carry the token) ever arrives.
 #[test]
 fn a_redirect_from_https_to_http_is_refused() {
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let mut pem = tempfile::NamedTempFile::new().unwrap();
-    pem.write_all(key.cert.pem().as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![key.cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
-        )
-        .unwrap();
-    let config = Arc::new(config);
+    let (config, pem) = self_signed::localhost();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tls_requests, plaintext) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));

@@ -1,8 +1,10 @@
 //! TLS: certificates are verified by default, and extra roots from a PEM file are trusted.
 //! A loopback HTTPS stand-in with a self-signed certificate answers Export Version.
 
+#[path = "support/self_signed.rs"]
+mod self_signed;
+
 use std::io::{BufReader, Write};
-use std::sync::Arc;
 
 use redcap::{Error, version};
 use redcap_core::FailureKind;
@@ -13,20 +15,7 @@ struct HttpsStandIn {
 }
 
 fn start() -> HttpsStandIn {
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let mut pem = tempfile::NamedTempFile::new().unwrap();
-    pem.write_all(key.cert.pem().as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![key.cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
-        )
-        .unwrap();
-    let config = Arc::new(config);
+    let (config, pem) = self_signed::localhost();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
