@@ -1,5 +1,6 @@
 //! A TLS server configuration for `localhost` with a fresh self-signed certificate, for the
-//! https stand-in servers of the tests (included with `#[path]`; not a test target).
+//! https stand-in servers of the workspace tests and the CLI's (included with `#[path]`; not a
+//! test target).
 
 use std::io::Write;
 use std::sync::Arc;

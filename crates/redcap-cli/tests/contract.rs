@@ -8,6 +8,9 @@ use std::process::Output;
 use assert_cmd::Command;
 
 mod common;
+// The workspace tests' TLS stand-in configuration (tests/support), shared rather than copied.
+#[path = "../../../tests/support/self_signed.rs"]
+mod self_signed;
 use common::{Fixture, stderr, write};
 
 #[test]
@@ -280,21 +283,7 @@ fn an_incomplete_pull_still_gives_its_json_and_its_exit_code() {
 /// institutions run), answering Export Version; returns its URL and the certificate as PEM.
 fn https_stand_in() -> (String, tempfile::NamedTempFile) {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::sync::Arc;
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let mut pem = tempfile::NamedTempFile::new().unwrap();
-    pem.write_all(key.cert.pem().as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![key.cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
-        )
-        .unwrap();
-    let config = Arc::new(config);
+    let (config, pem) = self_signed::localhost();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
