@@ -400,6 +400,21 @@ fn a_looping_listing_ends_with_a_clear_error<A: Api>() {
     }
 }
 
+/// A pull into a path that is a file: refused as not a directory before any request, and
+/// the file is left as it was.
+fn a_pull_into_a_file_is_refused_before_any_request<A: Api>() {
+    let server = StandIn::start(|_, _| http_json("[]"));
+    let api = A::connect(&server.url, redcap_tests::FAKE_TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror");
+    std::fs::write(&file, "mine").unwrap();
+    let err = api.pull(&file, &PullOptions::default()).unwrap_err();
+    assert!(matches!(&err, WorkflowError::NotADirectory { path } if *path == file), "{err:?}");
+    assert_eq!(err.to_string(), format!("{} is not a directory", file.display()));
+    assert!(server.seen.lock().unwrap().is_empty(), "no request was made");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+}
+
 /// An upload whose answer is lost: the folder is listed again, and the push records the file
 /// as uploaded when it landed (no duplicate on a re-run), or says it did not arrive.
 fn a_lost_upload_answer_is_checked_in_the_listing<A: Api>() {
@@ -454,6 +469,7 @@ for_both_clients!(
     a_legacy_push_manifest_is_read_not_written,
     a_looping_listing_ends_with_a_clear_error,
     a_lost_upload_answer_is_checked_in_the_listing,
+    a_pull_into_a_file_is_refused_before_any_request,
 );
 
 #[cfg(unix)]

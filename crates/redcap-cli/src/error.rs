@@ -437,6 +437,8 @@ pub fn from_workflow(e: &WorkflowError, ctx: &CallContext<'_>) -> CliError {
             CliError::new(ExitKind::Api, e.to_string()).hint("list the folder with `redcap files ls` to find it")
         }
         WorkflowError::NoIdField => CliError::new(ExitKind::Api, e.to_string()),
+        WorkflowError::NotADirectory { .. } => CliError::new(ExitKind::Local, e.to_string())
+            .hint("give the directory to pull into (created if missing)"),
         WorkflowError::ResumePastEnd { .. } => CliError::usage(format!("{e}; nothing was sent")).hint(
             "resume with the same file and --batch-size as the import that stopped: they plan the same batches",
         ),

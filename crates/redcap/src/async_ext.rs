@@ -172,6 +172,7 @@ where
         options: &PullOptions,
         progress: &dyn Progress,
     ) -> Result<TransferSummary, WorkflowError> {
+        PullSession::check_dir(dir)?;
         let tree = self.walk(root, progress).await?;
         let mut session = PullSession::start(dir, &tree, options, progress)?;
         let mut pending = session.downloads().into_iter();

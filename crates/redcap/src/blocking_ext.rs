@@ -182,6 +182,7 @@ where
         options: &PullOptions,
         progress: &dyn Progress,
     ) -> Result<TransferSummary, WorkflowError> {
+        PullSession::check_dir(dir)?;
         let tree = self.walk(root, progress)?;
         let mut session = PullSession::start(dir, &tree, options, progress)?;
         let downloads = session.downloads();

@@ -391,10 +391,6 @@ pub fn pull(
     options: &PullOptions,
     ui: &Ui,
 ) -> Result<TransferSummary, CliError> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(CliError::new(ExitKind::Local, format!("{} is not a directory", dir.display()))
-            .hint("give the directory to pull into (created if missing)"));
-    }
     let progress = ui.observer();
     session.client.pull(folder, dir, options, progress.as_ref()).map_err(|e| from_workflow(&e, &session.ctx(PULL)))
 }

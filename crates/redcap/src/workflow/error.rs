@@ -80,6 +80,13 @@ pub enum WorkflowError {
         /// The batches the rows make.
         batches: usize,
     },
+    /// The local directory of a pull is a file (or something else that is not a directory).
+    /// Found before any request ([`PullSession::check_dir`](super::PullSession::check_dir)).
+    #[error("{} is not a directory", path.display())]
+    NotADirectory {
+        /// The path given as the directory.
+        path: std::path::PathBuf,
+    },
     /// The project's record-id field could not be found.
     #[error("cannot tell the project's record-id field: the data dictionary is empty")]
     NoIdField,
@@ -107,7 +114,9 @@ impl WorkflowError {
         match self {
             WorkflowError::Call(e) => e.kind(),
             WorkflowError::Import(f) => f.error.kind(),
-            WorkflowError::Local { .. } | WorkflowError::Worker(_) => ErrorKind::Local,
+            WorkflowError::Local { .. } | WorkflowError::NotADirectory { .. } | WorkflowError::Worker(_) => {
+                ErrorKind::Local
+            }
             WorkflowError::ResumePastEnd { .. } => ErrorKind::Request,
             WorkflowError::Decode(_) => ErrorKind::Decode,
             WorkflowError::MissingRecords { .. }

@@ -64,6 +64,15 @@ pub struct PullSession<'p> {
 }
 
 impl<'p> PullSession<'p> {
+    /// Refuses a `dir` that exists and is not a directory: the clients check it before they
+    /// list the File Repository, so a mistyped path costs no request.
+    pub fn check_dir(dir: &Path) -> Result<(), WorkflowError> {
+        match std::fs::metadata(dir) {
+            Ok(m) if !m.is_dir() => Err(WorkflowError::NotADirectory { path: dir.to_owned() }),
+            _ => Ok(()),
+        }
+    }
+
     /// Plans the pull of `tree` into `dir`, creates the local folders and removes stale partial
     /// downloads an interrupted run left in them.
     pub fn start(
@@ -72,6 +81,7 @@ impl<'p> PullSession<'p> {
         options: &PullOptions,
         progress: &'p dyn Progress,
     ) -> Result<Self, WorkflowError> {
+        Self::check_dir(dir)?;
         std::fs::create_dir_all(dir).map_err(local(dir))?;
         let manifest = Manifest::load(dir).map_err(local(dir))?;
         let plan = PullPlan::new(
